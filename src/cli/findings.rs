@@ -1,0 +1,48 @@
+//! Findings and read errors as the command line prints them (text or JSON).
+
+use serde_json::json;
+
+use crate::conf::ConfError;
+use crate::model::Cluster;
+use crate::validate::{Finding, Severity};
+
+pub fn text(findings: &[Finding]) -> String {
+    let mut s = String::new();
+    for f in findings {
+        let sev = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        s.push_str(&format!("{sev}[{}]: {}\n  fix: {}\n", f.code, f.message, f.hint));
+    }
+    s
+}
+
+pub fn summary(cluster: &Cluster, findings: &[Finding]) -> String {
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let warnings = findings.len() - errors;
+    let lb = &cluster.lb;
+    let lb = match (&lb.address, lb.mode) {
+        (Some(a), m) if m != crate::model::LbMode::None => {
+            format!("LB {a}:{} ({}, {})", lb.port, lb.domain, m.label())
+        }
+        _ => "no LB".to_string(),
+    };
+    format!(
+        "{} hosts ({} masters, {} workers, {} etcd), {lb}: {errors} error{}, {warnings} warning{}",
+        cluster.hosts.len(),
+        cluster.masters().count(),
+        cluster.workers().count(),
+        cluster.etcd().count(),
+        if errors == 1 { "" } else { "s" },
+        if warnings == 1 { "" } else { "s" },
+    )
+}
+
+pub fn json(findings: &[Finding]) -> String {
+    json!({ "findings": findings }).to_string()
+}
+
+pub fn error_json(e: &ConfError) -> String {
+    json!({ "error": { "file": e.file.display().to_string(), "line": e.line, "message": e.message } }).to_string()
+}

@@ -1,0 +1,265 @@
+//! The cluster as kswizard understands it: hosts, their roles and the apiserver load balancer.
+//!
+//! Pure data. Readers in `conf/` build it from the installer's files, `validate` checks it, writers in
+//! `conf/` turn it back into files, and the engine derives an install from it.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub const DEFAULT_LB_PORT: u16 = 6443;
+pub const DEFAULT_LB_DOMAIN: &str = "lb.kubesphere.local";
+/// The port every apiserver listens on; the built-in LB must not take it on the masters.
+pub const APISERVER_PORT: u16 = 6443;
+
+/// A password. Its `Debug` and `Display` never show the text, so it cannot leak through logs or
+/// error reports by accident; code that needs the text calls `expose`.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Self {
+        Secret(text.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// How kswizard reaches a host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// `ansible_connection=local`: the taskbox itself; commands run without SSH.
+    Local,
+    /// SSH with a key: the named file, or the agent and the user's default keys.
+    Key { file: Option<String> },
+    /// SSH with a password (`ansible_ssh_pass`).
+    Password(Secret),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    pub master: bool,
+    pub worker: bool,
+    pub etcd: bool,
+}
+
+impl Roles {
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.master {
+            v.push("master");
+        }
+        if self.worker {
+            v.push("worker");
+        }
+        if self.etcd {
+            v.push("etcd");
+        }
+        v
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    pub name: String,
+    /// `ansible_host`: the address kswizard connects to.
+    pub address: Option<String>,
+    /// `ip`: the address Kubernetes binds to.
+    pub ip: Option<String>,
+    pub port: Option<u16>,
+    /// `ansible_user`; `None` is root.
+    pub user: Option<String>,
+    pub auth: Auth,
+    /// `ansible_become_pass`: the sudo password of a non-root user.
+    pub become_pass: Option<Secret>,
+    pub roles: Roles,
+    /// Keys kswizard does not interpret, kept in their order and written back as they were.
+    pub extra: Vec<(String, String)>,
+    /// A trailing `# ...` comment on the host's line, kept.
+    pub comment: Option<String>,
+}
+
+impl Host {
+    pub fn new(name: impl Into<String>, ip: impl Into<String>) -> Self {
+        let ip = ip.into();
+        Host {
+            name: name.into(),
+            address: Some(ip.clone()),
+            ip: Some(ip),
+            port: None,
+            user: None,
+            auth: Auth::Key { file: None },
+            become_pass: None,
+            roles: Roles::default(),
+            extra: Vec::new(),
+            comment: None,
+        }
+    }
+
+    /// The address to connect to: `ansible_host`, else `ip`, else the name (as Ansible does).
+    pub fn connect_address(&self) -> &str {
+        self.address
+            .as_deref()
+            .or(self.ip.as_deref())
+            .unwrap_or(&self.name)
+    }
+
+    /// The address Kubernetes uses for the node: `ip`, else the connect address.
+    pub fn node_ip(&self) -> &str {
+        self.ip.as_deref().unwrap_or_else(|| self.connect_address())
+    }
+
+    pub fn is_local(&self) -> bool {
+        self.auth == Auth::Local
+    }
+
+    pub fn is_root(&self) -> bool {
+        matches!(self.user.as_deref(), None | Some("root"))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LbMode {
+    /// A load balancer kswizard does not manage (cloud LB, F5, haproxy on hosts of your own).
+    #[default]
+    External,
+    /// haproxy + keepalived on the masters, set up by the install.
+    BuiltIn,
+    /// No load balancer: only valid with a single master.
+    None,
+}
+
+impl LbMode {
+    pub fn label(self) -> &'static str {
+        match self {
+            LbMode::External => "external",
+            LbMode::BuiltIn => "built-in haproxy + keepalived",
+            LbMode::None => "none",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadBalancer {
+    pub mode: LbMode,
+    /// The VIP or the LB's address (`loadbalancer_apiserver.address`).
+    pub address: Option<String>,
+    /// `loadbalancer_apiserver.port`; kept as read so that bad values can be reported.
+    pub port: i64,
+    pub domain: String,
+}
+
+impl Default for LoadBalancer {
+    fn default() -> Self {
+        LoadBalancer {
+            mode: LbMode::External,
+            address: None,
+            port: i64::from(DEFAULT_LB_PORT),
+            domain: DEFAULT_LB_DOMAIN.to_string(),
+        }
+    }
+}
+
+impl LoadBalancer {
+    /// The LB as the installer's common.yaml sees it: an address and port only when the mode has one.
+    pub fn is_configured(&self) -> bool {
+        self.mode != LbMode::None && self.address.is_some()
+    }
+}
+
+/// kswizard's own settings, which the installer's files have no place for (`conf/kswizard.yaml`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub lb_mode: Option<LbMode>,
+    /// keepalived: the interface that carries the VIP, and the VRRP router id.
+    pub keepalived_interface: Option<String>,
+    pub keepalived_router_id: Option<u8>,
+    /// Put the KubeSphere console (30880 on all nodes) behind the LB too.
+    pub console_lb: bool,
+    /// A plan file other than the bundled one.
+    pub plan: Option<String>,
+    /// Validation codes the operator accepted explicitly (only `etcd-on-worker` can be).
+    pub accept: Vec<String>,
+}
+
+/// A name in a group that no host definition matches: kept so validation can point at the typo.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UndefinedRef {
+    pub group: String,
+    pub name: String,
+    pub line: usize,
+}
+
+/// What a hosts.ini held that the model does not describe, kept so that writing loses nothing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IniLayout {
+    /// Comment and blank lines before the first section.
+    pub preamble: Vec<String>,
+    /// Comment lines inside the sections kswizard writes, by canonical section name.
+    pub section_comments: Vec<(String, Vec<String>)>,
+    /// Children of `[k8s-cluster:children]` besides kube-node and kube-master (e.g. calico-rr).
+    pub cluster_children: Vec<String>,
+    /// Sections kswizard does not interpret (`[all:vars]`, `[calico-rr]`, `[bastion]`), verbatim.
+    pub kept_sections: Vec<Vec<String>>,
+    pub crlf: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cluster {
+    /// In file order. Duplicate names are kept so validation can report them.
+    pub hosts: Vec<Host>,
+    pub lb: LoadBalancer,
+    pub settings: Settings,
+    pub undefined: Vec<UndefinedRef>,
+    pub ini: IniLayout,
+}
+
+impl Cluster {
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+
+    pub fn with_role(&self, pick: impl Fn(&Roles) -> bool) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(move |h| pick(&h.roles))
+    }
+
+    pub fn masters(&self) -> impl Iterator<Item = &Host> {
+        self.with_role(|r| r.master)
+    }
+
+    pub fn workers(&self) -> impl Iterator<Item = &Host> {
+        self.with_role(|r| r.worker)
+    }
+
+    pub fn etcd(&self) -> impl Iterator<Item = &Host> {
+        self.with_role(|r| r.etcd)
+    }
+
+    /// The preset of the Roles screen and of the seeds: the first three hosts are masters and etcd
+    /// (fewer when there are fewer hosts, keeping etcd odd), the rest are workers.
+    pub fn apply_preset(&mut self) {
+        let n = self.hosts.len();
+        let control = match n {
+            0 => 0,
+            1 | 2 => 1,
+            _ => 3,
+        };
+        for (i, h) in self.hosts.iter_mut().enumerate() {
+            let control_plane = i < control;
+            h.roles = Roles {
+                master: control_plane,
+                etcd: control_plane,
+                worker: !control_plane || n == 1,
+            };
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The layout rules (DESIGN §3): one pure function over the model, stable codes, fixed wording.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use serde::Serialize;
+
+use crate::model::{APISERVER_PORT, Auth, Cluster, LbMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub hosts: Vec<String>,
+    /// The field the operator edits to fix it: `roles.etcd`, `lb.address`, `host.name`, ...
+    pub field: &'static str,
+    pub message: String,
+    pub hint: String,
+}
+
+/// Codes an operator may accept in kswizard.yaml (`accept:`); an accepted finding is a warning.
+pub const ACCEPTABLE: &[&str] = &["etcd-on-worker"];
+
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+fn list(names: &[String]) -> String {
+    names.join(", ")
+}
+
+struct Out<'a> {
+    cluster: &'a Cluster,
+    findings: Vec<Finding>,
+}
+
+impl Out<'_> {
+    fn push(
+        &mut self,
+        code: &'static str,
+        severity: Severity,
+        hosts: Vec<String>,
+        field: &'static str,
+        message: String,
+        hint: String,
+    ) {
+        let accepted = ACCEPTABLE.contains(&code) && self.cluster.settings.accept.iter().any(|a| a == code);
+        let (severity, message) = if accepted {
+            (Severity::Warning, format!("{message} (accepted in kswizard.yaml)"))
+        } else {
+            (severity, message)
+        };
+        self.findings.push(Finding {
+            code,
+            severity,
+            hosts,
+            field,
+            message,
+            hint,
+        });
+    }
+}
+
+pub fn validate(cluster: &Cluster) -> Vec<Finding> {
+    use Severity::{Error, Warning};
+    let mut out = Out {
+        cluster,
+        findings: Vec::new(),
+    };
+    let names = |it: &mut dyn Iterator<Item = &crate::model::Host>| -> Vec<String> {
+        let mut v: Vec<String> = Vec::new();
+        for h in it {
+            if !v.contains(&h.name) {
+                v.push(h.name.clone());
+            }
+        }
+        v
+    };
+    let masters = names(&mut cluster.masters());
+    let etcd = names(&mut cluster.etcd());
+
+    // Names: unique and valid node names.
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for h in &cluster.hosts {
+        *by_name.entry(h.name.as_str()).or_default() += 1;
+    }
+    let mut reported = std::collections::HashSet::new();
+    for h in &cluster.hosts {
+        let n = by_name[h.name.as_str()];
+        if n > 1 && reported.insert(h.name.as_str()) {
+            out.push(
+                "duplicate-host",
+                Error,
+                vec![h.name.clone()],
+                "host.name",
+                format!("host {} is defined {n} times in [all]", h.name),
+                format!("remove the extra lines for {}, or rename one of them", h.name),
+            );
+        }
+    }
+    for h in &cluster.hosts {
+        if !valid_node_name(&h.name) && reported.insert(h.name.as_str()) {
+            out.push(
+                "hostname-invalid",
+                Error,
+                vec![h.name.clone()],
+                "host.name",
+                format!(
+                    "host name '{}' is not a valid node name: Kubernetes needs lowercase letters, digits, '-' and '.' (RFC 1123), at most 63 characters a label",
+                    h.name
+                ),
+                format!("rename it, e.g. '{}'", suggest_name(&h.name)),
+            );
+        }
+    }
+
+    // Addresses: no two hosts share one.
+    let mut by_addr: HashMap<&str, Vec<String>> = HashMap::new();
+    for h in &cluster.hosts {
+        let mut addrs: Vec<&str> = [h.address.as_deref(), h.ip.as_deref()].into_iter().flatten().collect();
+        addrs.dedup();
+        for a in addrs {
+            let v = by_addr.entry(a).or_default();
+            if !v.contains(&h.name) {
+                v.push(h.name.clone());
+            }
+        }
+    }
+    let mut dup_addrs: Vec<(&str, Vec<String>)> = by_addr
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(a, v)| (*a, v.clone()))
+        .collect();
+    dup_addrs.sort_by_key(|(_, v)| cluster.hosts.iter().position(|h| h.name == v[0]));
+    for (addr, hosts) in dup_addrs {
+        out.push(
+            "duplicate-ip",
+            Error,
+            hosts.clone(),
+            "host.ip",
+            format!("address {addr} is used by {}", list(&hosts)),
+            "each host needs its own address: correct ansible_host / ip".to_string(),
+        );
+    }
+
+    for u in &cluster.undefined {
+        out.push(
+            "host-undefined",
+            Error,
+            vec![u.name.clone()],
+            "host.name",
+            format!(
+                "[{}] names host '{}' (hosts.ini line {}), which [all] does not define",
+                u.group, u.name, u.line
+            ),
+            format!(
+                "correct the name if it is a typo, or add a line for '{}' to [all] with its ansible_host and ip",
+                u.name
+            ),
+        );
+    }
+
+    let local = names(&mut cluster.hosts.iter().filter(|h| h.auth == Auth::Local));
+    if local.len() > 1 {
+        out.push(
+            "local-host-count",
+            Error,
+            local.clone(),
+            "host.auth",
+            format!(
+                "{} hosts use ansible_connection=local ({}): only the taskbox kswizard runs on can be local",
+                local.len(),
+                list(&local)
+            ),
+            "keep ansible_connection=local on the taskbox only; give the others ansible_host= and SSH access".to_string(),
+        );
+    }
+
+    // Roles.
+    if masters.is_empty() {
+        out.push(
+            "no-master",
+            Error,
+            Vec::new(),
+            "roles.master",
+            "no master: a cluster needs at least one host in [kube-master]".to_string(),
+            "give the master role to one host, or to three for high availability".to_string(),
+        );
+    }
+    if etcd.is_empty() {
+        out.push(
+            "no-etcd",
+            Error,
+            Vec::new(),
+            "roles.etcd",
+            "no etcd host: a cluster needs at least one host in [etcd]".to_string(),
+            "give the etcd role to the masters (1 or 3 of them)".to_string(),
+        );
+    } else if etcd.len() % 2 == 0 {
+        out.push(
+            "etcd-count-even",
+            Error,
+            etcd.clone(),
+            "roles.etcd",
+            format!(
+                "{} etcd hosts ({}): etcd needs an odd count (3 tolerates 1 failure, 5 tolerates 2); {} tolerates no more failures than {}",
+                etcd.len(),
+                list(&etcd),
+                etcd.len(),
+                etcd.len() - 1
+            ),
+            "remove one etcd host or add one".to_string(),
+        );
+    }
+    let on_workers = names(&mut cluster.with_role(|r| r.etcd && r.worker && !r.master));
+    if !on_workers.is_empty() {
+        out.push(
+            "etcd-on-worker",
+            Error,
+            on_workers.clone(),
+            "roles.etcd",
+            format!(
+                "etcd on worker {}: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster",
+                list(&on_workers)
+            ),
+            "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string(),
+        );
+    }
+
+    // The load balancer.
+    let lb = &cluster.lb;
+    if masters.len() > 1 && !lb.is_configured() {
+        out.push(
+            "lb-required",
+            Error,
+            masters.clone(),
+            "lb.address",
+            format!(
+                "{} masters ({}) and no load balancer: kubelets and kubectl need one address in front of the apiservers",
+                masters.len(),
+                list(&masters)
+            ),
+            "set the load balancer's address (loadbalancer_apiserver.address in common.yaml), or keep a single master".to_string(),
+        );
+    }
+    if lb.mode != LbMode::None {
+        if let Some(addr) = &lb.address {
+            let owners = names(&mut cluster.hosts.iter().filter(|h| {
+                h.address.as_deref() == Some(addr) || h.ip.as_deref() == Some(addr)
+            }));
+            if !owners.is_empty() {
+                out.push(
+                    "vip-is-node-ip",
+                    Error,
+                    owners.clone(),
+                    "lb.address",
+                    format!(
+                        "load balancer address {addr} is the address of {}: the LB needs an address of its own",
+                        list(&owners)
+                    ),
+                    "use the LB's own address, or a free address in the masters' subnet for a VIP".to_string(),
+                );
+            }
+        }
+        if !(1..=65535).contains(&lb.port) {
+            out.push(
+                "port-invalid",
+                Error,
+                Vec::new(),
+                "lb.port",
+                format!("load balancer port {} is not a TCP port: expected 1..65535", lb.port),
+                format!("use {APISERVER_PORT} unless the load balancer listens on another port"),
+            );
+        }
+        if lb.mode == LbMode::BuiltIn && lb.port == i64::from(APISERVER_PORT) {
+            out.push(
+                "lb-port-conflict",
+                Error,
+                masters.clone(),
+                "lb.port",
+                format!(
+                    "the built-in load balancer runs haproxy on the masters, where port {APISERVER_PORT} is the apiserver's own"
+                ),
+                "give the load balancer another port, e.g. 8443".to_string(),
+            );
+        }
+        if lb.mode == LbMode::BuiltIn
+            && let Some(vip) = lb.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok())
+        {
+            let subnets: Vec<[u8; 3]> = cluster
+                .masters()
+                .filter_map(|h| h.node_ip().parse::<Ipv4Addr>().ok())
+                .map(|ip| {
+                    let o = ip.octets();
+                    [o[0], o[1], o[2]]
+                })
+                .collect();
+            let o = vip.octets();
+            if !subnets.is_empty() && !subnets.contains(&[o[0], o[1], o[2]]) {
+                let s = subnets[0];
+                out.push(
+                    "vip-subnet",
+                    Warning,
+                    masters.clone(),
+                    "lb.address",
+                    format!(
+                        "VIP {vip} is outside the masters' subnet {}.{}.{}.0/24: keepalived can only announce it on the masters' own network",
+                        s[0], s[1], s[2]
+                    ),
+                    format!("choose a free address in {}.{}.{}.0/24", s[0], s[1], s[2]),
+                );
+            }
+        }
+    }
+
+    let with_pass = names(&mut cluster.hosts.iter().filter(|h| {
+        matches!(h.auth, Auth::Password(_)) || h.become_pass.is_some()
+    }));
+    if !with_pass.is_empty() {
+        out.push(
+            "plaintext-password",
+            Warning,
+            with_pass.clone(),
+            "host.auth",
+            format!("hosts.ini holds passwords in plain text for {}", list(&with_pass)),
+            "use SSH keys instead (kswizard can install one with the password once), then remove the passwords".to_string(),
+        );
+    }
+
+    let mut findings = out.findings;
+    findings.sort_by_key(|f| f.severity);
+    findings
+}
+
+/// Lowercase RFC 1123 subdomain, as Kubernetes requires of node names.
+pub fn valid_node_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+fn suggest_name(name: &str) -> String {
+    let s: String = name
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+        .collect();
+    let s = s.trim_matches(|c| c == '-' || c == '.').to_string();
+    if s.is_empty() { "node1".to_string() } else { s }
+}
+
+#[cfg(test)]
+mod tests;
