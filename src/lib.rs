@@ -3,6 +3,6 @@
 
 pub mod cli;
 pub mod conf;
+pub mod engine;
 pub mod model;
 pub mod validate;
-pub mod engine;

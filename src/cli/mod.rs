@@ -2,6 +2,7 @@
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
 mod findings;
+mod install_cmd;
 mod validate_cmd;
 mod write_cmd;
 
@@ -11,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "kswizard", version, about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal")]
+#[command(
+    name = "kswizard",
+    version,
+    about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -42,6 +47,46 @@ pub enum Command {
         #[arg(long, value_name = "D")]
         lb_domain: Option<String>,
     },
+    /// Show which steps of the install plan run on which node, in which order.
+    Plan {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// A plan file other than the bundled assets/plan.yaml.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Install: facts from every node, then the plan, in parallel over SSH; resumable.
+    Install {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Where the journal and known_hosts live (default: .kswizard next to the conf directory).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Do not ask: confirm the install, and resume an unfinished one.
+        #[arg(long)]
+        yes: bool,
+        /// Go on with the unfinished install: finished steps are not run again.
+        #[arg(long, conflicts_with = "restart")]
+        resume: bool,
+        /// Start over, ignoring what an earlier install did.
+        #[arg(long)]
+        restart: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// Per-node state of the last install, from its journal.
+    Status {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -71,9 +116,17 @@ impl From<Outcome> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
+    // ssh runs kswizard as its askpass helper for password hosts (see engine::transport).
+    if let Ok(sock) = std::env::var(crate::engine::transport::ASKPASS_ENV) {
+        return crate::engine::transport::askpass_main(&sock);
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate { conf, format, strict } => validate_cmd::run(&conf, format, strict),
+        Command::Validate {
+            conf,
+            format,
+            strict,
+        } => validate_cmd::run(&conf, format, strict),
         Command::Write {
             conf,
             out,
@@ -89,6 +142,29 @@ pub fn main() -> ExitCode {
                 domain: lb_domain,
             },
         ),
+        Command::Plan { conf, plan, format } => install_cmd::plan(&conf, plan.as_deref(), format),
+        Command::Install {
+            conf,
+            plan,
+            state,
+            yes,
+            resume,
+            restart,
+            output,
+        } => install_cmd::install(install_cmd::InstallArgs {
+            conf: &conf,
+            plan: plan.as_deref(),
+            state: state.as_deref(),
+            yes,
+            resume,
+            restart,
+            json: output == Format::Json,
+        }),
+        Command::Status {
+            conf,
+            state,
+            format,
+        } => install_cmd::status(&conf, state.as_deref(), format),
     };
     outcome.into()
 }

@@ -14,14 +14,20 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 pub enum Event {
-    /// What will run where; `resumed` lists (node, step) pairs already done in an earlier run.
+    /// What will run where. `done` lists the (node, step) pairs an earlier run finished, which
+    /// are not run again; `changed` those it finished whose content or environment changed since,
+    /// which run again.
     Plan {
         install_id: String,
         nodes: Vec<super::plan::NodePlan>,
         done: Vec<(String, String)>,
+        changed: Vec<(String, String)>,
     },
     /// Facts about a node, gathered before the plan runs.
-    Facts { node: String, facts: Facts },
+    Facts {
+        node: String,
+        facts: Facts,
+    },
     Started {
         node: String,
         step: String,
@@ -29,7 +35,11 @@ pub enum Event {
         /// True when kswizard re-attached to a step an earlier run had started.
         reattached: bool,
     },
-    Output { node: String, step: String, line: String },
+    Output {
+        node: String,
+        step: String,
+        line: String,
+    },
     Finished {
         node: String,
         step: String,

@@ -15,11 +15,28 @@ use super::events::Status;
 #[serde(tag = "t", rename_all = "lowercase")]
 pub enum Record {
     /// A new install: its id, and the fingerprint of the configuration and plan it was made for.
-    Begin { install_id: String, config: String, ts: u64 },
+    Begin {
+        install_id: String,
+        config: String,
+        /// The plan file the install runs, so that `status` reads the same one.
+        #[serde(default)]
+        plan: String,
+        ts: u64,
+    },
     /// A step started on a node; `fp` fingerprints the step's content and environment there.
-    Start { node: String, step: String, attempt: u32, fp: String, ts: u64 },
+    Start {
+        node: String,
+        step: String,
+        attempt: u32,
+        fp: String,
+        ts: u64,
+    },
     /// Values a finished step published for later steps (`KEY=VALUE` lines of `$KSW_OUTPUT`).
-    Outputs { node: String, step: String, values: BTreeMap<String, String> },
+    Outputs {
+        node: String,
+        step: String,
+        values: BTreeMap<String, String>,
+    },
     End {
         node: String,
         step: String,
@@ -28,6 +45,8 @@ pub enum Record {
         reason: Option<String>,
         ts: u64,
     },
+    /// A resume found the configuration changed; steps whose fingerprint differs run again.
+    Reconfigured { config: String, ts: u64 },
     /// Every step finished (ok or not): nothing left to resume unless something failed.
     Complete { ts: u64 },
 }
@@ -78,9 +97,17 @@ impl Journal {
     }
 
     pub fn append(&mut self, r: &Record) -> io::Result<()> {
-        let mut line = serde_json::to_vec(r).map_err(io::Error::other)?;
-        line.push(b'\n');
-        self.file.write_all(&line)?;
+        self.append_all(std::slice::from_ref(r))
+    }
+
+    /// Append records with one write and one fsync.
+    pub fn append_all(&mut self, records: &[Record]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf)?;
         self.file.sync_data()
     }
 }
@@ -90,6 +117,7 @@ impl Journal {
 pub struct Replay {
     pub install_id: Option<String>,
     pub config: Option<String>,
+    pub plan: Option<String>,
     pub complete: bool,
     /// The last state of each (node, step).
     pub steps: HashMap<(String, String), StepState>,
@@ -154,14 +182,26 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
             }
         };
         match rec {
-            Record::Begin { install_id, config, .. } => {
+            Record::Begin {
+                install_id,
+                config,
+                plan,
+                ..
+            } => {
                 r = Replay {
                     install_id: Some(install_id),
                     config: Some(config),
+                    plan: Some(plan),
                     ..Replay::default()
                 };
             }
-            Record::Start { node, step, attempt, fp, .. } => {
+            Record::Start {
+                node,
+                step,
+                attempt,
+                fp,
+                ..
+            } => {
                 r.complete = false;
                 r.steps.insert(
                     (node, step),
@@ -179,7 +219,13 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                     r.outputs.push((k, v));
                 }
             }
-            Record::End { node, step, status, reason, .. } => {
+            Record::End {
+                node,
+                step,
+                status,
+                reason,
+                ..
+            } => {
                 let s = r.steps.entry((node, step)).or_insert(StepState {
                     attempt: 0,
                     fp: String::new(),
@@ -189,6 +235,7 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 s.status = Some(status);
                 s.reason = reason;
             }
+            Record::Reconfigured { config, .. } => r.config = Some(config),
             Record::Complete { .. } => r.complete = true,
         }
     }
@@ -228,6 +275,7 @@ mod tests {
         j.append(&Record::Begin {
             install_id: "i1".into(),
             config: "c".into(),
+            plan: "plan.yaml".into(),
             ts: 0,
         })
         .unwrap();
@@ -235,7 +283,10 @@ mod tests {
         j.append(&end("n1", "a", Status::Ok)).unwrap();
         j.append(&start("n1", "b")).unwrap();
         drop(j);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         // A crash in the middle of the next append.
         let mut f = OpenOptions::new().append(true).open(&p).unwrap();
         f.write_all(br#"{"t":"end","node":"n1","st"#).unwrap();
@@ -250,12 +301,16 @@ mod tests {
         let mut j = Journal::open(&p, false).unwrap();
         j.append(&end("n1", "b", Status::Failed)).unwrap();
         let r = replay(&p).unwrap();
-        assert_eq!(r.steps[&("n1".into(), "b".into())].status, Some(Status::Failed));
+        assert_eq!(
+            r.steps[&("n1".into(), "b".into())].status,
+            Some(Status::Failed)
+        );
     }
 
     #[test]
     fn a_bad_record_in_the_middle_is_an_error_naming_the_line() {
-        let bytes = b"{\"t\":\"complete\",\"ts\":1}\n{\"t\":\"bogus\"}\n{\"t\":\"complete\",\"ts\":2}\n";
+        let bytes =
+            b"{\"t\":\"complete\",\"ts\":1}\n{\"t\":\"bogus\"}\n{\"t\":\"complete\",\"ts\":2}\n";
         let e = replay_bytes(bytes, Path::new("j")).unwrap_err();
         assert_eq!(e.line, 2);
     }

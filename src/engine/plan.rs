@@ -87,7 +87,8 @@ fn step_line(text: &str, id: &str) -> usize {
                 let before = l[..i].chars().last();
                 let value = l[i + 3..].trim_start();
                 let value = value.split([',', '}', ' ', '#']).next().unwrap_or("");
-                matches!(before, None | Some(' ' | '{' | ',' | '-')) && value.trim_matches(['"', '\'']) == id
+                matches!(before, None | Some(' ' | '{' | ',' | '-'))
+                    && value.trim_matches(['"', '\'']) == id
             })
         })
         .map_or(0, |i| i + 1)
@@ -97,7 +98,9 @@ fn step_line(text: &str, id: &str) -> usize {
 pub fn load(path: &Path) -> Result<Plan, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfError::io(path, &e))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    parse(&text, path, |script| std::fs::read_to_string(base.join(script)))
+    parse(&text, path, |script| {
+        std::fs::read_to_string(base.join(script))
+    })
 }
 
 /// Parse plan text; `read_script` fetches a script's content by its relative path.
@@ -112,29 +115,48 @@ pub fn parse(
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
         ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become): {msg}"))
     })?;
-    let err = |id: &str, msg: String| ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"));
+    let err = |id: &str, msg: String| {
+        ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
+    };
     let mut seen = HashSet::new();
     let mut steps = Vec::new();
     for r in raw.steps {
-        if r.id.is_empty() || !r.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(err(&r.id, "expected an id of letters, digits, '-' and '_'".into()));
+        if r.id.is_empty()
+            || !r
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                &r.id,
+                "expected an id of letters, digits, '-' and '_'".into(),
+            ));
         }
         if !seen.insert(r.id.clone()) {
             return Err(err(&r.id, "the id is used by an earlier step too".into()));
         }
         if r.roles.is_empty() {
-            return Err(err(&r.id, "expected at least one role (all, master, worker, etcd, first-master)".into()));
+            return Err(err(
+                &r.id,
+                "expected at least one role (all, master, worker, etcd, first-master)".into(),
+            ));
         }
         if r.timeout == 0 {
             return Err(err(&r.id, "timeout must be at least 1 second".into()));
         }
         let (body, source) = match (&r.script, &r.run) {
             (Some(s), None) => {
-                let body = read_script(s).map_err(|e| err(&r.id, format!("script '{s}' cannot be read: {e}")))?;
+                let body = read_script(s)
+                    .map_err(|e| err(&r.id, format!("script '{s}' cannot be read: {e}")))?;
                 (body, s.clone())
             }
             (None, Some(run)) => (run.clone(), "inline".to_string()),
-            _ => return Err(err(&r.id, "expected exactly one of 'script' and 'run'".into())),
+            _ => {
+                return Err(err(
+                    &r.id,
+                    "expected exactly one of 'script' and 'run'".into(),
+                ));
+            }
         };
         steps.push(Step {
             id: r.id,
@@ -148,20 +170,34 @@ pub fn parse(
         });
     }
     if steps.is_empty() {
-        return Err(ConfError::new(file, 1, "expected at least one step under 'steps:'"));
+        return Err(ConfError::new(
+            file,
+            1,
+            "expected at least one step under 'steps:'",
+        ));
     }
-    let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.id.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
     for s in &steps {
         for a in &s.after {
             if !index.contains_key(a.as_str()) {
-                return Err(err(&s.id, format!("'after' names '{a}', which no step of the plan has")));
+                return Err(err(
+                    &s.id,
+                    format!("'after' names '{a}', which no step of the plan has"),
+                ));
             }
         }
     }
     if let Some(cycle) = find_cycle(&steps, &index) {
         return Err(err(
             &cycle[0],
-            format!("the steps wait for each other in a cycle: {}", cycle.join(" -> ")),
+            format!(
+                "the steps wait for each other in a cycle: {}",
+                cycle.join(" -> ")
+            ),
         ));
     }
     Ok(Plan {
@@ -195,7 +231,10 @@ fn find_cycle(steps: &[Step], index: &HashMap<&str, usize>) -> Option<Vec<String
             match pending.pop() {
                 Some(next) if colour[next] == 1 => {
                     let pos = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
-                    let mut cycle: Vec<String> = stack[pos..].iter().map(|(n, _)| steps[*n].id.clone()).collect();
+                    let mut cycle: Vec<String> = stack[pos..]
+                        .iter()
+                        .map(|(n, _)| steps[*n].id.clone())
+                        .collect();
                     cycle.push(steps[next].id.clone());
                     return Some(cycle);
                 }
@@ -269,7 +308,10 @@ mod tests {
     fn plan(text: &str) -> Result<Plan, ConfError> {
         parse(text, Path::new("plan.yaml"), |s| {
             if s == "missing.sh" {
-                Err(std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory"))
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "No such file or directory",
+                ))
             } else {
                 Ok(format!("echo {s}"))
             }
@@ -279,7 +321,8 @@ mod tests {
     fn cluster() -> Cluster {
         let mut c = Cluster::default();
         for i in 1..=5 {
-            c.hosts.push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
         }
         c.apply_preset();
         c
@@ -328,7 +371,10 @@ mod tests {
             assert_eq!(plan(text).unwrap_err().to_string(), want);
         }
         let e = plan("steps:\n- {id: a, roles: [boss], run: x}\n").unwrap_err();
-        assert!(e.to_string().starts_with("plan.yaml:2: expected a plan"), "{e}");
+        assert!(
+            e.to_string().starts_with("plan.yaml:2: expected a plan"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -150,7 +150,11 @@ mod tests {
     fn run_local(root: &std::path::Path, l: &Launch) -> Vec<Line> {
         let text = launcher(l).replace(STATE_ROOT, &root.display().to_string());
         let out = Command::new("sh").arg("-c").arg(text).output().unwrap();
-        String::from_utf8(out.stdout).unwrap().lines().map(parse_line).collect()
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(parse_line)
+            .collect()
     }
 
     #[test]
@@ -187,7 +191,13 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\n");
         // The next attempt runs it again.
         let retry = run_local(root.path(), &Launch { attempt: 2, ..l });
-        assert_eq!(retry.last(), Some(&Line::Output("JOIN".into(), "kubeadm join x --token a=b".into())));
+        assert_eq!(
+            retry.last(),
+            Some(&Line::Output(
+                "JOIN".into(),
+                "kubeadm join x --token a=b".into()
+            ))
+        );
         assert_eq!(std::fs::read_to_string(&counter).unwrap(), "run\nrun\n");
     }
 
@@ -213,6 +223,9 @@ mod tests {
         assert!(is_env_name("KSW_JOIN_1"));
         assert!(!is_env_name("1X") && !is_env_name("a") && !is_env_name("A-B") && !is_env_name(""));
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
-        assert_eq!(parse_line("\u{1e}KSW-LOST gone"), Line::Vanished("gone".into()));
+        assert_eq!(
+            parse_line("\u{1e}KSW-LOST gone"),
+            Line::Vanished("gone".into())
+        );
     }
 }

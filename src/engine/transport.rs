@@ -73,11 +73,17 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
 }
 
 fn euid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(u32::MAX)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 fn become_for(host: &Host) -> Become {
-    let root = if host.is_local() { euid() == 0 } else { host.is_root() };
+    let root = if host.is_local() {
+        euid() == 0
+    } else {
+        host.is_root()
+    };
     match (&host.become_pass, root) {
         (_, true) => Become::AlreadyRoot,
         (Some(p), false) => Become::SudoPassword(p.clone()),
@@ -129,12 +135,15 @@ fn classify(host: &str, log: &str) -> ConnectError {
         .unwrap_or("ssh gave no reason")
         .trim()
         .to_string();
-    if log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED") || log.contains("Host key verification failed") {
+    if log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || log.contains("Host key verification failed")
+    {
         ConnectError::HostKeyChanged {
             host: host.into(),
             detail,
         }
-    } else if log.contains("Permission denied") || log.contains("Too many authentication failures") {
+    } else if log.contains("Permission denied") || log.contains("Too many authentication failures")
+    {
         ConnectError::AuthFailed {
             host: host.into(),
             detail,
@@ -149,7 +158,12 @@ fn classify(host: &str, log: &str) -> ConnectError {
 
 /// Connect to `host`: the local shell, or a new ControlMaster in `ctl_dir` with host keys pinned
 /// in `known_hosts`.
-pub async fn connect(host: &Host, known_hosts: &Path, ctl_dir: &Path, n: usize) -> Result<Conn, ConnectError> {
+pub async fn connect(
+    host: &Host,
+    known_hosts: &Path,
+    ctl_dir: &Path,
+    n: usize,
+) -> Result<Conn, ConnectError> {
     let become_how = become_for(host);
     if host.is_local() {
         return Ok(Conn {
@@ -185,16 +199,21 @@ pub async fn connect(host: &Host, known_hosts: &Path, ctl_dir: &Path, n: usize) 
     match &host.auth {
         Auth::Password(pw) => {
             let sock = ctl_dir.join(format!("{n}.ap"));
-            serve_password(&sock, pw.clone(), done.clone()).map_err(|e| ConnectError::Unreachable {
-                host: host.name.clone(),
-                detail: format!("askpass socket: {e}"),
+            serve_password(&sock, pw.clone(), done.clone()).map_err(|e| {
+                ConnectError::Unreachable {
+                    host: host.name.clone(),
+                    detail: format!("askpass socket: {e}"),
+                }
             })?;
             let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kswizard"));
             cmd.env("SSH_ASKPASS", exe)
                 .env("SSH_ASKPASS_REQUIRE", "force")
                 .env(ASKPASS_ENV, &sock)
                 .args(["-o", "BatchMode=no", "-o", "PubkeyAuthentication=no"])
-                .args(["-o", "PreferredAuthentications=password,keyboard-interactive"])
+                .args([
+                    "-o",
+                    "PreferredAuthentications=password,keyboard-interactive",
+                ])
                 .args(["-o", "NumberOfPasswordPrompts=1"]);
         }
         Auth::Key { file } => {
@@ -223,11 +242,14 @@ pub async fn connect(host: &Host, known_hosts: &Path, ctl_dir: &Path, n: usize) 
     })
 }
 
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
 /// A command running on a node: its output line by line, then its exit code.
 pub struct Running {
-    lines: Lines<BufReader<Box<dyn AsyncRead + Unpin + Send>>>,
+    lines: Lines<BufReader<Reader>>,
     child: Child,
-    stderr: Option<Box<dyn AsyncRead + Unpin + Send>>,
+    stderr: Option<Reader>,
 }
 
 enum Child {
@@ -268,16 +290,13 @@ impl Conn {
             (Become::AlreadyRoot, _) | (_, false) => (None, "sh -s"),
             (Become::SudoNoPassword, true) => (None, "sudo -n sh -s"),
             // sudo reads the password line from stdin byte by byte and leaves the rest to sh.
-            (Become::SudoPassword(p), true) => (Some(format!("{}\n", p.expose())), "sudo -S -p '' sh -s"),
+            (Become::SudoPassword(p), true) => {
+                (Some(format!("{}\n", p.expose())), "sudo -S -p '' sh -s")
+            }
         };
         let mut input = prefix.unwrap_or_default();
         input.push_str(script);
-        let (mut stdin, stdout, stderr, child): (
-            Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-            Box<dyn AsyncRead + Unpin + Send>,
-            Box<dyn AsyncRead + Unpin + Send>,
-            Child,
-        ) = match &self.kind {
+        let (mut stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {
             Kind::Local => {
                 let mut c = tokio::process::Command::new("sh")
                     .arg("-c")
@@ -313,7 +332,10 @@ impl Conn {
                 )
             }
         };
-        stdin.write_all(input.as_bytes()).await.map_err(|e| Lost(e.to_string()))?;
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|e| Lost(e.to_string()))?;
         stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
         drop(stdin);
         Ok(Running {
@@ -351,13 +373,23 @@ mod tests {
     #[test]
     fn classifies_ssh_failures() {
         let changed = "@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n";
-        assert!(matches!(classify("n1", changed), ConnectError::HostKeyChanged { .. }));
+        assert!(matches!(
+            classify("n1", changed),
+            ConnectError::HostKeyChanged { .. }
+        ));
         let denied = "kswlab@127.0.0.1: Permission denied (publickey,password).\n";
         let e = classify("n1", denied);
         assert!(matches!(e, ConnectError::AuthFailed { .. }));
-        assert!(e.to_string().contains("Permission denied (publickey,password)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("Permission denied (publickey,password)"),
+            "{e}"
+        );
         let refused = "ssh: connect to host 127.0.0.9 port 22: Connection refused\n";
-        assert!(matches!(classify("n1", refused), ConnectError::Unreachable { .. }));
+        assert!(matches!(
+            classify("n1", refused),
+            ConnectError::Unreachable { .. }
+        ));
     }
 
     #[tokio::test]
@@ -365,7 +397,9 @@ mod tests {
         let mut h = Host::new("t", "127.0.0.1");
         h.auth = Auth::Local;
         let dir = tempfile::tempdir().unwrap();
-        let c = connect(&h, &dir.path().join("kh"), dir.path(), 0).await.unwrap();
+        let c = connect(&h, &dir.path().join("kh"), dir.path(), 0)
+            .await
+            .unwrap();
         let (code, out, _) = c.run("echo one; echo two; exit 3\n", false).await.unwrap();
         assert_eq!(code, 3);
         assert_eq!(out, "one\ntwo\n");
