@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod conf;
 pub mod engine;
+pub mod lb_status;
 pub mod model;
 pub mod validate;

@@ -3,6 +3,7 @@
 
 mod findings;
 mod install_cmd;
+mod lb_cmd;
 mod validate_cmd;
 mod write_cmd;
 
@@ -78,12 +79,31 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// The apiserver load balancer: its frontend and every master's apiserver behind it.
+    Lb {
+        #[command(subcommand)]
+        command: LbCommand,
+    },
     /// Per-node state of the last install, from its journal.
     Status {
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         #[arg(long)]
         state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LbCommand {
+    /// Probe the LB address and each master's apiserver port (exit 1 if any is down).
+    Status {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Probe every 2 seconds until interrupted (JSON: one object per line).
+        #[arg(long)]
+        watch: bool,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -160,6 +180,14 @@ pub fn main() -> ExitCode {
             restart,
             json: output == Format::Json,
         }),
+        Command::Lb {
+            command:
+                LbCommand::Status {
+                    conf,
+                    watch,
+                    format,
+                },
+        } => lb_cmd::status(&conf, watch, format),
         Command::Status {
             conf,
             state,
