@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod conf;
+pub mod lab;
 pub mod model;
 pub mod validate;

@@ -2,6 +2,7 @@
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
 mod findings;
+mod lab_cmd;
 mod validate_cmd;
 mod write_cmd;
 
@@ -41,6 +42,11 @@ pub enum Command {
         lb_port: Option<i64>,
         #[arg(long, value_name = "D")]
         lb_domain: Option<String>,
+    },
+    /// Local SSH nodes for trying kswizard out and for tests (needs root).
+    Lab {
+        #[command(subcommand)]
+        action: lab_cmd::LabAction,
     },
 }
 
@@ -89,6 +95,7 @@ pub fn main() -> ExitCode {
                 domain: lb_domain,
             },
         ),
+        Command::Lab { action } => lab_cmd::run(action),
     };
     outcome.into()
 }
