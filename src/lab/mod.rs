@@ -326,8 +326,12 @@ fn user_exists(user: &str) -> bool {
 /// The key user (passwordless sudo) and the password user (password login, sudo asks for it).
 fn create_users(lab: &Lab) -> Result<()> {
     for user in [&lab.key_user, &lab.password_user] {
-        if !user_exists(user) {
-            run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))?;
+        // Another lab coming up at the same time may create the user first.
+        if !user_exists(user)
+            && let Err(e) = run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))
+            && !user_exists(user)
+        {
+            return Err(e);
         }
     }
     // Without PAM, sshd refuses keys for a locked ("!") account; "*" is unlocked but has no password.

@@ -18,6 +18,7 @@ pub const PRIVATE_DIRS: &[(&str, &str)] = &[
     ("/etc/etcd", "etc-etcd"),
     ("/etc/containerd", "etc-containerd"),
     ("/etc/sysctl.d", "etc-sysctl.d"),
+    ("/etc/modules-load.d", "etc-modules-load.d"),
     ("/var/lib/etcd", "var-lib-etcd"),
     ("/var/lib/kubelet", "var-lib-kubelet"),
     ("/var/lib/kswizard", "var-lib-kswizard"),

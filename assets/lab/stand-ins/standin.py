@@ -395,9 +395,18 @@ def kubeadm_join(endpoint, opts):
         if need not in opts:
             die("kubeadm join: --%s is required" % need)
     # Discovery: fetch the CA without trusting it, then trust it only if its hash is the one given.
+    # Retried like kubeadm's discovery: the LB may not have marked an apiserver up yet.
     insecure = ssl._create_unverified_context()
-    with urllib.request.urlopen("https://%s/standin/cluster-info" % endpoint, context=insecure, timeout=10) as r:
-        ca_pem = r.read()
+    for attempt in range(60):
+        try:
+            with urllib.request.urlopen("https://%s/standin/cluster-info" % endpoint, context=insecure, timeout=5) as r:
+                ca_pem = r.read()
+            break
+        except OSError as e:
+            if attempt == 59:
+                die("[discovery] %s did not answer: %s" % (endpoint, e))
+            print("[discovery] waiting for %s: %s" % (endpoint, e), flush=True)
+            time.sleep(1)
     if ca_hash(ca_pem) != opts["discovery-token-ca-cert-hash"]:
         die("[discovery] the cluster CA's hash is not %s: refusing it" % opts["discovery-token-ca-cert-hash"])
     print("[discovery] cluster CA verified against the pinned public key")
