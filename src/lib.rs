@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod conf;
 pub mod engine;
+pub mod lab;
 pub mod lb_status;
 pub mod model;
 pub mod validate;

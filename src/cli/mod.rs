@@ -4,6 +4,7 @@
 mod findings;
 mod install_cmd;
 mod lb_cmd;
+mod lab_cmd;
 mod validate_cmd;
 mod write_cmd;
 
@@ -92,6 +93,11 @@ pub enum Command {
         state: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Local SSH nodes for trying kswizard out and for tests (needs root).
+    Lab {
+        #[command(subcommand)]
+        action: lab_cmd::LabAction,
     },
 }
 
@@ -193,6 +199,7 @@ pub fn main() -> ExitCode {
             state,
             format,
         } => install_cmd::status(&conf, state.as_deref(), format),
+        Command::Lab { action } => lab_cmd::run(action),
     };
     outcome.into()
 }

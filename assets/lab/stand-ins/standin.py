@@ -1,0 +1,511 @@
+#!/usr/bin/env python3
+"""kswizard lab STAND-IN for kubeadm, kubelet, kubectl, crictl and containerd: NOT the real tools.
+
+The lab cannot have the Kubernetes binaries, so these keep the real tools' command line for what
+kswizard's install plan uses, and do real work behind it where the plan can check it:
+- `kubeadm init` makes a real CA and apiserver certificate (openssl), starts a TLS listener on the
+  node's IP:6443 (the "apiserver") answering /readyz, /healthz and /livez, and keeps the cluster's
+  state (bootstrap tokens, joined nodes) in the real external etcd, as the apiserver does;
+- `kubeadm join` checks the CA hash and the token against that apiserver; with --control-plane it
+  starts a listener of its own;
+- `kubelet` posts heartbeats, so `kubectl get nodes` shows Ready only for nodes that are alive.
+"""
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CONTRACT = "v1.28.2"
+VERSION = CONTRACT + "-kswizard-lab-standin"
+K8S = "/etc/kubernetes"
+PKI = K8S + "/pki"
+APISERVER_CONF = K8S + "/standin-apiserver.json"
+RUN = "/var/lib/kubelet/standin"
+PREFIX = "/kswizard-standin/"
+HEARTBEAT_S = 5
+
+
+def die(msg):
+    print(msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def sh(*args, data=None):
+    return subprocess.run(args, input=data, check=True, capture_output=True).stdout
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write(path, data, mode=0o644):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data if isinstance(data, bytes) else data.encode())
+    os.chmod(path, mode)
+
+
+def b64(data):
+    return base64.b64encode(data if isinstance(data, bytes) else data.encode()).decode()
+
+
+def flags(argv):
+    """--key value / --key=value / --switch into a dict, positional arguments into a list."""
+    opts, pos, i = {}, [], 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith("--"):
+            key, eq, val = a[2:].partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                val, i = argv[i + 1], i + 1
+            opts[key] = val if (eq or val) else True
+        else:
+            pos.append(a)
+        i += 1
+    return opts, pos
+
+
+def parse_kubeadm_config(text):
+    """The few fields of a kubeadm v1beta3 config the stand-in uses: scalars by key name, lists by the
+    key above them. Enough for the plan's config; not a YAML parser."""
+    scalars, lists, current = {}, {}, None
+    for line in text.splitlines():
+        s = line.split("#", 1)[0].rstrip()
+        if not s.strip() or s.strip() == "---":
+            continue
+        item = re.match(r"\s*-\s+(.*)", s)
+        if item and current:
+            lists.setdefault(current, []).append(item.group(1).strip().strip("\"'"))
+            continue
+        kv = re.match(r"\s*([A-Za-z]+):\s*(.*)", s)
+        if kv:
+            current = kv.group(1)
+            if kv.group(2):
+                scalars[current] = kv.group(2).strip().strip("\"'")
+    return scalars, lists
+
+
+# --- certificates -------------------------------------------------------------------------------
+
+def make_cert(name, cn, org=None, sans=(), ca=PKI + "/ca"):
+    """An EC key and a certificate signed by the CA `ca` (.crt/.key), unless both exist already."""
+    crt, key = name + ".crt", name + ".key"
+    if os.path.exists(crt) and os.path.exists(key):
+        return
+    os.makedirs(os.path.dirname(name), exist_ok=True)
+    sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key)
+    os.chmod(key, 0o600)
+    subj = "/CN=" + cn + ("/O=" + org if org else "")
+    with tempfile.NamedTemporaryFile("w", suffix=".ext") as ext:
+        ext.write("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n")
+        ext.write("extendedKeyUsage=serverAuth,clientAuth\n")
+        if sans:
+            ext.write("subjectAltName=" + ",".join(
+                ("IP:" if re.fullmatch(r"[\d.]+", s) else "DNS:") + s for s in sans) + "\n")
+        ext.flush()
+        csr = sh("openssl", "req", "-new", "-key", key, "-subj", subj)
+        sh("openssl", "x509", "-req", "-CA", ca + ".crt", "-CAkey", ca + ".key", "-CAcreateserial",
+           "-days", "365", "-extfile", ext.name, "-out", crt, data=csr)
+
+
+def make_ca():
+    if os.path.exists(PKI + "/ca.crt"):
+        return
+    os.makedirs(PKI, exist_ok=True)
+    sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", PKI + "/ca.key")
+    os.chmod(PKI + "/ca.key", 0o600)
+    sh("openssl", "req", "-x509", "-new", "-key", PKI + "/ca.key", "-days", "3650",
+       "-subj", "/CN=kubernetes", "-out", PKI + "/ca.crt")
+
+
+def ca_hash(ca_pem):
+    """kubeadm's --discovery-token-ca-cert-hash: sha256 of the CA's DER SubjectPublicKeyInfo."""
+    pub = sh("openssl", "x509", "-noout", "-pubkey", data=ca_pem)
+    der = sh("openssl", "pkey", "-pubin", "-outform", "DER", data=pub)
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+# --- etcd, where the cluster state lives --------------------------------------------------------
+
+def etcd_call(etcd, op, body):
+    ctx = ssl.create_default_context(cafile=etcd["caFile"])
+    ctx.load_cert_chain(etcd["certFile"], etcd["keyFile"])
+    last = None
+    for ep in etcd["endpoints"]:
+        req = urllib.request.Request(ep.rstrip("/") + op, data=json.dumps(body).encode(),
+                                     method="POST" if body is not None else "GET")
+        try:
+            with urllib.request.urlopen(req, context=ctx, timeout=3) as r:
+                return json.load(r)
+        except OSError as e:
+            last = e
+    raise OSError("no etcd endpoint answered: %s" % last)
+
+
+def etcd_put(etcd, key, value):
+    etcd_call(etcd, "/v3/kv/put", {"key": b64(PREFIX + key), "value": b64(json.dumps(value))})
+
+
+def etcd_get(etcd, prefix):
+    """{key: value} for the keys under PREFIX + prefix."""
+    start = (PREFIX + prefix).encode()
+    end = start[:-1] + bytes([start[-1] + 1])
+    out = etcd_call(etcd, "/v3/kv/range", {"key": b64(start), "range_end": b64(end)})
+    return {base64.b64decode(kv["key"]).decode()[len(PREFIX):]:
+            json.loads(base64.b64decode(kv["value"])) for kv in out.get("kvs", [])}
+
+
+def etcd_healthy(etcd):
+    try:
+        return etcd_call(etcd, "/health", None).get("health") == "true"
+    except OSError:
+        return False
+
+
+# --- the apiserver stand-in ---------------------------------------------------------------------
+
+def apiserver(conf_path):
+    conf = json.loads(read(conf_path))
+    etcd = conf["etcd"]
+
+    class Handler(BaseHTTPRequestHandler):
+        def reply(self, code, body, ctype="text/plain"):
+            data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype if isinstance(body, str) else "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def body(self):
+            return json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+
+        def is_admin(self):
+            return bool(self.connection.getpeercert())
+
+        def do_GET(self):
+            if self.path in ("/readyz", "/healthz", "/livez"):
+                # Like the real apiserver, not ready while its etcd is unreachable.
+                if etcd_healthy(etcd):
+                    return self.reply(200, "ok")
+                return self.reply(500, "[-]etcd failed: reason withheld\nreadyz check failed")
+            if self.path == "/standin/cluster-info":
+                return self.reply(200, read(PKI + "/ca.crt").decode())
+            if self.path == "/api/v1/nodes" and self.is_admin():
+                return self.reply(200, {"kind": "NodeList", "items": list(etcd_get(etcd, "nodes/").values())})
+            return self.reply(403 if self.path.startswith("/api") else 404, "forbidden or not found")
+
+        def do_POST(self):
+            req = self.body()
+            if self.path == "/standin/join":
+                return self.join(req)
+            if self.path == "/standin/heartbeat":
+                node = etcd_get(etcd, "nodes/" + req.get("name", "")).get("nodes/" + req.get("name", ""))
+                if not node or node.get("secret") != req.get("secret"):
+                    return self.reply(401, "unknown node or wrong credential")
+                node["heartbeat"] = time.time()
+                etcd_put(etcd, "nodes/" + node["name"], node)
+                return self.reply(200, "ok")
+            return self.reply(404, "not found")
+
+        def join(self, req):
+            token_id, _, token_secret = req.get("token", "").partition(".")
+            token = etcd_get(etcd, "tokens/" + token_id).get("tokens/" + token_id)
+            if not token or token["secret"] != token_secret:
+                return self.reply(401, "invalid bootstrap token")
+            cluster = etcd_get(etcd, "cluster").get("cluster", {})
+            answer = {"cluster": cluster}
+            if req.get("controlPlane"):
+                if req.get("certificateKey") != cluster.get("certificateKey"):
+                    return self.reply(403, "wrong --certificate-key")
+                answer["caKey"] = read(PKI + "/ca.key").decode()
+            secret = secrets.token_hex(16)
+            etcd_put(etcd, "nodes/" + req["name"], {
+                "name": req["name"], "ip": req["ip"], "secret": secret, "joined": time.time(),
+                "roles": ["control-plane"] if req.get("controlPlane") else []})
+            answer["nodeSecret"] = secret
+            return self.reply(200, answer)
+
+        def log_message(self, fmt, *args):
+            sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(PKI + "/apiserver.crt", PKI + "/apiserver.key")
+    ctx.load_verify_locations(PKI + "/ca.crt")
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    server = ThreadingHTTPServer((conf["bind"], conf["port"]), Handler)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print("stand-in apiserver listening on https://%s:%d" % (conf["bind"], conf["port"]), flush=True)
+    server.serve_forever()
+
+
+def running(name):
+    try:
+        pid = int(read("%s/%s.pid" % (RUN, name)))
+        return name in read("/proc/%d/cmdline" % pid).decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+
+
+def detach(name, *args):
+    """Start `standin.py name args` in its own session, logging to RUN/name.log, pid in RUN/name.pid."""
+    if running(name):
+        return
+    os.makedirs(RUN, exist_ok=True)
+    log = open("%s/%s.log" % (RUN, name), "ab")
+    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), name] + list(args),
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    write("%s/%s.pid" % (RUN, name), str(p.pid))
+
+
+def start_apiserver(ip, port, etcd):
+    write(APISERVER_CONF, json.dumps({"bind": ip, "port": port, "etcd": etcd}))
+    detach("apiserver", APISERVER_CONF)
+    ctx = ssl.create_default_context(cafile=PKI + "/ca.crt")
+    for _ in range(100):
+        try:
+            with urllib.request.urlopen("https://%s:%d/readyz" % (ip, port), context=ctx, timeout=2) as r:
+                if r.read() == b"ok":
+                    print("[control-plane] the stand-in apiserver is ready on https://%s:%d" % (ip, port))
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    die("[control-plane] the stand-in apiserver did not become ready; see %s/apiserver.log" % RUN)
+
+
+def kubeconfig(server, user, cred):
+    return ("apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n"
+            "    certificate-authority-data: %s\n    server: https://%s\n  name: kubernetes\n"
+            "contexts:\n- context:\n    cluster: kubernetes\n    user: %s\n  name: %s@kubernetes\n"
+            "current-context: %s@kubernetes\nusers:\n- name: %s\n  user:\n%s"
+            % (b64(read(PKI + "/ca.crt")), server, user, user, user, user, cred))
+
+
+def write_admin_conf(endpoint):
+    make_cert(PKI + "/admin", "kubernetes-admin", "system:masters")
+    cred = "    client-certificate-data: %s\n    client-key-data: %s\n" % (
+        b64(read(PKI + "/admin.crt")), b64(read(PKI + "/admin.key")))
+    write(K8S + "/admin.conf", kubeconfig(endpoint, "kubernetes-admin", cred), 0o600)
+
+
+def start_kubelet(endpoint, name, secret):
+    cred = "    token: %s\n" % secret
+    write(K8S + "/kubelet.conf", kubeconfig(endpoint, "system:node:" + name, cred), 0o600)
+    detach("kubelet", "--kubeconfig", K8S + "/kubelet.conf", "--hostname-override", name)
+
+
+def make_serving_cert(ip, endpoint, sans):
+    host = endpoint.rsplit(":", 1)[0]
+    make_cert(PKI + "/apiserver", "kube-apiserver", None,
+              [ip, host, "kubernetes", "kubernetes.default", "kubernetes.default.svc"] + sans)
+
+
+def new_token(etcd):
+    token_id, secret = secrets.token_hex(3), secrets.token_hex(8)
+    etcd_put(etcd, "tokens/" + token_id, {"secret": secret, "created": time.time()})
+    return token_id + "." + secret
+
+
+def local_state():
+    if not os.path.exists(APISERVER_CONF):
+        die("this node runs no control plane: run kubeadm init or join --control-plane first")
+    conf = json.loads(read(APISERVER_CONF))
+    return conf["etcd"], etcd_get(conf["etcd"], "cluster")["cluster"]
+
+
+def join_command(etcd, cluster):
+    return "kubeadm join %s --token %s --discovery-token-ca-cert-hash %s" % (
+        cluster["endpoint"], new_token(etcd), ca_hash(read(PKI + "/ca.crt")))
+
+
+# --- kubeadm ------------------------------------------------------------------------------------
+
+def kubeadm(argv):
+    opts, pos = flags(argv)
+    if "version" in pos or opts.get("version"):
+        return print("kubeadm version: kswizard lab STAND-IN, not the real kubeadm (contract of %s)" % CONTRACT)
+    if pos[:1] == ["token"] and pos[1:2] == ["create"]:
+        etcd, cluster = local_state()
+        return print(join_command(etcd, cluster) if opts.get("print-join-command") else new_token(etcd))
+    if pos[:3] == ["init", "phase", "upload-certs"]:
+        _, cluster = local_state()
+        return print("[upload-certs] Using certificate key:\n" + cluster["certificateKey"])
+    if pos[:1] == ["init"]:
+        return kubeadm_init(opts)
+    if pos[:1] == ["join"] and len(pos) > 1:
+        return kubeadm_join(pos[1], opts)
+    die("kubeadm stand-in: unsupported command %s (supported: init, join, token create, version)" % argv)
+
+
+def kubeadm_init(opts):
+    scalars, lists = {}, {}
+    if "config" in opts:
+        scalars, lists = parse_kubeadm_config(read(opts["config"]).decode())
+    ip = opts.get("apiserver-advertise-address") or scalars.get("advertiseAddress")
+    port = int(opts.get("apiserver-bind-port") or scalars.get("bindPort") or 6443)
+    endpoint = opts.get("control-plane-endpoint") or scalars.get("controlPlaneEndpoint") or "%s:%d" % (ip, port)
+    name = opts.get("node-name") or scalars.get("name") or os.uname().nodename
+    if not ip:
+        die("kubeadm init: no advertise address (--apiserver-advertise-address or localAPIEndpoint)")
+    if os.path.exists(K8S + "/admin.conf"):
+        die("[preflight] [ERROR FileAvailable--etc-kubernetes-admin.conf]: /etc/kubernetes/admin.conf already exists")
+    etcd = {"endpoints": lists.get("endpoints", []), "caFile": scalars.get("caFile"),
+            "certFile": scalars.get("certFile"), "keyFile": scalars.get("keyFile")}
+    if not etcd["endpoints"] or not all(etcd.values()):
+        die("kubeadm init stand-in: needs etcd.external (endpoints, caFile, certFile, keyFile) in --config")
+    print("[preflight] checking the external etcd cluster at %s" % ",".join(etcd["endpoints"]))
+    if not etcd_healthy(etcd):
+        die("[preflight] [ERROR ExternalEtcdVersion]: no etcd endpoint is healthy")
+    print("[certs] Generating the CA and the apiserver certificate (SANs: %s)" % ",".join(lists.get("certSANs", [])))
+    make_ca()
+    make_serving_cert(ip, endpoint, lists.get("certSANs", []))
+    cluster = {"endpoint": endpoint, "etcd": etcd, "certSANs": lists.get("certSANs", []),
+               "certificateKey": secrets.token_hex(32)}
+    etcd_put(etcd, "cluster", cluster)
+    start_apiserver(ip, port, etcd)
+    write_admin_conf(endpoint)
+    secret = secrets.token_hex(16)
+    etcd_put(etcd, "nodes/" + name, {"name": name, "ip": ip, "secret": secret, "joined": time.time(),
+                                     "roles": ["control-plane"]})
+    start_kubelet(endpoint, name, secret)
+    join = join_command(etcd, cluster)
+    print("\nYour Kubernetes control-plane (kswizard lab STAND-IN) has initialized successfully!\n")
+    print("You can now join any number of control-plane nodes by running:\n\n  %s \\\n"
+          "\t--control-plane --certificate-key %s\n" % (join, cluster["certificateKey"]))
+    print("Then you can join any number of worker nodes by running:\n\n  %s\n" % join)
+
+
+def kubeadm_join(endpoint, opts):
+    name = opts.get("node-name") or os.uname().nodename
+    if os.path.exists(K8S + "/kubelet.conf"):
+        die("[preflight] [ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
+    for need in ("token", "discovery-token-ca-cert-hash"):
+        if need not in opts:
+            die("kubeadm join: --%s is required" % need)
+    # Discovery: fetch the CA without trusting it, then trust it only if its hash is the one given.
+    # Retried like kubeadm's discovery: the LB may not have marked an apiserver up yet.
+    insecure = ssl._create_unverified_context()
+    for attempt in range(60):
+        try:
+            with urllib.request.urlopen("https://%s/standin/cluster-info" % endpoint, context=insecure, timeout=5) as r:
+                ca_pem = r.read()
+            break
+        except OSError as e:
+            if attempt == 59:
+                die("[discovery] %s did not answer: %s" % (endpoint, e))
+            print("[discovery] waiting for %s: %s" % (endpoint, e), flush=True)
+            time.sleep(1)
+    if ca_hash(ca_pem) != opts["discovery-token-ca-cert-hash"]:
+        die("[discovery] the cluster CA's hash is not %s: refusing it" % opts["discovery-token-ca-cert-hash"])
+    print("[discovery] cluster CA verified against the pinned public key")
+    cp = bool(opts.get("control-plane"))
+    req = {"token": opts["token"], "name": name, "ip": opts.get("apiserver-advertise-address", ""),
+           "controlPlane": cp, "certificateKey": opts.get("certificate-key")}
+    ctx = ssl.create_default_context(cadata=ca_pem.decode())
+    post = urllib.request.Request("https://%s/standin/join" % endpoint, data=json.dumps(req).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(post, context=ctx, timeout=10) as r:
+            answer = json.load(r)
+    except urllib.error.HTTPError as e:
+        die("[join] the apiserver refused: %s" % e.read().decode(errors="replace"))
+    write(PKI + "/ca.crt", ca_pem)
+    if cp:
+        if not req["ip"]:
+            die("kubeadm join --control-plane: --apiserver-advertise-address is required by the stand-in")
+        cluster = answer["cluster"]
+        write(PKI + "/ca.key", answer["caKey"], 0o600)
+        make_serving_cert(req["ip"], cluster["endpoint"], cluster["certSANs"])
+        start_apiserver(req["ip"], int(opts.get("apiserver-bind-port", 6443)), cluster["etcd"])
+        write_admin_conf(cluster["endpoint"])
+    start_kubelet(endpoint, name, answer["nodeSecret"])
+    print("\nThis node (%s) has joined the cluster%s (kswizard lab STAND-IN)." % (name, " as a control-plane node" if cp else ""))
+
+
+# --- kubelet, kubectl, crictl, containerd -------------------------------------------------------
+
+def kubeconfig_fields(path):
+    text = read(path).decode()
+    return {k: v for k, v in re.findall(r"^\s*([a-z-]+):\s*(\S+)\s*$", text, re.M)}
+
+
+def kubelet(argv):
+    opts, _ = flags(argv)
+    if opts.get("version"):
+        return print("Kubernetes %s (kswizard lab STAND-IN kubelet, not the real kubelet)" % VERSION)
+    kc = kubeconfig_fields(opts.get("kubeconfig", K8S + "/kubelet.conf"))
+    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
+    body = json.dumps({"name": opts.get("hostname-override", os.uname().nodename), "secret": kc["token"]}).encode()
+    while True:
+        try:
+            req = urllib.request.Request(kc["server"] + "/standin/heartbeat", data=body, method="POST")
+            urllib.request.urlopen(req, context=ctx, timeout=5).read()
+        except OSError as e:
+            print("heartbeat failed: %s" % e, flush=True)
+        time.sleep(HEARTBEAT_S)
+
+
+def kubectl(argv):
+    opts, pos = flags(argv)
+    if "version" in pos or opts.get("version"):
+        return print("Client Version: %s (kswizard lab STAND-IN kubectl, not the real kubectl)" % VERSION)
+    if pos[:2] != ["get", "nodes"]:
+        die("kubectl stand-in: only `get nodes [-o json]` and `version` are supported")
+    kc = kubeconfig_fields(opts.get("kubeconfig") or os.environ.get("KUBECONFIG") or K8S + "/admin.conf")
+    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
+    with tempfile.TemporaryDirectory() as d:
+        write(d + "/c", base64.b64decode(kc["client-certificate-data"]), 0o600)
+        write(d + "/k", base64.b64decode(kc["client-key-data"]), 0o600)
+        ctx.load_cert_chain(d + "/c", d + "/k")
+    with urllib.request.urlopen(kc["server"] + "/api/v1/nodes", context=ctx, timeout=10) as r:
+        nodes = json.load(r)["items"]
+    now = time.time()
+    for n in nodes:
+        n.pop("secret", None)
+        n["status"] = "Ready" if now - n.get("heartbeat", 0) < 4 * HEARTBEAT_S else "NotReady"
+    if "json" in argv:
+        return print(json.dumps({"kind": "NodeList", "items": nodes}, indent=2))
+    print("%-12s %-9s %-14s %-6s %s" % ("NAME", "STATUS", "ROLES", "AGE", "VERSION"))
+    for n in sorted(nodes, key=lambda n: n["name"]):
+        print("%-12s %-9s %-14s %-6s %s" % (n["name"], n["status"], ",".join(n["roles"]) or "<none>",
+                                           "%dm" % ((now - n["joined"]) // 60), VERSION))
+
+
+def crictl(argv):
+    if "--version" in argv or "version" in argv:
+        return print("crictl version %s (kswizard lab STAND-IN, not the real crictl)" % CONTRACT)
+    if argv[:1] == ["info"]:
+        if not os.path.exists("/etc/containerd/config.toml"):
+            die("crictl stand-in: no runtime configured (/etc/containerd/config.toml missing)")
+        return print(json.dumps({"status": {"conditions": [{"type": "RuntimeReady", "status": True}]},
+                                 "note": "kswizard lab STAND-IN: no containers run in the lab"}))
+    die("crictl stand-in: only `info` and `--version` are supported")
+
+
+def containerd(argv):
+    if "--version" in argv or "-v" in argv:
+        return print("containerd kswizard-lab-standin 1.7.0 (STAND-IN, not the real containerd)")
+    if argv[:2] == ["config", "default"]:
+        return print('version = 2\n# kswizard lab STAND-IN default config\n[plugins."io.containerd.grpc.v1.cri"]\n'
+                     '  sandbox_image = "registry.k8s.io/pause:3.9"\n')
+    die("containerd stand-in: only `config default` and `--version` are supported")
+
+
+TOOLS = {"kubeadm": kubeadm, "kubelet": kubelet, "kubectl": kubectl, "crictl": crictl,
+         "containerd": containerd, "apiserver": lambda a: apiserver(a[0])}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:
+        die("usage: standin.py {%s} ARGS" % ",".join(TOOLS))
+    TOOLS[sys.argv[1]](sys.argv[2:])

@@ -1,0 +1,55 @@
+#!/bin/bash
+# kubeadm init on the first master: the control plane behind the LB domain, with the external etcd.
+# Publishes what the other nodes need to join (a fresh token each run, as kubeadm's expire).
+set -euo pipefail
+config=/etc/kubernetes/kubeadm-config.yaml
+mkdir -p /etc/kubernetes
+{
+  cat <<YAML
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: InitConfiguration
+localAPIEndpoint:
+  advertiseAddress: $KSW_IP
+  bindPort: 6443
+nodeRegistration:
+  name: $KSW_NODE
+---
+apiVersion: kubeadm.k8s.io/v1beta3
+kind: ClusterConfiguration
+controlPlaneEndpoint: $KSW_LB_DOMAIN:$KSW_LB_PORT
+apiServer:
+  certSANs:
+  - $KSW_LB_ADDRESS
+  - $KSW_LB_DOMAIN
+etcd:
+  external:
+    caFile: /etc/etcd/pki/ca.crt
+    certFile: /etc/etcd/pki/apiserver-etcd-client.crt
+    keyFile: /etc/etcd/pki/apiserver-etcd-client.key
+    endpoints:
+YAML
+  for ip in ${KSW_ETCD//,/ }; do echo "    - https://$ip:2379"; done
+} >"$config"
+
+if [ -s /etc/kubernetes/admin.conf ]; then
+  echo "control plane already initialized"
+else
+  kubeadm init --config "$config" --upload-certs
+fi
+
+join=$(kubeadm token create --print-join-command)
+cert_key=$(kubeadm init phase upload-certs --upload-certs | tail -n 1)
+read -r -a words <<<"$join"
+for ((i = 0; i < ${#words[@]}; i++)); do
+  case ${words[i]} in
+    --token) token=${words[i + 1]} ;;
+    --discovery-token-ca-cert-hash) ca_hash=${words[i + 1]} ;;
+  esac
+done
+{
+  echo "JOIN_ENDPOINT=$KSW_LB_DOMAIN:$KSW_LB_PORT"
+  echo "JOIN_TOKEN=$token"
+  echo "JOIN_CA_HASH=$ca_hash"
+  echo "JOIN_CERT_KEY=$cert_key"
+} >>"$KSW_OUTPUT"
+echo "join parameters published (endpoint $KSW_LB_DOMAIN:$KSW_LB_PORT)"

@@ -1,0 +1,37 @@
+#!/bin/bash
+# Verification on every master: its apiserver ready, the etcd cluster healthy with every member,
+# the apiserver reachable through the LB, and (on the first master) every node registered and Ready.
+set -uo pipefail
+ca=/etc/kubernetes/pki/ca.crt
+pki=/etc/etcd/pki
+endpoints=$(for ip in ${KSW_ETCD//,/ }; do printf 'https://%s:2379,' "$ip"; done)
+etcdctl() { ETCDCTL_API=3 command etcdctl --endpoints "${endpoints%,}" --cacert "$pki/ca.crt" \
+  --cert "$pki/apiserver-etcd-client.crt" --key "$pki/apiserver-etcd-client.key" --dial-timeout 3s "$@"; }
+all_nodes=$(tr , '\n' <<<"$KSW_MASTERS,$KSW_WORKERS" | grep . | sort -u | wc -l)
+etcd_count=$(tr , '\n' <<<"$KSW_ETCD" | grep -c .)
+
+check() {
+  local failed=0
+  readyz=$(curl -sS --max-time 5 --cacert "$ca" "https://$KSW_IP:6443/readyz" 2>&1)
+  [ "$readyz" = ok ] && echo "ok    apiserver $KSW_IP:6443 /readyz" || { echo "FAIL  apiserver $KSW_IP:6443 /readyz: $readyz"; failed=1; }
+  if health=$(etcdctl endpoint health 2>&1); then echo "ok    etcd: all endpoints healthy"; else echo "FAIL  etcd: $health"; failed=1; fi
+  members=$(etcdctl member list 2>/dev/null | grep -c started)
+  [ "$members" = "$etcd_count" ] && echo "ok    etcd: $members of $etcd_count members started" || { echo "FAIL  etcd: $members of $etcd_count members started"; failed=1; }
+  # By the domain, as kubelets and kubectl reach it; /etc/hosts maps it to the LB address.
+  lb=$(curl -sS --max-time 5 --cacert "$ca" "https://$KSW_LB_DOMAIN:$KSW_LB_PORT/readyz" 2>&1)
+  [ "$lb" = ok ] && echo "ok    apiserver through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT" || { echo "FAIL  through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT: $lb"; failed=1; }
+  if [ "$KSW_IP" = "$KSW_FIRST_MASTER" ]; then
+    nodes=$(kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes 2>&1)
+    ready=$(awk 'NR > 1 && $2 == "Ready"' <<<"$nodes" | wc -l)
+    [ "$ready" = "$all_nodes" ] && echo "ok    $ready of $all_nodes nodes Ready" || { echo "FAIL  $ready of $all_nodes nodes Ready"; failed=1; }
+    echo "$nodes"
+  fi
+  return "$failed"
+}
+
+for attempt in 1 2 3 4 5 6; do
+  check && { echo "verified"; exit 0; }
+  echo "attempt $attempt failed; retrying in 5 s"
+  sleep 5
+done
+exit 1
