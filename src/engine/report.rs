@@ -15,6 +15,8 @@ pub struct TextReport {
     /// node -> (done, total, state)
     nodes: BTreeMap<String, (usize, usize, String)>,
     order: Vec<String>,
+    /// Nodes whose skipped steps were already announced: one line says it for the rest.
+    skipped: std::collections::HashSet<String>,
 }
 
 impl TextReport {
@@ -83,6 +85,9 @@ impl TextReport {
                         }
                     }
                 }
+                if *status == Status::Skipped && !self.skipped.insert(node.clone()) {
+                    return None;
+                }
                 let word = match status {
                     Status::Ok => "ok",
                     Status::Failed => "FAILED",
@@ -95,6 +100,9 @@ impl TextReport {
                 if let Some(r) = reason {
                     s.push_str("  ");
                     s.push_str(r);
+                }
+                if *status == Status::Skipped {
+                    s.push_str(" (with every later step on this node)");
                 }
                 Some(s)
             }

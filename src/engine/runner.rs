@@ -89,10 +89,11 @@ rm -f rc rc.tmp pid
 : > log; : > out
 cat > script <<'{d1}'
 {body}{d1}
+chmod 700 script
 cat > env <<'{d2}'
 {env}{d2}
 cat > wrap <<'KSW_WRAP'
-( . ./env; timeout -k 10 {timeout} sh ./script < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log
+( . ./env; timeout -k 10 {timeout} {interpreter} < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log
 mv rc.tmp rc
 KSW_WRAP
 echo "$A" > attempt
@@ -106,6 +107,8 @@ exit 0
         dir = sh_quote(&dir),
         attempt = l.attempt,
         timeout = l.timeout,
+        // A script with a #! line chooses its interpreter (bash for pipefail, python, ...).
+        interpreter = if body.starts_with("#!") { "./script" } else { "sh ./script" },
     )
 }
 
