@@ -183,21 +183,31 @@ pub fn install(a: InstallArgs) -> Outcome {
         }
     };
     let json = a.json;
+    let resume = a.resume;
     let result = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
         let printer = tokio::spawn(async move {
+            use std::io::Write;
             let mut text = TextReport::default();
+            // A closed stdout (`| head`, a reader that went away) must not stop the install:
+            // the events are still drained, just no longer printed.
+            let mut open = true;
             while let Some(e) = rx.recv().await {
-                if json {
-                    println!("{}", report::json_line(&e));
-                } else if let Some(l) = text.line(&e) {
-                    println!("{l}");
+                let line = if json {
+                    Some(report::json_line(&e))
+                } else {
+                    text.line(&e)
+                };
+                if let (true, Some(l)) = (open, line) {
+                    let mut out = std::io::stdout().lock();
+                    open = writeln!(out, "{l}").and_then(|_| out.flush()).is_ok();
                 }
             }
         });
         let opts = Options {
             state_dir: state,
             restart,
+            resume,
         };
         let r = executor::install(&cluster, &plan, &opts, tx).await;
         let _ = printer.await;

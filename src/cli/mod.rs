@@ -3,8 +3,8 @@
 
 mod findings;
 mod install_cmd;
-mod lb_cmd;
 mod lab_cmd;
+mod lb_cmd;
 mod validate_cmd;
 mod write_cmd;
 

@@ -26,6 +26,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Start over even if the journal holds an unfinished install.
     pub restart: bool,
+    /// Go on with the last install even if it finished (nothing is run again then).
+    pub resume: bool,
 }
 
 #[derive(Debug)]
@@ -311,7 +313,8 @@ pub async fn install(
     let jpath = journal_path(&opts.state_dir);
     let previous = journal::replay(&jpath).map_err(EngineError::Journal)?;
     let config = config_fingerprint(cluster, plan);
-    let resume = !opts.restart && previous.unfinished();
+    let resume =
+        !opts.restart && (previous.unfinished() || (opts.resume && previous.install_id.is_some()));
     let (mut journal, replay, install_id) = if resume {
         let id = previous.install_id.clone().unwrap_or_default();
         let j = Journal::open(&jpath, false).map_err(|e| EngineError::Io(jpath.clone(), e))?;
@@ -658,7 +661,12 @@ async fn run_attempt(
             .await
             {
                 Ok(c) => conn.insert(c),
-                Err(e) => break Err(format!("connection lost and not re-established: {e}")),
+                Err(e) => {
+                    break Err(format!(
+                        "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
+                        step.id
+                    ));
+                }
             },
         };
         let mut exit = None;

@@ -108,7 +108,11 @@ exit 0
         attempt = l.attempt,
         timeout = l.timeout,
         // A script with a #! line chooses its interpreter (bash for pipefail, python, ...).
-        interpreter = if body.starts_with("#!") { "./script" } else { "sh ./script" },
+        interpreter = if body.starts_with("#!") {
+            "./script"
+        } else {
+            "sh ./script"
+        },
     )
 }
 

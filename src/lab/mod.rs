@@ -33,12 +33,30 @@ const MARKER: &str = ".kswizard-lab";
 
 /// The stand-ins, built into the binary so `lab up` works from anywhere.
 const STAND_INS: &[(&str, &[u8])] = &[
-    ("standin.py", include_bytes!("../../assets/lab/stand-ins/standin.py")),
-    ("kubeadm", include_bytes!("../../assets/lab/stand-ins/kubeadm")),
-    ("kubelet", include_bytes!("../../assets/lab/stand-ins/kubelet")),
-    ("kubectl", include_bytes!("../../assets/lab/stand-ins/kubectl")),
-    ("crictl", include_bytes!("../../assets/lab/stand-ins/crictl")),
-    ("containerd", include_bytes!("../../assets/lab/stand-ins/containerd")),
+    (
+        "standin.py",
+        include_bytes!("../../assets/lab/stand-ins/standin.py"),
+    ),
+    (
+        "kubeadm",
+        include_bytes!("../../assets/lab/stand-ins/kubeadm"),
+    ),
+    (
+        "kubelet",
+        include_bytes!("../../assets/lab/stand-ins/kubelet"),
+    ),
+    (
+        "kubectl",
+        include_bytes!("../../assets/lab/stand-ins/kubectl"),
+    ),
+    (
+        "crictl",
+        include_bytes!("../../assets/lab/stand-ins/crictl"),
+    ),
+    (
+        "containerd",
+        include_bytes!("../../assets/lab/stand-ins/containerd"),
+    ),
 ];
 
 #[derive(Clone, Debug)]
@@ -81,7 +99,8 @@ pub struct Lab {
 impl Lab {
     pub fn load(dir: &Path) -> Result<Lab> {
         let path = dir.join("lab.json");
-        let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("no lab in {}", dir.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .wrap_err_with(|| format!("no lab in {}", dir.display()))?;
         serde_json::from_str(&text).wrap_err_with(|| format!("{}", path.display()))
     }
 
@@ -108,7 +127,8 @@ impl Lab {
     /// Every process of the lab: all processes in a node's mount namespace (sshd, sessions, etcd,
     /// stand-in apiservers, ...) and haproxy.
     pub fn processes(&self) -> Vec<u32> {
-        let mut namespaces: HashSet<String> = self.nodes.iter().filter_map(|n| n.mnt_ns.clone()).collect();
+        let mut namespaces: HashSet<String> =
+            self.nodes.iter().filter_map(|n| n.mnt_ns.clone()).collect();
         namespaces.extend(
             self.nodes
                 .iter()
@@ -123,7 +143,8 @@ impl Lab {
             .filter(|&pid| node::mnt_ns(pid).is_some_and(|ns| namespaces.contains(&ns)))
             .collect();
         if let Some(pid) = node::read_pid(&self.haproxy_pid_file())
-            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"haproxy"))
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"haproxy"))
         {
             pids.push(pid);
         }
@@ -133,7 +154,10 @@ impl Lab {
 
 /// Run a command to completion; its output goes to the error when it fails.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().wrap_err_with(|| format!("running {cmd:?}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .wrap_err_with(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed ({}): {}{}",
@@ -148,9 +172,14 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 fn require_root() -> Result<()> {
     let uid = std::fs::read_to_string("/proc/self/status")?
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next().unwrap_or("").to_string()));
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+        });
     if uid.as_deref() != Some("0") {
-        bail!("the lab must run as root: it creates users, mount namespaces and listeners (try sudo)");
+        bail!(
+            "the lab must run as root: it creates users, mount namespaces and listeners (try sudo)"
+        );
     }
     Ok(())
 }
@@ -160,9 +189,13 @@ fn check_subnet(subnet: &str) -> Result<()> {
     let ok = octets.len() == 3
         && octets[0] == "127"
         && octets[1] == "0"
-        && octets[2].parse::<u8>().is_ok_and(|x| (1..=254).contains(&x));
+        && octets[2]
+            .parse::<u8>()
+            .is_ok_and(|x| (1..=254).contains(&x));
     if !ok {
-        bail!("--subnet must be 127.0.X with X from 1 to 254 (127.0.0 is the host's own localhost)");
+        bail!(
+            "--subnet must be 127.0.X with X from 1 to 254 (127.0.0 is the host's own localhost)"
+        );
     }
     Ok(())
 }
@@ -185,15 +218,24 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
             );
         }
         down(&dir)?;
-    } else if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() && !dir.join(MARKER).exists() {
-        bail!("{} exists and is not a lab dir; choose another --dir", dir.display());
+    } else if dir.exists()
+        && std::fs::read_dir(&dir)?.next().is_some()
+        && !dir.join(MARKER).exists()
+    {
+        bail!(
+            "{} exists and is not a lab dir; choose another --dir",
+            dir.display()
+        );
     } else if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     let lab = plan(spec, &dir);
     // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
     if lab.haproxy_socket.as_os_str().len() > 100 {
-        bail!("--dir {} is too long for unix socket paths; use a shorter one", dir.display());
+        bail!(
+            "--dir {} is too long for unix socket paths; use a shorter one",
+            dir.display()
+        );
     }
     match build(lab) {
         Ok(lab) => Ok(lab),
@@ -268,7 +310,10 @@ fn build(mut lab: Lab) -> Result<Lab> {
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "kswizard-lab", "-f"])
         .arg(&lab.key))?;
-    std::fs::copy(lab.key.with_extension("pub"), lab.dir.join("authorized_keys"))?;
+    std::fs::copy(
+        lab.key.with_extension("pub"),
+        lab.dir.join("authorized_keys"),
+    )?;
     create_users(&lab)?;
     write_conf(&lab)?;
     std::fs::create_dir_all("/run/sshd")?;
@@ -296,7 +341,11 @@ fn build(mut lab: Lab) -> Result<Lab> {
     let masters: Vec<&str> = {
         let (cluster, _) = conf::load(&lab.conf_dir)?;
         let ips: HashSet<String> = cluster.masters().map(|h| h.node_ip().to_string()).collect();
-        lab.nodes.iter().filter(|n| ips.contains(&n.ip)).map(|n| n.ip.as_str()).collect()
+        lab.nodes
+            .iter()
+            .filter(|n| ips.contains(&n.ip))
+            .map(|n| n.ip.as_str())
+            .collect()
     };
     let cfg = lab.dir.join("haproxy.cfg");
     std::fs::write(&cfg, haproxy::config(&lab, &masters))?;
