@@ -529,8 +529,11 @@ pub fn read(path: &Path) -> Result<Cluster, ConfError> {
     parse(&bytes, path)
 }
 
+/// `v` as one shell word that reads back as `v`. Names and keys go through it too: a file may
+/// quote them (`"my host"`), and a leading `[` would read as a section header.
 fn quote(v: &str) -> String {
     let plain = !v.is_empty()
+        && !v.starts_with('[')
         && !v
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\' | ';'));
@@ -552,7 +555,7 @@ fn quote(v: &str) -> String {
 /// The fields of a host line, in the order the legacy installer expects.
 fn host_fields(h: &Host) -> Vec<String> {
     let mut f = Vec::new();
-    let kv = |k: &str, v: &str| format!("{k}={}", quote(v));
+    let kv = |k: &str, v: &str| format!("{}={}", quote(k), quote(v));
     if h.is_local() {
         f.push("ansible_connection=local".to_string());
     }
@@ -586,7 +589,7 @@ fn host_fields(h: &Host) -> Vec<String> {
 
 /// The one host line of `[all]`, padded so the fields line up.
 pub fn host_line(h: &Host, name_width: usize) -> String {
-    let mut line = format!("{:<width$}", h.name, width = name_width);
+    let mut line = format!("{:<width$}", quote(&h.name), width = name_width);
     for field in host_fields(h) {
         line.push_str("  ");
         line.push_str(&field);
@@ -617,7 +620,7 @@ pub fn render(cluster: &Cluster) -> String {
     let width = cluster
         .hosts
         .iter()
-        .map(|h| h.name.len())
+        .map(|h| quote(&h.name).chars().count())
         .max()
         .unwrap_or(0);
     out.push("[all]".into());
@@ -630,7 +633,7 @@ pub fn render(cluster: &Cluster) -> String {
         let mut seen = HashSet::new();
         for h in cluster.hosts.iter().filter(|h| pick(&h.roles)) {
             if seen.insert(&h.name) {
-                out.push(h.name.clone());
+                out.push(quote(&h.name));
             }
         }
     };

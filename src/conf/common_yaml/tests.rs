@@ -192,6 +192,23 @@ fn awkward_addresses_and_domains_are_quoted() {
 }
 
 #[test]
+fn words_yaml_reads_as_other_types_are_quoted() {
+    // Written plain, `null` read back as no address at all and `0x1F` as 31.
+    for word in [
+        "null", "Null", "~", "true", "0x1F", "0o17", ".inf", "1e5", "10",
+    ] {
+        let want = lb(word, 6443, word);
+        let out = patched("a: 1\n", &want);
+        assert!(out.contains(&format!("  address: \"{word}\"\n")), "{out}");
+        assert_eq!(values(&out), expect(&want));
+    }
+    // Addresses and names stay plain, as in the installer's sample.
+    assert!(
+        patched("a: 1\n", &lb("192.168.0.10", 6443, "x")).contains("  address: 192.168.0.10\n")
+    );
+}
+
+#[test]
 fn yaml_errors_name_file_and_line() {
     // The unclosed flow sequence of line 2 is noticed where line 3 cannot continue it.
     assert_eq!(

@@ -381,6 +381,23 @@ fn reading_a_file_kswizard_wrote_gives_the_same_bytes() {
 }
 
 #[test]
+fn quoted_names_and_keys_are_written_quoted() {
+    // Found by the property tests: a key or name with a space, or a name starting with '[',
+    // was written bare and the file no longer read (or read as a section header).
+    let c = read(
+        "[all]\n\"my host\" \"odd key\"=1 ansible_host=10.0.0.1\n\"[x\"\n[kube-master]\n\"my host\"\n",
+    );
+    assert_eq!(
+        host(&c, "my host").extra,
+        [("odd key".to_string(), "1".to_string())]
+    );
+    assert!(host(&c, "my host").roles.master);
+    assert!(c.host("[x").is_some());
+    let out = assert_fixed_point(&c);
+    assert_eq!(read(&out).hosts, c.hosts);
+}
+
+#[test]
 fn bom_is_ignored() {
     let c = read("\u{feff}[all]\nnode1 ansible_host=10.0.0.1\n");
     assert_eq!(c.hosts.len(), 1);
