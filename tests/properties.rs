@@ -218,7 +218,10 @@ proptest! {
         let back = hosts_ini::parse(text.as_bytes(), Path::new(HOSTS))
             .map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
         prop_assert_eq!(&back, &c, "{}", text);
-        prop_assert_eq!(hosts_ini::render(&back), text);
+        prop_assert_eq!(&hosts_ini::render(&back), &text);
+        for h in &c.hosts {
+            prop_assert!(fifth_field_is_the_become_pass(h, &text), "{}", text);
+        }
     }
 
     #[test]
@@ -248,4 +251,28 @@ proptest! {
         prop_assert_eq!(v.domain, Some(domain));
         prop_assert_eq!(out.lines().count(), text.lines().count());
     }
+}
+
+/// install.sh reads a non-root line's fifth whitespace field as the sudo password: where the line
+/// has enough fields before ansible_user to fill the slots, it must be there.
+fn fifth_field_is_the_become_pass(h: &Host, text: &str) -> bool {
+    let slots = usize::from(h.address.is_some())
+        + usize::from(h.ip.is_some())
+        + usize::from(h.is_local())
+        + h.extra.len();
+    if h.is_root() || h.become_pass.is_none() || slots < 2 {
+        return true;
+    }
+    let Some(line) = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(h.name.as_str()) && l.contains('='))
+    else {
+        return false;
+    };
+    // Quoted values may hold spaces; the installer's awk would split those too, so skip them.
+    line.contains('"')
+        || line
+            .split_whitespace()
+            .nth(4)
+            .is_some_and(|f| f.starts_with("ansible_become_pass="))
 }

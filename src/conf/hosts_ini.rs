@@ -552,24 +552,42 @@ fn quote(v: &str) -> String {
     s
 }
 
-/// The fields of a host line, in the order the legacy installer expects.
+/// The fields of a host line, in the order the legacy installer expects:
+/// `ansible_host= ip= ansible_user= ansible_become_pass=`, with `ansible_connection=local` in the
+/// first slot for the taskbox (as in the installer's sample).
 fn host_fields(h: &Host) -> Vec<String> {
-    let mut f = Vec::new();
     let kv = |k: &str, v: &str| format!("{}={}", quote(k), quote(v));
-    if h.is_local() {
-        f.push("ansible_connection=local".to_string());
+    let mut f: Vec<String> = [
+        h.address.as_ref().map(|a| kv("ansible_host", a)),
+        h.ip.as_ref().map(|ip| kv("ip", ip)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let local_late = h.is_local() && f.len() == 2;
+    if h.is_local() && !local_late {
+        f.insert(0, "ansible_connection=local".to_string());
     }
-    if let Some(a) = &h.address {
-        f.push(kv("ansible_host", a));
-    }
-    if let Some(ip) = &h.ip {
-        f.push(kv("ip", ip));
+    let mut extra = h.extra.iter().map(|(k, v)| kv(k, v));
+    // install.sh takes a non-root line's fifth field as the sudo password. When a slot before
+    // ansible_user is empty, keys it does not read fill it (in their order), so the password
+    // still lands fifth, as it did in files users wrote that way.
+    if !h.is_root() && h.become_pass.is_some() {
+        while f.len() < 2 {
+            match extra.next() {
+                Some(e) => f.push(e),
+                None => break,
+            }
+        }
     }
     if let Some(u) = &h.user {
         f.push(kv("ansible_user", u));
     }
     if let Some(b) = &h.become_pass {
         f.push(kv("ansible_become_pass", b.expose()));
+    }
+    if local_late {
+        f.push("ansible_connection=local".to_string());
     }
     match &h.auth {
         // A non-root password equal to the become password is implied by it (see apply_vars).
@@ -581,9 +599,7 @@ fn host_fields(h: &Host) -> Vec<String> {
     if let Some(p) = h.port {
         f.push(format!("ansible_port={p}"));
     }
-    for (k, v) in &h.extra {
-        f.push(kv(k, v));
-    }
+    f.extend(extra);
     f
 }
 

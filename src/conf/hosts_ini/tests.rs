@@ -131,6 +131,32 @@ fn non_root_lines_put_the_become_password_fifth() {
 }
 
 #[test]
+fn become_password_stays_fifth_when_a_slot_is_empty() {
+    // Found in a real KubeSphere 1.0 inventory: the taskbox line had no ip, and an unknown key in
+    // its place; written in the plain order, the password moved to the fourth field.
+    let c = read(
+        "[all]\n\
+         master ansible_connection=local note=x ansible_user=ubuntu ansible_become_pass=pw\n\
+         node1 ansible_host=10.0.0.2 a=1 b=2 ansible_user=ubuntu ansible_become_pass=pw\n\
+         node2 ansible_connection=local ansible_host=10.0.0.3 ip=10.0.0.3 ansible_user=ubuntu ansible_become_pass=pw\n",
+    );
+    let out = assert_fixed_point(&c);
+    assert_eq!(
+        line_of(&out, "master"),
+        "master  ansible_connection=local  note=x  ansible_user=ubuntu  ansible_become_pass=pw"
+    );
+    assert_eq!(
+        line_of(&out, "node1"),
+        "node1   ansible_host=10.0.0.2  a=1  ansible_user=ubuntu  ansible_become_pass=pw  b=2"
+    );
+    assert_eq!(
+        line_of(&out, "node2"),
+        "node2   ansible_host=10.0.0.3  ip=10.0.0.3  ansible_user=ubuntu  ansible_become_pass=pw  ansible_connection=local"
+    );
+    assert_eq!(read(&out).hosts, c.hosts);
+}
+
+#[test]
 fn root_lines_put_the_ssh_password_fourth() {
     let mut h = Host::new("node1", "10.0.0.2");
     h.auth = pass("pw");
