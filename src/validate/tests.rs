@@ -64,6 +64,20 @@ fn codes(found: &[Finding]) -> Vec<&'static str> {
     found.iter().map(|f| f.code).collect()
 }
 
+/// `c` gives exactly one finding, `code`, with this text.
+fn golden(c: &Cluster, code: &str, severity: Severity, hosts: &[&str], message: &str, hint: &str) {
+    assert_golden(&only(c, code), severity, hosts, message, hint);
+}
+
+/// An external LB at `address:port` in front of the HA example: the LB rules only concern
+/// built-in ones, so this is fine.
+fn assert_external_lb_is_fine(address: &str, port: i64) {
+    assert_eq!(
+        validate(&with_lb(ha6(), LbMode::External, address, port)),
+        []
+    );
+}
+
 fn assert_golden(f: &Finding, severity: Severity, hosts: &[&str], message: &str, hint: &str) {
     assert_eq!(f.severity, severity, "{}", f.code);
     assert_eq!(f.hosts, hosts, "{}", f.code);
@@ -84,8 +98,9 @@ fn good_layouts_give_no_findings() {
 fn etcd_count_even() {
     let mut c = ha6();
     c.hosts[2].roles.etcd = false;
-    assert_golden(
-        &only(&c, "etcd-count-even"),
+    golden(
+        &c,
+        "etcd-count-even",
         Severity::Error,
         &["master1", "master2"],
         "2 etcd hosts (master1, master2): etcd needs an odd count (3 tolerates 1 failure, 5 tolerates 2); 2 tolerates no more failures than 1",
@@ -100,8 +115,9 @@ fn etcd_on_worker() {
         host("node1", "10.0.0.2", "we"),
         host("node2", "10.0.0.3", "we"),
     ]);
-    assert_golden(
-        &only(&c, "etcd-on-worker"),
+    golden(
+        &c,
+        "etcd-on-worker",
         Severity::Error,
         &["node1", "node2"],
         "etcd on worker node1, node2: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster",
@@ -115,8 +131,9 @@ fn etcd_on_worker_accepted_is_a_warning() {
     c.hosts.push(host("node1", "10.0.0.2", "we"));
     c.hosts.push(host("node2", "10.0.0.3", "we"));
     c.settings.accept = vec!["etcd-on-worker".into()];
-    assert_golden(
-        &only(&c, "etcd-on-worker"),
+    golden(
+        &c,
+        "etcd-on-worker",
         Severity::Warning,
         &["node1", "node2"],
         "etcd on worker node1, node2: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster (accepted in kswizard.yaml)",
@@ -161,8 +178,9 @@ fn lb_required() {
     c.lb.mode = LbMode::None;
     let want = "3 masters (master1, master2, master3) and no load balancer: kubelets and kubectl need one address in front of the apiservers";
     let hint = "set the load balancer's address (loadbalancer_apiserver.address in common.yaml), or keep a single master";
-    assert_golden(
-        &only(&c, "lb-required"),
+    golden(
+        &c,
+        "lb-required",
         Severity::Error,
         &["master1", "master2", "master3"],
         want,
@@ -171,8 +189,9 @@ fn lb_required() {
     // An LB mode without an address is no LB either.
     let mut c = ha6();
     c.lb.address = None;
-    assert_golden(
-        &only(&c, "lb-required"),
+    golden(
+        &c,
+        "lb-required",
         Severity::Error,
         &["master1", "master2", "master3"],
         want,
@@ -183,8 +202,9 @@ fn lb_required() {
 #[test]
 fn vip_is_node_ip() {
     let c = with_lb(ha6(), LbMode::External, "192.168.0.2", 6443);
-    assert_golden(
-        &only(&c, "vip-is-node-ip"),
+    golden(
+        &c,
+        "vip-is-node-ip",
         Severity::Error,
         &["master2"],
         "load balancer address 192.168.0.2 is the address of master2: the LB needs an address of its own",
@@ -196,8 +216,9 @@ fn vip_is_node_ip() {
 fn port_invalid() {
     for port in [0, 65536, -1] {
         let c = with_lb(ha6(), LbMode::External, "192.168.0.253", port);
-        assert_golden(
-            &only(&c, "port-invalid"),
+        golden(
+            &c,
+            "port-invalid",
             Severity::Error,
             &[],
             &format!("load balancer port {port} is not a TCP port: expected 1..65535"),
@@ -209,26 +230,25 @@ fn port_invalid() {
 #[test]
 fn lb_port_conflict() {
     let c = with_lb(ha6(), LbMode::BuiltIn, "192.168.0.253", 6443);
-    assert_golden(
-        &only(&c, "lb-port-conflict"),
+    golden(
+        &c,
+        "lb-port-conflict",
         Severity::Error,
         &["master1", "master2", "master3"],
         "the built-in load balancer runs haproxy on the masters, where port 6443 is the apiserver's own",
         "give the load balancer another port, e.g. 8443",
     );
     // An external LB is on hosts of its own: 6443 is its usual port.
-    assert_eq!(
-        validate(&with_lb(ha6(), LbMode::External, "192.168.0.253", 6443)),
-        []
-    );
+    assert_external_lb_is_fine("192.168.0.253", 6443);
 }
 
 #[test]
 fn duplicate_host() {
     let mut c = small();
     c.hosts.push(host("node1", "10.0.0.3", "w"));
-    assert_golden(
-        &only(&c, "duplicate-host"),
+    golden(
+        &c,
+        "duplicate-host",
         Severity::Error,
         &["node1"],
         "host node1 is defined 2 times in [all]",
@@ -240,8 +260,9 @@ fn duplicate_host() {
 fn duplicate_ip() {
     let mut c = small();
     c.hosts.push(host("node2", "10.0.0.2", "w"));
-    assert_golden(
-        &only(&c, "duplicate-ip"),
+    golden(
+        &c,
+        "duplicate-ip",
         Severity::Error,
         &["node1", "node2"],
         "address 10.0.0.2 is used by node1, node2",
@@ -259,8 +280,9 @@ fn duplicate_ip() {
 fn hostname_invalid() {
     let mut c = small();
     c.hosts.push(host("Node_2", "10.0.0.3", "w"));
-    assert_golden(
-        &only(&c, "hostname-invalid"),
+    golden(
+        &c,
+        "hostname-invalid",
         Severity::Error,
         &["Node_2"],
         "host name 'Node_2' is not a valid node name: Kubernetes needs lowercase letters, digits, '-' and '.' (RFC 1123), at most 63 characters a label",
@@ -302,8 +324,9 @@ fn host_undefined() {
         name: "nod2".into(),
         line: 12,
     });
-    assert_golden(
-        &only(&c, "host-undefined"),
+    golden(
+        &c,
+        "host-undefined",
         Severity::Error,
         &["nod2"],
         "[kube-node] names host 'nod2' (hosts.ini line 12), which [all] does not define",
@@ -317,8 +340,9 @@ fn local_host_count() {
     for h in &mut c.hosts {
         h.auth = Auth::Local;
     }
-    assert_golden(
-        &only(&c, "local-host-count"),
+    golden(
+        &c,
+        "local-host-count",
         Severity::Error,
         &["master", "node1"],
         "2 hosts use ansible_connection=local (master, node1): only the taskbox kswizard runs on can be local",
@@ -329,18 +353,16 @@ fn local_host_count() {
 #[test]
 fn vip_subnet() {
     let c = with_lb(ha6(), LbMode::BuiltIn, "10.1.0.250", 8443);
-    assert_golden(
-        &only(&c, "vip-subnet"),
+    golden(
+        &c,
+        "vip-subnet",
         Severity::Warning,
         &["master1", "master2", "master3"],
         "VIP 10.1.0.250 is outside the masters' subnet 192.168.0.0/24: keepalived can only announce it on the masters' own network",
         "choose a free address in 192.168.0.0/24",
     );
     // An external LB may live anywhere.
-    assert_eq!(
-        validate(&with_lb(ha6(), LbMode::External, "10.1.0.250", 6443)),
-        []
-    );
+    assert_external_lb_is_fine("10.1.0.250", 6443);
 }
 
 #[test]
@@ -349,8 +371,9 @@ fn plaintext_password() {
     c.hosts[0].auth = Auth::Password(Secret::new("pw"));
     c.hosts[1].user = Some("ubuntu".into());
     c.hosts[1].become_pass = Some(Secret::new("pw"));
-    assert_golden(
-        &only(&c, "plaintext-password"),
+    golden(
+        &c,
+        "plaintext-password",
         Severity::Warning,
         &["master", "node1"],
         "hosts.ini holds passwords in plain text for master, node1",
