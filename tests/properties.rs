@@ -29,6 +29,7 @@ const INI_SAMPLES: &[&str] = &[
 const YAML_SAMPLES: &[&str] = &[
     "ks-installer-v2.1.1-common.yaml",
     "ks-installer-v2.1-prerelease-vars.yml",
+    "kubespray-v2.11.0-group_vars-all-all.yml",
 ];
 
 /// A real file with a few bytes replaced, inserted or removed at random places: inputs close to

@@ -41,7 +41,7 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
     };
     let line_of = |key: &str| {
         text.lines()
-            .position(|l| l.starts_with(key))
+            .position(|l| active_key(l, key))
             .map_or(0, |i| i + 1)
     };
     let mut out = LbValues::default();

@@ -241,6 +241,24 @@ fn wrong_shapes_are_errors_with_lines() {
 }
 
 #[test]
+fn an_error_names_the_line_of_the_key_not_of_a_longer_one() {
+    // kubespray's all.yml has `loadbalancer_apiserver_port:`; it is not the line to point at.
+    let text = "loadbalancer_apiserver_port: 6443\nloadbalancer_apiserver: 5\n";
+    assert_eq!(parse(text, Path::new(FILE)).unwrap_err().line, 2);
+}
+
+#[test]
+fn kubespray_all_yml_block_is_uncommented_in_place() {
+    let text = sample("kubespray-v2.11.0-group_vars-all-all.yml");
+    let want = lb("10.0.0.100", 6443, "lb.kubesphere.local");
+    let changes = changed_lines(&text, &patched(&text, &want));
+    assert_eq!(
+        changes.iter().map(|c| c.0).collect::<Vec<_>>(),
+        [20, 21, 22, 23]
+    );
+}
+
+#[test]
 fn a_second_definition_elsewhere_refuses_the_patch() {
     // Two top-level keys of the same name: YAML rejects the file, and patch writes nothing.
     let text = "loadbalancer_apiserver:\n  address: 10.0.0.1\n  port: 6443\n\nloadbalancer_apiserver:\n  address: 10.0.0.2\n";
