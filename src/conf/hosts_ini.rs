@@ -296,13 +296,35 @@ fn build(
         ..IniLayout::default()
     };
 
+    // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
+    // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
+    let mut role_feeders: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = MASTER_GROUPS
+        .iter()
+        .chain(WORKER_GROUPS)
+        .chain(&[ETCD_GROUP])
+        .copied()
+        .collect();
+    while let Some(g) = stack.pop() {
+        for s in sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Children && s.group == g)
+        {
+            for e in &s.entries {
+                if role_feeders.insert(e.name.as_str()) {
+                    stack.push(e.name.as_str());
+                }
+            }
+        }
+    }
+
     // Definitions first: [all] / ungrouped lines each define a host (a repeated name is a duplicate
     // for validation to report); a line with variables in a role group defines the host too, or adds
     // to the definition made earlier.
-    for s in sections
-        .iter()
-        .filter(|s| s.kind == SectionKind::Hosts && is_known_group(&s.group))
-    {
+    for s in sections.iter().filter(|s| {
+        s.kind == SectionKind::Hosts
+            && (is_known_group(&s.group) || role_feeders.contains(s.group.as_str()))
+    }) {
         for e in &s.entries {
             let in_all = s.group == "all";
             if !in_all && e.vars.is_empty() {

@@ -255,6 +255,26 @@ fn hosts_defined_only_inside_groups() {
 }
 
 #[test]
+fn hosts_defined_in_own_groups_that_feed_role_groups() {
+    // The mapping kubespray's integration guide shows (`[kube_control_plane:children]` naming a
+    // group of the user's own) with the addresses on that group's lines: the addresses were lost,
+    // or, with any host in [all], the names were reported as undefined.
+    let c = read(
+        "[all]\nlb ansible_host=10.0.0.9\n\
+         [masters]\nm1 ansible_host=10.0.0.1 ip=10.0.0.1\n\
+         [kube-master:children]\nmasters\n[etcd:children]\nkube-master\n\
+         [bastion]\nb1 ansible_host=10.0.0.99\n",
+    );
+    assert!(c.undefined.is_empty(), "{:?}", c.undefined);
+    assert_eq!(host(&c, "m1").address.as_deref(), Some("10.0.0.1"));
+    assert_eq!(roles(&c, "m1"), ["master", "etcd"]);
+    // A group that feeds no role stays outside the cluster.
+    assert!(c.host("b1").is_none());
+    let out = assert_fixed_point(&c);
+    assert_eq!(read(&out).hosts, c.hosts);
+}
+
+#[test]
 fn bare_names_only_are_hosts() {
     // As Ansible reads it: with no definition anywhere, each name in a group is a host.
     let c = read("[kube-master]\nm1\n[etcd]\nm1\n[kube-node]\nw1\n");
