@@ -19,7 +19,12 @@ fn kswizard_run(conf: &Path, work: &Path) -> f64 {
     let text: String = (0..STEPS)
         .map(|i| format!("- {{id: s{i}, roles: [all], run: 'true'}}\n"))
         .collect();
-    let plan = plan::parse(&format!("steps:\n{text}"), Path::new("bench.yaml"), |_| unreachable!()).unwrap();
+    let plan = plan::parse(
+        &format!("steps:\n{text}"),
+        Path::new("bench.yaml"),
+        |_| unreachable!(),
+    )
+    .unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let state = work.join("state");
     let t = Instant::now();
@@ -48,7 +53,14 @@ fn ssh_loop(lab: &lab::Lab, work: &Path) -> f64 {
             let ctl = work.join(format!("c{i}"));
             s.spawn(move || {
                 let base = |c: &mut Command| {
-                    c.arg("-S").arg(&ctl).args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"]);
+                    c.arg("-S").arg(&ctl).args([
+                        "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o",
+                        "UserKnownHostsFile=/dev/null",
+                        "-o",
+                        "LogLevel=ERROR",
+                    ]);
                 };
                 let mut m = Command::new("ssh");
                 base(&mut m);
@@ -63,11 +75,21 @@ fn ssh_loop(lab: &lab::Lab, work: &Path) -> f64 {
                 for _ in 0..STEPS {
                     let mut c = Command::new("ssh");
                     base(&mut c);
-                    assert!(c.arg(&n.ip).args(["sudo", "-n", "true"]).status().unwrap().success());
+                    assert!(
+                        c.arg(&n.ip)
+                            .args(["sudo", "-n", "true"])
+                            .status()
+                            .unwrap()
+                            .success()
+                    );
                 }
                 let mut x = Command::new("ssh");
                 base(&mut x);
-                let _ = x.args(["-O", "exit"]).arg(&n.ip).stderr(Stdio::null()).status();
+                let _ = x
+                    .args(["-O", "exit"])
+                    .arg(&n.ip)
+                    .stderr(Stdio::null())
+                    .status();
             });
         }
     });
@@ -75,12 +97,23 @@ fn ssh_loop(lab: &lab::Lab, work: &Path) -> f64 {
 }
 
 fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
-    if Command::new("ansible-playbook").arg("--version").stdout(Stdio::null()).status().is_err() {
+    if Command::new("ansible-playbook")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
         return None;
     }
     let mut inv = String::from("[all]\n");
     for n in &lab.nodes {
-        inv.push_str(&format!("{} ansible_host={} ansible_user={} ansible_ssh_private_key_file={}\n", n.name, n.ip, lab.key_user, lab.key.display()));
+        inv.push_str(&format!(
+            "{} ansible_host={} ansible_user={} ansible_ssh_private_key_file={}\n",
+            n.name,
+            n.ip,
+            lab.key_user,
+            lab.key.display()
+        ));
     }
     std::fs::write(work.join("inventory.ini"), inv).unwrap();
     let tasks: String = (0..STEPS)
@@ -104,13 +137,19 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
         .output()
         .unwrap();
     let secs = t.elapsed().as_secs_f64();
-    assert!(out.status.success(), "ansible failed: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "ansible failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     Some(secs)
 }
 
 fn main() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")));
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
     if !root {
         println!("engine_vs_ansible: skipped, the lab needs root");
         return;
@@ -121,9 +160,15 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     println!("{STEPS} no-op steps as root on every node; wall time, lower is better");
-    println!("{:>6} {:>10} {:>10} {:>10} {:>14} {:>14}", "nodes", "ansible", "ssh loop", "kswizard", "ansible/ksw", "ksw/ssh loop");
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>14} {:>14}",
+        "nodes", "ansible", "ssh loop", "kswizard", "ansible/ksw", "ksw/ssh loop"
+    );
     for (k, &n) in sizes.iter().enumerate() {
-        let tmp = tempfile::Builder::new().prefix("kb").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("kb")
+            .tempdir_in("/tmp")
+            .unwrap();
         let spec = Spec {
             dir: tmp.path().join("lab"),
             nodes: n,

@@ -42,6 +42,10 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
+    fn accepted(&self, code: &str) -> bool {
+        ACCEPTABLE.contains(&code) && self.cluster.settings.accept.iter().any(|a| a == code)
+    }
+
     fn push(
         &mut self,
         code: &'static str,
@@ -51,9 +55,7 @@ impl Out<'_> {
         message: String,
         hint: String,
     ) {
-        let accepted =
-            ACCEPTABLE.contains(&code) && self.cluster.settings.accept.iter().any(|a| a == code);
-        let (severity, message) = if accepted {
+        let (severity, message) = if self.accepted(code) {
             (
                 Severity::Warning,
                 format!("{message} (accepted in kswizard.yaml)"),
@@ -240,7 +242,12 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 "etcd on worker {}: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster",
                 list(&on_workers)
             ),
-            "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string(),
+            // Once accepted, offering to accept it again would read as if the override were not seen.
+            if out.accepted("etcd-on-worker") {
+                "move etcd to the masters or to hosts of its own, or remove etcd-on-worker from 'accept:' in kswizard.yaml to make this an error again".to_string()
+            } else {
+                "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string()
+            },
         );
     }
 

@@ -41,7 +41,7 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
     };
     let line_of = |key: &str| {
         text.lines()
-            .position(|l| l.starts_with(key))
+            .position(|l| active_key(l, key))
             .map_or(0, |i| i + 1)
     };
     let mut out = LbValues::default();
@@ -146,7 +146,8 @@ fn yaml_scalar(v: &str) -> String {
     let plain = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && v.parse::<f64>().is_err();
+        // Plain only if YAML reads it back as this string: not `null`, `true`, `0x1F`, `.inf`, `1e5`...
+        && serde_yaml::from_str::<Value>(v).is_ok_and(|read| read == Value::String(v.to_string()));
     if plain { v.to_string() } else { quoted(v) }
 }
 

@@ -296,13 +296,35 @@ fn build(
         ..IniLayout::default()
     };
 
+    // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
+    // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
+    let mut role_feeders: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = MASTER_GROUPS
+        .iter()
+        .chain(WORKER_GROUPS)
+        .chain(&[ETCD_GROUP])
+        .copied()
+        .collect();
+    while let Some(g) = stack.pop() {
+        for s in sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Children && s.group == g)
+        {
+            for e in &s.entries {
+                if role_feeders.insert(e.name.as_str()) {
+                    stack.push(e.name.as_str());
+                }
+            }
+        }
+    }
+
     // Definitions first: [all] / ungrouped lines each define a host (a repeated name is a duplicate
     // for validation to report); a line with variables in a role group defines the host too, or adds
     // to the definition made earlier.
-    for s in sections
-        .iter()
-        .filter(|s| s.kind == SectionKind::Hosts && is_known_group(&s.group))
-    {
+    for s in sections.iter().filter(|s| {
+        s.kind == SectionKind::Hosts
+            && (is_known_group(&s.group) || role_feeders.contains(s.group.as_str()))
+    }) {
         for e in &s.entries {
             let in_all = s.group == "all";
             if !in_all && e.vars.is_empty() {
@@ -529,8 +551,11 @@ pub fn read(path: &Path) -> Result<Cluster, ConfError> {
     parse(&bytes, path)
 }
 
+/// `v` as one shell word that reads back as `v`. Names and keys go through it too: a file may
+/// quote them (`"my host"`), and a leading `[` would read as a section header.
 fn quote(v: &str) -> String {
     let plain = !v.is_empty()
+        && !v.starts_with('[')
         && !v
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\' | ';'));
@@ -549,24 +574,42 @@ fn quote(v: &str) -> String {
     s
 }
 
-/// The fields of a host line, in the order the legacy installer expects.
+/// The fields of a host line, in the order the legacy installer expects:
+/// `ansible_host= ip= ansible_user= ansible_become_pass=`, with `ansible_connection=local` in the
+/// first slot for the taskbox (as in the installer's sample).
 fn host_fields(h: &Host) -> Vec<String> {
-    let mut f = Vec::new();
-    let kv = |k: &str, v: &str| format!("{k}={}", quote(v));
-    if h.is_local() {
-        f.push("ansible_connection=local".to_string());
+    let kv = |k: &str, v: &str| format!("{}={}", quote(k), quote(v));
+    let mut f: Vec<String> = [
+        h.address.as_ref().map(|a| kv("ansible_host", a)),
+        h.ip.as_ref().map(|ip| kv("ip", ip)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let local_late = h.is_local() && f.len() == 2;
+    if h.is_local() && !local_late {
+        f.insert(0, "ansible_connection=local".to_string());
     }
-    if let Some(a) = &h.address {
-        f.push(kv("ansible_host", a));
-    }
-    if let Some(ip) = &h.ip {
-        f.push(kv("ip", ip));
+    let mut extra = h.extra.iter().map(|(k, v)| kv(k, v));
+    // install.sh takes a non-root line's fifth field as the sudo password. When a slot before
+    // ansible_user is empty, keys it does not read fill it (in their order), so the password
+    // still lands fifth, as it did in files users wrote that way.
+    if !h.is_root() && h.become_pass.is_some() {
+        while f.len() < 2 {
+            match extra.next() {
+                Some(e) => f.push(e),
+                None => break,
+            }
+        }
     }
     if let Some(u) = &h.user {
         f.push(kv("ansible_user", u));
     }
     if let Some(b) = &h.become_pass {
         f.push(kv("ansible_become_pass", b.expose()));
+    }
+    if local_late {
+        f.push("ansible_connection=local".to_string());
     }
     match &h.auth {
         // A non-root password equal to the become password is implied by it (see apply_vars).
@@ -578,15 +621,13 @@ fn host_fields(h: &Host) -> Vec<String> {
     if let Some(p) = h.port {
         f.push(format!("ansible_port={p}"));
     }
-    for (k, v) in &h.extra {
-        f.push(kv(k, v));
-    }
+    f.extend(extra);
     f
 }
 
 /// The one host line of `[all]`, padded so the fields line up.
 pub fn host_line(h: &Host, name_width: usize) -> String {
-    let mut line = format!("{:<width$}", h.name, width = name_width);
+    let mut line = format!("{:<width$}", quote(&h.name), width = name_width);
     for field in host_fields(h) {
         line.push_str("  ");
         line.push_str(&field);
@@ -617,7 +658,7 @@ pub fn render(cluster: &Cluster) -> String {
     let width = cluster
         .hosts
         .iter()
-        .map(|h| h.name.len())
+        .map(|h| quote(&h.name).chars().count())
         .max()
         .unwrap_or(0);
     out.push("[all]".into());
@@ -630,7 +671,7 @@ pub fn render(cluster: &Cluster) -> String {
         let mut seen = HashSet::new();
         for h in cluster.hosts.iter().filter(|h| pick(&h.roles)) {
             if seen.insert(&h.name) {
-                out.push(h.name.clone());
+                out.push(quote(&h.name));
             }
         }
     };
