@@ -51,6 +51,13 @@ fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, ConfError> {
 
 /// Read conf/`dir`. Missing files mean a new cluster; unreadable ones are errors naming file:line.
 pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
+    if !dir.is_dir() {
+        return Err(ConfError::new(
+            dir,
+            0,
+            "no such directory: pass --conf with the installer's conf/ directory (it may be empty for a new cluster)",
+        ));
+    }
     let hosts_path = dir.join(HOSTS_INI);
     let hosts_bytes = read_optional(&hosts_path)?;
     let mut cluster = match &hosts_bytes {
