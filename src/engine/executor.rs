@@ -18,7 +18,7 @@ use super::transport::{self, Conn};
 use crate::model::{Cluster, Host};
 
 /// How many times a lost connection is re-established within one step before it counts as failed.
-const RECONNECTS: u32 = 3;
+const RECONNECTS: usize = 3;
 const LOG_TAIL: usize = 10;
 
 #[derive(Debug, Clone)]
@@ -228,6 +228,12 @@ impl Shared {
         }
     }
 
+    /// The barrier on `step` is open now: it finished on every node it targets.
+    fn passed(&self, step: &str) -> bool {
+        let b = self.board.lock().expect("board lock");
+        !b.failed.contains_key(step) && b.remaining.get(step).copied().unwrap_or(0) == 0
+    }
+
     fn step_done(&self, step: &str, node: &str, ok: bool, outputs: &BTreeMap<String, String>) {
         let mut b = self.board.lock().expect("board lock");
         if ok {
@@ -408,7 +414,18 @@ pub async fn install(
             .cloned()
             .collect();
         tasks.spawn(async move {
-            run_node(&host, &plan, &todo, env, &shared, &known_hosts, &ctl_dir, i).await;
+            let run = NodeRun {
+                host: &host,
+                plan: &plan,
+                shared: &shared,
+                known_hosts: &known_hosts,
+                ctl_dir: &ctl_dir,
+                n: i,
+                conn: None,
+                env,
+                attempts: HashMap::new(),
+            };
+            run.run(&todo).await;
         });
     }
     while tasks.join_next().await.is_some() {}
@@ -502,268 +519,377 @@ async fn connect_and_check(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_node(
-    host: &Host,
-    plan: &Plan,
-    todo: &[String],
-    env: Vec<(String, String)>,
-    shared: &Shared,
-    known_hosts: &Path,
-    ctl_dir: &Path,
+/// One node's share of the install: its connection and where it stands.
+struct NodeRun<'a> {
+    host: &'a Host,
+    plan: &'a Plan,
+    shared: &'a Shared,
+    known_hosts: &'a Path,
+    ctl_dir: &'a Path,
+    /// Distinguishes this node's control sockets from the others'.
     n: usize,
-) {
-    let node = host.name.clone();
-    let mut conn = match connect_and_check(host, known_hosts, ctl_dir, n).await {
-        Ok((c, facts)) => {
-            shared
-                .emit(Event::Facts {
-                    node: node.clone(),
-                    facts,
-                })
-                .await;
-            Some(c)
-        }
-        Err(reason) => {
-            fail_rest(shared, &node, todo, reason).await;
-            return;
-        }
-    };
-    for (i, sid) in todo.iter().enumerate() {
-        let step = plan.step(sid).expect("expanded from the plan");
-        for a in &step.after {
-            if let Err(on) = shared.barrier(a).await {
-                let reason = format!("waits for step '{a}', which failed on {on}");
-                skip_rest(shared, &node, &todo[i..], &reason).await;
-                if let Some(c) = conn.take() {
-                    c.close().await;
-                }
-                return;
-            }
-        }
-        let mut env_now = env.clone();
-        env_now.extend(shared.board.lock().expect("board lock").outputs.clone());
-        let fp = step_fp(step, &env);
-        let prev = shared.replay.steps.get(&(node.clone(), sid.clone()));
-        // An attempt an earlier run left running or unrecorded is re-attached, not started again.
-        let mut attempt = match prev {
-            Some(p) if p.status.is_none() => p.attempt.max(1),
-            Some(p) => p.attempt + 1,
-            None => 1,
-        };
-        let mut tries_left = step.retries;
-        loop {
-            let last = tries_left == 0;
-            let result = run_attempt(
-                host,
-                &mut conn,
-                step,
-                attempt,
-                last,
-                &env_now,
-                &fp,
-                shared,
-                known_hosts,
-                ctl_dir,
-                n,
-            )
-            .await;
-            match result {
-                Ok(outputs) => {
-                    shared.step_done(sid, &node, true, &outputs);
-                    break;
-                }
-                Err(_) if tries_left > 0 => {
-                    tries_left -= 1;
-                    attempt += 1;
-                    // Back off a little longer each time: 1 s, 2 s, 3 s ...
-                    tokio::time::sleep(Duration::from_secs(u64::from(step.retries - tries_left)))
-                        .await;
-                }
-                Err(_) => {
-                    skip_rest(
-                        shared,
-                        &node,
-                        &todo[i + 1..],
-                        &format!("step '{sid}' failed on this node"),
-                    )
-                    .await;
-                    if let Some(c) = conn.take() {
-                        c.close().await;
-                    }
-                    return;
-                }
-            }
+    conn: Option<Conn>,
+    env: Vec<(String, String)>,
+    /// The attempt each step is at, and the retries it has left.
+    attempts: HashMap<String, (u32, u32)>,
+}
+
+/// How a batch ended.
+enum BatchEnd {
+    /// Every step of the batch succeeded.
+    AllOk,
+    /// A step failed (its attempt is recorded); `retry` when it gets another attempt.
+    Failed { retry: bool },
+}
+
+impl NodeRun<'_> {
+    fn node(&self) -> &str {
+        &self.host.name
+    }
+
+    async fn close(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close().await;
         }
     }
-    if let Some(c) = conn.take() {
-        c.close().await;
+
+    /// Consecutive steps from `todo[i]` that can go to the node in one command: same `become`,
+    /// and every barrier of the later ones already passed.
+    fn batch_end(&self, todo: &[String], i: usize) -> usize {
+        let first = self.plan.step(&todo[i]).expect("from the plan");
+        let mut j = i + 1;
+        while j < todo.len() {
+            let s = self.plan.step(&todo[j]).expect("from the plan");
+            if s.become_root != first.become_root || !s.after.iter().all(|a| self.shared.passed(a))
+            {
+                break;
+            }
+            j += 1;
+        }
+        j
+    }
+
+    async fn run(mut self, todo: &[String]) {
+        let node = self.node().to_string();
+        match connect_and_check(self.host, self.known_hosts, self.ctl_dir, self.n).await {
+            Ok((c, facts)) => {
+                self.conn = Some(c);
+                self.shared
+                    .emit(Event::Facts {
+                        node: node.clone(),
+                        facts,
+                    })
+                    .await;
+            }
+            Err(reason) => return fail_rest(self.shared, &node, todo, reason).await,
+        }
+        for sid in todo {
+            let prev = self.shared.replay.steps.get(&(node.clone(), sid.clone()));
+            // An attempt an earlier run left running or unrecorded is re-attached, not started again.
+            let attempt = match prev {
+                Some(p) if p.status.is_none() => p.attempt.max(1),
+                Some(p) => p.attempt + 1,
+                None => 1,
+            };
+            let retries = self.plan.step(sid).expect("from the plan").retries;
+            self.attempts.insert(sid.clone(), (attempt, retries));
+        }
+        let mut i = 0;
+        while i < todo.len() {
+            let step = self.plan.step(&todo[i]).expect("from the plan");
+            for a in &step.after {
+                if let Err(on) = self.shared.barrier(a).await {
+                    let reason = format!("waits for step '{a}', which failed on {on}");
+                    skip_rest(self.shared, &node, &todo[i..], &reason).await;
+                    return self.close().await;
+                }
+            }
+            let j = self.batch_end(todo, i);
+            let (done, end) = self.run_batch(&todo[i..j]).await;
+            i += done;
+            if let BatchEnd::Failed { retry } = end {
+                let sid = &todo[i];
+                let (attempt, left) = self.attempts[sid];
+                if !retry {
+                    let reason = format!("step '{sid}' failed on this node");
+                    skip_rest(self.shared, &node, &todo[i + 1..], &reason).await;
+                    return self.close().await;
+                }
+                self.attempts.insert(sid.clone(), (attempt + 1, left - 1));
+                // Back off a little longer each time: 1 s, 2 s, 3 s ...
+                let retries = self.plan.step(sid).expect("from the plan").retries;
+                tokio::time::sleep(Duration::from_secs(u64::from(retries - left + 1))).await;
+            }
+        }
+        self.close().await;
+    }
+
+    /// Run `steps` as one command on the node, re-attaching through lost connections. Returns
+    /// how many steps succeeded, and how the batch ended.
+    async fn run_batch(&mut self, steps: &[String]) -> (usize, BatchEnd) {
+        let node = self.node().to_string();
+        let mut env_now = self.env.clone();
+        env_now.extend(
+            self.shared
+                .board
+                .lock()
+                .expect("board lock")
+                .outputs
+                .clone(),
+        );
+        let mut ok = 0;
+        let mut reconnects = 0;
+        loop {
+            let rest = &steps[ok..];
+            let script = {
+                let launches: Vec<Launch> = rest
+                    .iter()
+                    .map(|sid| {
+                        let s = self.plan.step(sid).expect("from the plan");
+                        Launch {
+                            step: &s.id,
+                            attempt: self.attempts[sid].0,
+                            timeout: s.timeout,
+                            body: &s.body,
+                            env: &env_now,
+                        }
+                    })
+                    .collect();
+                runner::launcher(&self.shared.install_id, &launches)
+            };
+            let become_root = self.plan.step(&rest[0]).expect("from the plan").become_root;
+            if self.conn.is_none() {
+                match transport::connect(
+                    self.host,
+                    self.known_hosts,
+                    self.ctl_dir,
+                    self.n + 10_000 * reconnects,
+                )
+                .await
+                {
+                    Ok(c) => self.conn = Some(c),
+                    Err(e) => {
+                        let reason = format!(
+                            "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
+                            rest[0]
+                        );
+                        return (ok, self.end_step(StepRun::new(&rest[0]), Err(reason)).await);
+                    }
+                }
+            }
+            let conn = self.conn.as_ref().expect("connected above");
+            let mut current: Option<StepRun> = None;
+            let lost = match conn.exec(&script, become_root).await {
+                Ok(mut running) => {
+                    let mut failed = None;
+                    while let Some(line) = running.next_line().await {
+                        match runner::parse_line(&line) {
+                            Line::Begin(sid) => {
+                                // Outputs follow a step's exit line: it ends when the next begins.
+                                if let Some(done) = current.take() {
+                                    let end = self.end_step(done, Ok(())).await;
+                                    if let BatchEnd::Failed { .. } = end {
+                                        failed = Some(end);
+                                        break;
+                                    }
+                                    ok += 1;
+                                }
+                                current = Some(self.begin(&sid).await);
+                            }
+                            Line::Log(l) => {
+                                if let Some(c) = current.as_mut() {
+                                    c.push_log(&l);
+                                    let step = c.step.clone();
+                                    self.shared
+                                        .emit(Event::Output {
+                                            node: node.clone(),
+                                            step,
+                                            line: l,
+                                        })
+                                        .await;
+                                }
+                            }
+                            Line::Output(k, v) => {
+                                if let Some(c) = current.as_mut() {
+                                    c.output(k, v);
+                                }
+                            }
+                            Line::Exit(rc) => {
+                                if let Some(c) = current.as_mut() {
+                                    c.rc = Some(rc);
+                                }
+                            }
+                            Line::Vanished(_) => break,
+                            Line::Attached | Line::AlreadyDone => {}
+                        }
+                    }
+                    if let Some(end) = failed {
+                        return (ok, end);
+                    }
+                    match (current.take(), running.finish().await) {
+                        (Some(done), _) if done.rc.is_some() => {
+                            let end = self.end_step(done, Ok(())).await;
+                            if let BatchEnd::Failed { .. } = end {
+                                return (ok, end);
+                            }
+                            ok += 1;
+                            if ok == steps.len() {
+                                return (ok, BatchEnd::AllOk);
+                            }
+                            // The batch stopped early without a failure: the node's shell died.
+                            Some("the node's shell ended in the middle of the batch".to_string())
+                        }
+                        (_, Ok((code, err))) => {
+                            Some(format!("the runner ended with code {code}: {}", err.trim()))
+                        }
+                        (_, Err(l)) => Some(l.0),
+                    }
+                }
+                Err(l) => Some(l.0),
+            };
+            let why = lost.unwrap_or_default();
+            if reconnects >= RECONNECTS {
+                let reason = format!(
+                    "lost contact with {node} during step '{}': {why}",
+                    steps[ok]
+                );
+                return (
+                    ok,
+                    self.end_step(StepRun::new(&steps[ok]), Err(reason)).await,
+                );
+            }
+            reconnects += 1;
+            self.close().await;
+            tokio::time::sleep(Duration::from_millis(500 << reconnects)).await;
+        }
+    }
+
+    /// A step of the batch begins on the node: journaled and announced.
+    async fn begin(&self, sid: &str) -> StepRun {
+        let node = self.node().to_string();
+        let step = self.plan.step(sid).expect("from the plan");
+        let attempt = self.attempts[sid].0;
+        self.shared.journal.log(Record::Start {
+            node: node.clone(),
+            step: sid.to_string(),
+            attempt,
+            fp: step_fp(step, &self.env),
+            ts: journal::now(),
+        });
+        let reattached = self
+            .shared
+            .replay
+            .steps
+            .get(&(node.clone(), sid.to_string()))
+            .is_some_and(|p| p.status.is_none() && p.attempt == attempt);
+        self.shared
+            .emit(Event::Started {
+                node,
+                step: sid.to_string(),
+                attempt,
+                reattached,
+            })
+            .await;
+        StepRun::new(sid)
+    }
+
+    /// A step ended: its exit code (or why it has none) decides ok, retry or failure.
+    async fn end_step(&self, run: StepRun, lost: Result<(), String>) -> BatchEnd {
+        let node = self.node().to_string();
+        let step = self.plan.step(&run.step).expect("from the plan");
+        // A lost node may still be running the attempt: never start another beside it.
+        let retryable = lost.is_ok();
+        let reason = match (lost, run.rc) {
+            (Err(why), _) => Some(why),
+            (Ok(()), Some(0)) => None,
+            (Ok(()), Some(124)) => Some(format!("timed out after {} s", step.timeout)),
+            (Ok(()), Some(rc)) => Some(format!("exit code {rc}")),
+            (Ok(()), None) => Some("the step ended without an exit code".to_string()),
+        };
+        let elapsed_ms = run.started.elapsed().as_millis() as u64;
+        let Some(reason) = reason else {
+            if !run.outputs.is_empty() {
+                self.shared.journal.log(Record::Outputs {
+                    node: node.clone(),
+                    step: run.step.clone(),
+                    values: run.outputs.clone(),
+                });
+            }
+            self.shared.step_done(&run.step, &node, true, &run.outputs);
+            self.shared
+                .finish(&node, &run.step, Status::Ok, None, elapsed_ms, Vec::new())
+                .await;
+            return BatchEnd::AllOk;
+        };
+        let (attempt, left) = self.attempts[&run.step];
+        let retry = left > 0 && retryable;
+        if retry {
+            // Not the end of the step: record the attempt, say so in its log; the caller retries.
+            self.shared.journal.log(end_record(
+                &node,
+                &run.step,
+                Status::Failed,
+                Some(reason.clone()),
+            ));
+            let line = format!("kswizard: attempt {attempt} failed ({reason}); trying again");
+            self.shared
+                .emit(Event::Output {
+                    node,
+                    step: run.step,
+                    line,
+                })
+                .await;
+        } else {
+            self.shared
+                .finish(
+                    &node,
+                    &run.step,
+                    Status::Failed,
+                    Some(reason.clone()),
+                    elapsed_ms,
+                    run.tail,
+                )
+                .await;
+        }
+        BatchEnd::Failed { retry }
     }
 }
 
-/// One attempt of a step, re-attaching through lost connections. Ok gives the published values.
-#[allow(clippy::too_many_arguments)]
-async fn run_attempt(
-    host: &Host,
-    conn: &mut Option<Conn>,
-    step: &super::plan::Step,
-    attempt: u32,
-    last: bool,
-    env: &[(String, String)],
-    fp: &str,
-    shared: &Shared,
-    known_hosts: &Path,
-    ctl_dir: &Path,
-    n: usize,
-) -> Result<BTreeMap<String, String>, String> {
-    let node = host.name.clone();
-    let started = Instant::now();
-    shared.journal.log(Record::Start {
-        node: node.clone(),
-        step: step.id.clone(),
-        attempt,
-        fp: fp.to_string(),
-        ts: journal::now(),
-    });
-    let reattached = shared
-        .replay
-        .steps
-        .get(&(node.clone(), step.id.clone()))
-        .is_some_and(|p| p.status.is_none() && p.attempt == attempt);
-    shared
-        .emit(Event::Started {
-            node: node.clone(),
-            step: step.id.clone(),
-            attempt,
-            reattached,
-        })
-        .await;
-    let script = runner::launcher(&Launch {
-        install_id: &shared.install_id,
-        step: &step.id,
-        attempt,
-        timeout: step.timeout,
-        body: &step.body,
-        env,
-    });
-    let mut tail: Vec<String> = Vec::new();
-    let mut outputs = BTreeMap::new();
-    let mut reconnects = 0;
-    let outcome: Result<i32, String> = loop {
-        let c = match conn {
-            Some(c) => c,
-            None => match transport::connect(
-                host,
-                known_hosts,
-                ctl_dir,
-                n + 10_000 * reconnects as usize,
-            )
-            .await
-            {
-                Ok(c) => conn.insert(c),
-                Err(e) => {
-                    break Err(format!(
-                        "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
-                        step.id
-                    ));
-                }
-            },
-        };
-        let mut exit = None;
-        let lost = match c.exec(&script, step.become_root).await {
-            Ok(mut running) => {
-                while let Some(line) = running.next_line().await {
-                    match runner::parse_line(&line) {
-                        Line::Log(l) => {
-                            tail.push(l.clone());
-                            if tail.len() > LOG_TAIL {
-                                tail.remove(0);
-                            }
-                            shared
-                                .emit(Event::Output {
-                                    node: node.clone(),
-                                    step: step.id.clone(),
-                                    line: l,
-                                })
-                                .await;
-                        }
-                        Line::Exit(rc) => exit = Some(rc),
-                        Line::Output(k, v) if runner::is_env_name(&k) && !k.starts_with("KSW_") => {
-                            outputs.insert(k, v);
-                        }
-                        Line::Output(k, _) => tail.push(format!("kswizard: ignored output '{k}': expected an upper-case name not starting with KSW_")),
-                        Line::Vanished(_) => break,
-                        Line::Attached | Line::AlreadyDone => {}
-                    }
-                }
-                match running.finish().await {
-                    Ok((_, _)) if exit.is_some() => None,
-                    Ok((code, err)) => {
-                        Some(format!("the runner ended with code {code}: {}", err.trim()))
-                    }
-                    Err(l) => Some(l.0),
-                }
-            }
-            Err(l) => Some(l.0),
-        };
-        if let Some(rc) = exit {
-            break Ok(rc);
+/// A step in progress on the node, as the runner's output tells it.
+struct StepRun {
+    step: String,
+    started: Instant,
+    rc: Option<i32>,
+    outputs: BTreeMap<String, String>,
+    tail: Vec<String>,
+}
+
+impl StepRun {
+    fn new(step: &str) -> StepRun {
+        StepRun {
+            step: step.to_string(),
+            started: Instant::now(),
+            rc: None,
+            outputs: BTreeMap::new(),
+            tail: Vec::new(),
         }
-        let why =
-            lost.unwrap_or_else(|| "the step's process ended without an exit code".to_string());
-        if reconnects >= RECONNECTS {
-            break Err(format!(
-                "lost contact with {node} during step '{}': {why}",
-                step.id
+    }
+
+    fn push_log(&mut self, line: &str) {
+        if self.tail.len() == LOG_TAIL {
+            self.tail.remove(0);
+        }
+        self.tail.push(line.to_string());
+    }
+
+    fn output(&mut self, k: String, v: String) {
+        if runner::is_env_name(&k) && !k.starts_with("KSW_") {
+            self.outputs.insert(k, v);
+        } else {
+            self.push_log(&format!(
+                "kswizard: ignored output '{k}': expected an upper-case name not starting with KSW_"
             ));
         }
-        reconnects += 1;
-        if let Some(old) = conn.take() {
-            old.close().await;
-        }
-        tokio::time::sleep(Duration::from_millis(500 << reconnects)).await;
-    };
-    let elapsed_ms = started.elapsed().as_millis() as u64;
-    let (status, reason) = match &outcome {
-        Ok(0) => (Status::Ok, None),
-        Ok(124) => (
-            Status::Failed,
-            Some(format!("timed out after {} s", step.timeout)),
-        ),
-        Ok(rc) => (Status::Failed, Some(format!("exit code {rc}"))),
-        Err(why) => (Status::Failed, Some(why.clone())),
-    };
-    if status == Status::Ok && !outputs.is_empty() {
-        shared.journal.log(Record::Outputs {
-            node: node.clone(),
-            step: step.id.clone(),
-            values: outputs.clone(),
-        });
-    }
-    if status == Status::Failed && !last {
-        // Not the end of the step: record the attempt, say so in its log, and let the caller retry.
-        shared
-            .journal
-            .log(end_record(&node, &step.id, status, reason.clone()));
-        let line = format!(
-            "kswizard: attempt {attempt} failed ({}); trying again",
-            reason.as_deref().unwrap_or("")
-        );
-        shared
-            .emit(Event::Output {
-                node,
-                step: step.id.clone(),
-                line,
-            })
-            .await;
-        return Err(reason.unwrap_or_default());
-    }
-    shared
-        .finish(&node, &step.id, status, reason.clone(), elapsed_ms, tail)
-        .await;
-    match status {
-        Status::Ok => Ok(outputs),
-        _ => Err(reason.unwrap_or_default()),
     }
 }
 
