@@ -4,4 +4,5 @@
 pub mod cli;
 pub mod conf;
 pub mod model;
+pub mod tui;
 pub mod validate;

@@ -13,8 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "kswizard", version, about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal")]
 pub struct Cli {
+    /// The conf directory the wizard opens when no command is given.
+    #[arg(long, default_value = "conf")]
+    pub conf: PathBuf,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -73,14 +76,21 @@ impl From<Outcome> for ExitCode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate { conf, format, strict } => validate_cmd::run(&conf, format, strict),
-        Command::Write {
+        None => match crate::tui::run(&cli.conf) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                eprintln!("kswizard: {e:?}");
+                Outcome::BadInput
+            }
+        },
+        Some(Command::Validate { conf, format, strict }) => validate_cmd::run(&conf, format, strict),
+        Some(Command::Write {
             conf,
             out,
             lb_address,
             lb_port,
             lb_domain,
-        } => write_cmd::run(
+        }) => write_cmd::run(
             &conf,
             &out,
             write_cmd::LbOverrides {
