@@ -177,7 +177,13 @@ mod tests {
     #[test]
     fn distant_changes_make_two_hunks() {
         let old: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let new = old.replace("2\n", "two\n").replace("19\n", "nineteen\n");
+        let new: String = (1..=20)
+            .map(|i| match i {
+                2 => "two\n".to_string(),
+                19 => "nineteen\n".to_string(),
+                i => format!("{i}\n"),
+            })
+            .collect();
         let d = unified("f", &old, &new, 1);
         let hunks: Vec<&str> = d
             .iter()

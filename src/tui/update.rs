@@ -189,10 +189,9 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
         state.set_status(
             StatusKind::Error,
             format!(
-                "Not written: {n} error{} remain{}. Fix {} first (5 Review lists them).",
+                "Not written: {n} error{} remain{} (see Review).",
                 if n == 1 { "" } else { "s" },
                 if n == 1 { "s" } else { "" },
-                if n == 1 { "it" } else { "them" },
             ),
         );
         return Vec::new();

@@ -85,7 +85,7 @@ pub fn render(frame: &mut Frame, state: &State) {
             }
             None => {
                 let mut hints = screen_hints;
-                hints.extend([("Ctrl-s", "write"), ("?", "help"), ("q", "quit")]);
+                hints.extend([("?", "help"), ("q", "quit")]);
                 hints
             }
         }

@@ -2,7 +2,7 @@
 //! and bulk add from a range or from pasted hosts.ini lines.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
@@ -10,10 +10,10 @@ use crate::model::{Auth, Host};
 use crate::tui::state::{Screen, State};
 use crate::tui::theme::SYM_SELECTED;
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{findings, visible};
+use crate::tui::widgets::{findings, table_and_notes, visible};
 
 pub const PURPOSE: &str =
-    "The machines of the cluster and how kswizard reaches them over SSH (or locally).";
+    "The machines of the cluster and how kswizard reaches them (SSH or local).";
 
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
@@ -22,7 +22,7 @@ pub fn hints(_: &State) -> Vec<Hint> {
         ("i", "paste ini"),
         ("e", "edit"),
         ("d", "delete"),
-        ("Enter", "roles"),
+        ("Enter", "next"),
     ]
 }
 
@@ -39,16 +39,10 @@ fn auth(h: &Host) -> String {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
-    let notes: Vec<_> = state.findings_for(Screen::Hosts).collect();
-    let notes_height = if notes.is_empty() {
-        0
-    } else {
-        (notes.len() as u16 * 2 + 2).min(area.height / 3)
-    };
-    let [table_area, notes_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(notes_height)]).areas(area);
-
     let hosts = &state.cluster.hosts;
+    let notes = findings::lines(state.findings_for(Screen::Hosts), theme);
+    let [table_area, notes_area] = table_and_notes(area, hosts.len(), &notes);
+
     if hosts.is_empty() {
         let empty = Paragraph::new(vec![
             Line::raw(""),
@@ -99,7 +93,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     }
     if !notes.is_empty() {
         frame.render_widget(
-            Paragraph::new(findings::lines(notes, theme))
+            Paragraph::new(notes)
                 .wrap(Wrap { trim: false })
                 .block(Block::bordered().title(" Findings ")),
             notes_area,

@@ -10,16 +10,16 @@ use crate::model::{APISERVER_PORT, LbMode};
 use crate::tui::state::{LbField, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED};
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::findings;
+use crate::tui::widgets::{boxed_height, findings};
 
 pub const PURPOSE: &str =
-    "The address in front of the apiservers that kubelets and kubectl use (VIP, port, domain).";
+    "The address in front of the apiservers: VIP or LB address, port and domain.";
 
 pub fn hints(state: &State) -> Vec<Hint> {
     if state.lb_field == LbField::Mode {
-        vec![("↑↓ Tab", "field"), ("space ←→", "mode"), ("Enter", "review")]
+        vec![("↑↓ Tab", "field"), ("space ←→", "mode"), ("Enter", "next")]
     } else {
-        vec![("↑↓ Tab", "field"), ("e", "edit"), ("Enter", "review")]
+        vec![("↑↓ Tab", "field"), ("e", "edit"), ("Enter", "next")]
     }
 }
 
@@ -29,9 +29,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let lb = &state.cluster.lb;
     let notes: Vec<_> = state.findings_for(Screen::LoadBalancer).collect();
+    let note_lines = if notes.is_empty() {
+        vec![Line::styled(format!("{SYM_OK} no findings for the load balancer"), theme.ok)]
+    } else {
+        findings::lines(notes, theme)
+    };
     let [fields_area, notes_area, guide_area] = Layout::vertical([
-        Constraint::Length(LbField::ALL.len() as u16 + 3),
-        Constraint::Length(if notes.is_empty() { 3 } else { notes.len() as u16 * 2 + 2 }),
+        Constraint::Length(LbField::ALL.len() as u16 + 2),
+        Constraint::Length(boxed_height(&note_lines, area.width)),
         Constraint::Min(0),
     ])
     .areas(area);
@@ -84,11 +89,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         fields_area,
     );
 
-    let note_lines = if notes.is_empty() {
-        vec![Line::styled(format!("{SYM_OK} no findings for the load balancer"), theme.ok)]
-    } else {
-        findings::lines(notes, theme)
-    };
     frame.render_widget(
         Paragraph::new(note_lines)
             .wrap(Wrap { trim: false })
@@ -134,7 +134,7 @@ fn guide(state: &State) -> Vec<Line<'static>> {
             "Until the apiservers are up the LB shows the backends as \"unavailable\": that is expected.".to_string(),
         ],
         LbMode::BuiltIn => vec![
-            format!("haproxy on every master listening on {} (not {APISERVER_PORT}, the apiserver's own port)", lb.port),
+            format!("haproxy on every master, listening on port {} (it must differ from {APISERVER_PORT}, the apiserver's own)", lb.port),
             format!("keepalived moving the VIP {address} between the masters; pick a free address in their subnet"),
             format!("backends: {backends}"),
         ],

@@ -11,11 +11,11 @@ use crate::tui::diff::Kind;
 use crate::tui::state::{REVIEW_SECTIONS, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED, SYM_WARNING};
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::findings;
+use crate::tui::widgets::{boxed_height, findings};
 use crate::validate::Severity;
 
 pub const PURPOSE: &str =
-    "Check everything, then write hosts.ini and common.yaml with Ctrl-s (refused while errors remain).";
+    "Check the findings and the diff, then write the files with Ctrl-s.";
 
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
@@ -55,7 +55,12 @@ fn summary(state: &State, screen: Screen) -> String {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
-    let findings_height = (state.findings.len() as u16 * 2 + 2).clamp(3, area.height / 3);
+    let finding_lines = if state.findings.is_empty() {
+        vec![Line::styled(format!("{SYM_OK} no findings"), theme.ok)]
+    } else {
+        findings::lines(&state.findings, theme)
+    };
+    let findings_height = boxed_height(&finding_lines, area.width).min(area.height / 3);
     let [sections_area, findings_area, diff_area] = Layout::vertical([
         Constraint::Length(REVIEW_SECTIONS.len() as u16 + 2),
         Constraint::Length(findings_height),
@@ -91,11 +96,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         sections_area,
     );
 
-    let finding_lines = if state.findings.is_empty() {
-        vec![Line::styled(format!("{SYM_OK} no findings"), theme.ok)]
-    } else {
-        findings::lines(&state.findings, theme)
-    };
     frame.render_widget(
         Paragraph::new(finding_lines)
             .wrap(Wrap { trim: false })

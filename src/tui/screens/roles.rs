@@ -2,7 +2,7 @@
 //! etcd quorum arithmetic spelled out.
 
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
 
@@ -10,7 +10,7 @@ use crate::tui::state::{Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED, Theme};
 use crate::tui::update::ROLE_COLUMNS;
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{findings, visible};
+use crate::tui::widgets::{findings, table_and_notes, visible};
 
 pub const PURPOSE: &str =
     "Which hosts run the control plane (master), workloads (worker) and etcd.";
@@ -21,7 +21,7 @@ pub fn hints(_: &State) -> Vec<Hint> {
         ("←→ Tab", "role"),
         ("space", "toggle"),
         ("p", "preset"),
-        ("Enter", "load balancer"),
+        ("Enter", "next"),
     ]
 }
 
@@ -62,12 +62,11 @@ fn check(on: bool) -> &'static str {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
-    let notes: Vec<_> = state.findings_for(Screen::Roles).collect();
-    let notes_height = (notes.len() as u16 * 2 + 3).min(area.height / 3).max(3);
-    let [table_area, notes_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(notes_height)]).areas(area);
-
     let hosts = &state.cluster.hosts;
+    let mut notes = vec![quorum_line(state.cluster.etcd().count(), theme)];
+    notes.extend(findings::lines(state.findings_for(Screen::Roles), theme));
+    let [table_area, notes_area] = table_and_notes(area, hosts.len(), &notes);
+
     let rows_height = table_area.height.saturating_sub(3) as usize;
     let rows = visible(state.role_row, hosts.len(), rows_height).map(|i| {
         let h = &hosts[i];
@@ -118,10 +117,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     )));
     frame.render_widget(table, table_area);
 
-    let mut lines = vec![quorum_line(state.cluster.etcd().count(), theme)];
-    lines.extend(findings::lines(notes, theme));
     frame.render_widget(
-        Paragraph::new(lines)
+        Paragraph::new(notes)
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(" Findings ")),
         notes_area,

@@ -35,50 +35,54 @@ pub fn purpose(frame: &mut Frame, area: Rect, text: &str, state: &State) {
 }
 
 /// The last status message on the left; where the files are, unsaved changes and the count of
-/// findings on the right.
+/// findings on the right. The directory gives way first when the message needs the room.
 pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
-    let mut right = vec![Span::styled(
-        format!("conf: {}", state.conf_dir.display()),
-        theme.dim,
-    )];
+    let mut state_spans = Vec::new();
     if state.opened {
-        right.push(Span::raw(" · "));
-        right.push(if state.dirty() {
+        state_spans.push(if state.dirty() {
             Span::styled("● unsaved", theme.warning)
         } else {
             Span::styled("saved", theme.dim)
         });
         let errors = state.errors();
         let warnings = state.findings.len() - errors;
-        right.push(Span::raw(" · "));
-        right.push(match (errors, warnings) {
+        state_spans.push(Span::raw(" · "));
+        state_spans.push(match (errors, warnings) {
             (0, 0) => Span::styled(format!("{SYM_OK} no findings"), theme.ok),
             (0, w) => Span::styled(format!("{SYM_WARNING} {w} warn"), theme.warning),
             (e, w) => Span::styled(format!("{SYM_ERROR} {e} err {w} warn"), theme.error),
         });
-        right.push(Span::raw(" "));
+        state_spans.push(Span::raw(" "));
     }
-    let right = Line::from(right);
-    let right_width = right.width() as u16;
-    frame.render_widget(
-        Paragraph::new(right).alignment(Alignment::Right),
-        area,
-    );
-    if let Some(status) = &state.status {
+    let left = state.status.as_ref().map(|status| {
         let (sym, style) = match status.kind {
             StatusKind::Info => ("·", theme.purpose),
             StatusKind::Ok => (SYM_OK, theme.ok),
             StatusKind::Error => (SYM_ERROR, theme.error),
         };
-        let left = Rect {
+        Line::styled(format!(" {sym} {}", status.text), style)
+    });
+    let left_width = left.as_ref().map_or(0, Line::width);
+    let mut full = vec![Span::styled(format!("conf: {}", state.conf_dir.display()), theme.dim)];
+    if state.opened {
+        full.push(Span::raw(" · "));
+    }
+    full.extend(state_spans.iter().cloned());
+    let full = Line::from(full);
+    let right = if left_width + full.width() < usize::from(area.width) {
+        full
+    } else {
+        Line::from(state_spans)
+    };
+    let right_width = right.width() as u16;
+    frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
+    if let Some(left) = left {
+        let left_area = Rect {
             width: area.width.saturating_sub(right_width + 1),
             ..area
         };
-        frame.render_widget(
-            Paragraph::new(Line::styled(format!(" {sym} {}", status.text), style)),
-            left,
-        );
+        frame.render_widget(Paragraph::new(left), left_area);
     }
 }
 

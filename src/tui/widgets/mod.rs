@@ -5,6 +5,29 @@ pub mod findings;
 pub mod form;
 pub mod popup;
 
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::Line;
+
+/// Rows `lines` take wrapped in a bordered box `width` wide, borders included. Word wrapping can
+/// need more rows than the characters alone, so the estimate leaves some room.
+pub fn boxed_height(lines: &[Line], width: u16) -> u16 {
+    let room = usize::from(width.saturating_sub(8)).max(1);
+    let rows: usize = lines.iter().map(|l| l.width().div_ceil(room).max(1)).sum();
+    rows as u16 + 2
+}
+
+/// A table of `rows` rows above a box of `notes`: the notes get the rows they need, but the
+/// table keeps all its rows or at least half of `area`.
+pub fn table_and_notes(area: Rect, rows: usize, notes: &[Line]) -> [Rect; 2] {
+    let table_min = (rows as u16 + 3).min(area.height / 2);
+    let notes_height = if notes.is_empty() {
+        0
+    } else {
+        boxed_height(notes, area.width).min(area.height.saturating_sub(table_min))
+    };
+    Layout::vertical([Constraint::Min(0), Constraint::Length(notes_height)]).areas(area)
+}
+
 /// The rows of a list of `len` that fit in `height` with `selected` in view: the window scrolls
 /// only as far as the selection needs, and only those rows are built (500 hosts stay cheap).
 pub fn visible(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> {
