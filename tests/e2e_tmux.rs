@@ -35,11 +35,16 @@ impl Tmux {
     }
 
     fn type_text(&self, text: &str) {
-        assert!(self.run(&["send-keys", "-t", SESSION, "-l", text]).status.success());
+        assert!(
+            self.run(&["send-keys", "-t", SESSION, "-l", text])
+                .status
+                .success()
+        );
     }
 
     fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", SESSION]).stdout).into_owned()
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", SESSION]).stdout)
+            .into_owned()
     }
 
     /// Poll the pane until every one of `texts` is on it.
@@ -50,7 +55,10 @@ impl Tmux {
             if texts.iter().all(|t| screen.contains(t)) {
                 return screen;
             }
-            assert!(start.elapsed() < WAIT, "waited for {texts:?}; the screen shows:\n{screen}");
+            assert!(
+                start.elapsed() < WAIT,
+                "waited for {texts:?}; the screen shows:\n{screen}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -58,7 +66,11 @@ impl Tmux {
     fn wait_until_gone(&self) {
         let start = Instant::now();
         while self.run(&["has-session", "-t", SESSION]).status.success() {
-            assert!(start.elapsed() < WAIT, "kswizard did not quit:\n{}", self.screen());
+            assert!(
+                start.elapsed() < WAIT,
+                "kswizard did not quit:\n{}",
+                self.screen()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -97,9 +109,21 @@ fn edit_roles_and_vip_then_write() {
     let tmux = Tmux {
         socket: tmp.path().join("tmux.sock"),
     };
-    let command = format!("{} --conf {}", env!("CARGO_BIN_EXE_kswizard"), dir.display());
+    let command = format!(
+        "{} --conf {}",
+        env!("CARGO_BIN_EXE_kswizard"),
+        dir.display()
+    );
     let started = tmux.run(&[
-        "new-session", "-d", "-s", SESSION, "-x", "120", "-y", "40", &command,
+        "new-session",
+        "-d",
+        "-s",
+        SESSION,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
     ]);
     assert!(started.status.success(), "{started:?}");
 
@@ -118,7 +142,10 @@ fn edit_roles_and_vip_then_write() {
         "✗ etcd-count-even, etcd-on-worker",
     ]);
     tmux.keys(&["Space"]);
-    tmux.wait_for(&["etcd: 3 hosts — quorum 2, tolerates 1 failure", "no findings"]);
+    tmux.wait_for(&[
+        "etcd: 3 hosts — quorum 2, tolerates 1 failure",
+        "no findings",
+    ]);
 
     // Load balancer: a new VIP.
     tmux.keys(&["4"]);

@@ -83,7 +83,11 @@ pub fn main() -> ExitCode {
                 Outcome::BadInput
             }
         },
-        Some(Command::Validate { conf, format, strict }) => validate_cmd::run(&conf, format, strict),
+        Some(Command::Validate {
+            conf,
+            format,
+            strict,
+        }) => validate_cmd::run(&conf, format, strict),
         Some(Command::Write {
             conf,
             out,

@@ -29,7 +29,9 @@ pub fn parse_range(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
     }
     let count = (hi - lo) as usize + 1;
     if count > MAX_RANGE {
-        return Err(format!("range {spec} has {count} addresses; at most {MAX_RANGE} at once"));
+        return Err(format!(
+            "range {spec} has {count} addresses; at most {MAX_RANGE} at once"
+        ));
     }
     Ok((lo..=hi).map(Ipv4Addr::from).collect())
 }
@@ -69,7 +71,10 @@ pub fn hosts_from_ini(text: &str) -> Result<Vec<Host>, String> {
     let cluster =
         hosts_ini::parse(text.as_bytes(), Path::new("pasted lines")).map_err(|e| e.to_string())?;
     if cluster.hosts.is_empty() {
-        return Err("no host lines found: paste lines like 'node1 ansible_host=192.168.0.4 ip=192.168.0.4'".to_string());
+        return Err(
+            "no host lines found: paste lines like 'node1 ansible_host=192.168.0.4 ip=192.168.0.4'"
+                .to_string(),
+        );
     }
     Ok(cluster.hosts)
 }

@@ -95,7 +95,10 @@ pub fn unified(name: &str, old: &str, new: &str, context: usize) -> Vec<Line> {
         kind: Kind::Header,
         text,
     };
-    let mut out = vec![header(format!("--- a/{name}")), header(format!("+++ b/{name}"))];
+    let mut out = vec![
+        header(format!("--- a/{name}")),
+        header(format!("+++ b/{name}")),
+    ];
 
     // Group changes whose context windows touch into one hunk each.
     let mut hunks: Vec<(usize, usize)> = Vec::new();

@@ -22,7 +22,11 @@ pub fn run(effect: Effect) -> Action {
 /// Read `dir`: the cluster (none without a hosts.ini) and the text of each file kswizard writes.
 pub fn load(dir: &Path) -> Result<Disk, String> {
     let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
-    let names = [conf::HOSTS_INI, source.common_name.as_str(), conf::SETTINGS_YAML];
+    let names = [
+        conf::HOSTS_INI,
+        source.common_name.as_str(),
+        conf::SETTINGS_YAML,
+    ];
     let files = names
         .iter()
         .filter_map(|name| {

@@ -11,7 +11,10 @@ pub enum Value {
     Text(Input),
     /// Shown as one dot per character, never in clear.
     Secret(Input),
-    Choice { options: &'static [&'static str], index: usize },
+    Choice {
+        options: &'static [&'static str],
+        index: usize,
+    },
     /// Several lines; Enter adds a line, Ctrl-S submits.
     Lines(Input),
 }
@@ -88,7 +91,10 @@ impl Form {
                 Field::text("Name", h.name.as_str()),
                 Field::text("Address (ansible_host)", h.address.as_deref().unwrap_or("")),
                 Field::text("Node IP (ip)", h.ip.as_deref().unwrap_or("")),
-                Field::text("SSH port", h.port.map(|p| p.to_string()).unwrap_or_default()),
+                Field::text(
+                    "SSH port",
+                    h.port.map(|p| p.to_string()).unwrap_or_default(),
+                ),
                 Field::text("User (empty = root)", h.user.as_deref().unwrap_or("")),
                 Field {
                     label: "Auth",
@@ -153,7 +159,11 @@ impl Form {
     pub fn cycle(&mut self, forward: bool) {
         if let Value::Choice { options, index } = &mut self.fields[self.focus].value {
             let n = options.len();
-            *index = if forward { (*index + 1) % n } else { (*index + n - 1) % n };
+            *index = if forward {
+                (*index + 1) % n
+            } else {
+                (*index + n - 1) % n
+            };
         }
     }
 

@@ -117,7 +117,10 @@ mod tests {
     #[test]
     fn letters_are_commands_on_screens_and_text_in_forms() {
         let mut s = State::new("conf".into(), Theme::color());
-        assert!(matches!(map_key(&s, key(KeyCode::Char('q'))), Some(Action::Quit)));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        ));
         s.modal = Some(Modal::Form(Form::range()));
         assert!(matches!(
             map_key(&s, key(KeyCode::Char('q'))),

@@ -79,7 +79,9 @@ pub enum StartChoice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Confirm {
-    Quit { unsaved: bool },
+    Quit {
+        unsaved: bool,
+    },
     DeleteHost(usize),
     /// Write although warnings remain (errors are never overridable).
     WriteWithWarnings(usize),
@@ -115,7 +117,12 @@ pub enum LbField {
 }
 
 impl LbField {
-    pub const ALL: [LbField; 4] = [LbField::Mode, LbField::Address, LbField::Port, LbField::Domain];
+    pub const ALL: [LbField; 4] = [
+        LbField::Mode,
+        LbField::Address,
+        LbField::Port,
+        LbField::Domain,
+    ];
 }
 
 /// A Load balancer field being typed into; `original` is restored on Esc.

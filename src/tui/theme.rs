@@ -28,10 +28,15 @@ pub struct Theme {
 impl Theme {
     pub fn color() -> Self {
         Theme {
-            title: Style::new().fg(Color::Black).bg(Color::Cyan).add_modifier(Modifier::BOLD),
+            title: Style::new()
+                .fg(Color::Black)
+                .bg(Color::Cyan)
+                .add_modifier(Modifier::BOLD),
             purpose: Style::new().fg(Color::Gray).add_modifier(Modifier::ITALIC),
             selected: Style::new().fg(Color::Black).bg(Color::LightCyan),
-            error: Style::new().fg(Color::LightRed).add_modifier(Modifier::BOLD),
+            error: Style::new()
+                .fg(Color::LightRed)
+                .add_modifier(Modifier::BOLD),
             warning: Style::new().fg(Color::Yellow),
             ok: Style::new().fg(Color::LightGreen),
             dim: Style::new().fg(Color::DarkGray),

@@ -97,7 +97,10 @@ fn move_in(selected: &mut usize, len: usize, action: &Action) {
 
 fn loaded(state: &mut State, outcome: Result<Disk, String>) {
     if let Err(e) = &outcome {
-        state.set_status(StatusKind::Error, format!("Cannot read the conf files: {e}"));
+        state.set_status(
+            StatusKind::Error,
+            format!("Cannot read the conf files: {e}"),
+        );
     }
     state.disk = Some(outcome);
     state.start_selected = 0;
@@ -292,7 +295,12 @@ fn submit(state: &mut State, form: &Form) -> Result<String, String> {
     };
     let message = match added.as_slice() {
         [one] => format!("Added {}.", one.name),
-        [first, .., last] => format!("Added {} hosts: {} … {}.", added.len(), first.name, last.name),
+        [first, .., last] => format!(
+            "Added {} hosts: {} … {}.",
+            added.len(),
+            first.name,
+            last.name
+        ),
         [] => String::new(),
     };
     hosts.extend(added);
@@ -335,12 +343,18 @@ const MODES: [LbMode; 3] = [LbMode::External, LbMode::BuiltIn, LbMode::None];
 
 fn lb_action(state: &mut State, action: Action) {
     let fields = LbField::ALL;
-    let at = fields.iter().position(|&f| f == state.lb_field).unwrap_or(0);
+    let at = fields
+        .iter()
+        .position(|&f| f == state.lb_field)
+        .unwrap_or(0);
     match action {
         Action::Up | Action::PrevField => state.lb_field = fields[(at + 3) % 4],
         Action::Down | Action::NextField => state.lb_field = fields[(at + 1) % 4],
         Action::Toggle | Action::Left | Action::Right if state.lb_field == LbField::Mode => {
-            let m = MODES.iter().position(|&m| m == state.cluster.lb.mode).unwrap_or(0);
+            let m = MODES
+                .iter()
+                .position(|&m| m == state.cluster.lb.mode)
+                .unwrap_or(0);
             let step = if matches!(action, Action::Left) { 2 } else { 1 };
             state.cluster.lb.mode = MODES[(m + step) % 3];
             state.refresh();
@@ -420,7 +434,10 @@ fn review_action(state: &mut State, action: Action) {
         }
         Action::PageUp => state.diff_scroll = state.diff_scroll.saturating_sub(PAGE),
         Action::PageDown => {
-            let total = state.diffs.as_ref().map_or(0, |d| d.iter().map(|f| f.lines.len()).sum());
+            let total = state
+                .diffs
+                .as_ref()
+                .map_or(0, |d| d.iter().map(|f| f.lines.len()).sum());
             state.diff_scroll = (state.diff_scroll + PAGE).min(total.saturating_sub(1));
         }
         Action::Confirm => go(state, REVIEW_SECTIONS[state.review_selected]),

@@ -75,9 +75,23 @@ pub fn render(frame: &mut Frame, state: &State) {
             Some(Modal::Form(f)) => {
                 form::render(frame, f, &state.theme);
                 match f.focused().value {
-                    Value::Lines(_) => vec![("Enter", "new line"), ("Ctrl-s", "add hosts"), ("Esc", "cancel")],
-                    Value::Choice { .. } => vec![("Tab ↑↓", "field"), ("space ←→", "choose"), ("Enter", "save"), ("Esc", "cancel")],
-                    _ => vec![("Tab ↑↓", "field"), ("Ctrl-u", "clear"), ("Enter", "save"), ("Esc", "cancel")],
+                    Value::Lines(_) => vec![
+                        ("Enter", "new line"),
+                        ("Ctrl-s", "add hosts"),
+                        ("Esc", "cancel"),
+                    ],
+                    Value::Choice { .. } => vec![
+                        ("Tab ↑↓", "field"),
+                        ("space ←→", "choose"),
+                        ("Enter", "save"),
+                        ("Esc", "cancel"),
+                    ],
+                    _ => vec![
+                        ("Tab ↑↓", "field"),
+                        ("Ctrl-u", "clear"),
+                        ("Enter", "save"),
+                        ("Esc", "cancel"),
+                    ],
                 }
             }
             None if state.lb_edit.is_some() => {

@@ -64,10 +64,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 Cell::from(h.ip.clone().unwrap_or_default()),
                 Cell::from(h.user.clone().unwrap_or_else(|| "root".to_string())),
                 Cell::from(auth(h)),
-                Cell::from(if h.become_pass.is_some() { "••••••" } else { "" }),
+                Cell::from(if h.become_pass.is_some() {
+                    "••••••"
+                } else {
+                    ""
+                }),
                 Cell::from(findings::host_note(&state.findings, &h.name, theme)),
             ]);
-            if selected { row.style(theme.selected) } else { row }
+            if selected {
+                row.style(theme.selected)
+            } else {
+                row
+            }
         });
         let table = Table::new(
             rows,

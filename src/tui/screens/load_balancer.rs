@@ -30,7 +30,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let lb = &state.cluster.lb;
     let notes: Vec<_> = state.findings_for(Screen::LoadBalancer).collect();
     let note_lines = if notes.is_empty() {
-        vec![Line::styled(format!("{SYM_OK} no findings for the load balancer"), theme.ok)]
+        vec![Line::styled(
+            format!("{SYM_OK} no findings for the load balancer"),
+            theme.ok,
+        )]
     } else {
         findings::lines(notes, theme)
     };
@@ -77,7 +80,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 fields_area.x + 1 + 3 + LABEL_WIDTH as u16 + 1 + edit.input.cursor() as u16,
                 fields_area.y + 1 + lines.len() as u16,
             ));
-            spans.push(Span::styled("  (editing: Enter keeps, Esc undoes)", theme.dim));
+            spans.push(Span::styled(
+                "  (editing: Enter keeps, Esc undoes)",
+                theme.dim,
+            ));
             if let Some(e) = &edit.error {
                 spans.push(Span::styled(format!("  {SYM_ERROR} {e}"), theme.error));
             }
@@ -142,5 +148,8 @@ fn guide(state: &State) -> Vec<Line<'static>> {
             "Only a single master works without a load balancer: nodes use its address directly.".to_string(),
         ],
     };
-    items.into_iter().map(|i| Line::raw(format!(" {i}"))).collect()
+    items
+        .into_iter()
+        .map(|i| Line::raw(format!(" {i}")))
+        .collect()
 }

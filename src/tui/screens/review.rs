@@ -14,8 +14,7 @@ use crate::tui::widgets::chrome::Hint;
 use crate::tui::widgets::{boxed_height, findings};
 use crate::validate::Severity;
 
-pub const PURPOSE: &str =
-    "Check the findings and the diff, then write the files with Ctrl-s.";
+pub const PURPOSE: &str = "Check the findings and the diff, then write the files with Ctrl-s.";
 
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
@@ -74,14 +73,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         .map(|(i, &screen)| {
             let selected = i == state.review_selected;
             let mine: Vec<_> = state.findings_for(screen).collect();
-            let errors = mine.iter().filter(|f| f.severity == Severity::Error).count();
+            let errors = mine
+                .iter()
+                .filter(|f| f.severity == Severity::Error)
+                .count();
             let verdict = match (errors, mine.len() - errors) {
                 (0, 0) => Span::styled(format!("{SYM_OK} ok"), theme.ok),
                 (0, w) => Span::styled(format!("{SYM_WARNING} {w} warning"), theme.warning),
                 (e, _) => Span::styled(format!("{SYM_ERROR} {e} error"), theme.error),
             };
             Line::from(vec![
-                Span::raw(if selected { format!(" {SYM_SELECTED} ") } else { "   ".into() }),
+                Span::raw(if selected {
+                    format!(" {SYM_SELECTED} ")
+                } else {
+                    "   ".into()
+                }),
                 Span::styled(
                     format!("{:<14}", screen.title()),
                     if selected { theme.selected } else { theme.key },
@@ -104,7 +110,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     );
 
     let diff_lines: Vec<Line> = match &state.diffs {
-        Err(e) => vec![Line::styled(format!("{SYM_ERROR} cannot render the files: {e}"), theme.error)],
+        Err(e) => vec![Line::styled(
+            format!("{SYM_ERROR} cannot render the files: {e}"),
+            theme.error,
+        )],
         Ok(files) if files.iter().all(|f| f.lines.is_empty()) => vec![Line::styled(
             format!("{SYM_OK} no changes: the files on disk already say this"),
             theme.ok,

@@ -90,7 +90,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 cell
             }
         }));
-        cells.push(Cell::from(findings::host_note(&state.findings, &h.name, theme)));
+        cells.push(Cell::from(findings::host_note(
+            &state.findings,
+            &h.name,
+            theme,
+        )));
         Row::new(cells)
     });
     let mut header = vec!["", "Host", "IP"];

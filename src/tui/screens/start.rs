@@ -52,8 +52,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             ),
             StartChoice::New => (
                 "New cluster".to_string(),
-                "start with no hosts; common.yaml keeps all but its LB lines"
-                    .to_string(),
+                "start with no hosts; common.yaml keeps all but its LB lines".to_string(),
             ),
         };
         let marker = if selected { SYM_SELECTED } else { " " };

@@ -68,7 +68,10 @@ fn range_form() {
 fn paste_form() {
     let mut s = opened();
     send(&mut s, [Action::AddPaste]);
-    type_text(&mut s, "node4 ansible_host=192.168.0.7 ip=192.168.0.7\nnode5 ansible_host=192.168.0.8");
+    type_text(
+        &mut s,
+        "node4 ansible_host=192.168.0.7 ip=192.168.0.7\nnode5 ansible_host=192.168.0.8",
+    );
     check("paste_form", &s);
 }
 
@@ -89,7 +92,15 @@ fn roles() {
 #[test]
 fn roles_with_even_etcd() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Roles), Action::Down, Action::Down, Action::Down]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Roles),
+            Action::Down,
+            Action::Down,
+            Action::Down,
+        ],
+    );
     send(&mut s, [Action::Left, Action::Toggle]);
     check("roles_even_etcd", &s);
 }
@@ -104,7 +115,14 @@ fn load_balancer() {
 #[test]
 fn load_balancer_editing_with_a_finding() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Down, Action::Edit]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::LoadBalancer),
+            Action::Down,
+            Action::Edit,
+        ],
+    );
     send(&mut s, [Action::Text(Edit::Clear)]);
     type_text(&mut s, "192.168.0.3");
     check("lb_editing_finding", &s);
@@ -120,18 +138,39 @@ fn load_balancer_built_in() {
 #[test]
 fn review_with_a_diff() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Down, Action::Edit]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::LoadBalancer),
+            Action::Down,
+            Action::Edit,
+        ],
+    );
     send(&mut s, [Action::Text(Edit::Clear)]);
     type_text(&mut s, "192.168.0.250");
-    send(&mut s, [Action::Confirm, Action::GoTo(Screen::Roles), Action::Down, Action::Down]);
-    send(&mut s, [Action::Right, Action::Toggle, Action::GoTo(Screen::Review)]);
+    send(
+        &mut s,
+        [
+            Action::Confirm,
+            Action::GoTo(Screen::Roles),
+            Action::Down,
+            Action::Down,
+        ],
+    );
+    send(
+        &mut s,
+        [Action::Right, Action::Toggle, Action::GoTo(Screen::Review)],
+    );
     check("review_diff", &s);
 }
 
 #[test]
 fn review_with_findings_after_a_refused_write() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle]);
+    send(
+        &mut s,
+        [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
+    );
     send(&mut s, [Action::GoTo(Screen::Review), Action::Save]);
     check("review_findings", &s);
 }
@@ -169,7 +208,10 @@ fn too_small() {
 fn no_color_renders_every_cell_without_colour() {
     let mut s = opened();
     s.theme = crate::tui::theme::Theme::monochrome();
-    send(&mut s, [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle]);
+    send(
+        &mut s,
+        [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
+    );
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
     terminal.draw(|f| view::render(f, &s)).unwrap();
     let buffer = terminal.backend().buffer();

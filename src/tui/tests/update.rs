@@ -28,7 +28,10 @@ fn add_host_through_the_form() {
     send(&mut s, [Action::NextField]);
     type_text(&mut s, "192.168.0.7");
     // User, then auth = password, then the passwords.
-    send(&mut s, [Action::NextField, Action::NextField, Action::NextField]);
+    send(
+        &mut s,
+        [Action::NextField, Action::NextField, Action::NextField],
+    );
     type_text(&mut s, "ubuntu");
     send(&mut s, [Action::NextField, Action::Toggle]);
     send(&mut s, [Action::NextField, Action::NextField]);
@@ -39,7 +42,11 @@ fn add_host_through_the_form() {
     assert!(s.modal.is_none());
     let h = s.cluster.hosts.last().unwrap();
     assert_eq!(h.name, "node4");
-    assert_eq!(h.ip.as_deref(), Some("192.168.0.7"), "ip defaults to the address");
+    assert_eq!(
+        h.ip.as_deref(),
+        Some("192.168.0.7"),
+        "ip defaults to the address"
+    );
     assert_eq!(h.user.as_deref(), Some("ubuntu"));
     assert_eq!(h.auth, Auth::Password(Secret::new("pw")));
     assert_eq!(h.become_pass, Some(Secret::new("sudo")));
@@ -70,7 +77,10 @@ fn bulk_add_from_a_range_on_a_new_cluster() {
     type_text(&mut s, "192.168.0.11-16");
     send(&mut s, [Action::Confirm]);
     let names: Vec<&str> = s.cluster.hosts.iter().map(|h| h.name.as_str()).collect();
-    assert_eq!(names, ["node1", "node2", "node3", "node4", "node5", "node6"]);
+    assert_eq!(
+        names,
+        ["node1", "node2", "node3", "node4", "node5", "node6"]
+    );
     assert_eq!(s.cluster.hosts[5].ip.as_deref(), Some("192.168.0.16"));
     assert!(s.status.as_ref().unwrap().text.contains("Added 6 hosts"));
 }
@@ -79,7 +89,10 @@ fn bulk_add_from_a_range_on_a_new_cluster() {
 fn bulk_add_from_pasted_lines() {
     let mut s = opened();
     send(&mut s, [Action::AddPaste]);
-    type_text(&mut s, "node4 ansible_host=192.168.0.7 ip=192.168.0.7\nnode5 ansible_host=192.168.0.8 ip=192.168.0.8");
+    type_text(
+        &mut s,
+        "node4 ansible_host=192.168.0.7 ip=192.168.0.7\nnode5 ansible_host=192.168.0.8 ip=192.168.0.8",
+    );
     send(&mut s, [Action::Confirm]);
     assert_eq!(s.cluster.hosts.len(), 8);
     assert_eq!(s.cluster.hosts[7].name, "node5");
@@ -88,7 +101,10 @@ fn bulk_add_from_pasted_lines() {
 #[test]
 fn delete_asks_first() {
     let mut s = opened();
-    send(&mut s, [Action::Down, Action::Delete, Action::Answer(false)]);
+    send(
+        &mut s,
+        [Action::Down, Action::Delete, Action::Answer(false)],
+    );
     assert_eq!(s.cluster.hosts.len(), 6);
     send(&mut s, [Action::Delete, Action::Answer(true)]);
     assert_eq!(s.cluster.hosts.len(), 5);
@@ -101,7 +117,16 @@ fn toggle_etcd_on_a_worker_and_back() {
     send(&mut s, [Action::Confirm]);
     assert_eq!(s.screen, Screen::Roles);
     // node1, etcd column.
-    send(&mut s, [Action::Down, Action::Down, Action::Down, Action::Left, Action::Toggle]);
+    send(
+        &mut s,
+        [
+            Action::Down,
+            Action::Down,
+            Action::Down,
+            Action::Left,
+            Action::Toggle,
+        ],
+    );
     assert!(s.cluster.hosts[3].roles.etcd);
     assert_eq!(codes(&s), ["etcd-count-even", "etcd-on-worker"]);
     send(&mut s, [Action::Toggle]);
@@ -114,9 +139,15 @@ fn preset_gives_three_masters_with_etcd() {
     let mut s = loaded();
     send(&mut s, [Action::Down, Action::Confirm, Action::AddRange]);
     type_text(&mut s, "10.0.0.1-5");
-    send(&mut s, [Action::Confirm, Action::GoTo(Screen::Roles), Action::Preset]);
+    send(
+        &mut s,
+        [Action::Confirm, Action::GoTo(Screen::Roles), Action::Preset],
+    );
     let c = &s.cluster;
-    assert_eq!((c.masters().count(), c.workers().count(), c.etcd().count()), (3, 2, 3));
+    assert_eq!(
+        (c.masters().count(), c.workers().count(), c.etcd().count()),
+        (3, 2, 3)
+    );
     assert_eq!(codes(&s), ["lb-required"], "three masters need an LB");
 }
 
@@ -140,7 +171,14 @@ fn set_the_vip_and_see_its_findings_while_typing() {
 #[test]
 fn esc_undoes_an_lb_edit_and_a_bad_port_is_refused() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Down, Action::Down]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::LoadBalancer),
+            Action::Down,
+            Action::Down,
+        ],
+    );
     send(&mut s, [Action::Edit, Action::Text(Edit::Clear)]);
     type_text(&mut s, "x");
     assert!(s.lb_edit.as_ref().unwrap().error.is_some());
@@ -164,19 +202,35 @@ fn lb_mode_cycles() {
 #[test]
 fn errors_block_the_write() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle]);
+    send(
+        &mut s,
+        [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
+    );
     assert!(s.errors() > 0);
     let effects = send(&mut s, [Action::Save]);
     assert!(effects.is_empty());
     let status = s.status.clone().unwrap();
     assert_eq!(status.kind, StatusKind::Error);
-    assert!(status.text.starts_with("Not written: 1 error remains (see Review)."), "{}", status.text);
+    assert!(
+        status
+            .text
+            .starts_with("Not written: 1 error remains (see Review)."),
+        "{}",
+        status.text
+    );
 }
 
 #[test]
 fn write_without_findings_produces_the_save_effect() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Down, Action::Edit]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::LoadBalancer),
+            Action::Down,
+            Action::Edit,
+        ],
+    );
     send(&mut s, [Action::Text(Edit::Clear)]);
     type_text(&mut s, "192.168.0.250");
     send(&mut s, [Action::Confirm]);
@@ -187,7 +241,10 @@ fn write_without_findings_produces_the_save_effect() {
     assert_eq!(cluster.lb.address.as_deref(), Some("192.168.0.250"));
     assert_eq!(dir.to_str(), Some("conf"));
     assert!(s.saving);
-    assert!(send(&mut s, [Action::Save]).is_empty(), "one write at a time");
+    assert!(
+        send(&mut s, [Action::Save]).is_empty(),
+        "one write at a time"
+    );
 }
 
 #[test]
@@ -196,12 +253,23 @@ fn warnings_need_an_explicit_yes() {
     // Turn master1's auth into a password: a plaintext-password warning.
     send(&mut s, [Action::Edit]);
     send(&mut s, std::iter::repeat_n(Action::NextField, 5));
-    send(&mut s, [Action::Right, Action::Right, Action::NextField, Action::NextField]);
+    send(
+        &mut s,
+        [
+            Action::Right,
+            Action::Right,
+            Action::NextField,
+            Action::NextField,
+        ],
+    );
     type_text(&mut s, "pw");
     send(&mut s, [Action::Confirm]);
     assert_eq!(codes(&s), ["plaintext-password"]);
     assert!(send(&mut s, [Action::Save]).is_empty());
-    assert!(matches!(s.modal, Some(Modal::Confirm(Confirm::WriteWithWarnings(1)))));
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::WriteWithWarnings(1)))
+    ));
     assert!(send(&mut s, [Action::Answer(false)]).is_empty());
     send(&mut s, [Action::Save]);
     let effects = send(&mut s, [Action::Answer(true)]);
@@ -231,7 +299,10 @@ fn quit_asks_only_when_changes_would_be_lost() {
 
     let mut s = opened();
     send(&mut s, [Action::Delete, Action::Answer(true), Action::Quit]);
-    assert!(matches!(s.modal, Some(Modal::Confirm(Confirm::Quit { unsaved: true }))));
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Quit { unsaved: true }))
+    ));
     send(&mut s, [Action::Answer(false)]);
     assert!(!s.quit && s.modal.is_none());
     send(&mut s, [Action::Quit, Action::Answer(true)]);
@@ -243,7 +314,10 @@ fn ctrl_c_asks_and_a_second_one_quits() {
     let mut s = opened();
     send(&mut s, [Action::Interrupt]);
     assert!(!s.quit);
-    assert!(matches!(s.modal, Some(Modal::Confirm(Confirm::Quit { unsaved: false }))));
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Quit { unsaved: false }))
+    ));
     send(&mut s, [Action::Up]);
     assert!(s.modal.is_some(), "other keys leave the question open");
     send(&mut s, [Action::Interrupt]);
@@ -262,7 +336,15 @@ fn screens_other_than_start_need_a_cluster_first() {
 #[test]
 fn review_enter_jumps_to_the_section() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Review), Action::Down, Action::Down, Action::Confirm]);
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
+    );
     assert_eq!(s.screen, Screen::LoadBalancer);
     send(&mut s, [Action::Back, Action::Back]);
     assert_eq!(s.screen, Screen::Hosts);

@@ -64,7 +64,10 @@ pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
         Line::styled(format!(" {sym} {}", status.text), style)
     });
     let left_width = left.as_ref().map_or(0, Line::width);
-    let mut full = vec![Span::styled(format!("conf: {}", state.conf_dir.display()), theme.dim)];
+    let mut full = vec![Span::styled(
+        format!("conf: {}", state.conf_dir.display()),
+        theme.dim,
+    )];
     if state.opened {
         full.push(Span::raw(" · "));
     }

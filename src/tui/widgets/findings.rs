@@ -14,7 +14,10 @@ pub fn severity_span(severity: Severity, theme: &Theme) -> Span<'static> {
 }
 
 /// Two lines a finding: what is wrong, then the fix.
-pub fn lines<'a>(findings: impl IntoIterator<Item = &'a Finding>, theme: &Theme) -> Vec<Line<'static>> {
+pub fn lines<'a>(
+    findings: impl IntoIterator<Item = &'a Finding>,
+    theme: &Theme,
+) -> Vec<Line<'static>> {
     findings
         .into_iter()
         .flat_map(|f| {

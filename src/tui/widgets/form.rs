@@ -16,7 +16,11 @@ pub fn render(frame: &mut Frame, form: &Form, theme: &Theme) {
         .fields
         .iter()
         .any(|f| matches!(f.value, Value::Lines(_)));
-    let height = if lines_field { 16 } else { form.fields.len() as u16 + 4 };
+    let height = if lines_field {
+        16
+    } else {
+        form.fields.len() as u16 + 4
+    };
     let inner = popup(frame, form.title(), 76, height, theme);
     let mut lines = Vec::new();
     let mut cursor = None;
@@ -24,7 +28,11 @@ pub fn render(frame: &mut Frame, form: &Form, theme: &Theme) {
         let focused = i == form.focus;
         let marker = if focused { SYM_SELECTED } else { " " };
         let label = format!("{marker} {:<LABEL_WIDTH$}", field.label);
-        let label_style = if focused { theme.selected } else { theme.purpose };
+        let label_style = if focused {
+            theme.selected
+        } else {
+            theme.purpose
+        };
         let value_x = inner.x + label.chars().count() as u16 + 1;
         match &field.value {
             Value::Text(input) | Value::Secret(input) => {
@@ -33,7 +41,10 @@ pub fn render(frame: &mut Frame, form: &Form, theme: &Theme) {
                     _ => input.text().to_string(),
                 };
                 if focused {
-                    cursor = Some((value_x + input.cursor() as u16, inner.y + lines.len() as u16));
+                    cursor = Some((
+                        value_x + input.cursor() as u16,
+                        inner.y + lines.len() as u16,
+                    ));
                 }
                 lines.push(Line::from(vec![
                     Span::styled(label, label_style),

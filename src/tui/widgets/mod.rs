@@ -32,7 +32,9 @@ pub fn table_and_notes(area: Rect, rows: usize, notes: &[Line]) -> [Rect; 2] {
 /// only as far as the selection needs, and only those rows are built (500 hosts stay cheap).
 pub fn visible(selected: usize, len: usize, height: usize) -> std::ops::Range<usize> {
     let height = height.max(1);
-    let start = selected.saturating_sub(height - 1).min(len.saturating_sub(height));
+    let start = selected
+        .saturating_sub(height - 1)
+        .min(len.saturating_sub(height));
     start..(start + height).min(len)
 }
 
