@@ -4,13 +4,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row};
 
 use crate::model::{Auth, Host};
 use crate::tui::state::{Screen, State};
 use crate::tui::theme::SYM_SELECTED;
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{findings, table_and_notes, visible};
+use crate::tui::widgets::{findings, panel, table, table_and_notes, visible};
 
 pub const PURPOSE: &str =
     "The machines of the cluster and how kswizard reaches them (SSH or local).";
@@ -44,13 +44,17 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let [table_area, notes_area] = table_and_notes(area, hosts.len(), &notes);
 
     if hosts.is_empty() {
-        let empty = Paragraph::new(vec![
-            Line::raw(""),
-            Line::raw("  No hosts yet. Press a to add one, r to add a range of addresses"),
-            Line::raw("  (192.168.0.11-16 with prefix node gives node1 … node6), or i to paste"),
-            Line::raw("  host lines from a hosts.ini."),
-        ])
-        .block(Block::bordered().title(" Hosts "));
+        let empty = panel(
+            vec![
+                Line::raw(""),
+                Line::raw("  No hosts yet. Press a to add one, r to add a range of addresses"),
+                Line::raw(
+                    "  (192.168.0.11-16 with prefix node gives node1 … node6), or i to paste",
+                ),
+                Line::raw("  host lines from a hosts.ini."),
+            ],
+            "Hosts",
+        );
         frame.render_widget(empty, table_area);
     } else {
         let rows_height = table_area.height.saturating_sub(3) as usize;
@@ -77,9 +81,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 row
             }
         });
-        let table = Table::new(
+        let table = table(
             rows,
-            [
+            &[
                 Constraint::Length(1),
                 Constraint::Length(12),
                 Constraint::Length(15),
@@ -89,22 +93,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 Constraint::Length(6),
                 Constraint::Min(10),
             ],
-        )
-        .header(
-            Row::new([
+            vec![
                 "", "Name", "Address", "IP", "User", "Auth", "Sudo", "Findings",
-            ])
-            .style(theme.key),
-        )
-        .block(Block::bordered().title(format!(" Hosts ({}) ", hosts.len())));
+            ],
+            &format!("Hosts ({})", hosts.len()),
+            theme,
+        );
         frame.render_widget(table, table_area);
     }
     if !notes.is_empty() {
-        frame.render_widget(
-            Paragraph::new(notes)
-                .wrap(Wrap { trim: false })
-                .block(Block::bordered().title(" Findings ")),
-            notes_area,
-        );
+        frame.render_widget(panel(notes, "Findings"), notes_area);
     }
 }

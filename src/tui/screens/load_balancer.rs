@@ -4,13 +4,12 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use crate::model::{APISERVER_PORT, LbMode};
 use crate::tui::state::{LbField, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED};
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{boxed_height, findings};
+use crate::tui::widgets::{boxed_height, findings, panel};
 
 pub const PURPOSE: &str =
     "The address in front of the apiservers: VIP or LB address, port and domain.";
@@ -90,23 +89,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         }
         lines.push(Line::from(spans));
     }
-    frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(" Apiserver load balancer ")),
-        fields_area,
-    );
-
-    frame.render_widget(
-        Paragraph::new(note_lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" Findings ")),
-        notes_area,
-    );
-    frame.render_widget(
-        Paragraph::new(guide(state))
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(format!(" {} ", guide_title(lb.mode)))),
-        guide_area,
-    );
+    frame.render_widget(panel(lines, "Apiserver load balancer"), fields_area);
+    frame.render_widget(panel(note_lines, "Findings"), notes_area);
+    frame.render_widget(panel(guide(state), guide_title(lb.mode)), guide_area);
 }
 
 fn guide_title(mode: LbMode) -> &'static str {

@@ -4,14 +4,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
 
 use crate::model::{Auth, LbMode};
 use crate::tui::diff::Kind;
 use crate::tui::state::{REVIEW_SECTIONS, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED, SYM_WARNING};
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{boxed_height, findings};
+use crate::tui::widgets::{boxed_height, findings, panel};
 use crate::validate::Severity;
 
 pub const PURPOSE: &str = "Check the findings and the diff, then write the files with Ctrl-s.";
@@ -97,17 +96,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             ])
         })
         .collect();
-    frame.render_widget(
-        Paragraph::new(sections).block(Block::bordered().title(" Sections ")),
-        sections_area,
-    );
-
-    frame.render_widget(
-        Paragraph::new(finding_lines)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(format!(" Findings ({}) ", state.findings.len()))),
-        findings_area,
-    );
+    frame.render_widget(panel(sections, "Sections"), sections_area);
+    let title = format!("Findings ({})", state.findings.len());
+    frame.render_widget(panel(finding_lines, &title), findings_area);
 
     let diff_lines: Vec<Line> = match &state.diffs {
         Err(e) => vec![Line::styled(
@@ -134,8 +125,5 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             })
             .collect(),
     };
-    frame.render_widget(
-        Paragraph::new(diff_lines).block(Block::bordered().title(" Changes to write ")),
-        diff_area,
-    );
+    frame.render_widget(panel(diff_lines, "Changes to write"), diff_area);
 }

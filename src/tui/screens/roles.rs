@@ -4,13 +4,13 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Table, Wrap};
+use ratatui::widgets::{Cell, Row};
 
 use crate::tui::state::{Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED, Theme};
 use crate::tui::update::ROLE_COLUMNS;
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{findings, table_and_notes, visible};
+use crate::tui::widgets::{findings, panel, table, table_and_notes, visible};
 
 pub const PURPOSE: &str =
     "Which hosts run the control plane (master), workloads (worker) and etcd.";
@@ -100,9 +100,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let mut header = vec!["", "Host", "IP"];
     header.extend(ROLE_COLUMNS);
     header.push("Findings");
-    let table = Table::new(
+    let title = format!(
+        "Roles: {} masters, {} workers, {} etcd",
+        state.cluster.masters().count(),
+        state.cluster.workers().count(),
+        state.cluster.etcd().count()
+    );
+    let table = table(
         rows,
-        [
+        &[
             Constraint::Length(1),
             Constraint::Length(14),
             Constraint::Length(15),
@@ -111,20 +117,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             Constraint::Length(8),
             Constraint::Min(10),
         ],
-    )
-    .header(Row::new(header).style(theme.key))
-    .block(Block::bordered().title(format!(
-        " Roles: {} masters, {} workers, {} etcd ",
-        state.cluster.masters().count(),
-        state.cluster.workers().count(),
-        state.cluster.etcd().count()
-    )));
+        header,
+        &title,
+        theme,
+    );
     frame.render_widget(table, table_area);
 
-    frame.render_widget(
-        Paragraph::new(notes)
-            .wrap(Wrap { trim: false })
-            .block(Block::bordered().title(" Findings ")),
-        notes_area,
-    );
+    frame.render_widget(panel(notes, "Findings"), notes_area);
 }

@@ -32,6 +32,15 @@ pub fn send(s: &mut State, actions: impl IntoIterator<Item = Action>) -> Vec<Eff
     actions.into_iter().flat_map(|a| update(s, a)).collect()
 }
 
+/// On the Load balancer screen, start editing the field `downs` rows below Mode, emptied, and
+/// type `text` into it (not yet kept with Enter).
+pub fn edit_lb_field(s: &mut State, downs: usize, text: &str) {
+    send(s, [Action::GoTo(super::state::Screen::LoadBalancer)]);
+    send(s, std::iter::repeat_n(Action::Down, downs));
+    send(s, [Action::Edit, Action::Text(Edit::Clear)]);
+    type_text(s, text);
+}
+
 pub fn type_text(s: &mut State, text: &str) {
     send(s, text.chars().map(|c| Action::Text(Edit::Insert(c))));
 }

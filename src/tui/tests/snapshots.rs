@@ -4,7 +4,7 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::{loaded, opened, send, type_text};
+use super::{edit_lb_field, loaded, opened, send, type_text};
 use crate::tui::action::Action;
 use crate::tui::input::Edit;
 use crate::tui::state::{Screen, State};
@@ -115,16 +115,7 @@ fn load_balancer() {
 #[test]
 fn load_balancer_editing_with_a_finding() {
     let mut s = opened();
-    send(
-        &mut s,
-        [
-            Action::GoTo(Screen::LoadBalancer),
-            Action::Down,
-            Action::Edit,
-        ],
-    );
-    send(&mut s, [Action::Text(Edit::Clear)]);
-    type_text(&mut s, "192.168.0.3");
+    edit_lb_field(&mut s, 1, "192.168.0.3");
     check("lb_editing_finding", &s);
 }
 
@@ -138,16 +129,7 @@ fn load_balancer_built_in() {
 #[test]
 fn review_with_a_diff() {
     let mut s = opened();
-    send(
-        &mut s,
-        [
-            Action::GoTo(Screen::LoadBalancer),
-            Action::Down,
-            Action::Edit,
-        ],
-    );
-    send(&mut s, [Action::Text(Edit::Clear)]);
-    type_text(&mut s, "192.168.0.250");
+    edit_lb_field(&mut s, 1, "192.168.0.250");
     send(
         &mut s,
         [

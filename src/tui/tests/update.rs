@@ -1,6 +1,6 @@
 //! `update` along the paths an operator takes: no terminal, no disk.
 
-use super::{loaded, opened, send, type_text};
+use super::{edit_lb_field, loaded, opened, send, type_text};
 use crate::model::{Auth, LbMode, Secret};
 use crate::tui::action::{Action, Effect};
 use crate::tui::input::Edit;
@@ -154,10 +154,8 @@ fn preset_gives_three_masters_with_etcd() {
 #[test]
 fn set_the_vip_and_see_its_findings_while_typing() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Down]);
+    edit_lb_field(&mut s, 1, "192.168.0.2");
     assert_eq!(s.lb_field, LbField::Address);
-    send(&mut s, [Action::Edit, Action::Text(Edit::Clear)]);
-    type_text(&mut s, "192.168.0.2");
     assert_eq!(s.cluster.lb.address.as_deref(), Some("192.168.0.2"));
     assert_eq!(codes(&s), ["vip-is-node-ip"]);
     send(&mut s, [Action::Text(Edit::Backspace)]);
@@ -171,16 +169,7 @@ fn set_the_vip_and_see_its_findings_while_typing() {
 #[test]
 fn esc_undoes_an_lb_edit_and_a_bad_port_is_refused() {
     let mut s = opened();
-    send(
-        &mut s,
-        [
-            Action::GoTo(Screen::LoadBalancer),
-            Action::Down,
-            Action::Down,
-        ],
-    );
-    send(&mut s, [Action::Edit, Action::Text(Edit::Clear)]);
-    type_text(&mut s, "x");
+    edit_lb_field(&mut s, 2, "x");
     assert!(s.lb_edit.as_ref().unwrap().error.is_some());
     send(&mut s, [Action::Confirm]);
     assert!(s.lb_edit.is_some(), "Enter does not keep a bad value");
@@ -223,16 +212,7 @@ fn errors_block_the_write() {
 #[test]
 fn write_without_findings_produces_the_save_effect() {
     let mut s = opened();
-    send(
-        &mut s,
-        [
-            Action::GoTo(Screen::LoadBalancer),
-            Action::Down,
-            Action::Edit,
-        ],
-    );
-    send(&mut s, [Action::Text(Edit::Clear)]);
-    type_text(&mut s, "192.168.0.250");
+    edit_lb_field(&mut s, 1, "192.168.0.250");
     send(&mut s, [Action::Confirm]);
     let effects = send(&mut s, [Action::Save]);
     let [Effect::Save { cluster, dir, .. }] = effects.as_slice() else {

@@ -7,6 +7,29 @@ pub mod popup;
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
+use ratatui::widgets::{Block, Paragraph, Row, Table, Wrap};
+
+use super::theme::Theme;
+
+/// A bordered box titled ` title ` holding wrapped text: the panels of every screen.
+pub fn panel<'a>(lines: Vec<Line<'a>>, title: &str) -> Paragraph<'a> {
+    Paragraph::new(lines)
+        .wrap(Wrap { trim: false })
+        .block(Block::bordered().title(format!(" {title} ")))
+}
+
+/// A table in a titled box, its header row in the key style.
+pub fn table<'a>(
+    rows: impl IntoIterator<Item = Row<'a>>,
+    widths: &[Constraint],
+    header: Vec<&'a str>,
+    title: &str,
+    theme: &Theme,
+) -> Table<'a> {
+    Table::new(rows, widths.to_vec())
+        .header(Row::new(header).style(theme.key))
+        .block(Block::bordered().title(format!(" {title} ")))
+}
 
 /// Rows `lines` take wrapped in a bordered box `width` wide, borders included. Word wrapping can
 /// need more rows than the characters alone, so the estimate leaves some room.
