@@ -93,6 +93,8 @@ fn form_key(focused: &Value, key: KeyEvent) -> Option<Action> {
     let choice = matches!(focused, Value::Choice { .. });
     let lines = matches!(focused, Value::Lines(_));
     Some(match key.code {
+        // Pasted inventory lines may separate fields with tabs.
+        KeyCode::Tab if lines => Action::Text(Edit::Insert(' ')),
         KeyCode::Tab | KeyCode::Down => Action::NextField,
         KeyCode::BackTab | KeyCode::Up => Action::PrevField,
         KeyCode::Char('s') if ctrl => Action::Confirm,

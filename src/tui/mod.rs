@@ -77,17 +77,23 @@ async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<(
         };
         let action = match msg {
             None => break,
-            Some(Msg::Action(a)) => Some(a),
-            Some(Msg::Term(Event::Key(key))) => keymap::map_key(&state, key),
-            // Only redraw: the next draw resizes to the new size.
-            Some(Msg::Term(Event::Resize(..))) => None,
+            Some(Msg::Action(a)) => a,
+            Some(Msg::Term(Event::Key(key))) => match keymap::map_key(&state, key) {
+                Some(a) => a,
+                // A key with no meaning here changes nothing: no redraw.
+                None => continue,
+            },
+            // Only redraw: the draw resizes to the new size.
+            Some(Msg::Term(Event::Resize(..))) => {
+                terminal.draw(|f| view::render(f, &state))?;
+                continue;
+            }
             Some(Msg::Term(_)) => continue,
         };
-        if let Some(action) = action {
-            for effect in update::update(&mut state, action) {
-                spawn_effect(effect, tx.clone());
-            }
+        for effect in update::update(&mut state, action) {
+            spawn_effect(effect, tx.clone());
         }
+        // Drawn only after a change; ratatui writes only the cells that differ, so no flicker.
         terminal.draw(|f| view::render(f, &state))?;
     }
     Ok(())
