@@ -7,4 +7,5 @@ pub mod engine;
 pub mod lab;
 pub mod lb_status;
 pub mod model;
+pub mod tui;
 pub mod validate;

@@ -20,8 +20,11 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal"
 )]
 pub struct Cli {
+    /// The conf directory the wizard opens when no command is given.
+    #[arg(long, default_value = "conf")]
+    pub conf: PathBuf,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,18 +151,25 @@ pub fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate {
+        None => match crate::tui::run(&cli.conf) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                eprintln!("kswizard: {e:?}");
+                Outcome::BadInput
+            }
+        },
+        Some(Command::Validate {
             conf,
             format,
             strict,
-        } => validate_cmd::run(&conf, format, strict),
-        Command::Write {
+        }) => validate_cmd::run(&conf, format, strict),
+        Some(Command::Write {
             conf,
             out,
             lb_address,
             lb_port,
             lb_domain,
-        } => write_cmd::run(
+        }) => write_cmd::run(
             &conf,
             &out,
             write_cmd::LbOverrides {
@@ -168,8 +178,10 @@ pub fn main() -> ExitCode {
                 domain: lb_domain,
             },
         ),
-        Command::Plan { conf, plan, format } => install_cmd::plan(&conf, plan.as_deref(), format),
-        Command::Install {
+        Some(Command::Plan { conf, plan, format }) => {
+            install_cmd::plan(&conf, plan.as_deref(), format)
+        }
+        Some(Command::Install {
             conf,
             plan,
             state,
@@ -177,7 +189,7 @@ pub fn main() -> ExitCode {
             resume,
             restart,
             output,
-        } => install_cmd::install(install_cmd::InstallArgs {
+        }) => install_cmd::install(install_cmd::InstallArgs {
             conf: &conf,
             plan: plan.as_deref(),
             state: state.as_deref(),
@@ -186,20 +198,20 @@ pub fn main() -> ExitCode {
             restart,
             json: output == Format::Json,
         }),
-        Command::Lb {
+        Some(Command::Lb {
             command:
                 LbCommand::Status {
                     conf,
                     watch,
                     format,
                 },
-        } => lb_cmd::status(&conf, watch, format),
-        Command::Status {
+        }) => lb_cmd::status(&conf, watch, format),
+        Some(Command::Status {
             conf,
             state,
             format,
-        } => install_cmd::status(&conf, state.as_deref(), format),
-        Command::Lab { action } => lab_cmd::run(action),
+        }) => install_cmd::status(&conf, state.as_deref(), format),
+        Some(Command::Lab { action }) => lab_cmd::run(action),
     };
     outcome.into()
 }
