@@ -26,15 +26,6 @@ pub fn sh_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 
-/// A heredoc delimiter that does not occur in `body`.
-fn delimiter(body: &str) -> String {
-    let mut d = String::from("KSW_EOF");
-    while body.lines().any(|l| l == d) {
-        d.push('_');
-    }
-    d
-}
-
 pub fn install_dir(install_id: &str) -> String {
     format!("{STATE_ROOT}/{install_id}")
 }
@@ -63,7 +54,7 @@ existing() {
 }
 # start ATTEMPT TIMEOUT INTERPRETER: run the step in a session of its own, its log through tee.
 start() {
-  rm -f rc rc.tmp pid
+  if [ -e rc ] || [ -e rc.tmp ] || [ -e pid ]; then rm -f rc rc.tmp pid; fi
   [ -f log ] && mv log log.prev
   : > log; : > out
   printf '( . ./env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log\nmv rc.tmp rc\n' "$2" "$3" > wrap
@@ -91,10 +82,11 @@ finish() {
 pub fn launcher(install_id: &str, steps: &[Launch]) -> String {
     let root = install_dir(install_id);
     let mut text = String::from(FUNCTIONS);
-    text.push_str(&format!(
-        "R={}\nmkdir -p \"$R\" || exit 97\n",
-        sh_quote(&root)
-    ));
+    let dirs: Vec<String> = steps
+        .iter()
+        .map(|l| sh_quote(&format!("{root}/{}", l.step)))
+        .collect();
+    text.push_str(&format!("mkdir -p {} || exit 97\n", dirs.join(" ")));
     for l in steps {
         let dir = format!("{root}/{}", l.step);
         let mut env = String::new();
@@ -117,22 +109,26 @@ pub fn launcher(install_id: &str, steps: &[Launch]) -> String {
         } else {
             "'sh ./script'"
         };
-        let (d1, d2) = (delimiter(&body), delimiter(&env));
+        // printf is a shell builtin: writing the files costs no process.
+        let chmod = if body.starts_with("#!") {
+            "chmod 700 script\n"
+        } else {
+            ""
+        };
         text.push_str(&format!(
-            r#"mkdir -p {dir} && cd {dir} || exit 97
+            r#"cd {dir} || exit 97
 printf '\036KSW-BEGIN %s\n' {step}
 if ! existing {attempt}; then
-cat > script <<'{d1}'
-{body}{d1}
-chmod 700 script
-cat > env <<'{d2}'
-{env}{d2}
+printf '%s' {body} > script
+{chmod}printf '%s' {env} > env
 start {attempt} {timeout} {interpreter}
 fi
 finish || exit 0
 "#,
             dir = sh_quote(&dir),
             step = sh_quote(l.step),
+            body = sh_quote(&body),
+            env = sh_quote(&env),
             attempt = l.attempt,
             timeout = l.timeout,
         ));
