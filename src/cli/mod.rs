@@ -1,11 +1,12 @@
 //! The command line (DESIGN §5): parse arguments, run one command, map the outcome to an exit code
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
+mod demo_cmd;
 mod findings;
 mod install_cmd;
 mod lab_cmd;
 mod lb_cmd;
-mod validate_cmd;
+pub(crate) mod validate_cmd;
 mod write_cmd;
 
 use std::path::PathBuf;
@@ -87,6 +88,15 @@ pub enum Command {
     Lb {
         #[command(subcommand)]
         command: LbCommand,
+    },
+    /// The seeds' 6-host HA example on a local lab, end to end (needs root).
+    Demo {
+        /// Do not open the wizard at the end.
+        #[arg(long)]
+        headless: bool,
+        /// Install missing Debian packages without asking.
+        #[arg(long)]
+        yes: bool,
     },
     /// Per-node state of the last install, from its journal.
     Status {
@@ -212,6 +222,7 @@ pub fn main() -> ExitCode {
             format,
         }) => install_cmd::status(&conf, state.as_deref(), format),
         Some(Command::Lab { action }) => lab_cmd::run(action),
+        Some(Command::Demo { headless, yes }) => demo_cmd::run(headless, yes),
     };
     outcome.into()
 }

@@ -1,0 +1,74 @@
+//! `kswizard demo`: the seeds' 6-host HA example end to end on a local lab: real sshd nodes,
+//! real etcd, real haproxy (stand-ins only for the Kubernetes binaries).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use super::install_cmd::{self, InstallArgs};
+use super::{Format, Outcome, lb_cmd};
+use crate::lab;
+
+pub fn run(headless: bool, yes: bool) -> Outcome {
+    let dir = PathBuf::from(lab::DEFAULT_DIR);
+    println!("== 1/4 lab: 6 hosts on 127.0.100.x, an haproxy load balancer on 127.0.100.250");
+    if lab::Lab::load(&dir).is_ok()
+        && let Err(e) = lab::down(&dir)
+    {
+        eprintln!("kswizard demo: the previous demo lab would not go down: {e:#}");
+        return Outcome::Failed;
+    }
+    let spec = lab::Spec {
+        dir: dir.clone(),
+        ..lab::Spec::default()
+    };
+    let lab = match lab::up(&spec, yes) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("kswizard demo: {e:#}");
+            return Outcome::Failed;
+        }
+    };
+    for n in &lab.nodes {
+        println!("   {:<9} {}", n.name, n.ip);
+    }
+
+    println!("\n== 2/4 validate {}", lab.conf_dir.display());
+    if super::validate_cmd::run(&lab.conf_dir, Format::Text, false) != Outcome::Ok {
+        return Outcome::Failed;
+    }
+
+    println!(
+        "\n== 3/4 install: preflight, OS prep, runtime, etcd (TLS), kubeadm init/join, verify"
+    );
+    let installed = install_cmd::install(InstallArgs {
+        conf: &lab.conf_dir,
+        plan: None,
+        state: None,
+        yes: true,
+        resume: false,
+        restart: true,
+        json: false,
+    });
+
+    println!("\n== 4/4 the load balancer: frontend and apiservers, as kswizard probes them");
+    let lb = lb_cmd::status(&lab.conf_dir, false, Format::Text);
+    if let Ok(backends) = lab.backends() {
+        let states: Vec<String> = backends.iter().map(|(s, st)| format!("{s} {st}")).collect();
+        println!("   haproxy's own view: {}", states.join(", "));
+    }
+    let conf = lab.conf_dir.display();
+    println!(
+        "\nThe lab stays up. Next:\n  kswizard status --conf {conf}\n  kswizard --conf {conf}            (the wizard on the lab's files)\n  kswizard lab down --dir {}",
+        lab.dir.display()
+    );
+    if !headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        println!("\nOpening the wizard on the lab's files (q quits)...");
+        if let Err(e) = crate::tui::run(&lab.conf_dir) {
+            eprintln!("kswizard: {e:?}");
+        }
+    }
+    match (installed, lb) {
+        (Outcome::Ok, Outcome::Ok) => Outcome::Ok,
+        _ => Outcome::Failed,
+    }
+}
