@@ -470,3 +470,38 @@ fn a_changed_host_key_is_refused() {
         "ok"
     );
 }
+
+#[test]
+fn a_changed_step_is_named_and_run_again_on_resume() {
+    let Some(g) = lab_up(77, 2) else { return };
+    let plan_text = format!(
+        "steps:\n{}{}",
+        traced_step("a", "all", "", "echo version one"),
+        traced_step("b", "all", "", "")
+    );
+    let (conf, plan) = g.conf_with("i", &g.cluster(), &plan_text);
+    assert_eq!(install(&conf, &plan, &[]).0, 0);
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace("version one", "version two"),
+    )
+    .unwrap();
+    let (code, events) = install(&conf, &plan, &["--resume"]);
+    assert_eq!(code, 0);
+    let changed: Vec<(String, String)> =
+        serde_json::from_value(events[0]["changed"].clone()).unwrap();
+    let names: Vec<String> = g.lab.nodes.iter().map(|n| n.name.clone()).collect();
+    assert_eq!(
+        changed,
+        names
+            .iter()
+            .map(|n| (n.clone(), "a".to_string()))
+            .collect::<Vec<_>>()
+    );
+    for n in &names {
+        assert_eq!(g.count(n, "a"), 2, "{n}: the changed step runs again");
+        assert_eq!(g.count(n, "b"), 1, "{n}: the unchanged one does not");
+    }
+}
