@@ -1,48 +1,18 @@
 //! `kswizard plan`, `kswizard install` and `kswizard status`: the engine from the command line.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Format, Outcome, findings};
 use crate::conf::{self, ConfError};
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
 use crate::engine::journal;
+use crate::engine::paths::{plan_path, state_dir};
 use crate::engine::plan::{self, Plan};
 use crate::engine::report::{self, TextReport};
 use crate::model::Cluster;
 use crate::validate::{has_errors, validate};
-
-/// Where the install's state lives: `--state`, else `.kswizard/` next to the conf directory.
-pub fn state_dir(conf: &Path, state: Option<&Path>) -> PathBuf {
-    match state {
-        Some(s) => s.to_path_buf(),
-        None => conf
-            .canonicalize()
-            .unwrap_or_else(|_| conf.to_path_buf())
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(".kswizard"),
-    }
-}
-
-/// The plan to run: `--plan`, else kswizard.yaml's `plan`, else the bundled `assets/plan.yaml`
-/// (next to the conf directory's parent, as in this repository, else the build's own).
-pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
-        return p.to_path_buf();
-    }
-    if let Some(p) = &cluster.settings.plan {
-        return conf.join(p);
-    }
-    let beside = conf.join("..").join("assets").join("plan.yaml");
-    if beside.exists() {
-        return beside;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets")
-        .join("plan.yaml")
-}
 
 fn report_error(e: &ConfError, json: bool) -> Outcome {
     if json {

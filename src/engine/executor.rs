@@ -331,7 +331,10 @@ pub async fn install(
         j.append(&Record::Begin {
             install_id: id.clone(),
             config: config.clone(),
-            plan: plan.file.display().to_string(),
+            plan: std::path::absolute(&plan.file)
+                .unwrap_or_else(|_| plan.file.clone())
+                .display()
+                .to_string(),
             ts: journal::now(),
         })
         .map_err(|e| EngineError::Io(jpath.clone(), e))?;

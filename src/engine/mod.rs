@@ -3,6 +3,7 @@
 pub mod events;
 pub mod executor;
 pub mod journal;
+pub mod paths;
 pub mod plan;
 pub mod report;
 pub mod runner;

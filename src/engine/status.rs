@@ -72,3 +72,21 @@ pub fn one_line(rows: &[NodeRow]) -> String {
     }
     s
 }
+
+/// The last install of the cluster in `conf_dir`, in one line, and whether it is unfinished;
+/// `None` when no install was started from there.
+pub fn of_conf(conf_dir: &std::path::Path, cluster: &Cluster) -> Option<(bool, String)> {
+    let state = super::paths::state_dir(conf_dir, None);
+    let replay = super::journal::replay(&super::executor::journal_path(&state)).ok()?;
+    replay.install_id.as_ref()?;
+    let recorded = replay
+        .plan
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(std::path::Path::new);
+    let plan = super::plan::load(&super::paths::plan_path(conf_dir, cluster, recorded)).ok()?;
+    Some((
+        replay.unfinished(),
+        one_line(&rows(cluster, &plan, &replay)),
+    ))
+}

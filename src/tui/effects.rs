@@ -30,6 +30,7 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
                 ..Source::default()
             },
             files: Vec::new(),
+            install: None,
         });
     }
     let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
@@ -45,7 +46,9 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
             Some((name.to_string(), text))
         })
         .collect();
+    let install = crate::engine::status::of_conf(dir, &cluster);
     Ok(Disk {
+        install,
         cluster: source.hosts_exists.then_some(cluster),
         source,
         files,

@@ -68,6 +68,8 @@ pub struct Disk {
     pub source: Source,
     pub cluster: Option<Cluster>,
     pub files: Vec<(String, String)>,
+    /// The last install started from this conf directory: unfinished?, and its progress in a line.
+    pub install: Option<(bool, String)>,
 }
 
 /// The Start screen's choices; only those that work are offered.

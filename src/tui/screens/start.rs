@@ -1,5 +1,6 @@
-//! Start: open the files found in the conf directory, or start a new cluster. Only choices that
-//! work are listed (resume and LB status come with the install engine).
+//! Start: open the files found in the conf directory, or start a new cluster. An install started
+//! from there is shown with its progress; resuming it is `kswizard install --resume` until the
+//! wizard runs installs itself.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
 use crate::tui::state::{StartChoice, State};
-use crate::tui::theme::{SYM_ERROR, SYM_SELECTED};
+use crate::tui::theme::{SYM_ERROR, SYM_SELECTED, SYM_WARNING};
 use crate::tui::widgets::chrome::Hint;
 
 pub const PURPOSE: &str = "Open the cluster described in the conf directory, or start a new one.";
@@ -26,7 +27,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Some(Ok(disk)) => {
             let mut names: Vec<String> = Vec::new();
             if let Some(c) = &disk.cluster {
-                names.push(format!("hosts.ini ({} hosts)", c.hosts.len()));
+                names.push(format!(
+                    "hosts.ini ({} host{})",
+                    c.hosts.len(),
+                    if c.hosts.len() == 1 { "" } else { "s" }
+                ));
             }
             names.extend(
                 disk.files
@@ -42,6 +47,21 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         }
     };
     lines.push(found);
+    if let Some(Ok(disk)) = &state.disk
+        && let Some((unfinished, progress)) = &disk.install
+    {
+        if *unfinished {
+            lines.push(Line::styled(
+                format!("  {SYM_WARNING} Unfinished install: {progress}"),
+                theme.warning,
+            ));
+            lines.push(Line::raw(format!(
+                "    go on with `kswizard install --resume --conf {dir}`"
+            )));
+        } else {
+            lines.push(Line::raw(format!("  Last install: {progress}")));
+        }
+    }
     lines.push(Line::raw(""));
     for (i, choice) in state.start_choices().into_iter().enumerate() {
         let selected = i == state.start_selected;

@@ -30,6 +30,18 @@ fn start() {
 }
 
 #[test]
+fn start_with_an_unfinished_install() {
+    let mut s = loaded();
+    if let Some(Ok(disk)) = s.disk.as_mut() {
+        disk.install = Some((
+            true,
+            "12 of 36 steps done, master2 failed at etcd-start".into(),
+        ));
+    }
+    check("start_unfinished", &s);
+}
+
+#[test]
 fn hosts() {
     check("hosts", &opened());
 }
