@@ -55,11 +55,7 @@ pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcom
     }
     println!("plan {}: {} steps", plan.file.display(), plan.steps.len());
     for s in &plan.steps {
-        let roles: Vec<String> = s
-            .roles
-            .iter()
-            .map(|r| format!("{r:?}").to_lowercase())
-            .collect();
+        let roles: Vec<&str> = s.roles.iter().map(|r| r.name()).collect();
         let on: Vec<&str> = nodes
             .iter()
             .filter(|n| n.steps.contains(&s.id))

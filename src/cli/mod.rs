@@ -160,6 +160,15 @@ pub fn main() -> ExitCode {
         return crate::engine::transport::askpass_main(&sock);
     }
     let cli = Cli::parse();
+    // Reports die quietly when their reader goes away (`| head`), as Unix tools do. An install
+    // and the wizard keep running instead: they handle write errors themselves.
+    if !matches!(cli.command, None | Some(Command::Install { .. })) {
+        // SAFETY: setting a signal's disposition to the default at start-up, before any thread
+        // exists, has no preconditions.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let outcome = match cli.command {
         None => match crate::tui::run(&cli.conf) {
             Ok(()) => Outcome::Ok,

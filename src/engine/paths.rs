@@ -27,8 +27,8 @@ pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf
         return conf.join(p);
     }
     let beside = conf.join("..").join("assets").join("plan.yaml");
-    if beside.exists() {
-        return beside;
+    if let Ok(found) = beside.canonicalize() {
+        return found;
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("assets")

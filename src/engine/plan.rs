@@ -20,6 +20,19 @@ pub enum Role {
     FirstMaster,
 }
 
+impl Role {
+    /// The name a plan file uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Master => "master",
+            Role::Worker => "worker",
+            Role::Etcd => "etcd",
+            Role::FirstMaster => "first-master",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlan {
