@@ -175,12 +175,19 @@ impl JournalWriter {
         let _ = self.tx.send(r);
     }
 
-    fn finish(mut self) -> std::io::Result<()> {
-        let (tx, _) = std::sync::mpsc::channel();
-        drop(std::mem::replace(&mut self.tx, tx));
+    /// Wait until every record logged so far is on disk; the first write error, if any.
+    fn finish(&mut self) -> std::io::Result<()> {
+        let (closed, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, closed));
         self.handle
             .take()
             .map_or(Ok(()), |h| h.join().unwrap_or(Ok(())))
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
     }
 }
 
@@ -439,7 +446,7 @@ pub async fn install(
     shared.journal.log(Record::Complete { ts: journal::now() });
     shared.emit(Event::Summary(summary.clone())).await;
     drop(ctl);
-    if let Ok(s) = Arc::try_unwrap(shared) {
+    if let Ok(mut s) = Arc::try_unwrap(shared) {
         s.journal
             .finish()
             .map_err(|e| EngineError::Io(jpath.clone(), e))?;
