@@ -20,11 +20,15 @@ static UP: Mutex<()> = Mutex::new(());
 
 fn skip_reason() -> Option<String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if !status.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")) {
+    if !status
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
         return Some("not root".into());
     }
     let missing = lab::packages::missing();
-    (!missing.is_empty()).then(|| format!("missing packages: {}", lab::packages::apt_command(&missing)))
+    (!missing.is_empty())
+        .then(|| format!("missing packages: {}", lab::packages::apt_command(&missing)))
 }
 
 /// A lab that goes down when the test ends, whether it passed or not.
@@ -89,38 +93,70 @@ fn text(out: &Output) -> String {
 
 /// After `down`: no process of the lab and no listener on its subnet.
 fn assert_gone(lab: &Lab) {
-    assert!(lab.processes().is_empty(), "lab processes left: {:?}", lab.processes());
+    assert!(
+        lab.processes().is_empty(),
+        "lab processes left: {:?}",
+        lab.processes()
+    );
     let ss = Command::new("ss").arg("-Hltn").output().unwrap();
     let listeners = String::from_utf8_lossy(&ss.stdout);
     let prefix = format!("{}.", lab.subnet);
-    assert!(!listeners.contains(&prefix), "listeners left on {}: {listeners}", lab.subnet);
+    assert!(
+        !listeners.contains(&prefix),
+        "listeners left on {}: {listeners}",
+        lab.subnet
+    );
     assert!(!lab.dir.exists());
 }
 
 #[test]
 fn lab_nodes_are_separate_hosts() {
-    let Some(up) = Up::new("nodes", "127.0.77", 3) else { return };
+    let Some(up) = Up::new("nodes", "127.0.77", 3) else {
+        return;
+    };
     let lab = up.0.clone();
     for n in &lab.nodes {
         let out = ssh(&lab, "kswlab", &n.ip, "sudo -n true && hostname", b"");
         assert!(out.status.success(), "{}: {}", n.name, text(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), n.name);
         let root = ssh(&lab, "root", &n.ip, "id -u", b"");
-        assert_eq!(String::from_utf8_lossy(&root.stdout).trim(), "0", "{}", text(&root));
+        assert_eq!(
+            String::from_utf8_lossy(&root.stdout).trim(),
+            "0",
+            "{}",
+            text(&root)
+        );
     }
 
     // Each node has its own /var/lib/kswizard.
     let (one, two) = (&lab.nodes[0].ip, &lab.nodes[1].ip);
-    let w = ssh(&lab, "kswlab", one, "echo node1 | sudo -n tee /var/lib/kswizard/mark", b"");
+    let w = ssh(
+        &lab,
+        "kswlab",
+        one,
+        "echo node1 | sudo -n tee /var/lib/kswizard/mark",
+        b"",
+    );
     assert!(w.status.success(), "{}", text(&w));
     let r = ssh(&lab, "kswlab", two, "ls /var/lib/kswizard/mark", b"");
     assert!(!r.status.success(), "node2 sees node1's file");
-    assert!(!Path::new("/var/lib/kswizard/mark").exists(), "the host sees node1's file");
+    assert!(
+        !Path::new("/var/lib/kswizard/mark").exists(),
+        "the host sees node1's file"
+    );
 
     // The password user: SSH password login (through SSH_ASKPASS, never argv) and sudo -S.
     let askpass = lab.dir.join("askpass.sh");
-    std::fs::write(&askpass, format!("#!/bin/sh\ncat {}\n", lab.password_file.display())).unwrap();
-    std::fs::set_permissions(&askpass, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::write(
+        &askpass,
+        format!("#!/bin/sh\ncat {}\n", lab.password_file.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
     let password = lab.password().unwrap();
     let mut child = Command::new("setsid")
         .args([
@@ -150,7 +186,12 @@ fn lab_nodes_are_separate_hosts() {
         .write_all(format!("{}\n", password.expose()).as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "{}",
+        text(&out)
+    );
 
     // A second `up` in the same dir is refused while the lab runs.
     let again = lab::up(
@@ -182,7 +223,13 @@ struct Step {
 
 /// Values of KSW_* that are the same on every node.
 fn cluster_env(cluster: &Cluster) -> BTreeMap<String, String> {
-    let ips = |hosts: Vec<&kswizard::model::Host>| hosts.iter().map(|h| h.node_ip()).collect::<Vec<_>>().join(",");
+    let ips = |hosts: Vec<&kswizard::model::Host>| {
+        hosts
+            .iter()
+            .map(|h| h.node_ip())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let masters = ips(cluster.masters().collect());
     let first = masters.split(',').next().unwrap_or_default().to_string();
     BTreeMap::from([
@@ -190,7 +237,10 @@ fn cluster_env(cluster: &Cluster) -> BTreeMap<String, String> {
         ("KSW_ETCD".into(), ips(cluster.etcd().collect())),
         ("KSW_WORKERS".into(), ips(cluster.workers().collect())),
         ("KSW_FIRST_MASTER".into(), first),
-        ("KSW_LB_ADDRESS".into(), cluster.lb.address.clone().unwrap_or_default()),
+        (
+            "KSW_LB_ADDRESS".into(),
+            cluster.lb.address.clone().unwrap_or_default(),
+        ),
         ("KSW_LB_PORT".into(), cluster.lb.port.to_string()),
         ("KSW_LB_DOMAIN".into(), cluster.lb.domain.clone()),
         ("KSW_STATE".into(), "/var/lib/kswizard/test-install".into()),
@@ -222,7 +272,9 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
                 if h.node_ip() == env["KSW_FIRST_MASTER"] {
                     roles.push("first-master");
                 }
-                step.roles.iter().any(|r| r == "all" || roles.contains(&r.as_str()))
+                step.roles
+                    .iter()
+                    .any(|r| r == "all" || roles.contains(&r.as_str()))
             })
             .collect();
         let started = Instant::now();
@@ -253,18 +305,28 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
                             step.id,
                             String::from_utf8_lossy(&out.stderr)
                         );
+                        // Shown with --nocapture: the step's progress lines, per node.
+                        eprint!("{}", log.lines().map(|l| format!("  [{}] {name}: {l}\n", step.id)).collect::<String>());
                         published.to_string()
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("step thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("step thread"))
+                .collect()
         });
         for line in outputs.iter().flat_map(|o| o.lines()) {
             if let Some((k, v)) = line.split_once('=') {
                 env.insert(k.to_string(), v.to_string());
             }
         }
-        eprintln!("step {:<18} ok on {} nodes in {:.1?}", step.id, targets.len(), started.elapsed());
+        eprintln!(
+            "step {:<18} ok on {} nodes in {:.1?}",
+            step.id,
+            targets.len(),
+            started.elapsed()
+        );
     }
     env
 }
@@ -275,7 +337,10 @@ fn curl_readyz_through_lb(lab: &Lab) -> String {
         .args(["-sS", "--max-time", "5", "--cacert"])
         .arg(ca)
         .arg("--resolve")
-        .arg(format!("{}:{}:{}", lab.lb_domain, lab.lb_port, lab.lb_address))
+        .arg(format!(
+            "{}:{}:{}",
+            lab.lb_domain, lab.lb_port, lab.lb_address
+        ))
         .arg(format!("https://{}:{}/readyz", lab.lb_domain, lab.lb_port))
         .output()
         .unwrap();
@@ -284,14 +349,19 @@ fn curl_readyz_through_lb(lab: &Lab) -> String {
 
 #[test]
 fn plan_installs_ha_cluster_on_lab() {
-    let Some(up) = Up::new("plan", "127.0.78", 4) else { return };
+    let Some(up) = Up::new("plan", "127.0.78", 4) else {
+        return;
+    };
     let lab = up.0.clone();
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plan.yaml");
     run_plan(&lab, &plan);
 
     // The real etcd cluster, seen from the host with the first master's client certificate.
     let pki = lab.nodes[0].dir.join("etc-etcd/pki");
-    let endpoints: Vec<String> = lab.nodes[..3].iter().map(|n| format!("https://{}:2379", n.ip)).collect();
+    let endpoints: Vec<String> = lab.nodes[..3]
+        .iter()
+        .map(|n| format!("https://{}:2379", n.ip))
+        .collect();
     let etcdctl = |args: &[&str]| {
         Command::new("etcdctl")
             .env("ETCDCTL_API", "3")
@@ -310,7 +380,14 @@ fn plan_installs_ha_cluster_on_lab() {
     let health = etcdctl(&["endpoint", "health"]);
     assert!(health.status.success(), "{}", text(&health));
     let members = etcdctl(&["member", "list"]);
-    assert_eq!(String::from_utf8_lossy(&members.stdout).matches("started").count(), 3, "{}", text(&members));
+    assert_eq!(
+        String::from_utf8_lossy(&members.stdout)
+            .matches("started")
+            .count(),
+        3,
+        "{}",
+        text(&members)
+    );
 
     // The stand-in apiservers answer through the real haproxy, which sees every master UP.
     assert_eq!(curl_readyz_through_lb(&lab), "ok");
@@ -322,7 +399,10 @@ fn plan_installs_ha_cluster_on_lab() {
         }
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert!(backends.len() == 3 && backends.iter().all(|(_, s)| s == "UP"), "{backends:?}");
+    assert!(
+        backends.len() == 3 && backends.iter().all(|(_, s)| s == "UP"),
+        "{backends:?}"
+    );
 
     // The worker joined and is Ready (its stand-in kubelet heartbeats through the LB).
     let nodes = ssh(
@@ -333,7 +413,11 @@ fn plan_installs_ha_cluster_on_lab() {
         b"",
     );
     let listing = text(&nodes);
-    assert_eq!(listing.lines().filter(|l| l.contains(" Ready ")).count(), 4, "{listing}");
+    assert_eq!(
+        listing.lines().filter(|l| l.contains(" Ready ")).count(),
+        4,
+        "{listing}"
+    );
 
     // Steps are idempotent: a second run changes nothing and succeeds.
     run_plan(&lab, &plan);

@@ -62,7 +62,9 @@ pub fn run(action: LabAction) -> Outcome {
                 );
             })
         }
-        LabAction::Down { dir } => lab::down(&dir).map(|()| println!("lab down: {} removed", dir.display())),
+        LabAction::Down { dir } => {
+            lab::down(&dir).map(|()| println!("lab down: {} removed", dir.display()))
+        }
     };
     match result {
         Ok(()) => Outcome::Ok,

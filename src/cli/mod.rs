@@ -12,7 +12,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "kswizard", version, about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal")]
+#[command(
+    name = "kswizard",
+    version,
+    about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -79,7 +83,11 @@ impl From<Outcome> for ExitCode {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate { conf, format, strict } => validate_cmd::run(&conf, format, strict),
+        Command::Validate {
+            conf,
+            format,
+            strict,
+        } => validate_cmd::run(&conf, format, strict),
         Command::Write {
             conf,
             out,

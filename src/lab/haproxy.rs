@@ -48,12 +48,15 @@ pub fn start(cfg: &Path) -> Result<()> {
 
 /// One row of `show stat` for a backend server: (server name, status such as UP, DOWN).
 pub fn backend_status(socket: &Path) -> Result<Vec<(String, String)>> {
-    let mut stream = UnixStream::connect(socket).wrap_err_with(|| format!("{}", socket.display()))?;
+    let mut stream =
+        UnixStream::connect(socket).wrap_err_with(|| format!("{}", socket.display()))?;
     stream.write_all(b"show stat\n")?;
     let mut text = String::new();
     stream.read_to_string(&mut text)?;
     let mut lines = text.lines();
-    let header = lines.next().ok_or_else(|| eyre!("empty answer from haproxy"))?;
+    let header = lines
+        .next()
+        .ok_or_else(|| eyre!("empty answer from haproxy"))?;
     let columns: Vec<&str> = header.trim_start_matches("# ").split(',').collect();
     let col = |name: &str| {
         columns

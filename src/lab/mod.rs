@@ -33,12 +33,30 @@ const MARKER: &str = ".kswizard-lab";
 
 /// The stand-ins, built into the binary so `lab up` works from anywhere.
 const STAND_INS: &[(&str, &[u8])] = &[
-    ("standin.py", include_bytes!("../../assets/lab/stand-ins/standin.py")),
-    ("kubeadm", include_bytes!("../../assets/lab/stand-ins/kubeadm")),
-    ("kubelet", include_bytes!("../../assets/lab/stand-ins/kubelet")),
-    ("kubectl", include_bytes!("../../assets/lab/stand-ins/kubectl")),
-    ("crictl", include_bytes!("../../assets/lab/stand-ins/crictl")),
-    ("containerd", include_bytes!("../../assets/lab/stand-ins/containerd")),
+    (
+        "standin.py",
+        include_bytes!("../../assets/lab/stand-ins/standin.py"),
+    ),
+    (
+        "kubeadm",
+        include_bytes!("../../assets/lab/stand-ins/kubeadm"),
+    ),
+    (
+        "kubelet",
+        include_bytes!("../../assets/lab/stand-ins/kubelet"),
+    ),
+    (
+        "kubectl",
+        include_bytes!("../../assets/lab/stand-ins/kubectl"),
+    ),
+    (
+        "crictl",
+        include_bytes!("../../assets/lab/stand-ins/crictl"),
+    ),
+    (
+        "containerd",
+        include_bytes!("../../assets/lab/stand-ins/containerd"),
+    ),
 ];
 
 #[derive(Clone, Debug)]
@@ -81,7 +99,8 @@ pub struct Lab {
 impl Lab {
     pub fn load(dir: &Path) -> Result<Lab> {
         let path = dir.join("lab.json");
-        let text = std::fs::read_to_string(&path).wrap_err_with(|| format!("no lab in {}", dir.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .wrap_err_with(|| format!("no lab in {}", dir.display()))?;
         serde_json::from_str(&text).wrap_err_with(|| format!("{}", path.display()))
     }
 
@@ -108,7 +127,8 @@ impl Lab {
     /// Every process of the lab: all processes in a node's mount namespace (sshd, sessions, etcd,
     /// stand-in apiservers, ...) and haproxy.
     pub fn processes(&self) -> Vec<u32> {
-        let mut namespaces: HashSet<String> = self.nodes.iter().filter_map(|n| n.mnt_ns.clone()).collect();
+        let mut namespaces: HashSet<String> =
+            self.nodes.iter().filter_map(|n| n.mnt_ns.clone()).collect();
         namespaces.extend(
             self.nodes
                 .iter()
@@ -123,7 +143,8 @@ impl Lab {
             .filter(|&pid| node::mnt_ns(pid).is_some_and(|ns| namespaces.contains(&ns)))
             .collect();
         if let Some(pid) = node::read_pid(&self.haproxy_pid_file())
-            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"haproxy"))
+            && std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"haproxy"))
         {
             pids.push(pid);
         }
@@ -133,7 +154,10 @@ impl Lab {
 
 /// Run a command to completion; its output goes to the error when it fails.
 pub(crate) fn run(cmd: &mut Command) -> Result<()> {
-    let out = cmd.stdin(Stdio::null()).output().wrap_err_with(|| format!("running {cmd:?}"))?;
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .wrap_err_with(|| format!("running {cmd:?}"))?;
     if !out.status.success() {
         bail!(
             "{cmd:?} failed ({}): {}{}",
@@ -148,9 +172,14 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
 fn require_root() -> Result<()> {
     let uid = std::fs::read_to_string("/proc/self/status")?
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|v| v.split_whitespace().next().unwrap_or("").to_string()));
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
+        });
     if uid.as_deref() != Some("0") {
-        bail!("the lab must run as root: it creates users, mount namespaces and listeners (try sudo)");
+        bail!(
+            "the lab must run as root: it creates users, mount namespaces and listeners (try sudo)"
+        );
     }
     Ok(())
 }
@@ -160,9 +189,13 @@ fn check_subnet(subnet: &str) -> Result<()> {
     let ok = octets.len() == 3
         && octets[0] == "127"
         && octets[1] == "0"
-        && octets[2].parse::<u8>().is_ok_and(|x| (1..=254).contains(&x));
+        && octets[2]
+            .parse::<u8>()
+            .is_ok_and(|x| (1..=254).contains(&x));
     if !ok {
-        bail!("--subnet must be 127.0.X with X from 1 to 254 (127.0.0 is the host's own localhost)");
+        bail!(
+            "--subnet must be 127.0.X with X from 1 to 254 (127.0.0 is the host's own localhost)"
+        );
     }
     Ok(())
 }
@@ -185,15 +218,24 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
             );
         }
         down(&dir)?;
-    } else if dir.exists() && std::fs::read_dir(&dir)?.next().is_some() && !dir.join(MARKER).exists() {
-        bail!("{} exists and is not a lab dir; choose another --dir", dir.display());
+    } else if dir.exists()
+        && std::fs::read_dir(&dir)?.next().is_some()
+        && !dir.join(MARKER).exists()
+    {
+        bail!(
+            "{} exists and is not a lab dir; choose another --dir",
+            dir.display()
+        );
     } else if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     let lab = plan(spec, &dir);
     // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
     if lab.haproxy_socket.as_os_str().len() > 100 {
-        bail!("--dir {} is too long for unix socket paths; use a shorter one", dir.display());
+        bail!(
+            "--dir {} is too long for unix socket paths; use a shorter one",
+            dir.display()
+        );
     }
     match build(lab) {
         Ok(lab) => Ok(lab),
@@ -268,7 +310,10 @@ fn build(mut lab: Lab) -> Result<Lab> {
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "kswizard-lab", "-f"])
         .arg(&lab.key))?;
-    std::fs::copy(lab.key.with_extension("pub"), lab.dir.join("authorized_keys"))?;
+    std::fs::copy(
+        lab.key.with_extension("pub"),
+        lab.dir.join("authorized_keys"),
+    )?;
     create_users(&lab)?;
     write_conf(&lab)?;
     std::fs::create_dir_all("/run/sshd")?;
@@ -296,7 +341,11 @@ fn build(mut lab: Lab) -> Result<Lab> {
     let masters: Vec<&str> = {
         let (cluster, _) = conf::load(&lab.conf_dir)?;
         let ips: HashSet<String> = cluster.masters().map(|h| h.node_ip().to_string()).collect();
-        lab.nodes.iter().filter(|n| ips.contains(&n.ip)).map(|n| n.ip.as_str()).collect()
+        lab.nodes
+            .iter()
+            .filter(|n| ips.contains(&n.ip))
+            .map(|n| n.ip.as_str())
+            .collect()
     };
     let cfg = lab.dir.join("haproxy.cfg");
     std::fs::write(&cfg, haproxy::config(&lab, &masters))?;
@@ -325,13 +374,10 @@ fn user_exists(user: &str) -> bool {
 
 /// The key user (passwordless sudo) and the password user (password login, sudo asks for it).
 fn create_users(lab: &Lab) -> Result<()> {
+    let _lock = UsersLock::take()?;
     for user in [&lab.key_user, &lab.password_user] {
-        // Another lab coming up at the same time may create the user first.
-        if !user_exists(user)
-            && let Err(e) = run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))
-            && !user_exists(user)
-        {
-            return Err(e);
+        if !user_exists(user) {
+            run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))?;
         }
     }
     // Without PAM, sshd refuses keys for a locked ("!") account; "*" is unlocked but has no password.
@@ -356,12 +402,53 @@ fn create_users(lab: &Lab) -> Result<()> {
         (&lab.key_user, "ALL=(ALL) NOPASSWD: ALL"),
         (&lab.password_user, "ALL=(ALL) ALL"),
     ] {
+        // Checked before it is moved in: a broken sudoers file would lock sudo out for everyone.
+        // sudo skips names with a dot, so the temporary file is never read half-written.
         let path = format!("/etc/sudoers.d/kswizard-lab-{user}");
-        std::fs::write(&path, format!("{user} {rule}\n"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440))?;
-        run(Command::new("visudo").args(["-cqf", &path]))?;
+        let tmp = format!("{path}.new");
+        std::fs::write(&tmp, format!("{user} {rule}\n"))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o440))?;
+        run(Command::new("visudo").args(["-cqf", &tmp]))?;
+        std::fs::rename(&tmp, &path)?;
     }
     Ok(())
+}
+
+/// Labs coming up at once (parallel tests) share the users and sudoers files: one at a time. A lock
+/// file rather than flock(2), which std offers only from Rust 1.89 (above the crate's MSRV).
+struct UsersLock(&'static Path);
+
+impl UsersLock {
+    fn take() -> Result<UsersLock> {
+        let path = Path::new("/run/kswizard-lab-users.lock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(UsersLock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lab that died holding it: setting up users takes well under this.
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(20));
+                    if stale || Instant::now() > deadline {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for UsersLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 fn random_password() -> Result<String> {

@@ -54,7 +54,10 @@ impl Node {
         let mut hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
         hosts.push_str(&format!("{} {}\n", self.ip, self.name));
         std::fs::write(self.dir.join("hosts"), hosts)?;
-        std::fs::write(self.dir.join("sshd_config"), self.sshd_config(lab_dir, subnet))?;
+        std::fs::write(
+            self.dir.join("sshd_config"),
+            self.sshd_config(lab_dir, subnet),
+        )?;
         std::fs::write(self.dir.join("start.sh"), self.start_script(lab_dir))?;
         Ok(())
     }
@@ -92,7 +95,10 @@ impl Node {
     fn start_script(&self, lab_dir: &Path) -> String {
         let mut s = format!("set -e\nhostname {}\n", self.name);
         let mut bind = |from: &Path, to: &str| {
-            s.push_str(&format!("mount --bind {} {to}\n", sh_quote(&from.display().to_string())));
+            s.push_str(&format!(
+                "mount --bind {} {to}\n",
+                sh_quote(&from.display().to_string())
+            ));
         };
         for (path, sub) in PRIVATE_DIRS {
             bind(&self.dir.join(sub), path);
@@ -130,11 +136,15 @@ impl Node {
             if let Some(pid) = pid
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
-                self.mnt_ns = Some(mnt_ns(pid).ok_or_else(|| eyre!("sshd of {} exited", self.name))?);
+                self.mnt_ns =
+                    Some(mnt_ns(pid).ok_or_else(|| eyre!("sshd of {} exited", self.name))?);
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("node {}: sshd did not answer on {addr} within {timeout:?}", self.name);
+                bail!(
+                    "node {}: sshd did not answer on {addr} within {timeout:?}",
+                    self.name
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }

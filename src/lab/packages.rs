@@ -41,7 +41,10 @@ pub fn ensure(yes: bool) -> Result<()> {
         return Ok(());
     }
     let cmd = apt_command(&missing);
-    eprintln!("the lab needs packages that are not installed: {}", missing.join(", "));
+    eprintln!(
+        "the lab needs packages that are not installed: {}",
+        missing.join(", ")
+    );
     if !yes {
         if !std::io::stdin().is_terminal() {
             bail!("missing packages; install them with `{cmd}`, or run again with --yes");
