@@ -288,8 +288,9 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
                     node_env.insert("KSW_ROLES".into(), h.roles.names().join(","));
                     node_env.insert("KSW_OUTPUT".into(), format!("{}/{}.out", env["KSW_STATE"], step.id));
                     let assignments: Vec<String> = node_env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
+                    // umask 077, as the engine's runner sets it.
                     let inner = format!(
-                        "mkdir -p \"$KSW_STATE\" && : >\"$KSW_OUTPUT\" && bash -s; rc=$?; echo {OUTPUT_MARK}; cat \"$KSW_OUTPUT\"; exit $rc"
+                        "umask 077 && mkdir -p \"$KSW_STATE\" && : >\"$KSW_OUTPUT\" && bash -s; rc=$?; echo {OUTPUT_MARK}; cat \"$KSW_OUTPUT\"; exit $rc"
                     );
                     let command = format!("sudo -n env {} bash -c {}", assignments.join(" "), sh_quote(&inner));
                     let script = script.clone();
