@@ -528,3 +528,57 @@ fn stop(lab: &Lab) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(nodes: usize) -> Spec {
+        Spec {
+            dir: PathBuf::from("/tmp/l"),
+            nodes,
+            subnet: "127.0.9".into(),
+        }
+    }
+
+    #[test]
+    fn nodes_are_named_by_the_preset_roles() {
+        let names = |n| -> Vec<String> {
+            plan(&spec(n), Path::new("/tmp/l"))
+                .nodes
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        };
+        assert_eq!(
+            names(6),
+            [
+                "master1", "master2", "master3", "worker1", "worker2", "worker3"
+            ]
+        );
+        assert_eq!(names(2), ["master1", "worker1"]);
+        let lab = plan(&spec(4), Path::new("/tmp/l"));
+        assert_eq!(lab.nodes[3].ip, "127.0.9.4");
+        assert_eq!(lab.lb_address, "127.0.9.250");
+        assert_eq!(lab.password_user, "kswpw9");
+    }
+
+    #[test]
+    fn subnets_are_127_0_x_without_localhost() {
+        assert!(check_subnet("127.0.77").is_ok());
+        for bad in ["127.0.0", "127.0.255", "10.0.1", "127.0", "127.0.x"] {
+            assert!(check_subnet(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn haproxy_balances_over_the_masters_with_readyz_checks() {
+        let lab = plan(&spec(6), Path::new("/tmp/l"));
+        let cfg = haproxy::config(&lab, &["127.0.9.1", "127.0.9.2"]);
+        assert!(cfg.contains("bind 127.0.9.250:6443"));
+        assert!(cfg.contains("balance roundrobin"));
+        assert!(cfg.contains("option httpchk GET /readyz"));
+        assert!(cfg.contains("server master2 127.0.9.2:6443"));
+        assert!(cfg.contains("stats socket /tmp/l/haproxy.sock"));
+    }
+}
