@@ -109,6 +109,22 @@ fn assert_gone(lab: &Lab) {
     assert!(!lab.dir.exists());
 }
 
+/// Wait (health checks run every second) until haproxy sees all three masters in `state`.
+fn assert_backends(lab: &Lab, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let backends = loop {
+        let b = lab.backends().unwrap();
+        if b.len() == 3 && b.iter().all(|(_, s)| s == state) || Instant::now() > deadline {
+            break b;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        backends.len() == 3 && backends.iter().all(|(_, s)| s == state),
+        "{backends:?}"
+    );
+}
+
 #[test]
 fn lab_nodes_are_separate_hosts() {
     let Some(up) = Up::new("nodes", "127.0.77", 3) else {
@@ -192,6 +208,9 @@ fn lab_nodes_are_separate_hosts() {
         "{}",
         text(&out)
     );
+
+    // No apiserver runs yet, so the LB's health checks take every master out.
+    assert_backends(&lab, "DOWN");
 
     // A second `up` in the same dir is refused while the lab runs.
     let again = lab::up(
@@ -392,18 +411,7 @@ fn plan_installs_ha_cluster_on_lab() {
 
     // The stand-in apiservers answer through the real haproxy, which sees every master UP.
     assert_eq!(curl_readyz_through_lb(&lab), "ok");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let backends = loop {
-        let b = lab.backends().unwrap();
-        if b.len() == 3 && b.iter().all(|(_, s)| s == "UP") || Instant::now() > deadline {
-            break b;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(
-        backends.len() == 3 && backends.iter().all(|(_, s)| s == "UP"),
-        "{backends:?}"
-    );
+    assert_backends(&lab, "UP");
 
     // The worker joined and is Ready (its stand-in kubelet heartbeats through the LB).
     let nodes = ssh(
