@@ -511,7 +511,7 @@ def crictl(argv):
 
 def containerd(argv):
     if "--version" in argv or "-v" in argv:
-        return print("containerd kswizard-lab-standin 1.7.0 (STAND-IN, not the real containerd)")
+        return print("containerd kswizard-lab-standin 1.7.0 (kswizard lab STAND-IN, not the real containerd)")
     if argv[:2] == ["config", "default"]:
         return print('version = 2\n# kswizard lab STAND-IN default config\n[plugins."io.containerd.grpc.v1.cri"]\n'
                      '  sandbox_image = "registry.k8s.io/pause:3.9"\n')
