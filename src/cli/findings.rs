@@ -13,19 +13,13 @@ pub fn text(findings: &[Finding]) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        s.push_str(&format!(
-            "{sev}[{}]: {}\n  fix: {}\n",
-            f.code, f.message, f.hint
-        ));
+        s.push_str(&format!("{sev}[{}]: {}\n  fix: {}\n", f.code, f.message, f.hint));
     }
     s
 }
 
 pub fn summary(cluster: &Cluster, findings: &[Finding]) -> String {
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
+    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
     let warnings = findings.len() - errors;
     let lb = &cluster.lb;
     let lb = match (&lb.address, lb.mode) {

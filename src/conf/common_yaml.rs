@@ -64,35 +64,19 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(other) => Some(scalar_text(other).ok_or_else(|| {
-                    ConfError::new(
-                        file,
-                        line,
-                        format!("{LB_KEY}.address: expected an IP address or host name"),
-                    )
+                    ConfError::new(file, line, format!("{LB_KEY}.address: expected an IP address or host name"))
                 })?),
             };
             out.port = match lb.get("port") {
                 None | Some(Value::Null) => None,
                 Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                    ConfError::new(
-                        file,
-                        line,
-                        format!("{LB_KEY}.port: expected a whole number 1..65535, found {n}"),
-                    )
+                    ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535, found {n}"))
                 })?,
                 Some(Value::String(s)) => Some(s.trim().parse::<i64>().map_err(|_| {
-                    ConfError::new(
-                        file,
-                        line,
-                        format!("{LB_KEY}.port: expected a whole number 1..65535, found '{s}'"),
-                    )
+                    ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535, found '{s}'"))
                 })?),
                 Some(_) => {
-                    return Err(ConfError::new(
-                        file,
-                        line,
-                        format!("{LB_KEY}.port: expected a whole number 1..65535"),
-                    ));
+                    return Err(ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535")));
                 }
             };
         }
@@ -100,9 +84,7 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
             return Err(ConfError::new(
                 file,
                 line_of(LB_KEY),
-                format!(
-                    "{LB_KEY}: expected a mapping with 'address' and 'port' (two-space indented lines)"
-                ),
+                format!("{LB_KEY}: expected a mapping with 'address' and 'port' (two-space indented lines)"),
             ));
         }
     }
@@ -147,7 +129,11 @@ fn yaml_scalar(v: &str) -> String {
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         && v.parse::<f64>().is_err();
-    if plain { v.to_string() } else { quoted(v) }
+    if plain {
+        v.to_string()
+    } else {
+        quoted(v)
+    }
 }
 
 fn quoted(v: &str) -> String {
@@ -201,8 +187,7 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
                 let rest = lines[end].0.trim_start_matches('#');
                 rest.len() < lines[end].0.len()
                     && rest.starts_with([' ', '\t'])
-                    && (rest.trim_start().starts_with("address:")
-                        || rest.trim_start().starts_with("port:"))
+                    && (rest.trim_start().starts_with("address:") || rest.trim_start().starts_with("port:"))
             } {
                 end += 1;
             }
@@ -231,11 +216,7 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
     }
     if let Some((start, end, new)) = replace {
         let ending = lines[end - 1].1;
-        let ending = if ending.is_empty() && end < lines.len() {
-            eol
-        } else {
-            ending
-        };
+        let ending = if ending.is_empty() && end < lines.len() { eol } else { ending };
         let n = new.len();
         let replacement: Vec<(String, &str)> = new
             .into_iter()
@@ -257,19 +238,10 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
     let result: String = out.iter().flat_map(|(b, e)| [b.as_str(), *e]).collect();
 
     let check = parse(&result, file).map_err(|e| {
-        ConfError::new(
-            file,
-            e.line,
-            format!(
-                "kswizard's edit would break the file, nothing written: {}",
-                e.message
-            ),
-        )
+        ConfError::new(file, e.line, format!("kswizard's edit would break the file, nothing written: {}", e.message))
     })?;
     let expect_ok = if configured {
-        check.address == lb.address
-            && check.port == Some(lb.port)
-            && check.domain.as_deref() == Some(&lb.domain)
+        check.address == lb.address && check.port == Some(lb.port) && check.domain.as_deref() == Some(&lb.domain)
     } else {
         check.address.is_none()
     };
@@ -287,11 +259,7 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
 
 /// A common.yaml for a conf/ that has none.
 pub fn fresh(lb: &LoadBalancer, file: &Path) -> Result<String, ConfError> {
-    patch(
-        "# Written by kswizard: the apiserver load balancer.\n",
-        lb,
-        file,
-    )
+    patch("# Written by kswizard: the apiserver load balancer.\n", lb, file)
 }
 
 #[cfg(test)]

@@ -53,11 +53,7 @@ fn is_known_group(g: &str) -> bool {
 /// Read a hosts.ini held in memory. `file` names it in errors.
 pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
+        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
         ConfError::new(file, line, "not UTF-8 text: save the file as UTF-8")
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -168,11 +164,7 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
     build(sections, preamble, crlf, file)
 }
 
-fn parse_header(
-    trimmed: &str,
-    file: &Path,
-    lineno: usize,
-) -> Result<(String, SectionKind), ConfError> {
+fn parse_header(trimmed: &str, file: &Path, lineno: usize) -> Result<(String, SectionKind), ConfError> {
     let close = trimmed.find(']').ok_or_else(|| {
         ConfError::new(
             file,
@@ -196,9 +188,7 @@ fn parse_header(
             return Err(ConfError::new(
                 file,
                 lineno,
-                format!(
-                    "expected [group], [group:children] or [group:vars], found suffix ':{other}'"
-                ),
+                format!("expected [group], [group:children] or [group:vars], found suffix ':{other}'"),
             ));
         }
         None => (inner, SectionKind::Hosts),
@@ -214,11 +204,7 @@ fn parse_header(
 }
 
 /// Split a line as Ansible does (shell words, `#` outside quotes starts a comment).
-fn tokenize(
-    line: &str,
-    file: &Path,
-    lineno: usize,
-) -> Result<(Vec<String>, Option<String>), ConfError> {
+fn tokenize(line: &str, file: &Path, lineno: usize) -> Result<(Vec<String>, Option<String>), ConfError> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut in_token = false;
@@ -282,12 +268,7 @@ fn tokenize(
     Ok((tokens, None))
 }
 
-fn build(
-    sections: Vec<Section>,
-    preamble: Vec<String>,
-    crlf: bool,
-    file: &Path,
-) -> Result<Cluster, ConfError> {
+fn build(sections: Vec<Section>, preamble: Vec<String>, crlf: bool, file: &Path) -> Result<Cluster, ConfError> {
     let mut hosts: Vec<Host> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut layout = IniLayout {
@@ -299,10 +280,7 @@ fn build(
     // Definitions first: [all] / ungrouped lines each define a host (a repeated name is a duplicate
     // for validation to report); a line with variables in a role group defines the host too, or adds
     // to the definition made earlier.
-    for s in sections
-        .iter()
-        .filter(|s| s.kind == SectionKind::Hosts && is_known_group(&s.group))
-    {
+    for s in sections.iter().filter(|s| s.kind == SectionKind::Hosts && is_known_group(&s.group)) {
         for e in &s.entries {
             let in_all = s.group == "all";
             if !in_all && e.vars.is_empty() {
@@ -346,38 +324,37 @@ fn build(
     }
     let defined_any = !hosts.is_empty();
     let mut undefined = Vec::new();
-    let mut members =
-        |groups: &[&str], hosts: &mut Vec<Host>, index: &mut HashMap<String, usize>| {
-            let mut seen = HashSet::new();
-            let mut stack: Vec<&str> = groups.to_vec();
-            let mut out = HashSet::new();
-            while let Some(g) = stack.pop() {
-                if !seen.insert(g) {
-                    continue;
-                }
-                for e in direct.get(g).into_iter().flatten() {
-                    if !index.contains_key(&e.name) {
-                        if defined_any {
-                            undefined.push(UndefinedRef {
-                                group: g.to_string(),
-                                name: e.name.clone(),
-                                line: e.line,
-                            });
-                            continue;
-                        }
-                        // An inventory of bare names only: each name is a host, as Ansible reads it.
-                        index.insert(e.name.clone(), hosts.len());
-                        let mut h = Host::new(e.name.clone(), String::new());
-                        h.address = None;
-                        h.ip = None;
-                        hosts.push(h);
-                    }
-                    out.insert(e.name.clone());
-                }
-                stack.extend(children.get(g).into_iter().flatten().copied());
+    let mut members = |groups: &[&str], hosts: &mut Vec<Host>, index: &mut HashMap<String, usize>| {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<&str> = groups.to_vec();
+        let mut out = HashSet::new();
+        while let Some(g) = stack.pop() {
+            if !seen.insert(g) {
+                continue;
             }
-            out
-        };
+            for e in direct.get(g).into_iter().flatten() {
+                if !index.contains_key(&e.name) {
+                    if defined_any {
+                        undefined.push(UndefinedRef {
+                            group: g.to_string(),
+                            name: e.name.clone(),
+                            line: e.line,
+                        });
+                        continue;
+                    }
+                    // An inventory of bare names only: each name is a host, as Ansible reads it.
+                    index.insert(e.name.clone(), hosts.len());
+                    let mut h = Host::new(e.name.clone(), String::new());
+                    h.address = None;
+                    h.ip = None;
+                    hosts.push(h);
+                }
+                out.insert(e.name.clone());
+            }
+            stack.extend(children.get(g).into_iter().flatten().copied());
+        }
+        out
+    };
     let masters = members(MASTER_GROUPS, &mut hosts, &mut index);
     let workers = members(WORKER_GROUPS, &mut hosts, &mut index);
     let etcd = members(&[ETCD_GROUP], &mut hosts, &mut index);
@@ -407,27 +384,20 @@ fn build(
                 let slot = layout.section_comments.iter_mut().find(|(k, _)| *k == key);
                 match slot {
                     Some((_, v)) => v.extend(s.comments.iter().cloned()),
-                    None if !s.comments.is_empty() => {
-                        layout.section_comments.push((key, s.comments.clone()))
-                    }
+                    None if !s.comments.is_empty() => layout.section_comments.push((key, s.comments.clone())),
                     None => {}
                 }
             }
             if s.kind == SectionKind::Children && CLUSTER_GROUPS.contains(&s.group.as_str()) {
                 for e in &s.entries {
                     let n = e.name.as_str();
-                    if !MASTER_GROUPS.contains(&n)
-                        && !WORKER_GROUPS.contains(&n)
-                        && !layout.cluster_children.iter().any(|c| c == n)
-                    {
+                    if !MASTER_GROUPS.contains(&n) && !WORKER_GROUPS.contains(&n) && !layout.cluster_children.iter().any(|c| c == n) {
                         layout.cluster_children.push(n.to_string());
                     }
                 }
             }
         } else {
-            layout
-                .kept_sections
-                .push(trim_trailing_blank(s.raw.clone()));
+            layout.kept_sections.push(trim_trailing_blank(s.raw.clone()));
         }
     }
 
@@ -464,12 +434,7 @@ fn trim_trailing_blank(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn apply_vars(
-    h: &mut Host,
-    vars: &[(String, String)],
-    file: &Path,
-    line: usize,
-) -> Result<(), ConfError> {
+fn apply_vars(h: &mut Host, vars: &[(String, String)], file: &Path, line: usize) -> Result<(), ConfError> {
     let mut ssh_pass = None;
     let mut key_file = None;
     let mut local = matches!(h.auth, Auth::Local);
@@ -482,10 +447,7 @@ fn apply_vars(
                     ConfError::new(
                         file,
                         line,
-                        format!(
-                            "{k} of host '{}': expected a port number 1..65535, found '{v}'",
-                            h.name
-                        ),
+                        format!("{k} of host '{}': expected a port number 1..65535, found '{v}'", h.name),
                     )
                 })?;
                 h.port = Some(port);
@@ -614,12 +576,7 @@ pub fn render(cluster: &Cluster) -> String {
             .flat_map(|(_, v)| v.iter().cloned())
             .collect()
     };
-    let width = cluster
-        .hosts
-        .iter()
-        .map(|h| h.name.len())
-        .max()
-        .unwrap_or(0);
+    let width = cluster.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     out.push("[all]".into());
     out.extend(comments("all"));
     out.extend(cluster.hosts.iter().map(|h| host_line(h, width)));
