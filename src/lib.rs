@@ -3,6 +3,9 @@
 
 pub mod cli;
 pub mod conf;
+pub mod engine;
 pub mod lab;
+pub mod lb_status;
 pub mod model;
+pub mod tui;
 pub mod validate;

@@ -42,6 +42,10 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
+    fn accepted(&self, code: &str) -> bool {
+        ACCEPTABLE.contains(&code) && self.cluster.settings.accept.iter().any(|a| a == code)
+    }
+
     fn push(
         &mut self,
         code: &'static str,
@@ -51,9 +55,11 @@ impl Out<'_> {
         message: String,
         hint: String,
     ) {
-        let accepted = ACCEPTABLE.contains(&code) && self.cluster.settings.accept.iter().any(|a| a == code);
-        let (severity, message) = if accepted {
-            (Severity::Warning, format!("{message} (accepted in kswizard.yaml)"))
+        let (severity, message) = if self.accepted(code) {
+            (
+                Severity::Warning,
+                format!("{message} (accepted in kswizard.yaml)"),
+            )
         } else {
             (severity, message)
         };
@@ -101,7 +107,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 vec![h.name.clone()],
                 "host.name",
                 format!("host {} is defined {n} times in [all]", h.name),
-                format!("remove the extra lines for {}, or rename one of them", h.name),
+                format!(
+                    "remove the extra lines for {}, or rename one of them",
+                    h.name
+                ),
             );
         }
     }
@@ -124,7 +133,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
     // Addresses: no two hosts share one.
     let mut by_addr: HashMap<&str, Vec<String>> = HashMap::new();
     for h in &cluster.hosts {
-        let mut addrs: Vec<&str> = [h.address.as_deref(), h.ip.as_deref()].into_iter().flatten().collect();
+        let mut addrs: Vec<&str> = [h.address.as_deref(), h.ip.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
         addrs.dedup();
         for a in addrs {
             let v = by_addr.entry(a).or_default();
@@ -230,7 +242,12 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 "etcd on worker {}: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster",
                 list(&on_workers)
             ),
-            "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string(),
+            // Once accepted, offering to accept it again would read as if the override were not seen.
+            if out.accepted("etcd-on-worker") {
+                "move etcd to the masters or to hosts of its own, or remove etcd-on-worker from 'accept:' in kswizard.yaml to make this an error again".to_string()
+            } else {
+                "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string()
+            },
         );
     }
 
@@ -252,9 +269,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
     }
     if lb.mode != LbMode::None {
         if let Some(addr) = &lb.address {
-            let owners = names(&mut cluster.hosts.iter().filter(|h| {
-                h.address.as_deref() == Some(addr) || h.ip.as_deref() == Some(addr)
-            }));
+            let owners =
+                names(&mut cluster.hosts.iter().filter(|h| {
+                    h.address.as_deref() == Some(addr) || h.ip.as_deref() == Some(addr)
+                }));
             if !owners.is_empty() {
                 out.push(
                     "vip-is-node-ip",
@@ -275,7 +293,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 Error,
                 Vec::new(),
                 "lb.port",
-                format!("load balancer port {} is not a TCP port: expected 1..65535", lb.port),
+                format!(
+                    "load balancer port {} is not a TCP port: expected 1..65535",
+                    lb.port
+                ),
                 format!("use {APISERVER_PORT} unless the load balancer listens on another port"),
             );
         }
@@ -292,7 +313,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
             );
         }
         if lb.mode == LbMode::BuiltIn
-            && let Some(vip) = lb.address.as_deref().and_then(|a| a.parse::<Ipv4Addr>().ok())
+            && let Some(vip) = lb
+                .address
+                .as_deref()
+                .and_then(|a| a.parse::<Ipv4Addr>().ok())
         {
             let subnets: Vec<[u8; 3]> = cluster
                 .masters()
@@ -320,9 +344,12 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
         }
     }
 
-    let with_pass = names(&mut cluster.hosts.iter().filter(|h| {
-        matches!(h.auth, Auth::Password(_)) || h.become_pass.is_some()
-    }));
+    let with_pass = names(
+        &mut cluster
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.auth, Auth::Password(_)) || h.become_pass.is_some()),
+    );
     if !with_pass.is_empty() {
         out.push(
             "plaintext-password",
@@ -346,7 +373,9 @@ pub fn valid_node_name(name: &str) -> bool {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -356,7 +385,13 @@ fn suggest_name(name: &str) -> String {
     let s: String = name
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let s = s.trim_matches(|c| c == '-' || c == '.').to_string();
     if s.is_empty() { "node1".to_string() } else { s }

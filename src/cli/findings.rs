@@ -13,13 +13,19 @@ pub fn text(findings: &[Finding]) -> String {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        s.push_str(&format!("{sev}[{}]: {}\n  fix: {}\n", f.code, f.message, f.hint));
+        s.push_str(&format!(
+            "{sev}[{}]: {}\n  fix: {}\n",
+            f.code, f.message, f.hint
+        ));
     }
     s
 }
 
 pub fn summary(cluster: &Cluster, findings: &[Finding]) -> String {
-    let errors = findings.iter().filter(|f| f.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
     let warnings = findings.len() - errors;
     let lb = &cluster.lb;
     let lb = match (&lb.address, lb.mode) {
@@ -28,15 +34,21 @@ pub fn summary(cluster: &Cluster, findings: &[Finding]) -> String {
         }
         _ => "no LB".to_string(),
     };
+    let (masters, workers) = (cluster.masters().count(), cluster.workers().count());
     format!(
-        "{} hosts ({} masters, {} workers, {} etcd), {lb}: {errors} error{}, {warnings} warning{}",
-        cluster.hosts.len(),
-        cluster.masters().count(),
-        cluster.workers().count(),
+        "{} ({}, {}, {} etcd), {lb}: {}, {}",
+        count(cluster.hosts.len(), "host"),
+        count(masters, "master"),
+        count(workers, "worker"),
         cluster.etcd().count(),
-        if errors == 1 { "" } else { "s" },
-        if warnings == 1 { "" } else { "s" },
+        count(errors, "error"),
+        count(warnings, "warning"),
     )
+}
+
+/// "1 master", "3 masters": the summary is read by people.
+fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
 pub fn json(findings: &[Finding]) -> String {

@@ -2,7 +2,9 @@
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
 mod findings;
+mod install_cmd;
 mod lab_cmd;
+mod lb_cmd;
 mod validate_cmd;
 mod write_cmd;
 
@@ -18,8 +20,11 @@ use clap::{Parser, Subcommand, ValueEnum};
     about = "Install a highly available Kubernetes / KubeSphere cluster from a terminal"
 )]
 pub struct Cli {
+    /// The conf directory the wizard opens when no command is given.
+    #[arg(long, default_value = "conf")]
+    pub conf: PathBuf,
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -47,10 +52,69 @@ pub enum Command {
         #[arg(long, value_name = "D")]
         lb_domain: Option<String>,
     },
+    /// Show which steps of the install plan run on which node, in which order.
+    Plan {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// A plan file other than the bundled assets/plan.yaml.
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Install: facts from every node, then the plan, in parallel over SSH; resumable.
+    Install {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Where the journal and known_hosts live (default: .kswizard next to the conf directory).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Do not ask: confirm the install, and resume an unfinished one.
+        #[arg(long)]
+        yes: bool,
+        /// Go on with the unfinished install: finished steps are not run again.
+        #[arg(long, conflicts_with = "restart")]
+        resume: bool,
+        /// Start over, ignoring what an earlier install did.
+        #[arg(long)]
+        restart: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        output: Format,
+    },
+    /// The apiserver load balancer: its frontend and every master's apiserver behind it.
+    Lb {
+        #[command(subcommand)]
+        command: LbCommand,
+    },
+    /// Per-node state of the last install, from its journal.
+    Status {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        #[arg(long)]
+        state: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Local SSH nodes for trying kswizard out and for tests (needs root).
     Lab {
         #[command(subcommand)]
         action: lab_cmd::LabAction,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LbCommand {
+    /// Probe the LB address and each master's apiserver port (exit 1 if any is down).
+    Status {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Probe every 2 seconds until interrupted (JSON: one object per line).
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
     },
 }
 
@@ -81,20 +145,31 @@ impl From<Outcome> for ExitCode {
 }
 
 pub fn main() -> ExitCode {
+    // ssh runs kswizard as its askpass helper for password hosts (see engine::transport).
+    if let Ok(sock) = std::env::var(crate::engine::transport::ASKPASS_ENV) {
+        return crate::engine::transport::askpass_main(&sock);
+    }
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Validate {
+        None => match crate::tui::run(&cli.conf) {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                eprintln!("kswizard: {e:?}");
+                Outcome::BadInput
+            }
+        },
+        Some(Command::Validate {
             conf,
             format,
             strict,
-        } => validate_cmd::run(&conf, format, strict),
-        Command::Write {
+        }) => validate_cmd::run(&conf, format, strict),
+        Some(Command::Write {
             conf,
             out,
             lb_address,
             lb_port,
             lb_domain,
-        } => write_cmd::run(
+        }) => write_cmd::run(
             &conf,
             &out,
             write_cmd::LbOverrides {
@@ -103,7 +178,40 @@ pub fn main() -> ExitCode {
                 domain: lb_domain,
             },
         ),
-        Command::Lab { action } => lab_cmd::run(action),
+        Some(Command::Plan { conf, plan, format }) => {
+            install_cmd::plan(&conf, plan.as_deref(), format)
+        }
+        Some(Command::Install {
+            conf,
+            plan,
+            state,
+            yes,
+            resume,
+            restart,
+            output,
+        }) => install_cmd::install(install_cmd::InstallArgs {
+            conf: &conf,
+            plan: plan.as_deref(),
+            state: state.as_deref(),
+            yes,
+            resume,
+            restart,
+            json: output == Format::Json,
+        }),
+        Some(Command::Lb {
+            command:
+                LbCommand::Status {
+                    conf,
+                    watch,
+                    format,
+                },
+        }) => lb_cmd::status(&conf, watch, format),
+        Some(Command::Status {
+            conf,
+            state,
+            format,
+        }) => install_cmd::status(&conf, state.as_deref(), format),
+        Some(Command::Lab { action }) => lab_cmd::run(action),
     };
     outcome.into()
 }

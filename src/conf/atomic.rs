@@ -69,9 +69,18 @@ mod tests {
         backup(&p).unwrap();
         write_atomic(&p, b"new", 0o600).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "new");
-        assert_eq!(fs::read_to_string(dir.path().join("hosts.ini.bak")).unwrap(), "old");
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(
+            fs::read_to_string(dir.path().join("hosts.ini.bak")).unwrap(),
+            "old"
+        );
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
     }
 
@@ -80,6 +89,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("state");
         write_atomic(&p, b"x", 0o600).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 }

@@ -41,7 +41,7 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
     };
     let line_of = |key: &str| {
         text.lines()
-            .position(|l| l.starts_with(key))
+            .position(|l| active_key(l, key))
             .map_or(0, |i| i + 1)
     };
     let mut out = LbValues::default();
@@ -64,19 +64,35 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
                 None | Some(Value::Null) => None,
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(other) => Some(scalar_text(other).ok_or_else(|| {
-                    ConfError::new(file, line, format!("{LB_KEY}.address: expected an IP address or host name"))
+                    ConfError::new(
+                        file,
+                        line,
+                        format!("{LB_KEY}.address: expected an IP address or host name"),
+                    )
                 })?),
             };
             out.port = match lb.get("port") {
                 None | Some(Value::Null) => None,
                 Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(|| {
-                    ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535, found {n}"))
+                    ConfError::new(
+                        file,
+                        line,
+                        format!("{LB_KEY}.port: expected a whole number 1..65535, found {n}"),
+                    )
                 })?,
                 Some(Value::String(s)) => Some(s.trim().parse::<i64>().map_err(|_| {
-                    ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535, found '{s}'"))
+                    ConfError::new(
+                        file,
+                        line,
+                        format!("{LB_KEY}.port: expected a whole number 1..65535, found '{s}'"),
+                    )
                 })?),
                 Some(_) => {
-                    return Err(ConfError::new(file, line, format!("{LB_KEY}.port: expected a whole number 1..65535")));
+                    return Err(ConfError::new(
+                        file,
+                        line,
+                        format!("{LB_KEY}.port: expected a whole number 1..65535"),
+                    ));
                 }
             };
         }
@@ -84,7 +100,9 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
             return Err(ConfError::new(
                 file,
                 line_of(LB_KEY),
-                format!("{LB_KEY}: expected a mapping with 'address' and 'port' (two-space indented lines)"),
+                format!(
+                    "{LB_KEY}: expected a mapping with 'address' and 'port' (two-space indented lines)"
+                ),
             ));
         }
     }
@@ -128,12 +146,9 @@ fn yaml_scalar(v: &str) -> String {
     let plain = !v.is_empty()
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        && v.parse::<f64>().is_err();
-    if plain {
-        v.to_string()
-    } else {
-        quoted(v)
-    }
+        // Plain only if YAML reads it back as this string: not `null`, `true`, `0x1F`, `.inf`, `1e5`...
+        && serde_yaml::from_str::<Value>(v).is_ok_and(|read| read == Value::String(v.to_string()));
+    if plain { v.to_string() } else { quoted(v) }
 }
 
 fn quoted(v: &str) -> String {
@@ -187,7 +202,8 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
                 let rest = lines[end].0.trim_start_matches('#');
                 rest.len() < lines[end].0.len()
                     && rest.starts_with([' ', '\t'])
-                    && (rest.trim_start().starts_with("address:") || rest.trim_start().starts_with("port:"))
+                    && (rest.trim_start().starts_with("address:")
+                        || rest.trim_start().starts_with("port:"))
             } {
                 end += 1;
             }
@@ -216,7 +232,11 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
     }
     if let Some((start, end, new)) = replace {
         let ending = lines[end - 1].1;
-        let ending = if ending.is_empty() && end < lines.len() { eol } else { ending };
+        let ending = if ending.is_empty() && end < lines.len() {
+            eol
+        } else {
+            ending
+        };
         let n = new.len();
         let replacement: Vec<(String, &str)> = new
             .into_iter()
@@ -238,10 +258,19 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
     let result: String = out.iter().flat_map(|(b, e)| [b.as_str(), *e]).collect();
 
     let check = parse(&result, file).map_err(|e| {
-        ConfError::new(file, e.line, format!("kswizard's edit would break the file, nothing written: {}", e.message))
+        ConfError::new(
+            file,
+            e.line,
+            format!(
+                "kswizard's edit would break the file, nothing written: {}",
+                e.message
+            ),
+        )
     })?;
     let expect_ok = if configured {
-        check.address == lb.address && check.port == Some(lb.port) && check.domain.as_deref() == Some(&lb.domain)
+        check.address == lb.address
+            && check.port == Some(lb.port)
+            && check.domain.as_deref() == Some(&lb.domain)
     } else {
         check.address.is_none()
     };
@@ -259,7 +288,11 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
 
 /// A common.yaml for a conf/ that has none.
 pub fn fresh(lb: &LoadBalancer, file: &Path) -> Result<String, ConfError> {
-    patch("# Written by kswizard: the apiserver load balancer.\n", lb, file)
+    patch(
+        "# Written by kswizard: the apiserver load balancer.\n",
+        lb,
+        file,
+    )
 }
 
 #[cfg(test)]

@@ -53,7 +53,11 @@ fn is_known_group(g: &str) -> bool {
 /// Read a hosts.ini held in memory. `file` names it in errors.
 pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
-        let line = bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         ConfError::new(file, line, "not UTF-8 text: save the file as UTF-8")
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -164,7 +168,11 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
     build(sections, preamble, crlf, file)
 }
 
-fn parse_header(trimmed: &str, file: &Path, lineno: usize) -> Result<(String, SectionKind), ConfError> {
+fn parse_header(
+    trimmed: &str,
+    file: &Path,
+    lineno: usize,
+) -> Result<(String, SectionKind), ConfError> {
     let close = trimmed.find(']').ok_or_else(|| {
         ConfError::new(
             file,
@@ -188,7 +196,9 @@ fn parse_header(trimmed: &str, file: &Path, lineno: usize) -> Result<(String, Se
             return Err(ConfError::new(
                 file,
                 lineno,
-                format!("expected [group], [group:children] or [group:vars], found suffix ':{other}'"),
+                format!(
+                    "expected [group], [group:children] or [group:vars], found suffix ':{other}'"
+                ),
             ));
         }
         None => (inner, SectionKind::Hosts),
@@ -204,7 +214,11 @@ fn parse_header(trimmed: &str, file: &Path, lineno: usize) -> Result<(String, Se
 }
 
 /// Split a line as Ansible does (shell words, `#` outside quotes starts a comment).
-fn tokenize(line: &str, file: &Path, lineno: usize) -> Result<(Vec<String>, Option<String>), ConfError> {
+fn tokenize(
+    line: &str,
+    file: &Path,
+    lineno: usize,
+) -> Result<(Vec<String>, Option<String>), ConfError> {
     let mut tokens = Vec::new();
     let mut cur = String::new();
     let mut in_token = false;
@@ -268,7 +282,12 @@ fn tokenize(line: &str, file: &Path, lineno: usize) -> Result<(Vec<String>, Opti
     Ok((tokens, None))
 }
 
-fn build(sections: Vec<Section>, preamble: Vec<String>, crlf: bool, file: &Path) -> Result<Cluster, ConfError> {
+fn build(
+    sections: Vec<Section>,
+    preamble: Vec<String>,
+    crlf: bool,
+    file: &Path,
+) -> Result<Cluster, ConfError> {
     let mut hosts: Vec<Host> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut layout = IniLayout {
@@ -277,10 +296,35 @@ fn build(sections: Vec<Section>, preamble: Vec<String>, crlf: bool, file: &Path)
         ..IniLayout::default()
     };
 
+    // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
+    // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
+    let mut role_feeders: HashSet<&str> = HashSet::new();
+    let mut stack: Vec<&str> = MASTER_GROUPS
+        .iter()
+        .chain(WORKER_GROUPS)
+        .chain(&[ETCD_GROUP])
+        .copied()
+        .collect();
+    while let Some(g) = stack.pop() {
+        for s in sections
+            .iter()
+            .filter(|s| s.kind == SectionKind::Children && s.group == g)
+        {
+            for e in &s.entries {
+                if role_feeders.insert(e.name.as_str()) {
+                    stack.push(e.name.as_str());
+                }
+            }
+        }
+    }
+
     // Definitions first: [all] / ungrouped lines each define a host (a repeated name is a duplicate
     // for validation to report); a line with variables in a role group defines the host too, or adds
     // to the definition made earlier.
-    for s in sections.iter().filter(|s| s.kind == SectionKind::Hosts && is_known_group(&s.group)) {
+    for s in sections.iter().filter(|s| {
+        s.kind == SectionKind::Hosts
+            && (is_known_group(&s.group) || role_feeders.contains(s.group.as_str()))
+    }) {
         for e in &s.entries {
             let in_all = s.group == "all";
             if !in_all && e.vars.is_empty() {
@@ -324,37 +368,38 @@ fn build(sections: Vec<Section>, preamble: Vec<String>, crlf: bool, file: &Path)
     }
     let defined_any = !hosts.is_empty();
     let mut undefined = Vec::new();
-    let mut members = |groups: &[&str], hosts: &mut Vec<Host>, index: &mut HashMap<String, usize>| {
-        let mut seen = HashSet::new();
-        let mut stack: Vec<&str> = groups.to_vec();
-        let mut out = HashSet::new();
-        while let Some(g) = stack.pop() {
-            if !seen.insert(g) {
-                continue;
-            }
-            for e in direct.get(g).into_iter().flatten() {
-                if !index.contains_key(&e.name) {
-                    if defined_any {
-                        undefined.push(UndefinedRef {
-                            group: g.to_string(),
-                            name: e.name.clone(),
-                            line: e.line,
-                        });
-                        continue;
-                    }
-                    // An inventory of bare names only: each name is a host, as Ansible reads it.
-                    index.insert(e.name.clone(), hosts.len());
-                    let mut h = Host::new(e.name.clone(), String::new());
-                    h.address = None;
-                    h.ip = None;
-                    hosts.push(h);
+    let mut members =
+        |groups: &[&str], hosts: &mut Vec<Host>, index: &mut HashMap<String, usize>| {
+            let mut seen = HashSet::new();
+            let mut stack: Vec<&str> = groups.to_vec();
+            let mut out = HashSet::new();
+            while let Some(g) = stack.pop() {
+                if !seen.insert(g) {
+                    continue;
                 }
-                out.insert(e.name.clone());
+                for e in direct.get(g).into_iter().flatten() {
+                    if !index.contains_key(&e.name) {
+                        if defined_any {
+                            undefined.push(UndefinedRef {
+                                group: g.to_string(),
+                                name: e.name.clone(),
+                                line: e.line,
+                            });
+                            continue;
+                        }
+                        // An inventory of bare names only: each name is a host, as Ansible reads it.
+                        index.insert(e.name.clone(), hosts.len());
+                        let mut h = Host::new(e.name.clone(), String::new());
+                        h.address = None;
+                        h.ip = None;
+                        hosts.push(h);
+                    }
+                    out.insert(e.name.clone());
+                }
+                stack.extend(children.get(g).into_iter().flatten().copied());
             }
-            stack.extend(children.get(g).into_iter().flatten().copied());
-        }
-        out
-    };
+            out
+        };
     let masters = members(MASTER_GROUPS, &mut hosts, &mut index);
     let workers = members(WORKER_GROUPS, &mut hosts, &mut index);
     let etcd = members(&[ETCD_GROUP], &mut hosts, &mut index);
@@ -384,20 +429,27 @@ fn build(sections: Vec<Section>, preamble: Vec<String>, crlf: bool, file: &Path)
                 let slot = layout.section_comments.iter_mut().find(|(k, _)| *k == key);
                 match slot {
                     Some((_, v)) => v.extend(s.comments.iter().cloned()),
-                    None if !s.comments.is_empty() => layout.section_comments.push((key, s.comments.clone())),
+                    None if !s.comments.is_empty() => {
+                        layout.section_comments.push((key, s.comments.clone()))
+                    }
                     None => {}
                 }
             }
             if s.kind == SectionKind::Children && CLUSTER_GROUPS.contains(&s.group.as_str()) {
                 for e in &s.entries {
                     let n = e.name.as_str();
-                    if !MASTER_GROUPS.contains(&n) && !WORKER_GROUPS.contains(&n) && !layout.cluster_children.iter().any(|c| c == n) {
+                    if !MASTER_GROUPS.contains(&n)
+                        && !WORKER_GROUPS.contains(&n)
+                        && !layout.cluster_children.iter().any(|c| c == n)
+                    {
                         layout.cluster_children.push(n.to_string());
                     }
                 }
             }
         } else {
-            layout.kept_sections.push(trim_trailing_blank(s.raw.clone()));
+            layout
+                .kept_sections
+                .push(trim_trailing_blank(s.raw.clone()));
         }
     }
 
@@ -434,7 +486,12 @@ fn trim_trailing_blank(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
-fn apply_vars(h: &mut Host, vars: &[(String, String)], file: &Path, line: usize) -> Result<(), ConfError> {
+fn apply_vars(
+    h: &mut Host,
+    vars: &[(String, String)],
+    file: &Path,
+    line: usize,
+) -> Result<(), ConfError> {
     let mut ssh_pass = None;
     let mut key_file = None;
     let mut local = matches!(h.auth, Auth::Local);
@@ -447,7 +504,10 @@ fn apply_vars(h: &mut Host, vars: &[(String, String)], file: &Path, line: usize)
                     ConfError::new(
                         file,
                         line,
-                        format!("{k} of host '{}': expected a port number 1..65535, found '{v}'", h.name),
+                        format!(
+                            "{k} of host '{}': expected a port number 1..65535, found '{v}'",
+                            h.name
+                        ),
                     )
                 })?;
                 h.port = Some(port);
@@ -491,8 +551,11 @@ pub fn read(path: &Path) -> Result<Cluster, ConfError> {
     parse(&bytes, path)
 }
 
+/// `v` as one shell word that reads back as `v`. Names and keys go through it too: a file may
+/// quote them (`"my host"`), and a leading `[` would read as a section header.
 fn quote(v: &str) -> String {
     let plain = !v.is_empty()
+        && !v.starts_with('[')
         && !v
             .chars()
             .any(|c| c.is_whitespace() || matches!(c, '"' | '\'' | '#' | '\\' | ';'));
@@ -511,24 +574,42 @@ fn quote(v: &str) -> String {
     s
 }
 
-/// The fields of a host line, in the order the legacy installer expects.
+/// The fields of a host line, in the order the legacy installer expects:
+/// `ansible_host= ip= ansible_user= ansible_become_pass=`, with `ansible_connection=local` in the
+/// first slot for the taskbox (as in the installer's sample).
 fn host_fields(h: &Host) -> Vec<String> {
-    let mut f = Vec::new();
-    let kv = |k: &str, v: &str| format!("{k}={}", quote(v));
-    if h.is_local() {
-        f.push("ansible_connection=local".to_string());
+    let kv = |k: &str, v: &str| format!("{}={}", quote(k), quote(v));
+    let mut f: Vec<String> = [
+        h.address.as_ref().map(|a| kv("ansible_host", a)),
+        h.ip.as_ref().map(|ip| kv("ip", ip)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let local_late = h.is_local() && f.len() == 2;
+    if h.is_local() && !local_late {
+        f.insert(0, "ansible_connection=local".to_string());
     }
-    if let Some(a) = &h.address {
-        f.push(kv("ansible_host", a));
-    }
-    if let Some(ip) = &h.ip {
-        f.push(kv("ip", ip));
+    let mut extra = h.extra.iter().map(|(k, v)| kv(k, v));
+    // install.sh takes a non-root line's fifth field as the sudo password. When a slot before
+    // ansible_user is empty, keys it does not read fill it (in their order), so the password
+    // still lands fifth, as it did in files users wrote that way.
+    if !h.is_root() && h.become_pass.is_some() {
+        while f.len() < 2 {
+            match extra.next() {
+                Some(e) => f.push(e),
+                None => break,
+            }
+        }
     }
     if let Some(u) = &h.user {
         f.push(kv("ansible_user", u));
     }
     if let Some(b) = &h.become_pass {
         f.push(kv("ansible_become_pass", b.expose()));
+    }
+    if local_late {
+        f.push("ansible_connection=local".to_string());
     }
     match &h.auth {
         // A non-root password equal to the become password is implied by it (see apply_vars).
@@ -540,15 +621,13 @@ fn host_fields(h: &Host) -> Vec<String> {
     if let Some(p) = h.port {
         f.push(format!("ansible_port={p}"));
     }
-    for (k, v) in &h.extra {
-        f.push(kv(k, v));
-    }
+    f.extend(extra);
     f
 }
 
 /// The one host line of `[all]`, padded so the fields line up.
 pub fn host_line(h: &Host, name_width: usize) -> String {
-    let mut line = format!("{:<width$}", h.name, width = name_width);
+    let mut line = format!("{:<width$}", quote(&h.name), width = name_width);
     for field in host_fields(h) {
         line.push_str("  ");
         line.push_str(&field);
@@ -576,7 +655,12 @@ pub fn render(cluster: &Cluster) -> String {
             .flat_map(|(_, v)| v.iter().cloned())
             .collect()
     };
-    let width = cluster.hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
+    let width = cluster
+        .hosts
+        .iter()
+        .map(|h| quote(&h.name).chars().count())
+        .max()
+        .unwrap_or(0);
     out.push("[all]".into());
     out.extend(comments("all"));
     out.extend(cluster.hosts.iter().map(|h| host_line(h, width)));
@@ -587,7 +671,7 @@ pub fn render(cluster: &Cluster) -> String {
         let mut seen = HashSet::new();
         for h in cluster.hosts.iter().filter(|h| pick(&h.roles)) {
             if seen.insert(&h.name) {
-                out.push(h.name.clone());
+                out.push(quote(&h.name));
             }
         }
     };

@@ -40,13 +40,24 @@ fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ConfError> {
 fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, ConfError> {
     String::from_utf8(bytes).map_err(|e| {
         let valid = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line = e.as_bytes()[..valid]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+            + 1;
         ConfError::new(path, line, "not UTF-8 text: save the file as UTF-8")
     })
 }
 
 /// Read conf/`dir`. Missing files mean a new cluster; unreadable ones are errors naming file:line.
 pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
+    if !dir.is_dir() {
+        return Err(ConfError::new(
+            dir,
+            0,
+            "no such directory: pass --conf with the installer's conf/ directory (it may be empty for a new cluster)",
+        ));
+    }
     let hosts_path = dir.join(HOSTS_INI);
     let hosts_bytes = read_optional(&hosts_path)?;
     let mut cluster = match &hosts_bytes {
@@ -81,11 +92,14 @@ pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
     if let Some(text) = &settings_text {
         cluster.settings = settings::parse(text, &settings_path)?;
     }
-    cluster.lb.mode = cluster.settings.lb_mode.unwrap_or(if cluster.lb.address.is_some() {
-        LbMode::External
-    } else {
-        LbMode::None
-    });
+    cluster.lb.mode = cluster
+        .settings
+        .lb_mode
+        .unwrap_or(if cluster.lb.address.is_some() {
+            LbMode::External
+        } else {
+            LbMode::None
+        });
 
     Ok((
         cluster,
@@ -156,7 +170,8 @@ pub fn save(cluster: &Cluster, source: &Source, out: &Path) -> Result<Vec<PathBu
             0o644
         };
         atomic::backup(&path).map_err(|e| ConfError::io(&path, &e))?;
-        atomic::write_atomic(&path, content.as_bytes(), mode).map_err(|e| ConfError::io(&path, &e))?;
+        atomic::write_atomic(&path, content.as_bytes(), mode)
+            .map_err(|e| ConfError::io(&path, &e))?;
         written.push(path);
     }
     Ok(written)

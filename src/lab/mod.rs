@@ -133,8 +133,19 @@ impl Lab {
             self.nodes
                 .iter()
                 .filter_map(|n| node::read_pid(&n.sshd_pid_file()))
+                // A pid file outlives its sshd, and the pid may be reused by any process.
+                .filter(|pid| {
+                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                        .is_ok_and(|c| c.trim() == "sshd")
+                })
                 .filter_map(node::mnt_ns),
         );
+        // Never the machine's own namespace: that would be every process on it.
+        for own in ["self", "1"] {
+            if let Ok(ns) = std::fs::read_link(format!("/proc/{own}/ns/mnt")) {
+                namespaces.remove(&ns.to_string_lossy().into_owned());
+            }
+        }
         let mut pids: Vec<u32> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()

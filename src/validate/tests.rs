@@ -1,1 +1,394 @@
+//! Golden tests: the exact message and hint of every validation code, since the TUI, the CLI and
+//! the documentation all show them.
 
+use super::*;
+use crate::model::{Host, LoadBalancer, Roles, Secret};
+
+/// A host with `ip` as both addresses and roles from letters: m(aster), w(orker), e(tcd).
+fn host(name: &str, ip: &str, roles: &str) -> Host {
+    let mut h = Host::new(name, ip);
+    h.roles = Roles {
+        master: roles.contains('m'),
+        worker: roles.contains('w'),
+        etcd: roles.contains('e'),
+    };
+    h
+}
+
+fn cluster(hosts: Vec<Host>) -> Cluster {
+    Cluster {
+        hosts,
+        lb: LoadBalancer {
+            mode: LbMode::None,
+            ..LoadBalancer::default()
+        },
+        ..Cluster::default()
+    }
+}
+
+fn with_lb(mut c: Cluster, mode: LbMode, address: &str, port: i64) -> Cluster {
+    c.lb = LoadBalancer {
+        mode,
+        address: Some(address.into()),
+        port,
+        ..LoadBalancer::default()
+    };
+    c
+}
+
+/// The seeds' HA example: three masters with etcd, three workers, an external LB.
+fn ha6() -> Cluster {
+    let mut hosts: Vec<Host> = (1..=3)
+        .map(|i| host(&format!("master{i}"), &format!("192.168.0.{i}"), "me"))
+        .collect();
+    hosts.extend((4..=6).map(|i| host(&format!("node{}", i - 3), &format!("192.168.0.{i}"), "w")));
+    with_lb(cluster(hosts), LbMode::External, "192.168.0.253", 6443)
+}
+
+/// A single master/etcd with one worker: valid without an LB.
+fn small() -> Cluster {
+    cluster(vec![
+        host("master", "10.0.0.1", "me"),
+        host("node1", "10.0.0.2", "w"),
+    ])
+}
+
+/// The one finding `c` gives, which must have `code`.
+fn only(c: &Cluster, code: &str) -> Finding {
+    let found = validate(c);
+    assert_eq!(codes(&found), [code], "{found:#?}");
+    found.into_iter().next().unwrap()
+}
+
+fn codes(found: &[Finding]) -> Vec<&'static str> {
+    found.iter().map(|f| f.code).collect()
+}
+
+/// `c` gives exactly one finding, `code`, with this text.
+fn golden(c: &Cluster, code: &str, severity: Severity, hosts: &[&str], message: &str, hint: &str) {
+    assert_golden(&only(c, code), severity, hosts, message, hint);
+}
+
+/// An external LB at `address:port` in front of the HA example: the LB rules only concern
+/// built-in ones, so this is fine.
+fn assert_external_lb_is_fine(address: &str, port: i64) {
+    assert_eq!(
+        validate(&with_lb(ha6(), LbMode::External, address, port)),
+        []
+    );
+}
+
+fn assert_golden(f: &Finding, severity: Severity, hosts: &[&str], message: &str, hint: &str) {
+    assert_eq!(f.severity, severity, "{}", f.code);
+    assert_eq!(f.hosts, hosts, "{}", f.code);
+    assert_eq!(f.message, message, "{}", f.code);
+    assert_eq!(f.hint, hint, "{}", f.code);
+}
+
+#[test]
+fn good_layouts_give_no_findings() {
+    assert_eq!(validate(&ha6()), []);
+    assert_eq!(validate(&small()), []);
+    let mut built_in = with_lb(ha6(), LbMode::BuiltIn, "192.168.0.250", 8443);
+    built_in.hosts[0].auth = Auth::Local;
+    assert_eq!(validate(&built_in), []);
+}
+
+#[test]
+fn etcd_count_even() {
+    let mut c = ha6();
+    c.hosts[2].roles.etcd = false;
+    golden(
+        &c,
+        "etcd-count-even",
+        Severity::Error,
+        &["master1", "master2"],
+        "2 etcd hosts (master1, master2): etcd needs an odd count (3 tolerates 1 failure, 5 tolerates 2); 2 tolerates no more failures than 1",
+        "remove one etcd host or add one",
+    );
+}
+
+#[test]
+fn etcd_on_worker() {
+    let c = cluster(vec![
+        host("master", "10.0.0.1", "me"),
+        host("node1", "10.0.0.2", "we"),
+        host("node2", "10.0.0.3", "we"),
+    ]);
+    golden(
+        &c,
+        "etcd-on-worker",
+        Severity::Error,
+        &["node1", "node2"],
+        "etcd on worker node1, node2: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster",
+        "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml",
+    );
+}
+
+#[test]
+fn etcd_on_worker_accepted_is_a_warning() {
+    let mut c = cluster(vec![host("master", "10.0.0.1", "mwe")]);
+    c.hosts.push(host("node1", "10.0.0.2", "we"));
+    c.hosts.push(host("node2", "10.0.0.3", "we"));
+    c.settings.accept = vec!["etcd-on-worker".into()];
+    golden(
+        &c,
+        "etcd-on-worker",
+        Severity::Warning,
+        &["node1", "node2"],
+        "etcd on worker node1, node2: etcd's memory and disk use starves workloads, and a busy worker slows every write of the cluster (accepted in kswizard.yaml)",
+        "move etcd to the masters or to hosts of its own, or remove etcd-on-worker from 'accept:' in kswizard.yaml to make this an error again",
+    );
+}
+
+#[test]
+fn only_etcd_on_worker_can_be_accepted() {
+    let mut c = cluster(vec![host("node1", "10.0.0.2", "w")]);
+    c.settings.accept = vec!["no-master".into(), "no-etcd".into()];
+    let found = validate(&c);
+    assert!(
+        found.iter().all(|f| f.severity == Severity::Error),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn no_master_and_no_etcd() {
+    let found = validate(&cluster(vec![host("node1", "10.0.0.2", "w")]));
+    assert_eq!(codes(&found), ["no-master", "no-etcd"]);
+    assert_golden(
+        &found[0],
+        Severity::Error,
+        &[],
+        "no master: a cluster needs at least one host in [kube-master]",
+        "give the master role to one host, or to three for high availability",
+    );
+    assert_golden(
+        &found[1],
+        Severity::Error,
+        &[],
+        "no etcd host: a cluster needs at least one host in [etcd]",
+        "give the etcd role to the masters (1 or 3 of them)",
+    );
+}
+
+#[test]
+fn lb_required() {
+    let mut c = ha6();
+    c.lb.mode = LbMode::None;
+    let want = "3 masters (master1, master2, master3) and no load balancer: kubelets and kubectl need one address in front of the apiservers";
+    let hint = "set the load balancer's address (loadbalancer_apiserver.address in common.yaml), or keep a single master";
+    golden(
+        &c,
+        "lb-required",
+        Severity::Error,
+        &["master1", "master2", "master3"],
+        want,
+        hint,
+    );
+    // An LB mode without an address is no LB either.
+    let mut c = ha6();
+    c.lb.address = None;
+    golden(
+        &c,
+        "lb-required",
+        Severity::Error,
+        &["master1", "master2", "master3"],
+        want,
+        hint,
+    );
+}
+
+#[test]
+fn vip_is_node_ip() {
+    let c = with_lb(ha6(), LbMode::External, "192.168.0.2", 6443);
+    golden(
+        &c,
+        "vip-is-node-ip",
+        Severity::Error,
+        &["master2"],
+        "load balancer address 192.168.0.2 is the address of master2: the LB needs an address of its own",
+        "use the LB's own address, or a free address in the masters' subnet for a VIP",
+    );
+}
+
+#[test]
+fn port_invalid() {
+    for port in [0, 65536, -1] {
+        let c = with_lb(ha6(), LbMode::External, "192.168.0.253", port);
+        golden(
+            &c,
+            "port-invalid",
+            Severity::Error,
+            &[],
+            &format!("load balancer port {port} is not a TCP port: expected 1..65535"),
+            "use 6443 unless the load balancer listens on another port",
+        );
+    }
+}
+
+#[test]
+fn lb_port_conflict() {
+    let c = with_lb(ha6(), LbMode::BuiltIn, "192.168.0.253", 6443);
+    golden(
+        &c,
+        "lb-port-conflict",
+        Severity::Error,
+        &["master1", "master2", "master3"],
+        "the built-in load balancer runs haproxy on the masters, where port 6443 is the apiserver's own",
+        "give the load balancer another port, e.g. 8443",
+    );
+    // An external LB is on hosts of its own: 6443 is its usual port.
+    assert_external_lb_is_fine("192.168.0.253", 6443);
+}
+
+#[test]
+fn duplicate_host() {
+    let mut c = small();
+    c.hosts.push(host("node1", "10.0.0.3", "w"));
+    golden(
+        &c,
+        "duplicate-host",
+        Severity::Error,
+        &["node1"],
+        "host node1 is defined 2 times in [all]",
+        "remove the extra lines for node1, or rename one of them",
+    );
+}
+
+#[test]
+fn duplicate_ip() {
+    let mut c = small();
+    c.hosts.push(host("node2", "10.0.0.2", "w"));
+    golden(
+        &c,
+        "duplicate-ip",
+        Severity::Error,
+        &["node1", "node2"],
+        "address 10.0.0.2 is used by node1, node2",
+        "each host needs its own address: correct ansible_host / ip",
+    );
+    // ansible_host of one equal to ip of another is a clash too.
+    let mut c = small();
+    let mut h = host("node2", "10.0.0.9", "w");
+    h.address = Some("10.0.0.1".into());
+    c.hosts.push(h);
+    assert_eq!(only(&c, "duplicate-ip").hosts, ["master", "node2"]);
+}
+
+#[test]
+fn hostname_invalid() {
+    let mut c = small();
+    c.hosts.push(host("Node_2", "10.0.0.3", "w"));
+    golden(
+        &c,
+        "hostname-invalid",
+        Severity::Error,
+        &["Node_2"],
+        "host name 'Node_2' is not a valid node name: Kubernetes needs lowercase letters, digits, '-' and '.' (RFC 1123), at most 63 characters a label",
+        "rename it, e.g. 'node-2'",
+    );
+}
+
+#[test]
+fn node_names() {
+    for ok in [
+        "a",
+        "node1",
+        "k8s-master-01",
+        "m1.example.com",
+        &"a".repeat(63),
+    ] {
+        assert!(valid_node_name(ok), "{ok}");
+    }
+    for bad in [
+        "",
+        "-a",
+        "a-",
+        "A",
+        "a_b",
+        "a..b",
+        ".a",
+        &"a".repeat(64),
+        "ü",
+    ] {
+        assert!(!valid_node_name(bad), "{bad}");
+    }
+}
+
+#[test]
+fn host_undefined() {
+    let mut c = small();
+    c.undefined.push(crate::model::UndefinedRef {
+        group: "kube-node".into(),
+        name: "nod2".into(),
+        line: 12,
+    });
+    golden(
+        &c,
+        "host-undefined",
+        Severity::Error,
+        &["nod2"],
+        "[kube-node] names host 'nod2' (hosts.ini line 12), which [all] does not define",
+        "correct the name if it is a typo, or add a line for 'nod2' to [all] with its ansible_host and ip",
+    );
+}
+
+#[test]
+fn local_host_count() {
+    let mut c = small();
+    for h in &mut c.hosts {
+        h.auth = Auth::Local;
+    }
+    golden(
+        &c,
+        "local-host-count",
+        Severity::Error,
+        &["master", "node1"],
+        "2 hosts use ansible_connection=local (master, node1): only the taskbox kswizard runs on can be local",
+        "keep ansible_connection=local on the taskbox only; give the others ansible_host= and SSH access",
+    );
+}
+
+#[test]
+fn vip_subnet() {
+    let c = with_lb(ha6(), LbMode::BuiltIn, "10.1.0.250", 8443);
+    golden(
+        &c,
+        "vip-subnet",
+        Severity::Warning,
+        &["master1", "master2", "master3"],
+        "VIP 10.1.0.250 is outside the masters' subnet 192.168.0.0/24: keepalived can only announce it on the masters' own network",
+        "choose a free address in 192.168.0.0/24",
+    );
+    // An external LB may live anywhere.
+    assert_external_lb_is_fine("10.1.0.250", 6443);
+}
+
+#[test]
+fn plaintext_password() {
+    let mut c = small();
+    c.hosts[0].auth = Auth::Password(Secret::new("pw"));
+    c.hosts[1].user = Some("ubuntu".into());
+    c.hosts[1].become_pass = Some(Secret::new("pw"));
+    golden(
+        &c,
+        "plaintext-password",
+        Severity::Warning,
+        &["master", "node1"],
+        "hosts.ini holds passwords in plain text for master, node1",
+        "use SSH keys instead (kswizard can install one with the password once), then remove the passwords",
+    );
+}
+
+#[test]
+fn errors_come_before_warnings() {
+    let mut c = with_lb(ha6(), LbMode::BuiltIn, "10.1.0.250", 6443);
+    c.hosts[0].auth = Auth::Password(Secret::new("pw"));
+    assert_eq!(
+        codes(&validate(&c)),
+        ["lb-port-conflict", "vip-subnet", "plaintext-password"]
+    );
+    assert!(has_errors(&validate(&c)));
+    assert!(!has_errors(&validate(&small())));
+}

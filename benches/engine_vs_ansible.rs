@@ -1,0 +1,195 @@
+//! kswizard's engine against ansible-playbook and a plain parallel ssh loop, on the same lab
+//! nodes, in one run: 10 no-op steps as root on every node (issue 3's benchmark).
+//!
+//! Needs root and Debian's `ansible` (skipped with a message without them). Run:
+//! `cargo bench --bench engine_vs_ansible` (KSW_BENCH_NODES=20,100 by default).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use kswizard::engine::executor::{self, Options};
+use kswizard::engine::plan;
+use kswizard::lab::{self, Spec};
+
+const STEPS: usize = 10;
+
+fn kswizard_run(conf: &Path, work: &Path) -> f64 {
+    let (cluster, _) = kswizard::conf::load(conf).unwrap();
+    let text: String = (0..STEPS)
+        .map(|i| format!("- {{id: s{i}, roles: [all], run: 'true'}}\n"))
+        .collect();
+    let plan = plan::parse(
+        &format!("steps:\n{text}"),
+        Path::new("bench.yaml"),
+        |_| unreachable!(),
+    )
+    .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = work.join("state");
+    let t = Instant::now();
+    let summary = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let opts = Options {
+            state_dir: state,
+            restart: true,
+            resume: false,
+        };
+        let s = executor::install(&cluster, &plan, &opts, tx).await.unwrap();
+        drain.await.unwrap();
+        s
+    });
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(summary.ok, STEPS * cluster.hosts.len(), "{summary:?}");
+    secs
+}
+
+/// The floor: per node, one multiplexed ssh master and STEPS sequential `sudo -n true`.
+fn ssh_loop(lab: &lab::Lab, work: &Path) -> f64 {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        for (i, n) in lab.nodes.iter().enumerate() {
+            let ctl = work.join(format!("c{i}"));
+            s.spawn(move || {
+                let base = |c: &mut Command| {
+                    c.arg("-S").arg(&ctl).args([
+                        "-o",
+                        "StrictHostKeyChecking=no",
+                        "-o",
+                        "UserKnownHostsFile=/dev/null",
+                        "-o",
+                        "LogLevel=ERROR",
+                    ]);
+                };
+                let mut m = Command::new("ssh");
+                base(&mut m);
+                let ok = m
+                    .args(["-M", "-f", "-N", "-i"])
+                    .arg(&lab.key)
+                    .arg(format!("{}@{}", lab.key_user, n.ip))
+                    .status()
+                    .unwrap()
+                    .success();
+                assert!(ok, "ssh master to {}", n.ip);
+                for _ in 0..STEPS {
+                    let mut c = Command::new("ssh");
+                    base(&mut c);
+                    assert!(
+                        c.arg(&n.ip)
+                            .args(["sudo", "-n", "true"])
+                            .status()
+                            .unwrap()
+                            .success()
+                    );
+                }
+                let mut x = Command::new("ssh");
+                base(&mut x);
+                let _ = x
+                    .args(["-O", "exit"])
+                    .arg(&n.ip)
+                    .stderr(Stdio::null())
+                    .status();
+            });
+        }
+    });
+    t.elapsed().as_secs_f64()
+}
+
+fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
+    if Command::new("ansible-playbook")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        return None;
+    }
+    let mut inv = String::from("[all]\n");
+    for n in &lab.nodes {
+        inv.push_str(&format!(
+            "{} ansible_host={} ansible_user={} ansible_ssh_private_key_file={}\n",
+            n.name,
+            n.ip,
+            lab.key_user,
+            lab.key.display()
+        ));
+    }
+    std::fs::write(work.join("inventory.ini"), inv).unwrap();
+    let tasks: String = (0..STEPS)
+        .map(|i| format!("    - name: step {i}\n      command: /bin/true\n"))
+        .collect();
+    std::fs::write(
+        work.join("play.yml"),
+        format!("- hosts: all\n  gather_facts: false\n  become: true\n  tasks:\n{tasks}"),
+    )
+    .unwrap();
+    std::fs::write(
+        work.join("ansible.cfg"),
+        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = null\n[ssh_connection]\npipelining = True\n",
+    )
+    .unwrap();
+    let t = Instant::now();
+    let out = Command::new("ansible-playbook")
+        .current_dir(work)
+        .env("ANSIBLE_CONFIG", work.join("ansible.cfg"))
+        .args(["-i", "inventory.ini", "play.yml"])
+        .output()
+        .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(
+        out.status.success(),
+        "ansible failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Some(secs)
+}
+
+fn main() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    });
+    if !root {
+        println!("engine_vs_ansible: skipped, the lab needs root");
+        return;
+    }
+    let sizes: Vec<usize> = std::env::var("KSW_BENCH_NODES")
+        .unwrap_or_else(|_| "20,100".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    println!("{STEPS} no-op steps as root on every node; wall time, lower is better");
+    println!(
+        "{:>6} {:>10} {:>10} {:>10} {:>14} {:>14}",
+        "nodes", "ansible", "ssh loop", "kswizard", "ansible/ksw", "ksw/ssh loop"
+    );
+    for (k, &n) in sizes.iter().enumerate() {
+        let tmp = tempfile::Builder::new()
+            .prefix("kb")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let spec = Spec {
+            dir: tmp.path().join("lab"),
+            nodes: n,
+            subnet: format!("127.0.{}", 90 + k),
+        };
+        let lab = lab::up(&spec, true).expect("lab up");
+        let work = tmp.path();
+        // Warm the page cache and sshd once, so that no contestant pays for the first contact.
+        let _ = ssh_loop(&lab, work);
+        let ansible = ansible(&lab, work);
+        let ssh = ssh_loop(&lab, work);
+        let ksw = kswizard_run(&lab.conf_dir, work);
+        let fmt = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.2}s"));
+        println!(
+            "{n:>6} {:>10} {:>10} {:>10} {:>14} {:>14}",
+            fmt(ansible),
+            fmt(Some(ssh)),
+            fmt(Some(ksw)),
+            ansible.map_or("n/a".into(), |a| format!("{:.1}x", a / ksw)),
+            format!("{:.2}x", ksw / ssh)
+        );
+        lab::down(&lab.dir).unwrap();
+    }
+}

@@ -1,0 +1,264 @@
+//! `kswizard plan`, `kswizard install` and `kswizard status`: the engine from the command line.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use super::{Format, Outcome, findings};
+use crate::conf::{self, ConfError};
+use crate::engine::events::Event;
+use crate::engine::executor::{self, Options};
+use crate::engine::journal;
+use crate::engine::plan::{self, Plan};
+use crate::engine::report::{self, TextReport};
+use crate::model::Cluster;
+use crate::validate::{has_errors, validate};
+
+/// Where the install's state lives: `--state`, else `.kswizard/` next to the conf directory.
+pub fn state_dir(conf: &Path, state: Option<&Path>) -> PathBuf {
+    match state {
+        Some(s) => s.to_path_buf(),
+        None => conf
+            .canonicalize()
+            .unwrap_or_else(|_| conf.to_path_buf())
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(".kswizard"),
+    }
+}
+
+/// The plan to run: `--plan`, else kswizard.yaml's `plan`, else the bundled `assets/plan.yaml`
+/// (next to the conf directory's parent, as in this repository, else the build's own).
+pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf {
+    if let Some(p) = flag {
+        return p.to_path_buf();
+    }
+    if let Some(p) = &cluster.settings.plan {
+        return conf.join(p);
+    }
+    let beside = conf.join("..").join("assets").join("plan.yaml");
+    if beside.exists() {
+        return beside;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join("plan.yaml")
+}
+
+fn report_error(e: &ConfError, json: bool) -> Outcome {
+    if json {
+        println!("{}", findings::error_json(e));
+    } else {
+        eprintln!("kswizard: {e}");
+    }
+    Outcome::BadInput
+}
+
+/// Conf and plan, validated. Err is the outcome to exit with (already reported).
+fn load(conf_dir: &Path, plan_flag: Option<&Path>, json: bool) -> Result<(Cluster, Plan), Outcome> {
+    let (cluster, _) = conf::load(conf_dir).map_err(|e| report_error(&e, json))?;
+    let found = validate(&cluster);
+    if has_errors(&found) {
+        if json {
+            println!("{}", findings::json(&found));
+        } else {
+            eprint!("{}", findings::text(&found));
+            eprintln!("kswizard: {}", findings::summary(&cluster, &found));
+        }
+        return Err(Outcome::Failed);
+    }
+    let path = plan_path(conf_dir, &cluster, plan_flag);
+    let plan = plan::load(&path).map_err(|e| report_error(&e, json))?;
+    Ok((cluster, plan))
+}
+
+pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcome {
+    let json = format == Format::Json;
+    let (cluster, plan) = match load(conf_dir, plan_flag, json) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let nodes = plan.expand(&cluster);
+    if json {
+        let v = serde_json::json!({ "plan": plan.file.display().to_string(), "steps": plan.steps, "nodes": nodes });
+        println!("{v}");
+        return Outcome::Ok;
+    }
+    println!("plan {}: {} steps", plan.file.display(), plan.steps.len());
+    for s in &plan.steps {
+        let roles: Vec<String> = s
+            .roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        let on: Vec<&str> = nodes
+            .iter()
+            .filter(|n| n.steps.contains(&s.id))
+            .map(|n| n.node.as_str())
+            .collect();
+        let after = if s.after.is_empty() {
+            String::new()
+        } else {
+            format!("  after {}", s.after.join(", "))
+        };
+        println!(
+            "  {:<22} {:<22} on {}{after}",
+            s.id,
+            roles.join(","),
+            if on.is_empty() {
+                "no node".to_string()
+            } else {
+                on.join(", ")
+            }
+        );
+    }
+    Outcome::Ok
+}
+
+fn ask(question: &str) -> bool {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+}
+
+pub struct InstallArgs<'a> {
+    pub conf: &'a Path,
+    pub plan: Option<&'a Path>,
+    pub state: Option<&'a Path>,
+    pub yes: bool,
+    pub resume: bool,
+    pub restart: bool,
+    pub json: bool,
+}
+
+pub fn install(a: InstallArgs) -> Outcome {
+    let (cluster, plan) = match load(a.conf, a.plan, a.json) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let state = state_dir(a.conf, a.state);
+    let previous = match journal::replay(&executor::journal_path(&state)) {
+        Ok(r) => r,
+        Err(e) => return report_error(&e, a.json),
+    };
+    let mut restart = a.restart;
+    if previous.unfinished() && !a.resume && !a.restart {
+        let done = previous
+            .steps
+            .values()
+            .filter(|s| s.status == Some(crate::engine::events::Status::Ok))
+            .count();
+        let q = format!("An unfinished install exists ({done} steps done). Resume it?");
+        if a.yes {
+            // --yes answers the question with its default: resume.
+        } else if std::io::stdin().is_terminal() {
+            restart = !ask(&q);
+        } else {
+            eprintln!("kswizard: {q} Pass --resume to go on or --restart to start over.");
+            return Outcome::BadInput;
+        }
+    }
+    if !a.yes && !a.resume {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "kswizard: install changes {} hosts; pass --yes to confirm without a terminal",
+                cluster.hosts.len()
+            );
+            return Outcome::BadInput;
+        }
+        if !ask(&format!(
+            "Install on {} hosts with plan {}?",
+            cluster.hosts.len(),
+            plan.file.display()
+        )) {
+            return Outcome::Failed;
+        }
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kswizard: cannot start the runtime: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let json = a.json;
+    let resume = a.resume;
+    let result = rt.block_on(async move {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
+        let printer = tokio::spawn(async move {
+            use std::io::Write;
+            let mut text = TextReport::default();
+            // A closed stdout (`| head`, a reader that went away) must not stop the install:
+            // the events are still drained, just no longer printed.
+            let mut open = true;
+            while let Some(e) = rx.recv().await {
+                let line = if json {
+                    Some(report::json_line(&e))
+                } else {
+                    text.line(&e)
+                };
+                if let (true, Some(l)) = (open, line) {
+                    let mut out = std::io::stdout().lock();
+                    open = writeln!(out, "{l}").and_then(|_| out.flush()).is_ok();
+                }
+            }
+        });
+        let opts = Options {
+            state_dir: state,
+            restart,
+            resume,
+        };
+        let r = executor::install(&cluster, &plan, &opts, tx).await;
+        let _ = printer.await;
+        r
+    });
+    match result {
+        Ok(s) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
+        Ok(_) => Outcome::Failed,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            Outcome::BadInput
+        }
+    }
+}
+
+pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome {
+    let json = format == Format::Json;
+    let (cluster, _) = match conf::load(conf_dir) {
+        Ok(c) => c,
+        Err(e) => return report_error(&e, json),
+    };
+    let state = state_dir(conf_dir, state);
+    let replay = match journal::replay(&executor::journal_path(&state)) {
+        Ok(r) => r,
+        Err(e) => return report_error(&e, json),
+    };
+    let recorded = replay
+        .plan
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .map(Path::new);
+    let plan = match plan::load(&plan_path(conf_dir, &cluster, recorded)) {
+        Ok(p) => p,
+        Err(e) => return report_error(&e, json),
+    };
+    let rows = crate::engine::status::rows(&cluster, &plan, &replay);
+    if json {
+        let v = serde_json::json!({
+            "install_id": replay.install_id,
+            "complete": replay.install_id.is_some() && !replay.unfinished(),
+            "nodes": rows,
+        });
+        println!("{v}");
+    } else if replay.install_id.is_none() {
+        println!("no install has been started from {}", state.display());
+    } else {
+        println!("install {}", replay.install_id.as_deref().unwrap_or(""));
+        println!("{:<14} {:>9}  state", "node", "steps");
+        for r in &rows {
+            println!("{:<14} {:>4}/{:<4}  {}", r.node, r.done, r.total, r.state);
+        }
+    }
+    Outcome::Ok
+}

@@ -1,0 +1,93 @@
+//! The one stream of typed events an install produces. The TUI, the text reporter and the
+//! JSON-lines reporter are consumers of it; the journal records the transitions among them.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum Event {
+    /// What will run where. `done` lists the (node, step) pairs an earlier run finished, which
+    /// are not run again; `changed` those it finished whose content or environment changed since,
+    /// which run again.
+    Plan {
+        install_id: String,
+        nodes: Vec<super::plan::NodePlan>,
+        done: Vec<(String, String)>,
+        changed: Vec<(String, String)>,
+    },
+    /// Facts about a node, gathered before the plan runs.
+    Facts {
+        node: String,
+        facts: Facts,
+    },
+    Started {
+        node: String,
+        step: String,
+        attempt: u32,
+        /// True when kswizard re-attached to a step an earlier run had started.
+        reattached: bool,
+    },
+    Output {
+        node: String,
+        step: String,
+        line: String,
+    },
+    Finished {
+        node: String,
+        step: String,
+        status: Status,
+        elapsed_ms: u64,
+        /// Why it failed or was skipped.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    Summary(Summary),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Facts {
+    pub os: String,
+    pub cpus: u32,
+    pub memory_mb: u64,
+    pub disk_free_mb: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    /// Steps an earlier run finished, not run again.
+    pub already_done: usize,
+    pub elapsed_ms: u64,
+    pub failures: Vec<Failure>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub node: String,
+    pub step: String,
+    pub reason: String,
+    /// The last lines of the step's log.
+    pub log_tail: Vec<String>,
+}
+
+impl Event {
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Event::Facts { node, .. }
+            | Event::Started { node, .. }
+            | Event::Output { node, .. }
+            | Event::Finished { node, .. } => Some(node),
+            Event::Plan { .. } | Event::Summary(_) => None,
+        }
+    }
+}

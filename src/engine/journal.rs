@@ -1,0 +1,338 @@
+//! The install journal: append-only JSON lines, one fsync per record, 0600, so that a crash
+//! anywhere leaves a record of every transition up to it. Replay tolerates a torn last line.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::events::Status;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "lowercase")]
+pub enum Record {
+    /// A new install: its id, and the fingerprint of the configuration and plan it was made for.
+    Begin {
+        install_id: String,
+        config: String,
+        /// The plan file the install runs, so that `status` reads the same one.
+        #[serde(default)]
+        plan: String,
+        ts: u64,
+    },
+    /// A step started on a node; `fp` fingerprints the step's content and environment there.
+    Start {
+        node: String,
+        step: String,
+        attempt: u32,
+        fp: String,
+        ts: u64,
+    },
+    /// Values a finished step published for later steps (`KEY=VALUE` lines of `$KSW_OUTPUT`).
+    Outputs {
+        node: String,
+        step: String,
+        values: BTreeMap<String, String>,
+    },
+    End {
+        node: String,
+        step: String,
+        status: Status,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        ts: u64,
+    },
+    /// A resume found the configuration changed; steps whose fingerprint differs run again.
+    Reconfigured { config: String, ts: u64 },
+    /// Every step finished (ok or not): nothing left to resume unless something failed.
+    Complete { ts: u64 },
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub struct Journal {
+    file: File,
+    path: PathBuf,
+}
+
+impl Journal {
+    /// Open for appending (created 0600). `fresh` empties it first: a new install.
+    pub fn open(path: &Path, fresh: bool) -> io::Result<Journal> {
+        let mut opts = OpenOptions::new();
+        opts.create(true).mode(0o600);
+        if fresh {
+            opts.write(true).truncate(true);
+        } else {
+            opts.append(true);
+        }
+        let file = opts.open(path)?;
+        let mut j = Journal {
+            file,
+            path: path.to_path_buf(),
+        };
+        if fresh {
+            j.file.sync_all()?;
+        } else {
+            j.heal_torn_tail()?;
+        }
+        Ok(j)
+    }
+
+    /// A crash mid-write can leave a last line without its newline; end it so the next record
+    /// starts on a line of its own (replay skips the torn one).
+    fn heal_torn_tail(&mut self) -> io::Result<()> {
+        let bytes = std::fs::read(&self.path)?;
+        if bytes.last().is_some_and(|&b| b != b'\n') {
+            self.file.write_all(b"\n")?;
+            self.file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    pub fn append(&mut self, r: &Record) -> io::Result<()> {
+        self.append_all(std::slice::from_ref(r))
+    }
+
+    /// Append records with one write and one fsync.
+    pub fn append_all(&mut self, records: &[Record]) -> io::Result<()> {
+        let mut buf = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut buf, r).map_err(io::Error::other)?;
+            buf.push(b'\n');
+        }
+        self.file.write_all(&buf)?;
+        self.file.sync_data()
+    }
+}
+
+/// What a journal says about an install.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replay {
+    pub install_id: Option<String>,
+    pub config: Option<String>,
+    pub plan: Option<String>,
+    pub complete: bool,
+    /// The last state of each (node, step).
+    pub steps: HashMap<(String, String), StepState>,
+    /// Published values, in the order they were recorded.
+    pub outputs: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepState {
+    pub attempt: u32,
+    pub fp: String,
+    /// `None` while started and not finished (running, or interrupted).
+    pub status: Option<Status>,
+    pub reason: Option<String>,
+}
+
+impl Replay {
+    pub fn is_done(&self, node: &str, step: &str) -> bool {
+        self.steps
+            .get(&(node.to_string(), step.to_string()))
+            .is_some_and(|s| s.status == Some(Status::Ok))
+    }
+
+    /// An install exists that did not finish, or finished with failures.
+    pub fn unfinished(&self) -> bool {
+        self.install_id.is_some()
+            && (!self.complete || self.steps.values().any(|s| s.status != Some(Status::Ok)))
+    }
+}
+
+/// Read a journal. A torn last line (a crash mid-append) is ignored; a bad line elsewhere is an
+/// error naming it.
+pub fn replay(path: &Path) -> Result<Replay, crate::conf::ConfError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Replay::default()),
+        Err(e) => return Err(crate::conf::ConfError::io(path, &e)),
+    };
+    replay_bytes(&bytes, path)
+}
+
+pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::ConfError> {
+    let mut r = Replay::default();
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let last = lines.len().saturating_sub(1);
+    for (i, line) in lines.iter().enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let rec: Record = match serde_json::from_slice(line) {
+            Ok(rec) => rec,
+            // The final line without a newline is a torn append: the record never happened.
+            Err(_) if i == last => break,
+            // A torn line healed by a later open is followed by complete records: skip it too.
+            Err(_) if serde_json::from_slice::<serde_json::Value>(line).is_err() => continue,
+            Err(e) => {
+                return Err(crate::conf::ConfError::new(
+                    path,
+                    i + 1,
+                    format!("expected a kswizard journal record: {e}"),
+                ));
+            }
+        };
+        match rec {
+            Record::Begin {
+                install_id,
+                config,
+                plan,
+                ..
+            } => {
+                r = Replay {
+                    install_id: Some(install_id),
+                    config: Some(config),
+                    plan: Some(plan),
+                    ..Replay::default()
+                };
+            }
+            Record::Start {
+                node,
+                step,
+                attempt,
+                fp,
+                ..
+            } => {
+                r.complete = false;
+                r.steps.insert(
+                    (node, step),
+                    StepState {
+                        attempt,
+                        fp,
+                        status: None,
+                        reason: None,
+                    },
+                );
+            }
+            Record::Outputs { values, .. } => {
+                for (k, v) in values {
+                    r.outputs.retain(|(ek, _)| *ek != k);
+                    r.outputs.push((k, v));
+                }
+            }
+            Record::End {
+                node,
+                step,
+                status,
+                reason,
+                ..
+            } => {
+                let s = r.steps.entry((node, step)).or_insert(StepState {
+                    attempt: 0,
+                    fp: String::new(),
+                    status: None,
+                    reason: None,
+                });
+                s.status = Some(status);
+                s.reason = reason;
+            }
+            Record::Reconfigured { config, .. } => r.config = Some(config),
+            Record::Complete { .. } => r.complete = true,
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn start(node: &str, step: &str) -> Record {
+        Record::Start {
+            node: node.into(),
+            step: step.into(),
+            attempt: 1,
+            fp: "f".into(),
+            ts: 1,
+        }
+    }
+
+    fn end(node: &str, step: &str, status: Status) -> Record {
+        Record::End {
+            node: node.into(),
+            step: step.into(),
+            status,
+            reason: None,
+            ts: 2,
+        }
+    }
+
+    #[test]
+    fn replays_states_and_tolerates_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("journal.jsonl");
+        let mut j = Journal::open(&p, true).unwrap();
+        j.append(&Record::Begin {
+            install_id: "i1".into(),
+            config: "c".into(),
+            plan: "plan.yaml".into(),
+            ts: 0,
+        })
+        .unwrap();
+        j.append(&start("n1", "a")).unwrap();
+        j.append(&end("n1", "a", Status::Ok)).unwrap();
+        j.append(&start("n1", "b")).unwrap();
+        drop(j);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // A crash in the middle of the next append.
+        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(br#"{"t":"end","node":"n1","st"#).unwrap();
+        drop(f);
+        let r = replay(&p).unwrap();
+        assert!(r.is_done("n1", "a"));
+        assert!(!r.is_done("n1", "b"));
+        assert_eq!(r.steps[&("n1".into(), "b".into())].status, None);
+        assert!(r.unfinished());
+
+        // Appending after the crash starts a fresh line and both replay.
+        let mut j = Journal::open(&p, false).unwrap();
+        j.append(&end("n1", "b", Status::Failed)).unwrap();
+        let r = replay(&p).unwrap();
+        assert_eq!(
+            r.steps[&("n1".into(), "b".into())].status,
+            Some(Status::Failed)
+        );
+    }
+
+    #[test]
+    fn a_bad_record_in_the_middle_is_an_error_naming_the_line() {
+        let bytes =
+            b"{\"t\":\"complete\",\"ts\":1}\n{\"t\":\"bogus\"}\n{\"t\":\"complete\",\"ts\":2}\n";
+        let e = replay_bytes(bytes, Path::new("j")).unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn outputs_keep_the_latest_value() {
+        let mut vals = BTreeMap::new();
+        vals.insert("JOIN".to_string(), "x".to_string());
+        let a = serde_json::to_string(&Record::Outputs {
+            node: "n".into(),
+            step: "s".into(),
+            values: vals.clone(),
+        })
+        .unwrap();
+        vals.insert("JOIN".to_string(), "y".to_string());
+        let b = serde_json::to_string(&Record::Outputs {
+            node: "n".into(),
+            step: "s".into(),
+            values: vals,
+        })
+        .unwrap();
+        let r = replay_bytes(format!("{a}\n{b}\n").as_bytes(), Path::new("j")).unwrap();
+        assert_eq!(r.outputs, vec![("JOIN".to_string(), "y".to_string())]);
+    }
+}

@@ -1,0 +1,391 @@
+//! Install plans (`assets/plan.yaml`): steps as data, checked when loaded, expanded per node.
+//!
+//! Pure: loading reads the plan and its scripts, everything after that is computation on values.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::conf::ConfError;
+use crate::model::Cluster;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    All,
+    Master,
+    Worker,
+    Etcd,
+    FirstMaster,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlan {
+    steps: Vec<RawStep>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    id: String,
+    roles: Vec<Role>,
+    script: Option<String>,
+    run: Option<String>,
+    #[serde(default)]
+    after: Vec<String>,
+    #[serde(default = "default_timeout")]
+    timeout: u64,
+    #[serde(default)]
+    retries: u32,
+    #[serde(default = "default_become", rename = "become")]
+    become_root: bool,
+}
+
+fn default_timeout() -> u64 {
+    600
+}
+fn default_become() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub id: String,
+    pub roles: Vec<Role>,
+    /// The shell text to run: the script file's content, or the inline `run`.
+    #[serde(skip)]
+    pub body: String,
+    /// Where the body came from, for people: the script path, or "inline".
+    pub source: String,
+    pub after: Vec<String>,
+    pub timeout: u64,
+    pub retries: u32,
+    #[serde(rename = "become")]
+    pub become_root: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub file: PathBuf,
+    pub steps: Vec<Step>,
+}
+
+/// Where each step runs: for every node of the cluster (in host order), the indices of the plan's
+/// steps it runs, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodePlan {
+    pub node: String,
+    pub steps: Vec<String>,
+}
+
+fn step_line(text: &str, id: &str) -> usize {
+    text.lines()
+        .position(|l| {
+            l.match_indices("id:").any(|(i, _)| {
+                let before = l[..i].chars().last();
+                let value = l[i + 3..].trim_start();
+                let value = value.split([',', '}', ' ', '#']).next().unwrap_or("");
+                matches!(before, None | Some(' ' | '{' | ',' | '-'))
+                    && value.trim_matches(['"', '\'']) == id
+            })
+        })
+        .map_or(0, |i| i + 1)
+}
+
+/// Read and check a plan file; scripts are read relative to it.
+pub fn load(path: &Path) -> Result<Plan, ConfError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfError::io(path, &e))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&text, path, |script| {
+        std::fs::read_to_string(base.join(script))
+    })
+}
+
+/// Parse plan text; `read_script` fetches a script's content by its relative path.
+pub fn parse(
+    text: &str,
+    file: &Path,
+    read_script: impl Fn(&str) -> std::io::Result<String>,
+) -> Result<Plan, ConfError> {
+    let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map_or(0, |l| l.line());
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become): {msg}"))
+    })?;
+    let err = |id: &str, msg: String| {
+        ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
+    };
+    let mut seen = HashSet::new();
+    let mut steps = Vec::new();
+    for r in raw.steps {
+        if r.id.is_empty()
+            || !r
+                .id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(err(
+                &r.id,
+                "expected an id of letters, digits, '-' and '_'".into(),
+            ));
+        }
+        if !seen.insert(r.id.clone()) {
+            return Err(err(&r.id, "the id is used by an earlier step too".into()));
+        }
+        if r.roles.is_empty() {
+            return Err(err(
+                &r.id,
+                "expected at least one role (all, master, worker, etcd, first-master)".into(),
+            ));
+        }
+        if r.timeout == 0 {
+            return Err(err(&r.id, "timeout must be at least 1 second".into()));
+        }
+        let (body, source) = match (&r.script, &r.run) {
+            (Some(s), None) => {
+                let body = read_script(s)
+                    .map_err(|e| err(&r.id, format!("script '{s}' cannot be read: {e}")))?;
+                (body, s.clone())
+            }
+            (None, Some(run)) => (run.clone(), "inline".to_string()),
+            _ => {
+                return Err(err(
+                    &r.id,
+                    "expected exactly one of 'script' and 'run'".into(),
+                ));
+            }
+        };
+        steps.push(Step {
+            id: r.id,
+            roles: r.roles,
+            body,
+            source,
+            after: r.after,
+            timeout: r.timeout,
+            retries: r.retries,
+            become_root: r.become_root,
+        });
+    }
+    if steps.is_empty() {
+        return Err(ConfError::new(
+            file,
+            1,
+            "expected at least one step under 'steps:'",
+        ));
+    }
+    let index: HashMap<&str, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    for s in &steps {
+        for a in &s.after {
+            if !index.contains_key(a.as_str()) {
+                return Err(err(
+                    &s.id,
+                    format!("'after' names '{a}', which no step of the plan has"),
+                ));
+            }
+        }
+    }
+    if let Some(cycle) = find_cycle(&steps, &index) {
+        return Err(err(
+            &cycle[0],
+            format!(
+                "the steps wait for each other in a cycle: {}",
+                cycle.join(" -> ")
+            ),
+        ));
+    }
+    Ok(Plan {
+        file: file.to_path_buf(),
+        steps,
+    })
+}
+
+/// Dependencies are the `after` barriers plus file order on a node (a step waits for the steps
+/// before it). Only `after` edges can form a cycle against file order: a step that waits for a
+/// later step, directly or through others.
+fn find_cycle(steps: &[Step], index: &HashMap<&str, usize>) -> Option<Vec<String>> {
+    // Edge i -> j: step i cannot start before step j is done. File order adds i -> i-1.
+    let edges = |i: usize| -> Vec<usize> {
+        let mut v: Vec<usize> = steps[i].after.iter().map(|a| index[a.as_str()]).collect();
+        if i > 0 {
+            v.push(i - 1);
+        }
+        v
+    };
+    // Iterative DFS with colours; the path gives the cycle.
+    let n = steps.len();
+    let mut colour = vec![0u8; n];
+    for start in 0..n {
+        if colour[start] != 0 {
+            continue;
+        }
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, edges(start))];
+        colour[start] = 1;
+        while let Some((node, pending)) = stack.last_mut() {
+            match pending.pop() {
+                Some(next) if colour[next] == 1 => {
+                    let pos = stack.iter().position(|(n, _)| *n == next).unwrap_or(0);
+                    let mut cycle: Vec<String> = stack[pos..]
+                        .iter()
+                        .map(|(n, _)| steps[*n].id.clone())
+                        .collect();
+                    cycle.push(steps[next].id.clone());
+                    return Some(cycle);
+                }
+                Some(next) if colour[next] == 0 => {
+                    colour[next] = 1;
+                    stack.push((next, edges(next)));
+                }
+                Some(_) => {}
+                None => {
+                    colour[*node] = 2;
+                    stack.pop();
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Step {
+    pub fn targets(&self, cluster: &Cluster, host_index: usize) -> bool {
+        let h = &cluster.hosts[host_index];
+        let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
+        self.roles.iter().any(|r| match r {
+            Role::All => true,
+            Role::Master => h.roles.master,
+            Role::Worker => h.roles.worker,
+            Role::Etcd => h.roles.etcd,
+            Role::FirstMaster => first_master,
+        })
+    }
+}
+
+impl Plan {
+    /// What runs where, node by node, in file order.
+    pub fn expand(&self, cluster: &Cluster) -> Vec<NodePlan> {
+        (0..cluster.hosts.len())
+            .map(|i| NodePlan {
+                node: cluster.hosts[i].name.clone(),
+                steps: self
+                    .steps
+                    .iter()
+                    .filter(|s| s.targets(cluster, i))
+                    .map(|s| s.id.clone())
+                    .collect(),
+            })
+            .collect()
+    }
+
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
+/// FNV-1a: a stable fingerprint of configuration and step content (not a security hash).
+pub fn fingerprint(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for p in parts {
+        for b in p.bytes().chain([0u8]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x100000001b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Host;
+
+    fn plan(text: &str) -> Result<Plan, ConfError> {
+        parse(text, Path::new("plan.yaml"), |s| {
+            if s == "missing.sh" {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "No such file or directory",
+                ))
+            } else {
+                Ok(format!("echo {s}"))
+            }
+        })
+    }
+
+    fn cluster() -> Cluster {
+        let mut c = Cluster::default();
+        for i in 1..=5 {
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+        }
+        c.apply_preset();
+        c
+    }
+
+    #[test]
+    fn expands_roles_in_file_order() {
+        let p = plan(
+            "steps:\n- {id: pre, roles: [all], run: 'true'}\n- {id: init, roles: [first-master], script: init.sh, after: [pre]}\n- {id: join, roles: [worker], run: 'true', after: [init]}\n- {id: etcd, roles: [etcd], run: 'true'}\n",
+        )
+        .unwrap();
+        let e = p.expand(&cluster());
+        assert_eq!(e[0].steps, ["pre", "init", "etcd"]);
+        assert_eq!(e[1].steps, ["pre", "etcd"]);
+        assert_eq!(e[4].steps, ["pre", "join"]);
+        assert_eq!(p.step("init").unwrap().body, "echo init.sh");
+        assert_eq!(p.step("pre").unwrap().timeout, 600);
+        assert!(p.step("pre").unwrap().become_root);
+    }
+
+    #[test]
+    fn refuses_bad_plans_naming_file_line_and_step() {
+        let cases = [
+            (
+                "steps:\n- {id: a, roles: [all], run: x, after: [b]}\n- {id: b, roles: [all], run: x}\n",
+                "plan.yaml:2: step 'a': the steps wait for each other in a cycle: a -> b -> a",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x, after: [nope]}\n",
+                "plan.yaml:2: step 'a': 'after' names 'nope', which no step of the plan has",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all], script: missing.sh}\n",
+                "plan.yaml:2: step 'a': script 'missing.sh' cannot be read: No such file or directory",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x}\n- {id: a, roles: [all], run: y}\n",
+                "plan.yaml:2: step 'a': the id is used by an earlier step too",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all]}\n",
+                "plan.yaml:2: step 'a': expected exactly one of 'script' and 'run'",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(plan(text).unwrap_err().to_string(), want);
+        }
+        let e = plan("steps:\n- {id: a, roles: [boss], run: x}\n").unwrap_err();
+        assert!(
+            e.to_string().starts_with("plan.yaml:2: expected a plan"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn self_wait_is_a_cycle() {
+        let e = plan("steps:\n- {id: a, roles: [all], run: x, after: [a]}\n").unwrap_err();
+        assert!(e.message.contains("cycle: a -> a"), "{e}");
+    }
+
+    #[test]
+    fn fingerprint_is_stable_and_separates_parts() {
+        assert_eq!(fingerprint(&["a", "b"]), fingerprint(&["a", "b"]));
+        assert_ne!(fingerprint(&["ab", ""]), fingerprint(&["a", "b"]));
+    }
+}

@@ -1,0 +1,407 @@
+//! Reaching a node: one SSH ControlMaster per host (openssh sessions multiplexed over it), or the
+//! local shell for the `ansible_connection=local` host. Every command kswizard runs on a node
+//! goes through `Conn::exec`, which adds sudo when the command needs root.
+//!
+//! kswizard starts each master itself rather than through openssh's builder so that password
+//! hosts work: ssh asks kswizard (as its own SSH_ASKPASS) for the password, and kswizard answers
+//! over a private unix socket. Passwords never reach argv, the environment, files or logs.
+
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use openssh::Session;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, Lines};
+
+use crate::model::{Auth, Host, Secret};
+
+/// The environment variable that turns `kswizard` into an askpass helper (see `askpass_main`).
+pub const ASKPASS_ENV: &str = "KSW_ASKPASS_SOCK";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectError {
+    HostKeyChanged { host: String, detail: String },
+    AuthFailed { host: String, detail: String },
+    Unreachable { host: String, detail: String },
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::HostKeyChanged { host, detail } => write!(
+                f,
+                "{host}: the host key changed since kswizard first connected ({detail}); if the host was reinstalled, delete its line from .kswizard/known_hosts, otherwise someone may be intercepting the connection"
+            ),
+            ConnectError::AuthFailed { host, detail } => write!(
+                f,
+                "{host}: SSH login refused ({detail}); check ansible_user and the password or key for this host in hosts.ini"
+            ),
+            ConnectError::Unreachable { host, detail } => write!(
+                f,
+                "{host}: cannot connect ({detail}); check ansible_host / ansible_port and that sshd runs there"
+            ),
+        }
+    }
+}
+
+/// How a command on a node gets root.
+#[derive(Clone, Debug)]
+enum Become {
+    AlreadyRoot,
+    SudoNoPassword,
+    SudoPassword(Secret),
+}
+
+pub struct Conn {
+    pub host: String,
+    kind: Kind,
+    become_how: Become,
+}
+
+enum Kind {
+    Local,
+    Ssh { session: Arc<Session> },
+}
+
+/// A short private directory for control sockets (unix socket paths must stay under 108 bytes).
+pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new().prefix("ksw").tempdir_in("/tmp")
+}
+
+fn euid() -> u32 {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
+}
+
+fn become_for(host: &Host) -> Become {
+    let root = if host.is_local() {
+        euid() == 0
+    } else {
+        host.is_root()
+    };
+    match (&host.become_pass, root) {
+        (_, true) => Become::AlreadyRoot,
+        (Some(p), false) => Become::SudoPassword(p.clone()),
+        (None, false) => Become::SudoNoPassword,
+    }
+}
+
+/// Serve `password` to the askpass helper ssh starts, until `done` is set.
+fn serve_password(sock: &Path, password: Secret, done: Arc<AtomicBool>) -> std::io::Result<()> {
+    let listener = UnixListener::bind(sock)?;
+    listener.set_nonblocking(true)?;
+    std::thread::spawn(move || {
+        while !done.load(Ordering::Relaxed) {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.write_all(password.expose().as_bytes());
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Run as `SSH_ASKPASS`: print the password kswizard serves on the socket named in the
+/// environment. Only password prompts are answered.
+pub fn askpass_main(sock: &str) -> std::process::ExitCode {
+    let prompt = std::env::args().nth(1).unwrap_or_default().to_lowercase();
+    if !prompt.contains("password") {
+        return std::process::ExitCode::from(1);
+    }
+    let Ok(mut s) = std::os::unix::net::UnixStream::connect(sock) else {
+        return std::process::ExitCode::from(1);
+    };
+    let mut pw = String::new();
+    if s.read_to_string(&mut pw).is_err() {
+        return std::process::ExitCode::from(1);
+    }
+    println!("{pw}");
+    std::process::ExitCode::SUCCESS
+}
+
+fn classify(host: &str, log: &str) -> ConnectError {
+    let detail = log
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("ssh gave no reason")
+        .trim()
+        .to_string();
+    if log.contains("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        || log.contains("Host key verification failed")
+    {
+        ConnectError::HostKeyChanged {
+            host: host.into(),
+            detail,
+        }
+    } else if log.contains("Permission denied") || log.contains("Too many authentication failures")
+    {
+        ConnectError::AuthFailed {
+            host: host.into(),
+            detail,
+        }
+    } else {
+        ConnectError::Unreachable {
+            host: host.into(),
+            detail,
+        }
+    }
+}
+
+/// Connect to `host`: the local shell, or a new ControlMaster in `ctl_dir` with host keys pinned
+/// in `known_hosts`.
+pub async fn connect(
+    host: &Host,
+    known_hosts: &Path,
+    ctl_dir: &Path,
+    n: usize,
+) -> Result<Conn, ConnectError> {
+    let become_how = become_for(host);
+    if host.is_local() {
+        return Ok(Conn {
+            host: host.name.clone(),
+            kind: Kind::Local,
+            become_how,
+        });
+    }
+    let ctl = ctl_dir.join(format!("{n}"));
+    let log = ctl_dir.join(format!("{n}.log"));
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .arg("-E")
+        .arg(&log)
+        .arg("-S")
+        .arg(&ctl)
+        .args(["-M", "-f", "-N"])
+        // A master left behind by a killed kswizard goes away by itself once idle.
+        .args(["-o", "ControlPersist=600"])
+        .args(["-o", "StrictHostKeyChecking=accept-new"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .args(["-o", "GlobalKnownHostsFile=/dev/null"])
+        .args(["-o", "ConnectTimeout=10"])
+        .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3"])
+        .arg("-p")
+        .arg(host.port.unwrap_or(22).to_string())
+        .arg("-l")
+        .arg(host.user.as_deref().unwrap_or("root"));
+    let done = Arc::new(AtomicBool::new(false));
+    match &host.auth {
+        Auth::Password(pw) => {
+            let sock = ctl_dir.join(format!("{n}.ap"));
+            serve_password(&sock, pw.clone(), done.clone()).map_err(|e| {
+                ConnectError::Unreachable {
+                    host: host.name.clone(),
+                    detail: format!("askpass socket: {e}"),
+                }
+            })?;
+            let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("kswizard"));
+            cmd.env("SSH_ASKPASS", exe)
+                .env("SSH_ASKPASS_REQUIRE", "force")
+                .env(ASKPASS_ENV, &sock)
+                .args(["-o", "BatchMode=no", "-o", "PubkeyAuthentication=no"])
+                .args([
+                    "-o",
+                    "PreferredAuthentications=password,keyboard-interactive",
+                ])
+                .args(["-o", "NumberOfPasswordPrompts=1"]);
+        }
+        Auth::Key { file } => {
+            cmd.args(["-o", "BatchMode=yes"]);
+            if let Some(k) = file {
+                cmd.args(["-o", "IdentitiesOnly=yes", "-i", k]);
+            }
+        }
+        Auth::Local => unreachable!("handled above"),
+    }
+    cmd.arg(host.connect_address());
+    let status = cmd.status().await;
+    done.store(true, Ordering::Relaxed);
+    let ok = matches!(status, Ok(s) if s.success());
+    if !ok {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        return Err(classify(&host.name, &text));
+    }
+    let session = Session::resume(ctl.into_boxed_path(), Some(log.into_boxed_path()));
+    Ok(Conn {
+        host: host.name.clone(),
+        kind: Kind::Ssh {
+            session: Arc::new(session),
+        },
+        become_how,
+    })
+}
+
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// A command running on a node: its output line by line, then its exit code.
+pub struct Running {
+    lines: Lines<BufReader<Reader>>,
+    child: Child,
+    stderr: Option<Reader>,
+}
+
+enum Child {
+    Local(tokio::process::Child),
+    Ssh(openssh::Child<Arc<Session>>),
+}
+
+/// The command ended without an exit code: the connection was lost, or the node's shell died.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost(pub String);
+
+impl Running {
+    pub async fn next_line(&mut self) -> Option<String> {
+        self.lines.next_line().await.ok().flatten()
+    }
+
+    /// Wait for the end; returns the exit code and what the command wrote to stderr.
+    pub async fn finish(mut self) -> Result<(i32, String), Lost> {
+        let mut err = String::new();
+        if let Some(mut e) = self.stderr.take() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
+        }
+        let status = match self.child {
+            Child::Local(mut c) => c.wait().await.map_err(|e| Lost(e.to_string()))?,
+            Child::Ssh(c) => c.wait().await.map_err(|e| Lost(e.to_string()))?,
+        };
+        match status.code() {
+            Some(code) => Ok((code, err)),
+            None => Err(Lost(format!("killed by a signal; {err}"))),
+        }
+    }
+}
+
+impl Conn {
+    /// Run `sh -s` on the node, as root when `root` is set, with `script` as its standard input.
+    pub async fn exec(&self, script: &str, root: bool) -> Result<Running, Lost> {
+        let (prefix, shell): (Option<String>, &str) = match (&self.become_how, root) {
+            (Become::AlreadyRoot, _) | (_, false) => (None, "sh -s"),
+            (Become::SudoNoPassword, true) => (None, "sudo -n sh -s"),
+            // sudo reads the password line from stdin byte by byte and leaves the rest to sh.
+            (Become::SudoPassword(p), true) => {
+                (Some(format!("{}\n", p.expose())), "sudo -S -p '' sh -s")
+            }
+        };
+        let mut input = prefix.unwrap_or_default();
+        input.push_str(script);
+        let (mut stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {
+            Kind::Local => {
+                let mut c = tokio::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(shell)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(false)
+                    .spawn()
+                    .map_err(|e| Lost(e.to_string()))?;
+                (
+                    Box::new(c.stdin.take().expect("piped")),
+                    Box::new(c.stdout.take().expect("piped")),
+                    Box::new(c.stderr.take().expect("piped")),
+                    Child::Local(c),
+                )
+            }
+            Kind::Ssh { session } => {
+                let mut c = session
+                    .clone()
+                    .arc_raw_command(shell)
+                    .stdin(openssh::Stdio::piped())
+                    .stdout(openssh::Stdio::piped())
+                    .stderr(openssh::Stdio::piped())
+                    .spawn()
+                    .await
+                    .map_err(|e| Lost(e.to_string()))?;
+                (
+                    Box::new(c.stdin().take().expect("piped")),
+                    Box::new(c.stdout().take().expect("piped")),
+                    Box::new(c.stderr().take().expect("piped")),
+                    Child::Ssh(c),
+                )
+            }
+        };
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|e| Lost(e.to_string()))?;
+        stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
+        drop(stdin);
+        Ok(Running {
+            lines: BufReader::new(stdout).lines(),
+            child,
+            stderr: Some(stderr),
+        })
+    }
+
+    /// Run a short command and collect its output.
+    pub async fn run(&self, script: &str, root: bool) -> Result<(i32, String, String), Lost> {
+        let mut r = self.exec(script, root).await?;
+        let mut out = String::new();
+        while let Some(l) = r.next_line().await {
+            out.push_str(&l);
+            out.push('\n');
+        }
+        let (code, err) = r.finish().await?;
+        Ok((code, out, err))
+    }
+
+    pub async fn close(self) {
+        if let Kind::Ssh { session } = self.kind
+            && let Ok(s) = Arc::try_unwrap(session)
+        {
+            let _ = s.close().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_ssh_failures() {
+        let changed = "@@@@@\n@    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @\nHost key verification failed.\n";
+        assert!(matches!(
+            classify("n1", changed),
+            ConnectError::HostKeyChanged { .. }
+        ));
+        let denied = "kswlab@127.0.0.1: Permission denied (publickey,password).\n";
+        let e = classify("n1", denied);
+        assert!(matches!(e, ConnectError::AuthFailed { .. }));
+        assert!(
+            e.to_string()
+                .contains("Permission denied (publickey,password)"),
+            "{e}"
+        );
+        let refused = "ssh: connect to host 127.0.0.9 port 22: Connection refused\n";
+        assert!(matches!(
+            classify("n1", refused),
+            ConnectError::Unreachable { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn local_exec_streams_lines_and_exit_code() {
+        let mut h = Host::new("t", "127.0.0.1");
+        h.auth = Auth::Local;
+        let dir = tempfile::tempdir().unwrap();
+        let c = connect(&h, &dir.path().join("kh"), dir.path(), 0)
+            .await
+            .unwrap();
+        let (code, out, _) = c.run("echo one; echo two; exit 3\n", false).await.unwrap();
+        assert_eq!(code, 3);
+        assert_eq!(out, "one\ntwo\n");
+    }
+}

@@ -1,0 +1,57 @@
+//! What can happen to the UI state (`Action`, from keys or from finished effects) and what the
+//! state asks the outside world to do (`Effect`). Both are plain data so `update` stays pure.
+
+use std::path::PathBuf;
+
+use super::input::Edit;
+use super::state::{Disk, Screen};
+use crate::conf::Source;
+use crate::model::Cluster;
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    Up,
+    Down,
+    Left,
+    Right,
+    PageUp,
+    PageDown,
+    NextField,
+    PrevField,
+    /// Enter: choose, submit, or go to the next screen.
+    Confirm,
+    /// Esc: close, cancel, or go to the previous screen.
+    Back,
+    /// Space.
+    Toggle,
+    Help,
+    Add,
+    AddRange,
+    AddPaste,
+    Delete,
+    Edit,
+    Preset,
+    GoTo(Screen),
+    Save,
+    Quit,
+    /// Ctrl-C: asks first; a second Ctrl-C while asking quits.
+    Interrupt,
+    /// y / n to a question.
+    Answer(bool),
+    Text(Edit),
+    /// The conf directory was read (at start).
+    Loaded(Box<Result<Disk, String>>),
+    /// The files were written (and read back), or why not.
+    Saved(Box<Result<Disk, String>>),
+}
+
+/// I/O `update` wants done; the run loop does it off the UI path and reports back with an action.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    Load(PathBuf),
+    Save {
+        cluster: Box<Cluster>,
+        source: Box<Source>,
+        dir: PathBuf,
+    },
+}

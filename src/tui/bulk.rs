@@ -1,0 +1,119 @@
+//! Adding many hosts at once: from an address range with a name prefix, or from pasted hosts.ini
+//! lines (read by the same parser as the file, so every key the file accepts works here too).
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+use crate::conf::hosts_ini;
+use crate::model::Host;
+
+/// More hosts than this in one range is a typo, not a cluster.
+const MAX_RANGE: usize = 1000;
+
+/// `192.168.0.11-16` or `192.168.0.11-192.168.0.16`: the addresses from the first to the last.
+pub fn parse_range(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
+    let usage = || format!("'{spec}' is not a range: write e.g. 192.168.0.11-16");
+    let (first, last) = spec.trim().split_once('-').ok_or_else(usage)?;
+    let first: Ipv4Addr = first.trim().parse().map_err(|_| usage())?;
+    let last = last.trim();
+    let last: Ipv4Addr = match last.parse::<u8>() {
+        Ok(octet) => {
+            let [a, b, c, _] = first.octets();
+            Ipv4Addr::new(a, b, c, octet)
+        }
+        Err(_) => last.parse().map_err(|_| usage())?,
+    };
+    let (lo, hi) = (u32::from(first), u32::from(last));
+    if hi < lo {
+        return Err(format!("range {spec} ends before it starts"));
+    }
+    let count = (hi - lo) as usize + 1;
+    if count > MAX_RANGE {
+        return Err(format!(
+            "range {spec} has {count} addresses; at most {MAX_RANGE} at once"
+        ));
+    }
+    Ok((lo..=hi).map(Ipv4Addr::from).collect())
+}
+
+/// One host per address, named `prefix1`, `prefix2`, … skipping names already in `existing`.
+pub fn hosts_from_range(spec: &str, prefix: &str, existing: &[Host]) -> Result<Vec<Host>, String> {
+    let prefix = prefix.trim();
+    if prefix.is_empty() {
+        return Err("give a name prefix, e.g. node".to_string());
+    }
+    let addrs = parse_range(spec)?;
+    let taken = |name: &str| existing.iter().any(|h| h.name == name);
+    let mut n = 0;
+    let mut hosts = Vec::with_capacity(addrs.len());
+    for addr in addrs {
+        let name = loop {
+            n += 1;
+            let candidate = format!("{prefix}{n}");
+            if !taken(&candidate) {
+                break candidate;
+            }
+        };
+        hosts.push(Host::new(name, addr.to_string()));
+    }
+    Ok(hosts)
+}
+
+/// Hosts from pasted inventory lines. Bare host lines are read as if under `[all]`; pasted
+/// sections (`[kube-master]` …) give the hosts their roles as the file would.
+pub fn hosts_from_ini(text: &str) -> Result<Vec<Host>, String> {
+    let has_section = text.lines().any(|l| l.trim_start().starts_with('['));
+    let text = if has_section {
+        text.to_string()
+    } else {
+        format!("[all]\n{text}")
+    };
+    let cluster =
+        hosts_ini::parse(text.as_bytes(), Path::new("pasted lines")).map_err(|e| e.to_string())?;
+    if cluster.hosts.is_empty() {
+        return Err(
+            "no host lines found: paste lines like 'node1 ansible_host=192.168.0.4 ip=192.168.0.4'"
+                .to_string(),
+        );
+    }
+    Ok(cluster.hosts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Auth;
+
+    #[test]
+    fn short_and_long_ranges() {
+        let short = parse_range("192.168.0.11-16").unwrap();
+        assert_eq!(short.len(), 6);
+        assert_eq!(short[5], Ipv4Addr::new(192, 168, 0, 16));
+        assert_eq!(parse_range("10.0.0.250-10.0.1.2").unwrap().len(), 9);
+        assert!(parse_range("192.168.0.16-11").is_err());
+        assert!(parse_range("node1").is_err());
+    }
+
+    #[test]
+    fn range_names_skip_existing_ones() {
+        let existing = vec![Host::new("node2", "10.0.0.2")];
+        let hosts = hosts_from_range("10.0.0.5-7", "node", &existing).unwrap();
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["node1", "node3", "node4"]);
+        assert_eq!(hosts[2].ip.as_deref(), Some("10.0.0.7"));
+    }
+
+    #[test]
+    fn pasted_lines_keep_their_keys() {
+        let hosts = hosts_from_ini(
+            "node7 ansible_host=10.0.0.7 ip=10.0.0.7 ansible_user=ubuntu ansible_become_pass=s3cret\n\
+             node8 ansible_connection=local ip=10.0.0.8\n",
+        )
+        .unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].user.as_deref(), Some("ubuntu"));
+        assert!(hosts[0].become_pass.is_some());
+        assert_eq!(hosts[1].auth, Auth::Local);
+        assert!(hosts_from_ini("\n# nothing\n").is_err());
+    }
+}

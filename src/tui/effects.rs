@@ -1,0 +1,59 @@
+//! The I/O behind `Effect`s: reading the conf directory and writing it. Runs on tokio's blocking
+//! pool; the result goes back to `update` as an action.
+
+use std::path::Path;
+
+use super::action::{Action, Effect};
+use super::state::Disk;
+use crate::conf::{self, Source};
+use crate::model::Cluster;
+
+pub fn run(effect: Effect) -> Action {
+    match effect {
+        Effect::Load(dir) => Action::Loaded(Box::new(load(&dir))),
+        Effect::Save {
+            cluster,
+            source,
+            dir,
+        } => Action::Saved(Box::new(save(&cluster, &source, &dir))),
+    }
+}
+
+/// Read `dir`: the cluster (none without a hosts.ini) and the text of each file kswizard writes.
+pub fn load(dir: &Path) -> Result<Disk, String> {
+    if !dir.exists() {
+        // A new cluster: the directory is made when the files are first written.
+        return Ok(Disk {
+            cluster: None,
+            source: Source {
+                dir: dir.to_path_buf(),
+                ..Source::default()
+            },
+            files: Vec::new(),
+        });
+    }
+    let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
+    let names = [
+        conf::HOSTS_INI,
+        source.common_name.as_str(),
+        conf::SETTINGS_YAML,
+    ];
+    let files = names
+        .iter()
+        .filter_map(|name| {
+            let text = std::fs::read_to_string(dir.join(name)).ok()?;
+            Some((name.to_string(), text))
+        })
+        .collect();
+    Ok(Disk {
+        cluster: source.hosts_exists.then_some(cluster),
+        source,
+        files,
+    })
+}
+
+/// Write the files, then read them back so the Review diff compares against what is on disk now.
+fn save(cluster: &Cluster, source: &Source, dir: &Path) -> Result<Disk, String> {
+    conf::save(cluster, source, dir).map_err(|e| e.to_string())?;
+    load(dir)
+}

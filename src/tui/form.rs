@@ -1,0 +1,278 @@
+//! Modal forms of the Hosts screen (add / edit a host, add a range, paste hosts.ini lines): their
+//! fields, how keys change them, and how a filled form becomes hosts.
+
+use super::input::{Edit, Input};
+use crate::model::{Auth, Host, Secret};
+
+pub const AUTH_CHOICES: &[&str] = &["local", "key", "password"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Text(Input),
+    /// Shown as one dot per character, never in clear.
+    Secret(Input),
+    Choice {
+        options: &'static [&'static str],
+        index: usize,
+    },
+    /// Several lines; Enter adds a line, Ctrl-S submits.
+    Lines(Input),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub label: &'static str,
+    pub value: Value,
+}
+
+impl Field {
+    fn text(label: &'static str, text: impl Into<String>) -> Self {
+        Field {
+            label,
+            value: Value::Text(Input::new(text)),
+        }
+    }
+
+    fn secret(label: &'static str, text: &str) -> Self {
+        Field {
+            label,
+            value: Value::Secret(Input::new(text)),
+        }
+    }
+
+    fn input(&self) -> Option<&Input> {
+        match &self.value {
+            Value::Text(i) | Value::Secret(i) | Value::Lines(i) => Some(i),
+            Value::Choice { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormKind {
+    AddHost,
+    /// Editing the host at this index of `cluster.hosts`.
+    EditHost(usize),
+    Range,
+    Paste,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Form {
+    pub kind: FormKind,
+    pub fields: Vec<Field>,
+    pub focus: usize,
+    /// Why the last submit was refused.
+    pub error: Option<String>,
+}
+
+impl Form {
+    fn new(kind: FormKind, fields: Vec<Field>) -> Self {
+        Form {
+            kind,
+            fields,
+            focus: 0,
+            error: None,
+        }
+    }
+
+    /// The host editor, filled from `host` (or empty for a new one).
+    pub fn host(kind: FormKind, host: Option<&Host>) -> Self {
+        let blank = Host::new("", "");
+        let h = host.unwrap_or(&blank);
+        let (auth, key_file, password) = match &h.auth {
+            Auth::Local => (0, "", ""),
+            Auth::Key { file } => (1, file.as_deref().unwrap_or(""), ""),
+            Auth::Password(p) => (2, "", p.expose()),
+        };
+        Form::new(
+            kind,
+            vec![
+                Field::text("Name", h.name.as_str()),
+                Field::text("Address (ansible_host)", h.address.as_deref().unwrap_or("")),
+                Field::text("Node IP (ip)", h.ip.as_deref().unwrap_or("")),
+                Field::text(
+                    "SSH port",
+                    h.port.map(|p| p.to_string()).unwrap_or_default(),
+                ),
+                Field::text("User (empty = root)", h.user.as_deref().unwrap_or("")),
+                Field {
+                    label: "Auth",
+                    value: Value::Choice {
+                        options: AUTH_CHOICES,
+                        index: auth,
+                    },
+                },
+                Field::text("Key file (empty = default)", key_file),
+                Field::secret("SSH password", password),
+                Field::secret(
+                    "Sudo password",
+                    h.become_pass.as_ref().map_or("", Secret::expose),
+                ),
+            ],
+        )
+    }
+
+    pub fn range() -> Self {
+        Form::new(
+            FormKind::Range,
+            vec![
+                Field::text("Addresses", ""),
+                Field::text("Name prefix", "node"),
+            ],
+        )
+    }
+
+    pub fn paste() -> Self {
+        Form::new(
+            FormKind::Paste,
+            vec![Field {
+                label: "hosts.ini lines",
+                value: Value::Lines(Input::default()),
+            }],
+        )
+    }
+
+    pub fn title(&self) -> &'static str {
+        match self.kind {
+            FormKind::AddHost => "Add host",
+            FormKind::EditHost(_) => "Edit host",
+            FormKind::Range => "Add hosts from an address range (e.g. 192.168.0.11-16)",
+            FormKind::Paste => "Paste hosts.ini host lines",
+        }
+    }
+
+    pub fn focused(&self) -> &Field {
+        &self.fields[self.focus]
+    }
+
+    pub fn move_focus(&mut self, forward: bool) {
+        let n = self.fields.len();
+        self.focus = if forward {
+            (self.focus + 1) % n
+        } else {
+            (self.focus + n - 1) % n
+        };
+    }
+
+    /// Space or ←/→ on a choice: the next or previous option.
+    pub fn cycle(&mut self, forward: bool) {
+        if let Value::Choice { options, index } = &mut self.fields[self.focus].value {
+            let n = options.len();
+            *index = if forward {
+                (*index + 1) % n
+            } else {
+                (*index + n - 1) % n
+            };
+        }
+    }
+
+    pub fn edit(&mut self, edit: Edit) {
+        match &mut self.fields[self.focus].value {
+            Value::Text(i) | Value::Secret(i) | Value::Lines(i) => i.apply(edit),
+            Value::Choice { .. } => {}
+        }
+        self.error = None;
+    }
+
+    /// The text of the field labelled `label`, trimmed; empty for a choice.
+    pub fn text(&self, label: &str) -> &str {
+        self.fields
+            .iter()
+            .find(|f| f.label == label)
+            .and_then(Field::input)
+            .map_or("", |i| i.text().trim())
+    }
+
+    fn choice(&self, label: &str) -> usize {
+        self.fields
+            .iter()
+            .find_map(|f| match f.value {
+                Value::Choice { index, .. } if f.label == label => Some(index),
+                _ => None,
+            })
+            .unwrap_or(0)
+    }
+
+    /// The host the editor describes; `base` supplies what the form does not show (roles, unknown
+    /// keys, the line's comment).
+    pub fn to_host(&self, base: Option<&Host>) -> Result<Host, String> {
+        let name = self.text("Name");
+        if name.is_empty() {
+            return Err("give the host a name".to_string());
+        }
+        let port = match self.text("SSH port") {
+            "" => None,
+            p => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| format!("SSH port '{p}' is not a port: 1..65535"))?,
+            ),
+        };
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let address = some(self.text("Address (ansible_host)"));
+        let ip = some(self.text("Node IP (ip)")).or_else(|| address.clone());
+        let auth = match AUTH_CHOICES[self.choice("Auth")] {
+            "local" => Auth::Local,
+            "key" => Auth::Key {
+                file: some(self.text("Key file (empty = default)")),
+            },
+            _ => match self.text("SSH password") {
+                "" => return Err("enter the SSH password, or choose key".to_string()),
+                p => Auth::Password(Secret::new(p)),
+            },
+        };
+        let mut host = base.cloned().unwrap_or_else(|| Host::new("", ""));
+        host.name = name.to_string();
+        host.address = address;
+        host.ip = ip;
+        host.port = port;
+        host.user = some(self.text("User (empty = root)"));
+        host.auth = auth;
+        host.become_pass = some(self.text("Sudo password")).map(Secret::new);
+        Ok(host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn type_into(form: &mut Form, text: &str) {
+        form.edit(Edit::Clear);
+        for c in text.chars() {
+            form.edit(Edit::Insert(c));
+        }
+    }
+
+    #[test]
+    fn editing_keeps_what_the_form_does_not_show() {
+        let mut base = Host::new("node1", "10.0.0.1");
+        base.roles.worker = true;
+        base.extra.push(("custom".into(), "1".into()));
+        let mut form = Form::host(FormKind::EditHost(0), Some(&base));
+        form.focus = 4;
+        type_into(&mut form, "ubuntu");
+        form.focus = 8;
+        type_into(&mut form, "pw");
+        let h = form.to_host(Some(&base)).unwrap();
+        assert_eq!(h.user.as_deref(), Some("ubuntu"));
+        assert_eq!(h.become_pass, Some(Secret::new("pw")));
+        assert!(h.roles.worker);
+        assert_eq!(h.extra, base.extra);
+    }
+
+    #[test]
+    fn refuses_a_bad_port_and_a_missing_password() {
+        let mut form = Form::host(FormKind::AddHost, None);
+        type_into(&mut form, "node1");
+        form.focus = 3;
+        type_into(&mut form, "99999");
+        assert!(form.to_host(None).unwrap_err().contains("99999"));
+        type_into(&mut form, "");
+        form.focus = 5;
+        form.cycle(true);
+        assert!(form.to_host(None).unwrap_err().contains("password"));
+    }
+}

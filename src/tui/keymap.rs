@@ -1,0 +1,134 @@
+//! Keys to actions: a pure function of the key and of which context has the keyboard (help,
+//! a question, a form, a field being typed into, or a screen). What an action means on a given
+//! screen is decided by `update`.
+
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use super::action::Action;
+use super::form::Value;
+use super::input::Edit;
+use super::state::{Modal, Screen, State};
+
+pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
+    if key.kind == KeyEventKind::Release {
+        return None;
+    }
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    if ctrl && key.code == KeyCode::Char('c') {
+        return Some(Action::Interrupt);
+    }
+    if state.help {
+        // Any key closes the help overlay.
+        return Some(Action::Help);
+    }
+    match &state.modal {
+        Some(Modal::Confirm(_)) => return answer_key(key),
+        Some(Modal::Form(form)) => return form_key(&form.focused().value, key),
+        None => {}
+    }
+    if state.lb_edit.is_some() {
+        return text_key(key);
+    }
+    if ctrl {
+        return match key.code {
+            KeyCode::Char('s') => Some(Action::Save),
+            _ => None,
+        };
+    }
+    Some(match key.code {
+        KeyCode::Up | KeyCode::Char('k') => Action::Up,
+        KeyCode::Down | KeyCode::Char('j') => Action::Down,
+        KeyCode::Left | KeyCode::Char('h') => Action::Left,
+        KeyCode::Right | KeyCode::Char('l') => Action::Right,
+        KeyCode::PageUp => Action::PageUp,
+        KeyCode::PageDown => Action::PageDown,
+        KeyCode::Tab => Action::NextField,
+        KeyCode::BackTab => Action::PrevField,
+        KeyCode::Enter => Action::Confirm,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Char(' ') => Action::Toggle,
+        KeyCode::Char('?') => Action::Help,
+        KeyCode::Char('a') => Action::Add,
+        KeyCode::Char('r') => Action::AddRange,
+        KeyCode::Char('i') => Action::AddPaste,
+        KeyCode::Char('d') => Action::Delete,
+        KeyCode::Char('e') => Action::Edit,
+        KeyCode::Char('p') => Action::Preset,
+        KeyCode::Char('q') => Action::Quit,
+        KeyCode::Char(c @ '1'..='5') => Action::GoTo(Screen::ALL[c as usize - '1' as usize]),
+        _ => return None,
+    })
+}
+
+fn answer_key(key: KeyEvent) -> Option<Action> {
+    match key.code {
+        KeyCode::Char('y' | 'Y') => Some(Action::Answer(true)),
+        KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(Action::Answer(false)),
+        _ => None,
+    }
+}
+
+/// Typing into a text field: Enter keeps it, Esc drops it, Ctrl-U empties it.
+fn text_key(key: KeyEvent) -> Option<Action> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    Some(match key.code {
+        KeyCode::Enter => Action::Confirm,
+        KeyCode::Esc => Action::Back,
+        KeyCode::Char('u') if ctrl => Action::Text(Edit::Clear),
+        KeyCode::Char(c) if !ctrl => Action::Text(Edit::Insert(c)),
+        KeyCode::Backspace => Action::Text(Edit::Backspace),
+        KeyCode::Delete => Action::Text(Edit::Delete),
+        KeyCode::Left => Action::Text(Edit::Left),
+        KeyCode::Right => Action::Text(Edit::Right),
+        KeyCode::Home => Action::Text(Edit::Home),
+        KeyCode::End => Action::Text(Edit::End),
+        _ => return None,
+    })
+}
+
+/// In a form: Tab / ↑↓ move between fields, space and ←→ change a choice, Enter submits (in a
+/// multi-line field it starts a new line and Ctrl-S submits).
+fn form_key(focused: &Value, key: KeyEvent) -> Option<Action> {
+    let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+    let choice = matches!(focused, Value::Choice { .. });
+    let lines = matches!(focused, Value::Lines(_));
+    Some(match key.code {
+        // Pasted inventory lines may separate fields with tabs.
+        KeyCode::Tab if lines => Action::Text(Edit::Insert(' ')),
+        KeyCode::Tab | KeyCode::Down => Action::NextField,
+        KeyCode::BackTab | KeyCode::Up => Action::PrevField,
+        KeyCode::Char('s') if ctrl => Action::Confirm,
+        KeyCode::Enter if lines => Action::Text(Edit::Insert('\n')),
+        KeyCode::Char(' ') if choice => Action::Toggle,
+        KeyCode::Left if choice => Action::Left,
+        KeyCode::Right if choice => Action::Right,
+        _ => return text_key(key),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::form::Form;
+    use crate::tui::theme::Theme;
+
+    fn key(code: KeyCode) -> KeyEvent {
+        KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn letters_are_commands_on_screens_and_text_in_forms() {
+        let mut s = State::new("conf".into(), Theme::color());
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        ));
+        s.modal = Some(Modal::Form(Form::range()));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Text(Edit::Insert('q')))
+        ));
+        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
+        assert!(matches!(map_key(&s, ctrl_c), Some(Action::Interrupt)));
+    }
+}

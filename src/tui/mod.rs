@@ -1,0 +1,130 @@
+//! The wizard (`kswizard [--conf DIR]`): terminal setup and restore, the event loop, and the
+//! effect runner. Everything else in `tui` is pure and tested without a terminal.
+//!
+//! Flow: key → `keymap::map_key` → `Action` → `update::update` (changes `State`, returns
+//! `Effect`s) → `view::render`. Effects run on tokio's blocking pool and come back as actions
+//! through the same bounded channel as the keys.
+
+pub mod action;
+pub mod bulk;
+pub mod diff;
+pub mod effects;
+pub mod form;
+pub mod input;
+pub mod keymap;
+pub mod screens;
+pub mod state;
+pub mod theme;
+pub mod update;
+pub mod view;
+pub mod widgets;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+use color_eyre::eyre::Result;
+use ratatui::DefaultTerminal;
+use ratatui::crossterm::event::{self, Event};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use action::{Action, Effect};
+use state::State;
+use theme::Theme;
+
+/// Messages into the loop: terminal events from the input thread, results from effects.
+enum Msg {
+    Term(Event),
+    Action(Action),
+}
+
+/// Room for a burst of pasted keys; the input thread waits when the loop falls behind.
+const CHANNEL_SIZE: usize = 256;
+/// How often the input thread checks whether the loop is gone.
+const POLL: Duration = Duration::from_millis(200);
+
+pub fn run(conf_dir: &Path) -> Result<()> {
+    color_eyre::install()?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        // ratatui::init installs a panic hook that restores the terminal before the report.
+        let mut terminal = ratatui::init();
+        let result = event_loop(&mut terminal, conf_dir).await;
+        ratatui::restore();
+        result
+    })
+}
+
+async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<()> {
+    let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_SIZE);
+    spawn_input(tx.clone());
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    let mut state = State::new(conf_dir.to_path_buf(), Theme::from_env());
+    spawn_effect(Effect::Load(conf_dir.to_path_buf()), tx.clone());
+    terminal.draw(|f| view::render(f, &state))?;
+
+    while !state.quit {
+        let msg = tokio::select! {
+            msg = rx.recv() => msg,
+            // SIGTERM / SIGHUP: leave like a quit, so the terminal is restored.
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
+        };
+        let action = match msg {
+            None => break,
+            Some(Msg::Action(a)) => a,
+            Some(Msg::Term(Event::Key(key))) => match keymap::map_key(&state, key) {
+                Some(a) => a,
+                // A key with no meaning here changes nothing: no redraw.
+                None => continue,
+            },
+            // Only redraw: the draw resizes to the new size.
+            Some(Msg::Term(Event::Resize(..))) => {
+                terminal.draw(|f| view::render(f, &state))?;
+                continue;
+            }
+            Some(Msg::Term(_)) => continue,
+        };
+        for effect in update::update(&mut state, action) {
+            spawn_effect(effect, tx.clone());
+        }
+        // Drawn only after a change; ratatui writes only the cells that differ, so no flicker.
+        terminal.draw(|f| view::render(f, &state))?;
+    }
+    Ok(())
+}
+
+/// Terminal events come from a thread: crossterm's reader blocks, and the event-stream feature
+/// would be another dependency for the same result.
+fn spawn_input(tx: mpsc::Sender<Msg>) {
+    std::thread::spawn(move || {
+        while !tx.is_closed() {
+            match event::poll(POLL) {
+                Ok(true) => match event::read() {
+                    Ok(ev) => {
+                        if tx.blocking_send(Msg::Term(ev)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(_) => return,
+                },
+                Ok(false) => {}
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+fn spawn_effect(effect: Effect, tx: mpsc::Sender<Msg>) {
+    tokio::spawn(async move {
+        if let Ok(action) = tokio::task::spawn_blocking(move || effects::run(effect)).await {
+            // The loop may have ended meanwhile; nothing is waiting for the result then.
+            let _ = tx.send(Msg::Action(action)).await;
+        }
+    });
+}

@@ -1,0 +1,9 @@
+//! One module a screen: what it is for, its key hints, and how it draws its body. `view` puts the
+//! frame around it.
+
+pub mod help;
+pub mod hosts;
+pub mod load_balancer;
+pub mod review;
+pub mod roles;
+pub mod start;

@@ -1,0 +1,67 @@
+//! Start: open the files found in the conf directory, or start a new cluster. Only choices that
+//! work are listed (resume and LB status come with the install engine).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Wrap};
+
+use crate::tui::state::{StartChoice, State};
+use crate::tui::theme::{SYM_ERROR, SYM_SELECTED};
+use crate::tui::widgets::chrome::Hint;
+
+pub const PURPOSE: &str = "Open the cluster described in the conf directory, or start a new one.";
+
+pub fn hints(_: &State) -> Vec<Hint> {
+    vec![("↑↓", "choose"), ("Enter", "open")]
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let dir = state.conf_dir.display();
+    let mut lines = vec![Line::raw(""), Line::raw(format!("  Conf directory: {dir}"))];
+    let found = match &state.disk {
+        None => Line::styled("  Reading…", theme.dim),
+        Some(Err(e)) => Line::styled(format!("  {SYM_ERROR} {e}"), theme.error),
+        Some(Ok(disk)) => {
+            let mut names: Vec<String> = Vec::new();
+            if let Some(c) = &disk.cluster {
+                names.push(format!("hosts.ini ({} hosts)", c.hosts.len()));
+            }
+            names.extend(
+                disk.files
+                    .iter()
+                    .filter(|(n, _)| n != crate::conf::HOSTS_INI)
+                    .map(|(n, _)| n.clone()),
+            );
+            if names.is_empty() {
+                Line::raw("  No files there yet: kswizard will create them.")
+            } else {
+                Line::raw(format!("  Found: {}", names.join(", ")))
+            }
+        }
+    };
+    lines.push(found);
+    lines.push(Line::raw(""));
+    for (i, choice) in state.start_choices().into_iter().enumerate() {
+        let selected = i == state.start_selected;
+        let (title, detail) = match choice {
+            StartChoice::Open => (
+                format!("Open {dir}"),
+                "edit the hosts, roles and load balancer found there (import)".to_string(),
+            ),
+            StartChoice::New => (
+                "New cluster".to_string(),
+                "start with no hosts; common.yaml keeps all but its LB lines".to_string(),
+            ),
+        };
+        let marker = if selected { SYM_SELECTED } else { " " };
+        let style = if selected { theme.selected } else { theme.key };
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {marker} ")),
+            Span::styled(title, style),
+        ]));
+        lines.push(Line::styled(format!("      {detail}"), theme.dim));
+    }
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}

@@ -1,0 +1,270 @@
+//! Everything the screens show, in one value. Only `update` changes it; rendering only reads it.
+
+use std::path::PathBuf;
+
+use super::diff;
+use super::form::Form;
+use super::input::Input;
+use super::theme::Theme;
+use crate::conf::{self, Source};
+use crate::model::{Cluster, LoadBalancer};
+use crate::validate::{Finding, Severity, validate};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Screen {
+    Start,
+    Hosts,
+    Roles,
+    LoadBalancer,
+    Review,
+}
+
+impl Screen {
+    pub const ALL: [Screen; 5] = [
+        Screen::Start,
+        Screen::Hosts,
+        Screen::Roles,
+        Screen::LoadBalancer,
+        Screen::Review,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Screen::Start => "Start",
+            Screen::Hosts => "Hosts",
+            Screen::Roles => "Roles",
+            Screen::LoadBalancer => "Load balancer",
+            Screen::Review => "Review",
+        }
+    }
+
+    fn index(self) -> usize {
+        Screen::ALL.iter().position(|&s| s == self).unwrap_or(0)
+    }
+
+    pub fn next(self) -> Screen {
+        Screen::ALL[(self.index() + 1).min(Screen::ALL.len() - 1)]
+    }
+
+    pub fn prev(self) -> Screen {
+        Screen::ALL[self.index().saturating_sub(1)]
+    }
+
+    /// The screen where the finding's field is edited (`host.*`, `roles.*`, `lb.*`).
+    pub fn of_field(field: &str) -> Screen {
+        match field.split('.').next() {
+            Some("roles") => Screen::Roles,
+            Some("lb") => Screen::LoadBalancer,
+            _ => Screen::Hosts,
+        }
+    }
+}
+
+/// The conf directory as read: its source (for patching common.yaml), the cluster its hosts.ini
+/// describes (none when there is no hosts.ini), and the current text of each file kswizard
+/// writes, to diff against.
+#[derive(Debug, Clone)]
+pub struct Disk {
+    pub source: Source,
+    pub cluster: Option<Cluster>,
+    pub files: Vec<(String, String)>,
+}
+
+/// The Start screen's choices; only those that work are offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartChoice {
+    Open,
+    New,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirm {
+    Quit {
+        unsaved: bool,
+    },
+    DeleteHost(usize),
+    /// Write although warnings remain (errors are never overridable).
+    WriteWithWarnings(usize),
+    /// Open or start over, dropping unsaved changes.
+    Replace(StartChoice),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Modal {
+    Form(Form),
+    Confirm(Confirm),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusKind {
+    Info,
+    Ok,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub kind: StatusKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbField {
+    Mode,
+    Address,
+    Port,
+    Domain,
+}
+
+impl LbField {
+    pub const ALL: [LbField; 4] = [
+        LbField::Mode,
+        LbField::Address,
+        LbField::Port,
+        LbField::Domain,
+    ];
+}
+
+/// A Load balancer field being typed into; `original` is restored on Esc.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbEdit {
+    pub input: Input,
+    pub original: LoadBalancer,
+    pub error: Option<String>,
+}
+
+/// One file's diff on the Review screen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileDiff {
+    pub name: String,
+    pub lines: Vec<diff::Line>,
+}
+
+/// Sections of the Review screen's summary, in order; Enter jumps to the screen.
+pub const REVIEW_SECTIONS: [Screen; 3] = [Screen::Hosts, Screen::Roles, Screen::LoadBalancer];
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub conf_dir: PathBuf,
+    pub theme: Theme,
+    pub screen: Screen,
+    /// None until the conf directory has been read.
+    pub disk: Option<Result<Disk, String>>,
+    /// True once New or Open was chosen: the other screens have a cluster to show.
+    pub opened: bool,
+    pub cluster: Cluster,
+    pub source: Source,
+    /// The cluster as last opened or written: unsaved changes are the difference to it.
+    pub saved: Cluster,
+    pub findings: Vec<Finding>,
+    /// The diff of each file `save` would write, or why it cannot be rendered.
+    pub diffs: Result<Vec<FileDiff>, String>,
+    pub start_selected: usize,
+    pub host_selected: usize,
+    pub role_row: usize,
+    /// 0 master, 1 worker, 2 etcd.
+    pub role_col: usize,
+    pub lb_field: LbField,
+    pub lb_edit: Option<LbEdit>,
+    pub review_selected: usize,
+    pub diff_scroll: usize,
+    pub modal: Option<Modal>,
+    pub help: bool,
+    pub status: Option<Status>,
+    /// A write is under way; a second Ctrl-S waits for it.
+    pub saving: bool,
+    pub quit: bool,
+}
+
+impl State {
+    pub fn new(conf_dir: PathBuf, theme: Theme) -> Self {
+        State {
+            conf_dir,
+            theme,
+            screen: Screen::Start,
+            disk: None,
+            opened: false,
+            cluster: Cluster::default(),
+            source: Source::default(),
+            saved: Cluster::default(),
+            findings: Vec::new(),
+            diffs: Ok(Vec::new()),
+            start_selected: 0,
+            host_selected: 0,
+            role_row: 0,
+            role_col: 0,
+            lb_field: LbField::Mode,
+            lb_edit: None,
+            review_selected: 0,
+            diff_scroll: 0,
+            modal: None,
+            help: false,
+            status: None,
+            saving: false,
+            quit: false,
+        }
+    }
+
+    pub fn dirty(&self) -> bool {
+        self.opened && self.cluster != self.saved
+    }
+
+    pub fn start_choices(&self) -> Vec<StartChoice> {
+        match &self.disk {
+            Some(Ok(d)) if d.cluster.is_some() => vec![StartChoice::Open, StartChoice::New],
+            Some(_) => vec![StartChoice::New],
+            None => Vec::new(),
+        }
+    }
+
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+
+    /// Findings to show on `screen`.
+    pub fn findings_for(&self, screen: Screen) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(move |f| Screen::of_field(f.field) == screen)
+    }
+
+    /// Recompute what derives from the cluster (findings, diffs) and keep cursors in range; called
+    /// after every change to the cluster.
+    pub fn refresh(&mut self) {
+        self.findings = validate(&self.cluster);
+        let on_disk = |name: &str| -> &str {
+            match &self.disk {
+                Some(Ok(d)) => d
+                    .files
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or("", |(_, text)| text.as_str()),
+                _ => "",
+            }
+        };
+        self.diffs = conf::render_all(&self.cluster, &self.source)
+            .map(|files| {
+                files
+                    .iter()
+                    .map(|(name, new)| FileDiff {
+                        name: name.clone(),
+                        lines: diff::unified(name, on_disk(name), new, 3),
+                    })
+                    .collect()
+            })
+            .map_err(|e| e.to_string());
+        let last_host = self.cluster.hosts.len().saturating_sub(1);
+        self.host_selected = self.host_selected.min(last_host);
+        self.role_row = self.role_row.min(last_host);
+    }
+
+    pub fn set_status(&mut self, kind: StatusKind, text: impl Into<String>) {
+        self.status = Some(Status {
+            kind,
+            text: text.into(),
+        });
+    }
+}

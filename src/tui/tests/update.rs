@@ -1,0 +1,341 @@
+//! `update` along the paths an operator takes: no terminal, no disk.
+
+use super::{edit_lb_field, loaded, opened, send, type_text};
+use crate::model::{Auth, LbMode, Secret};
+use crate::tui::action::{Action, Effect};
+use crate::tui::input::Edit;
+use crate::tui::state::{Confirm, LbField, Modal, Screen, StatusKind};
+use crate::tui::update::update;
+
+fn codes(s: &crate::tui::state::State) -> Vec<&'static str> {
+    s.findings.iter().map(|f| f.code).collect()
+}
+
+#[test]
+fn open_goes_to_hosts_with_the_files_cluster() {
+    let s = opened();
+    assert_eq!(s.screen, Screen::Hosts);
+    assert_eq!(s.cluster.hosts.len(), 6);
+    assert!(!s.dirty());
+    assert!(s.findings.is_empty(), "{:?}", s.findings);
+}
+
+#[test]
+fn add_host_through_the_form() {
+    let mut s = opened();
+    send(&mut s, [Action::Add]);
+    type_text(&mut s, "node4");
+    send(&mut s, [Action::NextField]);
+    type_text(&mut s, "192.168.0.7");
+    // User, then auth = password, then the passwords.
+    send(
+        &mut s,
+        [Action::NextField, Action::NextField, Action::NextField],
+    );
+    type_text(&mut s, "ubuntu");
+    send(&mut s, [Action::NextField, Action::Toggle]);
+    send(&mut s, [Action::NextField, Action::NextField]);
+    type_text(&mut s, "pw");
+    send(&mut s, [Action::NextField]);
+    type_text(&mut s, "sudo");
+    send(&mut s, [Action::Confirm]);
+    assert!(s.modal.is_none());
+    let h = s.cluster.hosts.last().unwrap();
+    assert_eq!(h.name, "node4");
+    assert_eq!(
+        h.ip.as_deref(),
+        Some("192.168.0.7"),
+        "ip defaults to the address"
+    );
+    assert_eq!(h.user.as_deref(), Some("ubuntu"));
+    assert_eq!(h.auth, Auth::Password(Secret::new("pw")));
+    assert_eq!(h.become_pass, Some(Secret::new("sudo")));
+    assert_eq!(s.host_selected, 6);
+    assert!(s.dirty());
+    assert!(codes(&s).contains(&"plaintext-password"));
+}
+
+#[test]
+fn a_refused_form_stays_open_with_the_reason() {
+    let mut s = opened();
+    send(&mut s, [Action::Add, Action::Confirm]);
+    let Some(Modal::Form(form)) = &s.modal else {
+        panic!("form closed")
+    };
+    assert_eq!(form.error.as_deref(), Some("give the host a name"));
+    send(&mut s, [Action::Back]);
+    assert!(s.modal.is_none());
+    assert_eq!(s.cluster.hosts.len(), 6);
+}
+
+#[test]
+fn bulk_add_from_a_range_on_a_new_cluster() {
+    let mut s = loaded();
+    send(&mut s, [Action::Down, Action::Confirm]);
+    assert!(s.cluster.hosts.is_empty(), "New starts empty");
+    send(&mut s, [Action::AddRange]);
+    type_text(&mut s, "192.168.0.11-16");
+    send(&mut s, [Action::Confirm]);
+    let names: Vec<&str> = s.cluster.hosts.iter().map(|h| h.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["node1", "node2", "node3", "node4", "node5", "node6"]
+    );
+    assert_eq!(s.cluster.hosts[5].ip.as_deref(), Some("192.168.0.16"));
+    assert!(s.status.as_ref().unwrap().text.contains("Added 6 hosts"));
+}
+
+#[test]
+fn bulk_add_from_pasted_lines() {
+    let mut s = opened();
+    send(&mut s, [Action::AddPaste]);
+    type_text(
+        &mut s,
+        "node4 ansible_host=192.168.0.7 ip=192.168.0.7\nnode5 ansible_host=192.168.0.8 ip=192.168.0.8",
+    );
+    send(&mut s, [Action::Confirm]);
+    assert_eq!(s.cluster.hosts.len(), 8);
+    assert_eq!(s.cluster.hosts[7].name, "node5");
+}
+
+#[test]
+fn delete_asks_first() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [Action::Down, Action::Delete, Action::Answer(false)],
+    );
+    assert_eq!(s.cluster.hosts.len(), 6);
+    send(&mut s, [Action::Delete, Action::Answer(true)]);
+    assert_eq!(s.cluster.hosts.len(), 5);
+    assert!(s.cluster.host("master2").is_none());
+}
+
+#[test]
+fn toggle_etcd_on_a_worker_and_back() {
+    let mut s = opened();
+    send(&mut s, [Action::Confirm]);
+    assert_eq!(s.screen, Screen::Roles);
+    // node1, etcd column.
+    send(
+        &mut s,
+        [
+            Action::Down,
+            Action::Down,
+            Action::Down,
+            Action::Left,
+            Action::Toggle,
+        ],
+    );
+    assert!(s.cluster.hosts[3].roles.etcd);
+    assert_eq!(codes(&s), ["etcd-count-even", "etcd-on-worker"]);
+    send(&mut s, [Action::Toggle]);
+    assert!(codes(&s).is_empty());
+    assert!(!s.dirty(), "back to what was opened");
+}
+
+#[test]
+fn preset_gives_three_masters_with_etcd() {
+    let mut s = loaded();
+    send(&mut s, [Action::Down, Action::Confirm, Action::AddRange]);
+    type_text(&mut s, "10.0.0.1-5");
+    send(
+        &mut s,
+        [Action::Confirm, Action::GoTo(Screen::Roles), Action::Preset],
+    );
+    let c = &s.cluster;
+    assert_eq!(
+        (c.masters().count(), c.workers().count(), c.etcd().count()),
+        (3, 2, 3)
+    );
+    assert_eq!(codes(&s), ["lb-required"], "three masters need an LB");
+}
+
+#[test]
+fn set_the_vip_and_see_its_findings_while_typing() {
+    let mut s = opened();
+    edit_lb_field(&mut s, 1, "192.168.0.2");
+    assert_eq!(s.lb_field, LbField::Address);
+    assert_eq!(s.cluster.lb.address.as_deref(), Some("192.168.0.2"));
+    assert_eq!(codes(&s), ["vip-is-node-ip"]);
+    send(&mut s, [Action::Text(Edit::Backspace)]);
+    type_text(&mut s, "50");
+    send(&mut s, [Action::Confirm]);
+    assert!(s.lb_edit.is_none());
+    assert_eq!(s.cluster.lb.address.as_deref(), Some("192.168.0.50"));
+    assert!(codes(&s).is_empty());
+}
+
+#[test]
+fn esc_undoes_an_lb_edit_and_a_bad_port_is_refused() {
+    let mut s = opened();
+    edit_lb_field(&mut s, 2, "x");
+    assert!(s.lb_edit.as_ref().unwrap().error.is_some());
+    send(&mut s, [Action::Confirm]);
+    assert!(s.lb_edit.is_some(), "Enter does not keep a bad value");
+    send(&mut s, [Action::Back]);
+    assert_eq!(s.cluster.lb.port, 6443);
+    assert!(!s.dirty());
+}
+
+#[test]
+fn lb_mode_cycles() {
+    let mut s = opened();
+    send(&mut s, [Action::GoTo(Screen::LoadBalancer), Action::Toggle]);
+    assert_eq!(s.cluster.lb.mode, LbMode::BuiltIn);
+    assert!(codes(&s).contains(&"lb-port-conflict"));
+    send(&mut s, [Action::Left, Action::Left]);
+    assert_eq!(s.cluster.lb.mode, LbMode::None);
+}
+
+#[test]
+fn errors_block_the_write() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
+    );
+    assert!(s.errors() > 0);
+    let effects = send(&mut s, [Action::Save]);
+    assert!(effects.is_empty());
+    let status = s.status.clone().unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert!(
+        status
+            .text
+            .starts_with("Not written: 1 error remains (see Review)."),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
+fn write_without_findings_produces_the_save_effect() {
+    let mut s = opened();
+    edit_lb_field(&mut s, 1, "192.168.0.250");
+    send(&mut s, [Action::Confirm]);
+    let effects = send(&mut s, [Action::Save]);
+    let [Effect::Save { cluster, dir, .. }] = effects.as_slice() else {
+        panic!("{effects:?}")
+    };
+    assert_eq!(cluster.lb.address.as_deref(), Some("192.168.0.250"));
+    assert_eq!(dir.to_str(), Some("conf"));
+    assert!(s.saving);
+    assert!(
+        send(&mut s, [Action::Save]).is_empty(),
+        "one write at a time"
+    );
+}
+
+#[test]
+fn warnings_need_an_explicit_yes() {
+    let mut s = opened();
+    // Turn master1's auth into a password: a plaintext-password warning.
+    send(&mut s, [Action::Edit]);
+    send(&mut s, std::iter::repeat_n(Action::NextField, 5));
+    send(
+        &mut s,
+        [
+            Action::Right,
+            Action::Right,
+            Action::NextField,
+            Action::NextField,
+        ],
+    );
+    type_text(&mut s, "pw");
+    send(&mut s, [Action::Confirm]);
+    assert_eq!(codes(&s), ["plaintext-password"]);
+    assert!(send(&mut s, [Action::Save]).is_empty());
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::WriteWithWarnings(1)))
+    ));
+    assert!(send(&mut s, [Action::Answer(false)]).is_empty());
+    send(&mut s, [Action::Save]);
+    let effects = send(&mut s, [Action::Answer(true)]);
+    assert!(matches!(effects.as_slice(), [Effect::Save { .. }]));
+}
+
+#[test]
+fn a_finished_write_marks_the_state_saved() {
+    let mut s = opened();
+    send(&mut s, [Action::GoTo(Screen::Roles), Action::Preset]);
+    s.cluster.lb.port = 8443;
+    s.refresh();
+    assert!(s.dirty());
+    let disk = crate::tui::effects::load(std::path::Path::new("conf"));
+    send(&mut s, [Action::Saved(Box::new(disk))]);
+    assert!(!s.dirty());
+    assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Ok);
+    send(&mut s, [Action::Saved(Box::new(Err("disk full".into())))]);
+    assert_eq!(s.status.as_ref().unwrap().text, "Not written: disk full");
+}
+
+#[test]
+fn quit_asks_only_when_changes_would_be_lost() {
+    let mut s = opened();
+    send(&mut s, [Action::Quit]);
+    assert!(s.quit, "nothing to lose");
+
+    let mut s = opened();
+    send(&mut s, [Action::Delete, Action::Answer(true), Action::Quit]);
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Quit { unsaved: true }))
+    ));
+    send(&mut s, [Action::Answer(false)]);
+    assert!(!s.quit && s.modal.is_none());
+    send(&mut s, [Action::Quit, Action::Answer(true)]);
+    assert!(s.quit);
+}
+
+#[test]
+fn ctrl_c_asks_and_a_second_one_quits() {
+    let mut s = opened();
+    send(&mut s, [Action::Interrupt]);
+    assert!(!s.quit);
+    assert!(matches!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Quit { unsaved: false }))
+    ));
+    send(&mut s, [Action::Up]);
+    assert!(s.modal.is_some(), "other keys leave the question open");
+    send(&mut s, [Action::Interrupt]);
+    assert!(s.quit);
+}
+
+#[test]
+fn screens_other_than_start_need_a_cluster_first() {
+    let mut s = loaded();
+    send(&mut s, [Action::GoTo(Screen::Review)]);
+    assert_eq!(s.screen, Screen::Start);
+    let effects = send(&mut s, [Action::Save]);
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn review_enter_jumps_to_the_section() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
+    );
+    assert_eq!(s.screen, Screen::LoadBalancer);
+    send(&mut s, [Action::Back, Action::Back]);
+    assert_eq!(s.screen, Screen::Hosts);
+}
+
+#[test]
+fn help_opens_and_any_key_closes_it() {
+    let mut s = opened();
+    update(&mut s, Action::Help);
+    assert!(s.help);
+    update(&mut s, Action::Delete);
+    assert!(!s.help);
+    assert!(s.modal.is_none(), "the closing key does nothing else");
+}

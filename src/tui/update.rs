@@ -1,0 +1,446 @@
+//! The state machine: `update(state, action)` changes the state and returns the I/O to do. No I/O
+//! here, so every path is unit-tested without a terminal or a disk.
+
+use super::action::{Action, Effect};
+use super::bulk;
+use super::form::{Form, FormKind};
+use super::input::Input;
+use super::state::{
+    Confirm, Disk, LbEdit, LbField, Modal, REVIEW_SECTIONS, Screen, StartChoice, State, StatusKind,
+};
+use crate::model::{Cluster, DEFAULT_LB_DOMAIN, LbMode};
+use crate::validate::has_errors;
+
+/// Rows a PageUp / PageDown moves.
+const PAGE: usize = 10;
+/// The roles of the Roles screen's columns.
+pub const ROLE_COLUMNS: [&str; 3] = ["master", "worker", "etcd"];
+
+pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    match action {
+        Action::Loaded(outcome) => {
+            loaded(state, *outcome);
+            return Vec::new();
+        }
+        Action::Saved(outcome) => {
+            saved(state, *outcome);
+            return Vec::new();
+        }
+        Action::Interrupt => {
+            if matches!(state.modal, Some(Modal::Confirm(Confirm::Quit { .. }))) {
+                state.quit = true;
+            } else {
+                state.help = false;
+                state.modal = Some(Modal::Confirm(Confirm::Quit {
+                    unsaved: state.dirty(),
+                }));
+            }
+            return Vec::new();
+        }
+        _ => {}
+    }
+    if state.help {
+        state.help = false;
+        return Vec::new();
+    }
+    match state.modal.take() {
+        Some(Modal::Confirm(question)) => return answer(state, question, action),
+        Some(Modal::Form(form)) => {
+            form_action(state, form, action);
+            return Vec::new();
+        }
+        None => {}
+    }
+    if state.lb_edit.is_some() {
+        lb_edit_action(state, action);
+        return Vec::new();
+    }
+    match action {
+        Action::Help => state.help = true,
+        Action::Quit if state.dirty() => {
+            state.modal = Some(Modal::Confirm(Confirm::Quit { unsaved: true }));
+        }
+        Action::Quit => state.quit = true,
+        Action::Save => return save(state, false),
+        Action::GoTo(screen) => go(state, screen),
+        Action::Back => go(state, state.screen.prev()),
+        action => match state.screen {
+            Screen::Start => start_action(state, action),
+            Screen::Hosts => hosts_action(state, action),
+            Screen::Roles => roles_action(state, action),
+            Screen::LoadBalancer => lb_action(state, action),
+            Screen::Review => review_action(state, action),
+        },
+    }
+    Vec::new()
+}
+
+fn go(state: &mut State, screen: Screen) {
+    if screen != Screen::Start && !state.opened {
+        state.set_status(StatusKind::Info, "Choose New or Open first.");
+        return;
+    }
+    state.screen = screen;
+}
+
+/// Up / Down over `len` rows, by one or by a page.
+fn move_in(selected: &mut usize, len: usize, action: &Action) {
+    let last = len.saturating_sub(1);
+    *selected = match action {
+        Action::Up => selected.saturating_sub(1),
+        Action::Down => (*selected + 1).min(last),
+        Action::PageUp => selected.saturating_sub(PAGE),
+        Action::PageDown => (*selected + PAGE).min(last),
+        _ => *selected,
+    };
+}
+
+fn loaded(state: &mut State, outcome: Result<Disk, String>) {
+    if let Err(e) = &outcome {
+        state.set_status(
+            StatusKind::Error,
+            format!("Cannot read the conf files: {e}"),
+        );
+    }
+    state.disk = Some(outcome);
+    state.start_selected = 0;
+}
+
+fn start_action(state: &mut State, action: Action) {
+    let choices = state.start_choices();
+    match action {
+        Action::Up | Action::Down => move_in(&mut state.start_selected, choices.len(), &action),
+        Action::Confirm => {
+            let Some(&choice) = choices.get(state.start_selected) else {
+                return;
+            };
+            if state.dirty() {
+                state.modal = Some(Modal::Confirm(Confirm::Replace(choice)));
+            } else {
+                open(state, choice);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Start editing the cluster on disk (Open) or an empty one (New, which still patches the
+/// existing common.yaml rather than replacing it).
+fn open(state: &mut State, choice: StartChoice) {
+    let Some(Ok(disk)) = &state.disk else {
+        state.source = crate::conf::Source {
+            dir: state.conf_dir.clone(),
+            ..Default::default()
+        };
+        state.cluster = Cluster::default();
+        return finish_open(state, "New cluster.");
+    };
+    state.source = disk.source.clone();
+    let (cluster, message) = match (choice, &disk.cluster) {
+        (StartChoice::Open, Some(c)) => (c.clone(), format!("Opened {} hosts.", c.hosts.len())),
+        _ => (Cluster::default(), "New cluster.".to_string()),
+    };
+    state.cluster = cluster;
+    finish_open(state, message);
+}
+
+fn finish_open(state: &mut State, message: impl Into<String>) {
+    state.saved = state.cluster.clone();
+    state.opened = true;
+    state.host_selected = 0;
+    state.role_row = 0;
+    state.screen = Screen::Hosts;
+    state.refresh();
+    state.set_status(StatusKind::Info, message);
+}
+
+fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
+    let Action::Answer(yes) = action else {
+        // Anything but y / n leaves the question open.
+        state.modal = Some(Modal::Confirm(question));
+        return Vec::new();
+    };
+    if !yes {
+        return Vec::new();
+    }
+    match question {
+        Confirm::Quit { .. } => state.quit = true,
+        Confirm::DeleteHost(i) if i < state.cluster.hosts.len() => {
+            let host = state.cluster.hosts.remove(i);
+            state.refresh();
+            state.set_status(StatusKind::Info, format!("Deleted {}.", host.name));
+        }
+        Confirm::DeleteHost(_) => {}
+        Confirm::WriteWithWarnings(_) => return save(state, true),
+        Confirm::Replace(choice) => open(state, choice),
+    }
+    Vec::new()
+}
+
+/// Ctrl-S: write the files unless an error remains; warnings need `accept_warnings`, which the
+/// operator gives by answering the question.
+fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
+    if !state.opened {
+        state.set_status(StatusKind::Info, "Choose New or Open first.");
+        return Vec::new();
+    }
+    if state.saving {
+        return Vec::new();
+    }
+    if has_errors(&state.findings) {
+        let n = state.errors();
+        state.set_status(
+            StatusKind::Error,
+            format!(
+                "Not written: {n} error{} remain{} (see Review).",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "s" } else { "" },
+            ),
+        );
+        return Vec::new();
+    }
+    if !state.findings.is_empty() && !accept_warnings {
+        state.modal = Some(Modal::Confirm(Confirm::WriteWithWarnings(
+            state.findings.len(),
+        )));
+        return Vec::new();
+    }
+    state.saving = true;
+    state.set_status(StatusKind::Info, "Writing…");
+    vec![Effect::Save {
+        cluster: Box::new(state.cluster.clone()),
+        source: Box::new(state.source.clone()),
+        dir: state.conf_dir.clone(),
+    }]
+}
+
+fn saved(state: &mut State, outcome: Result<Disk, String>) {
+    state.saving = false;
+    match outcome {
+        Ok(disk) => {
+            let names: Vec<&str> = disk.files.iter().map(|(n, _)| n.as_str()).collect();
+            let message = format!(
+                "Wrote {} in {} (the old files are kept as .bak).",
+                names.join(", "),
+                state.conf_dir.display()
+            );
+            state.source = disk.source.clone();
+            state.disk = Some(Ok(disk));
+            state.saved = state.cluster.clone();
+            state.refresh();
+            state.set_status(StatusKind::Ok, message);
+        }
+        Err(e) => state.set_status(StatusKind::Error, format!("Not written: {e}")),
+    }
+}
+
+fn hosts_action(state: &mut State, action: Action) {
+    let n = state.cluster.hosts.len();
+    match action {
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
+            move_in(&mut state.host_selected, n, &action);
+        }
+        Action::Add => state.modal = Some(Modal::Form(Form::host(FormKind::AddHost, None))),
+        Action::AddRange => state.modal = Some(Modal::Form(Form::range())),
+        Action::AddPaste => state.modal = Some(Modal::Form(Form::paste())),
+        Action::Edit if n > 0 => {
+            let i = state.host_selected;
+            let form = Form::host(FormKind::EditHost(i), Some(&state.cluster.hosts[i]));
+            state.modal = Some(Modal::Form(form));
+        }
+        Action::Delete if n > 0 => {
+            state.modal = Some(Modal::Confirm(Confirm::DeleteHost(state.host_selected)));
+        }
+        Action::Confirm => go(state, Screen::Roles),
+        _ => {}
+    }
+}
+
+fn form_action(state: &mut State, mut form: Form, action: Action) {
+    match action {
+        Action::Back => return,
+        Action::NextField => form.move_focus(true),
+        Action::PrevField => form.move_focus(false),
+        Action::Toggle | Action::Right => form.cycle(true),
+        Action::Left => form.cycle(false),
+        Action::Text(edit) => form.edit(edit),
+        Action::Confirm => match submit(state, &form) {
+            Ok(message) => {
+                state.refresh();
+                state.set_status(StatusKind::Info, message);
+                return;
+            }
+            Err(e) => form.error = Some(e),
+        },
+        _ => {}
+    }
+    state.modal = Some(Modal::Form(form));
+}
+
+/// Apply a filled form to the cluster; the message says what changed.
+fn submit(state: &mut State, form: &Form) -> Result<String, String> {
+    let hosts = &mut state.cluster.hosts;
+    let added = match form.kind {
+        FormKind::EditHost(i) => {
+            let host = form.to_host(hosts.get(i))?;
+            let message = format!("Changed {}.", host.name);
+            hosts[i] = host;
+            return Ok(message);
+        }
+        FormKind::AddHost => vec![form.to_host(None)?],
+        FormKind::Range => {
+            bulk::hosts_from_range(form.text("Addresses"), form.text("Name prefix"), hosts)?
+        }
+        FormKind::Paste => bulk::hosts_from_ini(form.text("hosts.ini lines"))?,
+    };
+    let message = match added.as_slice() {
+        [one] => format!("Added {}.", one.name),
+        [first, .., last] => format!(
+            "Added {} hosts: {} … {}.",
+            added.len(),
+            first.name,
+            last.name
+        ),
+        [] => String::new(),
+    };
+    hosts.extend(added);
+    state.host_selected = hosts.len().saturating_sub(1);
+    Ok(message)
+}
+
+fn roles_action(state: &mut State, action: Action) {
+    let n = state.cluster.hosts.len();
+    match action {
+        Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
+            move_in(&mut state.role_row, n, &action);
+        }
+        Action::Left | Action::PrevField => state.role_col = (state.role_col + 2) % 3,
+        Action::Right | Action::NextField => state.role_col = (state.role_col + 1) % 3,
+        Action::Toggle if n > 0 => {
+            let roles = &mut state.cluster.hosts[state.role_row].roles;
+            let flag = match state.role_col {
+                0 => &mut roles.master,
+                1 => &mut roles.worker,
+                _ => &mut roles.etcd,
+            };
+            *flag = !*flag;
+            state.refresh();
+        }
+        Action::Preset => {
+            state.cluster.apply_preset();
+            state.refresh();
+            state.set_status(
+                StatusKind::Info,
+                "Preset: the first three hosts are master + etcd, the rest workers.",
+            );
+        }
+        Action::Confirm => go(state, Screen::LoadBalancer),
+        _ => {}
+    }
+}
+
+const MODES: [LbMode; 3] = [LbMode::External, LbMode::BuiltIn, LbMode::None];
+
+fn lb_action(state: &mut State, action: Action) {
+    let fields = LbField::ALL;
+    let at = fields
+        .iter()
+        .position(|&f| f == state.lb_field)
+        .unwrap_or(0);
+    match action {
+        Action::Up | Action::PrevField => state.lb_field = fields[(at + 3) % 4],
+        Action::Down | Action::NextField => state.lb_field = fields[(at + 1) % 4],
+        Action::Toggle | Action::Left | Action::Right if state.lb_field == LbField::Mode => {
+            let m = MODES
+                .iter()
+                .position(|&m| m == state.cluster.lb.mode)
+                .unwrap_or(0);
+            let step = if matches!(action, Action::Left) { 2 } else { 1 };
+            state.cluster.lb.mode = MODES[(m + step) % 3];
+            state.refresh();
+        }
+        Action::Edit if state.lb_field != LbField::Mode => {
+            let lb = &state.cluster.lb;
+            let text = match state.lb_field {
+                LbField::Address => lb.address.clone().unwrap_or_default(),
+                LbField::Port => lb.port.to_string(),
+                _ => lb.domain.clone(),
+            };
+            state.lb_edit = Some(LbEdit {
+                input: Input::new(text),
+                original: lb.clone(),
+                error: None,
+            });
+        }
+        Action::Confirm => go(state, Screen::Review),
+        _ => {}
+    }
+}
+
+/// Typing into a Load balancer field: every keystroke updates the cluster, so its findings show
+/// while typing; Esc puts the old value back.
+fn lb_edit_action(state: &mut State, action: Action) {
+    let Some(mut edit) = state.lb_edit.take() else {
+        return;
+    };
+    match action {
+        Action::Back => {
+            state.cluster.lb = edit.original;
+            state.refresh();
+            return;
+        }
+        Action::Confirm if edit.error.is_none() => {
+            if state.cluster.lb.domain.is_empty() {
+                state.cluster.lb.domain = DEFAULT_LB_DOMAIN.to_string();
+                state.refresh();
+            }
+            return;
+        }
+        Action::Text(e) => {
+            edit.input.apply(e);
+            edit.error = apply_lb_text(state, edit.input.text());
+            state.refresh();
+        }
+        _ => {}
+    }
+    state.lb_edit = Some(edit);
+}
+
+/// Put the typed text into the focused LB field; the error says why it cannot be.
+fn apply_lb_text(state: &mut State, text: &str) -> Option<String> {
+    let text = text.trim();
+    let lb = &mut state.cluster.lb;
+    match state.lb_field {
+        LbField::Address => {
+            lb.address = (!text.is_empty()).then(|| text.to_string());
+            if lb.address.is_some() && lb.mode == LbMode::None {
+                lb.mode = LbMode::External;
+            }
+        }
+        LbField::Port => match text.parse::<i64>() {
+            Ok(p) => lb.port = p,
+            Err(_) => return Some(format!("'{text}' is not a number")),
+        },
+        LbField::Domain => lb.domain = text.to_string(),
+        LbField::Mode => {}
+    }
+    None
+}
+
+fn review_action(state: &mut State, action: Action) {
+    match action {
+        Action::Up | Action::Down => {
+            move_in(&mut state.review_selected, REVIEW_SECTIONS.len(), &action)
+        }
+        Action::PageUp => state.diff_scroll = state.diff_scroll.saturating_sub(PAGE),
+        Action::PageDown => {
+            let total = state
+                .diffs
+                .as_ref()
+                .map_or(0, |d| d.iter().map(|f| f.lines.len()).sum());
+            state.diff_scroll = (state.diff_scroll + PAGE).min(total.saturating_sub(1));
+        }
+        Action::Confirm => go(state, REVIEW_SECTIONS[state.review_selected]),
+        _ => {}
+    }
+}

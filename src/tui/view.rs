@@ -1,0 +1,135 @@
+//! Drawing a frame from the state: the chrome, the current screen, then any overlay. Reads the
+//! state only.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Wrap};
+
+use super::form::Value;
+use super::screens::{help, hosts, load_balancer, review, roles, start};
+use super::state::{Confirm, Modal, Screen, State};
+use super::widgets::chrome::{self, Hint};
+use super::widgets::{form, popup::popup};
+
+/// The smallest terminal the screens are laid out for (DESIGN §4).
+pub const MIN_WIDTH: u16 = 80;
+pub const MIN_HEIGHT: u16 = 24;
+
+pub fn render(frame: &mut Frame, state: &State) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let text = format!(
+            "Terminal too small: {}×{}. kswizard needs at least {MIN_WIDTH}×{MIN_HEIGHT}; enlarge the window (q quits).",
+            area.width, area.height
+        );
+        let y = area.height / 2;
+        let line_area = ratatui::layout::Rect {
+            y: area.y + y.saturating_sub(1),
+            height: area.height - y.saturating_sub(1),
+            ..area
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(text, state.theme.error).centered())
+                .wrap(Wrap { trim: true }),
+            line_area,
+        );
+        return;
+    }
+    let [title, purpose, body, status, footer] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+
+    let (text, screen_hints): (&str, Vec<Hint>) = match state.screen {
+        Screen::Start => (start::PURPOSE, start::hints(state)),
+        Screen::Hosts => (hosts::PURPOSE, hosts::hints(state)),
+        Screen::Roles => (roles::PURPOSE, roles::hints(state)),
+        Screen::LoadBalancer => (load_balancer::PURPOSE, load_balancer::hints(state)),
+        Screen::Review => (review::PURPOSE, review::hints(state)),
+    };
+    chrome::title_bar(frame, title, state);
+    chrome::purpose(frame, purpose, text, state);
+    match state.screen {
+        Screen::Start => start::render(frame, body, state),
+        Screen::Hosts => hosts::render(frame, body, state),
+        Screen::Roles => roles::render(frame, body, state),
+        Screen::LoadBalancer => load_balancer::render(frame, body, state),
+        Screen::Review => review::render(frame, body, state),
+    }
+    chrome::status_line(frame, status, state);
+
+    let footer_hints: Vec<Hint> = if state.help {
+        help::render(frame, state, &screen_hints);
+        vec![("any key", "close help")]
+    } else {
+        match &state.modal {
+            Some(Modal::Confirm(question)) => {
+                confirm(frame, question, state);
+                vec![("y", "yes"), ("n Esc", "no")]
+            }
+            Some(Modal::Form(f)) => {
+                form::render(frame, f, &state.theme);
+                match f.focused().value {
+                    Value::Lines(_) => vec![
+                        ("Enter", "new line"),
+                        ("Ctrl-s", "add hosts"),
+                        ("Esc", "cancel"),
+                    ],
+                    Value::Choice { .. } => vec![
+                        ("Tab ↑↓", "field"),
+                        ("space ←→", "choose"),
+                        ("Enter", "save"),
+                        ("Esc", "cancel"),
+                    ],
+                    _ => vec![
+                        ("Tab ↑↓", "field"),
+                        ("Ctrl-u", "clear"),
+                        ("Enter", "save"),
+                        ("Esc", "cancel"),
+                    ],
+                }
+            }
+            None if state.lb_edit.is_some() => {
+                vec![("Enter", "keep"), ("Esc", "undo"), ("Ctrl-u", "clear")]
+            }
+            None => {
+                let mut hints = screen_hints;
+                hints.extend([("?", "help"), ("q", "quit")]);
+                hints
+            }
+        }
+    };
+    chrome::footer(frame, footer, &footer_hints, state);
+}
+
+fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
+    let text = match question {
+        Confirm::Quit { unsaved: true } => "Quit? Your unsaved changes will be lost.".to_string(),
+        Confirm::Quit { unsaved: false } => "Quit kswizard?".to_string(),
+        Confirm::DeleteHost(i) => format!(
+            "Delete host {}?",
+            state.cluster.hosts.get(*i).map_or("?", |h| h.name.as_str())
+        ),
+        Confirm::WriteWithWarnings(n) => format!(
+            "{n} warning{} remain{} (see Review). Write the files anyway?",
+            if *n == 1 { "" } else { "s" },
+            if *n == 1 { "s" } else { "" }
+        ),
+        Confirm::Replace(_) => "Drop your unsaved changes and start again?".to_string(),
+    };
+    let inner = popup(frame, "Confirm", 60, 5, &state.theme);
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::raw(text),
+            Line::raw(""),
+            Line::styled("y yes    n no", state.theme.key),
+        ])
+        .wrap(Wrap { trim: true }),
+        inner,
+    );
+}

@@ -1,0 +1,99 @@
+//! What frames every screen: the title bar with the screens, the line saying what the screen is
+//! for, the status line, and the footer of key hints.
+
+use ratatui::Frame;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use crate::tui::state::{Screen, State, StatusKind};
+use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_WARNING};
+
+/// A key and what it does, for footers and the help overlay.
+pub type Hint = (&'static str, &'static str);
+
+pub fn title_bar(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let mut spans = vec![Span::styled(" kswizard ", theme.title)];
+    for (i, screen) in Screen::ALL.iter().enumerate() {
+        let label = format!("{} {}", i + 1, screen.title());
+        spans.push(Span::raw(" "));
+        if *screen == state.screen {
+            spans.push(Span::styled(format!("[{label}]"), theme.selected));
+        } else {
+            spans.push(Span::styled(format!(" {label} "), theme.dim));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+pub fn purpose(frame: &mut Frame, area: Rect, text: &str, state: &State) {
+    frame.render_widget(
+        Paragraph::new(Line::styled(format!(" {text}"), state.theme.purpose)),
+        area,
+    );
+}
+
+/// The last status message on the left; where the files are, unsaved changes and the count of
+/// findings on the right. The directory gives way first when the message needs the room.
+pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
+    let theme = &state.theme;
+    let mut state_spans = Vec::new();
+    if state.opened {
+        state_spans.push(if state.dirty() {
+            Span::styled("● unsaved", theme.warning)
+        } else {
+            Span::styled("saved", theme.dim)
+        });
+        let errors = state.errors();
+        let warnings = state.findings.len() - errors;
+        state_spans.push(Span::raw(" · "));
+        state_spans.push(match (errors, warnings) {
+            (0, 0) => Span::styled(format!("{SYM_OK} no findings"), theme.ok),
+            (0, w) => Span::styled(format!("{SYM_WARNING} {w} warn"), theme.warning),
+            (e, w) => Span::styled(format!("{SYM_ERROR} {e} err {w} warn"), theme.error),
+        });
+        state_spans.push(Span::raw(" "));
+    }
+    let left = state.status.as_ref().map(|status| {
+        let (sym, style) = match status.kind {
+            StatusKind::Info => ("·", theme.purpose),
+            StatusKind::Ok => (SYM_OK, theme.ok),
+            StatusKind::Error => (SYM_ERROR, theme.error),
+        };
+        Line::styled(format!(" {sym} {}", status.text), style)
+    });
+    let left_width = left.as_ref().map_or(0, Line::width);
+    let mut full = vec![Span::styled(
+        format!("conf: {}", state.conf_dir.display()),
+        theme.dim,
+    )];
+    if state.opened {
+        full.push(Span::raw(" · "));
+    }
+    full.extend(state_spans.iter().cloned());
+    let full = Line::from(full);
+    let right = if left_width + full.width() < usize::from(area.width) {
+        full
+    } else {
+        Line::from(state_spans)
+    };
+    let right_width = right.width() as u16;
+    frame.render_widget(Paragraph::new(right).alignment(Alignment::Right), area);
+    if let Some(left) = left {
+        let left_area = Rect {
+            width: area.width.saturating_sub(right_width + 1),
+            ..area
+        };
+        frame.render_widget(Paragraph::new(left), left_area);
+    }
+}
+
+pub fn footer(frame: &mut Frame, area: Rect, hints: &[Hint], state: &State) {
+    let mut spans = vec![Span::raw(" ")];
+    for (key, what) in hints {
+        spans.push(Span::styled(*key, state.theme.key));
+        spans.push(Span::raw(format!(" {what}  ")));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,236 @@
+//! The built binary: exit codes, text and JSON output, and `write` leaving --conf alone.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn kswizard(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(args)
+        .output()
+        .expect("run kswizard");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+fn validate(dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["validate", "--conf", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kswizard(&args)
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+/// Two masters and no LB: an error.
+fn two_masters() -> tempfile::TempDir {
+    conf_dir(&[(
+        "hosts.ini",
+        "[all]\nm1 ansible_host=10.0.0.1\nm2 ansible_host=10.0.0.2\n[kube-master]\nm1\nm2\n[etcd]\nm1\n",
+    )])
+}
+
+#[test]
+fn validate_ok_with_warnings_is_exit_0_and_strict_makes_it_1() {
+    let dir = kubesphere_conf();
+    let run = validate(dir.path(), &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("warning[plaintext-password]: hosts.ini holds passwords in plain text for node1, node2\n  fix: "), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .ends_with(": 3 hosts (1 master, 2 workers, 1 etcd), no LB: 0 errors, 1 warning\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(validate(dir.path(), &["--strict"]).code, 1);
+}
+
+#[test]
+fn validate_errors_are_exit_1_and_json_lists_findings() {
+    let dir = two_masters();
+    let run = validate(dir.path(), &[]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .starts_with("error[lb-required]: 2 masters (m1, m2) and no load balancer"),
+        "{}",
+        run.stdout
+    );
+
+    let run = validate(dir.path(), &["--format", "json"]);
+    assert_eq!(run.code, 1);
+    let v = json(&run);
+    let findings = v["findings"].as_array().expect("findings array");
+    assert_eq!(findings.len(), 1, "{v}");
+    let f = &findings[0];
+    assert_eq!(f["code"], "lb-required");
+    assert_eq!(f["severity"], "error");
+    assert_eq!(f["hosts"], serde_json::json!(["m1", "m2"]));
+    assert_eq!(f["field"], "lb.address");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 masters (m1, m2)")
+    );
+    assert!(
+        f["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("set the load balancer's address")
+    );
+}
+
+#[test]
+fn validate_json_of_a_good_layout_is_an_empty_list() {
+    let dir = conf_dir(&[(
+        "hosts.ini",
+        "[all]\nm1 ansible_host=10.0.0.1\n[kube-master]\nm1\n[etcd]\nm1\n[kube-node]\nm1\n",
+    )]);
+    let run = validate(dir.path(), &["--format", "json", "--strict"]);
+    assert_eq!(
+        (run.code, json(&run)),
+        (0, serde_json::json!({"findings": []}))
+    );
+}
+
+#[test]
+fn unreadable_input_is_exit_2_with_file_and_line() {
+    let dir = conf_dir(&[("hosts.ini", "[all]\nnode1 ansible_port=x\n")]);
+    let hosts = dir.path().join("hosts.ini");
+    let run = validate(dir.path(), &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "kswizard: {}:2: ansible_port of host 'node1': expected a port number 1..65535, found 'x'\n",
+            hosts.display()
+        )
+    );
+    let run = validate(dir.path(), &["--format", "json"]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        json(&run),
+        serde_json::json!({"error": {
+            "file": hosts.display().to_string(),
+            "line": 2,
+            "message": "ansible_port of host 'node1': expected a port number 1..65535, found 'x'"
+        }})
+    );
+}
+
+#[test]
+fn usage_errors_are_exit_2() {
+    assert_eq!(kswizard(&["validate", "--format", "xml"]).code, 2);
+    assert_eq!(kswizard(&["frobnicate"]).code, 2);
+    assert_eq!(kswizard(&["write", "--conf", "x"]).code, 2);
+}
+
+#[test]
+fn help_and_version() {
+    let run = kswizard(&["--help"]);
+    assert_eq!(run.code, 0);
+    for word in ["validate", "write", "Usage: kswizard"] {
+        assert!(run.stdout.contains(word), "{}", run.stdout);
+    }
+    let run = kswizard(&["validate", "--help"]);
+    assert!(
+        run.code == 0 && run.stdout.contains("--strict"),
+        "{}",
+        run.stdout
+    );
+    let run = kswizard(&["--version"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (0, concat!("kswizard ", env!("CARGO_PKG_VERSION"), "\n"))
+    );
+}
+
+#[test]
+fn write_puts_the_files_in_out_and_leaves_conf_alone() {
+    let conf = kubesphere_conf();
+    let before = snapshot(conf.path());
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().join("new");
+    let run = kswizard(&[
+        "write",
+        "--conf",
+        conf.path().to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--lb-address",
+        "192.168.0.10",
+        "--lb-port",
+        "8443",
+        "--lb-domain",
+        "lb.example.com",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(snapshot(conf.path()), before, "--conf changed");
+
+    let written: Vec<String> = snapshot(&out_dir).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(written, ["common.yaml", "hosts.ini"]);
+    let (c, _) = kswizard::conf::load(&out_dir).unwrap();
+    assert_eq!(c.lb.address.as_deref(), Some("192.168.0.10"));
+    assert_eq!((c.lb.port, c.lb.domain.as_str()), (8443, "lb.example.com"));
+    assert_eq!(c.hosts.len(), 3);
+    // Only the LB lines of common.yaml changed.
+    let new_common = std::fs::read_to_string(out_dir.join("common.yaml")).unwrap();
+    let old_common = sample(KS_COMMON);
+    let changed = old_common
+        .lines()
+        .zip(new_common.lines())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        (changed, new_common.lines().count()),
+        (4, old_common.lines().count())
+    );
+    // hosts.ini holds passwords: only its owner may read it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(out_dir.join("hosts.ini"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn write_refuses_a_layout_with_errors() {
+    let conf = two_masters();
+    let out = tempfile::tempdir().unwrap();
+    let args = [
+        "write",
+        "--conf",
+        conf.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ];
+    let run = kswizard(&args);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("kswizard: nothing written: "),
+        "{}",
+        run.stderr
+    );
+    assert!(snapshot(out.path()).is_empty());
+    // With the LB given, the same layout is written.
+    let mut with_lb = args.to_vec();
+    with_lb.extend(["--lb-address", "10.0.0.100"]);
+    assert_eq!(kswizard(&with_lb).code, 0);
+    assert!(out.path().join("hosts.ini").exists() && out.path().join("common.yaml").exists());
+}

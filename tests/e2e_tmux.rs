@@ -1,0 +1,187 @@
+//! The wizard end to end: the real binary in a 120×40 tmux pane, driven by send-keys and read by
+//! capture-pane. Opens the repository's conf (copied), makes etcd even and sees the finding, fixes
+//! it, sets a new VIP, writes, quits, and checks what reached the disk.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use kswizard::conf;
+
+/// How long any expected text may take to appear.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A tmux server of our own (own socket), killed on drop so a failing test leaves nothing behind.
+struct Tmux {
+    socket: PathBuf,
+}
+
+const SESSION: &str = "kswizard-e2e";
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-S")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux")
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", SESSION];
+        args.extend(keys);
+        assert!(self.run(&args).status.success(), "send-keys {keys:?}");
+    }
+
+    fn type_text(&self, text: &str) {
+        assert!(
+            self.run(&["send-keys", "-t", SESSION, "-l", text])
+                .status
+                .success()
+        );
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", SESSION]).stdout)
+            .into_owned()
+    }
+
+    /// Poll the pane until every one of `texts` is on it.
+    fn wait_for(&self, texts: &[&str]) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if texts.iter().all(|t| screen.contains(t)) {
+                return screen;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "waited for {texts:?}; the screen shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_until_gone(&self) {
+        let start = Instant::now();
+        while self.run(&["has-session", "-t", SESSION]).status.success() {
+            assert!(
+                start.elapsed() < WAIT,
+                "kswizard did not quit:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.run(&["kill-server"]);
+    }
+}
+
+fn tmux_available() -> bool {
+    Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn edit_roles_and_vip_then_write() {
+    if !tmux_available() {
+        println!("skipped: tmux is not installed (apt-get install -y tmux)");
+        return;
+    }
+    let repo_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["hosts.ini", "common.yaml"] {
+        std::fs::copy(repo_conf.join(name), dir.join(name)).unwrap();
+    }
+    let tmux = Tmux {
+        socket: tmp.path().join("tmux.sock"),
+    };
+    let command = format!(
+        "{} --conf {}",
+        env!("CARGO_BIN_EXE_kswizard"),
+        dir.display()
+    );
+    let started = tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        SESSION,
+        "-x",
+        "120",
+        "-y",
+        "40",
+        &command,
+    ]);
+    assert!(started.status.success(), "{started:?}");
+
+    // Start: Open is the default choice.
+    tmux.wait_for(&["Found: hosts.ini (6 hosts), common.yaml", "▶ Open"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["Hosts (6)", "node3"]);
+
+    // Roles: etcd on node1 (a worker) makes four etcd hosts.
+    tmux.keys(&["3"]);
+    tmux.wait_for(&["Roles: 3 masters, 3 workers, 3 etcd"]);
+    tmux.keys(&["j", "j", "j", "Left", "Space"]);
+    tmux.wait_for(&[
+        "etcd: 4 hosts — needs an odd count; 3 tolerate 1 failure, 5 tolerate 2",
+        "[etcd-count-even]",
+        "✗ etcd-count-even, etcd-on-worker",
+    ]);
+    tmux.keys(&["Space"]);
+    tmux.wait_for(&[
+        "etcd: 3 hosts — quorum 2, tolerates 1 failure",
+        "no findings",
+    ]);
+
+    // Load balancer: a new VIP.
+    tmux.keys(&["4"]);
+    tmux.wait_for(&["Apiserver load balancer", "192.168.0.253"]);
+    tmux.keys(&["j", "e", "C-u"]);
+    tmux.type_text("192.168.0.250");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["192.168.0.250:6443", "no findings for the load balancer"]);
+
+    // Review shows the change, Ctrl-S writes it, q quits without asking.
+    tmux.keys(&["5"]);
+    tmux.wait_for(&["-  address: 192.168.0.253", "+  address: 192.168.0.250"]);
+    tmux.keys(&["C-s"]);
+    tmux.wait_for(&["Wrote hosts.ini, common.yaml", "saved"]);
+    tmux.keys(&["q"]);
+    tmux.wait_until_gone();
+
+    // common.yaml: only the address line changed.
+    let before = read(&repo_conf.join("common.yaml"));
+    let after = read(&dir.join("common.yaml"));
+    assert_eq!(before.lines().count(), after.lines().count());
+    let changed: Vec<(&str, &str)> = before
+        .lines()
+        .zip(after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        changed,
+        [("  address: 192.168.0.253", "  address: 192.168.0.250")]
+    );
+    assert_eq!(read(&dir.join("common.yaml.bak")), before);
+
+    // hosts.ini reads back to the same model.
+    let (old, _) = conf::load(&repo_conf).unwrap();
+    let (new, _) = conf::load(&dir).unwrap();
+    assert_eq!(new.hosts, old.hosts);
+    assert_eq!(new.ini, old.ini);
+    assert_eq!(new.lb.address.as_deref(), Some("192.168.0.250"));
+}

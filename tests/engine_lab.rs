@@ -1,0 +1,472 @@
+//! The install engine against a real lab: sshd nodes in their own mount namespaces on loopback
+//! addresses. Needs root (CI runs as root); each test has a lab of its own on its own subnet.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kswizard::conf;
+use kswizard::lab::{self, Lab, Spec};
+use kswizard::model::{Auth, Cluster, Secret};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A lab that goes down when the test ends, whatever happens in it.
+struct LabGuard {
+    lab: Lab,
+    _tmp: tempfile::TempDir,
+    /// A shared (not node-private) directory where test steps leave their traces.
+    trace: PathBuf,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = lab::down(&self.lab.dir);
+    }
+}
+
+fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
+    if !is_root() {
+        eprintln!("skipped: the lab needs root");
+        return None;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("kt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let spec = Spec {
+        dir: tmp.path().join("lab"),
+        nodes,
+        subnet: format!("127.0.{subnet}"),
+    };
+    let lab = lab::up(&spec, true).expect("lab up");
+    let trace = tmp.path().join("trace");
+    std::fs::create_dir_all(&trace).unwrap();
+    // Steps run as root on the nodes; the trace dir is on the shared /tmp.
+    Some(LabGuard {
+        lab,
+        _tmp: tmp,
+        trace,
+    })
+}
+
+impl LabGuard {
+    fn cluster(&self) -> Cluster {
+        conf::load(&self.lab.conf_dir).unwrap().0
+    }
+
+    /// Write `cluster` as a conf dir of its own, and `plan` next to it.
+    fn conf_with(&self, name: &str, cluster: &Cluster, plan: &str) -> (PathBuf, PathBuf) {
+        let (_, source) = conf::load(&self.lab.conf_dir).unwrap();
+        let dir = self._tmp.path().join(name);
+        conf::save(cluster, &source, &dir.join("conf")).unwrap();
+        let plan_path = dir.join("plan.yaml");
+        std::fs::write(
+            &plan_path,
+            plan.replace("TRACE", &self.trace.display().to_string()),
+        )
+        .unwrap();
+        (dir.join("conf"), plan_path)
+    }
+
+    fn count(&self, node: &str, step: &str) -> usize {
+        std::fs::read_to_string(self.trace.join(format!("{node}-{step}")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+fn kswizard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kswizard"))
+}
+
+/// Run `kswizard install --output json`: exit code and the events.
+fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let out = kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .arg("--plan")
+        .arg(plan)
+        .args(extra)
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    if out.status.code() == Some(2) {
+        panic!(
+            "install failed to start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    (out.status.code().unwrap_or(-1), events)
+}
+
+fn finished(events: &[serde_json::Value]) -> HashMap<(String, String), (String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| {
+            (
+                (
+                    e["node"].as_str().unwrap().to_string(),
+                    e["step"].as_str().unwrap().to_string(),
+                ),
+                (
+                    e["status"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Every step appends "<start ns> <end ns>" to TRACE/<node>-<step>.
+const TRACED: &str =
+    r#"s=$(date +%s%N); sleep 0.2; echo "$s $(date +%s%N)" >> TRACE/$KSW_NODE-$KSW_STEP"#;
+
+fn traced_step(id: &str, roles: &str, after: &str, extra: &str) -> String {
+    format!(
+        "- id: {id}\n  roles: [{roles}]\n  after: [{after}]\n  run: |\n    KSW_STEP={id}\n    {extra}\n    {TRACED}\n"
+    )
+}
+
+fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
+    std::fs::read_to_string(g.trace.join(format!("{node}-{step}")))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let mut it = l.split_whitespace().map(|x| x.parse::<u128>().unwrap());
+            (it.next().unwrap(), it.next().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
+    let Some(g) = lab_up(71, 6) else { return };
+    let plan = format!(
+        "steps:\n{}{}{}{}",
+        traced_step("prep", "all", "", ""),
+        traced_step(
+            "init",
+            "first-master",
+            "prep",
+            "echo \"JOIN=join-$KSW_NODE-token\" >> \"$KSW_OUTPUT\""
+        ),
+        traced_step(
+            "join",
+            "worker",
+            "init",
+            "echo \"$JOIN\" > TRACE/$KSW_NODE-joined"
+        ),
+        traced_step(
+            "check",
+            "all",
+            "",
+            "echo roles=$KSW_ROLES masters=$KSW_MASTERS lb=$KSW_LB_ADDRESS:$KSW_LB_PORT"
+        ),
+    );
+    let (conf, plan) = g.conf_with("a", &g.cluster(), &plan);
+    let (code, events) = install(&conf, &plan, &[]);
+    assert_eq!(code, 0, "{events:#?}");
+    let nodes: Vec<String> = g.lab.nodes.iter().map(|n| n.name.clone()).collect();
+    // Ran once everywhere it should, nowhere else.
+    for n in &nodes {
+        assert_eq!(g.count(n, "prep"), 1);
+        assert_eq!(g.count(n, "check"), 1);
+        let worker = n.starts_with("worker");
+        assert_eq!(g.count(n, "join"), usize::from(worker), "{n}");
+        assert_eq!(g.count(n, "init"), usize::from(n == "master1"), "{n}");
+    }
+    // Barrier: init starts after prep ended on every node; join after init.
+    let prep_end = nodes
+        .iter()
+        .map(|n| spans(&g, n, "prep")[0].1)
+        .max()
+        .unwrap();
+    let init = spans(&g, "master1", "init")[0];
+    assert!(
+        init.0 >= prep_end,
+        "init started before prep finished everywhere"
+    );
+    for n in nodes.iter().filter(|n| n.starts_with("worker")) {
+        assert!(spans(&g, n, "join")[0].0 >= init.1);
+        // The value master1 published reached the workers as environment.
+        let joined = std::fs::read_to_string(g.trace.join(format!("{n}-joined"))).unwrap();
+        assert_eq!(joined.trim(), "join-master1-token");
+    }
+    // Steps without a barrier do not wait: some node's `check` overlaps another's `join` or `init`.
+    let outputs: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "output" && e["step"] == "check")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        outputs.iter().any(|l| l.starts_with(
+            "roles=master,etcd masters=127.0.71.1,127.0.71.2,127.0.71.3 lb=127.0.71.250:6443"
+        )),
+        "{outputs:?}"
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["ok"], 6 + 1 + 3 + 6);
+}
+
+#[test]
+fn a_failing_step_stops_only_its_node() {
+    let Some(g) = lab_up(72, 4) else { return };
+    let plan = format!(
+        "steps:\n{}{}{}",
+        traced_step(
+            "one",
+            "all",
+            "",
+            "if [ \"$KSW_NODE\" = master2 ]; then echo 'disk full on master2' >&2; exit 3; fi"
+        ),
+        traced_step("two", "all", "", ""),
+        traced_step("three", "worker", "one", ""),
+    );
+    let mut cluster = g.cluster();
+    cluster.hosts.truncate(4);
+    let (conf, plan) = g.conf_with("b", &cluster, &plan);
+    let (code, events) = install(&conf, &plan, &[]);
+    assert_eq!(code, 1);
+    let f = finished(&events);
+    assert_eq!(
+        f[&("master2".into(), "one".into())],
+        ("failed".into(), "exit code 3".into())
+    );
+    assert_eq!(f[&("master2".into(), "two".into())].0, "skipped");
+    assert_eq!(g.count("master2", "two"), 0);
+    for n in ["master1", "master3", "worker1"] {
+        assert_eq!(f[&(n.to_string(), "two".to_string())].0, "ok", "{n}");
+    }
+    // `three` waits for `one` on every node, so it cannot run anywhere.
+    assert_eq!(
+        f[&("worker1".into(), "three".into())],
+        (
+            "skipped".into(),
+            "waits for step 'one', which failed on master2".into()
+        )
+    );
+    let summary = events.last().unwrap();
+    assert_eq!(summary["failures"][0]["node"], "master2");
+    assert!(
+        summary["failures"][0]["log_tail"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "disk full on master2")
+    );
+}
+
+#[test]
+fn kill_9_then_resume_runs_every_step_exactly_once() {
+    let Some(g) = lab_up(73, 6) else { return };
+    let mut plan = String::from("steps:\n");
+    for i in 0..6 {
+        let after = if i == 3 { "s2" } else { "" };
+        plan.push_str(&traced_step(&format!("s{i}"), "all", after, "sleep 0.3"));
+    }
+    let (conf, plan) = g.conf_with("c", &g.cluster(), &plan);
+    let mut child = kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(&conf)
+        .arg("--plan")
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it in the middle: after some steps finished, while others run.
+    let mut seen = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().contains("\"event\":\"finished\"") {
+            seen += 1;
+            if seen == 10 {
+                break;
+            }
+        }
+    }
+    Command::new("kill")
+        .arg("-9")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let (code, events) = install(&conf, &plan, &["--resume"]);
+    assert_eq!(code, 0, "{events:#?}");
+    let plan_event = &events[0];
+    // Killed mid-run: some steps were done, not all.
+    let done = plan_event["done"].as_array().unwrap().len();
+    assert!((10..36).contains(&done), "{plan_event}");
+    for n in &g.lab.nodes {
+        for i in 0..6 {
+            assert_eq!(
+                g.count(&n.name, &format!("s{i}")),
+                1,
+                "{} s{i} ran {} times",
+                n.name,
+                g.count(&n.name, &format!("s{i}"))
+            );
+        }
+    }
+    // A third run has nothing left to do.
+    let (code, events) = install(&conf, &plan, &["--resume"]);
+    assert_eq!(code, 0);
+    assert_eq!(events.last().unwrap()["already_done"], 36);
+}
+
+/// The sshd processes of one node (its listener and its sessions).
+fn sshd_pids(node_ns: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+                .is_ok_and(|l| l.to_string_lossy() == node_ns)
+                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|c| c.trim() == "sshd")
+        })
+        .collect()
+}
+
+#[test]
+fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
+    let Some(g) = lab_up(74, 3) else { return };
+    let plan = format!(
+        "steps:\n{}{}",
+        traced_step("long", "all", "", "sleep 3"),
+        traced_step("after", "all", "", "")
+    );
+    let (conf, plan) = g.conf_with("d", &g.cluster(), &plan);
+    let victim = g.lab.nodes[1].clone();
+    let ns = victim.mnt_ns.clone().expect("node namespace");
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        for pid in sshd_pids(&ns) {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+        }
+    });
+    let t = Instant::now();
+    let (code, events) = install(&conf, &plan, &[]);
+    killer.join().unwrap();
+    assert_eq!(code, 1);
+    let f = finished(&events);
+    let (status, reason) = &f[&(victim.name.clone(), "long".to_string())];
+    assert_eq!(status, "failed");
+    assert!(
+        reason.starts_with(&format!(
+            "lost contact with {} during step 'long' and could not reconnect",
+            victim.name
+        )),
+        "{reason}"
+    );
+    for n in g.lab.nodes.iter().filter(|n| n.name != victim.name) {
+        assert_eq!(f[&(n.name.clone(), "after".to_string())].0, "ok");
+    }
+    assert!(t.elapsed() < Duration::from_secs(60));
+}
+
+#[test]
+fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
+    let Some(g) = lab_up(75, 3) else { return };
+    let pw = g.lab.password().unwrap();
+    let mut cluster = g.cluster();
+    // master2: password login and sudo password; master3: key login, sudo password.
+    cluster.hosts[1].user = Some(g.lab.password_user.clone());
+    cluster.hosts[1].auth = Auth::Password(pw.clone());
+    cluster.hosts[1].become_pass = Some(pw.clone());
+    cluster.hosts[2].user = Some(g.lab.password_user.clone());
+    cluster.hosts[2].become_pass = Some(pw.clone());
+    let plan = format!(
+        "steps:\n{}",
+        traced_step("whoami", "all", "", "echo uid=$(id -u)")
+    );
+    let (conf, plan) = g.conf_with("e", &cluster, &plan);
+    let (code, events) = install(&conf, &plan, &[]);
+    assert_eq!(code, 0, "{events:#?}");
+    let uids: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "output")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert_eq!(uids, ["uid=0"; 3]);
+    // Nothing kswizard wrote besides hosts.ini holds the password.
+    let state = conf.parent().unwrap().join(".kswizard");
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(pw.expose()));
+    }
+
+    // A wrong password is a clear error for that host.
+    cluster.hosts[1].auth = Auth::Password(Secret::new("not-the-password"));
+    let (conf, plan) = g.conf_with("f", &cluster, &std::fs::read_to_string(&plan).unwrap());
+    let (code, events) = install(&conf, &plan, &[]);
+    assert_eq!(code, 1);
+    let f = finished(&events);
+    let (status, reason) = &f[&("master2".to_string(), "whoami".to_string())];
+    assert_eq!(status, "failed");
+    assert!(
+        reason.starts_with("master2: SSH login refused (") && reason.contains("Permission denied"),
+        "{reason}"
+    );
+
+    // A wrong sudo password too.
+    cluster.hosts[1].auth = Auth::Password(pw.clone());
+    cluster.hosts[2].become_pass = Some(Secret::new("wrong-sudo"));
+    let (conf, plan) = g.conf_with("g", &cluster, &std::fs::read_to_string(&plan).unwrap());
+    let (_, events) = install(&conf, &plan, &[]);
+    let (status, reason) = &finished(&events)[&("master3".to_string(), "whoami".to_string())];
+    assert_eq!(status, "failed");
+    assert!(
+        reason.starts_with("master3: the sudo password (ansible_become_pass) is wrong"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_changed_host_key_is_refused() {
+    let Some(g) = lab_up(76, 2) else { return };
+    let plan = format!("steps:\n{}", traced_step("one", "all", "", ""));
+    let (conf, plan) = g.conf_with("h", &g.cluster(), &plan);
+    assert_eq!(install(&conf, &plan, &[]).0, 0);
+    // Pretend the second node now presents another key: pin a different one for it.
+    let state = conf.parent().unwrap().join(".kswizard");
+    let kh = state.join("known_hosts");
+    let other = g._tmp.path().join("other");
+    Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    let other_key = std::fs::read_to_string(other.with_extension("pub")).unwrap();
+    let other_key: Vec<&str> = other_key.split_whitespace().take(2).collect();
+    let victim = &g.lab.nodes[1];
+    let pinned = format!("{} {}\n", victim.ip, other_key.join(" "));
+    std::fs::write(&kh, pinned).unwrap();
+    let (code, events) = install(&conf, &plan, &["--restart"]);
+    assert_eq!(code, 1);
+    let (status, reason) = &finished(&events)[&(victim.name.clone(), "one".to_string())];
+    assert_eq!(status, "failed");
+    let want = format!(
+        "{}: the host key changed since kswizard first connected",
+        victim.name
+    );
+    assert!(reason.starts_with(&want), "{reason}");
+    // The other node is unaffected.
+    assert_eq!(
+        finished(&events)[&(g.lab.nodes[0].name.clone(), "one".to_string())].0,
+        "ok"
+    );
+}
