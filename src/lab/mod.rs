@@ -146,12 +146,23 @@ impl Lab {
                 namespaces.remove(&ns.to_string_lossy().into_owned());
             }
         }
+        // A namespace id can be reused once its namespace is gone: one counts only while it still
+        // holds a node's bind mounts. A process may exit while being checked, so only a namespace
+        // found to be a node's is remembered.
+        let mut verified: HashSet<String> = HashSet::new();
         let mut pids: Vec<u32> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| node::mnt_ns(pid).is_some_and(|ns| namespaces.contains(&ns)))
+            .filter(|&pid| {
+                node::mnt_ns(pid)
+                    .filter(|ns| namespaces.contains(ns))
+                    .is_some_and(|ns| {
+                        verified.contains(&ns)
+                            || (self.nodes.iter().any(|n| n.mounted_in(pid)) && verified.insert(ns))
+                    })
+            })
             .collect();
         if let Some(pid) = node::read_pid(&self.haproxy_pid_file())
             && std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -241,6 +252,7 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
         std::fs::remove_dir_all(&dir)?;
     }
     let lab = plan(spec, &dir);
+    subnet_free(&lab)?;
     // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
     if lab.haproxy_socket.as_os_str().len() > 100 {
         bail!(
@@ -256,6 +268,26 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
             Err(e)
         }
     }
+}
+
+/// Another lab on the same subnet (from another dir, or another checkout's tests) would make the
+/// nodes' sshd fail to bind, or worse, answer in their place: refuse clearly instead.
+fn subnet_free(lab: &Lab) -> Result<()> {
+    let addrs = lab
+        .nodes
+        .iter()
+        .map(|n| format!("{}:22", n.ip))
+        .chain([format!("{}:{}", lab.lb_address, lab.lb_port)]);
+    for addr in addrs {
+        let sock: std::net::SocketAddr = addr.parse()?;
+        if std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
+            bail!(
+                "{addr} already answers: another lab or service uses subnet {}; choose another --subnet",
+                lab.subnet
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The lab's names, addresses and paths, before anything exists.
@@ -515,8 +547,9 @@ pub fn down(dir: &Path) -> Result<()> {
 }
 
 fn stop(lab: &Lab) -> Result<()> {
-    // SIGTERM first so etcd and sshd shut down cleanly, SIGKILL for whatever ignores it.
-    let mut deadline = Instant::now() + Duration::from_secs(5);
+    // SIGTERM first so sshd and etcd can shut down cleanly, SIGKILL for whatever is still there
+    // (etcd members whose peers are gone take seconds to give up leadership).
+    let mut deadline = Instant::now() + Duration::from_secs(2);
     let mut signal = "-TERM";
     loop {
         let pids = lab.processes();
