@@ -144,6 +144,13 @@ fn lab_nodes_are_separate_hosts() {
         );
     }
 
+    // What `down` would stop: the nodes' processes and haproxy, never this test's own.
+    let procs = lab.processes();
+    assert!(
+        procs.len() > 3 && !procs.contains(&std::process::id()),
+        "{procs:?}"
+    );
+
     // Each node has its own /var/lib/kswizard.
     let (one, two) = (&lab.nodes[0].ip, &lab.nodes[1].ip);
     let w = ssh(
