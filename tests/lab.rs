@@ -109,6 +109,22 @@ fn assert_gone(lab: &Lab) {
     assert!(!lab.dir.exists());
 }
 
+/// Wait (health checks run every second) until haproxy sees all three masters in `state`.
+fn assert_backends(lab: &Lab, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let backends = loop {
+        let b = lab.backends().unwrap();
+        if b.len() == 3 && b.iter().all(|(_, s)| s == state) || Instant::now() > deadline {
+            break b;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        backends.len() == 3 && backends.iter().all(|(_, s)| s == state),
+        "{backends:?}"
+    );
+}
+
 #[test]
 fn lab_nodes_are_separate_hosts() {
     let Some(up) = Up::new("nodes", "127.0.77", 3) else {
@@ -127,6 +143,13 @@ fn lab_nodes_are_separate_hosts() {
             text(&root)
         );
     }
+
+    // What `down` would stop: the nodes' processes and haproxy, never this test's own.
+    let procs = lab.processes();
+    assert!(
+        procs.len() > 3 && !procs.contains(&std::process::id()),
+        "{procs:?}"
+    );
 
     // Each node has its own /var/lib/kswizard.
     let (one, two) = (&lab.nodes[0].ip, &lab.nodes[1].ip);
@@ -193,6 +216,38 @@ fn lab_nodes_are_separate_hosts() {
         text(&out)
     );
 
+    // No apiserver runs yet, so the LB's health checks take every master out.
+    assert_backends(&lab, "DOWN");
+
+    // Preflight catches a port taken on the node's IP (the nodes share this process's network).
+    let taken = std::net::TcpListener::bind((one.as_str(), 6443)).unwrap();
+    let preflight = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/steps/preflight.sh"),
+    )
+    .unwrap();
+    let (cluster, _) = kswizard::conf::load(&lab.conf_dir).unwrap();
+    let mut env = cluster_env(&cluster);
+    env.extend([
+        ("KSW_NODE".to_string(), lab.nodes[0].name.clone()),
+        ("KSW_IP".to_string(), one.clone()),
+        ("KSW_ROLES".to_string(), "master,etcd".to_string()),
+        (
+            "KSW_OUTPUT".to_string(),
+            "/var/lib/kswizard/test-install/preflight.out".to_string(),
+        ),
+    ]);
+    let (ok, log, _) = run_step(&lab, one, &env, &preflight);
+    assert!(!ok, "{log}");
+    assert!(
+        log.contains(&format!("FAIL  port {one}:6443 is in use")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("ok    port {one}:2379 free")),
+        "{log}"
+    );
+    drop(taken);
+
     // A second `up` in the same dir is refused while the lab runs.
     let again = lab::up(
         &Spec {
@@ -253,6 +308,34 @@ fn sh_quote(s: &str) -> String {
 
 const OUTPUT_MARK: &str = "@@ksw-output@@";
 
+/// Run one step's script on a node as the engine would: as root, with `env`, under umask 077.
+/// Returns (success, log, published KEY=VALUE lines).
+fn run_step(
+    lab: &Lab,
+    ip: &str,
+    env: &BTreeMap<String, String>,
+    script: &str,
+) -> (bool, String, String) {
+    let assignments: Vec<String> = env
+        .iter()
+        .map(|(k, v)| sh_quote(&format!("{k}={v}")))
+        .collect();
+    let inner = format!(
+        "umask 077 && mkdir -p \"$KSW_STATE\" && : >\"$KSW_OUTPUT\" && bash -s; rc=$?; \
+         echo {OUTPUT_MARK}; cat \"$KSW_OUTPUT\"; exit $rc"
+    );
+    let command = format!(
+        "sudo -n env {} bash -c {}",
+        assignments.join(" "),
+        sh_quote(&inner)
+    );
+    let out = ssh(lab, "kswlab", ip, &command, script.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let (log, published) = stdout.split_once(OUTPUT_MARK).unwrap_or((&stdout, ""));
+    let log = format!("{log}{}", String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), log, published.to_string())
+}
+
 /// Run every step of the plan on the nodes it targets; return the published values.
 fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
     let plan: Plan = serde_yaml::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
@@ -286,26 +369,24 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
                     node_env.insert("KSW_NODE".into(), h.name.clone());
                     node_env.insert("KSW_IP".into(), h.node_ip().into());
                     node_env.insert("KSW_ROLES".into(), h.roles.names().join(","));
-                    node_env.insert("KSW_OUTPUT".into(), format!("{}/{}.out", env["KSW_STATE"], step.id));
-                    let assignments: Vec<String> = node_env.iter().map(|(k, v)| sh_quote(&format!("{k}={v}"))).collect();
-                    let inner = format!(
-                        "mkdir -p \"$KSW_STATE\" && : >\"$KSW_OUTPUT\" && bash -s; rc=$?; echo {OUTPUT_MARK}; cat \"$KSW_OUTPUT\"; exit $rc"
+                    node_env.insert(
+                        "KSW_OUTPUT".into(),
+                        format!("{}/{}.out", env["KSW_STATE"], step.id),
                     );
-                    let command = format!("sudo -n env {} bash -c {}", assignments.join(" "), sh_quote(&inner));
-                    let script = script.clone();
                     let name = h.name.clone();
                     let ip = h.node_ip().to_string();
+                    let script = &script;
                     s.spawn(move || {
-                        let out = ssh(lab, "kswlab", &ip, &command, script.as_bytes());
-                        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-                        let (log, published) = stdout.split_once(OUTPUT_MARK).unwrap_or((&stdout, ""));
-                        assert!(
-                            out.status.success(),
-                            "step {} failed on {name}:\n{log}\n{}",
-                            step.id,
-                            String::from_utf8_lossy(&out.stderr)
+                        let (ok, log, published) = run_step(lab, &ip, &node_env, script);
+                        assert!(ok, "step {} failed on {name}:\n{log}", step.id);
+                        // Shown with --nocapture: the step's progress lines, per node.
+                        eprint!(
+                            "{}",
+                            log.lines()
+                                .map(|l| format!("  [{}] {name}: {l}\n", step.id))
+                                .collect::<String>()
                         );
-                        published.to_string()
+                        published
                     })
                 })
                 .collect();
@@ -389,18 +470,7 @@ fn plan_installs_ha_cluster_on_lab() {
 
     // The stand-in apiservers answer through the real haproxy, which sees every master UP.
     assert_eq!(curl_readyz_through_lb(&lab), "ok");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let backends = loop {
-        let b = lab.backends().unwrap();
-        if b.len() == 3 && b.iter().all(|(_, s)| s == "UP") || Instant::now() > deadline {
-            break b;
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    assert!(
-        backends.len() == 3 && backends.iter().all(|(_, s)| s == "UP"),
-        "{backends:?}"
-    );
+    assert_backends(&lab, "UP");
 
     // The worker joined and is Ready (its stand-in kubelet heartbeats through the LB).
     let nodes = ssh(

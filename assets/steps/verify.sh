@@ -29,9 +29,9 @@ check() {
   return "$failed"
 }
 
-for attempt in 1 2 3 4 5 6; do
+for attempt in $(seq 1 15); do
   check && { echo "verified"; exit 0; }
-  echo "attempt $attempt failed; retrying in 5 s"
-  sleep 5
+  echo "attempt $attempt failed; retrying in 2 s"
+  sleep 2
 done
 exit 1

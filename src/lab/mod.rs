@@ -146,12 +146,23 @@ impl Lab {
                 namespaces.remove(&ns.to_string_lossy().into_owned());
             }
         }
+        // A namespace id can be reused once its namespace is gone: one counts only while it still
+        // holds a node's bind mounts. A process may exit while being checked, so only a namespace
+        // found to be a node's is remembered.
+        let mut verified: HashSet<String> = HashSet::new();
         let mut pids: Vec<u32> = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| node::mnt_ns(pid).is_some_and(|ns| namespaces.contains(&ns)))
+            .filter(|&pid| {
+                node::mnt_ns(pid)
+                    .filter(|ns| namespaces.contains(ns))
+                    .is_some_and(|ns| {
+                        verified.contains(&ns)
+                            || (self.nodes.iter().any(|n| n.mounted_in(pid)) && verified.insert(ns))
+                    })
+            })
             .collect();
         if let Some(pid) = node::read_pid(&self.haproxy_pid_file())
             && std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -241,6 +252,7 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
         std::fs::remove_dir_all(&dir)?;
     }
     let lab = plan(spec, &dir);
+    subnet_free(&lab)?;
     // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
     if lab.haproxy_socket.as_os_str().len() > 100 {
         bail!(
@@ -256,6 +268,26 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
             Err(e)
         }
     }
+}
+
+/// Another lab on the same subnet (from another dir, or another checkout's tests) would make the
+/// nodes' sshd fail to bind, or worse, answer in their place: refuse clearly instead.
+fn subnet_free(lab: &Lab) -> Result<()> {
+    let addrs = lab
+        .nodes
+        .iter()
+        .map(|n| format!("{}:22", n.ip))
+        .chain([format!("{}:{}", lab.lb_address, lab.lb_port)]);
+    for addr in addrs {
+        let sock: std::net::SocketAddr = addr.parse()?;
+        if std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
+            bail!(
+                "{addr} already answers: another lab or service uses subnet {}; choose another --subnet",
+                lab.subnet
+            );
+        }
+    }
+    Ok(())
 }
 
 /// The lab's names, addresses and paths, before anything exists.
@@ -385,13 +417,10 @@ fn user_exists(user: &str) -> bool {
 
 /// The key user (passwordless sudo) and the password user (password login, sudo asks for it).
 fn create_users(lab: &Lab) -> Result<()> {
+    let _lock = UsersLock::take()?;
     for user in [&lab.key_user, &lab.password_user] {
-        // Another lab coming up at the same time may create the user first.
-        if !user_exists(user)
-            && let Err(e) = run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))
-            && !user_exists(user)
-        {
-            return Err(e);
+        if !user_exists(user) {
+            run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))?;
         }
     }
     // Without PAM, sshd refuses keys for a locked ("!") account; "*" is unlocked but has no password.
@@ -416,12 +445,53 @@ fn create_users(lab: &Lab) -> Result<()> {
         (&lab.key_user, "ALL=(ALL) NOPASSWD: ALL"),
         (&lab.password_user, "ALL=(ALL) ALL"),
     ] {
+        // Checked before it is moved in: a broken sudoers file would lock sudo out for everyone.
+        // sudo skips names with a dot, so the temporary file is never read half-written.
         let path = format!("/etc/sudoers.d/kswizard-lab-{user}");
-        std::fs::write(&path, format!("{user} {rule}\n"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440))?;
-        run(Command::new("visudo").args(["-cqf", &path]))?;
+        let tmp = format!("{path}.new");
+        std::fs::write(&tmp, format!("{user} {rule}\n"))?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o440))?;
+        run(Command::new("visudo").args(["-cqf", &tmp]))?;
+        std::fs::rename(&tmp, &path)?;
     }
     Ok(())
+}
+
+/// Labs coming up at once (parallel tests) share the users and sudoers files: one at a time. A lock
+/// file rather than flock(2), which std offers only from Rust 1.89 (above the crate's MSRV).
+struct UsersLock(&'static Path);
+
+impl UsersLock {
+    fn take() -> Result<UsersLock> {
+        let path = Path::new("/run/kswizard-lab-users.lock");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => return Ok(UsersLock(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // A lab that died holding it: setting up users takes well under this.
+                    let stale = std::fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(20));
+                    if stale || Instant::now() > deadline {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+impl Drop for UsersLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 fn random_password() -> Result<String> {
@@ -477,8 +547,9 @@ pub fn down(dir: &Path) -> Result<()> {
 }
 
 fn stop(lab: &Lab) -> Result<()> {
-    // SIGTERM first so etcd and sshd shut down cleanly, SIGKILL for whatever ignores it.
-    let mut deadline = Instant::now() + Duration::from_secs(5);
+    // SIGTERM first so sshd and etcd can shut down cleanly, SIGKILL for whatever is still there
+    // (etcd members whose peers are gone take seconds to give up leadership).
+    let mut deadline = Instant::now() + Duration::from_secs(2);
     let mut signal = "-TERM";
     loop {
         let pids = lab.processes();
@@ -499,5 +570,59 @@ fn stop(lab: &Lab) -> Result<()> {
             .stderr(Stdio::null())
             .status();
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(nodes: usize) -> Spec {
+        Spec {
+            dir: PathBuf::from("/tmp/l"),
+            nodes,
+            subnet: "127.0.9".into(),
+        }
+    }
+
+    #[test]
+    fn nodes_are_named_by_the_preset_roles() {
+        let names = |n| -> Vec<String> {
+            plan(&spec(n), Path::new("/tmp/l"))
+                .nodes
+                .into_iter()
+                .map(|n| n.name)
+                .collect()
+        };
+        assert_eq!(
+            names(6),
+            [
+                "master1", "master2", "master3", "worker1", "worker2", "worker3"
+            ]
+        );
+        assert_eq!(names(2), ["master1", "worker1"]);
+        let lab = plan(&spec(4), Path::new("/tmp/l"));
+        assert_eq!(lab.nodes[3].ip, "127.0.9.4");
+        assert_eq!(lab.lb_address, "127.0.9.250");
+        assert_eq!(lab.password_user, "kswpw9");
+    }
+
+    #[test]
+    fn subnets_are_127_0_x_without_localhost() {
+        assert!(check_subnet("127.0.77").is_ok());
+        for bad in ["127.0.0", "127.0.255", "10.0.1", "127.0", "127.0.x"] {
+            assert!(check_subnet(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn haproxy_balances_over_the_masters_with_readyz_checks() {
+        let lab = plan(&spec(6), Path::new("/tmp/l"));
+        let cfg = haproxy::config(&lab, &["127.0.9.1", "127.0.9.2"]);
+        assert!(cfg.contains("bind 127.0.9.250:6443"));
+        assert!(cfg.contains("balance roundrobin"));
+        assert!(cfg.contains("option httpchk GET /readyz"));
+        assert!(cfg.contains("server master2 127.0.9.2:6443"));
+        assert!(cfg.contains("stats socket /tmp/l/haproxy.sock"));
     }
 }

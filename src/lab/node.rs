@@ -2,6 +2,7 @@
 //! whose Kubernetes, etcd and kswizard directories are bind mounts of the node's own directories.
 
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,6 +37,15 @@ pub struct Node {
 impl Node {
     pub fn sshd_pid_file(&self) -> PathBuf {
         self.dir.join("sshd.pid")
+    }
+
+    /// Whether the mount namespace of `pid` has this node's bind mounts: its /var/lib/kswizard is
+    /// the very directory (device and inode) of the node's. Namespace ids and pids are reused, this
+    /// is not.
+    pub fn mounted_in(&self, pid: u32) -> bool {
+        let inside = std::fs::metadata(format!("/proc/{pid}/root/var/lib/kswizard"));
+        let ours = std::fs::metadata(self.dir.join("var-lib-kswizard"));
+        matches!((inside, ours), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
     }
 
     fn host_key(&self) -> PathBuf {

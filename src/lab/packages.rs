@@ -1,5 +1,5 @@
 //! The Debian packages the lab needs, found by the programs they ship, and installed with apt-get
-//! when the operator agrees (`--yes`, or a yes on a terminal).
+//! (after `apt-get update`) when the operator agrees (`--yes`, or a yes on a terminal).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -30,7 +30,10 @@ pub fn missing() -> Vec<&'static str> {
 }
 
 pub fn apt_command(packages: &[&str]) -> String {
-    format!("apt-get install -y {}", packages.join(" "))
+    format!(
+        "apt-get update && apt-get install -y {}",
+        packages.join(" ")
+    )
 }
 
 /// Make sure the packages are there: install them when `yes`, else ask on a terminal; refuse
@@ -57,13 +60,18 @@ pub fn ensure(yes: bool) -> Result<()> {
             bail!("missing packages; install them with `{cmd}`");
         }
     }
+    // A fresh machine has no package lists yet; install would find nothing.
+    let updated = Command::new("apt-get").arg("update").status()?;
+    if !updated.success() {
+        bail!("`apt-get update` failed ({updated})");
+    }
     let status = Command::new("apt-get")
         .args(["install", "-y"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()?;
     if !status.success() {
-        bail!("`{cmd}` failed ({status}); `apt-get update` first may help");
+        bail!("`{cmd}` failed ({status})");
     }
     Ok(())
 }

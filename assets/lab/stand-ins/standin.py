@@ -303,7 +303,18 @@ def write_admin_conf(endpoint):
 def start_kubelet(endpoint, name, secret):
     cred = "    token: %s\n" % secret
     write(K8S + "/kubelet.conf", kubeconfig(endpoint, "system:node:" + name, cred), 0o600)
+    # As kubeadm waits for the kubelet's TLS bootstrap: the node is registered when this returns.
+    # Through the LB, which may not have marked this node's apiserver up yet: retried.
+    for attempt in range(80):
+        try:
+            heartbeat(K8S + "/kubelet.conf", name)
+            break
+        except OSError as e:
+            if attempt == 79:
+                die("[kubelet-start] the kubelet could not reach %s: %s" % (endpoint, e))
+            time.sleep(0.5)
     detach("kubelet", "--kubeconfig", K8S + "/kubelet.conf", "--hostname-override", name)
+    print("[kubelet-start] the kubelet (stand-in) is posting heartbeats as %s" % name)
 
 
 def make_serving_cert(ip, endpoint, sans):
@@ -444,16 +455,21 @@ def kubelet(argv):
     opts, _ = flags(argv)
     if opts.get("version"):
         return print("Kubernetes %s (kswizard lab STAND-IN kubelet, not the real kubelet)" % VERSION)
-    kc = kubeconfig_fields(opts.get("kubeconfig", K8S + "/kubelet.conf"))
-    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
-    body = json.dumps({"name": opts.get("hostname-override", os.uname().nodename), "secret": kc["token"]}).encode()
+    path, name = opts.get("kubeconfig", K8S + "/kubelet.conf"), opts.get("hostname-override", os.uname().nodename)
     while True:
+        time.sleep(HEARTBEAT_S)
         try:
-            req = urllib.request.Request(kc["server"] + "/standin/heartbeat", data=body, method="POST")
-            urllib.request.urlopen(req, context=ctx, timeout=5).read()
+            heartbeat(path, name)
         except OSError as e:
             print("heartbeat failed: %s" % e, flush=True)
-        time.sleep(HEARTBEAT_S)
+
+
+def heartbeat(kubeconfig_path, name):
+    kc = kubeconfig_fields(kubeconfig_path)
+    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
+    body = json.dumps({"name": name, "secret": kc["token"]}).encode()
+    req = urllib.request.Request(kc["server"] + "/standin/heartbeat", data=body, method="POST")
+    urllib.request.urlopen(req, context=ctx, timeout=5).read()
 
 
 def kubectl(argv):
@@ -495,7 +511,7 @@ def crictl(argv):
 
 def containerd(argv):
     if "--version" in argv or "-v" in argv:
-        return print("containerd kswizard-lab-standin 1.7.0 (STAND-IN, not the real containerd)")
+        return print("containerd kswizard-lab-standin 1.7.0 (kswizard lab STAND-IN, not the real containerd)")
     if argv[:2] == ["config", "default"]:
         return print('version = 2\n# kswizard lab STAND-IN default config\n[plugins."io.containerd.grpc.v1.cri"]\n'
                      '  sandbox_image = "registry.k8s.io/pause:3.9"\n')
