@@ -473,7 +473,7 @@ fn a_changed_host_key_is_refused() {
 
 #[test]
 fn a_changed_step_is_named_and_run_again_on_resume() {
-    let Some(g) = lab_up(77, 2) else { return };
+    let Some(g) = lab_up(79, 2) else { return };
     let plan_text = format!(
         "steps:\n{}{}",
         traced_step("a", "all", "", "echo version one"),
