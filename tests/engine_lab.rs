@@ -505,3 +505,49 @@ fn a_changed_step_is_named_and_run_again_on_resume() {
         assert_eq!(g.count(n, "b"), 1, "{n}: the unchanged one does not");
     }
 }
+
+#[test]
+fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume() {
+    let Some(g) = lab_up(80, 2) else { return };
+    let plan_text = format!(
+        "steps:\n{}{}",
+        traced_step(
+            "gen",
+            "first-master",
+            "",
+            "echo CA_KEY=s3cr3t-value >> \"$KSW_OUTPUT\"; echo CA_CRT=public-cert >> \"$KSW_OUTPUT\""
+        ),
+        traced_step(
+            "use",
+            "all",
+            "gen",
+            "echo \"$CA_KEY $CA_CRT\" >> TRACE/$KSW_NODE-got"
+        )
+    );
+    let (conf, plan) = g.conf_with("j", &g.cluster(), &plan_text);
+    assert_eq!(install(&conf, &plan, &[]).0, 0);
+    let journal =
+        std::fs::read_to_string(conf.parent().unwrap().join(".kswizard/journal.jsonl")).unwrap();
+    assert!(!journal.contains("s3cr3t-value"), "{journal}");
+    assert!(
+        journal.contains("public-cert") && journal.contains("\"redacted\":[\"CA_KEY\"]"),
+        "{journal}"
+    );
+
+    // `use` changes: on resume it runs again and still gets the secret, which `gen` hands back
+    // from the node without running again.
+    std::fs::write(
+        &plan,
+        std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace("-got", "-got2"),
+    )
+    .unwrap();
+    let (code, events) = install(&conf, &plan, &["--resume"]);
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(g.count("master1", "gen"), 1);
+    for n in &g.lab.nodes {
+        let got = std::fs::read_to_string(g.trace.join(format!("{}-got2", n.name))).unwrap();
+        assert_eq!(got.trim(), "s3cr3t-value public-cert", "{}", n.name);
+    }
+}

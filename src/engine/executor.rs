@@ -374,10 +374,13 @@ pub async fn install(
                 .steps
                 .get(&key)
                 .is_some_and(|s| s.fp == step_fp(step, env));
-            if replay.is_done(&np.node, sid) && same {
+            // A step whose secret outputs stayed on its node runs again as the same attempt: the
+            // node reports it done and hands the values back, without running it.
+            let recall = replay.redacted.contains(&key);
+            if replay.is_done(&np.node, sid) && same && !recall {
                 done.push(key);
             } else {
-                if replay.is_done(&np.node, sid) {
+                if replay.is_done(&np.node, sid) && !same {
                     changed.push(key);
                 }
                 *board.remaining.entry(sid.clone()).or_default() += 1;
@@ -596,8 +599,15 @@ impl NodeRun<'_> {
         for sid in todo {
             let prev = self.shared.replay.steps.get(&(node.clone(), sid.clone()));
             // An attempt an earlier run left running or unrecorded is re-attached, not started again.
+            let recall = self
+                .shared
+                .replay
+                .redacted
+                .contains(&(node.clone(), sid.clone()));
             let attempt = match prev {
-                Some(p) if p.status.is_none() => p.attempt.max(1),
+                Some(p) if p.status.is_none() || (recall && p.status == Some(Status::Ok)) => {
+                    p.attempt.max(1)
+                }
                 Some(p) => p.attempt + 1,
                 None => 1,
             };
@@ -791,7 +801,7 @@ impl NodeRun<'_> {
             .replay
             .steps
             .get(&(node.clone(), sid.to_string()))
-            .is_some_and(|p| p.status.is_none() && p.attempt == attempt);
+            .is_some_and(|p| p.attempt == attempt);
         self.shared
             .emit(Event::Started {
                 node,
@@ -819,10 +829,18 @@ impl NodeRun<'_> {
         let elapsed_ms = run.started.elapsed().as_millis() as u64;
         let Some(reason) = reason else {
             if !run.outputs.is_empty() {
+                let (redacted, values): (Vec<_>, Vec<_>) = run
+                    .outputs
+                    .iter()
+                    .partition(|(k, _)| runner::is_secret_name(k));
                 self.shared.journal.log(Record::Outputs {
                     node: node.clone(),
                     step: run.step.clone(),
-                    values: run.outputs.clone(),
+                    values: values
+                        .into_iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    redacted: redacted.into_iter().map(|(k, _)| k.clone()).collect(),
                 });
             }
             self.shared.step_done(&run.step, &node, true, &run.outputs);

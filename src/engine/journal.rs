@@ -32,10 +32,14 @@ pub enum Record {
         ts: u64,
     },
     /// Values a finished step published for later steps (`KEY=VALUE` lines of `$KSW_OUTPUT`).
+    /// Secret ones (see `runner::is_secret_name`) are only named in `redacted`: they stay on the
+    /// node, and a resume reads them back from there.
     Outputs {
         node: String,
         step: String,
         values: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        redacted: Vec<String>,
     },
     End {
         node: String,
@@ -123,6 +127,8 @@ pub struct Replay {
     pub steps: HashMap<(String, String), StepState>,
     /// Published values, in the order they were recorded.
     pub outputs: Vec<(String, String)>,
+    /// Steps whose secret outputs were kept off the journal: a resume recalls them from the node.
+    pub redacted: std::collections::HashSet<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +209,7 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 ..
             } => {
                 r.complete = false;
+                r.redacted.remove(&(node.clone(), step.clone()));
                 r.steps.insert(
                     (node, step),
                     StepState {
@@ -213,7 +220,15 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                     },
                 );
             }
-            Record::Outputs { values, .. } => {
+            Record::Outputs {
+                node,
+                step,
+                values,
+                redacted,
+            } => {
+                if !redacted.is_empty() {
+                    r.redacted.insert((node, step));
+                }
                 for (k, v) in values {
                     r.outputs.retain(|(ek, _)| *ek != k);
                     r.outputs.push((k, v));
@@ -323,6 +338,7 @@ mod tests {
             node: "n".into(),
             step: "s".into(),
             values: vals.clone(),
+            redacted: Vec::new(),
         })
         .unwrap();
         vals.insert("JOIN".to_string(), "y".to_string());
@@ -330,6 +346,7 @@ mod tests {
             node: "n".into(),
             step: "s".into(),
             values: vals,
+            redacted: Vec::new(),
         })
         .unwrap();
         let r = replay_bytes(format!("{a}\n{b}\n").as_bytes(), Path::new("j")).unwrap();

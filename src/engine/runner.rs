@@ -30,6 +30,16 @@ pub fn install_dir(install_id: &str) -> String {
     format!("{STATE_ROOT}/{install_id}")
 }
 
+/// Outputs named like secrets (`*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_PASS`) are
+/// handed to later steps but never written to the journal.
+pub fn is_secret_name(k: &str) -> bool {
+    let last = k.rsplit('_').next().unwrap_or(k);
+    matches!(
+        last,
+        "KEY" | "TOKEN" | "SECRET" | "PASSWORD" | "PASS" | "PASSWD"
+    )
+}
+
 pub fn is_env_name(k: &str) -> bool {
     let mut c = k.chars();
     c.next().is_some_and(|f| f.is_ascii_uppercase() || f == '_')
@@ -271,6 +281,16 @@ mod tests {
     #[test]
     fn env_names_and_quoting() {
         assert!(is_env_name("KSW_JOIN_1"));
+        assert!(
+            is_secret_name("ETCD_CA_KEY")
+                && is_secret_name("JOIN_TOKEN")
+                && is_secret_name("TOKEN")
+        );
+        assert!(
+            !is_secret_name("ETCD_CA_CRT")
+                && !is_secret_name("KEYS_DIR")
+                && !is_secret_name("JOIN_CA_HASH")
+        );
         assert!(!is_env_name("1X") && !is_env_name("a") && !is_env_name("A-B") && !is_env_name(""));
         assert_eq!(sh_quote("a'b"), r"'a'\''b'");
         assert_eq!(
