@@ -307,9 +307,10 @@ fn kill_9_then_resume_runs_every_step_exactly_once() {
     let (code, events) = install(&conf, &plan, &["--resume"]);
     assert_eq!(code, 0, "{events:#?}");
     let plan_event = &events[0];
-    // Killed mid-run: some steps were done, not all.
+    // Killed mid-run: not all was done. (The journal may lag behind what was printed: records
+    // still queued when kswizard died are lost, and the nodes' own state covers them.)
     let done = plan_event["done"].as_array().unwrap().len();
-    assert!((10..36).contains(&done), "{plan_event}");
+    assert!(done < 36, "{plan_event}");
     for n in &g.lab.nodes {
         for i in 0..6 {
             assert_eq!(

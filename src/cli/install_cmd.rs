@@ -80,12 +80,19 @@ pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcom
     Outcome::Ok
 }
 
-fn ask(question: &str) -> bool {
+/// Ask on the terminal; an empty answer takes `default`.
+fn ask(question: &str, default: bool) -> bool {
     use std::io::Write;
-    eprint!("{question} [y/N] ");
+    eprint!("{question} {} ", if default { "[Y/n]" } else { "[y/N]" });
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes")
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    match answer.trim() {
+        "" => default,
+        a => matches!(a, "y" | "Y" | "yes"),
+    }
 }
 
 pub struct InstallArgs<'a> {
@@ -106,26 +113,36 @@ pub fn install(a: InstallArgs) -> Outcome {
     let state = state_dir(a.conf, a.state);
     let previous = match journal::replay(&executor::journal_path(&state)) {
         Ok(r) => r,
-        Err(e) => return report_error(&e, a.json),
+        Err(_) if a.restart => journal::Replay::default(),
+        Err(mut e) => {
+            e.message
+                .push_str("; `kswizard install --restart` starts over");
+            return report_error(&e, a.json);
+        }
     };
     let mut restart = a.restart;
+    let mut resuming = a.resume;
     if previous.unfinished() && !a.resume && !a.restart {
         let done = previous
             .steps
             .values()
             .filter(|s| s.status == Some(crate::engine::events::Status::Ok))
             .count();
-        let q = format!("An unfinished install exists ({done} steps done). Resume it?");
+        let q = format!(
+            "An unfinished install exists ({done} steps done). Resume it (no: start over)?"
+        );
         if a.yes {
-            // --yes answers the question with its default: resume.
+            // --yes takes the question's default: resume.
+            resuming = true;
         } else if std::io::stdin().is_terminal() {
-            restart = !ask(&q);
+            resuming = ask(&q, true);
+            restart = !resuming;
         } else {
             eprintln!("kswizard: {q} Pass --resume to go on or --restart to start over.");
             return Outcome::BadInput;
         }
     }
-    if !a.yes && !a.resume {
+    if !a.yes && !resuming {
         if !std::io::stdin().is_terminal() {
             eprintln!(
                 "kswizard: install changes {} hosts; pass --yes to confirm without a terminal",
@@ -133,11 +150,12 @@ pub fn install(a: InstallArgs) -> Outcome {
             );
             return Outcome::BadInput;
         }
-        if !ask(&format!(
+        let q = format!(
             "Install on {} hosts with plan {}?",
             cluster.hosts.len(),
             plan.file.display()
-        )) {
+        );
+        if !ask(&q, false) {
             return Outcome::Failed;
         }
     }

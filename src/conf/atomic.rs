@@ -8,6 +8,15 @@ use std::path::Path;
 /// Write `bytes` to `path` via a temp file in the same directory, fsync it, rename it over `path`
 /// and fsync the directory. The new file keeps the old file's mode, else gets `default_mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], default_mode: u32) -> io::Result<()> {
+    let mode = fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(default_mode);
+    write_atomic_mode(path, bytes, mode)
+}
+
+/// `write_atomic` with exactly `mode`, whatever the old file had: for content that must not be
+/// readable by others (passwords), even for a moment.
+pub fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -15,9 +24,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8], default_mode: u32) -> io::Result<
     let name = path
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(default_mode);
     let tmp = dir.join(format!(
         ".{}.kswizard-{}.tmp",
         name.to_string_lossy(),
@@ -43,13 +49,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], default_mode: u32) -> io::Result<
     result
 }
 
-/// Keep the current content of `path` as `path.bak` (atomically) before it is replaced.
+/// Keep the current content of `path` as `path.bak` (atomically, 0600: it may hold passwords the
+/// new file no longer has) before it is replaced.
 pub fn backup(path: &Path) -> io::Result<()> {
     match fs::read(path) {
         Ok(old) => {
             let mut bak = path.as_os_str().to_owned();
             bak.push(".bak");
-            write_atomic(Path::new(&bak), &old, 0o600)
+            write_atomic_mode(Path::new(&bak), &old, 0o600)
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),

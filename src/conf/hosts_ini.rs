@@ -250,8 +250,14 @@ fn tokenize(
                             ));
                         }
                         Some((_, q)) if q == quote => break,
+                        // As shlex reads it: in double quotes a backslash escapes only `"` and
+                        // `\`; before anything else it is kept (`"p\w"` is the password `p\w`).
                         Some((_, '\\')) if quote == '"' => match chars.next() {
-                            Some((_, e)) => cur.push(e),
+                            Some((_, e @ ('"' | '\\'))) => cur.push(e),
+                            Some((_, e)) => {
+                                cur.push('\\');
+                                cur.push(e);
+                            }
                             None => {
                                 return Err(ConfError::new(
                                     file,

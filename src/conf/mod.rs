@@ -157,21 +157,21 @@ fn has_secrets(cluster: &Cluster) -> bool {
 }
 
 /// Write the files into `out` (which may be the source dir): each atomically, the old one kept as
-/// `.bak`. hosts.ini holding passwords is created 0600.
+/// `.bak` (0600). hosts.ini holding passwords is written 0600.
 pub fn save(cluster: &Cluster, source: &Source, out: &Path) -> Result<Vec<PathBuf>, ConfError> {
     let files = render_all(cluster, source)?;
     std::fs::create_dir_all(out).map_err(|e| ConfError::io(out, &e))?;
     let mut written = Vec::new();
     for (name, content) in files {
         let path = out.join(&name);
-        let mode = if name == HOSTS_INI && has_secrets(cluster) {
-            0o600
-        } else {
-            0o644
-        };
         atomic::backup(&path).map_err(|e| ConfError::io(&path, &e))?;
-        atomic::write_atomic(&path, content.as_bytes(), mode)
-            .map_err(|e| ConfError::io(&path, &e))?;
+        // Passwords: 0600 whatever mode the old file had.
+        let written_ok = if name == HOSTS_INI && has_secrets(cluster) {
+            atomic::write_atomic_mode(&path, content.as_bytes(), 0o600)
+        } else {
+            atomic::write_atomic(&path, content.as_bytes(), 0o644)
+        };
+        written_ok.map_err(|e| ConfError::io(&path, &e))?;
         written.push(path);
     }
     Ok(written)

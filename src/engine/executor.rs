@@ -56,11 +56,17 @@ pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.jsonl")
 }
 
-/// The state directory, created 0700.
+/// The state directory: created 0700 when it does not exist; an existing one is used as it is
+/// (`--state /tmp` must not change /tmp).
 pub fn ensure_state_dir(dir: &Path) -> Result<(), EngineError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir).map_err(|e| EngineError::Io(dir.into(), e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         .map_err(|e| EngineError::Io(dir.into(), e))
 }
 
@@ -152,22 +158,30 @@ fn step_fp(step: &super::plan::Step, env: &[(String, String)]) -> String {
 struct JournalWriter {
     tx: std::sync::mpsc::Sender<Record>,
     handle: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// Set when a write failed: the install stops starting steps (a resume could not know them).
+    broken: Arc<Mutex<Option<String>>>,
 }
 
 impl JournalWriter {
-    fn start(mut j: Journal) -> JournalWriter {
+    fn start(mut j: Journal, path: PathBuf) -> JournalWriter {
         let (tx, rx) = std::sync::mpsc::channel::<Record>();
+        let broken = Arc::new(Mutex::new(None));
+        let flag = broken.clone();
         let handle = std::thread::spawn(move || {
             while let Ok(first) = rx.recv() {
                 let mut batch = vec![first];
                 batch.extend(rx.try_iter());
-                j.append_all(&batch)?;
+                if let Err(e) = j.append_all(&batch) {
+                    *flag.lock().expect("journal flag") = Some(format!("{}: {e}", path.display()));
+                    return Err(e);
+                }
             }
             Ok(())
         });
         JournalWriter {
             tx,
             handle: Some(handle),
+            broken,
         }
     }
 
@@ -175,13 +189,22 @@ impl JournalWriter {
         let _ = self.tx.send(r);
     }
 
+    /// Why the journal cannot be written, once a write failed.
+    fn broken(&self) -> Option<String> {
+        self.broken.lock().expect("journal flag").clone()
+    }
+
     /// Wait until every record logged so far is on disk; the first write error, if any.
     fn finish(&mut self) -> std::io::Result<()> {
         let (closed, _) = std::sync::mpsc::channel();
         drop(std::mem::replace(&mut self.tx, closed));
-        self.handle
-            .take()
-            .map_or(Ok(()), |h| h.join().unwrap_or(Ok(())))
+        match self.handle.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other(
+                "the journal writer stopped unexpectedly",
+            )),
+        }
     }
 }
 
@@ -196,6 +219,7 @@ impl Drop for JournalWriter {
 #[derive(Default)]
 struct Board {
     remaining: HashMap<String, usize>,
+    /// Steps that will not finish everywhere: "failed on NODE" or "was skipped on NODE".
     failed: HashMap<String, String>,
     outputs: Vec<(String, String)>,
 }
@@ -216,7 +240,7 @@ impl Shared {
         let _ = self.events.send(e).await;
     }
 
-    /// Wait until `step` has finished on every node it targets; Err names a node where it failed.
+    /// Wait until `step` has finished on every node it targets; Err says where it did not.
     async fn barrier(&self, step: &str) -> Result<(), String> {
         loop {
             let notified = self.changed.notified();
@@ -241,9 +265,15 @@ impl Shared {
         !b.failed.contains_key(step) && b.remaining.get(step).copied().unwrap_or(0) == 0
     }
 
-    fn step_done(&self, step: &str, node: &str, ok: bool, outputs: &BTreeMap<String, String>) {
+    fn step_done(
+        &self,
+        step: &str,
+        node: &str,
+        status: Status,
+        outputs: &BTreeMap<String, String>,
+    ) {
         let mut b = self.board.lock().expect("board lock");
-        if ok {
+        if status == Status::Ok {
             if let Some(n) = b.remaining.get_mut(step) {
                 *n = n.saturating_sub(1);
             }
@@ -252,9 +282,14 @@ impl Shared {
                 b.outputs.push((k.clone(), v.clone()));
             }
         } else {
+            let what = if status == Status::Failed {
+                "failed"
+            } else {
+                "was skipped"
+            };
             b.failed
                 .entry(step.to_string())
-                .or_insert_with(|| node.to_string());
+                .or_insert_with(|| format!("{what} on {node}"));
         }
         drop(b);
         self.changed.notify_waiters();
@@ -289,7 +324,7 @@ impl Shared {
             });
         }
         if status != Status::Ok {
-            self.step_done(step, node, false, &BTreeMap::new());
+            self.step_done(step, node, status, &BTreeMap::new());
         }
         self.emit(Event::Finished {
             node: node.into(),
@@ -324,7 +359,15 @@ pub async fn install(
     }
 
     let jpath = journal_path(&opts.state_dir);
-    let previous = journal::replay(&jpath).map_err(EngineError::Journal)?;
+    let previous = if opts.restart {
+        Replay::default()
+    } else {
+        journal::replay(&jpath).map_err(|mut e| {
+            e.message
+                .push_str("; `kswizard install --restart` starts over");
+            EngineError::Journal(e)
+        })?
+    };
     let config = config_fingerprint(cluster, plan);
     let resume =
         !opts.restart && (previous.unfinished() || (opts.resume && previous.install_id.is_some()));
@@ -391,7 +434,7 @@ pub async fn install(
     let shared = Arc::new(Shared {
         board: Mutex::new(board),
         changed: Notify::new(),
-        journal: JournalWriter::start(journal),
+        journal: JournalWriter::start(journal, jpath.clone()),
         events,
         install_id: install_id.clone(),
         replay,
@@ -414,6 +457,7 @@ pub async fn install(
     let known_hosts = opts.state_dir.join("known_hosts");
     let done: HashSet<(String, String)> = done.into_iter().collect();
     let mut tasks = tokio::task::JoinSet::new();
+    let mut by_task = HashMap::new();
     for (i, (np, env)) in node_plans.into_iter().zip(envs).enumerate() {
         let host = cluster.hosts[i].clone();
         let plan = plan.clone();
@@ -426,22 +470,49 @@ pub async fn install(
             .filter(|s| !done.contains(&(np.node.clone(), (*s).clone())))
             .cloned()
             .collect();
-        tasks.spawn(async move {
-            let run = NodeRun {
-                host: &host,
-                plan: &plan,
-                shared: &shared,
-                known_hosts: &known_hosts,
-                ctl_dir: &ctl_dir,
-                n: i,
-                conn: None,
-                env,
-                attempts: HashMap::new(),
-            };
-            run.run(&todo).await;
-        });
+        let node_steps = (np.node.clone(), todo.clone());
+        let id = tasks
+            .spawn(async move {
+                let run = NodeRun {
+                    host: &host,
+                    plan: &plan,
+                    shared: &shared,
+                    known_hosts: &known_hosts,
+                    ctl_dir: &ctl_dir,
+                    n: i,
+                    conn: None,
+                    conns: 0,
+                    env,
+                    attempts: HashMap::new(),
+                };
+                run.run(&todo).await;
+            })
+            .id();
+        by_task.insert(id, node_steps);
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(joined) = tasks.join_next_with_id().await {
+        // A node task that panicked (a bug) must not leave other nodes waiting at its barriers.
+        if let Err(e) = joined {
+            let (node, steps) = &by_task[&e.id()];
+            let reason = format!(
+                "kswizard stopped working on this node (a bug: {e}); the other nodes went on"
+            );
+            shared
+                .failures
+                .lock()
+                .expect("failures lock")
+                .push(Failure {
+                    node: node.clone(),
+                    step: steps.first().cloned().unwrap_or_default(),
+                    reason,
+                    log_tail: Vec::new(),
+                });
+            shared.counts.lock().expect("counts lock").failed += 1;
+            for s in steps {
+                shared.step_done(s, node, Status::Failed, &BTreeMap::new());
+            }
+        }
+    }
 
     let mut summary = shared.counts.lock().expect("counts lock").clone();
     summary.failures = shared.failures.lock().expect("failures lock").clone();
@@ -492,26 +563,19 @@ fn parse_facts(out: &str) -> (Facts, Option<u32>) {
     (f, uid)
 }
 
-/// Connect and check that commands can become root; the reason when not.
-async fn connect_and_check(
-    host: &Host,
-    known_hosts: &Path,
-    ctl_dir: &Path,
-    n: usize,
-) -> Result<(Conn, Facts), String> {
-    let conn = transport::connect(host, known_hosts, ctl_dir, n)
-        .await
-        .map_err(|e| e.to_string())?;
+/// Gather the node's facts through sudo, which proves commands can become root; the reason when
+/// not.
+async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, String> {
     match conn.run(FACTS, true).await {
         Ok((0, out, _)) => match parse_facts(&out) {
-            (facts, Some(0)) => Ok((conn, facts)),
+            (facts, Some(0)) => Ok(facts),
             _ => Err(format!(
                 "{}: commands do not run as root through sudo",
                 host.name
             )),
         },
         Ok((_, _, err)) => {
-            let err = err.trim();
+            let err = conn.redact(err.trim());
             let why = if err.contains("incorrect password") || err.contains("Sorry, try again") {
                 "the sudo password (ansible_become_pass) is wrong"
             } else if err.contains("password is required") {
@@ -542,6 +606,8 @@ struct NodeRun<'a> {
     /// Distinguishes this node's control sockets from the others'.
     n: usize,
     conn: Option<Conn>,
+    /// Connections made so far (each gets its own control socket).
+    conns: usize,
     env: Vec<(String, String)>,
     /// The attempt each step is at, and the retries it has left.
     attempts: HashMap<String, (u32, u32)>,
@@ -584,42 +650,59 @@ impl NodeRun<'_> {
 
     async fn run(mut self, todo: &[String]) {
         let node = self.node().to_string();
-        match connect_and_check(self.host, self.known_hosts, self.ctl_dir, self.n).await {
-            Ok((c, facts)) => {
-                self.conn = Some(c);
+        let checked = match self.connect().await {
+            Ok(()) => check_facts(self.host, self.conn.as_ref().expect("connected")).await,
+            Err(e) => Err(e.to_string()),
+        };
+        match checked {
+            Ok(facts) => {
                 self.shared
                     .emit(Event::Facts {
                         node: node.clone(),
                         facts,
                     })
-                    .await;
+                    .await
             }
-            Err(reason) => return fail_rest(self.shared, &node, todo, reason).await,
+            Err(reason) => {
+                self.close().await;
+                return fail_rest(self.shared, &node, todo, reason).await;
+            }
         }
         for sid in todo {
             let prev = self.shared.replay.steps.get(&(node.clone(), sid.clone()));
-            // An attempt an earlier run left running or unrecorded is re-attached, not started again.
+            let step = self.plan.step(sid).expect("from the plan");
             let recall = self
                 .shared
                 .replay
                 .redacted
                 .contains(&(node.clone(), sid.clone()));
             let attempt = match prev {
+                // Changed since: a new attempt, whatever the old one did.
+                Some(p) if p.fp != step_fp(step, &self.env) => p.attempt + 1,
+                // Left running or unrecorded, or done with its secrets on the node: the same
+                // attempt, which the node re-attaches to or reports, without running it again.
                 Some(p) if p.status.is_none() || (recall && p.status == Some(Status::Ok)) => {
                     p.attempt.max(1)
                 }
                 Some(p) => p.attempt + 1,
                 None => 1,
             };
-            let retries = self.plan.step(sid).expect("from the plan").retries;
+            let retries = step.retries;
             self.attempts.insert(sid.clone(), (attempt, retries));
         }
         let mut i = 0;
         while i < todo.len() {
+            if let Some(e) = self.shared.journal.broken() {
+                let reason = format!(
+                    "the journal cannot be written ({e}); no step starts that a resume could not account for"
+                );
+                skip_rest(self.shared, &node, &todo[i..], &reason).await;
+                return self.close().await;
+            }
             let step = self.plan.step(&todo[i]).expect("from the plan");
             for a in &step.after {
                 if let Err(on) = self.shared.barrier(a).await {
-                    let reason = format!("waits for step '{a}', which failed on {on}");
+                    let reason = format!("waits for step '{a}', which {on}");
                     skip_rest(self.shared, &node, &todo[i..], &reason).await;
                     return self.close().await;
                 }
@@ -642,6 +725,15 @@ impl NodeRun<'_> {
             }
         }
         self.close().await;
+    }
+
+    /// Connect (again) to the node; every connection gets control paths of its own.
+    async fn connect(&mut self) -> Result<(), transport::ConnectError> {
+        self.conns += 1;
+        let id = self.n * 1000 + self.conns;
+        let c = transport::connect(self.host, self.known_hosts, self.ctl_dir, id).await?;
+        self.conn = Some(c);
+        Ok(())
     }
 
     /// Run `steps` as one command on the node, re-attaching through lost connections. Returns
@@ -678,91 +770,81 @@ impl NodeRun<'_> {
                 runner::launcher(&self.shared.install_id, &launches)
             };
             let become_root = self.plan.step(&rest[0]).expect("from the plan").become_root;
-            if self.conn.is_none() {
-                match transport::connect(
-                    self.host,
-                    self.known_hosts,
-                    self.ctl_dir,
-                    self.n + 10_000 * reconnects,
-                )
-                .await
-                {
-                    Ok(c) => self.conn = Some(c),
-                    Err(e) => {
-                        let reason = format!(
-                            "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
-                            rest[0]
-                        );
-                        return (ok, self.end_step(StepRun::new(&rest[0]), Err(reason)).await);
-                    }
-                }
+            if self.conn.is_none()
+                && let Err(e) = self.connect().await
+            {
+                let reason = format!(
+                    "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
+                    rest[0]
+                );
+                return (ok, self.end_step(StepRun::new(&rest[0]), Err(reason)).await);
             }
             let conn = self.conn.as_ref().expect("connected above");
+            // The step the node reports on; its lines only count once the node said it began.
             let mut current: Option<StepRun> = None;
             let lost = match conn.exec(&script, become_root).await {
                 Ok(mut running) => {
-                    let mut failed = None;
+                    let mut ended: Option<BatchEnd> = None;
                     while let Some(line) = running.next_line().await {
-                        match runner::parse_line(&line) {
-                            Line::Begin(sid) => {
-                                // Outputs follow a step's exit line: it ends when the next begins.
-                                if let Some(done) = current.take() {
-                                    let end = self.end_step(done, Ok(())).await;
-                                    if let BatchEnd::Failed { .. } = end {
-                                        failed = Some(end);
-                                        break;
-                                    }
-                                    ok += 1;
-                                }
+                        let line = match runner::parse_line(&line) {
+                            // Only the step expected next may begin; anything else is a log line.
+                            runner::Line::Begin(sid)
+                                if current.is_none() && steps.get(ok) == Some(&sid) =>
+                            {
                                 current = Some(self.begin(&sid).await);
+                                continue;
                             }
+                            runner::Line::Begin(_) => runner::Line::Log(line),
+                            other => other,
+                        };
+                        let Some(c) = current.as_mut() else { continue };
+                        match line {
                             Line::Log(l) => {
-                                if let Some(c) = current.as_mut() {
-                                    c.push_log(&l);
-                                    let step = c.step.clone();
-                                    self.shared
-                                        .emit(Event::Output {
-                                            node: node.clone(),
-                                            step,
-                                            line: l,
-                                        })
-                                        .await;
-                                }
+                                c.push_log(&l);
+                                let step = c.step.clone();
+                                self.shared
+                                    .emit(Event::Output {
+                                        node: node.clone(),
+                                        step,
+                                        line: l,
+                                    })
+                                    .await;
                             }
-                            Line::Output(k, v) => {
-                                if let Some(c) = current.as_mut() {
-                                    c.output(k, v);
-                                }
-                            }
+                            Line::Output(k, v) => c.output(k, v),
                             Line::Exit(rc) => {
-                                if let Some(c) = current.as_mut() {
-                                    c.rc = Some(rc);
+                                let mut done = current.take().expect("a step is current");
+                                done.rc = Some(rc);
+                                if let BatchEnd::Failed { retry } =
+                                    self.end_step(done, Ok(())).await
+                                {
+                                    ended = Some(BatchEnd::Failed { retry });
+                                    break;
                                 }
+                                ok += 1;
                             }
-                            Line::Vanished(_) => break,
-                            Line::Attached | Line::AlreadyDone => {}
+                            // The node says why the step has no exit code: that is the step's end.
+                            Line::Vanished(why) | Line::Failed(why) => {
+                                let done = current.take().expect("a step is current");
+                                let why = conn.redact(&why);
+                                ended = Some(self.end_step(done, Err(why)).await);
+                                break;
+                            }
+                            Line::Begin(_) | Line::Attached | Line::AlreadyDone => {}
                         }
                     }
-                    if let Some(end) = failed {
+                    if let Some(end) = ended {
                         return (ok, end);
                     }
-                    match (current.take(), running.finish().await) {
-                        (Some(done), _) if done.rc.is_some() => {
-                            let end = self.end_step(done, Ok(())).await;
-                            if let BatchEnd::Failed { .. } = end {
-                                return (ok, end);
-                            }
-                            ok += 1;
-                            if ok == steps.len() {
-                                return (ok, BatchEnd::AllOk);
-                            }
-                            // The batch stopped early without a failure: the node's shell died.
-                            Some("the node's shell ended in the middle of the batch".to_string())
-                        }
-                        (_, Ok((code, err))) => {
-                            Some(format!("the runner ended with code {code}: {}", err.trim()))
-                        }
-                        (_, Err(l)) => Some(l.0),
+                    if ok == steps.len() {
+                        let _ = running.finish().await;
+                        return (ok, BatchEnd::AllOk);
+                    }
+                    match running.finish().await {
+                        Ok((code, err)) => Some(conn.redact(&format!(
+                            "the runner ended with code {code} before the step did: {}",
+                            err.trim().lines().last().unwrap_or("")
+                        ))),
+                        Err(l) => Some(l.0),
                     }
                 }
                 Err(l) => Some(l.0),
@@ -843,7 +925,8 @@ impl NodeRun<'_> {
                     redacted: redacted.into_iter().map(|(k, _)| k.clone()).collect(),
                 });
             }
-            self.shared.step_done(&run.step, &node, true, &run.outputs);
+            self.shared
+                .step_done(&run.step, &node, Status::Ok, &run.outputs);
             self.shared
                 .finish(&node, &run.step, Status::Ok, None, elapsed_ms, Vec::new())
                 .await;

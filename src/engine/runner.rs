@@ -55,7 +55,7 @@ existing() {
   [ "$a" = "$1" ] || return 1
   if [ -f rc ]; then printf '\036KSW-DONE\n'; return 0; fi
   p=; read -r p < pid 2>/dev/null
-  if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$PWD" ]; then
+  if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$(pwd -P)" ]; then
     printf '\036KSW-ATTACH\n'
     tail -n +1 -s 0.2 -f --pid="$p" log
     return 0
@@ -67,7 +67,8 @@ start() {
   if [ -e rc ] || [ -e rc.tmp ] || [ -e pid ]; then rm -f rc rc.tmp pid; fi
   [ -f log ] && mv log log.prev
   : > log; : > out
-  printf '( . ./env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log\nmv rc.tmp rc\n' "$2" "$3" > wrap
+  # The env file (it may hold secrets other steps published) is emptied once the step read it.
+  printf '( . ./env; : > env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log\nmv rc.tmp rc\n' "$2" "$3" > wrap
   echo "$1" > attempt
   setsid sh ./wrap < /dev/null 2>&1 &
   echo $! > pid
@@ -77,8 +78,9 @@ start() {
 finish() {
   if [ ! -f rc ]; then printf '\036KSW-LOST the step ended without an exit code\n'; return 1; fi
   c=; read -r c < rc
+  # Outputs first, the exit code last: a step is complete only once its exit code arrived.
+  while IFS= read -r o || [ -n "$o" ]; do printf '\036KSW-OUT %s\n' "$o"; done < out
   printf '\036KSW-RC %s\n' "$c"
-  while IFS= read -r o; do printf '\036KSW-OUT %s\n' "$o"; done < out
   [ "$c" = 0 ] || return 1
   # Later steps on this node see the values at once, as environment, without interpolation.
   [ -s out ] && sed -n "/^KSW_/d; s/'/'\\\\''/g; s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/p" out >> ../outputs.env
@@ -96,7 +98,11 @@ pub fn launcher(install_id: &str, steps: &[Launch]) -> String {
         .iter()
         .map(|l| sh_quote(&format!("{root}/{}", l.step)))
         .collect();
-    text.push_str(&format!("mkdir -p {} || exit 97\n", dirs.join(" ")));
+    text.push_str(&format!(
+        "mkdir -p {} || {{ printf '\\036KSW-FAIL cannot create the step directories under %s: a step with become: false needs write access there\\n' {}; exit 0; }}\n",
+        dirs.join(" "),
+        sh_quote(&root)
+    ));
     for l in steps {
         let dir = format!("{root}/{}", l.step);
         let mut env = String::new();
@@ -126,7 +132,7 @@ pub fn launcher(install_id: &str, steps: &[Launch]) -> String {
             ""
         };
         text.push_str(&format!(
-            r#"cd {dir} || exit 97
+            r#"cd {dir} || {{ printf '\036KSW-FAIL cannot enter %s\n' {dir}; exit 0; }}
 printf '\036KSW-BEGIN %s\n' {step}
 if ! existing {attempt}; then
 printf '%s' {body} > script
@@ -158,6 +164,8 @@ pub enum Line {
     Output(String, String),
     /// The step's process vanished without an exit code (the node rebooted, someone killed it).
     Vanished(String),
+    /// The runner could not set the step up on the node; the text says why.
+    Failed(String),
 }
 
 pub fn parse_line(line: &str) -> Line {
@@ -176,10 +184,17 @@ pub fn parse_line(line: &str) -> Line {
             None => Line::Log(kv.to_string()),
         };
     }
+    if let Some(why) = rest.strip_prefix("KSW-LOST ") {
+        return Line::Vanished(why.to_string());
+    }
+    if let Some(why) = rest.strip_prefix("KSW-FAIL ") {
+        return Line::Failed(why.to_string());
+    }
     match rest {
         "KSW-ATTACH" => Line::Attached,
         "KSW-DONE" => Line::AlreadyDone,
-        _ => Line::Vanished(rest.strip_prefix("KSW-LOST ").unwrap_or(rest).to_string()),
+        // A step's own line that happens to start with the separator (`jq --seq`, ...).
+        _ => Line::Log(line.to_string()),
     }
 }
 
@@ -240,8 +255,8 @@ mod tests {
                 Line::Begin("s1".into()),
                 Line::Log("hello".into()),
                 Line::Log("it's $HOME `x`".into()),
-                Line::Exit(0),
                 Line::Output("JOIN".into(), "kubeadm join x --token a=b".into()),
+                Line::Exit(0),
                 Line::Begin("s2".into()),
                 Line::Log("got kubeadm join x --token a=b".into()),
                 Line::Exit(3),
@@ -249,10 +264,13 @@ mod tests {
         );
         // The same attempts again: reported from the node, not run again.
         let again = run_local(root.path(), &batch);
-        assert_eq!(
-            again[..3],
-            [Line::Begin("s1".into()), Line::AlreadyDone, Line::Exit(0)]
-        );
+        let s1_again = [
+            Line::Begin("s1".into()),
+            Line::AlreadyDone,
+            Line::Output("JOIN".into(), "kubeadm join x --token a=b".into()),
+            Line::Exit(0),
+        ];
+        assert_eq!(again[..4], s1_again);
         assert_eq!(std::fs::read_to_string(&count).unwrap(), "one\ntwo\n");
         // The next attempt of s2 runs it again, and s3 after it.
         let retry = run_local(

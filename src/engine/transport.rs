@@ -15,9 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use openssh::Session;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 
 use crate::model::{Auth, Host, Secret};
+
+const SUDO_MARK: &str = "KSW-SUDO-GO";
+const SUDO_SHELL: &str =
+    "sudo -S -p '' sh -c 'IFS= read -r l; [ \"$l\" = KSW-SUDO-GO ] || IFS= read -r l; exec sh -s'";
 
 /// The environment variable that turns `kswizard` into an askpass helper (see `askpass_main`).
 pub const ASKPASS_ENV: &str = "KSW_ASKPASS_SOCK";
@@ -60,6 +64,8 @@ pub struct Conn {
     pub host: String,
     kind: Kind,
     become_how: Become,
+    /// The host's passwords, to scrub from any text kswizard reports.
+    secrets: Vec<Secret>,
 }
 
 enum Kind {
@@ -165,11 +171,20 @@ pub async fn connect(
     n: usize,
 ) -> Result<Conn, ConnectError> {
     let become_how = become_for(host);
+    let secrets: Vec<Secret> = match &host.auth {
+        Auth::Password(p) => vec![p.clone()],
+        _ => Vec::new(),
+    }
+    .into_iter()
+    .chain(host.become_pass.clone())
+    .filter(|s| !s.expose().is_empty())
+    .collect();
     if host.is_local() {
         return Ok(Conn {
             host: host.name.clone(),
             kind: Kind::Local,
             become_how,
+            secrets,
         });
     }
     let ctl = ctl_dir.join(format!("{n}"));
@@ -224,9 +239,11 @@ pub async fn connect(
         }
         Auth::Local => unreachable!("handled above"),
     }
-    cmd.arg(host.connect_address());
+    // `--`: an address is never taken for an option (`-oProxyCommand=...`).
+    cmd.arg("--").arg(host.connect_address());
     let status = cmd.status().await;
     done.store(true, Ordering::Relaxed);
+    let _ = std::fs::remove_file(ctl_dir.join(format!("{n}.ap")));
     let ok = matches!(status, Ok(s) if s.success());
     if !ok {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -239,6 +256,7 @@ pub async fn connect(
             session: Arc::new(session),
         },
         become_how,
+        secrets,
     })
 }
 
@@ -247,7 +265,7 @@ type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
 
 /// A command running on a node: its output line by line, then its exit code.
 pub struct Running {
-    lines: Lines<BufReader<Reader>>,
+    out: BufReader<Reader>,
     child: Child,
     stderr: Option<Reader>,
 }
@@ -262,12 +280,24 @@ enum Child {
 pub struct Lost(pub String);
 
 impl Running {
+    /// The next line; bytes that are not UTF-8 are replaced, not taken for the end.
     pub async fn next_line(&mut self) -> Option<String> {
-        self.lines.next_line().await.ok().flatten()
+        let mut buf = Vec::new();
+        match self.out.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                }
+                Some(String::from_utf8_lossy(&buf).into_owned())
+            }
+        }
     }
 
     /// Wait for the end; returns the exit code and what the command wrote to stderr.
     pub async fn finish(mut self) -> Result<(i32, String), Lost> {
+        // Whatever the caller did not read must not block the command's end on a full pipe.
+        let _ = tokio::io::copy(&mut self.out, &mut tokio::io::sink()).await;
         let mut err = String::new();
         if let Some(mut e) = self.stderr.take() {
             let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
@@ -289,9 +319,11 @@ impl Conn {
         let (prefix, shell): (Option<String>, &str) = match (&self.become_how, root) {
             (Become::AlreadyRoot, _) | (_, false) => (None, "sh -s"),
             (Become::SudoNoPassword, true) => (None, "sudo -n sh -s"),
-            // sudo reads the password line from stdin byte by byte and leaves the rest to sh.
+            // sudo reads the password line byte by byte and leaves the rest to the shell. When
+            // sudo does not ask (NOPASSWD, a cached ticket), the password line reaches the shell:
+            // it is read and dropped up to the marker line, never run.
             (Become::SudoPassword(p), true) => {
-                (Some(format!("{}\n", p.expose())), "sudo -S -p '' sh -s")
+                (Some(format!("{}\n{SUDO_MARK}\n", p.expose())), SUDO_SHELL)
             }
         };
         let mut input = prefix.unwrap_or_default();
@@ -339,7 +371,7 @@ impl Conn {
         stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
         drop(stdin);
         Ok(Running {
-            lines: BufReader::new(stdout).lines(),
+            out: BufReader::new(stdout),
             child,
             stderr: Some(stderr),
         })
@@ -355,6 +387,13 @@ impl Conn {
         }
         let (code, err) = r.finish().await?;
         Ok((code, out, err))
+    }
+
+    /// `text` with this host's passwords replaced by `***`.
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.expose(), "***"))
     }
 
     pub async fn close(self) {

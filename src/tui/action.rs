@@ -41,8 +41,12 @@ pub enum Action {
     Text(Edit),
     /// The conf directory was read (at start).
     Loaded(Box<Result<Disk, String>>),
-    /// The files were written (and read back), or why not.
-    Saved(Box<Result<Disk, String>>),
+    /// The files were written (and read back), or why not; `written` is the cluster as it was
+    /// when the write was asked for (edits made meanwhile are not saved yet).
+    Saved {
+        outcome: Box<Result<Disk, String>>,
+        written: Box<Cluster>,
+    },
 }
 
 /// I/O `update` wants done; the run loop does it off the UI path and reports back with an action.

@@ -59,15 +59,9 @@ pub fn hosts_from_range(spec: &str, prefix: &str, existing: &[Host]) -> Result<V
     Ok(hosts)
 }
 
-/// Hosts from pasted inventory lines. Bare host lines are read as if under `[all]`; pasted
-/// sections (`[kube-master]` …) give the hosts their roles as the file would.
+/// Hosts from pasted inventory lines. Host lines before any section are Ansible's ungrouped
+/// hosts, as in a file; pasted sections (`[kube-master]` …) give the hosts their roles.
 pub fn hosts_from_ini(text: &str) -> Result<Vec<Host>, String> {
-    let has_section = text.lines().any(|l| l.trim_start().starts_with('['));
-    let text = if has_section {
-        text.to_string()
-    } else {
-        format!("[all]\n{text}")
-    };
     let cluster =
         hosts_ini::parse(text.as_bytes(), Path::new("pasted lines")).map_err(|e| e.to_string())?;
     if cluster.hosts.is_empty() {

@@ -146,9 +146,51 @@ pub fn unified(name: &str, old: &str, new: &str, context: usize) -> Vec<Line> {
     out
 }
 
+const PASSWORD_KEYS: &[&str] = &[
+    "ansible_ssh_pass=",
+    "ansible_password=",
+    "ansible_become_pass=",
+    "ansible_become_password=",
+    "ansible_sudo_pass=",
+];
+
+/// `text` with the value of every password key of a hosts.ini line replaced by dots.
+pub fn mask_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, key)) = PASSWORD_KEYS
+        .iter()
+        .filter_map(|k| rest.find(k).map(|i| (i, *k)))
+        .min_by_key(|(i, _)| *i)
+    {
+        let value_start = at + key.len();
+        out.push_str(&rest[..value_start]);
+        let value = &rest[value_start..];
+        // A quoted value ends at its closing quote, a plain one at white space.
+        let len = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value[1..].find(q).map_or(value.len(), |e| e + 2),
+            _ => value.find(char::is_whitespace).unwrap_or(value.len()),
+        };
+        out.push_str("••••••");
+        rest = &value[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_masked_and_nothing_else() {
+        let line = "n1  ansible_host=10.0.0.1  ansible_user=u  ansible_become_pass=\"a b\"  ansible_ssh_pass=x#y  ip=1";
+        assert_eq!(
+            mask_passwords(line),
+            "n1  ansible_host=10.0.0.1  ansible_user=u  ansible_become_pass=••••••  ansible_ssh_pass=••••••  ip=1"
+        );
+        assert_eq!(mask_passwords("no secrets\n"), "no secrets\n");
+    }
 
     fn text(lines: &[Line]) -> String {
         lines.iter().map(|l| format!("{}\n", l.text)).collect()

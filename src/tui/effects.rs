@@ -15,7 +15,10 @@ pub fn run(effect: Effect) -> Action {
             cluster,
             source,
             dir,
-        } => Action::Saved(Box::new(save(&cluster, &source, &dir))),
+        } => Action::Saved {
+            outcome: Box::new(save(&cluster, &source, &dir)),
+            written: cluster,
+        },
     }
 }
 

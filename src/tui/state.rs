@@ -253,7 +253,13 @@ impl State {
                     .iter()
                     .map(|(name, new)| FileDiff {
                         name: name.clone(),
-                        lines: diff::unified(name, on_disk(name), new, 3),
+                        // Passwords stay dots here as on the Hosts screen.
+                        lines: diff::unified(
+                            name,
+                            &diff::mask_passwords(on_disk(name)),
+                            &diff::mask_passwords(new),
+                            3,
+                        ),
                     })
                     .collect()
             })

@@ -22,8 +22,8 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             loaded(state, *outcome);
             return Vec::new();
         }
-        Action::Saved(outcome) => {
-            saved(state, *outcome);
+        Action::Saved { outcome, written } => {
+            saved(state, *outcome, *written);
             return Vec::new();
         }
         Action::Interrupt => {
@@ -214,7 +214,7 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     }]
 }
 
-fn saved(state: &mut State, outcome: Result<Disk, String>) {
+fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
     state.saving = false;
     match outcome {
         Ok(disk) => {
@@ -226,7 +226,7 @@ fn saved(state: &mut State, outcome: Result<Disk, String>) {
             );
             state.source = disk.source.clone();
             state.disk = Some(Ok(disk));
-            state.saved = state.cluster.clone();
+            state.saved = written;
             state.refresh();
             state.set_status(StatusKind::Ok, message);
         }

@@ -512,3 +512,16 @@ fn error_two_names_in_children() {
         "conf/hosts.ini:2: expected one group name per line in [k8s-cluster:children], found 'kube-master' after 'kube-node'"
     );
 }
+
+#[test]
+fn a_backslash_in_double_quotes_is_kept_unless_it_escapes_a_quote_or_backslash() {
+    let c = parse(
+        b"[all]\nn1 ansible_host=10.0.0.1 ansible_ssh_pass=\"p\\w \\\" \\\\\"\n",
+        Path::new("hosts.ini"),
+    )
+    .unwrap();
+    assert_eq!(c.hosts[0].auth, Auth::Password(Secret::new("p\\w \" \\")));
+    // And it is written so that it reads back the same.
+    let again = parse(render(&c).as_bytes(), Path::new("hosts.ini")).unwrap();
+    assert_eq!(again.hosts[0].auth, c.hosts[0].auth);
+}

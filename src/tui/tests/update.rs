@@ -264,11 +264,44 @@ fn a_finished_write_marks_the_state_saved() {
     s.refresh();
     assert!(s.dirty());
     let disk = crate::tui::effects::load(std::path::Path::new("conf"));
-    send(&mut s, [Action::Saved(Box::new(disk))]);
+    let written = Box::new(s.cluster.clone());
+    send(
+        &mut s,
+        [Action::Saved {
+            outcome: Box::new(disk),
+            written: written.clone(),
+        }],
+    );
     assert!(!s.dirty());
     assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Ok);
-    send(&mut s, [Action::Saved(Box::new(Err("disk full".into())))]);
+    send(
+        &mut s,
+        [Action::Saved {
+            outcome: Box::new(Err("disk full".into())),
+            written,
+        }],
+    );
     assert_eq!(s.status.as_ref().unwrap().text, "Not written: disk full");
+}
+
+#[test]
+fn edits_made_while_the_files_are_written_stay_unsaved() {
+    let mut s = opened();
+    s.cluster.lb.port = 8443;
+    s.refresh();
+    let written = Box::new(s.cluster.clone());
+    // The operator goes on editing before the write reports back.
+    s.cluster.lb.port = 9443;
+    s.refresh();
+    let disk = crate::tui::effects::load(std::path::Path::new("conf"));
+    send(
+        &mut s,
+        [Action::Saved {
+            outcome: Box::new(disk),
+            written,
+        }],
+    );
+    assert!(s.dirty());
 }
 
 #[test]
