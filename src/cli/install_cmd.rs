@@ -8,8 +8,8 @@ use crate::conf::{self, ConfError};
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
 use crate::engine::journal;
-use crate::engine::paths::{plan_path, state_dir};
-use crate::engine::plan::{self, Plan};
+use crate::engine::paths::{load_plan, plan_path, state_dir};
+use crate::engine::plan::Plan;
 use crate::engine::report::{self, TextReport};
 use crate::model::Cluster;
 use crate::validate::{has_errors, validate};
@@ -37,7 +37,7 @@ fn load(conf_dir: &Path, plan_flag: Option<&Path>, json: bool) -> Result<(Cluste
         return Err(Outcome::Failed);
     }
     let path = plan_path(conf_dir, &cluster, plan_flag);
-    let plan = plan::load(&path).map_err(|e| report_error(&e, json))?;
+    let plan = load_plan(&path).map_err(|e| report_error(&e, json))?;
     Ok((cluster, plan))
 }
 
@@ -223,7 +223,7 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(Path::new);
-    let plan = match plan::load(&plan_path(conf_dir, &cluster, recorded)) {
+    let plan = match load_plan(&plan_path(conf_dir, &cluster, recorded)) {
         Ok(p) => p,
         Err(e) => return report_error(&e, json),
     };

@@ -381,10 +381,15 @@ pub async fn install(
         j.append(&Record::Begin {
             install_id: id.clone(),
             config: config.clone(),
-            plan: std::path::absolute(&plan.file)
-                .unwrap_or_else(|_| plan.file.clone())
-                .display()
-                .to_string(),
+            // A file's path as an absolute one, so `status` finds it from anywhere; the
+            // bundled plan by its name.
+            plan: if plan.file.exists() {
+                std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone())
+            } else {
+                plan.file.clone()
+            }
+            .display()
+            .to_string(),
             ts: journal::now(),
         })
         .map_err(|e| EngineError::Io(jpath.clone(), e))?;

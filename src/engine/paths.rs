@@ -2,6 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::plan::Plan;
+use crate::conf::ConfError;
 use crate::model::Cluster;
 
 /// Where the install's state lives: `--state`, else `.kswizard/` next to the conf directory.
@@ -17,8 +19,56 @@ pub fn state_dir(conf: &Path, state: Option<&Path>) -> PathBuf {
     }
 }
 
-/// The plan to run: `--plan`, else kswizard.yaml's `plan`, else the bundled `assets/plan.yaml`
-/// (next to the conf directory's parent, as in this repository, else the build's own).
+/// The plan kswizard carries in its binary: `assets/plan.yaml` and its step scripts.
+pub const BUNDLED: &str = "<bundled>/plan.yaml";
+
+const BUNDLED_FILES: &[(&str, &str)] = &[
+    ("plan.yaml", include_str!("../../assets/plan.yaml")),
+    (
+        "steps/preflight.sh",
+        include_str!("../../assets/steps/preflight.sh"),
+    ),
+    (
+        "steps/os-prep.sh",
+        include_str!("../../assets/steps/os-prep.sh"),
+    ),
+    (
+        "steps/container-runtime.sh",
+        include_str!("../../assets/steps/container-runtime.sh"),
+    ),
+    (
+        "steps/kube-packages.sh",
+        include_str!("../../assets/steps/kube-packages.sh"),
+    ),
+    (
+        "steps/etcd-ca.sh",
+        include_str!("../../assets/steps/etcd-ca.sh"),
+    ),
+    (
+        "steps/etcd-certs.sh",
+        include_str!("../../assets/steps/etcd-certs.sh"),
+    ),
+    (
+        "steps/etcd-start.sh",
+        include_str!("../../assets/steps/etcd-start.sh"),
+    ),
+    (
+        "steps/etcd-health.sh",
+        include_str!("../../assets/steps/etcd-health.sh"),
+    ),
+    (
+        "steps/kubeadm-init.sh",
+        include_str!("../../assets/steps/kubeadm-init.sh"),
+    ),
+    ("steps/join.sh", include_str!("../../assets/steps/join.sh")),
+    (
+        "steps/verify.sh",
+        include_str!("../../assets/steps/verify.sh"),
+    ),
+];
+
+/// The plan to run: `--plan`, else kswizard.yaml's `plan`, else `assets/plan.yaml` next to the
+/// conf directory (as in this repository, where it can be edited), else the bundled one.
 pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
@@ -27,10 +77,41 @@ pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf
         return conf.join(p);
     }
     let beside = conf.join("..").join("assets").join("plan.yaml");
-    if let Ok(found) = beside.canonicalize() {
-        return found;
+    beside
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(BUNDLED))
+}
+
+/// Load the plan `plan_path` chose.
+pub fn load_plan(path: &Path) -> Result<Plan, ConfError> {
+    if path != Path::new(BUNDLED) {
+        return super::plan::load(path);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets")
-        .join("plan.yaml")
+    let file = |name: &str| {
+        BUNDLED_FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+    };
+    super::plan::parse(file("plan.yaml").unwrap_or_default(), path, |script| {
+        file(script).map(str::to_string).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "not in the bundled plan")
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bundled_plan_loads_with_every_script() {
+        let plan = load_plan(Path::new(BUNDLED)).unwrap();
+        let on_disk = super::super::plan::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plan.yaml"),
+        )
+        .unwrap();
+        assert_eq!(plan.steps, on_disk.steps);
+        assert!(plan.steps.iter().all(|s| !s.body.is_empty()));
+    }
 }

@@ -84,7 +84,8 @@ pub fn of_conf(conf_dir: &std::path::Path, cluster: &Cluster) -> Option<(bool, S
         .as_deref()
         .filter(|p| !p.is_empty())
         .map(std::path::Path::new);
-    let plan = super::plan::load(&super::paths::plan_path(conf_dir, cluster, recorded)).ok()?;
+    let plan =
+        super::paths::load_plan(&super::paths::plan_path(conf_dir, cluster, recorded)).ok()?;
     Some((
         replay.unfinished(),
         one_line(&rows(cluster, &plan, &replay)),
