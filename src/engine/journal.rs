@@ -1,5 +1,7 @@
-//! The install journal: append-only JSON lines, one fsync per record, 0600, so that a crash
-//! anywhere leaves a record of every transition up to it. Replay tolerates a torn last line.
+//! The install journal: append-only JSON lines, 0600. Records reach the disk in batches, each
+//! fsynced (see `executor::JournalWriter`); a crash can lose the newest records, never corrupt the
+//! older ones, and replay tolerates a torn last line. What the lost records said, the nodes keep:
+//! each attempt's state lives in its directory there.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};

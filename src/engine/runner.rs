@@ -49,10 +49,11 @@ pub fn is_env_name(k: &str) -> bool {
 /// Shell functions shared by every step of a batch. Builtins where possible: a step costs few
 /// processes beyond its own.
 const FUNCTIONS: &str = r#"umask 077
-# existing ATTEMPT: report an attempt that exists already (0), or say it must start (1).
+# existing ATTEMPT: report an attempt that exists already (0), or say it must start (1). A later
+# attempt than asked for is one a run whose journal lost its last records started: take it over.
 existing() {
   a=; read -r a < attempt 2>/dev/null
-  [ "$a" = "$1" ] || return 1
+  [ -n "$a" ] && [ "$a" -ge "$1" ] 2>/dev/null || return 1
   if [ -f rc ]; then printf '\036KSW-DONE\n'; return 0; fi
   p=; read -r p < pid 2>/dev/null
   if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$(pwd -P)" ]; then
