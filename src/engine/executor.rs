@@ -487,6 +487,7 @@ pub async fn install(
                     n: i,
                     conn: None,
                     conns: 0,
+                    facts_pending: false,
                     env,
                     attempts: HashMap::new(),
                 };
@@ -545,55 +546,64 @@ fn new_install_id() -> String {
     )
 }
 
-const FACTS: &str = r#". /etc/os-release 2>/dev/null; echo "os=${PRETTY_NAME:-unknown}"
-echo "cpus=$(nproc 2>/dev/null || echo 0)"
-awk '/^MemTotal/{print "mem=" int($2/1024)}' /proc/meminfo 2>/dev/null
-df -Pm / 2>/dev/null | awk 'NR==2{print "disk=" $4}'
-echo "uid=$(id -u)"
-"#;
+/// Facts from the runner's `KSW-FACT` lines, and the uid commands ran as.
+#[derive(Default)]
+struct FactLines {
+    facts: Facts,
+    uid: Option<u32>,
+    seen: bool,
+}
 
-fn parse_facts(out: &str) -> (Facts, Option<u32>) {
-    let mut f = Facts::default();
-    let mut uid = None;
-    for l in out.lines() {
-        match l.split_once('=') {
-            Some(("os", v)) => f.os = v.to_string(),
-            Some(("cpus", v)) => f.cpus = v.trim().parse().unwrap_or(0),
-            Some(("mem", v)) => f.memory_mb = v.trim().parse().unwrap_or(0),
-            Some(("disk", v)) => f.disk_free_mb = v.trim().parse().unwrap_or(0),
-            Some(("uid", v)) => uid = v.trim().parse().ok(),
+impl FactLines {
+    fn take(&mut self, k: &str, v: &str) {
+        self.seen = true;
+        match k {
+            "os" => self.facts.os = v.to_string(),
+            "cpus" => self.facts.cpus = v.trim().parse().unwrap_or(0),
+            "mem" => self.facts.memory_mb = v.trim().parse().unwrap_or(0),
+            "disk" => self.facts.disk_free_mb = v.trim().parse().unwrap_or(0),
+            "uid" => self.uid = v.trim().parse().ok(),
             _ => {}
         }
     }
-    (f, uid)
 }
 
-/// Gather the node's facts through sudo, which proves commands can become root; the reason when
-/// not.
+/// Why a command that should have run as root did not start: sudo's complaint, made plain.
+fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> String {
+    let err = conn.redact(stderr.trim());
+    let why = if err.contains("incorrect password") || err.contains("Sorry, try again") {
+        "the sudo password (ansible_become_pass) is wrong"
+    } else if err.contains("password is required") {
+        "sudo asks for a password: set ansible_become_pass for this host"
+    } else {
+        "commands cannot become root with sudo"
+    };
+    format!(
+        "{}: {why} ({})",
+        host.name,
+        err.lines().last().unwrap_or("")
+    )
+}
+
+/// Gather the node's facts as root, which proves sudo works; the reason when not.
 async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, String> {
-    match conn.run(FACTS, true).await {
-        Ok((0, out, _)) => match parse_facts(&out) {
-            (facts, Some(0)) => Ok(facts),
-            _ => Err(format!(
-                "{}: commands do not run as root through sudo",
-                host.name
-            )),
-        },
-        Ok((_, _, err)) => {
-            let err = conn.redact(err.trim());
-            let why = if err.contains("incorrect password") || err.contains("Sorry, try again") {
-                "the sudo password (ansible_become_pass) is wrong"
-            } else if err.contains("password is required") {
-                "sudo asks for a password: set ansible_become_pass for this host"
-            } else {
-                "sudo failed"
-            };
-            Err(format!(
-                "{}: {why} ({})",
-                host.name,
-                err.lines().last().unwrap_or("")
-            ))
+    match conn.run(runner::FACTS, true).await {
+        Ok((0, out, _)) => {
+            let mut f = FactLines::default();
+            for l in out.lines() {
+                if let Line::Fact(k, v) = runner::parse_line(l) {
+                    f.take(&k, &v);
+                }
+            }
+            match f.uid {
+                Some(0) => Ok(f.facts),
+                _ => Err(format!(
+                    "{}: commands do not run as root through sudo",
+                    host.name
+                )),
+            }
         }
+        Ok((_, _, err)) => Err(sudo_refused(host, conn, &err)),
         Err(l) => Err(format!(
             "{}: connection lost while gathering facts: {}",
             host.name, l.0
@@ -613,6 +623,8 @@ struct NodeRun<'a> {
     conn: Option<Conn>,
     /// Connections made so far (each gets its own control socket).
     conns: usize,
+    /// The node's facts are still to come, with the next batch.
+    facts_pending: bool,
     env: Vec<(String, String)>,
     /// The attempt each step is at, and the retries it has left.
     attempts: HashMap<String, (u32, u32)>,
@@ -655,22 +667,30 @@ impl NodeRun<'_> {
 
     async fn run(mut self, todo: &[String]) {
         let node = self.node().to_string();
-        let checked = match self.connect().await {
-            Ok(()) => check_facts(self.host, self.conn.as_ref().expect("connected")).await,
-            Err(e) => Err(e.to_string()),
-        };
-        match checked {
-            Ok(facts) => {
-                self.shared
-                    .emit(Event::Facts {
-                        node: node.clone(),
-                        facts,
-                    })
-                    .await
-            }
-            Err(reason) => {
-                self.close().await;
-                return fail_rest(self.shared, &node, todo, reason).await;
+        if let Err(e) = self.connect().await {
+            return fail_rest(self.shared, &node, todo, e.to_string()).await;
+        }
+        // Facts ride along with the first batch, unless that has to wait at a barrier (or there is
+        // none): then they go first on their own, so a node that cannot be used says so at once.
+        let first_waits = todo.first().is_none_or(|sid| {
+            let s = self.plan.step(sid).expect("from the plan");
+            !s.become_root || !s.after.iter().all(|a| self.shared.passed(a))
+        });
+        self.facts_pending = !first_waits;
+        if first_waits {
+            match check_facts(self.host, self.conn.as_ref().expect("connected")).await {
+                Ok(facts) => {
+                    self.shared
+                        .emit(Event::Facts {
+                            node: node.clone(),
+                            facts,
+                        })
+                        .await
+                }
+                Err(reason) => {
+                    self.close().await;
+                    return fail_rest(self.shared, &node, todo, reason).await;
+                }
             }
         }
         for sid in todo {
@@ -772,7 +792,7 @@ impl NodeRun<'_> {
                         }
                     })
                     .collect();
-                runner::launcher(&self.shared.install_id, &launches)
+                runner::launcher(&self.shared.install_id, &launches, self.facts_pending)
             };
             let become_root = self.plan.step(&rest[0]).expect("from the plan").become_root;
             if self.conn.is_none()
@@ -787,10 +807,28 @@ impl NodeRun<'_> {
             let conn = self.conn.as_ref().expect("connected above");
             // The step the node reports on; its lines only count once the node said it began.
             let mut current: Option<StepRun> = None;
+            let mut facts = FactLines::default();
+            // Whether the node said anything: a runner that fails silently never started.
+            let mut heard = false;
             let lost = match conn.exec(&script, become_root).await {
                 Ok(mut running) => {
                     let mut ended: Option<BatchEnd> = None;
                     while let Some(line) = running.next_line().await {
+                        heard = true;
+                        if let Line::Fact(k, v) = runner::parse_line(&line) {
+                            facts.take(&k, &v);
+                            continue;
+                        }
+                        if facts.seen && self.facts_pending {
+                            self.facts_pending = false;
+                            let f = std::mem::take(&mut facts.facts);
+                            self.shared
+                                .emit(Event::Facts {
+                                    node: node.clone(),
+                                    facts: f,
+                                })
+                                .await;
+                        }
                         let line = match runner::parse_line(&line) {
                             // Only the step expected next may begin; anything else is a log line.
                             runner::Line::Begin(sid)
@@ -834,7 +872,10 @@ impl NodeRun<'_> {
                                 ended = Some(self.end_step(done, Err(why)).await);
                                 break;
                             }
-                            Line::Begin(_) | Line::Attached | Line::AlreadyDone => {}
+                            Line::Begin(_)
+                            | Line::Attached
+                            | Line::AlreadyDone
+                            | Line::Fact(..) => {}
                         }
                     }
                     if let Some(end) = ended {
@@ -845,6 +886,21 @@ impl NodeRun<'_> {
                         return (ok, BatchEnd::AllOk);
                     }
                     match running.finish().await {
+                        // The shell never ran (sudo refused, no sh): no reconnect helps.
+                        Ok((code, err)) if !heard && code != 0 => {
+                            let reason = if become_root {
+                                sudo_refused(self.host, conn, &err)
+                            } else {
+                                conn.redact(&format!(
+                                    "{node}: the runner could not start: {}",
+                                    err.trim()
+                                ))
+                            };
+                            return (
+                                ok,
+                                self.end_step(StepRun::new(&steps[ok]), Err(reason)).await,
+                            );
+                        }
                         Ok((code, err)) => Some(conn.redact(&format!(
                             "the runner ended with code {code} before the step did: {}",
                             err.trim().lines().last().unwrap_or("")

@@ -52,10 +52,11 @@ const FUNCTIONS: &str = r#"umask 077
 # existing ATTEMPT: report an attempt that exists already (0), or say it must start (1). A later
 # attempt than asked for is one a run whose journal lost its last records started: take it over.
 existing() {
-  a=; read -r a < attempt 2>/dev/null
+  a=; [ -f attempt ] && read -r a < attempt
   [ -n "$a" ] && [ "$a" -ge "$1" ] 2>/dev/null || return 1
-  if [ -f rc ]; then printf '\036KSW-DONE\n'; return 0; fi
-  p=; read -r p < pid 2>/dev/null
+  # rc is written in one go once the step ended: non-empty means done.
+  if [ -s rc ]; then printf '\036KSW-DONE\n'; return 0; fi
+  p=; [ -f pid ] && read -r p < pid
   if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$(pwd -P)" ]; then
     printf '\036KSW-ATTACH\n'
     tail -n +1 -s 0.2 -f --pid="$p" log
@@ -65,11 +66,11 @@ existing() {
 }
 # start ATTEMPT TIMEOUT INTERPRETER: run the step in a session of its own, its log through tee.
 start() {
-  if [ -e rc ] || [ -e rc.tmp ] || [ -e pid ]; then rm -f rc rc.tmp pid; fi
+  if [ -e rc ] || [ -e pid ]; then rm -f rc pid; fi
   [ -f log ] && mv log log.prev
   : > log; : > out
   # The env file (it may hold secrets other steps published) is emptied once the step read it.
-  printf '( . ./env; : > env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc.tmp ) 2>&1 | tee -p -a log\nmv rc.tmp rc\n' "$2" "$3" > wrap
+  printf '( . ./env; : > env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc ) 2>&1 | tee -p -a log\n' "$2" "$3" > wrap
   echo "$1" > attempt
   setsid sh ./wrap < /dev/null 2>&1 &
   echo $! > pid
@@ -77,7 +78,7 @@ start() {
 }
 # finish: report the exit code and outputs; 0 when the step succeeded.
 finish() {
-  if [ ! -f rc ]; then printf '\036KSW-LOST the step ended without an exit code\n'; return 1; fi
+  if [ ! -s rc ]; then printf '\036KSW-LOST the step ended without an exit code\n'; return 1; fi
   c=; read -r c < rc
   # Outputs first, the exit code last: a step is complete only once its exit code arrived.
   while IFS= read -r o || [ -n "$o" ]; do printf '\036KSW-OUT %s\n' "$o"; done < out
@@ -89,12 +90,26 @@ finish() {
 }
 "#;
 
+/// What kswizard learns of a node before its steps, as `KSW-FACT key=value` lines; mostly shell
+/// builtins, as it runs on every node. `uid` proves that sudo works.
+pub const FACTS: &str = r#". /etc/os-release 2>/dev/null
+printf '\036KSW-FACT os=%s\n' "${PRETTY_NAME:-unknown}"
+printf '\036KSW-FACT cpus=%s\n' "$(nproc 2>/dev/null)"
+while read -r k v _; do [ "$k" = MemTotal: ] && { printf '\036KSW-FACT mem=%s\n' $((v / 1024)); break; }; done < /proc/meminfo
+df -Pm / 2>/dev/null | { read -r _; read -r _ _ _ a _; printf '\036KSW-FACT disk=%s\n' "$a"; }
+printf '\036KSW-FACT uid=%s\n' "$(id -u)"
+"#;
+
 /// The shell text that runs (or re-attaches to) consecutive steps of one node, in order,
 /// stopping at the first that fails. One SSH command for the lot: a no-op step costs a few
 /// milliseconds, not a round trip.
-pub fn launcher(install_id: &str, steps: &[Launch]) -> String {
+/// With `facts`, the node's facts come first (saving the node a command of its own).
+pub fn launcher(install_id: &str, steps: &[Launch], facts: bool) -> String {
     let root = install_dir(install_id);
     let mut text = String::from(FUNCTIONS);
+    if facts {
+        text.push_str(FACTS);
+    }
     let dirs: Vec<String> = steps
         .iter()
         .map(|l| sh_quote(&format!("{root}/{}", l.step)))
@@ -167,6 +182,8 @@ pub enum Line {
     Vanished(String),
     /// The runner could not set the step up on the node; the text says why.
     Failed(String),
+    /// A fact about the node (`FACTS`).
+    Fact(String, String),
 }
 
 pub fn parse_line(line: &str) -> Line {
@@ -188,6 +205,10 @@ pub fn parse_line(line: &str) -> Line {
     if let Some(why) = rest.strip_prefix("KSW-LOST ") {
         return Line::Vanished(why.to_string());
     }
+    if let Some(kv) = rest.strip_prefix("KSW-FACT ") {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        return Line::Fact(k.to_string(), v.to_string());
+    }
     if let Some(why) = rest.strip_prefix("KSW-FAIL ") {
         return Line::Failed(why.to_string());
     }
@@ -206,7 +227,7 @@ mod tests {
 
     /// Run the launcher locally against a temp dir standing in for /var/lib/kswizard.
     fn run_local(root: &std::path::Path, steps: &[Launch]) -> Vec<Line> {
-        let text = launcher("i1", steps).replace(STATE_ROOT, &root.display().to_string());
+        let text = launcher("i1", steps, false).replace(STATE_ROOT, &root.display().to_string());
         let out = Command::new("sh").arg("-c").arg(text).output().unwrap();
         String::from_utf8(out.stdout)
             .unwrap()
@@ -295,6 +316,28 @@ mod tests {
         );
         assert_eq!(lines, vec![Line::Begin("slow".into()), Line::Exit(124)]);
         assert!(t.elapsed().as_secs() < 20);
+    }
+
+    #[test]
+    fn facts_are_read_with_builtins_and_come_first() {
+        let out = Command::new("sh").arg("-c").arg(FACTS).output().unwrap();
+        let facts: Vec<Line> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(parse_line)
+            .collect();
+        let keys: Vec<&str> = facts
+            .iter()
+            .map(|l| match l {
+                Line::Fact(k, v) => {
+                    assert!(!v.is_empty(), "{k} is empty");
+                    k.as_str()
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(keys, ["os", "cpus", "mem", "disk", "uid"]);
+        assert!(launcher("i", &[], true).contains("KSW-FACT uid="));
     }
 
     #[test]
