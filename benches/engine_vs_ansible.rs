@@ -157,11 +157,7 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
 }
 
 fn main() {
-    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    });
-    if !root {
+    if !lab::is_root() {
         println!("engine_vs_ansible: skipped, the lab needs root");
         return;
     }

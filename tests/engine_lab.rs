@@ -11,15 +11,6 @@ use kswizard::conf;
 use kswizard::lab::{self, Lab, Spec};
 use kswizard::model::{Auth, Cluster, Secret};
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// A lab that goes down when the test ends, whatever happens in it.
 struct LabGuard {
     lab: Lab,
@@ -35,7 +26,7 @@ impl Drop for LabGuard {
 }
 
 fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
-    if !is_root() {
+    if !lab::is_root() {
         eprintln!("skipped: the lab needs root");
         return None;
     }

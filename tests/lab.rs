@@ -19,11 +19,7 @@ use serde::Deserialize;
 static UP: Mutex<()> = Mutex::new(());
 
 fn skip_reason() -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if !status
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    {
+    if !lab::is_root() {
         return Some("not root".into());
     }
     let missing = lab::packages::missing();

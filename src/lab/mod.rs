@@ -191,14 +191,16 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Whether this process runs as root (the lab needs it: users, mount namespaces, listeners).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    })
+}
+
 fn require_root() -> Result<()> {
-    let uid = std::fs::read_to_string("/proc/self/status")?
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Uid:")
-                .map(|v| v.split_whitespace().next().unwrap_or("").to_string())
-        });
-    if uid.as_deref() != Some("0") {
+    if !is_root() {
         bail!(
             "the lab must run as root: it creates users, mount namespaces and listeners (try sudo)"
         );
@@ -457,40 +459,21 @@ fn create_users(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Labs coming up at once (parallel tests) share the users and sudoers files: one at a time. A lock
-/// file rather than flock(2), which std offers only from Rust 1.89 (above the crate's MSRV).
-struct UsersLock(&'static Path);
+/// Labs coming up at once (parallel tests, each its own process) share the users and sudoers
+/// files: one at a time, under flock(2), which the kernel releases when a holder dies.
+struct UsersLock {
+    _held: std::fs::File,
+}
 
 impl UsersLock {
     fn take() -> Result<UsersLock> {
-        let path = Path::new("/run/kswizard-lab-users.lock");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(_) => return Ok(UsersLock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lab that died holding it: setting up users takes well under this.
-                    let stale = std::fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(20));
-                    if stale || Instant::now() > deadline {
-                        let _ = std::fs::remove_file(path);
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
-}
-
-impl Drop for UsersLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open("/run/kswizard-lab-users.lock")?;
+        file.lock()?;
+        Ok(UsersLock { _held: file })
     }
 }
 
