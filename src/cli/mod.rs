@@ -160,6 +160,11 @@ pub fn main() -> ExitCode {
         return crate::engine::transport::askpass_main(&sock);
     }
     let cli = Cli::parse();
+    // Once, first: readable reports for every eyre error, and ratatui::init (the wizard) expects
+    // the panic hook in place before its own.
+    if let Err(e) = color_eyre::install() {
+        eprintln!("kswizard: {e}");
+    }
     // Reports die quietly when their reader goes away (`| head`), as Unix tools do. An install
     // and the wizard keep running instead: they handle write errors themselves.
     if !matches!(cli.command, None | Some(Command::Install { .. })) {

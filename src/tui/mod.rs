@@ -46,8 +46,9 @@ const CHANNEL_SIZE: usize = 256;
 /// How often the input thread checks whether the loop is gone.
 const POLL: Duration = Duration::from_millis(200);
 
+/// Run the wizard on `conf_dir`. `cli::main` has installed color-eyre's hooks already, before
+/// anything else could (the lab's errors are eyre reports too).
 pub fn run(conf_dir: &Path) -> Result<()> {
-    color_eyre::install()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // ratatui::init installs a panic hook that restores the terminal before the report.
