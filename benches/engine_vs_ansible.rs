@@ -52,40 +52,29 @@ fn ssh_loop(lab: &lab::Lab, work: &Path) -> f64 {
         for (i, n) in lab.nodes.iter().enumerate() {
             let ctl = work.join(format!("c{i}"));
             s.spawn(move || {
-                let base = |c: &mut Command| {
-                    c.arg("-S").arg(&ctl).args([
-                        "-o",
-                        "StrictHostKeyChecking=no",
-                        "-o",
-                        "UserKnownHostsFile=/dev/null",
-                        "-o",
-                        "LogLevel=ERROR",
-                    ]);
+                let ssh = || {
+                    let mut c = lab.ssh();
+                    c.arg("-S").arg(&ctl);
+                    c
                 };
-                let mut m = Command::new("ssh");
-                base(&mut m);
-                let ok = m
-                    .args(["-M", "-f", "-N", "-i"])
-                    .arg(&lab.key)
+                let ok = ssh()
+                    .args(["-M", "-f", "-N"])
                     .arg(format!("{}@{}", lab.key_user, n.ip))
                     .status()
                     .unwrap()
                     .success();
                 assert!(ok, "ssh master to {}", n.ip);
                 for _ in 0..STEPS {
-                    let mut c = Command::new("ssh");
-                    base(&mut c);
                     assert!(
-                        c.arg(&n.ip)
+                        ssh()
+                            .arg(&n.ip)
                             .args(["sudo", "-n", "true"])
                             .status()
                             .unwrap()
                             .success()
                     );
                 }
-                let mut x = Command::new("ssh");
-                base(&mut x);
-                let _ = x
+                let _ = ssh()
                     .args(["-O", "exit"])
                     .arg(&n.ip)
                     .stderr(Stdio::null())

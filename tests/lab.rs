@@ -55,19 +55,8 @@ impl Drop for Up {
 }
 
 fn ssh(lab: &Lab, user: &str, ip: &str, command: &str, stdin: &[u8]) -> Output {
-    let mut child = Command::new("ssh")
-        .arg("-i")
-        .arg(&lab.key)
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-            "-o",
-            "BatchMode=yes",
-        ])
+    let mut child = lab
+        .ssh()
         .arg(format!("{user}@{ip}"))
         .arg(command)
         .stdin(Stdio::piped())

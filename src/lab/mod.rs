@@ -119,6 +119,23 @@ impl Lab {
         Ok(crate::model::Secret::new(text.trim_end()))
     }
 
+    /// An ssh command with the lab's key and without host-key bookkeeping (lab nodes are
+    /// throwaway): for tests and benchmarks that reach a node directly, not through the engine.
+    pub fn ssh(&self) -> Command {
+        let mut c = Command::new("ssh");
+        c.arg("-i").arg(&self.key).args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+            "BatchMode=yes",
+        ]);
+        c
+    }
+
     /// The LB's backends as haproxy sees them: (server, status).
     pub fn backends(&self) -> Result<Vec<(String, String)>> {
         haproxy::backend_status(&self.haproxy_socket)
