@@ -585,6 +585,18 @@ fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> String {
     )
 }
 
+/// Connect to `host`, gather its facts as root and disconnect: the Hosts screen's SSH test.
+/// Host keys are pinned in `known_hosts` as for an install.
+pub async fn probe(host: &Host, known_hosts: &Path) -> Result<Facts, String> {
+    let ctl = transport::control_dir().map_err(|e| format!("control directory: {e}"))?;
+    let conn = transport::connect(host, known_hosts, ctl.path(), 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    let facts = check_facts(host, &conn).await;
+    conn.close().await;
+    facts
+}
+
 /// Gather the node's facts as root, which proves sudo works; the reason when not.
 async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, String> {
     match conn.run(runner::FACTS, true).await {

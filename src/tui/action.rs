@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::input::Edit;
 use super::state::{Disk, Screen};
 use crate::conf::Source;
+use crate::engine::events::Facts;
 use crate::model::Cluster;
 
 #[derive(Debug, Clone)]
@@ -31,6 +32,8 @@ pub enum Action {
     Delete,
     Edit,
     Preset,
+    /// `t`: test SSH (and sudo) to the selected host.
+    TestSsh,
     GoTo(Screen),
     Save,
     Quit,
@@ -41,6 +44,11 @@ pub enum Action {
     Text(Edit),
     /// The conf directory was read (at start).
     Loaded(Box<Result<Disk, String>>),
+    /// An SSH test ended: the host's facts, or why it cannot be used.
+    Tested {
+        host: String,
+        result: Result<Facts, String>,
+    },
     /// The files were written (and read back), or why not; `written` is the cluster as it was
     /// when the write was asked for (edits made meanwhile are not saved yet).
     Saved {
@@ -53,6 +61,11 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub enum Effect {
     Load(PathBuf),
+    /// Connect to the host, check sudo and gather its facts; host keys go to `known_hosts`.
+    TestSsh {
+        host: Box<crate::model::Host>,
+        known_hosts: PathBuf,
+    },
     Save {
         cluster: Box<Cluster>,
         source: Box<Source>,

@@ -11,6 +11,10 @@ use crate::model::Cluster;
 pub fn run(effect: Effect) -> Action {
     match effect {
         Effect::Load(dir) => Action::Loaded(Box::new(load(&dir))),
+        Effect::TestSsh { host, known_hosts } => Action::Tested {
+            host: host.name.clone(),
+            result: test_ssh(&host, &known_hosts),
+        },
         Effect::Save {
             cluster,
             source,
@@ -62,4 +66,15 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
 fn save(cluster: &Cluster, source: &Source, dir: &Path) -> Result<Disk, String> {
     conf::save(cluster, source, dir).map_err(|e| e.to_string())?;
     load(dir)
+}
+
+/// The SSH test, on this blocking-pool thread: the engine's own connect and facts.
+fn test_ssh(
+    host: &crate::model::Host,
+    known_hosts: &Path,
+) -> Result<crate::engine::events::Facts, String> {
+    if let Some(dir) = known_hosts.parent() {
+        crate::engine::executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
+    }
+    tokio::runtime::Handle::current().block_on(crate::engine::executor::probe(host, known_hosts))
 }

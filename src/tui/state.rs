@@ -175,6 +175,9 @@ pub struct State {
     pub status: Option<Status>,
     /// A write is under way; a second Ctrl-S waits for it.
     pub saving: bool,
+    /// SSH tests by host name: under way (`None`) or their outcome.
+    pub ssh_tests:
+        std::collections::HashMap<String, Option<Result<crate::engine::events::Facts, String>>>,
     pub quit: bool,
 }
 
@@ -189,6 +192,7 @@ impl State {
             cluster: Cluster::default(),
             source: Source::default(),
             saved: Cluster::default(),
+            ssh_tests: std::collections::HashMap::new(),
             findings: Vec::new(),
             diffs: Ok(Vec::new()),
             start_selected: 0,

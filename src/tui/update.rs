@@ -22,6 +22,18 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             loaded(state, *outcome);
             return Vec::new();
         }
+        Action::Tested { host, result } => {
+            let status = match &result {
+                Ok(f) => (
+                    StatusKind::Ok,
+                    format!("{host}: SSH and sudo work ({}).", f.os),
+                ),
+                Err(e) => (StatusKind::Error, e.clone()),
+            };
+            state.set_status(status.0, status.1);
+            state.ssh_tests.insert(host, Some(result));
+            return Vec::new();
+        }
         Action::Saved { outcome, written } => {
             saved(state, *outcome, *written);
             return Vec::new();
@@ -66,7 +78,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Back => go(state, state.screen.prev()),
         action => match state.screen {
             Screen::Start => start_action(state, action),
-            Screen::Hosts => hosts_action(state, action),
+            Screen::Hosts => return hosts_action(state, action),
             Screen::Roles => roles_action(state, action),
             Screen::LoadBalancer => lb_action(state, action),
             Screen::Review => review_action(state, action),
@@ -234,9 +246,26 @@ fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
     }
 }
 
-fn hosts_action(state: &mut State, action: Action) {
+fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
     let n = state.cluster.hosts.len();
     match action {
+        Action::TestSsh if n > 0 => {
+            let host = state.cluster.hosts[state.host_selected].clone();
+            if matches!(state.ssh_tests.get(&host.name), Some(None)) {
+                return Vec::new();
+            }
+            state.ssh_tests.insert(host.name.clone(), None);
+            state.set_status(
+                StatusKind::Info,
+                format!("Testing SSH and sudo on {}…", host.name),
+            );
+            let known_hosts =
+                crate::engine::paths::state_dir(&state.conf_dir, None).join("known_hosts");
+            return vec![Effect::TestSsh {
+                host: Box::new(host),
+                known_hosts,
+            }];
+        }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
             move_in(&mut state.host_selected, n, &action);
         }
@@ -254,6 +283,7 @@ fn hosts_action(state: &mut State, action: Action) {
         Action::Confirm => go(state, Screen::Roles),
         _ => {}
     }
+    Vec::new()
 }
 
 fn form_action(state: &mut State, mut form: Form, action: Action) {

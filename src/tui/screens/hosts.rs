@@ -8,7 +8,7 @@ use ratatui::widgets::{Cell, Row};
 
 use crate::model::{Auth, Host};
 use crate::tui::state::{Screen, State};
-use crate::tui::theme::SYM_SELECTED;
+use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED};
 use crate::tui::widgets::chrome::Hint;
 use crate::tui::widgets::{findings, panel, table, table_and_notes, visible};
 
@@ -22,6 +22,7 @@ pub fn hints(_: &State) -> Vec<Hint> {
         ("i", "paste ini"),
         ("e", "edit"),
         ("d", "delete"),
+        ("t", "test SSH"),
         ("Enter", "next"),
     ]
 }
@@ -37,10 +38,43 @@ fn auth(h: &Host) -> String {
     }
 }
 
+/// The selected host's SSH test (`t`): under way, its facts, or why it failed.
+fn ssh_test_lines(state: &State) -> Vec<Line<'static>> {
+    let theme = &state.theme;
+    let Some(h) = state.cluster.hosts.get(state.host_selected) else {
+        return Vec::new();
+    };
+    match state.ssh_tests.get(&h.name) {
+        None => Vec::new(),
+        Some(None) => vec![Line::styled(
+            format!("… {}: testing SSH and sudo", h.name),
+            theme.dim,
+        )],
+        Some(Some(Ok(f))) => vec![Line::styled(
+            format!(
+                "{SYM_OK} {}: SSH and sudo ok · {} · {} CPUs · {:.1} GiB memory · {:.1} GiB free on /",
+                h.name,
+                f.os,
+                f.cpus,
+                f.memory_mb as f64 / 1024.0,
+                f.disk_free_mb as f64 / 1024.0
+            ),
+            theme.ok,
+        )],
+        Some(Some(Err(e))) => vec![Line::styled(format!("{SYM_ERROR} {e}"), theme.error)],
+    }
+}
+
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let hosts = &state.cluster.hosts;
-    let notes = findings::lines(state.findings_for(Screen::Hosts), theme);
+    let mut notes = ssh_test_lines(state);
+    let notes_title = if notes.is_empty() {
+        "Findings"
+    } else {
+        "SSH test and findings"
+    };
+    notes.extend(findings::lines(state.findings_for(Screen::Hosts), theme));
     let [table_area, notes_area] = table_and_notes(area, hosts.len(), &notes);
 
     if hosts.is_empty() {
@@ -102,6 +136,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         frame.render_widget(table, table_area);
     }
     if !notes.is_empty() {
-        frame.render_widget(panel(notes, "Findings"), notes_area);
+        frame.render_widget(panel(notes, notes_title), notes_area);
     }
 }

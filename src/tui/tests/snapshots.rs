@@ -42,6 +42,28 @@ fn start_with_an_unfinished_install() {
 }
 
 #[test]
+fn hosts_with_an_ssh_test() {
+    let mut s = opened();
+    send(&mut s, [Action::Down]);
+    let facts = crate::engine::events::Facts {
+        os: "Debian GNU/Linux 12 (bookworm)".into(),
+        cpus: 4,
+        memory_mb: 8192,
+        disk_free_mb: 51200,
+    };
+    send(
+        &mut s,
+        [Action::Tested {
+            host: "master2".into(),
+            result: Ok(facts),
+        }],
+    );
+    check("hosts_ssh_ok", &s);
+    send(&mut s, [Action::Down, Action::TestSsh]);
+    check("hosts_ssh_testing", &s);
+}
+
+#[test]
 fn hosts() {
     check("hosts", &opened());
 }

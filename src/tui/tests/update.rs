@@ -372,3 +372,48 @@ fn help_opens_and_any_key_closes_it() {
     assert!(!s.help);
     assert!(s.modal.is_none(), "the closing key does nothing else");
 }
+
+#[test]
+fn t_tests_ssh_on_the_selected_host_once_at_a_time() {
+    let mut s = opened();
+    send(&mut s, [Action::Down]);
+    let effects = send(&mut s, [Action::TestSsh]);
+    match effects.as_slice() {
+        [Effect::TestSsh { host, known_hosts }] => {
+            assert_eq!(host.name, "master2");
+            assert!(
+                known_hosts.ends_with(".kswizard/known_hosts"),
+                "{}",
+                known_hosts.display()
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // A second t while it runs asks for nothing more.
+    assert!(send(&mut s, [Action::TestSsh]).is_empty());
+    let facts = crate::engine::events::Facts {
+        os: "Debian GNU/Linux 12 (bookworm)".into(),
+        cpus: 4,
+        memory_mb: 8192,
+        disk_free_mb: 51200,
+    };
+    send(
+        &mut s,
+        [Action::Tested {
+            host: "master2".into(),
+            result: Ok(facts),
+        }],
+    );
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "master2: SSH and sudo work (Debian GNU/Linux 12 (bookworm))."
+    );
+    send(
+        &mut s,
+        [Action::Tested {
+            host: "master2".into(),
+            result: Err("master2: cannot connect (refused)".into()),
+        }],
+    );
+    assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Error);
+}
