@@ -3,9 +3,13 @@
 pub mod events;
 pub mod executor;
 pub mod journal;
+mod node;
 pub mod paths;
 pub mod plan;
 pub mod report;
 pub mod runner;
+mod shared;
 pub mod status;
 pub mod transport;
+
+pub use node::probe;

@@ -76,5 +76,5 @@ fn test_ssh(
     if let Some(dir) = known_hosts.parent() {
         crate::engine::executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
     }
-    tokio::runtime::Handle::current().block_on(crate::engine::executor::probe(host, known_hosts))
+    tokio::runtime::Handle::current().block_on(crate::engine::probe(host, known_hosts))
 }

@@ -1,0 +1,224 @@
+//! What every node's task of an install shares: the board (cross-node progress and published
+//! values), the journal writer, the event channel and the summary being built.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{Notify, mpsc};
+
+use super::events::{Event, Failure, Status, Summary};
+use super::journal::{self, Journal, Record, Replay};
+
+/// Journal writes from every node task go through one thread, which fsyncs after each batch it
+/// takes; a task never waits for the disk. Losing the newest records to a crash is safe: the
+/// nodes keep each attempt's state, and a resume re-attaches to it by attempt number.
+pub(super) struct JournalWriter {
+    tx: std::sync::mpsc::Sender<Record>,
+    handle: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+    /// Set when a write failed: the install stops starting steps (a resume could not know them).
+    broken: Arc<Mutex<Option<String>>>,
+}
+
+impl JournalWriter {
+    pub(super) fn start(mut j: Journal, path: PathBuf) -> JournalWriter {
+        let (tx, rx) = std::sync::mpsc::channel::<Record>();
+        let broken = Arc::new(Mutex::new(None));
+        let flag = broken.clone();
+        let handle = std::thread::spawn(move || {
+            while let Ok(first) = rx.recv() {
+                let mut batch = vec![first];
+                batch.extend(rx.try_iter());
+                if let Err(e) = j.append_all(&batch) {
+                    *flag.lock().expect("journal flag") = Some(format!("{}: {e}", path.display()));
+                    return Err(e);
+                }
+            }
+            Ok(())
+        });
+        JournalWriter {
+            tx,
+            handle: Some(handle),
+            broken,
+        }
+    }
+
+    pub(super) fn log(&self, r: Record) {
+        let _ = self.tx.send(r);
+    }
+
+    /// Why the journal cannot be written, once a write failed.
+    pub(super) fn broken(&self) -> Option<String> {
+        self.broken.lock().expect("journal flag").clone()
+    }
+
+    /// Wait until every record logged so far is on disk; the first write error, if any.
+    pub(super) fn finish(&mut self) -> std::io::Result<()> {
+        let (closed, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.tx, closed));
+        match self.handle.take().map(|h| h.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(std::io::Error::other(
+                "the journal writer stopped unexpectedly",
+            )),
+        }
+    }
+}
+
+impl Drop for JournalWriter {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// Cross-node progress: how many nodes each step still has to finish on, what failed, and the
+/// values steps published.
+#[derive(Default)]
+pub(super) struct Board {
+    pub(super) remaining: HashMap<String, usize>,
+    /// Steps that will not finish everywhere: "failed on NODE" or "was skipped on NODE".
+    pub(super) failed: HashMap<String, String>,
+    pub(super) outputs: Vec<(String, String)>,
+}
+
+pub(super) struct Shared {
+    pub(super) board: Mutex<Board>,
+    pub(super) changed: Notify,
+    pub(super) journal: JournalWriter,
+    pub(super) events: mpsc::Sender<Event>,
+    pub(super) install_id: String,
+    pub(super) replay: Replay,
+    pub(super) failures: Mutex<Vec<Failure>>,
+    pub(super) counts: Mutex<Summary>,
+}
+
+impl Shared {
+    pub(super) async fn emit(&self, e: Event) {
+        let _ = self.events.send(e).await;
+    }
+
+    /// Wait until `step` has finished on every node it targets; Err says where it did not.
+    pub(super) async fn barrier(&self, step: &str) -> Result<(), String> {
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let b = self.board.lock().expect("board lock");
+                if let Some(node) = b.failed.get(step) {
+                    return Err(node.clone());
+                }
+                if b.remaining.get(step).copied().unwrap_or(0) == 0 {
+                    return Ok(());
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The barrier on `step` is open now: it finished on every node it targets.
+    pub(super) fn passed(&self, step: &str) -> bool {
+        let b = self.board.lock().expect("board lock");
+        !b.failed.contains_key(step) && b.remaining.get(step).copied().unwrap_or(0) == 0
+    }
+
+    pub(super) fn step_done(
+        &self,
+        step: &str,
+        node: &str,
+        status: Status,
+        outputs: &BTreeMap<String, String>,
+    ) {
+        let mut b = self.board.lock().expect("board lock");
+        if status == Status::Ok {
+            if let Some(n) = b.remaining.get_mut(step) {
+                *n = n.saturating_sub(1);
+            }
+            for (k, v) in outputs {
+                b.outputs.retain(|(ek, _)| ek != k);
+                b.outputs.push((k.clone(), v.clone()));
+            }
+        } else {
+            let what = if status == Status::Failed {
+                "failed"
+            } else {
+                "was skipped"
+            };
+            b.failed
+                .entry(step.to_string())
+                .or_insert_with(|| format!("{what} on {node}"));
+        }
+        drop(b);
+        self.changed.notify_waiters();
+    }
+
+    /// The end of a step on a node: journaled, counted, on the board, and announced.
+    pub(super) async fn finish(
+        &self,
+        node: &str,
+        step: &str,
+        status: Status,
+        reason: Option<String>,
+        elapsed_ms: u64,
+        tail: Vec<String>,
+    ) {
+        self.journal
+            .log(end_record(node, step, status, reason.clone()));
+        {
+            let mut c = self.counts.lock().expect("counts lock");
+            match status {
+                Status::Ok => c.ok += 1,
+                Status::Failed => c.failed += 1,
+                Status::Skipped => c.skipped += 1,
+            }
+        }
+        if status == Status::Failed {
+            self.failures.lock().expect("failures lock").push(Failure {
+                node: node.into(),
+                step: step.into(),
+                reason: reason.clone().unwrap_or_default(),
+                log_tail: tail,
+            });
+        }
+        if status != Status::Ok {
+            self.step_done(step, node, status, &BTreeMap::new());
+        }
+        self.emit(Event::Finished {
+            node: node.into(),
+            step: step.into(),
+            status,
+            elapsed_ms,
+            reason,
+        })
+        .await;
+    }
+}
+
+pub(super) fn end_record(node: &str, step: &str, status: Status, reason: Option<String>) -> Record {
+    Record::End {
+        node: node.into(),
+        step: step.into(),
+        status,
+        reason,
+        ts: journal::now(),
+    }
+}
+
+/// The node could not be reached: its first step fails with the reason, the rest are skipped.
+pub(super) async fn fail_rest(shared: &Shared, node: &str, steps: &[String], reason: String) {
+    if let Some((first, rest)) = steps.split_first() {
+        shared
+            .finish(node, first, Status::Failed, Some(reason), 0, Vec::new())
+            .await;
+        skip_rest(shared, node, rest, "the node could not be reached").await;
+    }
+}
+
+pub(super) async fn skip_rest(shared: &Shared, node: &str, steps: &[String], reason: &str) {
+    for s in steps {
+        shared
+            .finish(node, s, Status::Skipped, Some(reason.into()), 0, Vec::new())
+            .await;
+    }
+}
