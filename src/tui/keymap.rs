@@ -50,6 +50,10 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('a') => Action::Add,
         KeyCode::Char('r') => Action::AddRange,
+        // `i` installs where an install can start; on Hosts it pastes inventory lines.
+        KeyCode::Char('i') if matches!(state.screen, Screen::Review | Screen::Install) => {
+            Action::Install
+        }
         KeyCode::Char('i') => Action::AddPaste,
         KeyCode::Char('d') => Action::Delete,
         KeyCode::Char('e') => Action::Edit,

@@ -2,8 +2,8 @@
 //! effect runner. Everything else in `tui` is pure and tested without a terminal.
 //!
 //! Flow: key → `keymap::map_key` → `Action` → `update::update` (changes `State`, returns
-//! `Effect`s) → `view::render`. Effects run on tokio's blocking pool and come back as actions
-//! through the same bounded channel as the keys.
+//! `Effect`s) → `view::render`. Effects run as tokio tasks (file and SSH work on the blocking
+//! pool) and come back as actions through the same bounded channel as the keys.
 
 pub mod action;
 pub mod bulk;
@@ -11,6 +11,7 @@ pub mod diff;
 pub mod effects;
 pub mod form;
 pub mod input;
+pub mod install;
 pub mod keymap;
 pub mod screens;
 pub mod state;
@@ -36,7 +37,7 @@ use state::State;
 use theme::Theme;
 
 /// Messages into the loop: terminal events from the input thread, results from effects.
-enum Msg {
+pub(crate) enum Msg {
     Term(Event),
     Action(Action),
 }
@@ -121,11 +122,8 @@ fn spawn_input(tx: mpsc::Sender<Msg>) {
     });
 }
 
+/// Effects are tasks, so the loop never waits for one (an install runs for minutes); the
+/// blocking ones move to the blocking pool inside `effects::run`.
 fn spawn_effect(effect: Effect, tx: mpsc::Sender<Msg>) {
-    tokio::spawn(async move {
-        if let Ok(action) = tokio::task::spawn_blocking(move || effects::run(effect)).await {
-            // The loop may have ended meanwhile; nothing is waiting for the result then.
-            let _ = tx.send(Msg::Action(action)).await;
-        }
-    });
+    tokio::spawn(effects::run(effect, tx));
 }
