@@ -136,4 +136,14 @@ mod tests {
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert!(matches!(map_key(&s, ctrl_c), Some(Action::Interrupt)));
     }
+
+    #[test]
+    fn i_installs_on_review_and_pastes_on_hosts() {
+        let mut s = State::new("conf".into(), Theme::color());
+        s.screen = Screen::Review;
+        let i = key(KeyCode::Char('i'));
+        assert!(matches!(map_key(&s, i), Some(Action::Install)));
+        s.screen = Screen::Hosts;
+        assert!(matches!(map_key(&s, i), Some(Action::AddPaste)));
+    }
 }

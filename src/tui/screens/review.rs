@@ -19,7 +19,7 @@ pub const PURPOSE: &str =
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
         ("↑↓", "section"),
-        ("Enter", "go there"),
+        ("Enter", "open"),
         ("PgUp/PgDn", "diff"),
         ("Ctrl-s", "write"),
         ("i", "install"),
