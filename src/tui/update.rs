@@ -631,17 +631,13 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
         )),
         None => Some(format!("{} steps were skipped.", summary.skipped)),
     };
-    let done = format!(
-        "{} steps ran, {} were already done, in {:.1}s",
-        summary.ok,
-        summary.already_done,
-        summary.elapsed_ms as f64 / 1000.0
-    );
+    // The Done screen says what ran; the status line only how long it took.
+    let took = format!("Installed in {:.1}s.", summary.elapsed_ms as f64 / 1000.0);
     install.summary = Some(summary);
     match text {
         None => {
             state.screen = Screen::Done;
-            state.set_status(StatusKind::Ok, format!("Installed: {done}."));
+            state.set_status(StatusKind::Ok, took);
         }
         Some(failed) => state.set_status(
             StatusKind::Error,

@@ -173,9 +173,11 @@ pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
         None => Line::styled("· no load balancer configured", theme.dim),
     }];
     lines.extend(lb.backends.iter().map(probe));
-    lines.push(Line::styled(
-        "Backends show DOWN until the apiservers start.",
-        theme.dim,
-    ));
+    if lb.backends.iter().any(|b| !b.up) {
+        lines.push(Line::styled(
+            "Backends show DOWN until the apiservers start.",
+            theme.dim,
+        ));
+    }
     lines
 }
