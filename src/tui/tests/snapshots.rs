@@ -370,3 +370,20 @@ fn quit_question_during_an_install() {
     send(&mut s, [Action::Quit]);
     check("install_quit", &s);
 }
+
+#[test]
+fn no_color_install_shows_state_in_symbols_and_words() {
+    let mut s = mid_install();
+    s.theme = crate::tui::theme::Theme::monochrome();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    terminal.draw(|f| view::render(f, &s)).unwrap();
+    let buffer = terminal.backend().buffer();
+    assert!(buffer.content.iter().all(|c| {
+        use ratatui::style::Color::Reset;
+        c.fg == Reset && c.bg == Reset
+    }));
+    let text = terminal.backend().to_string();
+    for word in ["✗ failed", "▶ running", "· waiting", "✓ UP", "✗ DOWN"] {
+        assert!(text.contains(word), "{word}: {text}");
+    }
+}
