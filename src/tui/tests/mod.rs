@@ -13,6 +13,7 @@ use super::theme::Theme;
 use super::update::update;
 use crate::engine::events::{Event, Status};
 use crate::engine::paths::{BUNDLED, load_plan};
+use crate::lb_status::{LbStatus, Probe};
 
 /// The state after reading the repository's conf/ (the seeds' 6-host HA example), on Start.
 pub fn loaded() -> State {
@@ -94,6 +95,26 @@ pub fn finished(node: &str, step: &str, status: Status, elapsed_ms: u64) -> Even
         status,
         elapsed_ms,
         reason: (status == Status::Failed).then(|| "exit code 1".to_string()),
+    }
+}
+
+/// The LB as probed before the apiservers start: the frontend answers, the masters do not, or,
+/// `up`, after.
+pub fn lb(up: bool) -> LbStatus {
+    let probe = |name: &str, address: &str, up: bool| Probe {
+        name: name.into(),
+        address: address.into(),
+        up,
+        latency_ms: up.then_some(2),
+        error: (!up).then(|| "connection refused".into()),
+    };
+    LbStatus {
+        frontend: Some(probe("frontend", "192.168.0.253:6443", true)),
+        backends: ["master1", "master2", "master3"]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), up))
+            .collect(),
     }
 }
 

@@ -5,11 +5,10 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{
-    edit_lb_field, engine, finished, installing, loaded, opened, output, plan_event, send, started,
-    type_text,
+    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
+    started, type_text,
 };
 use crate::engine::events::{Event, Status, Summary};
-use crate::lb_status::{LbStatus, Probe};
 use crate::tui::action::Action;
 use crate::tui::input::Edit;
 use crate::tui::state::{Screen, State};
@@ -228,41 +227,26 @@ fn too_small() {
 #[test]
 fn no_color_renders_every_cell_without_colour() {
     let mut s = opened();
-    s.theme = crate::tui::theme::Theme::monochrome();
     send(
         &mut s,
         [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
     );
+    // State still shows, as symbols and words.
+    let text = monochrome(s);
+    assert!(text.contains("✗ error"), "{text}");
+}
+
+/// `state` drawn at 80×24 with the NO_COLOR theme, checked to use no colour at all; its text.
+fn monochrome(mut state: State) -> String {
+    state.theme = crate::tui::theme::Theme::monochrome();
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    terminal.draw(|f| view::render(f, &s)).unwrap();
+    terminal.draw(|f| view::render(f, &state)).unwrap();
     let buffer = terminal.backend().buffer();
     assert!(buffer.content.iter().all(|c| {
         use ratatui::style::Color::Reset;
         c.fg == Reset && c.bg == Reset
     }));
-    // State still shows, as symbols and words.
-    let text = terminal.backend().to_string();
-    assert!(text.contains("✗ error"), "{text}");
-}
-
-/// The LB as probed before the apiservers start: the frontend answers, the masters do not, or,
-/// `up`, after.
-fn lb(up: bool) -> LbStatus {
-    let probe = |name: &str, address: &str, up: bool| Probe {
-        name: name.into(),
-        address: address.into(),
-        up,
-        latency_ms: up.then_some(2),
-        error: (!up).then(|| "connection refused".into()),
-    };
-    LbStatus {
-        frontend: Some(probe("frontend", "192.168.0.253:6443", true)),
-        backends: ["master1", "master2", "master3"]
-            .iter()
-            .enumerate()
-            .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), up))
-            .collect(),
-    }
+    terminal.backend().to_string()
 }
 
 /// Every node through the first steps of the bundled plan: node2 fails container-runtime,
@@ -373,16 +357,7 @@ fn quit_question_during_an_install() {
 
 #[test]
 fn no_color_install_shows_state_in_symbols_and_words() {
-    let mut s = mid_install();
-    s.theme = crate::tui::theme::Theme::monochrome();
-    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    terminal.draw(|f| view::render(f, &s)).unwrap();
-    let buffer = terminal.backend().buffer();
-    assert!(buffer.content.iter().all(|c| {
-        use ratatui::style::Color::Reset;
-        c.fg == Reset && c.bg == Reset
-    }));
-    let text = terminal.backend().to_string();
+    let text = monochrome(mid_install());
     for word in ["✗ failed", "▶ running", "· waiting", "✓ UP", "✗ DOWN"] {
         assert!(text.contains(word), "{word}: {text}");
     }

@@ -1,11 +1,10 @@
 //! `update` along the paths an operator takes: no terminal, no disk.
 
 use super::{
-    edit_lb_field, engine, finished, installing, loaded, opened, output, plan_event, send, started,
-    type_text,
+    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
+    started, type_text,
 };
 use crate::engine::events::{Event, Failure, Status, Summary};
-use crate::lb_status::{LbStatus, Probe};
 use crate::model::{Auth, LbMode, Secret};
 use crate::tui::action::{Action, Effect};
 use crate::tui::input::Edit;
@@ -424,20 +423,6 @@ fn t_tests_ssh_on_the_selected_host_once_at_a_time() {
     assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Error);
 }
 
-fn lb_status(up: bool) -> LbStatus {
-    let probe = |name: &str, address: &str| Probe {
-        name: name.into(),
-        address: address.into(),
-        up,
-        latency_ms: up.then_some(1),
-        error: (!up).then(|| "connection refused".into()),
-    };
-    LbStatus {
-        frontend: Some(probe("frontend", "192.168.0.253:6443")),
-        backends: vec![probe("master1", "192.168.0.1:6443")],
-    }
-}
-
 #[test]
 fn install_is_refused_while_errors_remain() {
     let mut s = opened();
@@ -646,7 +631,7 @@ fn other_screens_wait_until_the_install_ends() {
 #[test]
 fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     let (mut s, _) = installing();
-    let effects = send(&mut s, [Action::LbProbed(lb_status(false))]);
+    let effects = send(&mut s, [Action::LbProbed(lb(false))]);
     assert!(matches!(
         &effects[..],
         [Effect::ProbeLb { after, .. }] if *after == LB_PROBE_EVERY
@@ -658,6 +643,6 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
 
     send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
     assert_eq!(s.screen, Screen::Done);
-    assert!(send(&mut s, [Action::LbProbed(lb_status(true))]).is_empty());
+    assert!(send(&mut s, [Action::LbProbed(lb(true))]).is_empty());
     assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
 }
