@@ -77,28 +77,42 @@ async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<(
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
         };
-        let action = match msg {
-            None => break,
-            Some(Msg::Action(a)) => a,
-            Some(Msg::Term(Event::Key(key))) => match keymap::map_key(&state, key) {
-                Some(a) => a,
-                // A key with no meaning here changes nothing: no redraw.
-                None => continue,
-            },
-            // Only redraw: the draw resizes to the new size.
-            Some(Msg::Term(Event::Resize(..))) => {
-                terminal.draw(|f| view::render(f, &state))?;
-                continue;
+        let Some(msg) = msg else { break };
+        let mut changed = handle(&mut state, msg, &tx);
+        // An install sends its output in bursts: take what is already waiting before drawing,
+        // so a chatty step costs one draw per burst and keys behind it are not held up.
+        for _ in 1..CHANNEL_SIZE {
+            if state.quit {
+                break;
             }
-            Some(Msg::Term(_)) => continue,
-        };
-        for effect in update::update(&mut state, action) {
-            spawn_effect(effect, tx.clone());
+            let Ok(msg) = rx.try_recv() else { break };
+            changed |= handle(&mut state, msg, &tx);
         }
         // Drawn only after a change; ratatui writes only the cells that differ, so no flicker.
-        terminal.draw(|f| view::render(f, &state))?;
+        if changed {
+            terminal.draw(|f| view::render(f, &state))?;
+        }
     }
     Ok(())
+}
+
+/// Take one message into the state; true when the screen must be drawn again.
+fn handle(state: &mut State, msg: Msg, tx: &mpsc::Sender<Msg>) -> bool {
+    let action = match msg {
+        Msg::Action(a) => a,
+        Msg::Term(Event::Key(key)) => match keymap::map_key(state, key) {
+            Some(a) => a,
+            // A key with no meaning here changes nothing: no redraw.
+            None => return false,
+        },
+        // Only redraw: the draw resizes to the new size.
+        Msg::Term(Event::Resize(..)) => return true,
+        Msg::Term(_) => return false,
+    };
+    for effect in update::update(state, action) {
+        spawn_effect(effect, tx.clone());
+    }
+    true
 }
 
 /// Terminal events come from a thread: crossterm's reader blocks, and the event-stream feature
