@@ -555,8 +555,13 @@ fn start_install(state: &mut State) -> Vec<Effect> {
         }))
     );
     let previous = state.install.take();
-    // An install this wizard ran that did not end on Done left an unfinished journal.
-    let resuming = unfinished_on_disk || previous.is_some();
+    // The last install this wizard ran says more than the disk did when the wizard started:
+    // with failed or skipped steps it left an unfinished journal; a clean one, a finished one.
+    // (The engine's plan event then says how many steps are not run again.)
+    let resuming = match previous.as_ref().and_then(|p| p.summary.as_ref()) {
+        Some(s) => s.failed > 0 || s.skipped > 0,
+        None => unfinished_on_disk,
+    };
     let mut install = Install::new(state.cluster.clone());
     let mut effects = vec![Effect::Install {
         cluster: Box::new(state.cluster.clone()),

@@ -564,7 +564,13 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
     send(&mut s, [Action::InstallEnded(Ok(summary))]);
     assert_eq!(s.screen, Screen::Done);
     assert!(!s.installing());
-    assert_eq!(s.status.unwrap().text, "Installed in 61.0s.");
+    assert_eq!(s.status.as_ref().unwrap().text, "Installed in 61.0s.");
+    // Installing again after a clean end starts a new install.
+    send(
+        &mut s,
+        [Action::Back, Action::Install, Action::Answer(true)],
+    );
+    assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
 
     let (mut s, _) = installing();
     let summary = Summary {
