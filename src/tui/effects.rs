@@ -143,3 +143,62 @@ fn test_ssh(
     }
     tokio::runtime::Handle::current().block_on(crate::engine::executor::probe(host, known_hosts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Host, LbMode};
+
+    async fn next_action(rx: &mut mpsc::Receiver<Msg>) -> Action {
+        match rx.recv().await {
+            Some(Msg::Action(a)) => a,
+            _ => panic!("no action"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_install_that_cannot_start_still_ends_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Cluster::default();
+        cluster.settings.plan = Some("no-such-plan.yaml".into());
+        let (tx, mut rx) = mpsc::channel(4);
+        run(
+            Effect::Install {
+                cluster: Box::new(cluster),
+                dir: dir.path().join("conf"),
+            },
+            tx,
+        )
+        .await;
+        match next_action(&mut rx).await {
+            Action::InstallEnded(Err(e)) => assert!(e.contains("no-such-plan.yaml"), "{e}"),
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lb_probe_reports_back() {
+        // Loopback only: a listener of this test as the frontend, a closed port as a master.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cluster = Cluster::default();
+        let mut master = Host::new("m1", "127.0.99.3");
+        master.roles.master = true;
+        cluster.hosts.push(master);
+        cluster.lb.mode = LbMode::External;
+        cluster.lb.address = Some("127.0.0.1".into());
+        cluster.lb.port = i64::from(listener.local_addr().unwrap().port());
+        let (tx, mut rx) = mpsc::channel(4);
+        let effect = Effect::ProbeLb {
+            cluster: Box::new(cluster),
+            after: Duration::ZERO,
+        };
+        run(effect, tx).await;
+        match next_action(&mut rx).await {
+            Action::LbProbed(s) => {
+                assert!(s.frontend.unwrap().up);
+                assert!(!s.backends[0].up);
+            }
+            a => panic!("{a:?}"),
+        }
+    }
+}
