@@ -76,6 +76,8 @@ pub struct Install {
     pub nodes: Vec<NodeProgress>,
     /// The node whose log is shown.
     pub selected: usize,
+    /// How many lines above the newest the log view ends: 0 follows the log as it grows.
+    pub log_scroll: usize,
     pub summary: Option<Summary>,
     pub lb: Option<LbStatus>,
     /// A probe is under way or scheduled: entering the screen again must not start a second loop.
@@ -108,6 +110,7 @@ impl Install {
             already_done: 0,
             nodes,
             selected: 0,
+            log_scroll: 0,
             summary: None,
             lb: None,
             probing: false,
@@ -154,6 +157,12 @@ impl Install {
                         n.log.pop_front();
                     }
                     n.log.push_back(format!("{step}: {line}"));
+                }
+                // A scrolled view stays on the lines being read while new ones arrive below.
+                let shown = self.nodes.get(self.selected).map(|n| n.name.as_str());
+                if self.log_scroll > 0 && shown == Some(node.as_str()) {
+                    let len = self.nodes[self.selected].log.len();
+                    self.log_scroll = (self.log_scroll + 1).min(len.saturating_sub(1));
                 }
             }
             Event::Finished {

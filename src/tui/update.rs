@@ -669,9 +669,23 @@ fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
 }
 
 fn install_action(state: &mut State, action: Action) {
-    if let Some(install) = state.install.as_mut()
-        && matches!(action, Action::Up | Action::Down)
-    {
-        move_in(&mut install.selected, install.nodes.len(), &action);
+    let Some(install) = state.install.as_mut() else {
+        return;
+    };
+    match action {
+        Action::Up | Action::Down => {
+            move_in(&mut install.selected, install.nodes.len(), &action);
+            install.log_scroll = 0;
+        }
+        // PgUp goes back in the selected node's log; PgDn forward, down to following it.
+        Action::PageUp => {
+            let len = install
+                .nodes
+                .get(install.selected)
+                .map_or(0, |n| n.log.len());
+            install.log_scroll = (install.log_scroll + PAGE).min(len.saturating_sub(1));
+        }
+        Action::PageDown => install.log_scroll = install.log_scroll.saturating_sub(PAGE),
+        _ => {}
     }
 }

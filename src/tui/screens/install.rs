@@ -20,11 +20,11 @@ pub const PURPOSE: &str =
 const LB_WIDTH: u16 = 40;
 
 pub fn hints(state: &State) -> Vec<Hint> {
-    if state.installing() {
-        vec![("↑↓", "node")]
-    } else {
-        vec![("↑↓", "node"), ("i", "resume"), ("Esc", "Review")]
+    let mut hints = vec![("↑↓", "node"), ("PgUp/PgDn", "log")];
+    if !state.installing() {
+        hints.extend([("i", "resume"), ("Esc", "Review")]);
     }
+    hints
 }
 
 fn state_style(s: NodeState, theme: &Theme) -> ratatui::style::Style {
@@ -100,15 +100,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let node = install.nodes.get(install.selected);
     let height = usize::from(log_area.height.saturating_sub(2));
     let log: Vec<Line> = match node {
-        Some(n) if !n.log.is_empty() => n
-            .log
-            .iter()
-            .skip(n.log.len().saturating_sub(height))
-            .map(|l| Line::raw(l.clone()))
-            .collect(),
+        Some(n) if !n.log.is_empty() => {
+            // The pane stays full: scrolling back stops at the first page.
+            let end = n.log.len() - install.log_scroll.min(n.log.len());
+            let start = end.saturating_sub(height);
+            n.log
+                .range(start..(start + height).min(n.log.len()))
+                .map(|l| Line::raw(l.clone()))
+                .collect()
+        }
         _ => vec![Line::styled("no output yet", theme.dim)],
     };
-    let title = format!(" Log: {} ", node.map_or("", |n| n.name.as_str()));
+    let name = node.map_or("", |n| n.name.as_str());
+    let title = match install.log_scroll {
+        0 => format!(" Log: {name} "),
+        _ => format!(" Log: {name}, scrolled back "),
+    };
     // Not wrapped: the newest line must stay at the bottom, long lines are cut at the edge.
     frame.render_widget(
         Paragraph::new(log).block(Block::bordered().title(title)),

@@ -325,8 +325,9 @@ fn mid_install() -> State {
 fn install_in_progress() {
     let mut s = mid_install();
     check("install_running", &s);
-    // The failed node's log.
+    // The failed node's log, scrolled back to its start.
     send(&mut s, std::iter::repeat_n(Action::Down, 4));
+    send(&mut s, [Action::PageUp]);
     check("install_failed_node", &s);
 }
 

@@ -549,8 +549,17 @@ fn engine_events_drive_each_nodes_progress() {
         &format!("os-prep: line {}", LOG_LINES + 9)
     );
 
-    send(&mut s, [Action::Down, Action::Down]);
-    assert_eq!(s.install.as_ref().unwrap().selected, 2);
+    // PgUp scrolls master2's log back; new lines keep the view where it is; PgDn follows again.
+    send(&mut s, [Action::Down, Action::PageUp]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 10);
+    engine(&mut s, [output("master2", "os-prep", "one more")]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 11);
+    send(&mut s, [Action::PageDown, Action::PageDown]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 0);
+
+    send(&mut s, [Action::PageUp, Action::Down]);
+    let install = s.install.as_ref().unwrap();
+    assert_eq!((install.selected, install.log_scroll), (2, 0));
 }
 
 #[test]
