@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use super::input::Edit;
 use super::state::{Disk, Screen};
 use crate::conf::Source;
-use crate::engine::events::Facts;
+use crate::engine::events::{Event, Facts, Summary};
+use crate::lb_status::LbStatus;
 use crate::model::Cluster;
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,8 @@ pub enum Action {
     Preset,
     /// `t`: test SSH (and sudo) to the selected host.
     TestSsh,
+    /// `i` on Review (or on Install after a failure): install, or resume the unfinished install.
+    Install,
     GoTo(Screen),
     Save,
     Quit,
@@ -55,6 +58,12 @@ pub enum Action {
         outcome: Box<Result<Disk, String>>,
         written: Box<Cluster>,
     },
+    /// One event of the running install, forwarded as the engine sent it.
+    Engine(Box<Event>),
+    /// The install returned: its summary, or why it could not run.
+    InstallEnded(Result<Summary, String>),
+    /// A probe of the LB frontend and the masters' apiservers ended.
+    LbProbed(LbStatus),
 }
 
 /// I/O `update` wants done; the run loop does it off the UI path and reports back with an action.
@@ -70,5 +79,16 @@ pub enum Effect {
         cluster: Box<Cluster>,
         source: Box<Source>,
         dir: PathBuf,
+    },
+    /// Run (or resume) the install of `cluster` with the plan and state dir found from `dir`;
+    /// reports every engine event, then `InstallEnded`.
+    Install {
+        cluster: Box<Cluster>,
+        dir: PathBuf,
+    },
+    /// Probe the LB after `after` (the Install screen asks again each time a probe ends).
+    ProbeLb {
+        cluster: Box<Cluster>,
+        after: std::time::Duration,
     },
 }

@@ -1,29 +1,94 @@
-//! The I/O behind `Effect`s: reading the conf directory and writing it. Runs on tokio's blocking
-//! pool; the result goes back to `update` as an action.
+//! The I/O behind `Effect`s. Reading and writing the conf directory (and the SSH test) run on
+//! tokio's blocking pool and give back one action; the install and the LB probe are async tasks
+//! that send their actions through the loop's channel themselves.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use tokio::sync::mpsc;
+
+use super::Msg;
 use super::action::{Action, Effect};
 use super::state::Disk;
 use crate::conf::{self, Source};
+use crate::engine::events::Event;
+use crate::engine::executor::{self, Options};
+use crate::engine::paths::{load_plan, plan_path, state_dir};
 use crate::model::Cluster;
 
-pub fn run(effect: Effect) -> Action {
-    match effect {
-        Effect::Load(dir) => Action::Loaded(Box::new(load(&dir))),
-        Effect::TestSsh { host, known_hosts } => Action::Tested {
-            host: host.name.clone(),
-            result: test_ssh(&host, &known_hosts),
-        },
+/// The engine's own event channel; the UI channel behind it is the one that bounds the flow.
+const EVENTS: usize = 64;
+
+/// Do `effect` and send its action(s) into the loop's channel. A send fails only once the loop
+/// has ended (quit); nothing is waiting for the result then.
+pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
+    let action = match effect {
+        Effect::Install { cluster, dir } => return install(*cluster, dir, tx).await,
+        Effect::ProbeLb { cluster, after } => probe_lb(*cluster, after).await,
+        Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
+        Effect::TestSsh { host, known_hosts } => {
+            let name = host.name.clone();
+            Action::Tested {
+                host: name,
+                result: blocking(move || test_ssh(&host, &known_hosts)).await,
+            }
+        }
         Effect::Save {
             cluster,
             source,
             dir,
-        } => Action::Saved {
-            outcome: Box::new(save(&cluster, &source, &dir)),
-            written: cluster,
-        },
-    }
+        } => {
+            let written = cluster.clone();
+            Action::Saved {
+                outcome: Box::new(blocking(move || save(&cluster, &source, &dir)).await),
+                written,
+            }
+        }
+    };
+    let _ = tx.send(Msg::Action(action)).await;
+}
+
+/// File and SSH work that blocks runs on tokio's blocking pool, off the loop's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(format!("the task stopped: {e}")))
+}
+
+/// Run (or resume: the engine goes on with an unfinished install by itself) the install of
+/// `cluster` from the conf directory `dir`. Every engine event is forwarded as it comes, with
+/// `send().await`, so a UI that falls behind slows the engine down instead of losing events or
+/// growing a queue; `InstallEnded` comes last.
+async fn install(cluster: Cluster, dir: PathBuf, tx: mpsc::Sender<Msg>) {
+    let (events, mut rx) = mpsc::channel::<Event>(EVENTS);
+    let forward = async {
+        while let Some(e) = rx.recv().await {
+            // The UI is gone (quit): keep draining so the engine never waits on a dead reader.
+            let _ = tx.send(Msg::Action(Action::Engine(Box::new(e)))).await;
+        }
+    };
+    let run = async {
+        let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
+        let opts = Options {
+            state_dir: state_dir(&dir, None),
+            // Neither flag: an unfinished install is resumed, a finished one starts over.
+            restart: false,
+            resume: false,
+        };
+        executor::install(&cluster, &plan, &opts, events)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    let (result, ()) = tokio::join!(run, forward);
+    let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
+}
+
+/// Probe the LB frontend and each master's apiserver after `after`.
+async fn probe_lb(cluster: Cluster, after: Duration) -> Action {
+    tokio::time::sleep(after).await;
+    Action::LbProbed(crate::lb_status::check(&cluster).await)
 }
 
 /// Read `dir`: the cluster (none without a hosts.ini) and the text of each file kswizard writes.
@@ -77,4 +142,63 @@ fn test_ssh(
         crate::engine::executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
     }
     tokio::runtime::Handle::current().block_on(crate::engine::probe(host, known_hosts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Host, LbMode};
+
+    async fn next_action(rx: &mut mpsc::Receiver<Msg>) -> Action {
+        match rx.recv().await {
+            Some(Msg::Action(a)) => a,
+            _ => panic!("no action"),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_install_that_cannot_start_still_ends_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cluster = Cluster::default();
+        cluster.settings.plan = Some("no-such-plan.yaml".into());
+        let (tx, mut rx) = mpsc::channel(4);
+        run(
+            Effect::Install {
+                cluster: Box::new(cluster),
+                dir: dir.path().join("conf"),
+            },
+            tx,
+        )
+        .await;
+        match next_action(&mut rx).await {
+            Action::InstallEnded(Err(e)) => assert!(e.contains("no-such-plan.yaml"), "{e}"),
+            a => panic!("{a:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lb_probe_reports_back() {
+        // Loopback only: a listener of this test as the frontend, a closed port as a master.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut cluster = Cluster::default();
+        let mut master = Host::new("m1", "127.0.99.3");
+        master.roles.master = true;
+        cluster.hosts.push(master);
+        cluster.lb.mode = LbMode::External;
+        cluster.lb.address = Some("127.0.0.1".into());
+        cluster.lb.port = i64::from(listener.local_addr().unwrap().port());
+        let (tx, mut rx) = mpsc::channel(4);
+        let effect = Effect::ProbeLb {
+            cluster: Box::new(cluster),
+            after: Duration::ZERO,
+        };
+        run(effect, tx).await;
+        match next_action(&mut rx).await {
+            Action::LbProbed(s) => {
+                assert!(s.frontend.unwrap().up);
+                assert!(!s.backends[0].up);
+            }
+            a => panic!("{a:?}"),
+        }
+    }
 }

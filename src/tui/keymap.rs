@@ -50,6 +50,10 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('?') => Action::Help,
         KeyCode::Char('a') => Action::Add,
         KeyCode::Char('r') => Action::AddRange,
+        // `i` installs where an install can start; on Hosts it pastes inventory lines.
+        KeyCode::Char('i') if matches!(state.screen, Screen::Review | Screen::Install) => {
+            Action::Install
+        }
         KeyCode::Char('i') => Action::AddPaste,
         KeyCode::Char('d') => Action::Delete,
         KeyCode::Char('e') => Action::Edit,
@@ -131,5 +135,15 @@ mod tests {
         ));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert!(matches!(map_key(&s, ctrl_c), Some(Action::Interrupt)));
+    }
+
+    #[test]
+    fn i_installs_on_review_and_pastes_on_hosts() {
+        let mut s = State::new("conf".into(), Theme::color());
+        s.screen = Screen::Review;
+        let i = key(KeyCode::Char('i'));
+        assert!(matches!(map_key(&s, i), Some(Action::Install)));
+        s.screen = Screen::Hosts;
+        assert!(matches!(map_key(&s, i), Some(Action::AddPaste)));
     }
 }

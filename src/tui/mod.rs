@@ -2,8 +2,8 @@
 //! effect runner. Everything else in `tui` is pure and tested without a terminal.
 //!
 //! Flow: key → `keymap::map_key` → `Action` → `update::update` (changes `State`, returns
-//! `Effect`s) → `view::render`. Effects run on tokio's blocking pool and come back as actions
-//! through the same bounded channel as the keys.
+//! `Effect`s) → `view::render`. Effects run as tokio tasks (file and SSH work on the blocking
+//! pool) and come back as actions through the same bounded channel as the keys.
 
 pub mod action;
 pub mod bulk;
@@ -11,6 +11,7 @@ pub mod diff;
 pub mod effects;
 pub mod form;
 pub mod input;
+pub mod install;
 pub mod keymap;
 pub mod screens;
 pub mod state;
@@ -36,7 +37,7 @@ use state::State;
 use theme::Theme;
 
 /// Messages into the loop: terminal events from the input thread, results from effects.
-enum Msg {
+pub(crate) enum Msg {
     Term(Event),
     Action(Action),
 }
@@ -76,28 +77,42 @@ async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<(
             _ = sigterm.recv() => break,
             _ = sighup.recv() => break,
         };
-        let action = match msg {
-            None => break,
-            Some(Msg::Action(a)) => a,
-            Some(Msg::Term(Event::Key(key))) => match keymap::map_key(&state, key) {
-                Some(a) => a,
-                // A key with no meaning here changes nothing: no redraw.
-                None => continue,
-            },
-            // Only redraw: the draw resizes to the new size.
-            Some(Msg::Term(Event::Resize(..))) => {
-                terminal.draw(|f| view::render(f, &state))?;
-                continue;
+        let Some(msg) = msg else { break };
+        let mut changed = handle(&mut state, msg, &tx);
+        // An install sends its output in bursts: take what is already waiting before drawing,
+        // so a chatty step costs one draw per burst and keys behind it are not held up.
+        for _ in 1..CHANNEL_SIZE {
+            if state.quit {
+                break;
             }
-            Some(Msg::Term(_)) => continue,
-        };
-        for effect in update::update(&mut state, action) {
-            spawn_effect(effect, tx.clone());
+            let Ok(msg) = rx.try_recv() else { break };
+            changed |= handle(&mut state, msg, &tx);
         }
         // Drawn only after a change; ratatui writes only the cells that differ, so no flicker.
-        terminal.draw(|f| view::render(f, &state))?;
+        if changed {
+            terminal.draw(|f| view::render(f, &state))?;
+        }
     }
     Ok(())
+}
+
+/// Take one message into the state; true when the screen must be drawn again.
+fn handle(state: &mut State, msg: Msg, tx: &mpsc::Sender<Msg>) -> bool {
+    let action = match msg {
+        Msg::Action(a) => a,
+        Msg::Term(Event::Key(key)) => match keymap::map_key(state, key) {
+            Some(a) => a,
+            // A key with no meaning here changes nothing: no redraw.
+            None => return false,
+        },
+        // Only redraw: the draw resizes to the new size.
+        Msg::Term(Event::Resize(..)) => return true,
+        Msg::Term(_) => return false,
+    };
+    for effect in update::update(state, action) {
+        spawn_effect(effect, tx.clone());
+    }
+    true
 }
 
 /// Terminal events come from a thread: crossterm's reader blocks, and the event-stream feature
@@ -121,11 +136,8 @@ fn spawn_input(tx: mpsc::Sender<Msg>) {
     });
 }
 
+/// Effects are tasks, so the loop never waits for one (an install runs for minutes); the
+/// blocking ones move to the blocking pool inside `effects::run`.
 fn spawn_effect(effect: Effect, tx: mpsc::Sender<Msg>) {
-    tokio::spawn(async move {
-        if let Ok(action) = tokio::task::spawn_blocking(move || effects::run(effect)).await {
-            // The loop may have ended meanwhile; nothing is waiting for the result then.
-            let _ = tx.send(Msg::Action(action)).await;
-        }
-    });
+    tokio::spawn(effects::run(effect, tx));
 }

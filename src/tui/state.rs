@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::diff;
 use super::form::Form;
 use super::input::Input;
+use super::install::Install;
 use super::theme::Theme;
 use crate::conf::{self, Source};
 use crate::model::{Cluster, LoadBalancer};
@@ -17,6 +18,9 @@ pub enum Screen {
     Roles,
     LoadBalancer,
     Review,
+    /// Reached only by starting an install from Review, so not in `ALL` (no digit, no tab).
+    Install,
+    Done,
 }
 
 impl Screen {
@@ -35,6 +39,8 @@ impl Screen {
             Screen::Roles => "Roles",
             Screen::LoadBalancer => "Load balancer",
             Screen::Review => "Review",
+            Screen::Install => "Install",
+            Screen::Done => "Done",
         }
     }
 
@@ -89,6 +95,10 @@ pub enum Confirm {
     WriteWithWarnings(usize),
     /// Open or start over, dropping unsaved changes.
     Replace(StartChoice),
+    /// Install on this many hosts.
+    Install(usize),
+    /// Quit while the install runs (it stops; steps already running go on on the nodes).
+    StopInstall,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +188,8 @@ pub struct State {
     /// SSH tests by host name: under way (`None`) or their outcome.
     pub ssh_tests:
         std::collections::HashMap<String, Option<Result<crate::engine::events::Facts, String>>>,
+    /// The install started from this wizard (running or ended), for the Install and Done screens.
+    pub install: Option<Install>,
     pub quit: bool,
 }
 
@@ -207,6 +219,7 @@ impl State {
             help: false,
             status: None,
             saving: false,
+            install: None,
             quit: false,
         }
     }
@@ -221,6 +234,19 @@ impl State {
             Some(_) => vec![StartChoice::New],
             None => Vec::new(),
         }
+    }
+
+    pub fn installing(&self) -> bool {
+        self.install.as_ref().is_some_and(|i| i.running)
+    }
+
+    /// The files on disk say exactly what the wizard would write: nothing unsaved, no diff.
+    pub fn written(&self) -> bool {
+        !self.dirty()
+            && self
+                .diffs
+                .as_ref()
+                .is_ok_and(|d| d.iter().all(|f| f.lines.is_empty()))
     }
 
     pub fn errors(&self) -> usize {

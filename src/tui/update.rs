@@ -8,6 +8,11 @@ use super::input::Input;
 use super::state::{
     Confirm, Disk, LbEdit, LbField, Modal, REVIEW_SECTIONS, Screen, StartChoice, State, StatusKind,
 };
+use std::time::Duration;
+
+use super::install::Install;
+use crate::engine::events::{Event, Summary};
+use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, LbMode};
 use crate::validate::has_errors;
 
@@ -38,14 +43,24 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
             saved(state, *outcome, *written);
             return Vec::new();
         }
+        Action::Engine(event) => {
+            engine_event(state, *event);
+            return Vec::new();
+        }
+        Action::InstallEnded(result) => {
+            install_ended(state, result);
+            return Vec::new();
+        }
+        Action::LbProbed(lb) => return lb_probed(state, lb),
         Action::Interrupt => {
-            if matches!(state.modal, Some(Modal::Confirm(Confirm::Quit { .. }))) {
+            if matches!(
+                state.modal,
+                Some(Modal::Confirm(Confirm::Quit { .. } | Confirm::StopInstall))
+            ) {
                 state.quit = true;
             } else {
                 state.help = false;
-                state.modal = Some(Modal::Confirm(Confirm::Quit {
-                    unsaved: state.dirty(),
-                }));
+                state.modal = Some(Modal::Confirm(quit_question(state)));
             }
             return Vec::new();
         }
@@ -69,19 +84,31 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     }
     match action {
         Action::Help => state.help = true,
-        Action::Quit if state.dirty() => {
-            state.modal = Some(Modal::Confirm(Confirm::Quit { unsaved: true }));
+        Action::Quit if state.dirty() || state.installing() => {
+            state.modal = Some(Modal::Confirm(quit_question(state)));
         }
         Action::Quit => state.quit = true,
         Action::Save => return save(state, false),
+        Action::GoTo(_) | Action::Back if state.installing() => state.set_status(
+            StatusKind::Info,
+            "The install is running; the other screens open again when it ends.",
+        ),
+        Action::Back if matches!(state.screen, Screen::Install | Screen::Done) => {
+            go(state, Screen::Review)
+        }
         Action::GoTo(screen) => go(state, screen),
         Action::Back => go(state, state.screen.prev()),
+        Action::Install if matches!(state.screen, Screen::Review | Screen::Install) => {
+            ask_install(state)
+        }
         action => match state.screen {
             Screen::Start => start_action(state, action),
             Screen::Hosts => return hosts_action(state, action),
             Screen::Roles => roles_action(state, action),
             Screen::LoadBalancer => lb_action(state, action),
             Screen::Review => review_action(state, action),
+            Screen::Install => install_action(state, action),
+            Screen::Done => {}
         },
     }
     Vec::new()
@@ -185,6 +212,8 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
         Confirm::DeleteHost(_) => {}
         Confirm::WriteWithWarnings(_) => return save(state, true),
         Confirm::Replace(choice) => open(state, choice),
+        Confirm::Install(_) => return start_install(state),
+        Confirm::StopInstall => state.quit = true,
     }
     Vec::new()
 }
@@ -200,14 +229,9 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
         return Vec::new();
     }
     if has_errors(&state.findings) {
-        let n = state.errors();
         state.set_status(
             StatusKind::Error,
-            format!(
-                "Not written: {n} error{} remain{} (see Review).",
-                if n == 1 { "" } else { "s" },
-                if n == 1 { "s" } else { "" },
-            ),
+            format!("Not written: {}", errors_remain(state.errors())),
         );
         return Vec::new();
     }
@@ -224,6 +248,15 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
         source: Box::new(state.source.clone()),
         dir: state.conf_dir.clone(),
     }]
+}
+
+/// "1 error remains (see Review)." / "2 errors remain (see Review)."
+fn errors_remain(n: usize) -> String {
+    format!(
+        "{n} error{} remain{} (see Review).",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+    )
 }
 
 fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
@@ -471,6 +504,188 @@ fn review_action(state: &mut State, action: Action) {
             state.diff_scroll = (state.diff_scroll + PAGE).min(total.saturating_sub(1));
         }
         Action::Confirm => go(state, REVIEW_SECTIONS[state.review_selected]),
+        _ => {}
+    }
+}
+
+/// How often the Install screen probes the LB.
+pub const LB_PROBE_EVERY: Duration = Duration::from_secs(2);
+
+/// q or Ctrl-C: while an install runs the question says what quitting does to it.
+fn quit_question(state: &State) -> Confirm {
+    if state.installing() {
+        Confirm::StopInstall
+    } else {
+        Confirm::Quit {
+            unsaved: state.dirty(),
+        }
+    }
+}
+
+/// `i`: ask before installing, but only what the files on disk say, and only without errors:
+/// the engine reads the cluster the wizard shows, and the files must tell the same story to
+/// `kswizard install --resume` later.
+fn ask_install(state: &mut State) {
+    if state.installing() {
+        return;
+    }
+    if has_errors(&state.findings) {
+        let text = format!("Not installing: {}", errors_remain(state.errors()));
+        state.set_status(StatusKind::Error, text);
+        return;
+    }
+    if !state.written() {
+        state.set_status(
+            StatusKind::Error,
+            "Not installing: the files on disk differ from this cluster; write them with Ctrl-s first.",
+        );
+        return;
+    }
+    state.modal = Some(Modal::Confirm(Confirm::Install(state.cluster.hosts.len())));
+}
+
+/// The install was confirmed: show its screen and start it; an LB probe loop starts unless one
+/// is already going.
+fn start_install(state: &mut State) -> Vec<Effect> {
+    let unfinished_on_disk = matches!(
+        &state.disk,
+        Some(Ok(Disk {
+            install: Some((true, _)),
+            ..
+        }))
+    );
+    let previous = state.install.take();
+    // The last install this wizard ran says more than the disk did when the wizard started:
+    // with failed or skipped steps it left an unfinished journal; a clean one, a finished one.
+    // (The engine's plan event then says how many steps are not run again.)
+    let resuming = match previous.as_ref().and_then(|p| p.summary.as_ref()) {
+        Some(s) => s.failed > 0 || s.skipped > 0,
+        None => unfinished_on_disk,
+    };
+    let mut install = Install::new(state.cluster.clone());
+    let mut effects = vec![Effect::Install {
+        cluster: Box::new(state.cluster.clone()),
+        dir: state.conf_dir.clone(),
+    }];
+    if let Some(p) = previous {
+        install.lb = p.lb;
+        install.probing = p.probing;
+    }
+    if !install.probing {
+        install.probing = true;
+        effects.push(Effect::ProbeLb {
+            cluster: Box::new(state.cluster.clone()),
+            after: Duration::ZERO,
+        });
+    }
+    let n = state.cluster.hosts.len();
+    state.set_status(
+        StatusKind::Info,
+        if resuming {
+            format!("Resuming the unfinished install on {n} hosts…")
+        } else {
+            format!("Installing on {n} hosts…")
+        },
+    );
+    state.install = Some(install);
+    state.screen = Screen::Install;
+    effects
+}
+
+fn engine_event(state: &mut State, event: Event) {
+    if let Event::Plan {
+        install_id, done, ..
+    } = &event
+        && !done.is_empty()
+        && state.install.is_some()
+    {
+        let text = format!(
+            "Resuming install {install_id}: {} steps an earlier run finished are not run again.",
+            done.len()
+        );
+        state.set_status(StatusKind::Info, text);
+    }
+    if let Some(install) = state.install.as_mut() {
+        install.apply(event);
+    }
+}
+
+fn install_ended(state: &mut State, result: Result<Summary, String>) {
+    let Some(install) = state.install.as_mut() else {
+        return;
+    };
+    install.running = false;
+    let summary = match result {
+        Err(e) => {
+            let text = format!("The install did not run: {e}. i tries again.");
+            return state.set_status(StatusKind::Error, text);
+        }
+        Ok(s) => s,
+    };
+    let text = match summary.failures.first() {
+        _ if summary.failed == 0 && summary.skipped == 0 => None,
+        Some(f) => Some(format!(
+            "{} failed at {}: {}{}.",
+            f.node,
+            f.step,
+            f.reason,
+            match summary.failures.len() {
+                1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            }
+        )),
+        None => Some(format!("{} steps were skipped.", summary.skipped)),
+    };
+    // The Done screen says what ran; the status line only how long it took.
+    let took = format!("Installed in {:.1}s.", summary.elapsed_ms as f64 / 1000.0);
+    install.summary = Some(summary);
+    match text {
+        None => {
+            state.screen = Screen::Done;
+            state.set_status(StatusKind::Ok, took);
+        }
+        Some(failed) => state.set_status(
+            StatusKind::Error,
+            format!("{failed} i resumes (or kswizard install --resume)."),
+        ),
+    }
+}
+
+/// A probe ended: keep it for the LB panel, and ask for the next one while the Install screen
+/// is shown (the delay is the effect's, so `update` never waits).
+fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
+    let Some(install) = state.install.as_mut() else {
+        return Vec::new();
+    };
+    install.lb = Some(lb);
+    install.probing = state.screen == Screen::Install;
+    if !install.probing {
+        return Vec::new();
+    }
+    vec![Effect::ProbeLb {
+        cluster: Box::new(install.cluster.clone()),
+        after: LB_PROBE_EVERY,
+    }]
+}
+
+fn install_action(state: &mut State, action: Action) {
+    let Some(install) = state.install.as_mut() else {
+        return;
+    };
+    match action {
+        Action::Up | Action::Down => {
+            move_in(&mut install.selected, install.nodes.len(), &action);
+            install.log_scroll = 0;
+        }
+        // PgUp goes back in the selected node's log; PgDn forward, down to following it.
+        Action::PageUp => {
+            let len = install
+                .nodes
+                .get(install.selected)
+                .map_or(0, |n| n.log.len());
+            install.log_scroll = (install.log_scroll + PAGE).min(len.saturating_sub(1));
+        }
+        Action::PageDown => install.log_scroll = install.log_scroll.saturating_sub(PAGE),
         _ => {}
     }
 }

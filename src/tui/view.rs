@@ -7,7 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::form::Value;
-use super::screens::{help, hosts, load_balancer, review, roles, start};
+use super::screens::{done, help, hosts, install, load_balancer, review, roles, start};
 use super::state::{Confirm, Modal, Screen, State};
 use super::widgets::chrome::{self, Hint};
 use super::widgets::{form, popup::popup};
@@ -51,6 +51,8 @@ pub fn render(frame: &mut Frame, state: &State) {
         Screen::Roles => (roles::PURPOSE, roles::hints(state)),
         Screen::LoadBalancer => (load_balancer::PURPOSE, load_balancer::hints(state)),
         Screen::Review => (review::PURPOSE, review::hints(state)),
+        Screen::Install => (install::PURPOSE, install::hints(state)),
+        Screen::Done => (done::PURPOSE, done::hints(state)),
     };
     chrome::title_bar(frame, title, state);
     chrome::purpose(frame, purpose, text, state);
@@ -60,6 +62,8 @@ pub fn render(frame: &mut Frame, state: &State) {
         Screen::Roles => roles::render(frame, body, state),
         Screen::LoadBalancer => load_balancer::render(frame, body, state),
         Screen::Review => review::render(frame, body, state),
+        Screen::Install => install::render(frame, body, state),
+        Screen::Done => done::render(frame, body, state),
     }
     chrome::status_line(frame, status, state);
 
@@ -121,8 +125,18 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
             if *n == 1 { "s" } else { "" }
         ),
         Confirm::Replace(_) => "Drop your unsaved changes and start again?".to_string(),
+        Confirm::Install(n) => format!("Install on {n} hosts?"),
+        Confirm::StopInstall => "Quit and stop the install? Steps already running keep running \
+            on the nodes; `kswizard install --resume` or the wizard (i on Review) picks them up."
+            .to_string(),
     };
-    let inner = popup(frame, "Confirm", 60, 5, &state.theme);
+    // The install question needs three lines of text.
+    let height = if matches!(question, Confirm::StopInstall) {
+        7
+    } else {
+        5
+    };
+    let inner = popup(frame, "Confirm", 60, height, &state.theme);
     frame.render_widget(
         Paragraph::new(vec![
             Line::raw(text),

@@ -13,14 +13,16 @@ use crate::tui::widgets::chrome::Hint;
 use crate::tui::widgets::{boxed_height, findings, panel};
 use crate::validate::Severity;
 
-pub const PURPOSE: &str = "Check the findings and the diff, then write the files with Ctrl-s.";
+pub const PURPOSE: &str =
+    "Check the findings and the diff, write the files with Ctrl-s, then install (i).";
 
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
         ("↑↓", "section"),
-        ("Enter", "go there"),
-        ("PgUp/PgDn", "scroll diff"),
+        ("Enter", "open"),
+        ("PgUp/PgDn", "diff"),
         ("Ctrl-s", "write"),
+        ("i", "install"),
     ]
 }
 

@@ -1,6 +1,6 @@
 //! Start: open the files found in the conf directory, or start a new cluster. An install started
-//! from there is shown with its progress; resuming it is `kswizard install --resume` until the
-//! wizard runs installs itself.
+//! from there is shown with its progress; `i` on Review (or `kswizard install --resume`) resumes
+//! it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -55,8 +55,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 format!("  {SYM_WARNING} Unfinished install: {progress}"),
                 theme.warning,
             ));
+            lines.push(Line::raw("    go on with Open, then i on Review, or"));
             lines.push(Line::raw(format!(
-                "    go on with `kswizard install --resume --conf {dir}`"
+                "    `kswizard install --resume --conf {dir}`"
             )));
         } else {
             lines.push(Line::raw(format!("  Last install: {progress}")));

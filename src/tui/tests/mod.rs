@@ -11,6 +11,9 @@ use super::input::Edit;
 use super::state::State;
 use super::theme::Theme;
 use super::update::update;
+use crate::engine::events::{Event, Status};
+use crate::engine::paths::{BUNDLED, load_plan};
+use crate::lb_status::{LbStatus, Probe};
 
 /// The state after reading the repository's conf/ (the seeds' 6-host HA example), on Start.
 pub fn loaded() -> State {
@@ -39,6 +42,80 @@ pub fn edit_lb_field(s: &mut State, downs: usize, text: &str) {
     send(s, std::iter::repeat_n(Action::Down, downs));
     send(s, [Action::Edit, Action::Text(Edit::Clear)]);
     type_text(s, text);
+}
+
+/// The repository's conf/ opened, `i` pressed on Review and the question answered yes: the
+/// Install screen, and the effects that asked for.
+pub fn installing() -> (State, Vec<Effect>) {
+    let mut s = opened();
+    send(
+        &mut s,
+        [Action::GoTo(super::state::Screen::Review), Action::Install],
+    );
+    let effects = send(&mut s, [Action::Answer(true)]);
+    (s, effects)
+}
+
+pub fn engine(s: &mut State, events: impl IntoIterator<Item = Event>) {
+    send(s, events.into_iter().map(|e| Action::Engine(Box::new(e))));
+}
+
+/// The bundled plan expanded over the cluster being installed, as the engine announces it.
+pub fn plan_event(s: &State) -> Event {
+    let plan = load_plan(Path::new(BUNDLED)).unwrap();
+    Event::Plan {
+        install_id: "20261123-020521-4f2a".into(),
+        nodes: plan.expand(&s.install.as_ref().unwrap().cluster),
+        done: Vec::new(),
+        changed: Vec::new(),
+    }
+}
+
+pub fn started(node: &str, step: &str) -> Event {
+    Event::Started {
+        node: node.into(),
+        step: step.into(),
+        attempt: 1,
+        reattached: false,
+    }
+}
+
+pub fn output(node: &str, step: &str, line: &str) -> Event {
+    Event::Output {
+        node: node.into(),
+        step: step.into(),
+        line: line.into(),
+    }
+}
+
+pub fn finished(node: &str, step: &str, status: Status, elapsed_ms: u64) -> Event {
+    Event::Finished {
+        node: node.into(),
+        step: step.into(),
+        status,
+        elapsed_ms,
+        reason: (status == Status::Failed).then(|| "exit code 1".to_string()),
+    }
+}
+
+/// The LB as probed before the apiservers start: the frontend answers, the masters do not, or,
+/// `up`, after.
+pub fn lb(up: bool) -> LbStatus {
+    let probe = |name: &str, address: &str, up: bool| Probe {
+        name: name.into(),
+        address: address.into(),
+        up,
+        latency_ms: up.then_some(2),
+        error: (!up).then(|| "connection refused".into()),
+    };
+    LbStatus {
+        frontend: Some(probe("frontend", "192.168.0.253:6443", true)),
+        backends: ["master1", "master2", "master3"]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), up))
+            .collect(),
+    }
 }
 
 pub fn type_text(s: &mut State, text: &str) {

@@ -4,7 +4,11 @@
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::{edit_lb_field, loaded, opened, send, type_text};
+use super::{
+    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
+    started, type_text,
+};
+use crate::engine::events::{Event, Status, Summary};
 use crate::tui::action::Action;
 use crate::tui::input::Edit;
 use crate::tui::state::{Screen, State};
@@ -223,19 +227,139 @@ fn too_small() {
 #[test]
 fn no_color_renders_every_cell_without_colour() {
     let mut s = opened();
-    s.theme = crate::tui::theme::Theme::monochrome();
     send(
         &mut s,
         [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
     );
+    // State still shows, as symbols and words.
+    let text = monochrome(s);
+    assert!(text.contains("✗ error"), "{text}");
+}
+
+/// `state` drawn at 80×24 with the NO_COLOR theme, checked to use no colour at all; its text.
+fn monochrome(mut state: State) -> String {
+    state.theme = crate::tui::theme::Theme::monochrome();
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    terminal.draw(|f| view::render(f, &s)).unwrap();
+    terminal.draw(|f| view::render(f, &state)).unwrap();
     let buffer = terminal.backend().buffer();
     assert!(buffer.content.iter().all(|c| {
         use ratatui::style::Color::Reset;
         c.fg == Reset && c.bg == Reset
     }));
-    // State still shows, as symbols and words.
-    let text = terminal.backend().to_string();
-    assert!(text.contains("✗ error"), "{text}");
+    terminal.backend().to_string()
+}
+
+/// Every node through the first steps of the bundled plan: node2 fails container-runtime,
+/// master1 is installing packages, the others wait for it at the etcd barrier or still run.
+fn mid_install() -> State {
+    let (mut s, _) = installing();
+    let plan = plan_event(&s);
+    engine(&mut s, [plan]);
+    let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
+    for (i, node) in nodes.iter().enumerate() {
+        let ms = 900 + 100 * i as u64;
+        engine(
+            &mut s,
+            [
+                started(node, "preflight"),
+                output(
+                    node,
+                    "preflight",
+                    "checking swap, ports 6443 10250 2379, time sync",
+                ),
+                finished(node, "preflight", Status::Ok, ms),
+                started(node, "os-prep"),
+                output(node, "os-prep", "net.ipv4.ip_forward = 1"),
+                output(node, "os-prep", "loaded modules overlay br_netfilter"),
+                finished(node, "os-prep", Status::Ok, 2 * ms),
+                started(node, "container-runtime"),
+                output(node, "container-runtime", "fetching containerd 1.7"),
+            ],
+        );
+    }
+    engine(
+        &mut s,
+        [
+            output(
+                "node2",
+                "container-runtime",
+                "E: Unable to fetch containerd.io",
+            ),
+            finished("node2", "container-runtime", Status::Failed, 4100),
+        ],
+    );
+    for node in ["node2"; 2] {
+        engine(
+            &mut s,
+            [Event::Finished {
+                node: node.into(),
+                step: "kube-packages".into(),
+                status: Status::Skipped,
+                elapsed_ms: 0,
+                reason: Some("an earlier step failed".into()),
+            }],
+        );
+    }
+    for node in ["master1", "master2", "master3", "node1"] {
+        engine(
+            &mut s,
+            [
+                finished(node, "container-runtime", Status::Ok, 5200),
+                started(node, "kube-packages"),
+                output(node, "kube-packages", "kubeadm v1.29.3 kubelet kubectl"),
+            ],
+        );
+    }
+    engine(
+        &mut s,
+        [
+            finished("master2", "kube-packages", Status::Ok, 3100),
+            finished("master3", "kube-packages", Status::Ok, 3300),
+        ],
+    );
+    send(&mut s, [Action::LbProbed(lb(false))]);
+    s
+}
+
+#[test]
+fn install_in_progress() {
+    let mut s = mid_install();
+    check("install_running", &s);
+    // The failed node's log, scrolled back to its start.
+    send(&mut s, std::iter::repeat_n(Action::Down, 4));
+    send(&mut s, [Action::PageUp]);
+    check("install_failed_node", &s);
+}
+
+#[test]
+fn install_done() {
+    let (mut s, _) = installing();
+    let summary = Summary {
+        ok: 44,
+        elapsed_ms: 312_400,
+        ..Summary::default()
+    };
+    send(
+        &mut s,
+        [
+            Action::LbProbed(lb(true)),
+            Action::InstallEnded(Ok(summary)),
+        ],
+    );
+    check("done", &s);
+}
+
+#[test]
+fn quit_question_during_an_install() {
+    let (mut s, _) = installing();
+    send(&mut s, [Action::Quit]);
+    check("install_quit", &s);
+}
+
+#[test]
+fn no_color_install_shows_state_in_symbols_and_words() {
+    let text = monochrome(mid_install());
+    for word in ["✗ failed", "▶ running", "· waiting", "✓ UP", "✗ DOWN"] {
+        assert!(text.contains(word), "{word}: {text}");
+    }
 }

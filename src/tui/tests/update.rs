@@ -1,11 +1,16 @@
 //! `update` along the paths an operator takes: no terminal, no disk.
 
-use super::{edit_lb_field, loaded, opened, send, type_text};
+use super::{
+    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
+    started, type_text,
+};
+use crate::engine::events::{Event, Failure, Status, Summary};
 use crate::model::{Auth, LbMode, Secret};
 use crate::tui::action::{Action, Effect};
 use crate::tui::input::Edit;
-use crate::tui::state::{Confirm, LbField, Modal, Screen, StatusKind};
-use crate::tui::update::update;
+use crate::tui::install::{LOG_LINES, NodeState};
+use crate::tui::state::{Confirm, LbField, Modal, Screen, State, StatusKind};
+use crate::tui::update::{LB_PROBE_EVERY, update};
 
 fn codes(s: &crate::tui::state::State) -> Vec<&'static str> {
     s.findings.iter().map(|f| f.code).collect()
@@ -416,4 +421,243 @@ fn t_tests_ssh_on_the_selected_host_once_at_a_time() {
         }],
     );
     assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Error);
+}
+
+#[test]
+fn install_is_refused_while_errors_remain() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [Action::GoTo(Screen::Roles), Action::Left, Action::Toggle],
+    );
+    let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    assert!(effects.is_empty());
+    assert!(s.modal.is_none());
+    let status = s.status.unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert_eq!(status.text, "Not installing: 1 error remains (see Review).");
+}
+
+#[test]
+fn install_is_refused_with_unsaved_changes() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Roles),
+            Action::Down,
+            Action::Down,
+            Action::Right,
+            Action::Toggle,
+        ],
+    );
+    assert!(s.findings.is_empty());
+    let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    assert!(effects.is_empty());
+    assert!(s.modal.is_none());
+    assert!(s.status.unwrap().text.contains("Ctrl-s first"));
+}
+
+#[test]
+fn install_asks_then_starts_the_engine_and_the_lb_probe() {
+    let mut s = opened();
+    send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    assert_eq!(s.modal, Some(Modal::Confirm(Confirm::Install(6))));
+    // No: nothing runs.
+    assert!(send(&mut s, [Action::Answer(false)]).is_empty());
+    assert_eq!(s.screen, Screen::Review);
+
+    let (s, effects) = installing();
+    assert_eq!(s.screen, Screen::Install);
+    assert!(s.installing());
+    assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
+    assert!(matches!(
+        &effects[..],
+        [Effect::Install { cluster, dir }, Effect::ProbeLb { after, .. }]
+            if cluster.hosts.len() == 6 && dir.as_path() == std::path::Path::new("conf")
+                && after.is_zero()
+    ));
+}
+
+#[test]
+fn an_unfinished_install_on_disk_is_resumed() {
+    let mut s = opened();
+    if let Some(Ok(disk)) = s.disk.as_mut() {
+        disk.install = Some((true, "3 of 44 steps done".into()));
+    }
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::Answer(true),
+        ],
+    );
+    assert!(s.status.as_ref().unwrap().text.starts_with("Resuming"));
+    let mut plan = plan_event(&s);
+    if let Event::Plan { done, .. } = &mut plan {
+        done.push(("master1".into(), "preflight".into()));
+    }
+    engine(&mut s, [plan]);
+    let install = s.install.as_ref().unwrap();
+    assert_eq!((install.nodes[0].done, install.already_done), (1, 1));
+    assert!(
+        s.status
+            .unwrap()
+            .text
+            .contains("1 steps an earlier run finished")
+    );
+}
+
+#[test]
+fn engine_events_drive_each_nodes_progress() {
+    let (mut s, _) = installing();
+    let plan = plan_event(&s);
+    engine(&mut s, [plan, started("master1", "preflight")]);
+    let node = |s: &State, i: usize| s.install.as_ref().unwrap().nodes[i].clone();
+    assert_eq!(node(&s, 0).state(), NodeState::Running);
+    assert_eq!(node(&s, 0).running.as_deref(), Some("preflight"));
+    assert_eq!(node(&s, 3).state(), NodeState::Waiting);
+
+    engine(
+        &mut s,
+        [
+            finished("master1", "preflight", Status::Ok, 1200),
+            started("node2", "preflight"),
+            finished("node2", "preflight", Status::Failed, 300),
+        ],
+    );
+    let m1 = node(&s, 0);
+    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 11, 1200));
+    assert_eq!(m1.state(), NodeState::Waiting);
+    let n2 = node(&s, 4);
+    assert_eq!(n2.state(), NodeState::Failed);
+    assert_eq!(
+        n2.failed,
+        Some(("preflight".to_string(), "exit code 1".to_string()))
+    );
+    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 44));
+
+    // The log keeps the newest LOG_LINES lines.
+    let lines = (0..LOG_LINES + 10).map(|i| output("master2", "os-prep", &format!("line {i}")));
+    engine(&mut s, lines);
+    let log = &node(&s, 1).log;
+    assert_eq!(log.len(), LOG_LINES);
+    assert_eq!(log.front().unwrap(), "os-prep: line 10");
+    assert_eq!(
+        log.back().unwrap(),
+        &format!("os-prep: line {}", LOG_LINES + 9)
+    );
+
+    // PgUp scrolls master2's log back; new lines keep the view where it is; PgDn follows again.
+    send(&mut s, [Action::Down, Action::PageUp]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 10);
+    engine(&mut s, [output("master2", "os-prep", "one more")]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 11);
+    send(&mut s, [Action::PageDown, Action::PageDown]);
+    assert_eq!(s.install.as_ref().unwrap().log_scroll, 0);
+
+    send(&mut s, [Action::PageUp, Action::Down]);
+    let install = s.install.as_ref().unwrap();
+    assert_eq!((install.selected, install.log_scroll), (2, 0));
+}
+
+#[test]
+fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
+    let (mut s, _) = installing();
+    let summary = Summary {
+        ok: 44,
+        elapsed_ms: 61_000,
+        ..Summary::default()
+    };
+    send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert_eq!(s.screen, Screen::Done);
+    assert!(!s.installing());
+    assert_eq!(s.status.as_ref().unwrap().text, "Installed in 61.0s.");
+    // Installing again after a clean end starts a new install.
+    send(
+        &mut s,
+        [Action::Back, Action::Install, Action::Answer(true)],
+    );
+    assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
+
+    let (mut s, _) = installing();
+    let summary = Summary {
+        ok: 20,
+        failed: 1,
+        skipped: 9,
+        failures: vec![Failure {
+            node: "node2".into(),
+            step: "container-runtime".into(),
+            reason: "exit code 1".into(),
+            log_tail: Vec::new(),
+        }],
+        ..Summary::default()
+    };
+    send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert_eq!(s.screen, Screen::Install);
+    let status = s.status.clone().unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert_eq!(
+        status.text,
+        "node2 failed at container-runtime: exit code 1. i resumes (or kswizard install --resume)."
+    );
+    // i again asks, and the second run says it resumes.
+    send(&mut s, [Action::Install, Action::Answer(true)]);
+    assert!(s.status.unwrap().text.starts_with("Resuming"));
+
+    let (mut s, _) = installing();
+    send(&mut s, [Action::InstallEnded(Err("busy".into()))]);
+    assert_eq!(s.screen, Screen::Install);
+    assert!(s.status.unwrap().text.contains("did not run: busy"));
+}
+
+#[test]
+fn quitting_during_an_install_asks_first() {
+    let (mut s, _) = installing();
+    send(&mut s, [Action::Quit]);
+    assert_eq!(s.modal, Some(Modal::Confirm(Confirm::StopInstall)));
+    send(&mut s, [Action::Answer(false)]);
+    assert!(!s.quit);
+    send(&mut s, [Action::Interrupt, Action::Interrupt]);
+    assert!(s.quit);
+
+    // Once it has ended, q quits as usual.
+    let (mut s, _) = installing();
+    send(
+        &mut s,
+        [Action::InstallEnded(Err("busy".into())), Action::Quit],
+    );
+    assert!(s.quit);
+}
+
+#[test]
+fn other_screens_wait_until_the_install_ends() {
+    let (mut s, _) = installing();
+    send(&mut s, [Action::GoTo(Screen::Hosts), Action::Back]);
+    assert_eq!(s.screen, Screen::Install);
+    send(
+        &mut s,
+        [Action::InstallEnded(Err("busy".into())), Action::Back],
+    );
+    assert_eq!(s.screen, Screen::Review);
+}
+
+#[test]
+fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
+    let (mut s, _) = installing();
+    let effects = send(&mut s, [Action::LbProbed(lb(false))]);
+    assert!(matches!(
+        &effects[..],
+        [Effect::ProbeLb { after, .. }] if *after == LB_PROBE_EVERY
+    ));
+    // A second install while a probe is scheduled starts no second probe loop.
+    send(&mut s, [Action::InstallEnded(Err("busy".into()))]);
+    let effects = send(&mut s, [Action::Install, Action::Answer(true)]);
+    assert!(matches!(&effects[..], [Effect::Install { .. }]));
+
+    send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
+    assert_eq!(s.screen, Screen::Done);
+    assert!(send(&mut s, [Action::LbProbed(lb(true))]).is_empty());
+    assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
 }

@@ -24,6 +24,14 @@ pub fn title_bar(frame: &mut Frame, area: Rect, state: &State) {
             spans.push(Span::styled(format!(" {label} "), theme.dim));
         }
     }
+    // Install and Done have no digit: they are reached by installing, and shown only then.
+    if !Screen::ALL.contains(&state.screen) {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!("[{}]", state.screen.title()),
+            theme.selected,
+        ));
+    }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 

@@ -61,6 +61,13 @@ pub fn visible(selected: usize, len: usize, height: usize) -> std::ops::Range<us
     start..(start + height).min(len)
 }
 
+/// A text gauge `width` cells wide: filled cells for `done` of `total`. Text, not colour, so it
+/// shows under NO_COLOR too.
+pub fn bar(done: usize, total: usize, width: usize) -> String {
+    let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
+    format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -68,5 +75,12 @@ mod tests {
         assert_eq!(super::visible(0, 100, 10), 0..10);
         assert_eq!(super::visible(15, 100, 10), 6..16);
         assert_eq!(super::visible(3, 2, 10), 0..2);
+    }
+
+    #[test]
+    fn bar_fills_in_proportion() {
+        assert_eq!(super::bar(0, 0, 4), "░░░░");
+        assert_eq!(super::bar(1, 2, 4), "██░░");
+        assert_eq!(super::bar(3, 3, 4), "████");
     }
 }

@@ -1,0 +1,192 @@
+//! The install as the Install and Done screens show it: per-node progress built from the engine's
+//! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
+
+use std::collections::VecDeque;
+
+use crate::engine::events::{Event, Status, Summary};
+use crate::lb_status::LbStatus;
+use crate::model::Cluster;
+
+/// Log lines kept per node; older ones are dropped (the node keeps the full log of each step).
+pub const LOG_LINES: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeState {
+    Waiting,
+    Running,
+    Done,
+    Failed,
+    Skipped,
+}
+
+impl NodeState {
+    /// Symbol and word: state is never shown by colour alone.
+    pub fn label(self) -> &'static str {
+        match self {
+            NodeState::Waiting => "· waiting",
+            NodeState::Running => "▶ running",
+            NodeState::Done => "✓ done",
+            NodeState::Failed => "✗ failed",
+            NodeState::Skipped => "- skipped",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeProgress {
+    pub name: String,
+    pub roles: String,
+    /// The node's steps in plan order (empty until the engine sends its plan).
+    pub steps: Vec<String>,
+    /// Steps finished ok, in this run or an earlier one.
+    pub done: usize,
+    pub skipped: usize,
+    pub running: Option<String>,
+    /// The step that failed and why.
+    pub failed: Option<(String, String)>,
+    /// Time the node's finished steps took in this run.
+    pub elapsed_ms: u64,
+    pub log: VecDeque<String>,
+}
+
+impl NodeProgress {
+    pub fn state(&self) -> NodeState {
+        if self.failed.is_some() {
+            NodeState::Failed
+        } else if self.running.is_some() {
+            NodeState::Running
+        } else if !self.steps.is_empty() && self.done == self.steps.len() {
+            NodeState::Done
+        } else if self.skipped > 0 {
+            NodeState::Skipped
+        } else {
+            NodeState::Waiting
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Install {
+    /// The cluster being installed, as it was when the install was confirmed.
+    pub cluster: Cluster,
+    pub running: bool,
+    pub install_id: Option<String>,
+    /// Steps an earlier run finished (a resume skips them).
+    pub already_done: usize,
+    pub nodes: Vec<NodeProgress>,
+    /// The node whose log is shown.
+    pub selected: usize,
+    /// How many lines above the newest the log view ends: 0 follows the log as it grows.
+    pub log_scroll: usize,
+    pub summary: Option<Summary>,
+    pub lb: Option<LbStatus>,
+    /// A probe is under way or scheduled: entering the screen again must not start a second loop.
+    pub probing: bool,
+}
+
+impl Install {
+    /// A running install of `cluster`; its nodes are known from the start, their steps once the
+    /// engine sends the plan.
+    pub fn new(cluster: Cluster) -> Self {
+        let nodes = cluster
+            .hosts
+            .iter()
+            .map(|h| NodeProgress {
+                name: h.name.clone(),
+                roles: h.roles.names().join(","),
+                steps: Vec::new(),
+                done: 0,
+                skipped: 0,
+                running: None,
+                failed: None,
+                elapsed_ms: 0,
+                log: VecDeque::new(),
+            })
+            .collect();
+        Install {
+            cluster,
+            running: true,
+            install_id: None,
+            already_done: 0,
+            nodes,
+            selected: 0,
+            log_scroll: 0,
+            summary: None,
+            lb: None,
+            probing: false,
+        }
+    }
+
+    /// Steps done and steps in all, over every node.
+    pub fn totals(&self) -> (usize, usize) {
+        self.nodes.iter().fold((0, 0), |(done, total), n| {
+            (done + n.done, total + n.steps.len())
+        })
+    }
+
+    fn node(&mut self, name: &str) -> Option<&mut NodeProgress> {
+        self.nodes.iter_mut().find(|n| n.name == name)
+    }
+
+    /// Take one engine event into the progress.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::Plan {
+                install_id,
+                nodes,
+                done,
+                ..
+            } => {
+                self.install_id = Some(install_id);
+                self.already_done = done.len();
+                for plan in nodes {
+                    if let Some(n) = self.node(&plan.node) {
+                        n.done = done.iter().filter(|(node, _)| *node == n.name).count();
+                        n.steps = plan.steps;
+                    }
+                }
+            }
+            Event::Started { node, step, .. } => {
+                if let Some(n) = self.node(&node) {
+                    n.running = Some(step);
+                }
+            }
+            Event::Output { node, step, line } => {
+                if let Some(n) = self.node(&node) {
+                    if n.log.len() == LOG_LINES {
+                        n.log.pop_front();
+                    }
+                    n.log.push_back(format!("{step}: {line}"));
+                }
+                // A scrolled view stays on the lines being read while new ones arrive below.
+                let shown = self.nodes.get(self.selected).map(|n| n.name.as_str());
+                if self.log_scroll > 0 && shown == Some(node.as_str()) {
+                    let len = self.nodes[self.selected].log.len();
+                    self.log_scroll = (self.log_scroll + 1).min(len.saturating_sub(1));
+                }
+            }
+            Event::Finished {
+                node,
+                step,
+                status,
+                elapsed_ms,
+                reason,
+            } => {
+                if let Some(n) = self.node(&node) {
+                    if n.running.as_deref() == Some(step.as_str()) {
+                        n.running = None;
+                    }
+                    n.elapsed_ms += elapsed_ms;
+                    match status {
+                        Status::Ok => n.done += 1,
+                        Status::Failed => n.failed = Some((step, reason.unwrap_or_default())),
+                        Status::Skipped => n.skipped += 1,
+                    }
+                }
+            }
+            Event::Summary(s) => self.summary = Some(s),
+            // The Hosts screen's SSH test shows facts; here they add nothing to the progress.
+            Event::Facts { .. } => {}
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Install: per-node progress, the overall count, the selected node's log and the LB as the
+//! taskbox sees it. Drawn from `State::install` only.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph, Row};
+
+use crate::lb_status::{LbStatus, Probe};
+use crate::tui::install::{Install, NodeState};
+use crate::tui::state::State;
+use crate::tui::theme::{SYM_ERROR, SYM_OK, Theme};
+use crate::tui::widgets::chrome::Hint;
+use crate::tui::widgets::{bar, table, visible};
+
+pub const PURPOSE: &str =
+    "The install runs on every node at once; ↑↓ picks the node whose log is shown.";
+
+/// Width of the LB panel (frontend and backends with their addresses).
+const LB_WIDTH: u16 = 40;
+
+pub fn hints(state: &State) -> Vec<Hint> {
+    let mut hints = vec![("↑↓", "node"), ("PgUp/PgDn", "log")];
+    if !state.installing() {
+        hints.extend([("i", "resume"), ("Esc", "Review")]);
+    }
+    hints
+}
+
+fn state_style(s: NodeState, theme: &Theme) -> ratatui::style::Style {
+    match s {
+        NodeState::Done => theme.ok,
+        NodeState::Failed => theme.error,
+        NodeState::Running => theme.key,
+        NodeState::Skipped => theme.warning,
+        NodeState::Waiting => theme.dim,
+    }
+}
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State) {
+    let Some(install) = &state.install else {
+        return;
+    };
+    let theme = &state.theme;
+    let table_height = (install.nodes.len() as u16 + 3).min(area.height / 2);
+    let [nodes_area, overall_area, bottom] = Layout::vertical([
+        Constraint::Length(table_height),
+        Constraint::Length(1),
+        Constraint::Min(3),
+    ])
+    .areas(area);
+    let [log_area, lb_area] =
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(LB_WIDTH)]).areas(bottom);
+
+    let shown = visible(
+        install.selected,
+        install.nodes.len(),
+        usize::from(table_height.saturating_sub(3)),
+    );
+    let rows = install.nodes[shown.clone()]
+        .iter()
+        .zip(shown)
+        .map(|(n, i)| {
+            let s = n.state();
+            let step = match (&n.running, &n.failed, s) {
+                (Some(step), ..) => step.clone(),
+                (_, Some((step, _)), _) => step.clone(),
+                (.., NodeState::Done) => "all done".into(),
+                _ => n.steps.get(n.done).cloned().unwrap_or_default(),
+            };
+            let total = n.steps.len();
+            let row = Row::new(vec![
+                Line::styled(s.label(), state_style(s, theme)),
+                Line::raw(n.name.clone()),
+                Line::raw(n.roles.clone()),
+                Line::raw(step),
+                Line::raw(format!("{}/{total}", n.done)),
+                Line::raw(bar(n.done, total, 8)),
+                Line::raw(format!("{:.1}s", n.elapsed_ms as f64 / 1000.0)),
+            ]);
+            if i == install.selected {
+                row.style(theme.selected)
+            } else {
+                row
+            }
+        });
+    let widths = [
+        Constraint::Length(9),
+        Constraint::Length(9),
+        Constraint::Length(11),
+        Constraint::Min(12),
+        Constraint::Length(5),
+        Constraint::Length(8),
+        Constraint::Length(7),
+    ];
+    let header = vec!["state", "node", "roles", "step", "done", "", "time"];
+    frame.render_widget(table(rows, &widths, header, "Nodes", theme), nodes_area);
+    frame.render_widget(Paragraph::new(overall(install, theme)), overall_area);
+
+    let node = install.nodes.get(install.selected);
+    let height = usize::from(log_area.height.saturating_sub(2));
+    let log: Vec<Line> = match node {
+        Some(n) if !n.log.is_empty() => {
+            // The pane stays full: scrolling back stops at the first page.
+            let end = n.log.len() - install.log_scroll.min(n.log.len());
+            let start = end.saturating_sub(height);
+            n.log
+                .range(start..(start + height).min(n.log.len()))
+                .map(|l| Line::raw(l.clone()))
+                .collect()
+        }
+        _ => vec![Line::styled("no output yet", theme.dim)],
+    };
+    let name = node.map_or("", |n| n.name.as_str());
+    let title = match install.log_scroll {
+        0 => format!(" Log: {name} "),
+        _ => format!(" Log: {name}, scrolled back "),
+    };
+    // Not wrapped: the newest line must stay at the bottom, long lines are cut at the edge.
+    frame.render_widget(
+        Paragraph::new(log).block(Block::bordered().title(title)),
+        log_area,
+    );
+    frame.render_widget(
+        crate::tui::widgets::panel(lb_lines(install.lb.as_ref(), theme), "Load balancer"),
+        lb_area,
+    );
+}
+
+/// "Overall ████░░░░ 12 of 36 steps", with failures and running steps counted after it.
+fn overall(install: &Install, theme: &Theme) -> Line<'static> {
+    let (done, total) = install.totals();
+    let count = |s: NodeState| install.nodes.iter().filter(|n| n.state() == s).count();
+    let mut spans = vec![
+        Span::styled(" Overall ", theme.key),
+        Span::raw(format!("{} {done} of {total} steps", bar(done, total, 20))),
+    ];
+    if install.already_done > 0 {
+        spans.push(Span::raw(format!(
+            " ({} already done)",
+            install.already_done
+        )));
+    }
+    let failed = count(NodeState::Failed);
+    if failed > 0 {
+        spans.push(Span::styled(
+            format!("  {SYM_ERROR} {failed} node{} failed", plural(failed)),
+            theme.error,
+        ));
+    }
+    let running = count(NodeState::Running);
+    if running > 0 {
+        spans.push(Span::raw(format!("  ▶ {running} running")));
+    }
+    Line::from(spans)
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// The LB frontend and each master's apiserver, UP or DOWN in symbol and word.
+pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
+    let Some(lb) = lb else {
+        return vec![Line::styled("· probing…", theme.dim)];
+    };
+    let probe = |p: &Probe| {
+        let (text, style) = if p.up {
+            (format!("{SYM_OK} UP  "), theme.ok)
+        } else {
+            (format!("{SYM_ERROR} DOWN"), theme.error)
+        };
+        Line::from(vec![
+            Span::styled(text, style),
+            Span::raw(format!(" {:<8} {}", p.name, p.address)),
+        ])
+    };
+    let mut lines = vec![match &lb.frontend {
+        Some(f) => probe(f),
+        None => Line::styled("· no load balancer configured", theme.dim),
+    }];
+    lines.extend(lb.backends.iter().map(probe));
+    if lb.backends.iter().any(|b| !b.up) {
+        lines.push(Line::styled(
+            "Backends show DOWN until the apiservers start.",
+            theme.dim,
+        ));
+    }
+    lines
+}
