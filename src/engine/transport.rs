@@ -249,7 +249,7 @@ pub async fn connect(
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         return Err(classify(&host.name, &text));
     }
-    let session = Session::resume(ctl.into_boxed_path(), Some(log.into_boxed_path()));
+    let session = Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path()));
     Ok(Conn {
         host: host.name.clone(),
         kind: Kind::Ssh {
