@@ -502,7 +502,7 @@ fn a_changed_step_is_named_and_run_again_on_resume() {
 fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume() {
     let Some(g) = lab_up(80, 2) else { return };
     let plan_text = format!(
-        "steps:\n{}{}",
+        "steps:\n{}{}{}",
         traced_step(
             "gen",
             "first-master",
@@ -514,6 +514,13 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
             "all",
             "gen",
             "echo \"$CA_KEY $CA_CRT\" >> TRACE/$KSW_NODE-got"
+        ),
+        // Needs the secret too, but waits only for `use`, not for `gen` itself.
+        traced_step(
+            "late",
+            "all",
+            "use",
+            "echo \"$CA_KEY\" >> TRACE/$KSW_NODE-late"
         )
     );
     let (conf, plan) = g.conf_with("j", &g.cluster(), &plan_text);
@@ -526,20 +533,22 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
         "{journal}"
     );
 
-    // `use` changes: on resume it runs again and still gets the secret, which `gen` hands back
-    // from the node without running again.
+    // Only `late` changes. On resume it runs again and still gets the secret: `gen` hands it back
+    // from the node (without running again) before `late` starts, though `late` waits only for
+    // `use`, which is done.
     std::fs::write(
         &plan,
         std::fs::read_to_string(&plan)
             .unwrap()
-            .replace("-got", "-got2"),
+            .replace("-late", "-late2"),
     )
     .unwrap();
     let (code, events) = install(&conf, &plan, &["--resume"]);
     assert_eq!(code, 0, "{events:#?}");
     assert_eq!(g.count("master1", "gen"), 1);
     for n in &g.lab.nodes {
-        let got = std::fs::read_to_string(g.trace.join(format!("{}-got2", n.name))).unwrap();
-        assert_eq!(got.trim(), "s3cr3t-value public-cert", "{}", n.name);
+        assert_eq!(g.count(&n.name, "use"), 1, "{}", n.name);
+        let late = std::fs::read_to_string(g.trace.join(format!("{}-late2", n.name))).unwrap();
+        assert_eq!(late.trim(), "s3cr3t-value", "{}", n.name);
     }
 }

@@ -226,6 +226,7 @@ pub async fn install(
     let mut board = Board::default();
     let mut done = Vec::new();
     let mut changed = Vec::new();
+    let mut recalled = HashSet::new();
     for (np, env) in node_plans.iter().zip(&envs) {
         for sid in &np.steps {
             let step = plan.step(sid).expect("expanded from the plan");
@@ -237,6 +238,9 @@ pub async fn install(
             // A step whose secret outputs stayed on its node runs again as the same attempt: the
             // node reports it done and hands the values back, without running it.
             let recall = replay.redacted.contains(&key);
+            if recall {
+                recalled.insert(sid.clone());
+            }
             if replay.is_done(&np.node, sid) && same && !recall {
                 done.push(key);
             } else {
@@ -255,6 +259,7 @@ pub async fn install(
         events,
         install_id: install_id.clone(),
         replay,
+        recalled,
         failures: Mutex::new(Vec::new()),
         counts: Mutex::new(Summary {
             already_done: done.len(),

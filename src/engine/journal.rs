@@ -49,6 +49,9 @@ pub enum Record {
         status: Status,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Contact was lost during the step: it may have gone on running on the node.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        lost: bool,
         ts: u64,
     },
     /// A resume found the configuration changed; steps whose fingerprint differs run again.
@@ -241,6 +244,7 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 step,
                 status,
                 reason,
+                lost,
                 ..
             } => {
                 let s = r.steps.entry((node, step)).or_insert(StepState {
@@ -249,7 +253,9 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                     status: None,
                     reason: None,
                 });
-                s.status = Some(status);
+                // A step kswizard lost contact with may still be running: as if unfinished, so
+                // a resume re-attaches to the same attempt instead of starting another.
+                s.status = (!lost).then_some(status);
                 s.reason = reason;
             }
             Record::Reconfigured { config, .. } => r.config = Some(config),
@@ -280,6 +286,7 @@ mod tests {
             step: step.into(),
             status,
             reason: None,
+            lost: false,
             ts: 2,
         }
     }

@@ -140,13 +140,34 @@ impl NodeRun<'_> {
         let mut j = i + 1;
         while j < todo.len() {
             let s = self.plan.step(&todo[j]).expect("from the plan");
-            if s.become_root != first.become_root || !s.after.iter().all(|a| self.shared.passed(a))
+            if s.become_root != first.become_root
+                || !self
+                    .waits_for(&todo[j])
+                    .iter()
+                    .all(|a| self.shared.passed(a))
             {
                 break;
             }
             j += 1;
         }
         j
+    }
+
+    /// The barriers before step `sid`: its `after`, and every step above it in the plan whose
+    /// secret outputs are being read back from a node (any later step may need them).
+    fn waits_for(&self, sid: &str) -> Vec<String> {
+        let step = self.plan.step(sid).expect("from the plan");
+        let at = self
+            .plan
+            .steps
+            .iter()
+            .position(|s| s.id == sid)
+            .unwrap_or(0);
+        let recalled = self.plan.steps[..at]
+            .iter()
+            .filter(|s| self.shared.recalled.contains(&s.id) && !step.after.contains(&s.id))
+            .map(|s| s.id.clone());
+        step.after.iter().cloned().chain(recalled).collect()
     }
 
     pub(super) async fn run(mut self, todo: &[String]) {
@@ -158,7 +179,7 @@ impl NodeRun<'_> {
         // none): then they go first on their own, so a node that cannot be used says so at once.
         let first_waits = todo.first().is_none_or(|sid| {
             let s = self.plan.step(sid).expect("from the plan");
-            !s.become_root || !s.after.iter().all(|a| self.shared.passed(a))
+            !s.become_root || !self.waits_for(sid).iter().all(|a| self.shared.passed(a))
         });
         self.facts_pending = !first_waits;
         if first_waits {
@@ -208,8 +229,7 @@ impl NodeRun<'_> {
                 skip_rest(self.shared, &node, &todo[i..], &reason).await;
                 return self.close().await;
             }
-            let step = self.plan.step(&todo[i]).expect("from the plan");
-            for a in &step.after {
+            for a in &self.waits_for(&todo[i]) {
                 if let Err(on) = self.shared.barrier(a).await {
                     let reason = format!("waits for step '{a}', which {on}");
                     skip_rest(self.shared, &node, &todo[i..], &reason).await;
@@ -249,19 +269,20 @@ impl NodeRun<'_> {
     /// how many steps succeeded, and how the batch ended.
     async fn run_batch(&mut self, steps: &[String]) -> (usize, BatchEnd) {
         let node = self.node().to_string();
-        let mut env_now = self.env.clone();
-        env_now.extend(
-            self.shared
-                .board
-                .lock()
-                .expect("board lock")
-                .outputs
-                .clone(),
-        );
         let mut ok = 0;
         let mut reconnects = 0;
         loop {
             let rest = &steps[ok..];
+            // Taken anew on every try: steps that ended before a reconnect published values too.
+            let mut env_now = self.env.clone();
+            env_now.extend(
+                self.shared
+                    .board
+                    .lock()
+                    .expect("board lock")
+                    .outputs
+                    .clone(),
+            );
             let script = {
                 let launches: Vec<Launch> = rest
                     .iter()
@@ -286,7 +307,11 @@ impl NodeRun<'_> {
                     "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
                     rest[0]
                 );
-                return (ok, self.end_step(StepRun::new(&rest[0]), Err(reason)).await);
+                return (
+                    ok,
+                    self.end_step(StepRun::new(&rest[0]), Ending::Lost(reason))
+                        .await,
+                );
             }
             let conn = self.conn.as_ref().expect("connected above");
             // The step the node reports on; its lines only count once the node said it began.
@@ -324,7 +349,15 @@ impl NodeRun<'_> {
                             runner::Line::Begin(_) => runner::Line::Log(line),
                             other => other,
                         };
-                        let Some(c) = current.as_mut() else { continue };
+                        let Some(c) = current.as_mut() else {
+                            // The runner could not set the batch up: the next step fails with why.
+                            if let Line::Failed(why) = line {
+                                let run = StepRun::new(&steps[ok]);
+                                ended = Some(self.end_step(run, Ending::NodeSaid(why)).await);
+                                break;
+                            }
+                            continue;
+                        };
                         match line {
                             Line::Log(l) => {
                                 c.push_log(&l);
@@ -342,7 +375,7 @@ impl NodeRun<'_> {
                                 let mut done = current.take().expect("a step is current");
                                 done.rc = Some(rc);
                                 if let BatchEnd::Failed { retry } =
-                                    self.end_step(done, Ok(())).await
+                                    self.end_step(done, Ending::Exit).await
                                 {
                                     ended = Some(BatchEnd::Failed { retry });
                                     break;
@@ -353,7 +386,7 @@ impl NodeRun<'_> {
                             Line::Vanished(why) | Line::Failed(why) => {
                                 let done = current.take().expect("a step is current");
                                 let why = conn.redact(&why);
-                                ended = Some(self.end_step(done, Err(why)).await);
+                                ended = Some(self.end_step(done, Ending::NodeSaid(why)).await);
                                 break;
                             }
                             Line::Begin(_)
@@ -371,7 +404,8 @@ impl NodeRun<'_> {
                     }
                     match running.finish().await {
                         // The shell never ran (sudo refused, no sh): no reconnect helps.
-                        Ok((code, err)) if !heard && code != 0 => {
+                        // 255 is ssh's own code: the connection, not the shell, failed.
+                        Ok((code, err)) if !heard && code != 0 && code != 255 => {
                             let reason = if become_root {
                                 sudo_refused(self.host, conn, &err)
                             } else {
@@ -380,10 +414,8 @@ impl NodeRun<'_> {
                                     err.trim()
                                 ))
                             };
-                            return (
-                                ok,
-                                self.end_step(StepRun::new(&steps[ok]), Err(reason)).await,
-                            );
+                            let run = StepRun::new(&steps[ok]);
+                            return (ok, self.end_step(run, Ending::NodeSaid(reason)).await);
                         }
                         Ok((code, err)) => Some(conn.redact(&format!(
                             "the runner ended with code {code} before the step did: {}",
@@ -400,10 +432,8 @@ impl NodeRun<'_> {
                     "lost contact with {node} during step '{}': {why}",
                     steps[ok]
                 );
-                return (
-                    ok,
-                    self.end_step(StepRun::new(&steps[ok]), Err(reason)).await,
-                );
+                let run = StepRun::new(&steps[ok]);
+                return (ok, self.end_step(run, Ending::Lost(reason)).await);
             }
             reconnects += 1;
             self.close().await;
@@ -441,17 +471,19 @@ impl NodeRun<'_> {
     }
 
     /// A step ended: its exit code (or why it has none) decides ok, retry or failure.
-    async fn end_step(&self, run: StepRun, lost: Result<(), String>) -> BatchEnd {
+    async fn end_step(&self, run: StepRun, ending: Ending) -> BatchEnd {
         let node = self.node().to_string();
         let step = self.plan.step(&run.step).expect("from the plan");
-        // A lost node may still be running the attempt: never start another beside it.
-        let retryable = lost.is_ok();
-        let reason = match (lost, run.rc) {
-            (Err(why), _) => Some(why),
-            (Ok(()), Some(0)) => None,
-            (Ok(()), Some(124)) => Some(format!("timed out after {} s", step.timeout)),
-            (Ok(()), Some(rc)) => Some(format!("exit code {rc}")),
-            (Ok(()), None) => Some("the step ended without an exit code".to_string()),
+        // Only a step that ended with an exit code gets another attempt: a lost node may still be
+        // running this one, and one the node could not start would fail the same way again.
+        let retryable = matches!(ending, Ending::Exit);
+        let lost = matches!(ending, Ending::Lost(_));
+        let reason = match (ending, run.rc) {
+            (Ending::Lost(why) | Ending::NodeSaid(why), _) => Some(why),
+            (Ending::Exit, Some(0)) => None,
+            (Ending::Exit, Some(124)) => Some(format!("timed out after {} s", step.timeout)),
+            (Ending::Exit, Some(rc)) => Some(format!("exit code {rc}")),
+            (Ending::Exit, None) => Some("the step ended without an exit code".to_string()),
         };
         let elapsed_ms = run.started.elapsed().as_millis() as u64;
         let Some(reason) = reason else {
@@ -473,7 +505,15 @@ impl NodeRun<'_> {
             self.shared
                 .step_done(&run.step, &node, Status::Ok, &run.outputs);
             self.shared
-                .finish(&node, &run.step, Status::Ok, None, elapsed_ms, Vec::new())
+                .finish(
+                    &node,
+                    &run.step,
+                    Status::Ok,
+                    None,
+                    elapsed_ms,
+                    Vec::new(),
+                    false,
+                )
                 .await;
             return BatchEnd::AllOk;
         };
@@ -486,6 +526,7 @@ impl NodeRun<'_> {
                 &run.step,
                 Status::Failed,
                 Some(reason.clone()),
+                false,
             ));
             let line = format!("kswizard: attempt {attempt} failed ({reason}); trying again");
             self.shared
@@ -504,11 +545,22 @@ impl NodeRun<'_> {
                     Some(reason.clone()),
                     elapsed_ms,
                     run.tail,
+                    lost,
                 )
                 .await;
         }
         BatchEnd::Failed { retry }
     }
+}
+
+/// How a step's run on the node ended.
+enum Ending {
+    /// With an exit code (in the `StepRun`).
+    Exit,
+    /// The node said why it has none (the step vanished, the runner could not start it).
+    NodeSaid(String),
+    /// Contact was lost: the step may still be running there; a resume re-attaches to it.
+    Lost(String),
 }
 
 /// A step in progress on the node, as the runner's output tells it.
@@ -542,9 +594,10 @@ impl StepRun {
         if runner::is_env_name(&k) && !k.starts_with("KSW_") {
             self.outputs.insert(k, v);
         } else {
-            self.push_log(&format!(
-                "kswizard: ignored output '{k}': expected an upper-case name not starting with KSW_"
-            ));
+            // Not echoed: a mangled line of a secret value must not reach the log.
+            self.push_log(
+                "kswizard: ignored a line of $KSW_OUTPUT: expected NAME=value, NAME in upper case and not starting with KSW_",
+            );
         }
     }
 }

@@ -49,19 +49,20 @@ pub fn is_env_name(k: &str) -> bool {
 /// Shell functions shared by every step of a batch. Builtins where possible: a step costs few
 /// processes beyond its own.
 const FUNCTIONS: &str = r#"umask 077
-# existing ATTEMPT: report an attempt that exists already (0), or say it must start (1). A later
-# attempt than asked for is one a run whose journal lost its last records started: take it over.
+# existing ATTEMPT: report an attempt that exists already (0), or say it must start (1).
 existing() {
-  a=; [ -f attempt ] && read -r a < attempt
-  [ -n "$a" ] && [ "$a" -ge "$1" ] 2>/dev/null || return 1
-  # rc is written in one go once the step ended: non-empty means done.
-  if [ -s rc ]; then printf '\036KSW-DONE\n'; return 0; fi
+  # Whatever attempt it is, a live process in this directory is never started beside: attach.
   p=; [ -f pid ] && read -r p < pid
   if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$(pwd -P)" ]; then
     printf '\036KSW-ATTACH\n'
     tail -n +1 -s 0.2 -f --pid="$p" log
     return 0
   fi
+  # A later attempt than asked for is one a run whose journal lost its last records started.
+  a=; [ -f attempt ] && read -r a < attempt
+  [ -n "$a" ] && [ "$a" -ge "$1" ] 2>/dev/null || return 1
+  # rc is written before the step's process ends, in one go: with no live process, it is final.
+  if [ -s rc ]; then printf '\036KSW-DONE\n'; return 0; fi
   return 1
 }
 # start ATTEMPT TIMEOUT INTERPRETER: run the step in a session of its own, its log through tee.

@@ -89,6 +89,8 @@ pub(super) struct Shared {
     pub(super) events: mpsc::Sender<Event>,
     pub(super) install_id: String,
     pub(super) replay: Replay,
+    /// Steps being run again only to read their secret outputs back from a node.
+    pub(super) recalled: std::collections::HashSet<String>,
     pub(super) failures: Mutex<Vec<Failure>>,
     pub(super) counts: Mutex<Summary>,
 }
@@ -162,9 +164,10 @@ impl Shared {
         reason: Option<String>,
         elapsed_ms: u64,
         tail: Vec<String>,
+        lost: bool,
     ) {
         self.journal
-            .log(end_record(node, step, status, reason.clone()));
+            .log(end_record(node, step, status, reason.clone(), lost));
         {
             let mut c = self.counts.lock().expect("counts lock");
             match status {
@@ -195,12 +198,20 @@ impl Shared {
     }
 }
 
-pub(super) fn end_record(node: &str, step: &str, status: Status, reason: Option<String>) -> Record {
+/// `lost`: kswizard lost contact during the step; a resume treats it as still running there.
+pub(super) fn end_record(
+    node: &str,
+    step: &str,
+    status: Status,
+    reason: Option<String>,
+    lost: bool,
+) -> Record {
     Record::End {
         node: node.into(),
         step: step.into(),
         status,
         reason,
+        lost,
         ts: journal::now(),
     }
 }
@@ -209,7 +220,15 @@ pub(super) fn end_record(node: &str, step: &str, status: Status, reason: Option<
 pub(super) async fn fail_rest(shared: &Shared, node: &str, steps: &[String], reason: String) {
     if let Some((first, rest)) = steps.split_first() {
         shared
-            .finish(node, first, Status::Failed, Some(reason), 0, Vec::new())
+            .finish(
+                node,
+                first,
+                Status::Failed,
+                Some(reason),
+                0,
+                Vec::new(),
+                false,
+            )
             .await;
         skip_rest(shared, node, rest, "the node could not be reached").await;
     }
@@ -218,7 +237,15 @@ pub(super) async fn fail_rest(shared: &Shared, node: &str, steps: &[String], rea
 pub(super) async fn skip_rest(shared: &Shared, node: &str, steps: &[String], reason: &str) {
     for s in steps {
         shared
-            .finish(node, s, Status::Skipped, Some(reason.into()), 0, Vec::new())
+            .finish(
+                node,
+                s,
+                Status::Skipped,
+                Some(reason.into()),
+                0,
+                Vec::new(),
+                false,
+            )
             .await;
     }
 }
