@@ -368,6 +368,16 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
         assert_eq!(f[&(n.name.clone(), "after".to_string())].0, "ok");
     }
     assert!(t.elapsed() < Duration::from_secs(60));
+
+    // sshd comes back: a resume finds the step the node went on running, and does not run it
+    // a second time.
+    let mut back = victim.clone();
+    back.start().unwrap();
+    back.wait_ready(Duration::from_secs(10)).unwrap();
+    let (code, events) = install(&conf, &plan, &["--resume"]);
+    assert_eq!(code, 0, "{events:#?}");
+    assert_eq!(g.count(&victim.name, "long"), 1);
+    assert_eq!(g.count(&victim.name, "after"), 1);
 }
 
 #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use color_eyre::eyre::{Result, WrapErr, bail, eyre};
+use color_eyre::eyre::{Result, WrapErr, bail};
 use serde::{Deserialize, Serialize};
 
 use super::{PASSWORD_USER_PREFIX, run};
@@ -130,6 +130,8 @@ impl Node {
             // Bind mounts need a mount point; on the host these stay empty directories.
             std::fs::create_dir_all(path)?;
         }
+        // A pid file left by an sshd that was killed would name a process that is gone.
+        let _ = std::fs::remove_file(self.sshd_pid_file());
         run(Command::new("unshare")
             .args(["--mount", "--uts", "--propagation", "private", "sh"])
             .arg(self.dir.join("start.sh")))
@@ -142,12 +144,12 @@ impl Node {
         let addr: SocketAddr = format!("{}:22", self.ip).parse()?;
         let deadline = Instant::now() + timeout;
         loop {
-            let pid = read_pid(&self.sshd_pid_file());
-            if let Some(pid) = pid
+            // The pid must be a live process: a restarted node's old pid file may still be there.
+            let ns = read_pid(&self.sshd_pid_file()).and_then(mnt_ns);
+            if let Some(ns) = ns
                 && TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
             {
-                self.mnt_ns =
-                    Some(mnt_ns(pid).ok_or_else(|| eyre!("sshd of {} exited", self.name))?);
+                self.mnt_ns = Some(ns);
                 return Ok(());
             }
             if Instant::now() > deadline {
