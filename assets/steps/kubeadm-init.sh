@@ -34,7 +34,8 @@ YAML
 if [ -s /etc/kubernetes/admin.conf ]; then
   echo "control plane already initialized"
 else
-  kubeadm init --config "$config" --upload-certs
+  # The token and certificate key go to later steps as secret outputs, not to the install's log.
+  kubeadm init --config "$config" --upload-certs --skip-token-print --skip-certificate-key-print
 fi
 
 join=$(kubeadm token create --print-join-command)

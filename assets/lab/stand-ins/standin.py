@@ -392,9 +392,15 @@ def kubeadm_init(opts):
                                      "roles": ["control-plane"]})
     start_kubelet(endpoint, name, secret)
     join = join_command(etcd, cluster)
+    # As kubeadm: --skip-token-print / --skip-certificate-key-print keep the secrets off the console.
+    withheld = "<value withheld>"
+    if opts.get("skip-token-print"):
+        words = join.split()
+        join = " ".join(withheld if i > 0 and words[i - 1] == "--token" else w for i, w in enumerate(words))
+    key = withheld if opts.get("skip-certificate-key-print") else cluster["certificateKey"]
     print("\nYour Kubernetes control-plane (kswizard lab STAND-IN) has initialized successfully!\n")
     print("You can now join any number of control-plane nodes by running:\n\n  %s \\\n"
-          "\t--control-plane --certificate-key %s\n" % (join, cluster["certificateKey"]))
+          "\t--control-plane --certificate-key %s\n" % (join, key))
     print("Then you can join any number of worker nodes by running:\n\n  %s\n" % join)
 
 
