@@ -2,7 +2,7 @@
 //! `after` barriers across nodes, outputs handed forward, every transition journaled, events out
 //! through a bounded channel.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use tokio::sync::{Notify, mpsc};
 
-use super::events::{Event, Failure, Status, Summary};
+use super::events::{Event, Status, Summary};
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{Plan, fingerprint};
-use super::shared::{Board, JournalWriter, Shared};
+use super::shared::{Board, JournalWriter, Shared, StepEnd, skip_rest};
 use super::transport;
 use crate::model::{Cluster, Host};
 
@@ -33,6 +33,8 @@ pub enum EngineError {
     Busy(PathBuf),
     Io(PathBuf, std::io::Error),
     Journal(crate::conf::ConfError),
+    /// The steps ran, but their record could not be written in full.
+    JournalWrite(PathBuf, std::io::Error),
 }
 
 impl std::fmt::Display for EngineError {
@@ -45,6 +47,11 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             EngineError::Journal(e) => write!(f, "{e}"),
+            EngineError::JournalWrite(p, e) => write!(
+                f,
+                "{}: the journal could not be written ({e}); steps started after that are not in it, so check the nodes before a resume",
+                p.display()
+            ),
         }
     }
 }
@@ -166,8 +173,12 @@ pub async fn install(
         .write(true)
         .open(&lock_path)
         .map_err(|e| EngineError::Io(lock_path.clone(), e))?;
-    if lock.try_lock().is_err() {
-        return Err(EngineError::Busy(opts.state_dir.clone()));
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(EngineError::Busy(opts.state_dir.clone()));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(EngineError::Io(lock_path, e)),
     }
 
     let jpath = journal_path(&opts.state_dir);
@@ -261,6 +272,7 @@ pub async fn install(
         replay,
         recalled,
         failures: Mutex::new(Vec::new()),
+        ended: Mutex::new(HashSet::new()),
         counts: Mutex::new(Summary {
             already_done: done.len(),
             ..Summary::default()
@@ -314,25 +326,26 @@ pub async fn install(
         by_task.insert(id, node_steps);
     }
     while let Some(joined) = tasks.join_next_with_id().await {
-        // A node task that panicked (a bug) must not leave other nodes waiting at its barriers.
+        // A node task that panicked (a bug) must not leave other nodes waiting at its barriers:
+        // its first unended step fails, the rest are skipped, as for a node that went away.
         if let Err(e) = joined {
             let (node, steps) = &by_task[&e.id()];
+            let open: Vec<String> = {
+                let ended = shared.ended.lock().expect("ended lock");
+                steps
+                    .iter()
+                    .filter(|s| !ended.contains(&(node.clone(), (*s).clone())))
+                    .cloned()
+                    .collect()
+            };
             let reason = format!(
                 "kswizard stopped working on this node (a bug: {e}); the other nodes went on"
             );
-            shared
-                .failures
-                .lock()
-                .expect("failures lock")
-                .push(Failure {
-                    node: node.clone(),
-                    step: steps.first().cloned().unwrap_or_default(),
-                    reason,
-                    log_tail: Vec::new(),
-                });
-            shared.counts.lock().expect("counts lock").failed += 1;
-            for s in steps {
-                shared.step_done(s, node, Status::Failed, &BTreeMap::new());
+            if let Some((first, rest)) = open.split_first() {
+                shared
+                    .finish(node, first, StepEnd::plain(Status::Failed, reason.clone()))
+                    .await;
+                skip_rest(&shared, node, rest, &reason).await;
             }
         }
     }
@@ -346,7 +359,7 @@ pub async fn install(
     if let Ok(mut s) = Arc::try_unwrap(shared) {
         s.journal
             .finish()
-            .map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            .map_err(|e| EngineError::JournalWrite(jpath.clone(), e))?;
     }
     drop(lock);
     Ok(summary)

@@ -10,7 +10,7 @@ use super::executor::step_fp;
 use super::journal::{self, Record};
 use super::plan::Plan;
 use super::runner::{self, Launch, Line};
-use super::shared::{Shared, end_record, fail_rest, skip_rest};
+use super::shared::{Shared, StepEnd, end_record, fail_rest, skip_rest};
 use super::transport::{self, Conn};
 use crate::model::Host;
 
@@ -508,11 +508,13 @@ impl NodeRun<'_> {
                 .finish(
                     &node,
                     &run.step,
-                    Status::Ok,
-                    None,
-                    elapsed_ms,
-                    Vec::new(),
-                    false,
+                    StepEnd {
+                        status: Status::Ok,
+                        reason: None,
+                        elapsed_ms,
+                        tail: Vec::new(),
+                        lost: false,
+                    },
                 )
                 .await;
             return BatchEnd::AllOk;
@@ -541,11 +543,13 @@ impl NodeRun<'_> {
                 .finish(
                     &node,
                     &run.step,
-                    Status::Failed,
-                    Some(reason.clone()),
-                    elapsed_ms,
-                    run.tail,
-                    lost,
+                    StepEnd {
+                        status: Status::Failed,
+                        reason: Some(reason.clone()),
+                        elapsed_ms,
+                        tail: run.tail,
+                        lost,
+                    },
                 )
                 .await;
         }

@@ -72,6 +72,30 @@ impl Drop for JournalWriter {
     }
 }
 
+/// How a step ended on a node, for `Shared::finish`.
+pub(super) struct StepEnd {
+    pub(super) status: Status,
+    pub(super) reason: Option<String>,
+    pub(super) elapsed_ms: u64,
+    /// The last lines of its log.
+    pub(super) tail: Vec<String>,
+    /// Contact was lost: a resume treats the step as still running on the node.
+    pub(super) lost: bool,
+}
+
+impl StepEnd {
+    /// An end without timing or log: a step that failed before it ran, or was skipped.
+    pub(super) fn plain(status: Status, reason: impl Into<String>) -> StepEnd {
+        StepEnd {
+            status,
+            reason: Some(reason.into()),
+            elapsed_ms: 0,
+            tail: Vec::new(),
+            lost: false,
+        }
+    }
+}
+
 /// Cross-node progress: how many nodes each step still has to finish on, what failed, and the
 /// values steps published.
 #[derive(Default)]
@@ -92,6 +116,8 @@ pub(super) struct Shared {
     /// Steps being run again only to read their secret outputs back from a node.
     pub(super) recalled: std::collections::HashSet<String>,
     pub(super) failures: Mutex<Vec<Failure>>,
+    /// (node, step) pairs this run ended, whatever the status.
+    pub(super) ended: Mutex<std::collections::HashSet<(String, String)>>,
     pub(super) counts: Mutex<Summary>,
 }
 
@@ -156,18 +182,20 @@ impl Shared {
     }
 
     /// The end of a step on a node: journaled, counted, on the board, and announced.
-    pub(super) async fn finish(
-        &self,
-        node: &str,
-        step: &str,
-        status: Status,
-        reason: Option<String>,
-        elapsed_ms: u64,
-        tail: Vec<String>,
-        lost: bool,
-    ) {
+    pub(super) async fn finish(&self, node: &str, step: &str, end: StepEnd) {
+        let StepEnd {
+            status,
+            reason,
+            elapsed_ms,
+            tail,
+            lost,
+        } = end;
         self.journal
             .log(end_record(node, step, status, reason.clone(), lost));
+        self.ended
+            .lock()
+            .expect("ended lock")
+            .insert((node.to_string(), step.to_string()));
         {
             let mut c = self.counts.lock().expect("counts lock");
             match status {
@@ -220,15 +248,7 @@ pub(super) fn end_record(
 pub(super) async fn fail_rest(shared: &Shared, node: &str, steps: &[String], reason: String) {
     if let Some((first, rest)) = steps.split_first() {
         shared
-            .finish(
-                node,
-                first,
-                Status::Failed,
-                Some(reason),
-                0,
-                Vec::new(),
-                false,
-            )
+            .finish(node, first, StepEnd::plain(Status::Failed, reason))
             .await;
         skip_rest(shared, node, rest, "the node could not be reached").await;
     }
@@ -237,15 +257,7 @@ pub(super) async fn fail_rest(shared: &Shared, node: &str, steps: &[String], rea
 pub(super) async fn skip_rest(shared: &Shared, node: &str, steps: &[String], reason: &str) {
     for s in steps {
         shared
-            .finish(
-                node,
-                s,
-                Status::Skipped,
-                Some(reason.into()),
-                0,
-                Vec::new(),
-                false,
-            )
+            .finish(node, s, StepEnd::plain(Status::Skipped, reason))
             .await;
     }
 }

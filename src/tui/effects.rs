@@ -1,6 +1,6 @@
-//! The I/O behind `Effect`s. Reading and writing the conf directory (and the SSH test) run on
-//! tokio's blocking pool and give back one action; the install and the LB probe are async tasks
-//! that send their actions through the loop's channel themselves.
+//! The I/O behind `Effect`s. Reading and writing the conf directory run on tokio's blocking pool
+//! and give back one action; the SSH test, the install and the LB probe are async tasks (the
+//! install sends its actions through the loop's channel itself).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +16,9 @@ use crate::engine::executor::{self, Options};
 use crate::engine::paths::{load_plan, plan_path, state_dir};
 use crate::model::Cluster;
 
+/// How long the Hosts screen's SSH test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The engine's own event channel; the UI channel behind it is the one that bounds the flow.
 const EVENTS: usize = 64;
 
@@ -26,13 +29,10 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
         Effect::Install { cluster, dir } => return install(*cluster, dir, tx).await,
         Effect::ProbeLb { cluster, after } => probe_lb(*cluster, after).await,
         Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
-        Effect::TestSsh { host, known_hosts } => {
-            let name = host.name.clone();
-            Action::Tested {
-                host: name,
-                result: blocking(move || test_ssh(&host, &known_hosts)).await,
-            }
-        }
+        Effect::TestSsh { host, known_hosts } => Action::Tested {
+            host: host.name.clone(),
+            result: test_ssh(&host, &known_hosts).await,
+        },
         Effect::Save {
             cluster,
             source,
@@ -48,7 +48,7 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
     let _ = tx.send(Msg::Action(action)).await;
 }
 
-/// File and SSH work that blocks runs on tokio's blocking pool, off the loop's threads.
+/// File work that blocks runs on tokio's blocking pool, off the loop's threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, String> + Send + 'static,
 ) -> Result<T, String> {
@@ -133,15 +133,23 @@ fn save(cluster: &Cluster, source: &Source, dir: &Path) -> Result<Disk, String> 
     load(dir)
 }
 
-/// The SSH test, on this blocking-pool thread: the engine's own connect and facts.
-fn test_ssh(
+/// The SSH test: the engine's own connect and facts, bounded in time so that neither the
+/// screen nor quitting waits on a host that does not answer.
+async fn test_ssh(
     host: &crate::model::Host,
     known_hosts: &Path,
 ) -> Result<crate::engine::events::Facts, String> {
     if let Some(dir) = known_hosts.parent() {
-        crate::engine::executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
+        executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
     }
-    tokio::runtime::Handle::current().block_on(crate::engine::probe(host, known_hosts))
+    match tokio::time::timeout(TEST_TIMEOUT, crate::engine::probe(host, known_hosts)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "{}: no answer within {} s (SSH and the sudo check)",
+            host.name,
+            TEST_TIMEOUT.as_secs()
+        )),
+    }
 }
 
 #[cfg(test)]

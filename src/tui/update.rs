@@ -617,7 +617,7 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
     install.running = false;
     let summary = match result {
         Err(e) => {
-            let text = format!("The install did not run: {e}. i tries again.");
+            let text = format!("The install stopped: {e}. i tries again.");
             return state.set_status(StatusKind::Error, text);
         }
         Ok(s) => s,

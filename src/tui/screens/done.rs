@@ -1,20 +1,18 @@
 //! Done: what the install built and where to go next: hosts by role, the LB, the admin
-//! kubeconfig on the first master, the console URL, and the LB as last probed.
+//! kubeconfig on the first master, and the LB as last probed. (No console URL: the bundled plan
+//! installs Kubernetes, not the KubeSphere console.)
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::model::{Cluster, Host};
+use crate::model::Host;
 use crate::tui::state::State;
 use crate::tui::theme::SYM_OK;
 use crate::tui::widgets::chrome::Hint;
 
 pub const PURPOSE: &str = "The cluster is installed: what was built and where to find it.";
-
-/// The KubeSphere console's NodePort.
-const CONSOLE_PORT: u16 = 30880;
 
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![("Esc", "Review")]
@@ -34,15 +32,6 @@ fn field(label: &str, value: String, state: &State) -> Line<'static> {
         Span::styled(format!("  {label:<18}"), state.theme.key),
         Span::raw(value),
     ])
-}
-
-/// The console is reached through the LB when there is one, else on the first master.
-fn console_url(c: &Cluster) -> Option<String> {
-    let host = match (&c.lb.address, c.lb.is_configured()) {
-        (Some(a), true) => a.clone(),
-        _ => c.masters().next()?.node_ip().to_string(),
-    };
-    Some(format!("http://{host}:{CONSOLE_PORT}"))
 }
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
@@ -88,9 +77,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             ),
             state,
         ));
-    }
-    if let Some(url) = console_url(c) {
-        lines.push(field("console", url, state));
     }
     lines.push(Line::raw(""));
     lines.push(Line::styled("  Load balancer, last probe", theme.key));

@@ -609,7 +609,7 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
     let (mut s, _) = installing();
     send(&mut s, [Action::InstallEnded(Err("busy".into()))]);
     assert_eq!(s.screen, Screen::Install);
-    assert!(s.status.unwrap().text.contains("did not run: busy"));
+    assert!(s.status.unwrap().text.contains("install stopped: busy"));
 }
 
 #[test]
