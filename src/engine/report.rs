@@ -59,7 +59,7 @@ impl TextReport {
                 reattached: true,
                 ..
             } => Some(format!(
-                "attach  {node:<14} {step} (still running from the last run)"
+                "attach  {node:<14} {step} (started by an earlier run)"
             )),
             Event::Started { .. } | Event::Output { .. } => None,
             Event::Finished {

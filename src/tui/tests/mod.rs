@@ -121,3 +121,13 @@ pub fn lb(up: bool) -> LbStatus {
 pub fn type_text(s: &mut State, text: &str) {
     send(s, text.chars().map(|c| Action::Text(Edit::Insert(c))));
 }
+
+/// What an SSH test of a Debian host reports.
+pub fn facts() -> crate::engine::events::Facts {
+    crate::engine::events::Facts {
+        os: "Debian GNU/Linux 12 (bookworm)".into(),
+        cpus: 4,
+        memory_mb: 8192,
+        disk_free_mb: 51200,
+    }
+}

@@ -49,12 +49,7 @@ fn start_with_an_unfinished_install() {
 fn hosts_with_an_ssh_test() {
     let mut s = opened();
     send(&mut s, [Action::Down]);
-    let facts = crate::engine::events::Facts {
-        os: "Debian GNU/Linux 12 (bookworm)".into(),
-        cpus: 4,
-        memory_mb: 8192,
-        disk_free_mb: 51200,
-    };
+    let facts = super::facts();
     send(
         &mut s,
         [Action::Tested {

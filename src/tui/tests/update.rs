@@ -396,12 +396,7 @@ fn t_tests_ssh_on_the_selected_host_once_at_a_time() {
     }
     // A second t while it runs asks for nothing more.
     assert!(send(&mut s, [Action::TestSsh]).is_empty());
-    let facts = crate::engine::events::Facts {
-        os: "Debian GNU/Linux 12 (bookworm)".into(),
-        cpus: 4,
-        memory_mb: 8192,
-        disk_free_mb: 51200,
-    };
+    let facts = super::facts();
     send(
         &mut s,
         [Action::Tested {
