@@ -73,9 +73,14 @@ enum Kind {
     Ssh { session: Arc<Session> },
 }
 
-/// A short private directory for control sockets (unix socket paths must stay under 108 bytes).
+/// A short directory for control sockets (unix socket paths must stay under 108 bytes), 0700:
+/// it holds the control sockets and, while a master starts, the askpass socket.
 pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
-    tempfile::Builder::new().prefix("ksw").tempdir_in("/tmp")
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .prefix("ksw")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in("/tmp")
 }
 
 fn euid() -> u32 {
@@ -429,6 +434,14 @@ mod tests {
             classify("n1", refused),
             ConnectError::Unreachable { .. }
         ));
+    }
+
+    #[test]
+    fn the_control_dir_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = control_dir().unwrap();
+        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
     }
 
     #[tokio::test]
