@@ -83,15 +83,14 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
         .tempdir_in("/tmp")
 }
 
-fn euid() -> u32 {
-    std::fs::metadata("/proc/self")
-        .map(|m| m.uid())
-        .unwrap_or(u32::MAX)
+/// Whether this process runs as root (the effective uid, as the owner of /proc/self shows it).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 fn become_for(host: &Host) -> Become {
     let root = if host.is_local() {
-        euid() == 0
+        is_root()
     } else {
         host.is_root()
     };

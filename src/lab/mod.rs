@@ -208,13 +208,8 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Whether this process runs as root (the lab needs it: users, mount namespaces, listeners).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    })
-}
+/// The lab needs root (users, mount namespaces, listeners); the engine's own check says.
+pub use crate::engine::transport::is_root;
 
 fn require_root() -> Result<()> {
     if !is_root() {
