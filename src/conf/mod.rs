@@ -95,11 +95,7 @@ pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
     cluster.lb.mode = cluster
         .settings
         .lb_mode
-        .unwrap_or(if cluster.lb.address.is_some() {
-            LbMode::External
-        } else {
-            LbMode::None
-        });
+        .unwrap_or_else(|| implied_lb_mode(&cluster));
 
     Ok((
         cluster,
@@ -137,15 +133,19 @@ pub fn render_all(cluster: &Cluster, source: &Source) -> Result<Vec<(String, Str
     Ok(files)
 }
 
-/// The settings as saved: the LB mode is recorded only where the files alone would not imply it.
-fn settings_to_write(cluster: &Cluster) -> Settings {
-    let implied = if cluster.lb.address.is_some() {
+/// The LB mode the installer's files alone imply: an address is an LB kswizard does not manage.
+fn implied_lb_mode(cluster: &Cluster) -> LbMode {
+    if cluster.lb.address.is_some() {
         LbMode::External
     } else {
         LbMode::None
-    };
+    }
+}
+
+/// The settings as saved: the LB mode is recorded only where the files alone would not imply it.
+fn settings_to_write(cluster: &Cluster) -> Settings {
     let mut s = cluster.settings.clone();
-    s.lb_mode = (cluster.lb.mode != implied).then_some(cluster.lb.mode);
+    s.lb_mode = (cluster.lb.mode != implied_lb_mode(cluster)).then_some(cluster.lb.mode);
     s
 }
 
