@@ -15,6 +15,9 @@ pub struct NodeRow {
     /// "done", "pending", "running STEP" (or interrupted there), "failed at STEP: reason",
     /// "stopped before STEP".
     pub state: String,
+    /// The step that failed on this node, if one did.
+    #[serde(skip)]
+    pub failed_at: Option<String>,
 }
 
 pub fn rows(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Vec<NodeRow> {
@@ -23,6 +26,7 @@ pub fn rows(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Vec<NodeRow> {
         .map(|np| {
             let mut done = 0;
             let mut state = None;
+            let mut failed_at = None;
             for s in &np.steps {
                 match replay.steps.get(&(np.node.clone(), s.clone())) {
                     Some(st) if st.status == Some(Status::Ok) => done += 1,
@@ -30,6 +34,7 @@ pub fn rows(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Vec<NodeRow> {
                         state = Some(match st.status {
                             None => format!("running {s} (or interrupted there)"),
                             Some(Status::Failed) => {
+                                failed_at = Some(s.clone());
                                 format!("failed at {s}: {}", st.reason.as_deref().unwrap_or(""))
                             }
                             Some(_) => format!("stopped before {s}"),
@@ -51,6 +56,7 @@ pub fn rows(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Vec<NodeRow> {
                 done,
                 total,
                 state,
+                failed_at,
             }
         })
         .collect()
@@ -61,14 +67,10 @@ pub fn one_line(rows: &[NodeRow]) -> String {
     let done: usize = rows.iter().map(|r| r.done).sum();
     let total: usize = rows.iter().map(|r| r.total).sum();
     let mut s = format!("{done} of {total} steps done");
-    for r in rows.iter().filter(|r| r.state.starts_with("failed")) {
-        let step = r
-            .state
-            .trim_start_matches("failed at ")
-            .split(':')
-            .next()
-            .unwrap_or("");
-        s.push_str(&format!(", {} failed at {step}", r.node));
+    for r in rows {
+        if let Some(step) = &r.failed_at {
+            s.push_str(&format!(", {} failed at {step}", r.node));
+        }
     }
     s
 }
@@ -90,4 +92,40 @@ pub fn of_conf(conf_dir: &std::path::Path, cluster: &Cluster) -> Option<(bool, S
         replay.unfinished(),
         one_line(&rows(cluster, &plan, &replay)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::engine::journal::replay_bytes;
+    use crate::model::Host;
+
+    #[test]
+    fn rows_and_the_start_screen_line_from_a_journal() {
+        let mut cluster = Cluster::default();
+        cluster.hosts = vec![Host::new("m1", "10.0.0.1"), Host::new("w1", "10.0.0.2")];
+        cluster.apply_preset();
+        let plan = crate::engine::plan::parse(
+            "steps:\n- {id: a, roles: [all], run: x}\n- {id: b, roles: [all], run: x}\n",
+            Path::new("p.yaml"),
+            |_| unreachable!(),
+        )
+        .unwrap();
+        let journal = [
+            r#"{"t":"begin","install_id":"i","config":"c","ts":0}"#,
+            r#"{"t":"start","node":"m1","step":"a","attempt":1,"fp":"f","ts":0}"#,
+            r#"{"t":"end","node":"m1","step":"a","status":"ok","ts":0}"#,
+            r#"{"t":"start","node":"w1","step":"a","attempt":1,"fp":"f","ts":0}"#,
+            r#"{"t":"end","node":"w1","step":"a","status":"failed","reason":"exit code 2","ts":0}"#,
+            r#"{"t":"start","node":"m1","step":"b","attempt":1,"fp":"f","ts":0}"#,
+        ]
+        .join("\n");
+        let replay = replay_bytes(journal.as_bytes(), Path::new("j")).unwrap();
+        let r = rows(&cluster, &plan, &replay);
+        assert_eq!(r[0].state, "running b (or interrupted there)");
+        assert_eq!(r[1].state, "failed at a: exit code 2");
+        assert_eq!(one_line(&r), "1 of 4 steps done, w1 failed at a");
+    }
 }
