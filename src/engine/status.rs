@@ -104,8 +104,10 @@ mod tests {
 
     #[test]
     fn rows_and_the_start_screen_line_from_a_journal() {
-        let mut cluster = Cluster::default();
-        cluster.hosts = vec![Host::new("m1", "10.0.0.1"), Host::new("w1", "10.0.0.2")];
+        let mut cluster = Cluster {
+            hosts: vec![Host::new("m1", "10.0.0.1"), Host::new("w1", "10.0.0.2")],
+            ..Cluster::default()
+        };
         cluster.apply_preset();
         let plan = crate::engine::plan::parse(
             "steps:\n- {id: a, roles: [all], run: x}\n- {id: b, roles: [all], run: x}\n",
