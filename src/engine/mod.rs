@@ -6,6 +6,7 @@ pub mod journal;
 mod node;
 pub mod paths;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod runner;
 mod shared;

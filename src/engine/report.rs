@@ -1,8 +1,7 @@
 //! Two consumers of the event stream for the command line: readable text, and JSON lines.
 
-use std::collections::BTreeMap;
-
 use super::events::{Event, Status, Summary};
+use super::progress::{NodeProgress, NodeState};
 
 /// One JSON object per event, one per line.
 pub fn json_line(e: &Event) -> String {
@@ -12,11 +11,23 @@ pub fn json_line(e: &Event) -> String {
 /// Text: a line per finished step, then a table per node and the failures with their log tails.
 #[derive(Default)]
 pub struct TextReport {
-    /// node -> (done, total, state)
-    nodes: BTreeMap<String, (usize, usize, String)>,
-    order: Vec<String>,
-    /// Nodes whose skipped steps were already announced: one line says it for the rest.
-    skipped: std::collections::HashSet<String>,
+    /// In plan order.
+    nodes: Vec<NodeProgress>,
+}
+
+/// A node's state in the closing table.
+fn state_text(n: &NodeProgress) -> String {
+    let step = |s: &Option<String>| s.clone().unwrap_or_default();
+    match n.state() {
+        NodeState::Done => "done".into(),
+        NodeState::Failed => format!(
+            "failed at {}",
+            n.failed.as_ref().map(|(s, _)| s.as_str()).unwrap_or("")
+        ),
+        NodeState::Skipped => format!("stopped before {}", step(&n.first_skipped)),
+        NodeState::Running => format!("running {}", step(&n.running)),
+        NodeState::Waiting => "pending".into(),
+    }
 }
 
 impl TextReport {
@@ -29,10 +40,10 @@ impl TextReport {
                 ..
             } => {
                 for np in nodes {
-                    let already = done.iter().filter(|(n, _)| *n == np.node).count();
-                    self.order.push(np.node.clone());
-                    self.nodes
-                        .insert(np.node.clone(), (already, np.steps.len(), "pending".into()));
+                    let mut n = NodeProgress::new(&np.node, String::new());
+                    let before = done.iter().filter(|(n, _)| *n == np.node).count();
+                    n.planned(np.steps.clone(), before);
+                    self.nodes.push(n);
                 }
                 let total: usize = nodes.iter().map(|n| n.steps.len()).sum();
                 let mut s = format!("plan: {} steps on {} nodes", total, nodes.len());
@@ -69,23 +80,13 @@ impl TextReport {
                 elapsed_ms,
                 reason,
             } => {
-                if let Some(n) = self.nodes.get_mut(node) {
-                    match status {
-                        Status::Ok => {
-                            n.0 += 1;
-                            if n.0 == n.1 {
-                                n.2 = "done".into();
-                            }
-                        }
-                        Status::Failed => n.2 = format!("failed at {step}"),
-                        Status::Skipped => {
-                            if !n.2.starts_with("failed") {
-                                n.2 = format!("stopped before {step}");
-                            }
-                        }
-                    }
+                // A node's skipped steps are announced once: the line says the rest follow.
+                let mut announced = false;
+                if let Some(n) = self.nodes.iter_mut().find(|n| n.name == *node) {
+                    announced = n.skipped > 0;
+                    n.finished(step.clone(), *status, *elapsed_ms, reason.clone());
                 }
-                if *status == Status::Skipped && !self.skipped.insert(node.clone()) {
+                if *status == Status::Skipped && announced {
                     return None;
                 }
                 let word = match status {
@@ -113,9 +114,14 @@ impl TextReport {
     fn table(&self, sum: &Summary) -> String {
         let mut out = String::new();
         out.push_str(&format!("\n{:<14} {:>9}  state\n", "node", "steps"));
-        for n in &self.order {
-            let (done, total, state) = &self.nodes[n];
-            out.push_str(&format!("{n:<14} {:>4}/{:<4}  {state}\n", done, total));
+        for n in &self.nodes {
+            out.push_str(&format!(
+                "{:<14} {:>4}/{:<4}  {}\n",
+                n.name,
+                n.done,
+                n.steps.len(),
+                state_text(n)
+            ));
         }
         out.push_str(&format!(
             "\n{} ok, {} failed, {} skipped, {} already done, in {:.1}s\n",
@@ -138,5 +144,99 @@ impl TextReport {
             out.push_str("\nFix the cause, then run `kswizard install --resume`: finished steps are not run again.\n");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::NodePlan;
+
+    fn finished(node: &str, step: &str, status: Status, reason: Option<&str>) -> Event {
+        Event::Finished {
+            node: node.into(),
+            step: step.into(),
+            status,
+            elapsed_ms: 1500,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_line_per_step_skips_announced_once_and_a_closing_table() {
+        let mut r = TextReport::default();
+        let plan = Event::Plan {
+            install_id: "i".into(),
+            nodes: vec![
+                NodePlan {
+                    node: "a".into(),
+                    steps: vec!["s1".into(), "s2".into(), "s3".into()],
+                },
+                NodePlan {
+                    node: "b".into(),
+                    steps: vec!["s1".into(), "s2".into()],
+                },
+            ],
+            done: vec![],
+            changed: vec![],
+        };
+        assert_eq!(r.line(&plan).unwrap(), "plan: 5 steps on 2 nodes");
+        let lines: Vec<Option<String>> = [
+            finished("a", "s1", Status::Ok, None),
+            finished("a", "s2", Status::Failed, Some("exit code 2")),
+            finished(
+                "a",
+                "s3",
+                Status::Skipped,
+                Some("step 's2' failed on this node"),
+            ),
+            finished(
+                "b",
+                "s1",
+                Status::Skipped,
+                Some("waits for step 's2', which failed on a"),
+            ),
+            finished(
+                "b",
+                "s2",
+                Status::Skipped,
+                Some("waits for step 's2', which failed on a"),
+            ),
+        ]
+        .iter()
+        .map(|e| r.line(e))
+        .collect();
+        assert_eq!(
+            lines[0].as_deref(),
+            Some("ok      a              s1                        1.5s")
+        );
+        assert_eq!(
+            lines[1].as_deref(),
+            Some("FAILED  a              s2                        1.5s  exit code 2")
+        );
+        assert!(
+            lines[3]
+                .as_deref()
+                .unwrap()
+                .ends_with("(with every later step on this node)")
+        );
+        assert_eq!(lines[4], None);
+        let table = r
+            .line(&Event::Summary(Summary {
+                ok: 1,
+                failed: 1,
+                skipped: 3,
+                ..Summary::default()
+            }))
+            .unwrap();
+        assert!(
+            table.contains("a                 1/3     failed at s2\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("b                 0/2     stopped before s1\n"),
+            "{table}"
+        );
+        assert!(table.contains("kswizard install --resume"), "{table}");
     }
 }

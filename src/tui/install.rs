@@ -1,69 +1,13 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
-use std::collections::VecDeque;
-
-use crate::engine::events::{Event, Status, Summary};
+use crate::engine::events::{Event, Summary};
+pub use crate::engine::progress::{NodeProgress, NodeState};
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
 
 /// Log lines kept per node; older ones are dropped (the node keeps the full log of each step).
 pub const LOG_LINES: usize = 500;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeState {
-    Waiting,
-    Running,
-    Done,
-    Failed,
-    Skipped,
-}
-
-impl NodeState {
-    /// Symbol and word: state is never shown by colour alone.
-    pub fn label(self) -> &'static str {
-        match self {
-            NodeState::Waiting => "· waiting",
-            NodeState::Running => "▶ running",
-            NodeState::Done => "✓ done",
-            NodeState::Failed => "✗ failed",
-            NodeState::Skipped => "- skipped",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeProgress {
-    pub name: String,
-    pub roles: String,
-    /// The node's steps in plan order (empty until the engine sends its plan).
-    pub steps: Vec<String>,
-    /// Steps finished ok, in this run or an earlier one.
-    pub done: usize,
-    pub skipped: usize,
-    pub running: Option<String>,
-    /// The step that failed and why.
-    pub failed: Option<(String, String)>,
-    /// Time the node's finished steps took in this run.
-    pub elapsed_ms: u64,
-    pub log: VecDeque<String>,
-}
-
-impl NodeProgress {
-    pub fn state(&self) -> NodeState {
-        if self.failed.is_some() {
-            NodeState::Failed
-        } else if self.running.is_some() {
-            NodeState::Running
-        } else if !self.steps.is_empty() && self.done == self.steps.len() {
-            NodeState::Done
-        } else if self.skipped > 0 {
-            NodeState::Skipped
-        } else {
-            NodeState::Waiting
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Install {
@@ -91,17 +35,7 @@ impl Install {
         let nodes = cluster
             .hosts
             .iter()
-            .map(|h| NodeProgress {
-                name: h.name.clone(),
-                roles: h.roles.names().join(","),
-                steps: Vec::new(),
-                done: 0,
-                skipped: 0,
-                running: None,
-                failed: None,
-                elapsed_ms: 0,
-                log: VecDeque::new(),
-            })
+            .map(|h| NodeProgress::new(&h.name, h.roles.names().join(",")))
             .collect();
         Install {
             cluster,
@@ -141,14 +75,14 @@ impl Install {
                 self.already_done = done.len();
                 for plan in nodes {
                     if let Some(n) = self.node(&plan.node) {
-                        n.done = done.iter().filter(|(node, _)| *node == n.name).count();
-                        n.steps = plan.steps;
+                        let before = done.iter().filter(|(node, _)| *node == n.name).count();
+                        n.planned(plan.steps, before);
                     }
                 }
             }
             Event::Started { node, step, .. } => {
                 if let Some(n) = self.node(&node) {
-                    n.running = Some(step);
+                    n.started(step);
                 }
             }
             Event::Output { node, step, line } => {
@@ -173,15 +107,7 @@ impl Install {
                 reason,
             } => {
                 if let Some(n) = self.node(&node) {
-                    if n.running.as_deref() == Some(step.as_str()) {
-                        n.running = None;
-                    }
-                    n.elapsed_ms += elapsed_ms;
-                    match status {
-                        Status::Ok => n.done += 1,
-                        Status::Failed => n.failed = Some((step, reason.unwrap_or_default())),
-                        Status::Skipped => n.skipped += 1,
-                    }
+                    n.finished(step, status, elapsed_ms, reason);
                 }
             }
             Event::Summary(s) => self.summary = Some(s),
