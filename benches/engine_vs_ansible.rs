@@ -32,9 +32,8 @@ fn kswizard_run(conf: &Path, work: &Path) -> f64 {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let opts = Options {
-            state_dir: state,
             restart: true,
-            resume: false,
+            ..Options::new(state)
         };
         let s = executor::install(&cluster, &plan, &opts, tx).await.unwrap();
         drain.await.unwrap();

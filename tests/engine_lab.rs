@@ -132,6 +132,12 @@ fn traced_step(id: &str, roles: &str, after: &str, extra: &str) -> String {
     )
 }
 
+/// `step` (a plan step's YAML) with more keys: `outputs: [..]`, `needs: [..]`, ...
+fn keyed(step: String, keys: &[&str]) -> String {
+    let extra: String = keys.iter().map(|k| format!("  {k}\n")).collect();
+    step.replacen("  roles:", &format!("{extra}  roles:"), 1)
+}
+
 fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
     std::fs::read_to_string(g.trace.join(format!("{node}-{step}")))
         .unwrap_or_default()
@@ -149,17 +155,23 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
     let plan = format!(
         "steps:\n{}{}{}{}",
         traced_step("prep", "all", "", ""),
-        traced_step(
-            "init",
-            "first-master",
-            "prep",
-            "echo \"JOIN=join-$KSW_NODE-token\" >> \"$KSW_OUTPUT\""
+        keyed(
+            traced_step(
+                "init",
+                "first-master",
+                "prep",
+                "echo \"JOIN=join-$KSW_NODE-token\" >> \"$KSW_OUTPUT\""
+            ),
+            &["outputs: [JOIN]"]
         ),
-        traced_step(
-            "join",
-            "worker",
-            "init",
-            "echo \"$JOIN\" > TRACE/$KSW_NODE-joined"
+        keyed(
+            traced_step(
+                "join",
+                "worker",
+                "init",
+                "echo \"$JOIN\" > TRACE/$KSW_NODE-joined"
+            ),
+            &["needs: [JOIN]"]
         ),
         traced_step(
             "check",
@@ -513,24 +525,33 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
     let Some(g) = lab_up(80, 2) else { return };
     let plan_text = format!(
         "steps:\n{}{}{}",
-        traced_step(
-            "gen",
-            "first-master",
-            "",
-            "echo CA_KEY=s3cr3t-value >> \"$KSW_OUTPUT\"; echo CA_CRT=public-cert >> \"$KSW_OUTPUT\""
+        keyed(
+            traced_step(
+                "gen",
+                "first-master",
+                "",
+                "echo CA_KEY=s3cr3t-value >> \"$KSW_OUTPUT\"; echo CA_CRT=public-cert >> \"$KSW_OUTPUT\""
+            ),
+            &["outputs: [CA_KEY, CA_CRT]"]
         ),
-        traced_step(
-            "use",
-            "all",
-            "gen",
-            "echo \"$CA_KEY $CA_CRT\" >> TRACE/$KSW_NODE-got"
+        keyed(
+            traced_step(
+                "use",
+                "all",
+                "gen",
+                "echo \"$CA_KEY $CA_CRT\" >> TRACE/$KSW_NODE-got"
+            ),
+            &["needs: [CA_KEY, CA_CRT]"]
         ),
         // Needs the secret too, but waits only for `use`, not for `gen` itself.
-        traced_step(
-            "late",
-            "all",
-            "use",
-            "echo \"$CA_KEY\" >> TRACE/$KSW_NODE-late"
+        keyed(
+            traced_step(
+                "late",
+                "all",
+                "use",
+                "echo \"$CA_KEY\" >> TRACE/$KSW_NODE-late"
+            ),
+            &["needs: [CA_KEY]"]
         )
     );
     let (conf, plan) = g.conf_with("j", &g.cluster(), &plan_text);

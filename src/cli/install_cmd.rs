@@ -189,9 +189,9 @@ pub fn install(a: InstallArgs) -> Outcome {
             }
         });
         let opts = Options {
-            state_dir: state,
             restart,
             resume,
+            ..Options::new(state)
         };
         let r = executor::install(&cluster, &plan, &opts, tx).await;
         let _ = printer.await;

@@ -22,6 +22,10 @@ pub enum Event {
         nodes: Vec<super::plan::NodePlan>,
         done: Vec<(String, String)>,
         changed: Vec<(String, String)>,
+        /// (node, step) pairs of the journal that the conf or plan no longer has: they leave
+        /// the install's accounting.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        left: Vec<(String, String)>,
     },
     /// Facts about a node, gathered before the plan runs.
     Facts {
@@ -34,6 +38,9 @@ pub enum Event {
         attempt: u32,
         /// True when kswizard re-attached to a step an earlier run had started.
         reattached: bool,
+        /// True when the node reported the step finished by an earlier run: not run again.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        already_done: bool,
     },
     Output {
         node: String,
@@ -62,10 +69,13 @@ pub struct Facts {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct Summary {
+    /// Steps this run started and that succeeded.
     pub ok: usize,
+    /// Steps an earlier run started, that this run re-attached to and saw succeed.
+    pub reattached: usize,
     pub failed: usize,
     pub skipped: usize,
-    /// Steps an earlier run finished, not run again.
+    /// Steps an earlier run finished (as the journal or the node says), not run again.
     pub already_done: usize,
     pub elapsed_ms: u64,
     pub failures: Vec<Failure>,

@@ -6,15 +6,17 @@ use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc};
 
-use super::events::{Event, Status, Summary};
+use super::decide::{self, Mode};
+use super::events::{Event, Summary};
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{Plan, fingerprint};
-use super::shared::{Board, JournalWriter, Shared, StepEnd, skip_rest};
+use super::runner;
+use super::shared::{Board, JournalWriter, Shared, fail_rest};
 use super::transport;
 use crate::model::{Cluster, Host};
 
@@ -23,8 +25,26 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Start over even if the journal holds an unfinished install.
     pub restart: bool,
-    /// Go on with the last install even if it finished (nothing is run again then).
+    /// Go on with the last install even if it finished (nothing is run again then); refused
+    /// when the journal holds no install.
     pub resume: bool,
+    /// Where steps live on the nodes; `{node}` is replaced by the node's name (tests run several
+    /// local "nodes" in one temp dir).
+    pub state_root: String,
+    /// How long a node kswizard lost contact with is tried again before its step counts as lost.
+    pub reconnect_for: Duration,
+}
+
+impl Options {
+    pub fn new(state_dir: PathBuf) -> Options {
+        Options {
+            state_dir,
+            restart: false,
+            resume: false,
+            state_root: runner::STATE_ROOT.to_string(),
+            reconnect_for: Duration::from_secs(120),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -33,8 +53,20 @@ pub enum EngineError {
     Busy(PathBuf),
     Io(PathBuf, std::io::Error),
     Journal(crate::conf::ConfError),
+    /// `--resume`, and the journal holds no install.
+    NothingToResume(PathBuf),
     /// The steps ran, but their record could not be written in full.
     JournalWrite(PathBuf, std::io::Error),
+}
+
+impl std::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            EngineError::Io(_, e) | EngineError::JournalWrite(_, e) => Some(e),
+            EngineError::Journal(e) => Some(e),
+            EngineError::Busy(_) | EngineError::NothingToResume(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Display for EngineError {
@@ -47,6 +79,11 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             EngineError::Journal(e) => write!(f, "{e}"),
+            EngineError::NothingToResume(p) => write!(
+                f,
+                "{}: there is no install to resume (the journal is missing or holds no install); `kswizard install` without --resume starts one (steps already done on the nodes check before they act)",
+                p.display()
+            ),
             EngineError::JournalWrite(p, e) => write!(
                 f,
                 "{}: the journal could not be written ({e}); steps started after that are not in it, so check the nodes before a resume",
@@ -140,22 +177,6 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
     ]
 }
 
-pub(super) fn step_fp(step: &super::plan::Step, env: &[(String, String)]) -> String {
-    let env: Vec<String> = env
-        .iter()
-        .filter(|(k, _)| k != "KSW_INSTALL_ID")
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let mut parts = vec![
-        step.body.as_str(),
-        if step.become_root { "root" } else { "user" },
-    ];
-    let timeout = step.timeout.to_string();
-    parts.push(&timeout);
-    parts.extend(env.iter().map(String::as_str));
-    fingerprint(&parts)
-}
-
 /// Run `plan` on `cluster`. Events go to `events`; the returned summary is also the last event.
 pub async fn install(
     cluster: &Cluster,
@@ -192,40 +213,46 @@ pub async fn install(
         })?
     };
     let config = config_fingerprint(cluster, plan);
-    let resume =
-        !opts.restart && (previous.unfinished() || (opts.resume && previous.install_id.is_some()));
-    let (mut journal, replay, install_id) = if resume {
-        let id = previous.install_id.clone().unwrap_or_default();
-        let j = Journal::open(&jpath, false).map_err(|e| EngineError::Io(jpath.clone(), e))?;
-        (j, previous, id)
-    } else {
-        let id = new_install_id();
-        let mut j = Journal::open(&jpath, true).map_err(|e| EngineError::Io(jpath.clone(), e))?;
-        j.append(&Record::Begin {
-            install_id: id.clone(),
-            config: config.clone(),
-            // A file's path as an absolute one, so `status` finds it from anywhere; the
-            // bundled plan by its name.
-            plan: if plan.file.exists() {
-                std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone())
-            } else {
-                plan.file.clone()
-            }
-            .display()
-            .to_string(),
-            ts: journal::now(),
-        })
-        .map_err(|e| EngineError::Io(jpath.clone(), e))?;
-        (j, Replay::default(), id)
-    };
-    if resume && replay.config.as_deref() != Some(&config) {
-        // Later resumes and `status` compare against what runs now.
-        journal
-            .append(&Record::Reconfigured {
+    let mode = decide::mode(&previous, opts.resume, opts.restart)
+        .map_err(|decide::Refusal::NothingToResume| EngineError::NothingToResume(jpath.clone()))?;
+    let (mut journal, replay, install_id) = match mode {
+        Mode::Resume => {
+            let id = previous.install_id.clone().unwrap_or_default();
+            let j = Journal::open(&jpath, false).map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            (j, previous, id)
+        }
+        Mode::Fresh => {
+            let id = new_install_id();
+            let mut j =
+                Journal::open(&jpath, true).map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            j.append(&Record::Begin {
+                install_id: id.clone(),
                 config: config.clone(),
+                // A file's path as an absolute one, so `status` finds it from anywhere; the
+                // bundled plan by its name.
+                plan: if plan.file.exists() {
+                    std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone())
+                } else {
+                    plan.file.clone()
+                }
+                .display()
+                .to_string(),
                 ts: journal::now(),
             })
             .map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            (j, Replay::default(), id)
+        }
+    };
+    let append = |j: &mut Journal, r: Record| j.append(&r).map_err(|e| EngineError::Io(jpath.clone(), e));
+    if mode == Mode::Resume && replay.config.as_deref() != Some(&config) {
+        // Later resumes and `status` compare against what runs now.
+        append(
+            &mut journal,
+            Record::Reconfigured {
+                config: config.clone(),
+                ts: journal::now(),
+            },
+        )?;
     }
 
     let node_plans = plan.expand(cluster);
@@ -234,104 +261,110 @@ pub async fn install(
         .iter()
         .map(|h| base_env(cluster, h, &install_id))
         .collect();
-    let mut board = Board::default();
-    let mut done = Vec::new();
-    let mut changed = Vec::new();
-    let mut recalled = HashSet::new();
-    for (np, env) in node_plans.iter().zip(&envs) {
-        for sid in &np.steps {
-            let step = plan.step(sid).expect("expanded from the plan");
-            let key = (np.node.clone(), sid.clone());
-            let same = replay
-                .steps
-                .get(&key)
-                .is_some_and(|s| s.fp == step_fp(step, env));
-            // A step whose secret outputs stayed on its node runs again as the same attempt: the
-            // node reports it done and hands the values back, without running it.
-            let recall = replay.redacted.contains(&key);
-            if recall {
-                recalled.insert(sid.clone());
-            }
-            if replay.is_done(&np.node, sid) && same && !recall {
-                done.push(key);
-            } else {
-                if replay.is_done(&np.node, sid) && !same {
-                    changed.push(key);
-                }
-                *board.remaining.entry(sid.clone()).or_default() += 1;
-            }
-        }
+    let fps: Vec<HashMap<String, String>> = node_plans
+        .iter()
+        .zip(&envs)
+        .map(|(np, env)| {
+            plan.steps
+                .iter()
+                .filter(|s| np.steps.contains(&s.id))
+                .map(|s| (s.id.clone(), s.fingerprint(env)))
+                .collect()
+        })
+        .collect();
+    let sched = decide::schedule(&node_plans, &fps, &replay);
+    for (node, step) in &sched.left {
+        append(
+            &mut journal,
+            Record::Left {
+                node: node.clone(),
+                step: step.clone(),
+                ts: journal::now(),
+            },
+        )?;
     }
-    board.outputs = replay.outputs.clone();
+    let passwords = cluster.hosts.iter().flat_map(|h| {
+        let ssh = match &h.auth {
+            crate::model::Auth::Password(p) => Some(p.expose().to_string()),
+            _ => None,
+        };
+        ssh.into_iter()
+            .chain(h.become_pass.iter().map(|p| p.expose().to_string()))
+    });
     let shared = Arc::new(Shared {
-        board: Mutex::new(board),
+        board: Mutex::new(Board {
+            remaining: sched.remaining.clone(),
+            failed: HashMap::new(),
+            outputs: replay.outputs.iter().cloned().collect(),
+        }),
         changed: Notify::new(),
         journal: JournalWriter::start(journal, jpath.clone()),
         events,
         install_id: install_id.clone(),
-        replay,
-        recalled,
+        state_root: opts.state_root.clone(),
+        recalled: sched.recalled.clone(),
+        secrets: Mutex::new(Vec::new()),
         failures: Mutex::new(Vec::new()),
         ended: Mutex::new(HashSet::new()),
         counts: Mutex::new(Summary {
-            already_done: done.len(),
+            already_done: sched.done.len(),
             ..Summary::default()
         }),
     });
+    shared.add_secrets(passwords);
     shared
         .emit(Event::Plan {
             install_id: install_id.clone(),
             nodes: node_plans.clone(),
-            done: done.clone(),
-            changed,
+            done: sched.done.clone(),
+            changed: sched.changed.clone(),
+            left: sched.left.clone(),
         })
         .await;
 
     let ctl = transport::control_dir().map_err(|e| EngineError::Io("/tmp".into(), e))?;
     let known_hosts = opts.state_dir.join("known_hosts");
-    let done: HashSet<(String, String)> = done.into_iter().collect();
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
-    for (i, (np, env)) in node_plans.into_iter().zip(envs).enumerate() {
+    for (i, ((todo, env), fps)) in sched.nodes.into_iter().zip(envs).zip(fps).enumerate() {
         let host = cluster.hosts[i].clone();
         let plan = plan.clone();
         let shared = shared.clone();
         let known_hosts = known_hosts.clone();
         let ctl_dir = ctl.path().to_path_buf();
-        let todo: Vec<String> = np
-            .steps
-            .iter()
-            .filter(|s| !done.contains(&(np.node.clone(), (*s).clone())))
-            .cloned()
-            .collect();
-        let node_steps = (np.node.clone(), todo.clone());
-        let id = tasks
-            .spawn(async move {
-                let run = NodeRun {
-                    host: &host,
-                    plan: &plan,
-                    shared: &shared,
-                    known_hosts: &known_hosts,
-                    ctl_dir: &ctl_dir,
-                    n: i,
-                    conn: None,
-                    conns: 0,
-                    facts_pending: false,
-                    env,
-                    attempts: HashMap::new(),
-                };
-                run.run(&todo).await;
-            })
-            .id();
-        by_task.insert(id, node_steps);
+        let reconnect_for = opts.reconnect_for;
+        let steps: Vec<String> = todo.steps.iter().map(|t| t.step.clone()).collect();
+        by_task.insert(
+            tasks
+                .spawn(async move {
+                    let run = NodeRun {
+                        host: &host,
+                        plan: &plan,
+                        shared: &shared,
+                        known_hosts: &known_hosts,
+                        ctl_dir: &ctl_dir,
+                        reconnect_for,
+                        n: i,
+                        conn: None,
+                        conns: 0,
+                        facts_pending: false,
+                        env,
+                        fps,
+                    };
+                    run.run(todo.steps).await;
+                })
+                .id(),
+            (todo.node, steps),
+        );
     }
     while let Some(joined) = tasks.join_next_with_id().await {
         // A node task that panicked (a bug) must not leave other nodes waiting at its barriers:
         // its first unended step fails, the rest are skipped, as for a node that went away.
-        if let Err(e) = joined {
-            let (node, steps) = &by_task[&e.id()];
+        if let Err(e) = joined
+            && let Some((node, steps)) = by_task.get(&e.id())
+        {
             let open: Vec<String> = {
-                let ended = shared.ended.lock().expect("ended lock");
+                let ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
                 steps
                     .iter()
                     .filter(|s| !ended.contains(&(node.clone(), (*s).clone())))
@@ -341,18 +374,21 @@ pub async fn install(
             let reason = format!(
                 "kswizard stopped working on this node (a bug: {e}); the other nodes went on"
             );
-            if let Some((first, rest)) = open.split_first() {
-                shared
-                    .finish(node, first, StepEnd::plain(Status::Failed, reason.clone()))
-                    .await;
-                skip_rest(&shared, node, rest, &reason).await;
-            }
+            fail_rest(&shared, node, &open, reason).await;
         }
     }
 
-    let mut summary = shared.counts.lock().expect("counts lock").clone();
-    summary.failures = shared.failures.lock().expect("failures lock").clone();
-    summary.elapsed_ms = started.elapsed().as_millis() as u64;
+    let mut summary = shared
+        .counts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    summary.failures = shared
+        .failures
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     shared.journal.log(Record::Complete { ts: journal::now() });
     shared.emit(Event::Summary(summary.clone())).await;
     drop(ctl);

@@ -34,7 +34,7 @@ pub enum Record {
         ts: u64,
     },
     /// Values a finished step published for later steps (`KEY=VALUE` lines of `$KSW_OUTPUT`).
-    /// Secret ones (see `runner::is_secret_name`) are only named in `redacted`: they stay on the
+    /// Secret ones (`Step::is_secret`) are only named in `redacted`: they stay on the
     /// node, and a resume reads them back from there.
     Outputs {
         node: String,
@@ -56,6 +56,8 @@ pub enum Record {
     },
     /// A resume found the configuration changed; steps whose fingerprint differs run again.
     Reconfigured { config: String, ts: u64 },
+    /// The host left the conf, or the step left the plan: no longer part of the install.
+    Left { node: String, step: String, ts: u64 },
     /// Every step finished (ok or not): nothing left to resume unless something failed.
     Complete { ts: u64 },
 }
@@ -259,6 +261,11 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 s.reason = reason;
             }
             Record::Reconfigured { config, .. } => r.config = Some(config),
+            Record::Left { node, step, .. } => {
+                let key = (node, step);
+                r.steps.remove(&key);
+                r.redacted.remove(&key);
+            }
             Record::Complete { .. } => r.complete = true,
         }
     }

@@ -3,6 +3,8 @@
 pub mod events;
 pub mod executor;
 pub mod journal;
+pub mod batch;
+pub mod decide;
 mod node;
 pub mod paths;
 pub mod plan;

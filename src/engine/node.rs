@@ -1,47 +1,50 @@
-//! One node's part of an install: connect, gather facts, run its steps in batches, re-attach
-//! through lost connections, and report every transition to the shared board and journal.
+//! One node's part of an install, as a thin async shell: connect, send batches of steps, feed
+//! the runner's lines to the batch machine (`batch.rs`) and carry its transitions out — journal,
+//! events, board, reconnects. Every decision is made in `decide.rs` and `batch.rs`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::batch::{self, Batch, Closed, Ended, Expected, Transition, Verdict};
+use super::decide::{self, Todo};
 use super::events::{Event, Facts, Status};
-use super::executor::step_fp;
 use super::journal::{self, Record};
-use super::plan::Plan;
-use super::runner::{self, Launch, Line};
+use super::plan::{Plan, Step};
+use super::runner::{self, How, Launch};
 use super::shared::{Shared, StepEnd, end_record, fail_rest, skip_rest};
-use super::transport::{self, Conn};
+use super::transport::{self, Conn, ConnectError};
 use crate::model::Host;
 
-/// How many times a lost connection is re-established within one step before it counts as failed.
-const RECONNECTS: usize = 3;
-const LOG_TAIL: usize = 10;
-
-/// Facts from the runner's `KSW-FACT` lines, and the uid commands ran as.
-#[derive(Default)]
-struct FactLines {
-    facts: Facts,
-    uid: Option<u32>,
-    seen: bool,
+/// Why a node cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeError {
+    Connect(ConnectError),
+    /// Commands do not become root with sudo; the text says why, plainly.
+    Sudo { host: String, why: String },
+    /// Contact was lost while gathering facts.
+    Lost { host: String, why: String },
+    /// The local directory for control sockets could not be made.
+    ControlDir(String),
 }
 
-impl FactLines {
-    fn take(&mut self, k: &str, v: &str) {
-        self.seen = true;
-        match k {
-            "os" => self.facts.os = v.to_string(),
-            "cpus" => self.facts.cpus = v.trim().parse().unwrap_or(0),
-            "mem" => self.facts.memory_mb = v.trim().parse().unwrap_or(0),
-            "disk" => self.facts.disk_free_mb = v.trim().parse().unwrap_or(0),
-            "uid" => self.uid = v.trim().parse().ok(),
-            _ => {}
+impl std::fmt::Display for NodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeError::Connect(e) => write!(f, "{e}"),
+            NodeError::Sudo { host, why } => write!(f, "{host}: {why}"),
+            NodeError::Lost { host, why } => {
+                write!(f, "{host}: connection lost while gathering facts: {why}")
+            }
+            NodeError::ControlDir(e) => write!(f, "control directory: {e}"),
         }
     }
 }
 
+impl std::error::Error for NodeError {}
+
 /// Why a command that should have run as root did not start: sudo's complaint, made plain.
-fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> String {
+fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> NodeError {
     let err = conn.redact(stderr.trim());
     let why = if err.contains("incorrect password") || err.contains("Sorry, try again") {
         "the sudo password (ansible_become_pass) is wrong"
@@ -50,48 +53,39 @@ fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> String {
     } else {
         "commands cannot become root with sudo"
     };
-    format!(
-        "{}: {why} ({})",
-        host.name,
-        err.lines().last().unwrap_or("")
-    )
+    NodeError::Sudo {
+        host: host.name.clone(),
+        why: format!("{why} ({})", err.lines().last().unwrap_or("")),
+    }
 }
 
 /// Connect to `host`, gather its facts as root and disconnect: the Hosts screen's SSH test.
 /// Host keys are pinned in `known_hosts` as for an install.
-pub async fn probe(host: &Host, known_hosts: &Path) -> Result<Facts, String> {
-    let ctl = transport::control_dir().map_err(|e| format!("control directory: {e}"))?;
+pub async fn probe(host: &Host, known_hosts: &Path) -> Result<Facts, NodeError> {
+    let ctl = transport::control_dir().map_err(|e| NodeError::ControlDir(e.to_string()))?;
     let conn = transport::connect(host, known_hosts, ctl.path(), 0)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(NodeError::Connect)?;
     let facts = check_facts(host, &conn).await;
     conn.close().await;
     facts
 }
 
 /// Gather the node's facts as root, which proves sudo works; the reason when not.
-async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, String> {
+async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, NodeError> {
     match conn.run(runner::FACTS, true).await {
-        Ok((0, out, _)) => {
-            let mut f = FactLines::default();
-            for l in out.lines() {
-                if let Line::Fact(k, v) = runner::parse_line(l) {
-                    f.take(&k, &v);
-                }
-            }
-            match f.uid {
-                Some(0) => Ok(f.facts),
-                _ => Err(format!(
-                    "{}: commands do not run as root through sudo",
-                    host.name
-                )),
-            }
-        }
+        Ok((0, out, _)) => match batch::facts_of(&out) {
+            (facts, Some(0)) => Ok(facts),
+            _ => Err(NodeError::Sudo {
+                host: host.name.clone(),
+                why: "commands do not run as root through sudo".into(),
+            }),
+        },
         Ok((_, _, err)) => Err(sudo_refused(host, conn, &err)),
-        Err(l) => Err(format!(
-            "{}: connection lost while gathering facts: {}",
-            host.name, l.0
-        )),
+        Err(l) => Err(NodeError::Lost {
+            host: host.name.clone(),
+            why: l.0,
+        }),
     }
 }
 
@@ -102,6 +96,8 @@ pub(super) struct NodeRun<'a> {
     pub(super) shared: &'a Shared,
     pub(super) known_hosts: &'a Path,
     pub(super) ctl_dir: &'a Path,
+    /// How long to keep trying a node that went away mid-step.
+    pub(super) reconnect_for: Duration,
     /// Distinguishes this node's control sockets from the others'.
     pub(super) n: usize,
     pub(super) conn: Option<Conn>,
@@ -109,22 +105,36 @@ pub(super) struct NodeRun<'a> {
     pub(super) conns: usize,
     /// The node's facts are still to come, with the next batch.
     pub(super) facts_pending: bool,
+    /// The node's `KSW_*` environment.
     pub(super) env: Vec<(String, String)>,
-    /// The attempt each step is at, and the retries it has left.
-    pub(super) attempts: HashMap<String, (u32, u32)>,
+    /// Each step's fingerprint on this node.
+    pub(super) fps: HashMap<String, String>,
 }
 
-/// How a batch ended.
+/// A step of the node's list, as this run goes.
+struct Pending {
+    todo: Todo,
+    /// Retries of the step this run has not used.
+    retries_left: u32,
+}
+
+/// How a batch ended, for the node's loop.
 enum BatchEnd {
-    /// Every step of the batch succeeded.
+    /// Every step of the batch ended ok.
     AllOk,
-    /// A step failed (its attempt is recorded); `retry` when it gets another attempt.
-    Failed { retry: bool },
+    /// The `usize`-th step of the batch is to run again (its attempt is updated), after a pause.
+    Retry(usize, Duration),
+    /// This step failed for good (it is finished as failed): the node stops.
+    Stop(String),
 }
 
 impl NodeRun<'_> {
     fn node(&self) -> &str {
         &self.host.name
+    }
+
+    fn step(&self, sid: &str) -> Option<&Step> {
+        self.plan.step(sid)
     }
 
     async fn close(&mut self) {
@@ -133,131 +143,97 @@ impl NodeRun<'_> {
         }
     }
 
-    /// Consecutive steps from `todo[i]` that can go to the node in one command: same `become`,
-    /// and every barrier of the later ones already passed.
-    fn batch_end(&self, todo: &[String], i: usize) -> usize {
-        let first = self.plan.step(&todo[i]).expect("from the plan");
-        let mut j = i + 1;
-        while j < todo.len() {
-            let s = self.plan.step(&todo[j]).expect("from the plan");
-            if s.become_root != first.become_root
-                || !self
-                    .waits_for(&todo[j])
-                    .iter()
-                    .all(|a| self.shared.passed(a))
-            {
-                break;
-            }
-            j += 1;
-        }
-        j
+    fn waits_for(&self, step: &Step) -> Vec<String> {
+        decide::waits_for(self.plan, step, &self.shared.recalled)
     }
 
-    /// The barriers before step `sid`: its `after`, and every step above it in the plan whose
-    /// secret outputs are being read back from a node (any later step may need them).
-    fn waits_for(&self, sid: &str) -> Vec<String> {
-        let step = self.plan.step(sid).expect("from the plan");
-        let at = self
-            .plan
-            .steps
-            .iter()
-            .position(|s| s.id == sid)
-            .unwrap_or(0);
-        let recalled = self.plan.steps[..at]
-            .iter()
-            .filter(|s| self.shared.recalled.contains(&s.id) && !step.after.contains(&s.id))
-            .map(|s| s.id.clone());
-        step.after.iter().cloned().chain(recalled).collect()
-    }
-
-    pub(super) async fn run(mut self, todo: &[String]) {
+    pub(super) async fn run(mut self, todo: Vec<Todo>) {
         let node = self.node().to_string();
+        let ids: Vec<String> = todo.iter().map(|t| t.step.clone()).collect();
+        let mut pending: Vec<Pending> = todo
+            .into_iter()
+            .map(|t| Pending {
+                retries_left: self.step(&t.step).map_or(0, |s| s.retries),
+                todo: t,
+            })
+            .collect();
         if let Err(e) = self.connect().await {
-            return fail_rest(self.shared, &node, todo, e.to_string()).await;
+            return fail_rest(self.shared, &node, &ids, e.to_string()).await;
         }
         // Facts ride along with the first batch, unless that has to wait at a barrier (or there is
         // none): then they go first on their own, so a node that cannot be used says so at once.
-        let first_waits = todo.first().is_none_or(|sid| {
-            let s = self.plan.step(sid).expect("from the plan");
-            !s.become_root || !self.waits_for(sid).iter().all(|a| self.shared.passed(a))
-        });
+        let first_waits = pending
+            .first()
+            .and_then(|p| self.step(&p.todo.step))
+            .is_none_or(|s| {
+                !s.become_root || !self.waits_for(s).iter().all(|a| self.shared.passed(a))
+            });
         self.facts_pending = !first_waits;
-        if first_waits {
-            match check_facts(self.host, self.conn.as_ref().expect("connected")).await {
+        if first_waits && let Some(conn) = self.conn.as_ref() {
+            match check_facts(self.host, conn).await {
                 Ok(facts) => {
                     self.shared
                         .emit(Event::Facts {
                             node: node.clone(),
                             facts,
                         })
-                        .await
+                        .await;
                 }
-                Err(reason) => {
+                Err(e) => {
                     self.close().await;
-                    return fail_rest(self.shared, &node, todo, reason).await;
+                    return fail_rest(self.shared, &node, &ids, e.to_string()).await;
                 }
             }
         }
-        for sid in todo {
-            let prev = self.shared.replay.steps.get(&(node.clone(), sid.clone()));
-            let step = self.plan.step(sid).expect("from the plan");
-            let recall = self
-                .shared
-                .replay
-                .redacted
-                .contains(&(node.clone(), sid.clone()));
-            let attempt = match prev {
-                // Changed since: a new attempt, whatever the old one did.
-                Some(p) if p.fp != step_fp(step, &self.env) => p.attempt + 1,
-                // Left running or unrecorded, or done with its secrets on the node: the same
-                // attempt, which the node re-attaches to or reports, without running it again.
-                Some(p) if p.status.is_none() || (recall && p.status == Some(Status::Ok)) => {
-                    p.attempt.max(1)
-                }
-                Some(p) => p.attempt + 1,
-                None => 1,
-            };
-            let retries = step.retries;
-            self.attempts.insert(sid.clone(), (attempt, retries));
-        }
         let mut i = 0;
-        while i < todo.len() {
+        while i < pending.len() {
             if let Some(e) = self.shared.journal.broken() {
                 let reason = format!(
                     "the journal cannot be written ({e}); no step starts that a resume could not account for"
                 );
-                skip_rest(self.shared, &node, &todo[i..], &reason).await;
+                skip_rest(self.shared, &node, &ids[i..], &reason).await;
                 return self.close().await;
             }
-            for a in &self.waits_for(&todo[i]) {
+            let Some(step) = self.step(&ids[i]) else {
+                break;
+            };
+            for a in &self.waits_for(step) {
                 if let Err(on) = self.shared.barrier(a).await {
                     let reason = format!("waits for step '{a}', which {on}");
-                    skip_rest(self.shared, &node, &todo[i..], &reason).await;
+                    skip_rest(self.shared, &node, &ids[i..], &reason).await;
                     return self.close().await;
                 }
             }
-            let j = self.batch_end(todo, i);
-            let (done, end) = self.run_batch(&todo[i..j]).await;
-            i += done;
-            if let BatchEnd::Failed { retry } = end {
-                let sid = &todo[i];
-                let (attempt, left) = self.attempts[sid];
-                if !retry {
-                    let reason = format!("step '{sid}' failed on this node");
-                    skip_rest(self.shared, &node, &todo[i + 1..], &reason).await;
+            let steps: Vec<&Step> = ids[i..].iter().filter_map(|s| self.step(s)).collect();
+            let n = {
+                let board = self.shared.board.lock().unwrap_or_else(|e| e.into_inner());
+                decide::batch_len(
+                    self.plan,
+                    &steps,
+                    &self.shared.recalled,
+                    |a| board.passed(a),
+                    |k| board.outputs.contains_key(k),
+                )
+            };
+            match self.run_batch(&mut pending[i..i + n]).await {
+                BatchEnd::AllOk => i += n,
+                BatchEnd::Retry(k, after) => {
+                    i += k;
+                    tokio::time::sleep(after).await;
+                }
+                BatchEnd::Stop(failed) => {
+                    let reason = format!("step '{failed}' failed on this node");
+                    let at = ids.iter().position(|s| *s == failed).map_or(i, |k| k + 1);
+                    skip_rest(self.shared, &node, &ids[at..], &reason).await;
                     return self.close().await;
                 }
-                self.attempts.insert(sid.clone(), (attempt + 1, left - 1));
-                // Back off a little longer each time: 1 s, 2 s, 3 s ...
-                let retries = self.plan.step(sid).expect("from the plan").retries;
-                tokio::time::sleep(Duration::from_secs(u64::from(retries - left + 1))).await;
             }
         }
         self.close().await;
     }
 
     /// Connect (again) to the node; every connection gets control paths of its own.
-    async fn connect(&mut self) -> Result<(), transport::ConnectError> {
+    async fn connect(&mut self) -> Result<(), ConnectError> {
         self.conns += 1;
         let id = self.n * 1000 + self.conns;
         let c = transport::connect(self.host, self.known_hosts, self.ctl_dir, id).await?;
@@ -265,343 +241,337 @@ impl NodeRun<'_> {
         Ok(())
     }
 
-    /// Run `steps` as one command on the node, re-attaching through lost connections. Returns
-    /// how many steps succeeded, and how the batch ended.
-    async fn run_batch(&mut self, steps: &[String]) -> (usize, BatchEnd) {
-        let node = self.node().to_string();
-        let mut ok = 0;
-        let mut reconnects = 0;
-        loop {
-            let rest = &steps[ok..];
-            // Taken anew on every try: steps that ended before a reconnect published values too.
-            let mut env_now = self.env.clone();
-            env_now.extend(
-                self.shared
-                    .board
-                    .lock()
-                    .expect("board lock")
-                    .outputs
-                    .clone(),
-            );
-            let script = {
-                let launches: Vec<Launch> = rest
-                    .iter()
-                    .map(|sid| {
-                        let s = self.plan.step(sid).expect("from the plan");
-                        Launch {
-                            step: &s.id,
-                            attempt: self.attempts[sid].0,
-                            timeout: s.timeout,
-                            body: &s.body,
-                            env: &env_now,
-                        }
-                    })
-                    .collect();
-                runner::launcher(&self.shared.install_id, &launches, self.facts_pending)
-            };
-            let become_root = self.plan.step(&rest[0]).expect("from the plan").become_root;
-            if self.conn.is_none()
-                && let Err(e) = self.connect().await
-            {
-                let reason = format!(
-                    "lost contact with {node} during step '{}' and could not reconnect; the step may still be running there, and `kswizard install --resume` re-attaches to it ({e})",
-                    rest[0]
-                );
-                return (
-                    ok,
-                    self.end_step(StepRun::new(&rest[0]), Ending::Lost(reason))
-                        .await,
-                );
+    /// Reconnect after contact was lost during `step`, with backoff, for at most
+    /// `reconnect_for`; each try is shown in the step's log. `Err` says why it gave up.
+    async fn reconnect(&mut self, step: &str, why: &str) -> Result<(), String> {
+        self.close().await;
+        let started = Instant::now();
+        let mut tries = 0;
+        let mut last = why.to_string();
+        while let Some(pause) = batch::reconnect_delay(tries, started.elapsed(), self.reconnect_for)
+        {
+            let left = self.reconnect_for.saturating_sub(started.elapsed()).as_secs();
+            self.say(
+                step,
+                format!(
+                    "kswizard: lost contact with {} ({last}); reconnecting (try {}, giving up in {left} s)",
+                    self.node(),
+                    tries + 1
+                ),
+            )
+            .await;
+            tokio::time::sleep(pause).await;
+            tries += 1;
+            match self.connect().await {
+                Ok(()) => return Ok(()),
+                // A changed host key is not a network blip: stop at once.
+                Err(e @ ConnectError::HostKeyChanged { .. }) => return Err(e.to_string()),
+                Err(e) => last = e.to_string(),
             }
-            let conn = self.conn.as_ref().expect("connected above");
-            // The step the node reports on; its lines only count once the node said it began.
-            let mut current: Option<StepRun> = None;
-            let mut facts = FactLines::default();
-            // Whether the node said anything: a runner that fails silently never started.
-            let mut heard = false;
-            let lost = match conn.exec(&script, become_root).await {
-                Ok(mut running) => {
-                    let mut ended: Option<BatchEnd> = None;
-                    while let Some(line) = running.next_line().await {
-                        heard = true;
-                        if let Line::Fact(k, v) = runner::parse_line(&line) {
-                            facts.take(&k, &v);
-                            continue;
-                        }
-                        if facts.seen && self.facts_pending {
-                            self.facts_pending = false;
-                            let f = std::mem::take(&mut facts.facts);
-                            self.shared
-                                .emit(Event::Facts {
-                                    node: node.clone(),
-                                    facts: f,
-                                })
-                                .await;
-                        }
-                        let line = match runner::parse_line(&line) {
-                            // Only the step expected next may begin; anything else is a log line.
-                            runner::Line::Begin(sid)
-                                if current.is_none() && steps.get(ok) == Some(&sid) =>
-                            {
-                                current = Some(self.begin(&sid).await);
-                                continue;
-                            }
-                            runner::Line::Begin(_) => runner::Line::Log(line),
-                            other => other,
-                        };
-                        let Some(c) = current.as_mut() else {
-                            // The runner could not set the batch up: the next step fails with why.
-                            if let Line::Failed(why) = line {
-                                let run = StepRun::new(&steps[ok]);
-                                ended = Some(self.end_step(run, Ending::NodeSaid(why)).await);
-                                break;
-                            }
-                            continue;
-                        };
-                        match line {
-                            Line::Log(l) => {
-                                c.push_log(&l);
-                                let step = c.step.clone();
-                                self.shared
-                                    .emit(Event::Output {
-                                        node: node.clone(),
-                                        step,
-                                        line: l,
-                                    })
-                                    .await;
-                            }
-                            Line::Output(k, v) => c.output(k, v),
-                            Line::Exit(rc) => {
-                                let mut done = current.take().expect("a step is current");
-                                done.rc = Some(rc);
-                                if let BatchEnd::Failed { retry } =
-                                    self.end_step(done, Ending::Exit).await
-                                {
-                                    ended = Some(BatchEnd::Failed { retry });
-                                    break;
-                                }
-                                ok += 1;
-                            }
-                            // The node says why the step has no exit code: that is the step's end.
-                            Line::Vanished(why) | Line::Failed(why) => {
-                                let done = current.take().expect("a step is current");
-                                let why = conn.redact(&why);
-                                ended = Some(self.end_step(done, Ending::NodeSaid(why)).await);
-                                break;
-                            }
-                            Line::Begin(_)
-                            | Line::Attached
-                            | Line::AlreadyDone
-                            | Line::Fact(..) => {}
-                        }
-                    }
-                    if let Some(end) = ended {
-                        return (ok, end);
-                    }
-                    if ok == steps.len() {
-                        let _ = running.finish().await;
-                        return (ok, BatchEnd::AllOk);
-                    }
-                    match running.finish().await {
-                        // The shell never ran (sudo refused, no sh): no reconnect helps.
-                        // 255 is ssh's own code: the connection, not the shell, failed.
-                        Ok((code, err)) if !heard && code != 0 && code != 255 => {
-                            let reason = if become_root {
-                                sudo_refused(self.host, conn, &err)
-                            } else {
-                                conn.redact(&format!(
-                                    "{node}: the runner could not start: {}",
-                                    err.trim()
-                                ))
-                            };
-                            let run = StepRun::new(&steps[ok]);
-                            return (ok, self.end_step(run, Ending::NodeSaid(reason)).await);
-                        }
-                        Ok((code, err)) => Some(conn.redact(&format!(
-                            "the runner ended with code {code} before the step did: {}",
-                            err.trim().lines().last().unwrap_or("")
-                        ))),
-                        Err(l) => Some(l.0),
-                    }
-                }
-                Err(l) => Some(l.0),
-            };
-            let why = lost.unwrap_or_default();
-            if reconnects >= RECONNECTS {
-                let reason = format!(
-                    "lost contact with {node} during step '{}': {why}",
-                    steps[ok]
-                );
-                let run = StepRun::new(&steps[ok]);
-                return (ok, self.end_step(run, Ending::Lost(reason)).await);
-            }
-            reconnects += 1;
-            self.close().await;
-            tokio::time::sleep(Duration::from_millis(500 << reconnects)).await;
         }
+        Err(last)
     }
 
-    /// A step of the batch begins on the node: journaled and announced.
-    async fn begin(&self, sid: &str) -> StepRun {
-        let node = self.node().to_string();
-        let step = self.plan.step(sid).expect("from the plan");
-        let attempt = self.attempts[sid].0;
-        self.shared.journal.log(Record::Start {
-            node: node.clone(),
-            step: sid.to_string(),
-            attempt,
-            fp: step_fp(step, &self.env),
-            ts: journal::now(),
-        });
-        let reattached = self
-            .shared
-            .replay
-            .steps
-            .get(&(node.clone(), sid.to_string()))
-            .is_some_and(|p| p.attempt == attempt);
+    /// A line of kswizard's own in a step's log.
+    async fn say(&self, step: &str, line: String) {
         self.shared
-            .emit(Event::Started {
-                node,
-                step: sid.to_string(),
-                attempt,
-                reattached,
+            .emit(Event::Output {
+                node: self.node().to_string(),
+                step: step.to_string(),
+                line,
             })
             .await;
-        StepRun::new(sid)
     }
 
-    /// A step ended: its exit code (or why it has none) decides ok, retry or failure.
-    async fn end_step(&self, run: StepRun, ending: Ending) -> BatchEnd {
+    /// Run `batch` as one command on the node, re-attaching through lost connections.
+    async fn run_batch(&mut self, batch: &mut [Pending]) -> BatchEnd {
         let node = self.node().to_string();
-        let step = self.plan.step(&run.step).expect("from the plan");
-        // Only a step that ended with an exit code gets another attempt: a lost node may still be
-        // running this one, and one the node could not start would fail the same way again.
-        let retryable = matches!(ending, Ending::Exit);
-        let lost = matches!(ending, Ending::Lost(_));
-        let reason = match (ending, run.rc) {
-            (Ending::Lost(why) | Ending::NodeSaid(why), _) => Some(why),
-            (Ending::Exit, Some(0)) => None,
-            (Ending::Exit, Some(124)) => Some(format!("timed out after {} s", step.timeout)),
-            (Ending::Exit, Some(rc)) => Some(format!("exit code {rc}")),
-            (Ending::Exit, None) => Some("the step ended without an exit code".to_string()),
-        };
-        let elapsed_ms = run.started.elapsed().as_millis() as u64;
-        let Some(reason) = reason else {
-            if !run.outputs.is_empty() {
-                let (redacted, values): (Vec<_>, Vec<_>) = run
-                    .outputs
-                    .iter()
-                    .partition(|(k, _)| runner::is_secret_name(k));
-                self.shared.journal.log(Record::Outputs {
-                    node: node.clone(),
-                    step: run.step.clone(),
-                    values: values
-                        .into_iter()
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect(),
-                    redacted: redacted.into_iter().map(|(k, _)| k.clone()).collect(),
-                });
+        // Steps of the batch that ended ok, over reconnects.
+        let mut ok = 0;
+        loop {
+            let base = ok;
+            let rest = &batch[base..];
+            let Some(first) = self.step(&rest[0].todo.step) else {
+                return BatchEnd::Stop(rest[0].todo.step.clone());
+            };
+            let become_root = first.become_root;
+            // Taken anew on every try: steps that ended before a reconnect published values too.
+            let published = self
+                .shared
+                .board
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .outputs
+                .clone();
+            let mut envs = Vec::new();
+            for p in rest {
+                let Some(s) = self.step(&p.todo.step) else {
+                    return BatchEnd::Stop(p.todo.step.clone());
+                };
+                match decide::env_for(s, &self.env, &published) {
+                    Ok(env) => envs.push(env),
+                    Err(missing) => {
+                        let reason = format!(
+                            "needs {}, which no step published (the step that publishes it did not finish anywhere)",
+                            missing.join(", ")
+                        );
+                        self.finish_failed(&p.todo.step, reason, Vec::new(), Instant::now())
+                            .await;
+                        return BatchEnd::Stop(p.todo.step.clone());
+                    }
+                }
             }
-            self.shared
-                .step_done(&run.step, &node, Status::Ok, &run.outputs);
-            self.shared
-                .finish(
-                    &node,
-                    &run.step,
-                    StepEnd {
-                        status: Status::Ok,
-                        reason: None,
-                        elapsed_ms,
-                        tail: Vec::new(),
-                        lost: false,
-                    },
-                )
-                .await;
-            return BatchEnd::AllOk;
-        };
-        let (attempt, left) = self.attempts[&run.step];
-        let retry = left > 0 && retryable;
-        if retry {
-            // Not the end of the step: record the attempt, say so in its log; the caller retries.
-            self.shared.journal.log(end_record(
-                &node,
-                &run.step,
-                Status::Failed,
-                Some(reason.clone()),
-                false,
-            ));
-            let line = format!("kswizard: attempt {attempt} failed ({reason}); trying again");
-            self.shared
-                .emit(Event::Output {
-                    node,
-                    step: run.step,
-                    line,
+            let launches: Vec<Launch> = rest
+                .iter()
+                .zip(&envs)
+                .filter_map(|(p, env)| {
+                    let s = self.step(&p.todo.step)?;
+                    Some(Launch {
+                        step: &s.id,
+                        attempt: p.todo.attempt,
+                        fp: self.fps.get(&s.id).map_or("", String::as_str),
+                        timeout: s.timeout,
+                        body: &s.body,
+                        env,
+                    })
                 })
-                .await;
-        } else {
-            self.shared
-                .finish(
-                    &node,
-                    &run.step,
-                    StepEnd {
-                        status: Status::Failed,
-                        reason: Some(reason.clone()),
-                        elapsed_ms,
-                        tail: run.tail,
-                        lost,
+                .collect();
+            let root = self.shared.state_root.replace("{node}", &node);
+            let script =
+                runner::launcher(&root, &self.shared.install_id, &launches, self.facts_pending);
+            let expected: Vec<Expected> = rest
+                .iter()
+                .filter_map(|p| {
+                    let s = self.step(&p.todo.step)?;
+                    Some(Expected {
+                        step: s.id.clone(),
+                        attempt: p.todo.attempt,
+                        outputs: s.outputs.clone(),
+                    })
+                })
+                .collect();
+            let mut machine = Batch::new(expected, self.facts_pending);
+            let closed = match self.conn.as_ref() {
+                None => Closed::Lost {
+                    step: rest[0].todo.step.clone(),
+                    why: "not connected".into(),
+                },
+                Some(conn) => match conn.exec(&script, become_root).await {
+                    Err(l) => Closed::Lost {
+                        step: rest[0].todo.step.clone(),
+                        why: l.0,
                     },
-                )
-                .await;
+                    Ok(mut running) => {
+                        let mut started = Instant::now();
+                        while let Some(line) = running.next_line().await {
+                            machine.feed(&line);
+                            while let Some(t) = machine.poll() {
+                                if let Some(end) =
+                                    self.carry_out(t, &mut batch[base..], &mut started).await
+                                {
+                                    let _ = running.finish().await;
+                                    return match end {
+                                        BatchEnd::Retry(k, after) => {
+                                            BatchEnd::Retry(base + k, after)
+                                        }
+                                        other => other,
+                                    };
+                                }
+                            }
+                            ok = base + machine.ended_ok();
+                        }
+                        let end = running.finish().await.map_err(|l| l.0);
+                        let closed = machine.close(end);
+                        // Facts completed by the end of the stream; no step ends here.
+                        while let Some(t) = machine.poll() {
+                            let _ = self.carry_out(t, &mut batch[base..], &mut started).await;
+                        }
+                        closed
+                    }
+                },
+            };
+            match closed {
+                Closed::Over => return BatchEnd::AllOk,
+                Closed::NeverStarted { step, code, stderr } => {
+                    let reason = match (&self.conn, become_root) {
+                        (Some(conn), true) => sudo_refused(self.host, conn, &stderr).to_string(),
+                        _ => format!(
+                            "{node}: the runner could not start (exit code {code}): {}",
+                            stderr.trim()
+                        ),
+                    };
+                    self.finish_failed(&step, reason, Vec::new(), Instant::now())
+                        .await;
+                    return BatchEnd::Stop(step);
+                }
+                Closed::Lost { step, why } => {
+                    if let Err(last) = self.reconnect(&step, &why).await {
+                        let reason = format!(
+                            "lost contact with {node} during step '{step}' and could not reconnect within {} s ({last}); the step may still be running there, and `kswizard install --resume` re-attaches to it",
+                            self.reconnect_for.as_secs()
+                        );
+                        self.shared
+                            .finish(
+                                &node,
+                                &step,
+                                StepEnd {
+                                    lost: true,
+                                    ..StepEnd::plain(Status::Failed, self.shared.scrub(&reason))
+                                },
+                            )
+                            .await;
+                        return BatchEnd::Stop(step);
+                    }
+                }
+            }
         }
-        BatchEnd::Failed { retry }
+    }
+
+    /// Carry one transition out. `Some` when the batch ends here (a retry or a failure);
+    /// `started` is when the current step began, for its elapsed time.
+    async fn carry_out(
+        &mut self,
+        t: Transition,
+        batch: &mut [Pending],
+        started: &mut Instant,
+    ) -> Option<BatchEnd> {
+        let node = self.node().to_string();
+        match t {
+            Transition::Facts { facts, .. } => {
+                self.facts_pending = false;
+                self.shared.emit(Event::Facts { node, facts }).await;
+                None
+            }
+            Transition::Began { step, attempt, how } => {
+                *started = Instant::now();
+                self.shared.journal.log(Record::Start {
+                    node: node.clone(),
+                    step: step.clone(),
+                    attempt,
+                    fp: self.fps.get(&step).cloned().unwrap_or_default(),
+                    ts: journal::now(),
+                });
+                self.shared
+                    .emit(Event::Started {
+                        node,
+                        step,
+                        attempt,
+                        reattached: how != How::Start,
+                        already_done: how == How::Done,
+                    })
+                    .await;
+                None
+            }
+            Transition::Output { step, line } => {
+                let line = self.shared.scrub(&line);
+                self.shared
+                    .emit(Event::Output { node, step, line })
+                    .await;
+                None
+            }
+            Transition::Ended(ended) => {
+                let k = batch.iter().position(|p| p.todo.step == ended.step)?;
+                let step = self.step(&ended.step)?;
+                let v = batch::verdict(step, &ended, batch[k].retries_left);
+                match v {
+                    Verdict::Ok => {
+                        self.finish_ok(step, &ended, *started).await;
+                        None
+                    }
+                    Verdict::Retry {
+                        attempt,
+                        after,
+                        reason,
+                        counted,
+                    } => {
+                        // Not the end of the step: the attempt is recorded and said in its log.
+                        self.shared.journal.log(end_record(
+                            &node,
+                            &ended.step,
+                            Status::Failed,
+                            Some(self.shared.scrub(&reason)),
+                            false,
+                        ));
+                        self.say(
+                            &ended.step,
+                            format!(
+                                "kswizard: attempt {} failed ({reason}); trying again",
+                                ended.attempt
+                            ),
+                        )
+                        .await;
+                        batch[k].todo.attempt = attempt;
+                        if counted {
+                            batch[k].retries_left -= 1;
+                        }
+                        Some(BatchEnd::Retry(k, after))
+                    }
+                    Verdict::Fail(reason) => {
+                        let failed = ended.step.clone();
+                        self.finish_failed(&failed, reason, ended.tail, *started)
+                            .await;
+                        Some(BatchEnd::Stop(failed))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A step ended ok: its outputs journaled (secret ones only by name) and on the board.
+    async fn finish_ok(&self, step: &Step, ended: &Ended, started: Instant) {
+        let node = self.node().to_string();
+        let (secret, plain): (BTreeMap<_, _>, BTreeMap<_, _>) = ended
+            .outputs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .partition(|(k, _)| step.is_secret(k));
+        self.shared.add_secrets(secret.values().cloned());
+        if !ended.outputs.is_empty() {
+            self.shared.journal.log(Record::Outputs {
+                node: node.clone(),
+                step: ended.step.clone(),
+                values: plain,
+                redacted: secret.keys().cloned().collect(),
+            });
+        }
+        self.shared
+            .step_done(&ended.step, &node, Status::Ok, &ended.outputs);
+        self.shared
+            .finish(
+                &node,
+                &ended.step,
+                StepEnd {
+                    status: Status::Ok,
+                    reason: None,
+                    elapsed_ms: elapsed_ms(started),
+                    tail: Vec::new(),
+                    lost: false,
+                    how: ended.how,
+                },
+            )
+            .await;
+    }
+
+    async fn finish_failed(&self, step: &str, reason: String, tail: Vec<String>, started: Instant) {
+        let node = self.node().to_string();
+        let tail = tail.iter().map(|l| self.shared.scrub(l)).collect();
+        self.shared
+            .finish(
+                &node,
+                step,
+                StepEnd {
+                    status: Status::Failed,
+                    reason: Some(self.shared.scrub(&reason)),
+                    elapsed_ms: elapsed_ms(started),
+                    tail,
+                    lost: false,
+                    how: How::Start,
+                },
+            )
+            .await;
     }
 }
 
-/// How a step's run on the node ended.
-enum Ending {
-    /// With an exit code (in the `StepRun`).
-    Exit,
-    /// The node said why it has none (the step vanished, the runner could not start it).
-    NodeSaid(String),
-    /// Contact was lost: the step may still be running there; a resume re-attaches to it.
-    Lost(String),
-}
-
-/// A step in progress on the node, as the runner's output tells it.
-struct StepRun {
-    step: String,
-    started: Instant,
-    rc: Option<i32>,
-    outputs: BTreeMap<String, String>,
-    tail: Vec<String>,
-}
-
-impl StepRun {
-    fn new(step: &str) -> StepRun {
-        StepRun {
-            step: step.to_string(),
-            started: Instant::now(),
-            rc: None,
-            outputs: BTreeMap::new(),
-            tail: Vec::new(),
-        }
-    }
-
-    fn push_log(&mut self, line: &str) {
-        if self.tail.len() == LOG_TAIL {
-            self.tail.remove(0);
-        }
-        self.tail.push(line.to_string());
-    }
-
-    fn output(&mut self, k: String, v: String) {
-        if runner::is_env_name(&k) && !k.starts_with("KSW_") {
-            self.outputs.insert(k, v);
-        } else {
-            // Not echoed: a mangled line of a secret value must not reach the log.
-            self.push_log(
-                "kswizard: ignored a line of $KSW_OUTPUT: expected NAME=value, NAME in upper case and not starting with KSW_",
-            );
-        }
-    }
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
 }

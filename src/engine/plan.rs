@@ -54,6 +54,12 @@ struct RawStep {
     retries: u32,
     #[serde(default = "default_become", rename = "become")]
     become_root: bool,
+    #[serde(default)]
+    outputs: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
+    #[serde(default)]
+    needs: Vec<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -77,6 +83,13 @@ pub struct Step {
     pub retries: u32,
     #[serde(rename = "become")]
     pub become_root: bool,
+    /// The values it publishes in `$KSW_OUTPUT`; anything else it writes there is dropped.
+    pub outputs: Vec<String>,
+    /// Those of its outputs that are secret: handed to the steps that need them, never journaled
+    /// or shown. Names ending like secrets (`*_KEY`, `*_TOKEN`, ...) are secret too.
+    pub secrets: Vec<String>,
+    /// The published values it reads: only these reach its environment.
+    pub needs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +139,7 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
@@ -171,6 +184,28 @@ pub fn parse(
                 ));
             }
         };
+        for name in r.outputs.iter().chain(&r.needs) {
+            if !is_value_name(name) {
+                return Err(err(
+                    &r.id,
+                    format!("'{name}' is not a value name: expected upper-case letters, digits and '_', not starting with KSW_"),
+                ));
+            }
+        }
+        if let Some(s) = r.secrets.iter().find(|s| !r.outputs.contains(s)) {
+            return Err(err(
+                &r.id,
+                format!("'secrets' names '{s}', which is not in its 'outputs'"),
+            ));
+        }
+        for need in &r.needs {
+            if !steps.iter().any(|s: &Step| s.outputs.contains(need)) {
+                return Err(err(
+                    &r.id,
+                    format!("'needs' names '{need}', which no earlier step publishes (in its 'outputs')"),
+                ));
+            }
+        }
         steps.push(Step {
             id: r.id,
             roles: r.roles,
@@ -180,6 +215,9 @@ pub fn parse(
             timeout: r.timeout,
             retries: r.retries,
             become_root: r.become_root,
+            outputs: r.outputs,
+            secrets: r.secrets,
+            needs: r.needs,
         });
     }
     if steps.is_empty() {
@@ -266,7 +304,50 @@ fn find_cycle(steps: &[Step], index: &HashMap<&str, usize>) -> Option<Vec<String
     None
 }
 
+/// A name a step may publish or read: an environment variable name that is not kswizard's own.
+pub fn is_value_name(k: &str) -> bool {
+    let mut c = k.chars();
+    c.next().is_some_and(|f| f.is_ascii_uppercase() || f == '_')
+        && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+        && !k.starts_with("KSW_")
+}
+
+/// The safety net under `secrets:`: names ending like secrets (`*_KEY`, `*_TOKEN`, `*_SECRET`,
+/// `*_PASSWORD`, `*_PASS`, `*_PASSWD`) are secret even when a plan forgot to say so.
+pub fn is_secret_name(k: &str) -> bool {
+    let last = k.rsplit('_').next().unwrap_or(k);
+    matches!(
+        last,
+        "KEY" | "TOKEN" | "SECRET" | "PASSWORD" | "PASS" | "PASSWD"
+    )
+}
+
 impl Step {
+    /// Whether its output `name` is secret: declared so, or named like a secret.
+    pub fn is_secret(&self, name: &str) -> bool {
+        self.secrets.iter().any(|s| s == name) || is_secret_name(name)
+    }
+
+    /// Fingerprint of what the step runs on a node: its content, how, and the node's `KSW_*`
+    /// environment (not the install id, and not published values, which change every run).
+    pub fn fingerprint(&self, env: &[(String, String)]) -> String {
+        let env: Vec<String> = env
+            .iter()
+            .filter(|(k, _)| k != "KSW_INSTALL_ID")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let timeout = self.timeout.to_string();
+        let needs = self.needs.join(",");
+        let mut parts = vec![
+            self.body.as_str(),
+            if self.become_root { "root" } else { "user" },
+            &timeout,
+            &needs,
+        ];
+        parts.extend(env.iter().map(String::as_str));
+        fingerprint(&parts)
+    }
+
     pub fn targets(&self, cluster: &Cluster, host_index: usize) -> bool {
         let h = &cluster.hosts[host_index];
         let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
@@ -394,6 +475,47 @@ mod tests {
     fn self_wait_is_a_cycle() {
         let e = plan("steps:\n- {id: a, roles: [all], run: x, after: [a]}\n").unwrap_err();
         assert!(e.message.contains("cycle: a -> a"), "{e}");
+    }
+
+    #[test]
+    fn needs_outputs_and_secrets_are_checked() {
+        let p = plan(
+            "steps:\n- {id: init, roles: [all], run: x, outputs: [JOIN_TOKEN, JOIN_URL, CA], secrets: [CA]}\n- {id: join, roles: [all], run: x, needs: [JOIN_TOKEN, CA]}\n",
+        )
+        .unwrap();
+        let init = p.step("init").unwrap();
+        assert!(init.is_secret("CA") && init.is_secret("JOIN_TOKEN") && !init.is_secret("JOIN_URL"));
+        assert_eq!(p.step("join").unwrap().needs, ["JOIN_TOKEN", "CA"]);
+        let cases = [
+            (
+                "steps:\n- {id: a, roles: [all], run: x}\n- {id: b, roles: [all], run: x, needs: [TOKEN]}\n",
+                "plan.yaml:3: step 'b': 'needs' names 'TOKEN', which no earlier step publishes (in its 'outputs')",
+            ),
+            (
+                "steps:\n- {id: b, roles: [all], run: x, needs: [T]}\n- {id: a, roles: [all], run: x, outputs: [T]}\n",
+                "plan.yaml:2: step 'b': 'needs' names 'T', which no earlier step publishes (in its 'outputs')",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x, outputs: [A], secrets: [B]}\n",
+                "plan.yaml:2: step 'a': 'secrets' names 'B', which is not in its 'outputs'",
+            ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x, outputs: [KSW_NODE]}\n",
+                "plan.yaml:2: step 'a': 'KSW_NODE' is not a value name: expected upper-case letters, digits and '_', not starting with KSW_",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(plan(text).unwrap_err().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn value_names() {
+        assert!(is_value_name("JOIN_1") && is_value_name("_X"));
+        assert!(!is_value_name("1X") && !is_value_name("a") && !is_value_name("A-B"));
+        assert!(!is_value_name("") && !is_value_name("KSW_OUTPUT"));
+        assert!(is_secret_name("ETCD_CA_KEY") && is_secret_name("TOKEN"));
+        assert!(!is_secret_name("ETCD_CA_CRT") && !is_secret_name("KEYS_DIR"));
     }
 
     #[test]

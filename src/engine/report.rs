@@ -37,6 +37,7 @@ impl TextReport {
                 nodes,
                 done,
                 changed,
+                left,
                 ..
             } => {
                 for np in nodes {
@@ -58,6 +59,13 @@ impl TextReport {
                         list.join(", ")
                     ));
                 }
+                if !left.is_empty() {
+                    let list: Vec<String> = left.iter().map(|(n, s)| format!("{s}@{n}")).collect();
+                    s.push_str(&format!(
+                        "\nno longer in the conf or the plan, so no longer part of this install: {}",
+                        list.join(", ")
+                    ));
+                }
                 Some(s)
             }
             Event::Facts { node, facts } => Some(format!(
@@ -68,9 +76,18 @@ impl TextReport {
                 node,
                 step,
                 reattached: true,
+                already_done: false,
                 ..
             } => Some(format!(
                 "attach  {node:<14} {step} (started by an earlier run)"
+            )),
+            Event::Started {
+                node,
+                step,
+                already_done: true,
+                ..
+            } => Some(format!(
+                "found   {node:<14} {step} (finished by an earlier run: not run again)"
             )),
             Event::Started { .. } | Event::Output { .. } => None,
             Event::Finished {
@@ -124,8 +141,9 @@ impl TextReport {
             ));
         }
         out.push_str(&format!(
-            "\n{} ok, {} failed, {} skipped, {} already done, in {:.1}s\n",
+            "\n{} ok, {} re-attached, {} failed, {} skipped, {} already done, in {:.1}s\n",
             sum.ok,
+            sum.reattached,
             sum.failed,
             sum.skipped,
             sum.already_done,
@@ -179,6 +197,7 @@ mod tests {
             ],
             done: vec![],
             changed: vec![],
+            left: vec![],
         };
         assert_eq!(r.line(&plan).unwrap(), "plan: 5 steps on 2 nodes");
         let lines: Vec<Option<String>> = [

@@ -15,6 +15,9 @@ pub const STATE_ROOT: &str = "/var/lib/kswizard";
 pub struct Launch<'a> {
     pub step: &'a str,
     pub attempt: u32,
+    /// The step's fingerprint (`Step::fingerprint`): an attempt found on the node with another
+    /// one is an earlier version of the step, never taken for this one.
+    pub fp: &'a str,
     pub timeout: u64,
     pub body: &'a str,
     /// Environment for the step, already checked to have shell-safe names.
@@ -26,68 +29,75 @@ pub fn sh_quote(v: &str) -> String {
     format!("'{}'", v.replace('\'', r"'\''"))
 }
 
-pub fn install_dir(install_id: &str) -> String {
-    format!("{STATE_ROOT}/{install_id}")
-}
-
-/// Outputs named like secrets (`*_KEY`, `*_TOKEN`, `*_SECRET`, `*_PASSWORD`, `*_PASS`) are
-/// handed to later steps but never written to the journal.
-pub fn is_secret_name(k: &str) -> bool {
-    let last = k.rsplit('_').next().unwrap_or(k);
-    matches!(
-        last,
-        "KEY" | "TOKEN" | "SECRET" | "PASSWORD" | "PASS" | "PASSWD"
-    )
-}
-
-pub fn is_env_name(k: &str) -> bool {
-    let mut c = k.chars();
-    c.next().is_some_and(|f| f.is_ascii_uppercase() || f == '_')
-        && c.all(|ch| ch.is_ascii_uppercase() || ch.is_ascii_digit() || ch == '_')
+pub fn install_dir(root: &str, install_id: &str) -> String {
+    format!("{root}/{install_id}")
 }
 
 /// Shell functions shared by every step of a batch. Builtins where possible: a step costs few
 /// processes beyond its own.
+///
+/// Every line of a step's output reaches kswizard behind `|` (the `sed` after `tee`), so a
+/// step can never print a line that starts with the runner's marker: its own lines cannot speak
+/// for the runner.
 const FUNCTIONS: &str = r#"umask 077
-# existing ATTEMPT: report an attempt that exists already (0), or say it must start (1).
+# begin ATTEMPT HOW: the step's first line to kswizard.
+begin() { printf '\036KSW-BEGIN %s %s %s\n' "$step" "$1" "$2"; }
+# existing ATTEMPT FP: report or re-attach to an attempt that exists already (0), or set $next
+# to the attempt to start (1).
 existing() {
-  # Whatever attempt it is, a live process in this directory is never started beside: attach.
+  next=$1
+  a=; [ -f attempt ] && read -r a < attempt
+  f=; [ -f fp ] && read -r f < fp
+  # A live process in this directory is never started beside.
   p=; [ -f pid ] && read -r p < pid
   if [ -n "$p" ] && [ "$(readlink /proc/$p/cwd 2>/dev/null)" = "$(pwd -P)" ]; then
-    printf '\036KSW-ATTACH\n'
-    tail -n +1 -s 0.2 -f --pid="$p" log
-    return 0
+    if [ "$f" = "$2" ]; then
+      begin "$a" attach
+      tail -n +1 -s 0.2 -f --pid="$p" log | sed -u 's/^/|/'
+      return 0
+    fi
+    # An earlier version of the step still runs: let it end, then run this one.
+    printf '|kswizard: attempt %s of an earlier version of this step is still running; waiting for it to end\n' "$a"
+    tail -n 0 -s 0.2 -f --pid="$p" /dev/null
   fi
-  # A later attempt than asked for is one a run whose journal lost its last records started.
-  a=; [ -f attempt ] && read -r a < attempt
   [ -n "$a" ] && [ "$a" -ge "$1" ] 2>/dev/null || return 1
-  # rc is written before the step's process ends, in one go: with no live process, it is final.
-  if [ -s rc ]; then printf '\036KSW-DONE\n'; return 0; fi
+  # An attempt at least as late as the one asked for was started by a run whose journal lost
+  # its record. rc is written in one go once the step is over: with no live process, it is final.
+  if [ "$f" = "$2" ] && [ -s rc ]; then begin "$a" done; return 0; fi
+  next=$((a + 1))
   return 1
 }
-# start ATTEMPT TIMEOUT INTERPRETER: run the step in a session of its own, its log through tee.
+# start ATTEMPT TIMEOUT INTERPRETER FP: run the step in a session of its own. timeout puts the
+# step in a process group of its own and, at the deadline, signals the whole group (children
+# that kept the output open too); --verbose leaves a trace in `tmo` that tells a timeout (even
+# one that needed KILL) from a step killed by someone else. The outer shell outlives the group to
+# write rc.
 start() {
-  if [ -e rc ] || [ -e pid ]; then rm -f rc pid; fi
-  [ -f log ] && mv log log.prev
+  if [ -e rc ] || [ -e pid ] || [ -e code ]; then rm -f rc pid tmo code; fi
+  if [ -f log ]; then mv log log.prev; fi
   : > log; : > out
-  # The env file (it may hold secrets other steps published) is emptied once the step read it.
-  printf '( . ./env; : > env; [ -f ../outputs.env ] && . ../outputs.env; timeout -k 10 %s %s < /dev/null; echo $? > rc ) 2>&1 | tee -p -a log\n' "$2" "$3" > wrap
+  # The env file (it may hold secrets) is emptied once the step read it.
+  # wrap ignores TERM (and so do tee and sed), the step does not: at the deadline the step's
+  # processes get TERM; any that ignore it keep the output open, so wrap lives on until timeout's
+  # KILL for the whole group 10 s later. The step is over only when all of it is.
+  printf 'exec 2>/dev/null; trap "" TERM\n{ trap - TERM; . ./env; : > env; %s < /dev/null 2>&1; echo $? > code; } 2>&1 | tee -p -a log | sed -u "s/^/|/"\n' "$3" > wrap
   echo "$1" > attempt
-  setsid sh ./wrap < /dev/null 2>&1 &
+  echo "$4" > fp
+  begin "$1" start
+  setsid sh -c 'timeout --verbose -k 10 "$1" sh ./wrap 2> tmo; c=$?; if [ -s tmo ]; then c=124; elif [ -s code ]; then read -r c < code; fi; echo "$c" > rc' sh "$2" < /dev/null &
   echo $! > pid
   wait $!
 }
-# finish: report the exit code and outputs; 0 when the step succeeded.
+# finish: report the outputs and the exit code; 0 when the step succeeded.
 finish() {
+  # A step's last line may lack its newline: the markers start on a line of their own.
+  printf '\n'
   if [ ! -s rc ]; then printf '\036KSW-LOST the step ended without an exit code\n'; return 1; fi
   c=; read -r c < rc
   # Outputs first, the exit code last: a step is complete only once its exit code arrived.
   while IFS= read -r o || [ -n "$o" ]; do printf '\036KSW-OUT %s\n' "$o"; done < out
   printf '\036KSW-RC %s\n' "$c"
-  [ "$c" = 0 ] || return 1
-  # Later steps on this node see the values at once, as environment, without interpolation.
-  [ -s out ] && sed -n "/^KSW_/d; s/'/'\\\\''/g; s/^\([A-Z_][A-Z0-9_]*\)=\(.*\)$/export \1='\2'/p" out >> ../outputs.env
-  return 0
+  [ "$c" = 0 ]
 }
 "#;
 
@@ -103,10 +113,10 @@ printf '\036KSW-FACT uid=%s\n' "$(id -u)"
 
 /// The shell text that runs (or re-attaches to) consecutive steps of one node, in order,
 /// stopping at the first that fails. One SSH command for the lot: a no-op step costs a few
-/// milliseconds, not a round trip.
+/// milliseconds, not a round trip. Steps live under `root` (`STATE_ROOT` on real nodes).
 /// With `facts`, the node's facts come first (saving the node a command of its own).
-pub fn launcher(install_id: &str, steps: &[Launch], facts: bool) -> String {
-    let root = install_dir(install_id);
+pub fn launcher(root: &str, install_id: &str, steps: &[Launch], facts: bool) -> String {
+    let root = install_dir(root, install_id);
     let mut text = String::from(FUNCTIONS);
     if facts {
         text.push_str(FACTS);
@@ -140,7 +150,7 @@ pub fn launcher(install_id: &str, steps: &[Launch], facts: bool) -> String {
         let interpreter = if body.starts_with("#!") {
             "./script"
         } else {
-            "'sh ./script'"
+            "sh ./script"
         };
         // printf is a shell builtin: writing the files costs no process.
         let chmod = if body.starts_with("#!") {
@@ -150,11 +160,11 @@ pub fn launcher(install_id: &str, steps: &[Launch], facts: bool) -> String {
         };
         text.push_str(&format!(
             r#"cd {dir} || {{ printf '\036KSW-FAIL cannot enter %s\n' {dir}; exit 0; }}
-printf '\036KSW-BEGIN %s\n' {step}
-if ! existing {attempt}; then
+step={step}
+if ! existing {attempt} {fp}; then
 printf '%s' {body} > script
 {chmod}printf '%s' {env} > env
-start {attempt} {timeout} {interpreter}
+start "$next" {timeout} {interpreter} {fp}
 fi
 finish || exit 0
 "#,
@@ -163,20 +173,32 @@ finish || exit 0
             body = sh_quote(&body),
             env = sh_quote(&env),
             attempt = l.attempt,
+            fp = sh_quote(l.fp),
+            interpreter = sh_quote(interpreter),
             timeout = l.timeout,
         ));
     }
     text
 }
 
+/// How the node took a step it was asked to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Started now.
+    Start,
+    /// Already running (an earlier run started it): its log is followed to its end.
+    Attach,
+    /// Already over (an earlier run ran it): its exit code and outputs are reported.
+    Done,
+}
+
 /// One line of the runner's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// The next step of the batch begins (or is re-attached to, or reported from the node).
-    Begin(String),
+    /// A step of the batch begins: which attempt the node runs, and how.
+    Begin { step: String, attempt: u32, how: How },
+    /// A line of the step's output, or of the runner's own shell.
     Log(String),
-    Attached,
-    AlreadyDone,
     Exit(i32),
     Output(String, String),
     /// The step's process vanished without an exit code (the node rebooted, someone killed it).
@@ -185,17 +207,43 @@ pub enum Line {
     Failed(String),
     /// A fact about the node (`FACTS`).
     Fact(String, String),
+    /// Nothing: the blank line before the markers.
+    Blank,
 }
 
 pub fn parse_line(line: &str) -> Line {
+    if let Some(log) = line.strip_prefix('|') {
+        return Line::Log(log.to_string());
+    }
+    if line.is_empty() {
+        return Line::Blank;
+    }
     let Some(rest) = line.strip_prefix(MARK) else {
+        // The runner's own shell (an error of tail, sed, ...): shown, never a marker.
         return Line::Log(line.to_string());
     };
     if let Some(rc) = rest.strip_prefix("KSW-RC ") {
         return Line::Exit(rc.trim().parse().unwrap_or(-1));
     }
-    if let Some(step) = rest.strip_prefix("KSW-BEGIN ") {
-        return Line::Begin(step.to_string());
+    if let Some(b) = rest.strip_prefix("KSW-BEGIN ") {
+        let mut it = b.split(' ');
+        let how = match (it.next(), it.next().map(str::parse::<u32>), it.next()) {
+            (Some(step), Some(Ok(attempt)), Some(how)) => {
+                let how = match how {
+                    "start" => How::Start,
+                    "attach" => How::Attach,
+                    "done" => How::Done,
+                    _ => return Line::Log(line.to_string()),
+                };
+                (step.to_string(), attempt, how)
+            }
+            _ => return Line::Log(line.to_string()),
+        };
+        return Line::Begin {
+            step: how.0,
+            attempt: how.1,
+            how: how.2,
+        };
     }
     if let Some(kv) = rest.strip_prefix("KSW-OUT ") {
         return match kv.split_once('=') {
@@ -213,152 +261,8 @@ pub fn parse_line(line: &str) -> Line {
     if let Some(why) = rest.strip_prefix("KSW-FAIL ") {
         return Line::Failed(why.to_string());
     }
-    match rest {
-        "KSW-ATTACH" => Line::Attached,
-        "KSW-DONE" => Line::AlreadyDone,
-        // A step's own line that happens to start with the separator (`jq --seq`, ...).
-        _ => Line::Log(line.to_string()),
-    }
+    Line::Log(line.to_string())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::process::Command;
-
-    /// Run the launcher locally against a temp dir standing in for /var/lib/kswizard.
-    fn run_local(root: &std::path::Path, steps: &[Launch]) -> Vec<Line> {
-        let text = launcher("i1", steps, false).replace(STATE_ROOT, &root.display().to_string());
-        let out = Command::new("sh").arg("-c").arg(text).output().unwrap();
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(parse_line)
-            .collect()
-    }
-
-    fn step<'a>(
-        id: &'a str,
-        attempt: u32,
-        body: &'a str,
-        env: &'a [(String, String)],
-    ) -> Launch<'a> {
-        Launch {
-            step: id,
-            attempt,
-            timeout: 30,
-            body,
-            env,
-        }
-    }
-
-    #[test]
-    fn runs_a_batch_in_order_hands_outputs_on_and_stops_at_a_failure() {
-        let root = tempfile::tempdir().unwrap();
-        let count = root.path().join("count");
-        let b1 = format!(
-            "echo hello; echo \"$GREETING\"; echo one >> {c}; echo 'JOIN=kubeadm join x --token a=b' >> \"$KSW_OUTPUT\"",
-            c = count.display()
-        );
-        let b2 = format!(
-            "#!/bin/bash\nset -o pipefail\necho \"got $JOIN\"; echo two >> {}; exit 3",
-            count.display()
-        );
-        let b3 = format!("echo three >> {}", count.display());
-        let env = vec![("GREETING".to_string(), "it's $HOME `x`".to_string())];
-        let batch = [
-            step("s1", 1, &b1, &env),
-            step("s2", 1, &b2, &[]),
-            step("s3", 1, &b3, &[]),
-        ];
-        let lines = run_local(root.path(), &batch);
-        assert_eq!(
-            lines,
-            vec![
-                Line::Begin("s1".into()),
-                Line::Log("hello".into()),
-                Line::Log("it's $HOME `x`".into()),
-                Line::Output("JOIN".into(), "kubeadm join x --token a=b".into()),
-                Line::Exit(0),
-                Line::Begin("s2".into()),
-                Line::Log("got kubeadm join x --token a=b".into()),
-                Line::Exit(3),
-            ]
-        );
-        // The same attempts again: reported from the node, not run again.
-        let again = run_local(root.path(), &batch);
-        let s1_again = [
-            Line::Begin("s1".into()),
-            Line::AlreadyDone,
-            Line::Output("JOIN".into(), "kubeadm join x --token a=b".into()),
-            Line::Exit(0),
-        ];
-        assert_eq!(again[..4], s1_again);
-        assert_eq!(std::fs::read_to_string(&count).unwrap(), "one\ntwo\n");
-        // The next attempt of s2 runs it again, and s3 after it.
-        let retry = run_local(
-            root.path(),
-            &[step("s2", 2, &b2, &[]), step("s3", 1, &b3, &[])],
-        );
-        assert_eq!(retry.last(), Some(&Line::Exit(3)));
-        assert_eq!(std::fs::read_to_string(&count).unwrap(), "one\ntwo\ntwo\n");
-    }
-
-    #[test]
-    fn timeout_is_enforced_on_the_node() {
-        let root = tempfile::tempdir().unwrap();
-        let t = std::time::Instant::now();
-        let lines = run_local(
-            root.path(),
-            &[Launch {
-                timeout: 1,
-                ..step("slow", 1, "sleep 30", &[])
-            }],
-        );
-        assert_eq!(lines, vec![Line::Begin("slow".into()), Line::Exit(124)]);
-        assert!(t.elapsed().as_secs() < 20);
-    }
-
-    #[test]
-    fn facts_are_read_with_builtins_and_come_first() {
-        let out = Command::new("sh").arg("-c").arg(FACTS).output().unwrap();
-        let facts: Vec<Line> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(parse_line)
-            .collect();
-        let keys: Vec<&str> = facts
-            .iter()
-            .map(|l| match l {
-                Line::Fact(k, v) => {
-                    assert!(!v.is_empty(), "{k} is empty");
-                    k.as_str()
-                }
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(keys, ["os", "cpus", "mem", "disk", "uid"]);
-        assert!(launcher("i", &[], true).contains("KSW-FACT uid="));
-    }
-
-    #[test]
-    fn env_names_and_quoting() {
-        assert!(is_env_name("KSW_JOIN_1"));
-        assert!(
-            is_secret_name("ETCD_CA_KEY")
-                && is_secret_name("JOIN_TOKEN")
-                && is_secret_name("TOKEN")
-        );
-        assert!(
-            !is_secret_name("ETCD_CA_CRT")
-                && !is_secret_name("KEYS_DIR")
-                && !is_secret_name("JOIN_CA_HASH")
-        );
-        assert!(!is_env_name("1X") && !is_env_name("a") && !is_env_name("A-B") && !is_env_name(""));
-        assert_eq!(sh_quote("a'b"), r"'a'\''b'");
-        assert_eq!(
-            parse_line("\u{1e}KSW-LOST gone"),
-            Line::Vanished("gone".into())
-        );
-    }
-}
+mod tests;

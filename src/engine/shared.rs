@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 
 use super::events::{Event, Failure, Status, Summary};
-use super::journal::{self, Journal, Record, Replay};
+use super::journal::{self, Journal, Record};
+use super::runner::How;
 
 /// Journal writes from every node task go through one thread, which fsyncs after each batch it
 /// takes; a task never waits for the disk. Losing the newest records to a crash is safe: the
@@ -81,6 +82,9 @@ pub(super) struct StepEnd {
     pub(super) tail: Vec<String>,
     /// Contact was lost: a resume treats the step as still running on the node.
     pub(super) lost: bool,
+    /// How the node took it: an ok step that an earlier run started or finished is not counted
+    /// as run by this one.
+    pub(super) how: How,
 }
 
 impl StepEnd {
@@ -92,6 +96,7 @@ impl StepEnd {
             elapsed_ms: 0,
             tail: Vec::new(),
             lost: false,
+            how: How::Start,
         }
     }
 }
@@ -103,7 +108,13 @@ pub(super) struct Board {
     pub(super) remaining: HashMap<String, usize>,
     /// Steps that will not finish everywhere: "failed on NODE" or "was skipped on NODE".
     pub(super) failed: HashMap<String, String>,
-    pub(super) outputs: Vec<(String, String)>,
+    pub(super) outputs: BTreeMap<String, String>,
+}
+
+impl Board {
+    pub(super) fn passed(&self, step: &str) -> bool {
+        !self.failed.contains_key(step) && self.remaining.get(step).copied().unwrap_or(0) == 0
+    }
 }
 
 pub(super) struct Shared {
@@ -112,9 +123,12 @@ pub(super) struct Shared {
     pub(super) journal: JournalWriter,
     pub(super) events: mpsc::Sender<Event>,
     pub(super) install_id: String,
-    pub(super) replay: Replay,
+    /// Where steps live on the nodes (`runner::STATE_ROOT`, a temp dir in tests).
+    pub(super) state_root: String,
     /// Steps being run again only to read their secret outputs back from a node.
     pub(super) recalled: std::collections::HashSet<String>,
+    /// Text never shown: every host's passwords and the secret values steps published.
+    pub(super) secrets: Mutex<Vec<String>>,
     pub(super) failures: Mutex<Vec<Failure>>,
     /// (node, step) pairs this run ended, whatever the status.
     pub(super) ended: Mutex<std::collections::HashSet<(String, String)>>,
@@ -124,6 +138,29 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) async fn emit(&self, e: Event) {
         let _ = self.events.send(e).await;
+    }
+
+    /// `text` with every secret replaced by `***`: what any log line, reason or tail goes
+    /// through before it reaches an event, the screen or the journal.
+    pub(super) fn scrub(&self, text: &str) -> String {
+        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets
+            .iter()
+            .filter(|s| text.contains(s.as_str()))
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+    }
+
+    /// Values that must never be shown from now on.
+    pub(super) fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            // Too short to hide without hiding ordinary text, and too short to be a real secret.
+            if v.len() >= 4 && !secrets.contains(&v) {
+                secrets.push(v);
+            }
+        }
+        // Longest first: a secret that contains another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     /// Wait until `step` has finished on every node it targets; Err says where it did not.
@@ -147,8 +184,10 @@ impl Shared {
 
     /// The barrier on `step` is open now: it finished on every node it targets.
     pub(super) fn passed(&self, step: &str) -> bool {
-        let b = self.board.lock().expect("board lock");
-        !b.failed.contains_key(step) && b.remaining.get(step).copied().unwrap_or(0) == 0
+        self.board
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .passed(step)
     }
 
     pub(super) fn step_done(
@@ -164,8 +203,7 @@ impl Shared {
                 *n = n.saturating_sub(1);
             }
             for (k, v) in outputs {
-                b.outputs.retain(|(ek, _)| ek != k);
-                b.outputs.push((k.clone(), v.clone()));
+                b.outputs.insert(k.clone(), v.clone());
             }
         } else {
             let what = if status == Status::Failed {
@@ -189,6 +227,7 @@ impl Shared {
             elapsed_ms,
             tail,
             lost,
+            how,
         } = end;
         self.journal
             .log(end_record(node, step, status, reason.clone(), lost));
@@ -198,10 +237,12 @@ impl Shared {
             .insert((node.to_string(), step.to_string()));
         {
             let mut c = self.counts.lock().expect("counts lock");
-            match status {
-                Status::Ok => c.ok += 1,
-                Status::Failed => c.failed += 1,
-                Status::Skipped => c.skipped += 1,
+            match (status, how) {
+                (Status::Ok, How::Start) => c.ok += 1,
+                (Status::Ok, How::Attach) => c.reattached += 1,
+                (Status::Ok, How::Done) => c.already_done += 1,
+                (Status::Failed, _) => c.failed += 1,
+                (Status::Skipped, _) => c.skipped += 1,
             }
         }
         if status == Status::Failed {

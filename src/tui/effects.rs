@@ -71,12 +71,8 @@ async fn install(cluster: Cluster, dir: PathBuf, tx: mpsc::Sender<Msg>) {
     };
     let run = async {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
-        let opts = Options {
-            state_dir: state_dir(&dir, None),
-            // Neither flag: an unfinished install is resumed, a finished one starts over.
-            restart: false,
-            resume: false,
-        };
+        // Neither flag: an unfinished install is resumed, a finished one starts over.
+        let opts = Options::new(state_dir(&dir, None));
         executor::install(&cluster, &plan, &opts, events)
             .await
             .map_err(|e| e.to_string())
@@ -143,7 +139,7 @@ async fn test_ssh(
         executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
     }
     match tokio::time::timeout(TEST_TIMEOUT, crate::engine::probe(host, known_hosts)).await {
-        Ok(result) => result,
+        Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
             "{}: no answer within {} s (SSH and the sudo check)",
             host.name,

@@ -68,6 +68,7 @@ pub fn plan_event(s: &State) -> Event {
         nodes: plan.expand(&s.install.as_ref().unwrap().cluster),
         done: Vec::new(),
         changed: Vec::new(),
+        left: Vec::new(),
     }
 }
 
@@ -77,6 +78,7 @@ pub fn started(node: &str, step: &str) -> Event {
         step: step.into(),
         attempt: 1,
         reattached: false,
+        already_done: false,
     }
 }
 
