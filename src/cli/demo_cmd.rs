@@ -47,6 +47,7 @@ pub fn run(headless: bool, yes: bool) -> Outcome {
         yes: true,
         resume: false,
         restart: true,
+        reconnect_for: std::time::Duration::from_secs(120),
         json: false,
     });
 

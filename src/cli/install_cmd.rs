@@ -102,6 +102,7 @@ pub struct InstallArgs<'a> {
     pub yes: bool,
     pub resume: bool,
     pub restart: bool,
+    pub reconnect_for: std::time::Duration,
     pub json: bool,
 }
 
@@ -168,6 +169,7 @@ pub fn install(a: InstallArgs) -> Outcome {
     };
     let json = a.json;
     let resume = a.resume;
+    let reconnect_for = a.reconnect_for;
     let result = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
         let printer = tokio::spawn(async move {
@@ -191,6 +193,7 @@ pub fn install(a: InstallArgs) -> Outcome {
         let opts = Options {
             restart,
             resume,
+            reconnect_for,
             ..Options::new(state)
         };
         let r = executor::install(&cluster, &plan, &opts, tx).await;

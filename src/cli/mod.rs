@@ -81,6 +81,10 @@ pub enum Command {
         /// Start over, ignoring what an earlier install did.
         #[arg(long)]
         restart: bool,
+        /// How long to keep reconnecting to a node that went away mid-step before its step
+        /// counts as lost (seconds).
+        #[arg(long, default_value_t = 120, value_name = "SECS")]
+        reconnect_for: u64,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
@@ -212,6 +216,7 @@ pub fn main() -> ExitCode {
             yes,
             resume,
             restart,
+            reconnect_for,
             output,
         }) => install_cmd::install(install_cmd::InstallArgs {
             conf: &conf,
@@ -220,6 +225,7 @@ pub fn main() -> ExitCode {
             yes,
             resume,
             restart,
+            reconnect_for: std::time::Duration::from_secs(reconnect_for),
             json: output == Format::Json,
         }),
         Some(Command::Lb {

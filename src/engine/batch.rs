@@ -27,7 +27,10 @@ pub struct Expected {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transition {
     /// The node's facts, when the batch carried them; `uid` is who the commands ran as.
-    Facts { facts: Facts, uid: Option<u32> },
+    Facts {
+        facts: Facts,
+        uid: Option<u32>,
+    },
     /// The node took the step: `attempt` is the one it runs (or found), which may be later than
     /// the one asked for when an earlier version of the step ran there.
     Began {
@@ -35,7 +38,10 @@ pub enum Transition {
         attempt: u32,
         how: How,
     },
-    Output { step: String, line: String },
+    Output {
+        step: String,
+        line: String,
+    },
     Ended(Ended),
 }
 
@@ -65,7 +71,11 @@ pub enum Closed {
     /// Every step of the batch ended, or one failed (the runner stops there).
     Over,
     /// The runner never ran (sudo refused, no shell): its exit code and stderr.
-    NeverStarted { step: String, code: i32, stderr: String },
+    NeverStarted {
+        step: String,
+        code: i32,
+        stderr: String,
+    },
     /// Contact was lost (or the runner died) before `step` ended: it may still run on the node;
     /// reconnect and ask again, and the node re-attaches or reports it.
     Lost { step: String, why: String },
@@ -187,7 +197,11 @@ impl Batch {
                     // Not echoed: a stray line of a secret value must not reach the log.
                     let note = format!(
                         "kswizard: dropped a line of $KSW_OUTPUT ({}): expected NAME=value with NAME one of this step's outputs ({})",
-                        if super::plan::is_value_name(&k) { k.as_str() } else { "not a NAME" },
+                        if super::plan::is_value_name(&k) {
+                            k.as_str()
+                        } else {
+                            "not a NAME"
+                        },
                         declared.join(", ")
                     );
                     push_tail(&mut c.tail, note.clone());

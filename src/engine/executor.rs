@@ -243,7 +243,8 @@ pub async fn install(
             (j, Replay::default(), id)
         }
     };
-    let append = |j: &mut Journal, r: Record| j.append(&r).map_err(|e| EngineError::Io(jpath.clone(), e));
+    let append =
+        |j: &mut Journal, r: Record| j.append(&r).map_err(|e| EngineError::Io(jpath.clone(), e));
     if mode == Mode::Resume && replay.config.as_deref() != Some(&config) {
         // Later resumes and `status` compare against what runs now.
         append(

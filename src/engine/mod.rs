@@ -1,10 +1,10 @@
 //! The install engine: a plan of steps run over SSH on every node, in parallel, journaled.
 
+pub mod batch;
+pub mod decide;
 pub mod events;
 pub mod executor;
 pub mod journal;
-pub mod batch;
-pub mod decide;
 mod node;
 pub mod paths;
 pub mod plan;

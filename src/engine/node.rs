@@ -21,9 +21,15 @@ use crate::model::Host;
 pub enum NodeError {
     Connect(ConnectError),
     /// Commands do not become root with sudo; the text says why, plainly.
-    Sudo { host: String, why: String },
+    Sudo {
+        host: String,
+        why: String,
+    },
     /// Contact was lost while gathering facts.
-    Lost { host: String, why: String },
+    Lost {
+        host: String,
+        why: String,
+    },
     /// The local directory for control sockets could not be made.
     ControlDir(String),
 }
@@ -250,7 +256,10 @@ impl NodeRun<'_> {
         let mut last = why.to_string();
         while let Some(pause) = batch::reconnect_delay(tries, started.elapsed(), self.reconnect_for)
         {
-            let left = self.reconnect_for.saturating_sub(started.elapsed()).as_secs();
+            let left = self
+                .reconnect_for
+                .saturating_sub(started.elapsed())
+                .as_secs();
             self.say(
                 step,
                 format!(
@@ -337,8 +346,12 @@ impl NodeRun<'_> {
                 })
                 .collect();
             let root = self.shared.state_root.replace("{node}", &node);
-            let script =
-                runner::launcher(&root, &self.shared.install_id, &launches, self.facts_pending);
+            let script = runner::launcher(
+                &root,
+                &self.shared.install_id,
+                &launches,
+                self.facts_pending,
+            );
             let expected: Vec<Expected> = rest
                 .iter()
                 .filter_map(|p| {
@@ -464,9 +477,7 @@ impl NodeRun<'_> {
             }
             Transition::Output { step, line } => {
                 let line = self.shared.scrub(&line);
-                self.shared
-                    .emit(Event::Output { node, step, line })
-                    .await;
+                self.shared.emit(Event::Output { node, step, line }).await;
                 None
             }
             Transition::Ended(ended) => {

@@ -188,7 +188,9 @@ pub fn parse(
             if !is_value_name(name) {
                 return Err(err(
                     &r.id,
-                    format!("'{name}' is not a value name: expected upper-case letters, digits and '_', not starting with KSW_"),
+                    format!(
+                        "'{name}' is not a value name: expected upper-case letters, digits and '_', not starting with KSW_"
+                    ),
                 ));
             }
         }
@@ -202,7 +204,9 @@ pub fn parse(
             if !steps.iter().any(|s: &Step| s.outputs.contains(need)) {
                 return Err(err(
                     &r.id,
-                    format!("'needs' names '{need}', which no earlier step publishes (in its 'outputs')"),
+                    format!(
+                        "'needs' names '{need}', which no earlier step publishes (in its 'outputs')"
+                    ),
                 ));
             }
         }
@@ -484,7 +488,9 @@ mod tests {
         )
         .unwrap();
         let init = p.step("init").unwrap();
-        assert!(init.is_secret("CA") && init.is_secret("JOIN_TOKEN") && !init.is_secret("JOIN_URL"));
+        assert!(
+            init.is_secret("CA") && init.is_secret("JOIN_TOKEN") && !init.is_secret("JOIN_URL")
+        );
         assert_eq!(p.step("join").unwrap().needs, ["JOIN_TOKEN", "CA"]);
         let cases = [
             (

@@ -196,7 +196,11 @@ pub enum How {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// A step of the batch begins: which attempt the node runs, and how.
-    Begin { step: String, attempt: u32, how: How },
+    Begin {
+        step: String,
+        attempt: u32,
+        how: How,
+    },
     /// A line of the step's output, or of the runner's own shell.
     Log(String),
     Exit(i32),
@@ -246,10 +250,10 @@ pub fn parse_line(line: &str) -> Line {
         };
     }
     if let Some(kv) = rest.strip_prefix("KSW-OUT ") {
-        return match kv.split_once('=') {
-            Some((k, v)) => Line::Output(k.trim().to_string(), v.to_string()),
-            None => Line::Log(kv.to_string()),
-        };
+        // A line without '=' is an output without a name, never a log line: it may be part of a
+        // secret value.
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        return Line::Output(k.trim().to_string(), v.to_string());
     }
     if let Some(why) = rest.strip_prefix("KSW-LOST ") {
         return Line::Vanished(why.to_string());

@@ -138,7 +138,10 @@ fn an_edited_step_waits_for_its_running_earlier_version_then_runs() {
     };
     let lines = run_local(root.path(), &[edited]);
     old.wait().unwrap();
-    assert!(matches!(&lines[0], Line::Log(l) if l.contains("earlier version")), "{lines:?}");
+    assert!(
+        matches!(&lines[0], Line::Log(l) if l.contains("earlier version")),
+        "{lines:?}"
+    );
     assert_eq!(
         lines[1..],
         [
@@ -251,7 +254,10 @@ fn lines_parse() {
         parse_line("\u{1e}KSW-LOST gone"),
         Line::Vanished("gone".into())
     );
-    assert_eq!(parse_line("|\u{1e}KSW-RC 0"), Line::Log("\u{1e}KSW-RC 0".into()));
+    assert_eq!(
+        parse_line("|\u{1e}KSW-RC 0"),
+        Line::Log("\u{1e}KSW-RC 0".into())
+    );
     assert_eq!(parse_line("sed: oops"), Line::Log("sed: oops".into()));
     assert_eq!(parse_line(""), Line::Blank);
     // A begin line that is not whole is not a begin.
@@ -259,5 +265,8 @@ fn lines_parse() {
         parse_line("\u{1e}KSW-BEGIN s x start"),
         Line::Log("\u{1e}KSW-BEGIN s x start".into())
     );
-    assert_eq!(parse_line("\u{1e}KSW-BEGIN s 2 attach"), begin("s", 2, How::Attach));
+    assert_eq!(
+        parse_line("\u{1e}KSW-BEGIN s 2 attach"),
+        begin("s", 2, How::Attach)
+    );
 }
