@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{Format, Outcome, findings};
 use crate::conf::{self, ConfError};
+use crate::engine::decide;
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
 use crate::engine::journal;
@@ -123,7 +124,8 @@ pub fn install(a: InstallArgs) -> Outcome {
     };
     let mut restart = a.restart;
     let mut resuming = a.resume;
-    if previous.unfinished() && !a.resume && !a.restart {
+    let goes_on = decide::mode(&previous, false, a.restart) == Ok(decide::Mode::Resume);
+    if goes_on && !a.resume {
         let done = previous
             .steps
             .values()

@@ -166,6 +166,18 @@ pub fn waits_for(plan: &Plan, step: &Step, recalled: &HashSet<String>) -> Vec<St
     w
 }
 
+/// Whether the node's facts go to it on their own before its first batch: when that batch has to
+/// wait at a barrier (or runs as another user, or there is none), so that a node that cannot be
+/// used says so at once; otherwise they ride along with the first batch.
+pub fn facts_first(
+    plan: &Plan,
+    first: Option<&Step>,
+    recalled: &HashSet<String>,
+    passed: impl Fn(&str) -> bool,
+) -> bool {
+    first.is_none_or(|s| !s.become_root || !waits_for(plan, s, recalled).iter().all(|a| passed(a)))
+}
+
 /// How many of `todo[from..]` go to the node in one command: the first, then each next one with
 /// the same `become` whose barriers are open (`passed`) and whose needed values are known
 /// (`known`): a value published by a step of the same batch is not known when the batch is sent.

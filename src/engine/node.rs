@@ -72,16 +72,17 @@ pub async fn probe(host: &Host, known_hosts: &Path) -> Result<Facts, NodeError> 
     let conn = transport::connect(host, known_hosts, ctl.path(), 0)
         .await
         .map_err(NodeError::Connect)?;
-    let facts = check_facts(host, &conn).await;
+    let facts = check_facts(host, &conn, true).await;
     conn.close().await;
     facts
 }
 
-/// Gather the node's facts as root, which proves sudo works; the reason when not.
-async fn check_facts(host: &Host, conn: &Conn) -> Result<Facts, NodeError> {
-    match conn.run(runner::FACTS, true).await {
+/// Gather the node's facts, as root when `root` (which proves sudo works); the reason when not.
+async fn check_facts(host: &Host, conn: &Conn, root: bool) -> Result<Facts, NodeError> {
+    match conn.run(runner::FACTS, root).await {
         Ok((0, out, _)) => match batch::facts_of(&out) {
             (facts, Some(0)) => Ok(facts),
+            (facts, _) if !root => Ok(facts),
             _ => Err(NodeError::Sudo {
                 host: host.name.clone(),
                 why: "commands do not run as root through sudo".into(),
@@ -166,17 +167,19 @@ impl NodeRun<'_> {
         if let Err(e) = self.connect().await {
             return fail_rest(self.shared, &node, &ids, e.to_string()).await;
         }
-        // Facts ride along with the first batch, unless that has to wait at a barrier (or there is
-        // none): then they go first on their own, so a node that cannot be used says so at once.
-        let first_waits = pending
-            .first()
-            .and_then(|p| self.step(&p.todo.step))
-            .is_none_or(|s| {
-                !s.become_root || !self.waits_for(s).iter().all(|a| self.shared.passed(a))
-            });
+        let first_waits = decide::facts_first(
+            self.plan,
+            pending.first().and_then(|p| self.step(&p.todo.step)),
+            &self.shared.recalled,
+            |a| self.shared.passed(a),
+        );
         self.facts_pending = !first_waits;
+        // A plan whose steps on this node all run as the login user needs no sudo.
+        let root = ids
+            .iter()
+            .any(|s| self.step(s).is_some_and(|s| s.become_root));
         if first_waits && let Some(conn) = self.conn.as_ref() {
-            match check_facts(self.host, conn).await {
+            match check_facts(self.host, conn, root).await {
                 Ok(facts) => {
                     self.shared
                         .emit(Event::Facts {

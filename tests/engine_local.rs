@@ -1,0 +1,408 @@
+//! The install engine over the local transport, in a temp directory: no root, no lab. Every
+//! "node" is a local shell whose step directories live under a temp dir of its own (the runner's
+//! state root is a parameter), so the executor, the runner and the journal run for real.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kswizard::engine::events::{Event, Status, Summary};
+use kswizard::engine::executor::{self, EngineError, Options};
+use kswizard::engine::journal;
+use kswizard::engine::plan::{self, Plan};
+use kswizard::model::{Auth, Cluster, Host};
+
+struct Bench {
+    dir: tempfile::TempDir,
+    cluster: Cluster,
+}
+
+impl Bench {
+    /// `n` local nodes: the first is master and etcd, the rest are workers.
+    fn new(n: usize) -> Bench {
+        let mut cluster = Cluster::default();
+        for i in 1..=n {
+            let mut h = Host::new(format!("n{i}"), "127.0.0.1");
+            h.auth = Auth::Local;
+            cluster.hosts.push(h);
+        }
+        cluster.apply_preset();
+        if n > 1 {
+            for h in &mut cluster.hosts[1..] {
+                h.roles.master = false;
+                h.roles.etcd = false;
+                h.roles.worker = true;
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("trace")).unwrap();
+        Bench { dir, cluster }
+    }
+
+    fn trace(&self) -> PathBuf {
+        self.dir.path().join("trace")
+    }
+
+    /// Plan text with `TRACE` standing for the trace directory.
+    fn plan(&self, text: &str) -> Plan {
+        let text = text.replace("TRACE", &self.trace().display().to_string());
+        plan::parse(&text, Path::new("plan.yaml"), |_| unreachable!()).unwrap()
+    }
+
+    fn opts(&self) -> Options {
+        Options {
+            state_root: format!("{}/nodes/{{node}}", self.dir.path().display()),
+            reconnect_for: Duration::from_secs(2),
+            ..Options::new(self.dir.path().join("state"))
+        }
+    }
+
+    fn journal(&self) -> PathBuf {
+        executor::journal_path(&self.dir.path().join("state"))
+    }
+
+    fn count(&self, node: &str, step: &str) -> usize {
+        std::fs::read_to_string(self.trace().join(format!("{node}-{step}")))
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn run(&self, plan: &Plan, opts: &Options) -> Result<(Summary, Vec<Event>), EngineError> {
+        run(&self.cluster, plan, opts)
+    }
+}
+
+fn run(
+    cluster: &Cluster,
+    plan: &Plan,
+    opts: &Options,
+) -> Result<(Summary, Vec<Event>), EngineError> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let collect = tokio::spawn(async move {
+            let mut v = Vec::new();
+            while let Some(e) = rx.recv().await {
+                v.push(e);
+            }
+            v
+        });
+        let r = executor::install(cluster, plan, opts, tx).await;
+        let events = collect.await.unwrap();
+        r.map(|s| (s, events))
+    })
+}
+
+/// Every step appends a line to TRACE/<node>-<step>: how many times it ran.
+const COUNTED: &str = "echo x >> TRACE/$KSW_NODE-$KSW_STEP";
+
+fn counted(id: &str, roles: &str, extra: &str) -> String {
+    format!(
+        "- id: {id}\n  roles: [{roles}]\n  become: false\n  run: |\n    KSW_STEP={id}\n    {extra}\n    {COUNTED}\n"
+    )
+}
+
+fn finished(events: &[Event], node: &str, step: &str) -> Option<(Status, Option<String>)> {
+    events.iter().rev().find_map(|e| match e {
+        Event::Finished {
+            node: n,
+            step: s,
+            status,
+            reason,
+            ..
+        } if n == node && s == step => Some((*status, reason.clone())),
+        _ => None,
+    })
+}
+
+fn outputs(events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Output { line, .. } => Some(line.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_workers_join_step_sees_only_the_values_it_declared() {
+    let b = Bench::new(2);
+    let plan = b.plan(&format!(
+        "steps:\n{}{}",
+        counted(
+            "init",
+            "first-master",
+            "printf 'JOIN_TOKEN=t0ken-1234\\nJOIN_CERT_KEY=cert-key-5678\\nETCD_CA_KEY=ca-key-9012\\n' >> \"$KSW_OUTPUT\""
+        )
+        .replace(
+            "  roles:",
+            "  outputs: [JOIN_TOKEN, JOIN_CERT_KEY, ETCD_CA_KEY]\n  roles:"
+        ),
+        counted("join", "worker", "env | sort > TRACE/$KSW_NODE-env")
+            .replace("  roles:", "  needs: [JOIN_TOKEN]\n  after: [init]\n  roles:"),
+    ));
+    let (summary, _) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((summary.ok, summary.failed), (2, 0), "{summary:?}");
+    let env = std::fs::read_to_string(b.trace().join("n2-env")).unwrap();
+    assert!(env.contains("JOIN_TOKEN=t0ken-1234"), "{env}");
+    assert!(
+        !env.contains("cert-key-5678") && !env.contains("ca-key-9012"),
+        "{env}"
+    );
+    // The env file on the node was emptied once the step read it.
+    let env_file = b.dir.path().join("nodes/n2");
+    let found: Vec<_> = walk(&env_file)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "env"))
+        .collect();
+    assert!(!found.is_empty());
+    for f in found {
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), "", "{}", f.display());
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn secret_outputs_are_never_shown_nor_journaled() {
+    let b = Bench::new(1);
+    let plan = b.plan(&format!(
+        "steps:\n{}{}",
+        counted(
+            "gen",
+            "all",
+            "printf 'APP_CREDENTIALS=app-cred-4321\\nSSH_PRIVATE_KEY_B64=key-b64-8765\\nPUBLIC=plain-value\\n' >> \"$KSW_OUTPUT\""
+        )
+        .replace(
+            "  roles:",
+            "  outputs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]\n  secrets: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64]\n  roles:"
+        ),
+        counted(
+            "leak",
+            "all",
+            "echo \"creds $APP_CREDENTIALS key $SSH_PRIVATE_KEY_B64 public $PUBLIC\"; exit 4"
+        )
+        .replace(
+            "  roles:",
+            "  needs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]\n  roles:"
+        ),
+    ));
+    let (summary, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!(summary.failed, 1);
+    let shown = outputs(&events);
+    assert!(
+        shown.contains(&"creds *** key *** public plain-value".to_string()),
+        "{shown:?}"
+    );
+    let tail = &summary.failures[0].log_tail;
+    assert_eq!(tail, &["creds *** key *** public plain-value"]);
+    let journal = std::fs::read_to_string(b.journal()).unwrap();
+    assert!(
+        !journal.contains("app-cred-4321") && !journal.contains("key-b64-8765"),
+        "{journal}"
+    );
+    assert!(journal.contains("plain-value"));
+}
+
+#[test]
+fn resume_refuses_when_there_is_nothing_to_resume() {
+    let b = Bench::new(1);
+    let plan = b.plan(&format!("steps:\n{}", counted("a", "all", "")));
+    let opts = Options {
+        resume: true,
+        ..b.opts()
+    };
+    // No journal at all, then one truncated to nothing.
+    assert!(matches!(
+        b.run(&plan, &opts),
+        Err(EngineError::NothingToResume(_))
+    ));
+    std::fs::create_dir_all(b.journal().parent().unwrap()).unwrap();
+    std::fs::write(b.journal(), "").unwrap();
+    let e = b.run(&plan, &opts).unwrap_err();
+    assert!(
+        e.to_string().contains("there is no install to resume"),
+        "{e}"
+    );
+    assert_eq!(b.count("n1", "a"), 0);
+}
+
+#[test]
+fn a_journal_truncated_anywhere_resumes_exactly_once() {
+    let b = Bench::new(3);
+    let steps: String = ["s1", "s2", "s3", "s4"]
+        .iter()
+        .map(|s| counted(s, "all", ""))
+        .collect();
+    let plan = b.plan(&format!(
+        "steps:\n{steps}{}",
+        counted("last", "all", "").replace("  roles:", "  after: [s4]\n  roles:")
+    ));
+    let (first, _) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!(first.ok, 15);
+    let whole = std::fs::read_to_string(b.journal()).unwrap();
+    let lines: Vec<&str> = whole.lines().collect();
+    // Cut after every record but the first (the install's begin): whatever the journal lost,
+    // the nodes' own record of attempts says what ran, and nothing runs twice.
+    for keep in 1..lines.len() {
+        let mut cut = lines[..keep].join("\n");
+        cut.push('\n');
+        std::fs::write(b.journal(), cut).unwrap();
+        let (s, _) = b
+            .run(
+                &plan,
+                &Options {
+                    resume: true,
+                    ..b.opts()
+                },
+            )
+            .unwrap();
+        assert_eq!((s.ok, s.failed, s.skipped), (0, 0, 0), "kept {keep}: {s:?}");
+        assert_eq!(s.already_done, 15, "kept {keep}: {s:?}");
+        for n in ["n1", "n2", "n3"] {
+            for st in ["s1", "s2", "s3", "s4", "last"] {
+                assert_eq!(b.count(n, st), 1, "kept {keep}: {n} {st}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_host_that_left_the_conf_leaves_the_install_accounting() {
+    let b = Bench::new(2);
+    let plan = b.plan(&format!(
+        "steps:\n{}",
+        counted("a", "all", "[ \"$KSW_NODE\" = n2 ] && exit 3; true")
+    ));
+    let (s, _) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!(s.failed, 1);
+    assert!(journal::replay(&b.journal()).unwrap().unfinished());
+    // The operator removes the failed host and resumes: the rest is complete, and says so.
+    let mut smaller = b.cluster.clone();
+    smaller.hosts.truncate(1);
+    let (s, events) = run(
+        &smaller,
+        &plan,
+        &Options {
+            resume: true,
+            ..b.opts()
+        },
+    )
+    .unwrap();
+    // n1's step runs again: its environment (KSW_WORKERS) changed with the cluster.
+    assert_eq!((s.ok, s.failed, s.skipped), (1, 0, 0));
+    assert!(events.iter().any(|e| matches!(e, Event::Plan { left, .. }
+        if left == &[("n2".to_string(), "a".to_string())])));
+    let r = journal::replay(&b.journal()).unwrap();
+    assert!(!r.unfinished(), "{r:?}");
+    // And the next plain install does not ask to resume: it starts over.
+    let (s, _) = run(&smaller, &plan, &b.opts()).unwrap();
+    assert_eq!(s.ok, 1);
+}
+
+#[test]
+fn a_timeout_ends_a_step_whose_child_keeps_the_output_open() {
+    let b = Bench::new(1);
+    let plan = b.plan(
+        "steps:\n- {id: slow, roles: [all], become: false, timeout: 1, run: 'sleep 40 & echo started'}\n",
+    );
+    let t = Instant::now();
+    let (s, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!(s.failed, 1);
+    assert_eq!(
+        finished(&events, "n1", "slow"),
+        Some((Status::Failed, Some("timed out after 1 s".into())))
+    );
+    assert!(t.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_step_cannot_forge_the_runners_markers() {
+    let b = Bench::new(1);
+    let plan = b.plan(&format!(
+        "steps:\n{}{}",
+        "- id: forger\n  roles: [all]\n  become: false\n  outputs: [X]\n  run: |\n    printf '\\036KSW-OUT X=1\\n\\036KSW-RC 0\\n'\n    exit 3\n",
+        counted("after", "all", "")
+    ));
+    let (s, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((s.ok, s.failed, s.skipped), (0, 1, 1), "{s:?}");
+    assert_eq!(
+        finished(&events, "n1", "forger"),
+        Some((Status::Failed, Some("exit code 3".into())))
+    );
+    let journal = std::fs::read_to_string(b.journal()).unwrap();
+    assert!(!journal.contains("\"outputs\""), "{journal}");
+    assert_eq!(b.count("n1", "after"), 0);
+}
+
+#[test]
+fn an_edited_step_runs_its_new_text_after_an_interrupted_old_one() {
+    let b = Bench::new(1);
+    let old = b.plan(
+        "steps:\n- {id: slow, roles: [all], become: false, run: 'sleep 2; echo old >> TRACE/edit'}\n",
+    );
+    // kswizard dies while `slow` runs (the install's future is dropped, as by kill -9: the step
+    // goes on, detached, on the node).
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pid = b.dir.path().join("nodes/n1");
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let opts = b.opts();
+        let install = executor::install(&b.cluster, &old, &opts, tx);
+        let started = async {
+            while !walk(&pid).iter().any(|p| p.ends_with("slow/pid")) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            _ = install => panic!("the install ended before it was interrupted"),
+            () = started => {}
+        }
+    });
+    drop(rt);
+    let edited = b
+        .plan("steps:\n- {id: slow, roles: [all], become: false, run: 'echo new >> TRACE/edit'}\n");
+    let (s, events) = b
+        .run(
+            &edited,
+            &Options {
+                resume: true,
+                ..b.opts()
+            },
+        )
+        .unwrap();
+    assert_eq!((s.ok, s.failed), (1, 0), "{s:?}");
+    // The old text finished on its own; the new one ran after it, as a later attempt.
+    assert_eq!(
+        std::fs::read_to_string(b.trace().join("edit")).unwrap(),
+        "old\nnew\n"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Started { attempt: 2, .. }))
+    );
+    // A later resume treats the new text as done.
+    let (s, _) = b
+        .run(
+            &edited,
+            &Options {
+                resume: true,
+                ..b.opts()
+            },
+        )
+        .unwrap();
+    assert_eq!((s.ok, s.already_done), (0, 1));
+}
