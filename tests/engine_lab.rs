@@ -331,6 +331,167 @@ fn kill_9_then_resume_runs_every_step_exactly_once() {
     assert_eq!(events.last().unwrap()["already_done"], 36);
 }
 
+/// `kswizard install` started in the background (JSON output, stdout piped).
+fn spawn_install(conf: &Path, plan: &Path, extra: &[&str]) -> std::process::Child {
+    kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .arg("--plan")
+        .arg(plan)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// A small deterministic generator: the campaign's kill points are the same on every run.
+struct Xorshift(u64);
+
+impl Xorshift {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+#[test]
+fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
+    let Some(g) = lab_up(83, 3) else { return };
+    let mut plan = String::from("steps:\n");
+    for i in 0..8 {
+        let after = if i % 3 == 2 {
+            format!("s{}", i - 1)
+        } else {
+            String::new()
+        };
+        plan.push_str(&traced_step(&format!("s{i}"), "all", &after, "sleep 0.15"));
+    }
+    let (conf, plan) = g.conf_with("campaign", &g.cluster(), &plan);
+    let state = conf.parent().unwrap().join(".kswizard");
+    let journal = state.join("journal.jsonl");
+    let exactly_once = |when: &str| {
+        for n in &g.lab.nodes {
+            for i in 0..8 {
+                let c = g.count(&n.name, &format!("s{i}"));
+                assert!(c <= 1, "{when}: {} s{i} ran {c} times", n.name);
+            }
+        }
+    };
+    let all_once = |when: &str| {
+        for n in &g.lab.nodes {
+            for i in 0..8 {
+                assert_eq!(
+                    g.count(&n.name, &format!("s{i}")),
+                    1,
+                    "{when}: {} s{i}",
+                    n.name
+                );
+            }
+        }
+    };
+    let mut rng = Xorshift(0x5eed_cafe);
+    for round in 0..3 {
+        // A new install each round (the trace starts empty), killed twice in a row at random
+        // points, the journal cut at a random byte after the second kill, then resumed to the end.
+        for f in std::fs::read_dir(&g.trace).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        for kill in 0..2 {
+            let extra: &[&str] = if kill == 0 {
+                &["--restart"]
+            } else {
+                &["--resume"]
+            };
+            let mut child = spawn_install(&conf, &plan, extra);
+            let ms = 300 + rng.below(2500);
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            eprintln!("round {round}: kill {kill} after {ms} ms");
+            exactly_once(&format!("round {round}, kill {kill}"));
+        }
+        let bytes = std::fs::read(&journal).unwrap();
+        let first_line = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let cut = first_line + rng.below((bytes.len() - first_line + 1) as u64) as usize;
+        std::fs::write(&journal, &bytes[..cut]).unwrap();
+        eprintln!(
+            "round {round}: journal cut at byte {cut} of {}",
+            bytes.len()
+        );
+        // Steps the killed runs left running finish on their own; the resume attaches to them.
+        let (code, events) = install(&conf, &plan, &["--resume"]);
+        assert_eq!(code, 0, "round {round}: {events:#?}");
+        all_once(&format!("round {round}"));
+    }
+
+    // A full disk under the state directory: the journal cannot be written, no step starts
+    // that a resume could not account for, and once there is room again the resume finishes.
+    for f in std::fs::read_dir(&g.trace).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let small = conf.parent().unwrap().join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    std::fs::copy(state.join("known_hosts"), small.join("known_hosts")).unwrap();
+    // Leave one page for the journal: it fills up a few records in.
+    let filler = small.join("filler");
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4096"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(Stdio::null())
+        .status();
+    let full = std::fs::metadata(&filler).unwrap().len();
+    std::fs::write(&filler, vec![0u8; (full - 4096) as usize]).unwrap();
+    let state_flag = ["--state", small.to_str().unwrap()];
+    let out = kswizard()
+        .args([
+            "install",
+            "--yes",
+            "--restart",
+            "--output",
+            "json",
+            "--conf",
+        ])
+        .arg(&conf)
+        .arg("--plan")
+        .arg(&plan)
+        .args(state_flag)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("the journal cannot be written")
+            || stderr.contains("journal could not be written"),
+        "{stdout}\n{stderr}"
+    );
+    exactly_once("disk full");
+    std::fs::remove_file(&filler).unwrap();
+    let (code, events) = install(
+        &conf,
+        &plan,
+        &["--resume", "--state", small.to_str().unwrap()],
+    );
+    assert_eq!(code, 0, "{events:#?}");
+    all_once("after the disk had room again");
+}
+
 /// The sshd processes of one node (its listener and its sessions).
 fn sshd_pids(node_ns: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
