@@ -16,7 +16,7 @@ use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{Plan, fingerprint};
 use super::runner;
-use super::shared::{Board, JournalWriter, Shared, fail_rest};
+use super::shared::{Board, JournalWriter, Secrets, Shared, fail_rest};
 use super::transport;
 use crate::model::{Cluster, Host};
 
@@ -304,7 +304,7 @@ pub async fn install(
         install_id: install_id.clone(),
         state_root: opts.state_root.clone(),
         recalled: sched.recalled.clone(),
-        secrets: Mutex::new(Vec::new()),
+        secrets: Secrets::default(),
         failures: Mutex::new(Vec::new()),
         ended: Mutex::new(HashSet::new()),
         counts: Mutex::new(Summary {
@@ -312,7 +312,7 @@ pub async fn install(
             ..Summary::default()
         }),
     });
-    shared.add_secrets(passwords);
+    shared.secrets.add(passwords);
     shared
         .emit(Event::Plan {
             install_id: install_id.clone(),

@@ -432,7 +432,10 @@ impl NodeRun<'_> {
                                 &step,
                                 StepEnd {
                                     lost: true,
-                                    ..StepEnd::plain(Status::Failed, self.shared.scrub(&reason))
+                                    ..StepEnd::plain(
+                                        Status::Failed,
+                                        self.shared.secrets.scrub(&reason),
+                                    )
                                 },
                             )
                             .await;
@@ -479,7 +482,7 @@ impl NodeRun<'_> {
                 None
             }
             Transition::Output { step, line } => {
-                let line = self.shared.scrub(&line);
+                let line = self.shared.secrets.scrub(&line);
                 self.shared.emit(Event::Output { node, step, line }).await;
                 None
             }
@@ -503,7 +506,7 @@ impl NodeRun<'_> {
                             &node,
                             &ended.step,
                             Status::Failed,
-                            Some(self.shared.scrub(&reason)),
+                            Some(self.shared.secrets.scrub(&reason)),
                             false,
                         ));
                         self.say(
@@ -539,7 +542,7 @@ impl NodeRun<'_> {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .partition(|(k, _)| step.is_secret(k));
-        self.shared.add_secrets(secret.values().cloned());
+        self.shared.secrets.add(secret.values().cloned());
         if !ended.outputs.is_empty() {
             self.shared.journal.log(Record::Outputs {
                 node: node.clone(),
@@ -568,14 +571,14 @@ impl NodeRun<'_> {
 
     async fn finish_failed(&self, step: &str, reason: String, tail: Vec<String>, started: Instant) {
         let node = self.node().to_string();
-        let tail = tail.iter().map(|l| self.shared.scrub(l)).collect();
+        let tail = tail.iter().map(|l| self.shared.secrets.scrub(l)).collect();
         self.shared
             .finish(
                 &node,
                 step,
                 StepEnd {
                     status: Status::Failed,
-                    reason: Some(self.shared.scrub(&reason)),
+                    reason: Some(self.shared.secrets.scrub(&reason)),
                     elapsed_ms: elapsed_ms(started),
                     tail,
                     lost: false,

@@ -111,6 +111,35 @@ pub(super) struct Board {
     pub(super) outputs: BTreeMap<String, String>,
 }
 
+/// Text that is never shown: what any log line, reason or tail goes through before it reaches an
+/// event, the screen or the journal.
+#[derive(Default)]
+pub(super) struct Secrets(Mutex<Vec<String>>);
+
+impl Secrets {
+    /// `text` with every secret replaced by `***`.
+    pub(super) fn scrub(&self, text: &str) -> String {
+        let secrets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        secrets
+            .iter()
+            .filter(|s| text.contains(s.as_str()))
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
+    }
+
+    /// Values that must never be shown from now on.
+    pub(super) fn add(&self, values: impl IntoIterator<Item = String>) {
+        let mut secrets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for v in values {
+            // Shorter ones would hide ordinary text, and are no real secret.
+            if v.len() >= 4 && !secrets.contains(&v) {
+                secrets.push(v);
+            }
+        }
+        // Longest first: a secret that contains another is hidden whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
 impl Board {
     pub(super) fn passed(&self, step: &str) -> bool {
         !self.failed.contains_key(step) && self.remaining.get(step).copied().unwrap_or(0) == 0
@@ -128,7 +157,7 @@ pub(super) struct Shared {
     /// Steps being run again only to read their secret outputs back from a node.
     pub(super) recalled: std::collections::HashSet<String>,
     /// Text never shown: every host's passwords and the secret values steps published.
-    pub(super) secrets: Mutex<Vec<String>>,
+    pub(super) secrets: Secrets,
     pub(super) failures: Mutex<Vec<Failure>>,
     /// (node, step) pairs this run ended, whatever the status.
     pub(super) ended: Mutex<std::collections::HashSet<(String, String)>>,
@@ -138,29 +167,6 @@ pub(super) struct Shared {
 impl Shared {
     pub(super) async fn emit(&self, e: Event) {
         let _ = self.events.send(e).await;
-    }
-
-    /// `text` with every secret replaced by `***`: what any log line, reason or tail goes
-    /// through before it reaches an event, the screen or the journal.
-    pub(super) fn scrub(&self, text: &str) -> String {
-        let secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        secrets
-            .iter()
-            .filter(|s| text.contains(s.as_str()))
-            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
-    }
-
-    /// Values that must never be shown from now on.
-    pub(super) fn add_secrets(&self, values: impl IntoIterator<Item = String>) {
-        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
-        for v in values {
-            // Too short to hide without hiding ordinary text, and too short to be a real secret.
-            if v.len() >= 4 && !secrets.contains(&v) {
-                secrets.push(v);
-            }
-        }
-        // Longest first: a secret that contains another is hidden whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     /// Wait until `step` has finished on every node it targets; Err says where it did not.
@@ -300,5 +306,29 @@ pub(super) async fn skip_rest(shared: &Shared, node: &str, steps: &[String], rea
         shared
             .finish(node, s, StepEnd::plain(Status::Skipped, reason))
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_hidden_whole_and_short_values_are_not_taken() {
+        let s = Secrets::default();
+        s.add(["abcd".to_string(), "abcdefgh".to_string(), "ab".to_string()]);
+        assert_eq!(s.scrub("x abcdefgh y abcd z ab"), "x *** y *** z ab");
+        assert_eq!(s.scrub("nothing here"), "nothing here");
+    }
+
+    #[test]
+    fn a_barrier_opens_when_every_node_finished_and_never_after_a_failure() {
+        let mut b = Board::default();
+        b.remaining.insert("s".into(), 2);
+        assert!(!b.passed("s"));
+        b.remaining.insert("s".into(), 0);
+        assert!(b.passed("s") && b.passed("not-in-this-install"));
+        b.failed.insert("s".into(), "failed on n1".into());
+        assert!(!b.passed("s"));
     }
 }
