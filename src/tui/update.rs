@@ -3,7 +3,7 @@
 
 use super::action::{Action, Effect};
 use super::bulk;
-use super::form::{Form, FormKind};
+use super::form::{FieldId, Form, FormKind};
 use super::input::Input;
 use super::state::{
     Confirm, Disk, LbEdit, LbField, Modal, REVIEW_SECTIONS, Screen, StartChoice, State, StatusKind,
@@ -351,10 +351,12 @@ fn submit(state: &mut State, form: &Form) -> Result<String, String> {
             return Ok(message);
         }
         FormKind::AddHost => vec![form.to_host(None)?],
-        FormKind::Range => {
-            bulk::hosts_from_range(form.text("Addresses"), form.text("Name prefix"), hosts)?
-        }
-        FormKind::Paste => bulk::hosts_from_ini(form.text("hosts.ini lines"))?,
+        FormKind::Range => bulk::hosts_from_range(
+            form.text(FieldId::Addresses),
+            form.text(FieldId::NamePrefix),
+            hosts,
+        )?,
+        FormKind::Paste => bulk::hosts_from_ini(form.text(FieldId::Lines))?,
     };
     let message = match added.as_slice() {
         [one] => format!("Added {}.", one.name),
