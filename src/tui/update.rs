@@ -292,11 +292,9 @@ fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
                 StatusKind::Info,
                 format!("Testing SSH and sudo on {}…", host.name),
             );
-            let known_hosts =
-                crate::engine::paths::state_dir(&state.conf_dir, None).join("known_hosts");
             return vec![Effect::TestSsh {
                 host: Box::new(host),
-                known_hosts,
+                dir: state.conf_dir.clone(),
             }];
         }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
