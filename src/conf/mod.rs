@@ -19,7 +19,7 @@ pub const VARS_YML: &str = "vars.yml";
 pub const SETTINGS_YAML: &str = "kswizard.yaml";
 
 /// Where a cluster came from, and the original common.yaml text to patch when writing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Source {
     pub dir: PathBuf,
     /// The LB file in use: common.yaml, or vars.yml when only that exists.

@@ -266,7 +266,6 @@ fn a_finished_write_marks_the_state_saved() {
     let mut s = opened();
     send(&mut s, [Action::GoTo(Screen::Roles), Action::Preset]);
     s.cluster.lb.port = 8443;
-    s.refresh();
     assert!(s.dirty());
     let disk = crate::tui::effects::load(std::path::Path::new("conf"));
     let written = Box::new(s.cluster.clone());
@@ -293,11 +292,9 @@ fn a_finished_write_marks_the_state_saved() {
 fn edits_made_while_the_files_are_written_stay_unsaved() {
     let mut s = opened();
     s.cluster.lb.port = 8443;
-    s.refresh();
     let written = Box::new(s.cluster.clone());
     // The operator goes on editing before the write reports back.
     s.cluster.lb.port = 9443;
-    s.refresh();
     let disk = crate::tui::effects::load(std::path::Path::new("conf"));
     send(
         &mut s,
@@ -652,4 +649,26 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     assert_eq!(s.screen, Screen::Done);
     assert!(send(&mut s, [Action::LbProbed(lb(true))]).is_empty());
     assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
+}
+
+#[test]
+fn findings_and_diffs_follow_the_cluster_whatever_changed_it() {
+    // No action has to remember to recompute them: a change the next action finds is seen too.
+    let mut s = opened();
+    assert!(codes(&s).is_empty());
+    s.cluster.hosts[0].roles.etcd = false;
+    send(&mut s, [Action::Help, Action::Help]);
+    assert_eq!(codes(&s), ["etcd-count-even"]);
+    let diff_lines = |s: &State| -> usize {
+        s.diffs
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|f| f.lines.len())
+            .sum()
+    };
+    assert!(diff_lines(&s) > 0, "the diff shows master1 leaving [etcd]");
+    s.cluster.hosts[0].roles.etcd = true;
+    send(&mut s, [Action::Help, Action::Help]);
+    assert_eq!((codes(&s).len(), diff_lines(&s)), (0, 0));
 }
