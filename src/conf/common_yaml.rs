@@ -21,6 +21,7 @@ pub struct LbValues {
 }
 
 pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
+    super::limits::check_yaml(text, file)?;
     let doc: Value = serde_yaml::from_str(text).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod common_yaml;
 pub mod error;
 pub mod hosts_ini;
+pub mod limits;
 pub mod settings;
 
 use std::io;
@@ -30,8 +31,8 @@ pub struct Source {
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ConfError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
+    match std::fs::File::open(path) {
+        Ok(f) => limits::read_all(f, path).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ConfError::io(path, &e)),
     }
