@@ -176,11 +176,11 @@ pub struct State {
     pub source: Source,
     /// The cluster as last opened or written: unsaved changes are the difference to it.
     pub saved: Cluster,
-    /// Derived from the cluster by `refresh`, never set anywhere else.
-    pub findings: Vec<Finding>,
+    /// Derived from the cluster by `refresh` (private, so nothing else sets it).
+    findings: Vec<Finding>,
     /// The diff of each file `save` would write, or why it cannot be rendered; derived like
     /// `findings`.
-    pub diffs: Result<Vec<FileDiff>, String>,
+    diffs: Result<Vec<FileDiff>, String>,
     /// What `findings` and `diffs` were computed from.
     derived_from: Option<DerivedFrom>,
     pub start_selected: usize,
@@ -260,6 +260,16 @@ impl State {
                 .diffs
                 .as_ref()
                 .is_ok_and(|d| d.iter().all(|f| f.lines.is_empty()))
+    }
+
+    /// The findings of the cluster as it is (see `refresh`).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The diff of each file a write would change, or why the files cannot be rendered.
+    pub fn diffs(&self) -> &Result<Vec<FileDiff>, String> {
+        &self.diffs
     }
 
     pub fn errors(&self) -> usize {

@@ -234,16 +234,16 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     if state.saving {
         return Vec::new();
     }
-    if has_errors(&state.findings) {
+    if has_errors(state.findings()) {
         state.set_status(
             StatusKind::Error,
             format!("Not written: {}", errors_remain(state.errors())),
         );
         return Vec::new();
     }
-    if !state.findings.is_empty() && !accept_warnings {
+    if !state.findings().is_empty() && !accept_warnings {
         state.modal = Some(Modal::Confirm(Confirm::WriteWithWarnings(
-            state.findings.len(),
+            state.findings().len(),
         )));
         return Vec::new();
     }
@@ -496,7 +496,7 @@ fn review_action(state: &mut State, action: Action) {
         Action::PageUp => state.diff_scroll = state.diff_scroll.saturating_sub(PAGE),
         Action::PageDown => {
             let total = state
-                .diffs
+                .diffs()
                 .as_ref()
                 .map_or(0, |d| d.iter().map(|f| f.lines.len()).sum());
             state.diff_scroll = (state.diff_scroll + PAGE).min(total.saturating_sub(1));
@@ -527,7 +527,7 @@ fn ask_install(state: &mut State) {
     if state.installing() {
         return;
     }
-    if has_errors(&state.findings) {
+    if has_errors(state.findings()) {
         let text = format!("Not installing: {}", errors_remain(state.errors()));
         state.set_status(StatusKind::Error, text);
         return;

@@ -13,7 +13,7 @@ use crate::tui::state::{Confirm, LbField, Modal, Screen, State, StatusKind};
 use crate::tui::update::{LB_PROBE_EVERY, update};
 
 fn codes(s: &crate::tui::state::State) -> Vec<&'static str> {
-    s.findings.iter().map(|f| f.code).collect()
+    s.findings().iter().map(|f| f.code).collect()
 }
 
 #[test]
@@ -22,7 +22,7 @@ fn open_goes_to_hosts_with_the_files_cluster() {
     assert_eq!(s.screen, Screen::Hosts);
     assert_eq!(s.cluster.hosts.len(), 6);
     assert!(!s.dirty());
-    assert!(s.findings.is_empty(), "{:?}", s.findings);
+    assert!(s.findings().is_empty(), "{:?}", s.findings());
 }
 
 #[test]
@@ -440,7 +440,7 @@ fn install_is_refused_with_unsaved_changes() {
             Action::Toggle,
         ],
     );
-    assert!(s.findings.is_empty());
+    assert!(s.findings().is_empty());
     let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
     assert!(effects.is_empty());
     assert!(s.modal.is_none());
@@ -660,7 +660,7 @@ fn findings_and_diffs_follow_the_cluster_whatever_changed_it() {
     send(&mut s, [Action::Help, Action::Help]);
     assert_eq!(codes(&s), ["etcd-count-even"]);
     let diff_lines = |s: &State| -> usize {
-        s.diffs
+        s.diffs()
             .as_ref()
             .unwrap()
             .iter()
