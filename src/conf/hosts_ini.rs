@@ -315,8 +315,7 @@ fn build(
         ..IniLayout::default()
     };
 
-    // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
-    // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
+    // Each group's own host lines and its child groups, looked up by name from here on.
     let mut direct: HashMap<&str, Vec<&Entry>> = HashMap::new();
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
     for s in &sections {
@@ -329,6 +328,8 @@ fn build(
             SectionKind::Vars => {}
         }
     }
+    // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
+    // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
     let mut role_feeders: HashSet<&str> = HashSet::new();
     let mut stack: Vec<&str> = MASTER_GROUPS
         .iter()
