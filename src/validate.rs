@@ -1,6 +1,6 @@
 //! The layout rules (DESIGN §3): one pure function over the model, stable codes, fixed wording.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use serde::Serialize;
@@ -30,6 +30,15 @@ pub const ACCEPTABLE: &[&str] = &["etcd-on-worker"];
 
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+/// The names in their first order, each once.
+fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    names
+        .filter(|n| seen.insert(*n))
+        .map(str::to_string)
+        .collect()
 }
 
 fn list(names: &[String]) -> String {
@@ -81,13 +90,7 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
         findings: Vec::new(),
     };
     let names = |it: &mut dyn Iterator<Item = &crate::model::Host>| -> Vec<String> {
-        let mut v: Vec<String> = Vec::new();
-        for h in it {
-            if !v.contains(&h.name) {
-                v.push(h.name.clone());
-            }
-        }
-        v
+        unique(it.map(|h| h.name.as_str()))
     };
     let masters = names(&mut cluster.masters());
     let etcd = names(&mut cluster.etcd());
@@ -97,7 +100,7 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
     for h in &cluster.hosts {
         *by_name.entry(h.name.as_str()).or_default() += 1;
     }
-    let mut reported = std::collections::HashSet::new();
+    let mut reported = HashSet::new();
     for h in &cluster.hosts {
         let n = by_name[h.name.as_str()];
         if n > 1 && reported.insert(h.name.as_str()) {
@@ -131,7 +134,7 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
     }
 
     // Addresses: no two hosts share one.
-    let mut by_addr: HashMap<&str, Vec<String>> = HashMap::new();
+    let mut by_addr: HashMap<&str, Vec<&str>> = HashMap::new();
     for h in &cluster.hosts {
         let mut addrs: Vec<&str> = [h.address.as_deref(), h.ip.as_deref()]
             .into_iter()
@@ -139,18 +142,20 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
             .collect();
         addrs.dedup();
         for a in addrs {
-            let v = by_addr.entry(a).or_default();
-            if !v.contains(&h.name) {
-                v.push(h.name.clone());
-            }
+            by_addr.entry(a).or_default().push(h.name.as_str());
         }
     }
     let mut dup_addrs: Vec<(&str, Vec<String>)> = by_addr
-        .iter()
+        .into_iter()
+        .map(|(a, v)| (a, unique(v.into_iter())))
         .filter(|(_, v)| v.len() > 1)
-        .map(|(a, v)| (*a, v.clone()))
         .collect();
-    dup_addrs.sort_by_key(|(_, v)| cluster.hosts.iter().position(|h| h.name == v[0]));
+    // In the order of each address's first host.
+    let mut first_at: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in cluster.hosts.iter().enumerate() {
+        first_at.entry(h.name.as_str()).or_insert(i);
+    }
+    dup_addrs.sort_by_key(|(_, v)| first_at.get(v[0].as_str()).copied());
     for (addr, hosts) in dup_addrs {
         out.push(
             "duplicate-ip",
@@ -318,6 +323,7 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 .as_deref()
                 .and_then(|a| a.parse::<Ipv4Addr>().ok())
         {
+            // One pass over the masters: a single `contains` keeps this linear.
             let subnets: Vec<[u8; 3]> = cluster
                 .masters()
                 .filter_map(|h| h.node_ip().parse::<Ipv4Addr>().ok())

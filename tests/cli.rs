@@ -234,3 +234,42 @@ fn write_refuses_a_layout_with_errors() {
     assert_eq!(kswizard(&with_lb).code, 0);
     assert!(out.path().join("hosts.ini").exists() && out.path().join("common.yaml").exists());
 }
+
+#[test]
+fn a_file_over_a_limit_is_exit_2_naming_file_line_and_limit() {
+    // 100,000 levels of nesting: refused at once (serde_yaml alone took seconds on it).
+    let deep = format!("x: 1\nloadbalancer_apiserver: {}\n", "[".repeat(100_000));
+    let dir = conf_dir(&[("common.yaml", &deep)]);
+    let run = validate(dir.path(), &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "kswizard: {}:2: YAML nested more than 64 levels deep; kswizard reads up to 64 (its settings need fewer than 5)\n",
+            dir.path().join("common.yaml").display()
+        )
+    );
+}
+
+#[test]
+fn write_without_changes_gives_back_a_crlf_vars_yml_byte_for_byte() {
+    // The older vars.yml, CRLF, with an LB set and the sample's domain line still commented.
+    let vars = sample(KS_VARS)
+        .replace(
+            "#loadbalancer_apiserver:\n#  address: 192.168.0.10\n#  port: 6443\n",
+            "loadbalancer_apiserver:\n  address: 192.168.0.10\n  port: 6443\n",
+        )
+        .replace('\n', "\r\n");
+    assert!(vars.contains("\r\nloadbalancer_apiserver:\r\n"));
+    let conf = conf_dir(&[("hosts.ini", &sample(KS_HOSTS)), ("vars.yml", &vars)]);
+    let out = tempfile::tempdir().unwrap();
+    let run = kswizard(&[
+        "write",
+        "--conf",
+        conf.path().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(std::fs::read(out.path().join("vars.yml")).unwrap() == vars.as_bytes());
+}

@@ -209,6 +209,16 @@ proptest! {
     }
 
     #[test]
+    fn yaml_readers_never_panic_on_nesting(
+        text in "([\\[\\]{}:,?&*!|>'\"#a-] {0,3}){0,60}\n( {0,6}[\\[{\\-?:a-z'\"|] {0,2}){0,40}"
+    ) {
+        // Text made of YAML's structure characters: the depth check (libyaml's scanner) and the
+        // readers behind it must end with a value or an error on all of it.
+        read_and_patch_yaml(&text);
+        let _ = kswizard::conf::settings::parse(&text, Path::new("conf/kswizard.yaml"));
+    }
+
+    #[test]
     fn yaml_reader_and_patcher_never_panic_on_mutated_samples(bytes in mutated(samples(YAML_SAMPLES))) {
         read_and_patch_yaml(&lossy(&bytes));
     }

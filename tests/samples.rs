@@ -164,3 +164,36 @@ fn kubespray_master_with_its_hosts_filled_in() {
         )]
     );
 }
+
+/// The samples with an LB set by hand (the HA block's `#` taken off its three lines) and the
+/// domain line left commented, in LF and CRLF: writing with nothing changed keeps every byte.
+#[test]
+fn a_write_without_changes_keeps_common_yaml_byte_for_byte() {
+    for (common_name, name) in [("common.yaml", KS_COMMON), ("vars.yml", KS_VARS)] {
+        let lb_set: String = sample(name)
+            .lines()
+            .map(|l| {
+                let bare = l.trim_start_matches(['#', ' ']);
+                let is_block = bare.starts_with("loadbalancer_apiserver:")
+                    || bare.starts_with("address: 192.168.0.10")
+                    || bare.starts_with("port: 6443");
+                match (is_block, bare.starts_with("loadbalancer")) {
+                    (true, true) => format!("{bare}\n"),
+                    (true, false) => format!("  {bare}\n"),
+                    _ => format!("{l}\n"),
+                }
+            })
+            .collect();
+        for text in [lb_set.clone(), lb_set.replace('\n', "\r\n")] {
+            let dir = conf_dir(&[("hosts.ini", &sample(KS_HOSTS)), (common_name, &text)]);
+            let (c, source) = conf::load(dir.path()).unwrap();
+            assert_eq!(c.lb.address.as_deref(), Some("192.168.0.10"), "{name}");
+            let files = conf::render_all(&c, &source).unwrap();
+            let (_, written) = files.iter().find(|(n, _)| n == common_name).unwrap();
+            assert!(
+                written == &text,
+                "{common_name} changed on a write without changes"
+            );
+        }
+    }
+}

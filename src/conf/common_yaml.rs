@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_yaml::Value;
 
 use super::error::ConfError;
-use crate::model::LoadBalancer;
+use crate::model::{DEFAULT_LB_DOMAIN, DEFAULT_LB_PORT, LoadBalancer};
 
 const LB_KEY: &str = "loadbalancer_apiserver";
 const DOMAIN_KEY: &str = "apiserver_loadbalancer_domain_name";
@@ -21,6 +21,7 @@ pub struct LbValues {
 }
 
 pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
+    super::limits::check_yaml(text, file)?;
     let doc: Value = serde_yaml::from_str(text).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
@@ -155,9 +156,25 @@ fn quoted(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// Whether a file whose LB keys read as `v` gives `lb` when loaded: unset keys read as the
+/// defaults (`conf::load` does the same), so a file need not spell them out.
+fn reads_as(v: &LbValues, lb: &LoadBalancer) -> bool {
+    if lb.is_configured() {
+        v.address == lb.address
+            && v.port.unwrap_or(i64::from(DEFAULT_LB_PORT)) == lb.port
+            && v.domain.as_deref().unwrap_or(DEFAULT_LB_DOMAIN) == lb.domain
+    } else {
+        v.address.is_none()
+    }
+}
+
 /// `text` with the load balancer set to `lb` (or commented out when `lb` has none), every other
-/// line unchanged. Fails, changing nothing, if the result would not read back as `lb`.
+/// line unchanged; `text` itself when it already says `lb`, so a write without changes keeps
+/// every byte. Fails, changing nothing, if the result would not read back as `lb`.
 pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfError> {
+    if parse(text, file).is_ok_and(|v| reads_as(&v, lb)) {
+        return Ok(text.to_string());
+    }
     let lines = split_lines(text);
     let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let mut out: Vec<(String, &str)> = lines.iter().map(|(b, e)| (b.to_string(), *e)).collect();
@@ -267,14 +284,7 @@ pub fn patch(text: &str, lb: &LoadBalancer, file: &Path) -> Result<String, ConfE
             ),
         )
     })?;
-    let expect_ok = if configured {
-        check.address == lb.address
-            && check.port == Some(lb.port)
-            && check.domain.as_deref() == Some(&lb.domain)
-    } else {
-        check.address.is_none()
-    };
-    if !expect_ok {
+    if !reads_as(&check, lb) {
         return Err(ConfError::new(
             file,
             0,

@@ -13,6 +13,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use super::error::ConfError;
+use super::limits::{self, MAX_HOST_KEYS};
 use crate::model::{Auth, Cluster, Host, IniLayout, Roles, Secret, UndefinedRef};
 
 const MASTER_GROUPS: &[&str] = &["kube-master", "kube_control_plane"];
@@ -52,6 +53,7 @@ fn is_known_group(g: &str) -> bool {
 
 /// Read a hosts.ini held in memory. `file` names it in errors.
 pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
+    limits::check_size(bytes.len(), file)?;
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let line = bytes[..e.valid_up_to()]
             .iter()
@@ -109,6 +111,17 @@ pub fn parse(bytes: &[u8], file: &Path) -> Result<Cluster, ConfError> {
             continue;
         }
         let (tokens, comment) = tokenize(line, file, lineno)?;
+        if tokens.len() > MAX_HOST_KEYS + 1 {
+            return Err(ConfError::new(
+                file,
+                lineno,
+                format!(
+                    "host '{}' has {} keys on this line; kswizard reads up to {MAX_HOST_KEYS} on a host line",
+                    tokens[0],
+                    tokens.len() - 1
+                ),
+            ));
+        }
         let mut tokens = tokens.into_iter();
         let name = tokens.next().unwrap_or_default();
         match current.kind {
@@ -302,6 +315,19 @@ fn build(
         ..IniLayout::default()
     };
 
+    // Each group's own host lines and its child groups, looked up by name from here on.
+    let mut direct: HashMap<&str, Vec<&Entry>> = HashMap::new();
+    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
+    for s in &sections {
+        match s.kind {
+            SectionKind::Hosts => direct.entry(&s.group).or_default().extend(s.entries.iter()),
+            SectionKind::Children => children
+                .entry(&s.group)
+                .or_default()
+                .extend(s.entries.iter().map(|e| e.name.as_str())),
+            SectionKind::Vars => {}
+        }
+    }
     // Groups of the user's own that feed a role group through `:children` (`[kube-master:children]`
     // naming `[masters]`): as in Ansible, their lines with variables define hosts too.
     let mut role_feeders: HashSet<&str> = HashSet::new();
@@ -312,14 +338,9 @@ fn build(
         .copied()
         .collect();
     while let Some(g) = stack.pop() {
-        for s in sections
-            .iter()
-            .filter(|s| s.kind == SectionKind::Children && s.group == g)
-        {
-            for e in &s.entries {
-                if role_feeders.insert(e.name.as_str()) {
-                    stack.push(e.name.as_str());
-                }
+        for &child in children.get(g).into_iter().flatten() {
+            if role_feeders.insert(child) {
+                stack.push(child);
             }
         }
     }
@@ -359,19 +380,11 @@ fn build(
         }
     }
 
-    // Membership: a group's own host lines plus, through `:children`, its child groups' members.
-    let mut direct: HashMap<&str, Vec<&Entry>> = HashMap::new();
-    let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    for s in &sections {
-        match s.kind {
-            SectionKind::Hosts => direct.entry(&s.group).or_default().extend(s.entries.iter()),
-            SectionKind::Children => children
-                .entry(&s.group)
-                .or_default()
-                .extend(s.entries.iter().map(|e| e.name.as_str())),
-            SectionKind::Vars => {}
-        }
+    for h in &mut hosts {
+        merge_repeated_keys(&mut h.extra);
     }
+
+    // Membership: a group's own host lines plus, through `:children`, its child groups' members.
     let defined_any = !hosts.is_empty();
     let mut undefined = Vec::new();
     let mut members =
@@ -419,6 +432,7 @@ fn build(
         };
     }
 
+    let mut cluster_children = HashSet::new();
     for s in &sections {
         let known = s.header_line > 0
             && match s.kind {
@@ -446,7 +460,7 @@ fn build(
                     let n = e.name.as_str();
                     if !MASTER_GROUPS.contains(&n)
                         && !WORKER_GROUPS.contains(&n)
-                        && !layout.cluster_children.iter().any(|c| c == n)
+                        && cluster_children.insert(n)
                     {
                         layout.cluster_children.push(n.to_string());
                     }
@@ -525,10 +539,8 @@ fn apply_vars(
             }
             "ansible_ssh_private_key_file" => key_file = Some(v.clone()),
             "ansible_connection" if v == "local" => local = true,
-            _ => match h.extra.iter_mut().find(|(ek, _)| ek == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => h.extra.push((k.clone(), v.clone())),
-            },
+            // Repeated keys are merged once every line is read (`merge_repeated_keys`).
+            _ => h.extra.push((k.clone(), v.clone())),
         }
     }
     h.auth = if local {
@@ -551,10 +563,27 @@ fn apply_vars(
     Ok(())
 }
 
+/// A key given again (on the line or on a group line for the same host) keeps its first place
+/// and takes the last value, as in Ansible; one pass with a map, so long lines stay linear.
+fn merge_repeated_keys(extra: &mut Vec<(String, String)>) {
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(extra.len());
+    let mut merged: Vec<(String, String)> = Vec::with_capacity(extra.len());
+    for (k, v) in extra.drain(..) {
+        match at.get(&k) {
+            Some(&i) => merged[i].1 = v,
+            None => {
+                at.insert(k.clone(), merged.len());
+                merged.push((k, v));
+            }
+        }
+    }
+    *extra = merged;
+}
+
 /// Read `path`. A missing file is an error here; `conf::load` decides whether that means "new".
 pub fn read(path: &Path) -> Result<Cluster, ConfError> {
-    let bytes = std::fs::read(path).map_err(|e| ConfError::io(path, &e))?;
-    parse(&bytes, path)
+    let f = std::fs::File::open(path).map_err(|e| ConfError::io(path, &e))?;
+    parse(&limits::read_all(f, path)?, path)
 }
 
 /// `v` as one shell word that reads back as `v`. Names and keys go through it too: a file may

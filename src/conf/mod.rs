@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod common_yaml;
 pub mod error;
 pub mod hosts_ini;
+pub mod limits;
 pub mod settings;
 
 use std::io;
@@ -19,7 +20,7 @@ pub const VARS_YML: &str = "vars.yml";
 pub const SETTINGS_YAML: &str = "kswizard.yaml";
 
 /// Where a cluster came from, and the original common.yaml text to patch when writing.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Source {
     pub dir: PathBuf,
     /// The LB file in use: common.yaml, or vars.yml when only that exists.
@@ -30,8 +31,8 @@ pub struct Source {
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ConfError> {
-    match std::fs::read(path) {
-        Ok(b) => Ok(Some(b)),
+    match std::fs::File::open(path) {
+        Ok(f) => limits::read_all(f, path).map(Some),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(ConfError::io(path, &e)),
     }

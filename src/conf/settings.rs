@@ -6,6 +6,7 @@ use super::error::ConfError;
 use crate::model::Settings;
 
 pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfError> {
+    super::limits::check_yaml(text, file)?;
     if text.trim().is_empty() {
         return Ok(Settings::default());
     }

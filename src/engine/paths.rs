@@ -22,50 +22,22 @@ pub fn state_dir(conf: &Path, state: Option<&Path>) -> PathBuf {
 /// The plan kswizard carries in its binary: `assets/plan.yaml` and its step scripts.
 pub const BUNDLED: &str = "<bundled>/plan.yaml";
 
-const BUNDLED_FILES: &[(&str, &str)] = &[
-    ("plan.yaml", include_str!("../../assets/plan.yaml")),
-    (
-        "steps/preflight.sh",
-        include_str!("../../assets/steps/preflight.sh"),
-    ),
-    (
-        "steps/os-prep.sh",
-        include_str!("../../assets/steps/os-prep.sh"),
-    ),
-    (
-        "steps/container-runtime.sh",
-        include_str!("../../assets/steps/container-runtime.sh"),
-    ),
-    (
-        "steps/kube-packages.sh",
-        include_str!("../../assets/steps/kube-packages.sh"),
-    ),
-    (
-        "steps/etcd-ca.sh",
-        include_str!("../../assets/steps/etcd-ca.sh"),
-    ),
-    (
-        "steps/etcd-certs.sh",
-        include_str!("../../assets/steps/etcd-certs.sh"),
-    ),
-    (
-        "steps/etcd-start.sh",
-        include_str!("../../assets/steps/etcd-start.sh"),
-    ),
-    (
-        "steps/etcd-health.sh",
-        include_str!("../../assets/steps/etcd-health.sh"),
-    ),
-    (
-        "steps/kubeadm-init.sh",
-        include_str!("../../assets/steps/kubeadm-init.sh"),
-    ),
-    ("steps/join.sh", include_str!("../../assets/steps/join.sh")),
-    (
-        "steps/verify.sh",
-        include_str!("../../assets/steps/verify.sh"),
-    ),
-];
+/// Every file under `assets/` as (path relative to it, content), found by `build.rs`.
+pub const ASSETS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
+
+/// A bundled file by its path relative to `assets/` (`steps/join.sh`, `./steps/join.sh`).
+fn bundled(name: &str) -> Option<&'static [u8]> {
+    let name = name.trim_start_matches("./");
+    ASSETS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+fn bundled_text(name: &str) -> std::io::Result<String> {
+    use std::io::{Error, ErrorKind};
+    let bytes = bundled(name)
+        .ok_or_else(|| Error::new(ErrorKind::NotFound, "not in the bundled assets/"))?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
 
 /// The plan to run: `--plan`, else kswizard.yaml's `plan`, else `assets/plan.yaml` next to the
 /// conf directory (as in this repository, where it can be edited), else the bundled one.
@@ -87,17 +59,8 @@ pub fn load_plan(path: &Path) -> Result<Plan, ConfError> {
     if path != Path::new(BUNDLED) {
         return super::plan::load(path);
     }
-    let file = |name: &str| {
-        BUNDLED_FILES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, t)| *t)
-    };
-    super::plan::parse(file("plan.yaml").unwrap_or_default(), path, |script| {
-        file(script).map(str::to_string).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "not in the bundled plan")
-        })
-    })
+    let text = bundled_text("plan.yaml").map_err(|e| ConfError::io(path, &e))?;
+    super::plan::parse(&text, path, bundled_text)
 }
 
 #[cfg(test)]
@@ -113,5 +76,33 @@ mod tests {
         .unwrap();
         assert_eq!(plan.steps, on_disk.steps);
         assert!(plan.steps.iter().all(|s| !s.body.is_empty()));
+    }
+
+    fn files_under(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files_under(&path, root, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().to_str().unwrap();
+                out.push((name.replace('\\', "/"), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn every_file_under_assets_is_in_the_bundle() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets");
+        let mut on_disk = Vec::new();
+        files_under(&root, &root, &mut on_disk);
+        on_disk.sort();
+        let mut in_binary: Vec<(String, Vec<u8>)> = ASSETS
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.to_vec()))
+            .collect();
+        in_binary.sort();
+        assert!(on_disk.iter().any(|(n, _)| n == "lab/stand-ins/standin.py"));
+        assert_eq!(in_binary, on_disk);
+        assert_eq!(bundled("./steps/join.sh"), bundled("steps/join.sh"));
     }
 }

@@ -135,6 +135,7 @@ pub fn parse(
     file: &Path,
     read_script: impl Fn(&str) -> std::io::Result<String>,
 ) -> Result<Plan, ConfError> {
+    crate::conf::limits::check_yaml(text, file)?;
     let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();

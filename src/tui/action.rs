@@ -70,10 +70,11 @@ pub enum Action {
 #[derive(Debug, Clone)]
 pub enum Effect {
     Load(PathBuf),
-    /// Connect to the host, check sudo and gather its facts; host keys go to `known_hosts`.
+    /// Connect to the host, check sudo and gather its facts; host keys go to `known_hosts` in
+    /// the state dir of the conf directory `dir` (found by the effect: it looks at the disk).
     TestSsh {
         host: Box<crate::model::Host>,
-        known_hosts: PathBuf,
+        dir: PathBuf,
     },
     Save {
         cluster: Box<Cluster>,

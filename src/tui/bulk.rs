@@ -43,14 +43,14 @@ pub fn hosts_from_range(spec: &str, prefix: &str, existing: &[Host]) -> Result<V
         return Err("give a name prefix, e.g. node".to_string());
     }
     let addrs = parse_range(spec)?;
-    let taken = |name: &str| existing.iter().any(|h| h.name == name);
+    let taken: std::collections::HashSet<&str> = existing.iter().map(|h| h.name.as_str()).collect();
     let mut n = 0;
     let mut hosts = Vec::with_capacity(addrs.len());
     for addr in addrs {
         let name = loop {
             n += 1;
             let candidate = format!("{prefix}{n}");
-            if !taken(&candidate) {
+            if !taken.contains(candidate.as_str()) {
                 break candidate;
             }
         };

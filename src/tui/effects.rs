@@ -29,9 +29,9 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
         Effect::Install { cluster, dir } => return install(*cluster, dir, tx).await,
         Effect::ProbeLb { cluster, after } => probe_lb(*cluster, after).await,
         Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
-        Effect::TestSsh { host, known_hosts } => Action::Tested {
+        Effect::TestSsh { host, dir } => Action::Tested {
             host: host.name.clone(),
-            result: test_ssh(&host, &known_hosts).await,
+            result: test_ssh(&host, &dir).await,
         },
         Effect::Save {
             cluster,
@@ -130,15 +130,16 @@ fn save(cluster: &Cluster, source: &Source, dir: &Path) -> Result<Disk, String> 
 }
 
 /// The SSH test: the engine's own connect and facts, bounded in time so that neither the
-/// screen nor quitting waits on a host that does not answer.
+/// screen nor quitting waits on a host that does not answer. Host keys are pinned in the state
+/// dir found from the conf directory `dir`, as the install does.
 async fn test_ssh(
     host: &crate::model::Host,
-    known_hosts: &Path,
+    dir: &Path,
 ) -> Result<crate::engine::events::Facts, String> {
-    if let Some(dir) = known_hosts.parent() {
-        executor::ensure_state_dir(dir).map_err(|e| e.to_string())?;
-    }
-    match tokio::time::timeout(TEST_TIMEOUT, crate::engine::probe(host, known_hosts)).await {
+    let state = state_dir(dir, None);
+    executor::ensure_state_dir(&state).map_err(|e| e.to_string())?;
+    let known_hosts = state.join("known_hosts");
+    match tokio::time::timeout(TEST_TIMEOUT, crate::engine::probe(host, &known_hosts)).await {
         Ok(result) => result.map_err(|e| e.to_string()),
         Err(_) => Err(format!(
             "{}: no answer within {} s (SSH and the sudo check)",

@@ -19,22 +19,42 @@ pub enum Value {
     Lines(Input),
 }
 
+/// Which field it is: what the form is read by, so labels can be reworded freely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldId {
+    Name,
+    Address,
+    Ip,
+    Port,
+    User,
+    Auth,
+    KeyFile,
+    SshPassword,
+    SudoPassword,
+    Addresses,
+    NamePrefix,
+    Lines,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
+    pub id: FieldId,
     pub label: &'static str,
     pub value: Value,
 }
 
 impl Field {
-    fn text(label: &'static str, text: impl Into<String>) -> Self {
+    fn text(id: FieldId, label: &'static str, text: impl Into<String>) -> Self {
         Field {
+            id,
             label,
             value: Value::Text(Input::new(text)),
         }
     }
 
-    fn secret(label: &'static str, text: &str) -> Self {
+    fn secret(id: FieldId, label: &'static str, text: &str) -> Self {
         Field {
+            id,
             label,
             value: Value::Secret(Input::new(text)),
         }
@@ -88,24 +108,35 @@ impl Form {
         Form::new(
             kind,
             vec![
-                Field::text("Name", h.name.as_str()),
-                Field::text("Address (ansible_host)", h.address.as_deref().unwrap_or("")),
-                Field::text("Node IP (ip)", h.ip.as_deref().unwrap_or("")),
+                Field::text(FieldId::Name, "Name", h.name.as_str()),
                 Field::text(
+                    FieldId::Address,
+                    "Address (ansible_host)",
+                    h.address.as_deref().unwrap_or(""),
+                ),
+                Field::text(FieldId::Ip, "Node IP (ip)", h.ip.as_deref().unwrap_or("")),
+                Field::text(
+                    FieldId::Port,
                     "SSH port",
                     h.port.map(|p| p.to_string()).unwrap_or_default(),
                 ),
-                Field::text("User (empty = root)", h.user.as_deref().unwrap_or("")),
+                Field::text(
+                    FieldId::User,
+                    "User (empty = root)",
+                    h.user.as_deref().unwrap_or(""),
+                ),
                 Field {
+                    id: FieldId::Auth,
                     label: "Auth",
                     value: Value::Choice {
                         options: AUTH_CHOICES,
                         index: auth,
                     },
                 },
-                Field::text("Key file (empty = default)", key_file),
-                Field::secret("SSH password", password),
+                Field::text(FieldId::KeyFile, "Key file (empty = default)", key_file),
+                Field::secret(FieldId::SshPassword, "SSH password", password),
                 Field::secret(
+                    FieldId::SudoPassword,
                     "Sudo password",
                     h.become_pass.as_ref().map_or("", Secret::expose),
                 ),
@@ -117,8 +148,8 @@ impl Form {
         Form::new(
             FormKind::Range,
             vec![
-                Field::text("Addresses", ""),
-                Field::text("Name prefix", "node"),
+                Field::text(FieldId::Addresses, "Addresses", ""),
+                Field::text(FieldId::NamePrefix, "Name prefix", "node"),
             ],
         )
     }
@@ -127,6 +158,7 @@ impl Form {
         Form::new(
             FormKind::Paste,
             vec![Field {
+                id: FieldId::Lines,
                 label: "hosts.ini lines",
                 value: Value::Lines(Input::default()),
             }],
@@ -175,20 +207,20 @@ impl Form {
         self.error = None;
     }
 
-    /// The text of the field labelled `label`, trimmed; empty for a choice.
-    pub fn text(&self, label: &str) -> &str {
+    /// The text of field `id`, trimmed; empty for a choice.
+    pub fn text(&self, id: FieldId) -> &str {
         self.fields
             .iter()
-            .find(|f| f.label == label)
+            .find(|f| f.id == id)
             .and_then(Field::input)
             .map_or("", |i| i.text().trim())
     }
 
-    fn choice(&self, label: &str) -> usize {
+    fn choice(&self, id: FieldId) -> usize {
         self.fields
             .iter()
             .find_map(|f| match f.value {
-                Value::Choice { index, .. } if f.label == label => Some(index),
+                Value::Choice { index, .. } if f.id == id => Some(index),
                 _ => None,
             })
             .unwrap_or(0)
@@ -197,11 +229,11 @@ impl Form {
     /// The host the editor describes; `base` supplies what the form does not show (roles, unknown
     /// keys, the line's comment).
     pub fn to_host(&self, base: Option<&Host>) -> Result<Host, String> {
-        let name = self.text("Name");
+        let name = self.text(FieldId::Name);
         if name.is_empty() {
             return Err("give the host a name".to_string());
         }
-        let port = match self.text("SSH port") {
+        let port = match self.text(FieldId::Port) {
             "" => None,
             p => Some(
                 p.parse::<u16>()
@@ -211,14 +243,14 @@ impl Form {
             ),
         };
         let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let address = some(self.text("Address (ansible_host)"));
-        let ip = some(self.text("Node IP (ip)")).or_else(|| address.clone());
-        let auth = match AUTH_CHOICES[self.choice("Auth")] {
+        let address = some(self.text(FieldId::Address));
+        let ip = some(self.text(FieldId::Ip)).or_else(|| address.clone());
+        let auth = match AUTH_CHOICES[self.choice(FieldId::Auth)] {
             "local" => Auth::Local,
             "key" => Auth::Key {
-                file: some(self.text("Key file (empty = default)")),
+                file: some(self.text(FieldId::KeyFile)),
             },
-            _ => match self.text("SSH password") {
+            _ => match self.text(FieldId::SshPassword) {
                 "" => return Err("enter the SSH password, or choose key".to_string()),
                 p => Auth::Password(Secret::new(p)),
             },
@@ -228,9 +260,9 @@ impl Form {
         host.address = address;
         host.ip = ip;
         host.port = port;
-        host.user = some(self.text("User (empty = root)"));
+        host.user = some(self.text(FieldId::User));
         host.auth = auth;
-        host.become_pass = some(self.text("Sudo password")).map(Secret::new);
+        host.become_pass = some(self.text(FieldId::SudoPassword)).map(Secret::new);
         Ok(host)
     }
 }
@@ -261,6 +293,22 @@ mod tests {
         assert_eq!(h.become_pass, Some(Secret::new("pw")));
         assert!(h.roles.worker);
         assert_eq!(h.extra, base.extra);
+    }
+
+    #[test]
+    fn fields_are_read_by_id_not_by_their_label() {
+        // Rewording a label on screen must not make the form lose what was typed into it.
+        let mut form = Form::host(FormKind::AddHost, None);
+        type_into(&mut form, "node1");
+        form.fields[0].label = "Host name";
+        form.focus = 1;
+        type_into(&mut form, "10.0.0.1");
+        form.fields[1].label = "Address";
+        let h = form.to_host(None).unwrap();
+        assert_eq!(
+            (h.name.as_str(), h.ip.as_deref()),
+            ("node1", Some("10.0.0.1"))
+        );
     }
 
     #[test]

@@ -152,6 +152,14 @@ pub struct FileDiff {
     pub lines: Vec<diff::Line>,
 }
 
+/// The inputs of the derived state, kept to tell when it is out of date.
+#[derive(Debug, Clone)]
+struct DerivedFrom {
+    cluster: Cluster,
+    source: Source,
+    files: Vec<(String, String)>,
+}
+
 /// Sections of the Review screen's summary, in order; Enter jumps to the screen.
 pub const REVIEW_SECTIONS: [Screen; 3] = [Screen::Hosts, Screen::Roles, Screen::LoadBalancer];
 
@@ -168,9 +176,13 @@ pub struct State {
     pub source: Source,
     /// The cluster as last opened or written: unsaved changes are the difference to it.
     pub saved: Cluster,
-    pub findings: Vec<Finding>,
-    /// The diff of each file `save` would write, or why it cannot be rendered.
-    pub diffs: Result<Vec<FileDiff>, String>,
+    /// Derived from the cluster by `refresh` (private, so nothing else sets it).
+    findings: Vec<Finding>,
+    /// The diff of each file `save` would write, or why it cannot be rendered; derived like
+    /// `findings`.
+    diffs: Result<Vec<FileDiff>, String>,
+    /// What `findings` and `diffs` were computed from.
+    derived_from: Option<DerivedFrom>,
     pub start_selected: usize,
     pub host_selected: usize,
     pub role_row: usize,
@@ -207,6 +219,7 @@ impl State {
             ssh_tests: std::collections::HashMap::new(),
             findings: Vec::new(),
             diffs: Ok(Vec::new()),
+            derived_from: None,
             start_selected: 0,
             host_selected: 0,
             role_row: 0,
@@ -249,6 +262,16 @@ impl State {
                 .is_ok_and(|d| d.iter().all(|f| f.lines.is_empty()))
     }
 
+    /// The findings of the cluster as it is (see `refresh`).
+    pub fn findings(&self) -> &[Finding] {
+        &self.findings
+    }
+
+    /// The diff of each file a write would change, or why the files cannot be rendered.
+    pub fn diffs(&self) -> &Result<Vec<FileDiff>, String> {
+        &self.diffs
+    }
+
     pub fn errors(&self) -> usize {
         self.findings
             .iter()
@@ -263,19 +286,34 @@ impl State {
             .filter(move |f| Screen::of_field(f.field) == screen)
     }
 
-    /// Recompute what derives from the cluster (findings, diffs) and keep cursors in range; called
-    /// after every change to the cluster.
+    /// The files as the conf directory holds them (empty before it is read).
+    fn on_disk(&self) -> &[(String, String)] {
+        match &self.disk {
+            Some(Ok(d)) => &d.files,
+            _ => &[],
+        }
+    }
+
+    /// Bring what derives from the cluster and the files (findings, diffs) up to date, and keep
+    /// cursors in range. `update` calls it after every action, the one place every change goes
+    /// through (a state built by hand, as in a benchmark, calls it once); it recomputes only when
+    /// the cluster, the source or the files changed.
     pub fn refresh(&mut self) {
+        let last_host = self.cluster.hosts.len().saturating_sub(1);
+        self.host_selected = self.host_selected.min(last_host);
+        self.role_row = self.role_row.min(last_host);
+        let current = self.derived_from.as_ref().is_some_and(|d| {
+            d.cluster == self.cluster && d.source == self.source && d.files == self.on_disk()
+        });
+        if current {
+            return;
+        }
         self.findings = validate(&self.cluster);
         let on_disk = |name: &str| -> &str {
-            match &self.disk {
-                Some(Ok(d)) => d
-                    .files
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map_or("", |(_, text)| text.as_str()),
-                _ => "",
-            }
+            self.on_disk()
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or("", |(_, text)| text.as_str())
         };
         self.diffs = conf::render_all(&self.cluster, &self.source)
             .map(|files| {
@@ -294,9 +332,11 @@ impl State {
                     .collect()
             })
             .map_err(|e| e.to_string());
-        let last_host = self.cluster.hosts.len().saturating_sub(1);
-        self.host_selected = self.host_selected.min(last_host);
-        self.role_row = self.role_row.min(last_host);
+        self.derived_from = Some(DerivedFrom {
+            cluster: self.cluster.clone(),
+            source: self.source.clone(),
+            files: self.on_disk().to_vec(),
+        });
     }
 
     pub fn set_status(&mut self, kind: StatusKind, text: impl Into<String>) {

@@ -3,7 +3,7 @@
 
 use super::action::{Action, Effect};
 use super::bulk;
-use super::form::{Form, FormKind};
+use super::form::{FieldId, Form, FormKind};
 use super::input::Input;
 use super::state::{
     Confirm, Disk, LbEdit, LbField, Modal, REVIEW_SECTIONS, Screen, StartChoice, State, StatusKind,
@@ -21,7 +21,15 @@ const PAGE: usize = 10;
 /// The roles of the Roles screen's columns.
 pub const ROLE_COLUMNS: [&str; 3] = ["master", "worker", "etcd"];
 
+/// Apply `action` to `state`; then bring what derives from the cluster up to date, here and
+/// only here, so that no change can leave the findings or the diffs behind.
 pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
+    let effects = apply(state, action);
+    state.refresh();
+    effects
+}
+
+fn apply(state: &mut State, action: Action) -> Vec<Effect> {
     match action {
         Action::Loaded(outcome) => {
             loaded(state, *outcome);
@@ -189,7 +197,6 @@ fn finish_open(state: &mut State, message: impl Into<String>) {
     state.host_selected = 0;
     state.role_row = 0;
     state.screen = Screen::Hosts;
-    state.refresh();
     state.set_status(StatusKind::Info, message);
 }
 
@@ -206,7 +213,6 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
         Confirm::Quit { .. } => state.quit = true,
         Confirm::DeleteHost(i) if i < state.cluster.hosts.len() => {
             let host = state.cluster.hosts.remove(i);
-            state.refresh();
             state.set_status(StatusKind::Info, format!("Deleted {}.", host.name));
         }
         Confirm::DeleteHost(_) => {}
@@ -228,16 +234,16 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     if state.saving {
         return Vec::new();
     }
-    if has_errors(&state.findings) {
+    if has_errors(state.findings()) {
         state.set_status(
             StatusKind::Error,
             format!("Not written: {}", errors_remain(state.errors())),
         );
         return Vec::new();
     }
-    if !state.findings.is_empty() && !accept_warnings {
+    if !state.findings().is_empty() && !accept_warnings {
         state.modal = Some(Modal::Confirm(Confirm::WriteWithWarnings(
-            state.findings.len(),
+            state.findings().len(),
         )));
         return Vec::new();
     }
@@ -272,7 +278,6 @@ fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
             state.source = disk.source.clone();
             state.disk = Some(Ok(disk));
             state.saved = written;
-            state.refresh();
             state.set_status(StatusKind::Ok, message);
         }
         Err(e) => state.set_status(StatusKind::Error, format!("Not written: {e}")),
@@ -292,11 +297,9 @@ fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
                 StatusKind::Info,
                 format!("Testing SSH and sudo on {}…", host.name),
             );
-            let known_hosts =
-                crate::engine::paths::state_dir(&state.conf_dir, None).join("known_hosts");
             return vec![Effect::TestSsh {
                 host: Box::new(host),
-                known_hosts,
+                dir: state.conf_dir.clone(),
             }];
         }
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
@@ -329,7 +332,6 @@ fn form_action(state: &mut State, mut form: Form, action: Action) {
         Action::Text(edit) => form.edit(edit),
         Action::Confirm => match submit(state, &form) {
             Ok(message) => {
-                state.refresh();
                 state.set_status(StatusKind::Info, message);
                 return;
             }
@@ -351,10 +353,12 @@ fn submit(state: &mut State, form: &Form) -> Result<String, String> {
             return Ok(message);
         }
         FormKind::AddHost => vec![form.to_host(None)?],
-        FormKind::Range => {
-            bulk::hosts_from_range(form.text("Addresses"), form.text("Name prefix"), hosts)?
-        }
-        FormKind::Paste => bulk::hosts_from_ini(form.text("hosts.ini lines"))?,
+        FormKind::Range => bulk::hosts_from_range(
+            form.text(FieldId::Addresses),
+            form.text(FieldId::NamePrefix),
+            hosts,
+        )?,
+        FormKind::Paste => bulk::hosts_from_ini(form.text(FieldId::Lines))?,
     };
     let message = match added.as_slice() {
         [one] => format!("Added {}.", one.name),
@@ -387,11 +391,9 @@ fn roles_action(state: &mut State, action: Action) {
                 _ => &mut roles.etcd,
             };
             *flag = !*flag;
-            state.refresh();
         }
         Action::Preset => {
             state.cluster.apply_preset();
-            state.refresh();
             state.set_status(
                 StatusKind::Info,
                 "Preset: the first three hosts are master + etcd, the rest workers.",
@@ -420,7 +422,6 @@ fn lb_action(state: &mut State, action: Action) {
                 .unwrap_or(0);
             let step = if matches!(action, Action::Left) { 2 } else { 1 };
             state.cluster.lb.mode = MODES[(m + step) % 3];
-            state.refresh();
         }
         Action::Edit if state.lb_field != LbField::Mode => {
             let lb = &state.cluster.lb;
@@ -449,20 +450,17 @@ fn lb_edit_action(state: &mut State, action: Action) {
     match action {
         Action::Back => {
             state.cluster.lb = edit.original;
-            state.refresh();
             return;
         }
         Action::Confirm if edit.error.is_none() => {
             if state.cluster.lb.domain.is_empty() {
                 state.cluster.lb.domain = DEFAULT_LB_DOMAIN.to_string();
-                state.refresh();
             }
             return;
         }
         Action::Text(e) => {
             edit.input.apply(e);
             edit.error = apply_lb_text(state, edit.input.text());
-            state.refresh();
         }
         _ => {}
     }
@@ -498,7 +496,7 @@ fn review_action(state: &mut State, action: Action) {
         Action::PageUp => state.diff_scroll = state.diff_scroll.saturating_sub(PAGE),
         Action::PageDown => {
             let total = state
-                .diffs
+                .diffs()
                 .as_ref()
                 .map_or(0, |d| d.iter().map(|f| f.lines.len()).sum());
             state.diff_scroll = (state.diff_scroll + PAGE).min(total.saturating_sub(1));
@@ -529,7 +527,7 @@ fn ask_install(state: &mut State) {
     if state.installing() {
         return;
     }
-    if has_errors(&state.findings) {
+    if has_errors(state.findings()) {
         let text = format!("Not installing: {}", errors_remain(state.errors()));
         state.set_status(StatusKind::Error, text);
         return;

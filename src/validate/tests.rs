@@ -392,3 +392,38 @@ fn errors_come_before_warnings() {
     assert!(has_errors(&validate(&c)));
     assert!(!has_errors(&validate(&small())));
 }
+
+/// Every lookup is a hash lookup: 100,000 hosts that are all masters and etcd, all with passwords,
+/// in pairs sharing an address, validate in a fraction of a second. With one linear `contains` per
+/// host (name lists, address owners, ordering of duplicates) this took minutes; the bound is only
+/// there to turn that into a failure instead of a hung test.
+#[test]
+fn validation_is_linear_in_hosts() {
+    const N: usize = 100_000;
+    let hosts: Vec<Host> = (0..N)
+        .map(|i| {
+            let pair = i / 2;
+            let mut h = host(
+                &format!("n{i}"),
+                &format!("10.{}.{}.{}", pair >> 16, (pair >> 8) & 255, pair & 255),
+                "me",
+            );
+            h.auth = Auth::Password(Secret::new("pw"));
+            h
+        })
+        .collect();
+    let c = cluster(hosts);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(validate(&c)));
+    let found = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("validating 100,000 hosts takes under a second unless a lookup is linear");
+    let count = |code: &str| found.iter().filter(|f| f.code == code).count();
+    assert_eq!(count("duplicate-ip"), N / 2);
+    let hosts_of = |code: &str| found.iter().find(|f| f.code == code).map(|f| f.hosts.len());
+    assert_eq!(hosts_of("etcd-count-even"), Some(N));
+    assert_eq!(hosts_of("lb-required"), Some(N));
+    assert_eq!(hosts_of("plaintext-password"), Some(N));
+    // Duplicates are reported in host order.
+    assert_eq!(found[0].hosts, ["n0", "n1"]);
+}

@@ -269,3 +269,21 @@ fn a_second_definition_elsewhere_refuses_the_patch() {
         "{err}"
     );
 }
+
+#[test]
+fn an_lb_the_file_already_says_is_left_as_written() {
+    // Quoted, commented, the port and domain left to their defaults: nothing to change, no byte.
+    let text = "## apiserver_loadbalancer_domain_name: \"lb.kubesphere.local\"\r\n\
+                loadbalancer_apiserver:\r\n  address: \"10.0.0.1\"   # the VIP\r\n";
+    assert_eq!(
+        patched(text, &lb("10.0.0.1", 6443, "lb.kubesphere.local")),
+        text
+    );
+    // A real change still rewrites the block and names the domain.
+    let out = patched(text, &lb("10.0.0.2", 6443, "lb.kubesphere.local"));
+    assert_eq!(
+        out,
+        "apiserver_loadbalancer_domain_name: \"lb.kubesphere.local\"\r\n\
+         loadbalancer_apiserver:\r\n  address: 10.0.0.2\r\n  port: 6443\r\n"
+    );
+}

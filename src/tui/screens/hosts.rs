@@ -107,7 +107,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
                 } else {
                     ""
                 }),
-                Cell::from(findings::host_note(&state.findings, &h.name, theme)),
+                Cell::from(findings::host_note(state.findings(), &h.name, theme)),
             ]);
             if selected {
                 row.style(theme.selected)

@@ -55,10 +55,10 @@ fn summary(state: &State, screen: Screen) -> String {
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
-    let finding_lines = if state.findings.is_empty() {
+    let finding_lines = if state.findings().is_empty() {
         vec![Line::styled(format!("{SYM_OK} no findings"), theme.ok)]
     } else {
-        findings::lines(&state.findings, theme)
+        findings::lines(state.findings(), theme)
     };
     let findings_height = boxed_height(&finding_lines, area.width).min(area.height / 3);
     let [sections_area, findings_area, diff_area] = Layout::vertical([
@@ -99,10 +99,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         })
         .collect();
     frame.render_widget(panel(sections, "Sections"), sections_area);
-    let title = format!("Findings ({})", state.findings.len());
+    let title = format!("Findings ({})", state.findings().len());
     frame.render_widget(panel(finding_lines, &title), findings_area);
 
-    let diff_lines: Vec<Line> = match &state.diffs {
+    let diff_lines: Vec<Line> = match state.diffs() {
         Err(e) => vec![Line::styled(
             format!("{SYM_ERROR} cannot render the files: {e}"),
             theme.error,

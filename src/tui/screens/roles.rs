@@ -91,7 +91,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             }
         }));
         cells.push(Cell::from(findings::host_note(
-            &state.findings,
+            state.findings(),
             &h.name,
             theme,
         )));

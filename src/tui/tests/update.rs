@@ -13,7 +13,7 @@ use crate::tui::state::{Confirm, LbField, Modal, Screen, State, StatusKind};
 use crate::tui::update::{LB_PROBE_EVERY, update};
 
 fn codes(s: &crate::tui::state::State) -> Vec<&'static str> {
-    s.findings.iter().map(|f| f.code).collect()
+    s.findings().iter().map(|f| f.code).collect()
 }
 
 #[test]
@@ -22,7 +22,7 @@ fn open_goes_to_hosts_with_the_files_cluster() {
     assert_eq!(s.screen, Screen::Hosts);
     assert_eq!(s.cluster.hosts.len(), 6);
     assert!(!s.dirty());
-    assert!(s.findings.is_empty(), "{:?}", s.findings);
+    assert!(s.findings().is_empty(), "{:?}", s.findings());
 }
 
 #[test]
@@ -266,7 +266,6 @@ fn a_finished_write_marks_the_state_saved() {
     let mut s = opened();
     send(&mut s, [Action::GoTo(Screen::Roles), Action::Preset]);
     s.cluster.lb.port = 8443;
-    s.refresh();
     assert!(s.dirty());
     let disk = crate::tui::effects::load(std::path::Path::new("conf"));
     let written = Box::new(s.cluster.clone());
@@ -293,11 +292,9 @@ fn a_finished_write_marks_the_state_saved() {
 fn edits_made_while_the_files_are_written_stay_unsaved() {
     let mut s = opened();
     s.cluster.lb.port = 8443;
-    s.refresh();
     let written = Box::new(s.cluster.clone());
     // The operator goes on editing before the write reports back.
     s.cluster.lb.port = 9443;
-    s.refresh();
     let disk = crate::tui::effects::load(std::path::Path::new("conf"));
     send(
         &mut s,
@@ -384,13 +381,10 @@ fn t_tests_ssh_on_the_selected_host_once_at_a_time() {
     send(&mut s, [Action::Down]);
     let effects = send(&mut s, [Action::TestSsh]);
     match effects.as_slice() {
-        [Effect::TestSsh { host, known_hosts }] => {
+        [Effect::TestSsh { host, dir }] => {
             assert_eq!(host.name, "master2");
-            assert!(
-                known_hosts.ends_with(".kswizard/known_hosts"),
-                "{}",
-                known_hosts.display()
-            );
+            // The conf directory as given: finding the state dir from it is the effect's I/O.
+            assert_eq!(dir, &s.conf_dir);
         }
         other => panic!("{other:?}"),
     }
@@ -446,7 +440,7 @@ fn install_is_refused_with_unsaved_changes() {
             Action::Toggle,
         ],
     );
-    assert!(s.findings.is_empty());
+    assert!(s.findings().is_empty());
     let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
     assert!(effects.is_empty());
     assert!(s.modal.is_none());
@@ -655,4 +649,26 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     assert_eq!(s.screen, Screen::Done);
     assert!(send(&mut s, [Action::LbProbed(lb(true))]).is_empty());
     assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
+}
+
+#[test]
+fn findings_and_diffs_follow_the_cluster_whatever_changed_it() {
+    // No action has to remember to recompute them: a change the next action finds is seen too.
+    let mut s = opened();
+    assert!(codes(&s).is_empty());
+    s.cluster.hosts[0].roles.etcd = false;
+    send(&mut s, [Action::Help, Action::Help]);
+    assert_eq!(codes(&s), ["etcd-count-even"]);
+    let diff_lines = |s: &State| -> usize {
+        s.diffs()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|f| f.lines.len())
+            .sum()
+    };
+    assert!(diff_lines(&s) > 0, "the diff shows master1 leaving [etcd]");
+    s.cluster.hosts[0].roles.etcd = true;
+    send(&mut s, [Action::Help, Action::Help]);
+    assert_eq!((codes(&s).len(), diff_lines(&s)), (0, 0));
 }

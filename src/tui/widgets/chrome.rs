@@ -54,7 +54,7 @@ pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
             Span::styled("saved", theme.dim)
         });
         let errors = state.errors();
-        let warnings = state.findings.len() - errors;
+        let warnings = state.findings().len() - errors;
         state_spans.push(Span::raw(" · "));
         state_spans.push(match (errors, warnings) {
             (0, 0) => Span::styled(format!("{SYM_OK} no findings"), theme.ok),
