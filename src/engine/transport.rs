@@ -52,6 +52,8 @@ impl std::fmt::Display for ConnectError {
     }
 }
 
+impl std::error::Error for ConnectError {}
+
 /// How a command on a node gets root.
 #[derive(Clone, Debug)]
 enum Become {
@@ -283,6 +285,14 @@ enum Child {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost(pub String);
 
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection lost: {}", self.0)
+    }
+}
+
+impl std::error::Error for Lost {}
+
 impl Running {
     /// The next line; bytes that are not UTF-8 are replaced, not taken for the end.
     pub async fn next_line(&mut self) -> Option<String> {
@@ -441,6 +451,15 @@ mod tests {
         let d = control_dir().unwrap();
         let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
+    }
+
+    #[test]
+    fn errors_are_std_errors() {
+        fn takes(_: &dyn std::error::Error) {}
+        takes(&classify("n1", "Connection refused"));
+        let lost = Lost("broken pipe".into());
+        takes(&lost);
+        assert_eq!(lost.to_string(), "connection lost: broken pipe");
     }
 
     #[tokio::test]
