@@ -103,22 +103,55 @@ fn become_for(host: &Host) -> Become {
     }
 }
 
-/// Serve `password` to the askpass helper ssh starts, until `done` is set.
-fn serve_password(sock: &Path, password: Secret, done: Arc<AtomicBool>) -> std::io::Result<()> {
-    let listener = UnixListener::bind(sock)?;
-    listener.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        while !done.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.write_all(password.expose().as_bytes());
+/// The name of the thread that serves a password to ssh's askpass helper.
+pub const ASKPASS_THREAD: &str = "ksw-askpass";
+
+/// The password served to the askpass helper ssh starts, while one master starts. Dropping it
+/// (the start ended, or the connect was cancelled) ends the serving thread and removes the socket.
+struct Askpass {
+    sock: PathBuf,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Askpass {
+    fn serve(sock: PathBuf, password: Secret) -> std::io::Result<Askpass> {
+        let listener = UnixListener::bind(&sock)?;
+        listener.set_nonblocking(true)?;
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let mut askpass = Askpass {
+            sock,
+            done,
+            thread: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name(ASKPASS_THREAD.into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.write_all(password.expose().as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    }
                 }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
+            })?;
+        askpass.thread = Some(thread);
+        Ok(askpass)
+    }
+}
+
+impl Drop for Askpass {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        // The thread never blocks: it ends within one poll.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    });
-    Ok(())
+        let _ = std::fs::remove_file(&self.sock);
+    }
 }
 
 /// Run as `SSH_ASKPASS`: print the password kswizard serves on the socket named in the
@@ -199,6 +232,8 @@ pub async fn connect(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // A cancelled connect (the SSH test's timeout) leaves no ssh behind.
+        .kill_on_drop(true)
         .arg("-E")
         .arg(&log)
         .arg("-S")
@@ -216,11 +251,10 @@ pub async fn connect(
         .arg(host.port.unwrap_or(22).to_string())
         .arg("-l")
         .arg(host.user.as_deref().unwrap_or("root"));
-    let done = Arc::new(AtomicBool::new(false));
-    match &host.auth {
+    let askpass = match &host.auth {
         Auth::Password(pw) => {
             let sock = ctl_dir.join(format!("{n}.ap"));
-            serve_password(&sock, pw.clone(), done.clone()).map_err(|e| {
+            let askpass = Askpass::serve(sock.clone(), pw.clone()).map_err(|e| {
                 ConnectError::Unreachable {
                     host: host.name.clone(),
                     detail: format!("askpass socket: {e}"),
@@ -236,20 +270,21 @@ pub async fn connect(
                     "PreferredAuthentications=password,keyboard-interactive",
                 ])
                 .args(["-o", "NumberOfPasswordPrompts=1"]);
+            Some(askpass)
         }
         Auth::Key { file } => {
             cmd.args(["-o", "BatchMode=yes"]);
             if let Some(k) = file {
                 cmd.args(["-o", "IdentitiesOnly=yes", "-i", k]);
             }
+            None
         }
         Auth::Local => unreachable!("handled above"),
-    }
+    };
     // `--`: an address is never taken for an option (`-oProxyCommand=...`).
     cmd.arg("--").arg(host.connect_address());
     let status = cmd.status().await;
-    done.store(true, Ordering::Relaxed);
-    let _ = std::fs::remove_file(ctl_dir.join(format!("{n}.ap")));
+    drop(askpass);
     let ok = matches!(status, Ok(s) if s.success());
     if !ok {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
