@@ -4,10 +4,57 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
-use kswizard::engine::transport::{self, ASKPASS_THREAD};
-use kswizard::model::{Auth, Host, Secret};
+use kswizard::conf;
+use kswizard::engine::transport::{self, ASKPASS_THREAD, ConnectError};
+use kswizard::lab::{self, Lab, Spec};
+use kswizard::model::{Auth, Cluster, Host, Secret};
+
+/// A lab that goes down when the test ends, whatever happens in it.
+struct LabGuard {
+    lab: Lab,
+    tmp: tempfile::TempDir,
+}
+
+impl Drop for LabGuard {
+    fn drop(&mut self) {
+        let _ = lab::down(&self.lab.dir);
+    }
+}
+
+/// A lab of `nodes` nodes on 127.0.`subnet`. Run without root or the lab's packages, this fails
+/// saying so: a lab test never passes without having run.
+fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
+    let tmp = tempfile::Builder::new()
+        .prefix("kt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let spec = Spec {
+        dir: tmp.path().join("lab"),
+        nodes,
+        subnet: format!("127.0.{subnet}"),
+    };
+    let lab = lab::up(&spec, false)
+        .expect("the lab (needs root and its packages; `bash .ci/run` has both)");
+    LabGuard { lab, tmp }
+}
+
+impl LabGuard {
+    fn cluster(&self) -> Cluster {
+        conf::load(&self.lab.conf_dir).unwrap().0
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
 
 /// Names of this process's threads.
 fn threads() -> Vec<String> {
@@ -25,6 +72,61 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().ends_with(suffix))
         .collect()
+}
+
+/// Pids of the ssh ControlMasters whose control socket is in `dir` (from their command lines).
+fn masters_in(dir: &Path) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.first().is_some_and(|a| a.ends_with(b"ssh"))
+                && args.contains(&&b"-M"[..])
+                && args.windows(2).any(|w| {
+                    w[0] == b"-S"
+                        && Path::new(std::str::from_utf8(w[1]).unwrap_or("")).parent() == Some(dir)
+                })
+        })
+        .collect()
+}
+
+/// A 16 KiB tmpfs filled up, with an empty `known_hosts` in it; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn full(dir: &Path) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16k,mode=0700", "kswfull"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "mount tmpfs on {}", dir.display());
+        let t = Tmpfs(dir.to_path_buf());
+        std::fs::write(dir.join("known_hosts"), "").unwrap();
+        // Fill it: the write fails once the disk is full.
+        let _ = std::fs::write(dir.join("fill"), vec![0u8; 64 * 1024]);
+        t
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Wait up to 10 s for `cond`: processes end asynchronously.
+fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[tokio::test]
@@ -77,4 +179,60 @@ async fn a_cancelled_password_connect_ends_its_askpass_thread_and_its_ssh() {
     let mut buf = Vec::new();
     let read = stream.read_to_end(&mut buf);
     assert!(read.is_ok(), "ssh still holds the connection: {read:?}");
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
+    let g = lab_up(201, 1);
+    let host = g.cluster().hosts[0].clone();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let ctl = tempfile::Builder::new()
+        .prefix("kc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    // A full disk: ssh says "Permanently added" and leaves known_hosts empty.
+    let full = Tmpfs::full(&g.tmp.path().join("full"));
+    let on_full_disk = full.0.join("known_hosts");
+    // known_hosts whose directory is a file: ssh cannot write it, says so, and logs in anyway.
+    let not_a_dir = g.tmp.path().join("not-a-dir");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let unwritable = not_a_dir.join("known_hosts");
+    for (n, kh) in [on_full_disk, unwritable].iter().enumerate() {
+        let e = match rt.block_on(transport::connect(&host, kh, ctl.path(), n)) {
+            Ok(_) => panic!("connected without pinning the host key in {}", kh.display()),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(&e, ConnectError::HostKeyNotPinned { file, .. } if file == kh),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{}: kswizard could not record the host key in {}",
+                host.name,
+                kh.display()
+            )) && msg.contains("make that file writable"),
+            "{msg}"
+        );
+        // The master it started is stopped.
+        eventually("the master to exit", || masters_in(ctl.path()).is_empty());
+        assert!(!ctl.path().join(n.to_string()).exists());
+    }
+
+    // A writable known_hosts: the key is pinned and the connection is used.
+    let kh = g.tmp.path().join("known_hosts");
+    let conn = rt
+        .block_on(transport::connect(&host, &kh, ctl.path(), 2))
+        .unwrap();
+    let (code, out, _) = rt.block_on(conn.run("echo ok\n", false)).unwrap();
+    assert_eq!((code, out.as_str()), (0, "ok\n"));
+    rt.block_on(conn.close());
+    let keygen = Command::new("ssh-keygen")
+        .args(["-F", host.connect_address(), "-f"])
+        .arg(&kh)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success(), "{}", text(&keygen));
 }

@@ -28,9 +28,25 @@ pub const ASKPASS_ENV: &str = "KSW_ASKPASS_SOCK";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
-    HostKeyChanged { host: String, detail: String },
-    AuthFailed { host: String, detail: String },
-    Unreachable { host: String, detail: String },
+    HostKeyChanged {
+        host: String,
+        detail: String,
+    },
+    /// ssh logged in but could not record the host's key (full disk, unwritable file): the
+    /// connection is refused, or the next one would trust whatever key it is shown.
+    HostKeyNotPinned {
+        host: String,
+        file: PathBuf,
+        detail: String,
+    },
+    AuthFailed {
+        host: String,
+        detail: String,
+    },
+    Unreachable {
+        host: String,
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for ConnectError {
@@ -39,6 +55,11 @@ impl std::fmt::Display for ConnectError {
             ConnectError::HostKeyChanged { host, detail } => write!(
                 f,
                 "{host}: the host key changed since kswizard first connected ({detail}); if the host was reinstalled, delete its line from .kswizard/known_hosts, otherwise someone may be intercepting the connection"
+            ),
+            ConnectError::HostKeyNotPinned { host, file, detail } => write!(
+                f,
+                "{host}: kswizard could not record the host key in {} ({detail}), and does not use a connection whose key is not pinned; make that file writable (free disk space, check its permissions and its directory's), then try again",
+                file.display()
             ),
             ConnectError::AuthFailed { host, detail } => write!(
                 f,
@@ -83,6 +104,31 @@ pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
         .prefix("ksw")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in("/tmp")
+}
+
+/// Ask the master on control socket `sock` to exit (`ssh -O exit`), giving up after a few seconds
+/// (a stopped master does not answer); the socket is removed.
+fn exit_master(sock: &Path) {
+    let child = std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(sock)
+        .args(["-O", "exit", "--", "kswizard-master"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_file(sock);
 }
 
 /// Whether this process runs as root (the effective uid, as the owner of /proc/self shows it).
@@ -201,6 +247,29 @@ fn classify(host: &str, log: &str) -> ConnectError {
     }
 }
 
+/// Whether `known_hosts` holds a key for the address ssh just connected to, under the name ssh
+/// records it by (`addr`, or `[addr]:port` off port 22; hashed names too, as ssh-keygen reads them).
+async fn pinned(host: &Host, known_hosts: &Path) -> Result<(), String> {
+    let addr = host.connect_address().to_lowercase();
+    let name = match host.port.unwrap_or(22) {
+        22 => addr,
+        p => format!("[{addr}]:{p}"),
+    };
+    let out = tokio::process::Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(&name)
+        .arg("-f")
+        .arg(known_hosts)
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(_) => Err(format!("after login it holds no key for {name}")),
+        Err(e) => Err(format!("cannot run ssh-keygen to check it: {e}")),
+    }
+}
+
 /// Connect to `host`: the local shell, or a new ControlMaster in `ctl_dir` with host keys pinned
 /// in `known_hosts`.
 pub async fn connect(
@@ -289,6 +358,15 @@ pub async fn connect(
     if !ok {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         return Err(classify(&host.name, &text));
+    }
+    if let Err(detail) = pinned(host, known_hosts).await {
+        let sock = ctl.clone();
+        let _ = tokio::task::spawn_blocking(move || exit_master(&sock)).await;
+        return Err(ConnectError::HostKeyNotPinned {
+            host: host.name.clone(),
+            file: known_hosts.to_path_buf(),
+            detail,
+        });
     }
     let session = Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path()));
     Ok(Conn {
