@@ -2,9 +2,9 @@
 //! remains of killed runs, and `kswizard ssh-copy-id`. Tests marked `#[ignore]` need root and the
 //! lab (`.ci/run` runs them); each has a lab of its own on a subnet from 127.0.200 to 127.0.209.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use kswizard::conf;
@@ -45,6 +45,18 @@ impl LabGuard {
     fn cluster(&self) -> Cluster {
         conf::load(&self.lab.conf_dir).unwrap().0
     }
+
+    /// `cluster` written as a conf dir of its own (its state dir is `<name>/.kswizard`).
+    fn conf_with(&self, name: &str, cluster: &Cluster) -> PathBuf {
+        let (_, source) = conf::load(&self.lab.conf_dir).unwrap();
+        let dir = self.tmp.path().join(name).join("conf");
+        conf::save(cluster, &source, &dir).unwrap();
+        dir
+    }
+}
+
+fn kswizard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kswizard"))
 }
 
 fn text(out: &Output) -> String {
@@ -235,4 +247,75 @@ fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{}", text(&keygen));
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_killed_runs_masters_and_control_dir_are_cleaned_up_by_the_next_start() {
+    let g = lab_up(202, 2);
+    let conf = g.conf_with("k", &g.cluster());
+    let plan = g.tmp.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "steps:\n- id: wait\n  roles: [all]\n  run: sleep 5\n",
+    )
+    .unwrap();
+    let mut child = kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(&conf)
+        .arg("--plan")
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill it once both nodes run the step, their masters up.
+    let mut started = 0;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        if line.unwrap().contains("\"event\":\"started\"") {
+            started += 1;
+            if started == 2 {
+                break;
+            }
+        }
+    }
+    let pid = child.id();
+    // The killed run's control dir: the one whose owner is that process.
+    let state = conf.parent().unwrap().join(".kswizard");
+    let run_dirs = || -> Vec<PathBuf> {
+        [state.join("ctl"), PathBuf::from("/tmp")]
+            .iter()
+            .filter_map(|base| std::fs::read_dir(base).ok())
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                std::fs::read_to_string(p.join("owner"))
+                    .is_ok_and(|o| o.split_whitespace().next() == Some(&pid.to_string()))
+            })
+            .collect()
+    };
+    let dirs = run_dirs();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let masters = masters_in(&dirs[0]);
+    assert_eq!(masters.len(), 2, "{masters:?}");
+    Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    // The masters outlive it.
+    assert!(
+        masters
+            .iter()
+            .all(|m| Path::new(&format!("/proc/{m}")).exists())
+    );
+
+    // The next start cleans up; its own dir is kept while it lives.
+    let next = transport::control_dir_in(&state).unwrap();
+    assert!(next.path().exists());
+    assert!(!dirs[0].exists(), "{} left behind", dirs[0].display());
+    eventually("the killed run's masters to exit", || {
+        masters
+            .iter()
+            .all(|m| !Path::new(&format!("/proc/{m}")).exists())
+    });
 }

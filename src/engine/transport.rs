@@ -7,7 +7,7 @@
 //! over a private unix socket. Passwords never reach argv, the environment, files or logs.
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -96,18 +96,150 @@ enum Kind {
     Ssh { session: Arc<Session> },
 }
 
-/// A short directory for control sockets (unix socket paths must stay under 108 bytes), 0700:
-/// it holds the control sockets and, while a master starts, the askpass socket.
-pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    tempfile::Builder::new()
-        .prefix("ksw")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in("/tmp")
+/// Where runs keep their control sockets when the state dir's path is too long for them.
+const SHORT_BASE: &str = "/tmp";
+/// A run's control dir is `ksw` and six random characters.
+const RUN_PREFIX: &str = "ksw";
+const RUN_NAME_LEN: usize = 9;
+/// In a run's control dir: the pid and start time of the kswizard that owns it.
+const OWNER: &str = "owner";
+/// The longest entry `connect` makes in a control dir ("/" and a decimal usize), plus the 17 bytes
+/// ssh appends to the control path while it binds the socket.
+const SOCKET_NAME_MAX: usize = 1 + 20 + 17;
+/// A unix socket path holds at most 107 bytes (108 with the final NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// One run's directory of control sockets, log files and, while a master starts, the askpass
+/// socket; 0700, with its owner recorded. Dropping it stops any master still in it and removes it.
+/// A run killed before that leaves it behind: the next run's `control_dir*` stops its masters and
+/// removes it, once its owner is gone.
+#[derive(Debug)]
+pub struct ControlDir {
+    path: PathBuf,
+}
+
+impl ControlDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create(base: &Path) -> std::io::Result<ControlDir> {
+        sweep(Path::new(SHORT_BASE));
+        if base != Path::new(SHORT_BASE) {
+            sweep(base);
+        }
+        let path = tempfile::Builder::new()
+            .prefix(RUN_PREFIX)
+            .rand_bytes(RUN_NAME_LEN - RUN_PREFIX.len())
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)?
+            .keep();
+        // From here on, dropping it removes the directory.
+        let dir = ControlDir { path };
+        let me = std::process::id();
+        let started = start_time(me).ok_or_else(|| std::io::Error::other("no /proc/self/stat"))?;
+        std::fs::write(dir.path.join(OWNER), format!("{me} {started}\n"))?;
+        Ok(dir)
+    }
+}
+
+impl Drop for ControlDir {
+    fn drop(&mut self) {
+        remove_run(&self.path);
+    }
+}
+
+/// A control dir for a run whose state lives in `state`: `<state>/ctl/kswXXXXXX` (0700), or one in
+/// /tmp when that path would be too long for unix sockets. Runs killed earlier are cleaned up first.
+pub fn control_dir_in(state: &Path) -> std::io::Result<ControlDir> {
+    let base = state.join("ctl");
+    if base.as_os_str().len() + 1 + RUN_NAME_LEN + SOCKET_NAME_MAX > SUN_PATH_MAX {
+        return control_dir();
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&base)?;
+    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700))?;
+    ControlDir::create(&base)
+}
+
+/// A control dir in /tmp (short: unix socket paths must stay under 108 bytes). Runs killed
+/// earlier are cleaned up first.
+pub fn control_dir() -> std::io::Result<ControlDir> {
+    ControlDir::create(Path::new(SHORT_BASE))
+}
+
+/// When process `pid` started (clock ticks after boot), which tells it from a later process that
+/// reuses its pid.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name in parentheses may hold spaces; field 22 is the 20th after it.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Whether the `owner` record names a live process. Unreadable records count as live: the
+/// directory may be someone else's, or being made right now.
+fn owner_alive(record: &str) -> bool {
+    let mut it = record.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(pid)), Some(Ok(started))) => u32::try_from(pid)
+            .ok()
+            .and_then(start_time)
+            .is_some_and(|t| t == started),
+        _ => true,
+    }
+}
+
+/// Remove the control dirs in `base` whose owning kswizard is gone, with their masters.
+fn sweep(base: &Path) {
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let run_like = name.len() == RUN_NAME_LEN
+            && name.starts_with(RUN_PREFIX)
+            && name.bytes().all(|b| b.is_ascii_alphanumeric());
+        let path = e.path();
+        // Never another user's (root sweeping /tmp), never a symlink.
+        let mine = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !run_like || !mine {
+            continue;
+        }
+        if let Ok(record) = std::fs::read_to_string(path.join(OWNER))
+            && !owner_alive(&record)
+        {
+            remove_run(&path);
+        }
+    }
+}
+
+/// Stop every master whose control socket is in `dir`, then remove `dir`.
+fn remove_run(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let control = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+        if control && e.file_type().is_ok_and(|t| t.is_socket()) {
+            exit_master(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Ask the master on control socket `sock` to exit (`ssh -O exit`), giving up after a few seconds
-/// (a stopped master does not answer); the socket is removed.
+/// (a stopped master does not answer); a socket nobody listens on is just removed.
 fn exit_master(sock: &Path) {
     let child = std::process::Command::new("ssh")
         .arg("-S")
@@ -308,7 +440,8 @@ pub async fn connect(
         .arg("-S")
         .arg(&ctl)
         .args(["-M", "-f", "-N"])
-        // A master left behind by a killed kswizard goes away by itself once idle.
+        // A master left behind by a killed kswizard goes away by itself once idle (and the next
+        // run's control_dir stops it sooner).
         .args(["-o", "ControlPersist=600"])
         .args(["-o", "StrictHostKeyChecking=accept-new"])
         .arg("-o")
@@ -558,12 +691,82 @@ mod tests {
         ));
     }
 
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn the_control_dir_is_private() {
-        use std::os::unix::fs::PermissionsExt;
         let d = control_dir().unwrap();
-        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        assert_eq!(mode(d.path()), 0o700);
+    }
+
+    #[test]
+    fn control_dirs_live_in_the_state_dir_and_go_when_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join(".kswizard");
+        let d = control_dir_in(&state).unwrap();
+        assert_eq!(d.path().parent(), Some(state.join("ctl").as_path()));
+        assert_eq!(mode(&state.join("ctl")), 0o700);
+        assert_eq!(mode(d.path()), 0o700);
+        let owner = std::fs::read_to_string(d.path().join(OWNER)).unwrap();
+        assert!(
+            owner.starts_with(&format!("{} ", std::process::id())),
+            "{owner}"
+        );
+        let path = d.path().to_path_buf();
+        drop(d);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_state_dir_too_long_for_sockets_falls_back_to_a_short_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("x".repeat(60)).join(".kswizard");
+        let d = control_dir_in(&state).unwrap();
+        assert_eq!(d.path().parent(), Some(Path::new(SHORT_BASE)));
+        assert!(!state.exists());
+        // The longest socket path ssh makes there still fits.
+        assert!(d.path().as_os_str().len() + SOCKET_NAME_MAX <= SUN_PATH_MAX);
+    }
+
+    /// A pid that belonged to a process which has exited.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn only_dirs_of_dead_owners_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let make = |name: &str, owner: Option<String>| {
+            let p = base.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            if let Some(o) = owner {
+                std::fs::write(p.join(OWNER), o).unwrap();
+            }
+            p
+        };
+        let me = std::process::id();
+        let alive = make(
+            "kswAAAAAA",
+            Some(format!("{me} {}", start_time(me).unwrap())),
+        );
+        let dead = make("kswBBBBBB", Some(format!("{} 1", dead_pid())));
+        // My pid, but another start time: the pid was reused, its owner is gone.
+        let reused = make("kswCCCCCC", Some(format!("{me} 1")));
+        let no_owner = make("kswDDDDDD", None);
+        let half_written = make("kswEEEEEE", Some(String::new()));
+        let other_name = make("ksw-lab", Some(format!("{} 1", dead_pid())));
+        sweep(base.path());
+        assert!(alive.exists());
+        assert!(!dead.exists());
+        assert!(!reused.exists());
+        assert!(no_owner.exists());
+        assert!(half_written.exists());
+        assert!(other_name.exists());
     }
 
     #[test]
