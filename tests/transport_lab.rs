@@ -3,6 +3,7 @@
 //! lab (`.ci/run` runs them); each has a lab of its own on a subnet from 127.0.200 to 127.0.209.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -318,4 +319,178 @@ fn a_killed_runs_masters_and_control_dir_are_cleaned_up_by_the_next_start() {
             .iter()
             .all(|m| !Path::new(&format!("/proc/{m}")).exists())
     });
+}
+
+/// `kswizard ssh-copy-id` on `conf` with `args`.
+fn copy_id(conf: &Path, args: &[&str]) -> Output {
+    kswizard()
+        .arg("ssh-copy-id")
+        .arg("--conf")
+        .arg(conf)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The hosts `kswizard validate` warns `plaintext-password` for.
+fn plaintext_password_hosts(conf: &Path) -> Vec<String> {
+    let out = kswizard()
+        .args(["validate", "--format", "json", "--conf"])
+        .arg(conf)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["code"] == "plaintext-password")
+        .flat_map(|f| f["hosts"].as_array().unwrap().clone())
+        .map(|h| h.as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The lab's password user's home, cleared so that the test sees what ssh-copy-id creates.
+fn fresh_home(lab: &Lab) -> PathBuf {
+    let home = PathBuf::from(format!("/home/{}", lab.password_user));
+    let _ = std::fs::remove_dir_all(home.join(".ssh"));
+    home
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn ssh_copy_id_switches_password_hosts_to_key_login() {
+    let g = lab_up(203, 3);
+    let pw = g.lab.password().unwrap();
+    let home = fresh_home(&g.lab);
+    let mut cluster = g.cluster();
+    // master1: password login; master2: password login and a sudo password; master3: a key.
+    for (i, become_pass) in [(0, None), (1, Some(pw.clone()))] {
+        cluster.hosts[i].user = Some(g.lab.password_user.clone());
+        cluster.hosts[i].auth = Auth::Password(pw.clone());
+        cluster.hosts[i].become_pass = become_pass;
+    }
+    let conf = g.conf_with("c", &cluster);
+    assert_eq!(plaintext_password_hosts(&conf), ["master1", "master2"]);
+    // The lab's own key: the lab's sshd accepts it (its AuthorizedKeysFile is the lab's).
+    let key = g.lab.key.with_extension("pub");
+    let out = copy_id(&conf, &["--key", key.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for h in ["master1", "master2"] {
+        assert!(
+            stdout.contains(&format!(
+                "{h}: key {} authorized for {}; key login works",
+                key.display(),
+                g.lab.password_user
+            )),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("master2: ansible_become_pass kept: sudo still asks"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(pw.expose()));
+
+    // hosts.ini: key login, no SSH password; master2 keeps its sudo password.
+    let hosts_ini = std::fs::read_to_string(conf.join("hosts.ini")).unwrap();
+    assert!(!hosts_ini.contains("ansible_ssh_pass"), "{hosts_ini}");
+    let after = conf::load(&conf).unwrap().0;
+    let want = Auth::Key {
+        file: Some(g.lab.key.display().to_string()),
+    };
+    assert_eq!(after.hosts[0].auth, want);
+    assert_eq!(after.hosts[0].become_pass, None);
+    assert_eq!(after.hosts[1].auth, want);
+    assert_eq!(after.hosts[1].become_pass.as_ref(), Some(&pw));
+    assert_eq!(after.hosts[2], cluster.hosts[2]);
+    // No warning for master1 any more; master2's sudo password is still a password in the file.
+    assert_eq!(plaintext_password_hosts(&conf), ["master2"]);
+
+    // The key is in the user's authorized_keys once, with private modes, however often it runs.
+    let conf2 = g.conf_with("c2", &cluster);
+    let out = copy_id(&conf2, &["--key", key.to_str().unwrap(), "master1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let ak = home.join(".ssh/authorized_keys");
+    let pubkey = std::fs::read_to_string(&key).unwrap();
+    assert_eq!(std::fs::read_to_string(&ak).unwrap(), pubkey);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home.join(".ssh")), 0o700);
+    assert_eq!(mode(&ak), 0o600);
+
+    // Key login works with what hosts.ini now says: an install-like connect as the engine makes it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = conf.parent().unwrap().join(".kswizard");
+    let ctl = transport::control_dir_in(&state).unwrap();
+    let conn = rt
+        .block_on(transport::connect(
+            &after.hosts[0],
+            &state.join("known_hosts"),
+            ctl.path(),
+            0,
+        ))
+        .unwrap();
+    let (code, out, _) = rt.block_on(conn.run("id -un\n", false)).unwrap();
+    assert_eq!((code, out.trim()), (0, g.lab.password_user.as_str()));
+    rt.block_on(conn.close());
+    // Nothing in the state dir holds the password.
+    for e in walk(&state) {
+        let bytes = std::fs::read(&e).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(pw.expose()),
+            "{}",
+            e.display()
+        );
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn ssh_copy_id_keeps_the_password_when_key_login_fails() {
+    let g = lab_up(204, 1);
+    let pw = g.lab.password().unwrap();
+    fresh_home(&g.lab);
+    let mut cluster = g.cluster();
+    cluster.hosts[0].user = Some(g.lab.password_user.clone());
+    cluster.hosts[0].auth = Auth::Password(pw.clone());
+    let conf = g.conf_with("c", &cluster);
+    let before = std::fs::read(conf.join("hosts.ini")).unwrap();
+    // A new key (made with --yes): it lands in ~/.ssh/authorized_keys, which the lab's sshd does
+    // not read, so key login fails.
+    let key = g.tmp.path().join("keys/id_ed25519.pub");
+    let out = copy_id(&conf, &["--key", key.to_str().unwrap(), "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(key.exists() && g.tmp.path().join("keys/id_ed25519").exists());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("master1: FAILED, hosts.ini unchanged for it: master1: the key is in")
+            && stdout.contains("but key login fails"),
+        "{stdout}"
+    );
+    assert_eq!(std::fs::read(conf.join("hosts.ini")).unwrap(), before);
+
+    // Unknown hosts and a missing key without --yes are bad input.
+    let out = copy_id(&conf, &["nosuchhost"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nosuchhost: no such host in hosts.ini"));
+    let missing = g.tmp.path().join("none/id_ed25519.pub");
+    let out = copy_id(&conf, &["--key", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("Pass --yes to create it"),
+        "{}",
+        text(&out)
+    );
 }
