@@ -248,6 +248,11 @@ fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
         .output()
         .unwrap();
     assert!(keygen.status.success(), "{}", text(&keygen));
+    // A state file: 0600, whatever ssh's umask would give it.
+    assert_eq!(
+        std::fs::metadata(&kh).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! over a private unix socket. Passwords never reach argv, the environment, files or logs.
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -427,6 +427,13 @@ pub async fn connect(
             secrets,
         });
     }
+    // ssh would create it as its umask says (0644); state files are 0600. Should this fail, the
+    // check after login reports the key as not pinned.
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(known_hosts);
     let ctl = ctl_dir.join(format!("{n}"));
     let log = ctl_dir.join(format!("{n}.log"));
     let mut cmd = tokio::process::Command::new("ssh");
