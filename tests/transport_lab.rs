@@ -398,6 +398,9 @@ fn ssh_copy_id_switches_password_hosts_to_key_login() {
         "{stdout}"
     );
     assert!(!stdout.contains(pw.expose()));
+    // Its control sockets were in the state dir, and are gone with their masters.
+    let ctl_base = conf.parent().unwrap().join(".kswizard/ctl");
+    assert_eq!(std::fs::read_dir(&ctl_base).unwrap().count(), 0);
 
     // hosts.ini: key login, no SSH password; master2 keeps its sudo password.
     let hosts_ini = std::fs::read_to_string(conf.join("hosts.ini")).unwrap();
