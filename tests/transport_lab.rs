@@ -464,30 +464,100 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Make `node`'s sshd also read the users' own `~/.ssh/authorized_keys` (the lab's reads only the
+/// lab's key file), so that a key ssh-copy-id installs is the one that logs in.
+fn read_home_authorized_keys(node: &lab::Node) {
+    let cfg = node.dir.join("sshd_config");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("AuthorizedKeysFile ") {
+                format!("{l} .ssh/authorized_keys\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect::<String>();
+    std::fs::write(&cfg, text).unwrap();
+    let pid = std::fs::read_to_string(node.sshd_pid_file()).unwrap();
+    let pid = pid.trim();
+    let sockets = || -> Vec<std::ffi::OsString> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .map(|l| l.into_os_string())
+            .filter(|l| l.to_string_lossy().starts_with("socket:"))
+            .collect()
+    };
+    let before = sockets();
+    // SIGHUP: sshd closes its listener, execs itself again, reads its config and listens anew.
+    let hup = Command::new("kill").args(["-HUP", pid]).status().unwrap();
+    assert!(hup.success());
+    eventually("sshd to listen again with its new config", || {
+        let now = sockets();
+        !now.is_empty() && now.iter().all(|s| !before.contains(s))
+    });
+}
+
 #[test]
 #[ignore = "needs root and the lab"]
-fn ssh_copy_id_keeps_the_password_when_key_login_fails() {
-    let g = lab_up(204, 1);
+fn ssh_copy_id_with_a_new_key_switches_the_hosts_where_key_login_works() {
+    let g = lab_up(204, 2);
     let pw = g.lab.password().unwrap();
     fresh_home(&g.lab);
+    // master1's sshd reads ~/.ssh/authorized_keys; worker1's does not, so key login fails there.
+    read_home_authorized_keys(&g.lab.nodes[0]);
     let mut cluster = g.cluster();
-    cluster.hosts[0].user = Some(g.lab.password_user.clone());
-    cluster.hosts[0].auth = Auth::Password(pw.clone());
+    for h in &mut cluster.hosts {
+        h.user = Some(g.lab.password_user.clone());
+        h.auth = Auth::Password(pw.clone());
+    }
     let conf = g.conf_with("c", &cluster);
-    let before = std::fs::read(conf.join("hosts.ini")).unwrap();
-    // A new key (made with --yes): it lands in ~/.ssh/authorized_keys, which the lab's sshd does
-    // not read, so key login fails.
+    // A new key, made with --yes.
     let key = g.tmp.path().join("keys/id_ed25519.pub");
+    let private = g.tmp.path().join("keys/id_ed25519");
     let out = copy_id(&conf, &["--key", key.to_str().unwrap(), "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(key.exists() && g.tmp.path().join("keys/id_ed25519").exists());
+    assert!(key.exists() && private.exists());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("master1: FAILED, hosts.ini unchanged for it: master1: the key is in")
+        stdout.contains(&format!(
+            "master1: key {} authorized for {}; key login works",
+            key.display(),
+            g.lab.password_user
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("worker1: FAILED, hosts.ini unchanged for it: worker1: the key is in")
             && stdout.contains("but key login fails"),
         "{stdout}"
     );
-    assert_eq!(std::fs::read(conf.join("hosts.ini")).unwrap(), before);
+    let after = conf::load(&conf).unwrap().0;
+    assert_eq!(
+        after.hosts[0].auth,
+        Auth::Key {
+            file: Some(private.display().to_string())
+        }
+    );
+    assert_eq!(after.hosts[1], cluster.hosts[1]);
+    assert_eq!(plaintext_password_hosts(&conf), ["worker1"]);
+    // The new key logs in to master1, as the engine connects.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = conf.parent().unwrap().join(".kswizard");
+    let ctl = transport::control_dir_in(&state).unwrap();
+    let conn = rt
+        .block_on(transport::connect(
+            &after.hosts[0],
+            &state.join("known_hosts"),
+            ctl.path(),
+            0,
+        ))
+        .unwrap();
+    let (code, out, _) = rt.block_on(conn.run("id -un\n", false)).unwrap();
+    assert_eq!((code, out.trim()), (0, g.lab.password_user.as_str()));
+    rt.block_on(conn.close());
 
     // Unknown hosts and a missing key without --yes are bad input.
     let out = copy_id(&conf, &["nosuchhost"]);
