@@ -150,18 +150,20 @@ impl Drop for ControlDir {
 }
 
 /// A control dir for a run whose state lives in `state`: `<state>/ctl/kswXXXXXX` (0700), or one in
-/// /tmp when that path would be too long for unix sockets. Runs killed earlier are cleaned up first.
+/// /tmp when that path would be too long for unix sockets or cannot be made there (a full or
+/// read-only disk must not stop connections). Runs killed earlier are cleaned up first.
 pub fn control_dir_in(state: &Path) -> std::io::Result<ControlDir> {
     let base = state.join("ctl");
     if base.as_os_str().len() + 1 + RUN_NAME_LEN + SOCKET_NAME_MAX > SUN_PATH_MAX {
         return control_dir();
     }
-    std::fs::DirBuilder::new()
+    let in_state = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(&base)?;
-    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700))?;
-    ControlDir::create(&base)
+        .create(&base)
+        .and_then(|()| std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)))
+        .and_then(|()| ControlDir::create(&base));
+    in_state.or_else(|_| control_dir())
 }
 
 /// A control dir in /tmp (short: unix socket paths must stay under 108 bytes). Runs killed
@@ -735,6 +737,17 @@ mod tests {
         assert!(!state.exists());
         // The longest socket path ssh makes there still fits.
         assert!(d.path().as_os_str().len() + SOCKET_NAME_MAX <= SUN_PATH_MAX);
+    }
+
+    #[test]
+    fn a_state_dir_that_cannot_hold_the_control_dir_falls_back_to_a_short_dir() {
+        // A full or read-only disk under the state dir must not stop connections: the journal
+        // deals with that disk itself.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let d = control_dir_in(&file.join(".kswizard")).unwrap();
+        assert_eq!(d.path().parent(), Some(Path::new(SHORT_BASE)));
     }
 
     /// A pid that belonged to a process which has exited.
