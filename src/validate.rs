@@ -363,7 +363,7 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
             with_pass.clone(),
             "host.auth",
             format!("hosts.ini holds passwords in plain text for {}", list(&with_pass)),
-            "use SSH keys instead (kswizard can install one with the password once), then remove the passwords".to_string(),
+            "run `kswizard ssh-copy-id`: it installs an SSH key with the password once and removes ansible_ssh_pass".to_string(),
         );
     }
 

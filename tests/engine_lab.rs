@@ -1,5 +1,6 @@
 //! The install engine against a real lab: sshd nodes in their own mount namespaces on loopback
-//! addresses. Needs root (CI runs as root); each test has a lab of its own on its own subnet.
+//! addresses. Needs root and the lab's packages: ignored by a plain `cargo nextest run`, run by
+//! `.ci/run` (`--run-ignored all`, as root); each test has a lab of its own on its own subnet.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -25,11 +26,9 @@ impl Drop for LabGuard {
     }
 }
 
+/// Never `None`: run without root or the lab's packages, this fails saying so (a lab test never
+/// passes without having run).
 fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
-    if !lab::is_root() {
-        eprintln!("skipped: the lab needs root");
-        return None;
-    }
     let tmp = tempfile::Builder::new()
         .prefix("kt")
         .tempdir_in("/tmp")
@@ -39,7 +38,8 @@ fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
         nodes,
         subnet: format!("127.0.{subnet}"),
     };
-    let lab = lab::up(&spec, true).expect("lab up");
+    let lab = lab::up(&spec, true)
+        .expect("the lab (needs root and its packages; `bash .ci/run` has both)");
     let trace = tmp.path().join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     // Steps run as root on the nodes; the trace dir is on the shared /tmp.
@@ -150,6 +150,7 @@ fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
     let Some(g) = lab_up(71, 6) else { return };
     let plan = format!(
@@ -227,6 +228,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_failing_step_stops_only_its_node() {
     let Some(g) = lab_up(72, 4) else { return };
     let plan = format!(
@@ -275,6 +277,7 @@ fn a_failing_step_stops_only_its_node() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn kill_9_then_resume_runs_every_step_exactly_once() {
     let Some(g) = lab_up(73, 6) else { return };
     let mut plan = String::from("steps:\n");
@@ -358,6 +361,7 @@ impl Xorshift {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
     let Some(g) = lab_up(83, 3) else { return };
     let mut plan = String::from("steps:\n");
@@ -507,6 +511,7 @@ fn sshd_pids(node_ns: &str) -> Vec<u32> {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
     let Some(g) = lab_up(74, 3) else { return };
     let plan = format!(
@@ -556,6 +561,7 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
     let Some(g) = lab_up(82, 2) else { return };
     let plan = format!(
@@ -593,6 +599,7 @@ fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
     let Some(g) = lab_up(75, 3) else { return };
     let pw = g.lab.password().unwrap();
@@ -650,6 +657,7 @@ fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_changed_host_key_is_refused() {
     let Some(g) = lab_up(76, 2) else { return };
     let plan = format!("steps:\n{}", traced_step("one", "all", "", ""));
@@ -686,6 +694,7 @@ fn a_changed_host_key_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn a_changed_step_is_named_and_run_again_on_resume() {
     let Some(g) = lab_up(79, 2) else { return };
     let plan_text = format!(
@@ -721,6 +730,7 @@ fn a_changed_step_is_named_and_run_again_on_resume() {
 }
 
 #[test]
+#[ignore = "needs root and the lab"]
 fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume() {
     let Some(g) = lab_up(80, 2) else { return };
     let plan_text = format!(

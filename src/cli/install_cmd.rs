@@ -82,7 +82,7 @@ pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcom
 }
 
 /// Ask on the terminal; an empty answer takes `default`.
-fn ask(question: &str, default: bool) -> bool {
+pub(super) fn ask(question: &str, default: bool) -> bool {
     use std::io::Write;
     eprint!("{question} {} ", if default { "[Y/n]" } else { "[y/N]" });
     let _ = std::io::stderr().flush();

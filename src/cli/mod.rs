@@ -1,6 +1,7 @@
 //! The command line (DESIGN §5): parse arguments, run one command, map the outcome to an exit code
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
+mod copy_id_cmd;
 mod demo_cmd;
 mod findings;
 mod install_cmd;
@@ -110,6 +111,23 @@ pub enum Command {
         state: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Replace password login with key login: authorize the taskbox's public key on each host
+    /// with its password once, check that key login works, then drop ansible_ssh_pass from
+    /// hosts.ini (ansible_become_pass stays: sudo still asks for it).
+    SshCopyId {
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// The public key to install (its private key is the same path without .pub).
+        /// Default: ~/.ssh/id_ed25519.pub, created with ssh-keygen if missing.
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Create the missing key pair without asking.
+        #[arg(long)]
+        yes: bool,
+        /// Host names from hosts.ini (default: every host with ansible_ssh_pass).
+        #[arg(value_name = "HOST")]
+        hosts: Vec<String>,
     },
     /// Local SSH nodes for trying kswizard out and for tests (needs root).
     Lab {
@@ -241,6 +259,17 @@ pub fn main() -> ExitCode {
             state,
             format,
         }) => install_cmd::status(&conf, state.as_deref(), format),
+        Some(Command::SshCopyId {
+            conf,
+            key,
+            yes,
+            hosts,
+        }) => copy_id_cmd::run(copy_id_cmd::CopyIdArgs {
+            conf: &conf,
+            key: key.as_deref(),
+            yes,
+            hosts: &hosts,
+        }),
         Some(Command::Lab { action }) => lab_cmd::run(action),
         Some(Command::Demo { headless, yes }) => demo_cmd::run(headless, yes),
     };

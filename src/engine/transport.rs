@@ -7,7 +7,7 @@
 //! over a private unix socket. Passwords never reach argv, the environment, files or logs.
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -28,9 +28,25 @@ pub const ASKPASS_ENV: &str = "KSW_ASKPASS_SOCK";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectError {
-    HostKeyChanged { host: String, detail: String },
-    AuthFailed { host: String, detail: String },
-    Unreachable { host: String, detail: String },
+    HostKeyChanged {
+        host: String,
+        detail: String,
+    },
+    /// ssh logged in but could not record the host's key (full disk, unwritable file): the
+    /// connection is refused, or the next one would trust whatever key it is shown.
+    HostKeyNotPinned {
+        host: String,
+        file: PathBuf,
+        detail: String,
+    },
+    AuthFailed {
+        host: String,
+        detail: String,
+    },
+    Unreachable {
+        host: String,
+        detail: String,
+    },
 }
 
 impl std::fmt::Display for ConnectError {
@@ -39,6 +55,11 @@ impl std::fmt::Display for ConnectError {
             ConnectError::HostKeyChanged { host, detail } => write!(
                 f,
                 "{host}: the host key changed since kswizard first connected ({detail}); if the host was reinstalled, delete its line from .kswizard/known_hosts, otherwise someone may be intercepting the connection"
+            ),
+            ConnectError::HostKeyNotPinned { host, file, detail } => write!(
+                f,
+                "{host}: kswizard could not record the host key in {} ({detail}), and does not use a connection whose key is not pinned; make that file writable (free disk space, check its permissions and its directory's), then try again",
+                file.display()
             ),
             ConnectError::AuthFailed { host, detail } => write!(
                 f,
@@ -51,6 +72,8 @@ impl std::fmt::Display for ConnectError {
         }
     }
 }
+
+impl std::error::Error for ConnectError {}
 
 /// How a command on a node gets root.
 #[derive(Clone, Debug)]
@@ -73,14 +96,173 @@ enum Kind {
     Ssh { session: Arc<Session> },
 }
 
-/// A short directory for control sockets (unix socket paths must stay under 108 bytes), 0700:
-/// it holds the control sockets and, while a master starts, the askpass socket.
-pub fn control_dir() -> std::io::Result<tempfile::TempDir> {
-    use std::os::unix::fs::PermissionsExt;
-    tempfile::Builder::new()
-        .prefix("ksw")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir_in("/tmp")
+/// Where runs keep their control sockets when the state dir's path is too long for them.
+const SHORT_BASE: &str = "/tmp";
+/// A run's control dir is `ksw` and six random characters.
+const RUN_PREFIX: &str = "ksw";
+const RUN_NAME_LEN: usize = 9;
+/// In a run's control dir: the pid and start time of the kswizard that owns it.
+const OWNER: &str = "owner";
+/// The longest entry `connect` makes in a control dir ("/" and a decimal usize), plus the 17 bytes
+/// ssh appends to the control path while it binds the socket.
+const SOCKET_NAME_MAX: usize = 1 + 20 + 17;
+/// A unix socket path holds at most 107 bytes (108 with the final NUL).
+const SUN_PATH_MAX: usize = 107;
+
+/// One run's directory of control sockets, log files and, while a master starts, the askpass
+/// socket; 0700, with its owner recorded. Dropping it stops any master still in it and removes it.
+/// A run killed before that leaves it behind: the next run's `control_dir*` stops its masters and
+/// removes it, once its owner is gone.
+#[derive(Debug)]
+pub struct ControlDir {
+    path: PathBuf,
+}
+
+impl ControlDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn create(base: &Path) -> std::io::Result<ControlDir> {
+        sweep(Path::new(SHORT_BASE));
+        if base != Path::new(SHORT_BASE) {
+            sweep(base);
+        }
+        let path = tempfile::Builder::new()
+            .prefix(RUN_PREFIX)
+            .rand_bytes(RUN_NAME_LEN - RUN_PREFIX.len())
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(base)?
+            .keep();
+        // From here on, dropping it removes the directory.
+        let dir = ControlDir { path };
+        let me = std::process::id();
+        let started = start_time(me).ok_or_else(|| std::io::Error::other("no /proc/self/stat"))?;
+        std::fs::write(dir.path.join(OWNER), format!("{me} {started}\n"))?;
+        Ok(dir)
+    }
+}
+
+impl Drop for ControlDir {
+    fn drop(&mut self) {
+        remove_run(&self.path);
+    }
+}
+
+/// A control dir for a run whose state lives in `state`: `<state>/ctl/kswXXXXXX` (0700), or one in
+/// /tmp when that path would be too long for unix sockets or cannot be made there (a full or
+/// read-only disk must not stop connections). Runs killed earlier are cleaned up first.
+pub fn control_dir_in(state: &Path) -> std::io::Result<ControlDir> {
+    let base = state.join("ctl");
+    if base.as_os_str().len() + 1 + RUN_NAME_LEN + SOCKET_NAME_MAX > SUN_PATH_MAX {
+        return control_dir();
+    }
+    let in_state = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&base)
+        .and_then(|()| std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)))
+        .and_then(|()| ControlDir::create(&base));
+    in_state.or_else(|_| control_dir())
+}
+
+/// A control dir in /tmp (short: unix socket paths must stay under 108 bytes). Runs killed
+/// earlier are cleaned up first.
+pub fn control_dir() -> std::io::Result<ControlDir> {
+    ControlDir::create(Path::new(SHORT_BASE))
+}
+
+/// When process `pid` started (clock ticks after boot), which tells it from a later process that
+/// reuses its pid.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The name in parentheses may hold spaces; field 22 is the 20th after it.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()
+}
+
+/// Whether the `owner` record names a live process. Unreadable records count as live: the
+/// directory may be someone else's, or being made right now.
+fn owner_alive(record: &str) -> bool {
+    let mut it = record.split_whitespace().map(str::parse::<u64>);
+    match (it.next(), it.next()) {
+        (Some(Ok(pid)), Some(Ok(started))) => u32::try_from(pid)
+            .ok()
+            .and_then(start_time)
+            .is_some_and(|t| t == started),
+        _ => true,
+    }
+}
+
+/// Remove the control dirs in `base` whose owning kswizard is gone, with their masters.
+fn sweep(base: &Path) {
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let run_like = name.len() == RUN_NAME_LEN
+            && name.starts_with(RUN_PREFIX)
+            && name.bytes().all(|b| b.is_ascii_alphanumeric());
+        let path = e.path();
+        // Never another user's (root sweeping /tmp), never a symlink.
+        let mine = std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir() && m.uid() == me);
+        if !run_like || !mine {
+            continue;
+        }
+        if let Ok(record) = std::fs::read_to_string(path.join(OWNER))
+            && !owner_alive(&record)
+        {
+            remove_run(&path);
+        }
+    }
+}
+
+/// Stop every master whose control socket is in `dir`, then remove `dir`.
+fn remove_run(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let control = e
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.parse::<usize>().is_ok());
+        if control && e.file_type().is_ok_and(|t| t.is_socket()) {
+            exit_master(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Ask the master on control socket `sock` to exit (`ssh -O exit`), giving up after a few seconds
+/// (a stopped master does not answer); a socket nobody listens on is just removed.
+fn exit_master(sock: &Path) {
+    let child = std::process::Command::new("ssh")
+        .arg("-S")
+        .arg(sock)
+        .args(["-O", "exit", "--", "kswizard-master"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if let Ok(mut child) = child {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while matches!(child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_file(sock);
 }
 
 /// Whether this process runs as root (the effective uid, as the owner of /proc/self shows it).
@@ -101,22 +283,55 @@ fn become_for(host: &Host) -> Become {
     }
 }
 
-/// Serve `password` to the askpass helper ssh starts, until `done` is set.
-fn serve_password(sock: &Path, password: Secret, done: Arc<AtomicBool>) -> std::io::Result<()> {
-    let listener = UnixListener::bind(sock)?;
-    listener.set_nonblocking(true)?;
-    std::thread::spawn(move || {
-        while !done.load(Ordering::Relaxed) {
-            match listener.accept() {
-                Ok((mut s, _)) => {
-                    let _ = s.set_nonblocking(false);
-                    let _ = s.write_all(password.expose().as_bytes());
+/// The name of the thread that serves a password to ssh's askpass helper.
+pub const ASKPASS_THREAD: &str = "ksw-askpass";
+
+/// The password served to the askpass helper ssh starts, while one master starts. Dropping it
+/// (the start ended, or the connect was cancelled) ends the serving thread and removes the socket.
+struct Askpass {
+    sock: PathBuf,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Askpass {
+    fn serve(sock: PathBuf, password: Secret) -> std::io::Result<Askpass> {
+        let listener = UnixListener::bind(&sock)?;
+        listener.set_nonblocking(true)?;
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = done.clone();
+        let mut askpass = Askpass {
+            sock,
+            done,
+            thread: None,
+        };
+        let thread = std::thread::Builder::new()
+            .name(ASKPASS_THREAD.into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((mut s, _)) => {
+                            let _ = s.set_nonblocking(false);
+                            let _ = s.write_all(password.expose().as_bytes());
+                        }
+                        Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                    }
                 }
-                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
-            }
+            })?;
+        askpass.thread = Some(thread);
+        Ok(askpass)
+    }
+}
+
+impl Drop for Askpass {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Relaxed);
+        // The thread never blocks: it ends within one poll.
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
-    });
-    Ok(())
+        let _ = std::fs::remove_file(&self.sock);
+    }
 }
 
 /// Run as `SSH_ASKPASS`: print the password kswizard serves on the socket named in the
@@ -166,6 +381,29 @@ fn classify(host: &str, log: &str) -> ConnectError {
     }
 }
 
+/// Whether `known_hosts` holds a key for the address ssh just connected to, under the name ssh
+/// records it by (`addr`, or `[addr]:port` off port 22; hashed names too, as ssh-keygen reads them).
+async fn pinned(host: &Host, known_hosts: &Path) -> Result<(), String> {
+    let addr = host.connect_address().to_lowercase();
+    let name = match host.port.unwrap_or(22) {
+        22 => addr,
+        p => format!("[{addr}]:{p}"),
+    };
+    let out = tokio::process::Command::new("ssh-keygen")
+        .arg("-F")
+        .arg(&name)
+        .arg("-f")
+        .arg(known_hosts)
+        .stdin(Stdio::null())
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(_) => Err(format!("after login it holds no key for {name}")),
+        Err(e) => Err(format!("cannot run ssh-keygen to check it: {e}")),
+    }
+}
+
 /// Connect to `host`: the local shell, or a new ControlMaster in `ctl_dir` with host keys pinned
 /// in `known_hosts`.
 pub async fn connect(
@@ -191,18 +429,28 @@ pub async fn connect(
             secrets,
         });
     }
+    // ssh would create it as its umask says (0644); state files are 0600. Should this fail, the
+    // check after login reports the key as not pinned.
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(known_hosts);
     let ctl = ctl_dir.join(format!("{n}"));
     let log = ctl_dir.join(format!("{n}.log"));
     let mut cmd = tokio::process::Command::new("ssh");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        // A cancelled connect (the SSH test's timeout) leaves no ssh behind.
+        .kill_on_drop(true)
         .arg("-E")
         .arg(&log)
         .arg("-S")
         .arg(&ctl)
         .args(["-M", "-f", "-N"])
-        // A master left behind by a killed kswizard goes away by itself once idle.
+        // A master left behind by a killed kswizard goes away by itself once idle (and the next
+        // run's control_dir stops it sooner).
         .args(["-o", "ControlPersist=600"])
         .args(["-o", "StrictHostKeyChecking=accept-new"])
         .arg("-o")
@@ -214,11 +462,10 @@ pub async fn connect(
         .arg(host.port.unwrap_or(22).to_string())
         .arg("-l")
         .arg(host.user.as_deref().unwrap_or("root"));
-    let done = Arc::new(AtomicBool::new(false));
-    match &host.auth {
+    let askpass = match &host.auth {
         Auth::Password(pw) => {
             let sock = ctl_dir.join(format!("{n}.ap"));
-            serve_password(&sock, pw.clone(), done.clone()).map_err(|e| {
+            let askpass = Askpass::serve(sock.clone(), pw.clone()).map_err(|e| {
                 ConnectError::Unreachable {
                     host: host.name.clone(),
                     detail: format!("askpass socket: {e}"),
@@ -234,24 +481,34 @@ pub async fn connect(
                     "PreferredAuthentications=password,keyboard-interactive",
                 ])
                 .args(["-o", "NumberOfPasswordPrompts=1"]);
+            Some(askpass)
         }
         Auth::Key { file } => {
             cmd.args(["-o", "BatchMode=yes"]);
             if let Some(k) = file {
                 cmd.args(["-o", "IdentitiesOnly=yes", "-i", k]);
             }
+            None
         }
         Auth::Local => unreachable!("handled above"),
-    }
+    };
     // `--`: an address is never taken for an option (`-oProxyCommand=...`).
     cmd.arg("--").arg(host.connect_address());
     let status = cmd.status().await;
-    done.store(true, Ordering::Relaxed);
-    let _ = std::fs::remove_file(ctl_dir.join(format!("{n}.ap")));
+    drop(askpass);
     let ok = matches!(status, Ok(s) if s.success());
     if !ok {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         return Err(classify(&host.name, &text));
+    }
+    if let Err(detail) = pinned(host, known_hosts).await {
+        let sock = ctl.clone();
+        let _ = tokio::task::spawn_blocking(move || exit_master(&sock)).await;
+        return Err(ConnectError::HostKeyNotPinned {
+            host: host.name.clone(),
+            file: known_hosts.to_path_buf(),
+            detail,
+        });
     }
     let session = Session::resume_mux(ctl.into_boxed_path(), Some(log.into_boxed_path()));
     Ok(Conn {
@@ -282,6 +539,14 @@ enum Child {
 /// The command ended without an exit code: the connection was lost, or the node's shell died.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lost(pub String);
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "connection lost: {}", self.0)
+    }
+}
+
+impl std::error::Error for Lost {}
 
 impl Running {
     /// The next line; bytes that are not UTF-8 are replaced, not taken for the end.
@@ -435,12 +700,102 @@ mod tests {
         ));
     }
 
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
     #[test]
     fn the_control_dir_is_private() {
-        use std::os::unix::fs::PermissionsExt;
         let d = control_dir().unwrap();
-        let mode = std::fs::metadata(d.path()).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        assert_eq!(mode(d.path()), 0o700);
+    }
+
+    #[test]
+    fn control_dirs_live_in_the_state_dir_and_go_when_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join(".kswizard");
+        let d = control_dir_in(&state).unwrap();
+        assert_eq!(d.path().parent(), Some(state.join("ctl").as_path()));
+        assert_eq!(mode(&state.join("ctl")), 0o700);
+        assert_eq!(mode(d.path()), 0o700);
+        let owner = std::fs::read_to_string(d.path().join(OWNER)).unwrap();
+        assert!(
+            owner.starts_with(&format!("{} ", std::process::id())),
+            "{owner}"
+        );
+        let path = d.path().to_path_buf();
+        drop(d);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn a_state_dir_too_long_for_sockets_falls_back_to_a_short_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let state = tmp.path().join("x".repeat(60)).join(".kswizard");
+        let d = control_dir_in(&state).unwrap();
+        assert_eq!(d.path().parent(), Some(Path::new(SHORT_BASE)));
+        assert!(!state.exists());
+        // The longest socket path ssh makes there still fits.
+        assert!(d.path().as_os_str().len() + SOCKET_NAME_MAX <= SUN_PATH_MAX);
+    }
+
+    #[test]
+    fn a_state_dir_that_cannot_hold_the_control_dir_falls_back_to_a_short_dir() {
+        // A full or read-only disk under the state dir must not stop connections: the journal
+        // deals with that disk itself.
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        let d = control_dir_in(&file.join(".kswizard")).unwrap();
+        assert_eq!(d.path().parent(), Some(Path::new(SHORT_BASE)));
+    }
+
+    /// A pid that belonged to a process which has exited.
+    fn dead_pid() -> u32 {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        let pid = c.id();
+        c.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn only_dirs_of_dead_owners_are_swept() {
+        let base = tempfile::tempdir().unwrap();
+        let make = |name: &str, owner: Option<String>| {
+            let p = base.path().join(name);
+            std::fs::create_dir(&p).unwrap();
+            if let Some(o) = owner {
+                std::fs::write(p.join(OWNER), o).unwrap();
+            }
+            p
+        };
+        let me = std::process::id();
+        let alive = make(
+            "kswAAAAAA",
+            Some(format!("{me} {}", start_time(me).unwrap())),
+        );
+        let dead = make("kswBBBBBB", Some(format!("{} 1", dead_pid())));
+        // My pid, but another start time: the pid was reused, its owner is gone.
+        let reused = make("kswCCCCCC", Some(format!("{me} 1")));
+        let no_owner = make("kswDDDDDD", None);
+        let half_written = make("kswEEEEEE", Some(String::new()));
+        let other_name = make("ksw-lab", Some(format!("{} 1", dead_pid())));
+        sweep(base.path());
+        assert!(alive.exists());
+        assert!(!dead.exists());
+        assert!(!reused.exists());
+        assert!(no_owner.exists());
+        assert!(half_written.exists());
+        assert!(other_name.exists());
+    }
+
+    #[test]
+    fn errors_are_std_errors() {
+        fn takes(_: &dyn std::error::Error) {}
+        takes(&classify("n1", "Connection refused"));
+        let lost = Lost("broken pipe".into());
+        takes(&lost);
+        assert_eq!(lost.to_string(), "connection lost: broken pipe");
     }
 
     #[tokio::test]

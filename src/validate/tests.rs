@@ -377,7 +377,7 @@ fn plaintext_password() {
         Severity::Warning,
         &["master", "node1"],
         "hosts.ini holds passwords in plain text for master, node1",
-        "use SSH keys instead (kswizard can install one with the password once), then remove the passwords",
+        "run `kswizard ssh-copy-id`: it installs an SSH key with the password once and removes ansible_ssh_pass",
     );
 }
 
