@@ -28,7 +28,7 @@ impl Drop for LabGuard {
 
 /// Never `None`: run without root or the lab's packages, this fails saying so (a lab test never
 /// passes without having run).
-fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
+fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
     let tmp = tempfile::Builder::new()
         .prefix("kt")
         .tempdir_in("/tmp")
@@ -43,11 +43,11 @@ fn lab_up(subnet: u8, nodes: usize) -> Option<LabGuard> {
     let trace = tmp.path().join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     // Steps run as root on the nodes; the trace dir is on the shared /tmp.
-    Some(LabGuard {
+    LabGuard {
         lab,
         _tmp: tmp,
         trace,
-    })
+    }
 }
 
 impl LabGuard {
@@ -152,7 +152,7 @@ fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
 #[test]
 #[ignore = "needs root and the lab"]
 fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
-    let Some(g) = lab_up(71, 6) else { return };
+    let g = lab_up(71, 6);
     let plan = format!(
         "steps:\n{}{}{}{}",
         traced_step("prep", "all", "", ""),
@@ -230,7 +230,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_failing_step_stops_only_its_node() {
-    let Some(g) = lab_up(72, 4) else { return };
+    let g = lab_up(72, 4);
     let plan = format!(
         "steps:\n{}{}{}",
         traced_step(
@@ -279,7 +279,7 @@ fn a_failing_step_stops_only_its_node() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn kill_9_then_resume_runs_every_step_exactly_once() {
-    let Some(g) = lab_up(73, 6) else { return };
+    let g = lab_up(73, 6);
     let mut plan = String::from("steps:\n");
     for i in 0..6 {
         let after = if i == 3 { "s2" } else { "" };
@@ -363,7 +363,7 @@ impl Xorshift {
 #[test]
 #[ignore = "needs root and the lab"]
 fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
-    let Some(g) = lab_up(83, 3) else { return };
+    let g = lab_up(83, 3);
     let mut plan = String::from("steps:\n");
     for i in 0..8 {
         let after = if i % 3 == 2 {
@@ -513,7 +513,7 @@ fn sshd_pids(node_ns: &str) -> Vec<u32> {
 #[test]
 #[ignore = "needs root and the lab"]
 fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
-    let Some(g) = lab_up(74, 3) else { return };
+    let g = lab_up(74, 3);
     let plan = format!(
         "steps:\n{}{}",
         traced_step("long", "all", "", "sleep 3"),
@@ -563,7 +563,7 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
-    let Some(g) = lab_up(82, 2) else { return };
+    let g = lab_up(82, 2);
     let plan = format!(
         "steps:\n{}{}",
         traced_step("long", "all", "", "sleep 6"),
@@ -601,7 +601,7 @@ fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
-    let Some(g) = lab_up(75, 3) else { return };
+    let g = lab_up(75, 3);
     let pw = g.lab.password().unwrap();
     let mut cluster = g.cluster();
     // master2: password login and sudo password; master3: key login, sudo password.
@@ -625,9 +625,21 @@ fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
     assert_eq!(uids, ["uid=0"; 3]);
     // Nothing kswizard wrote besides hosts.ini holds the password.
     let state = conf.parent().unwrap().join(".kswizard");
-    for entry in std::fs::read_dir(&state).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-        assert!(!String::from_utf8_lossy(&bytes).contains(pw.expose()));
+    let mut dirs = vec![state];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(pw.expose()),
+                    "{}",
+                    path.display()
+                );
+            }
+        }
     }
 
     // A wrong password is a clear error for that host.
@@ -659,7 +671,7 @@ fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_changed_host_key_is_refused() {
-    let Some(g) = lab_up(76, 2) else { return };
+    let g = lab_up(76, 2);
     let plan = format!("steps:\n{}", traced_step("one", "all", "", ""));
     let (conf, plan) = g.conf_with("h", &g.cluster(), &plan);
     assert_eq!(install(&conf, &plan, &[]).0, 0);
@@ -696,7 +708,7 @@ fn a_changed_host_key_is_refused() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_changed_step_is_named_and_run_again_on_resume() {
-    let Some(g) = lab_up(79, 2) else { return };
+    let g = lab_up(79, 2);
     let plan_text = format!(
         "steps:\n{}{}",
         traced_step("a", "all", "", "echo version one"),
@@ -732,7 +744,7 @@ fn a_changed_step_is_named_and_run_again_on_resume() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume() {
-    let Some(g) = lab_up(80, 2) else { return };
+    let g = lab_up(80, 2);
     let plan_text = format!(
         "steps:\n{}{}{}",
         keyed(

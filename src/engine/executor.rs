@@ -323,7 +323,8 @@ pub async fn install(
         })
         .await;
 
-    let ctl = transport::control_dir().map_err(|e| EngineError::Io("/tmp".into(), e))?;
+    let ctl = transport::control_dir_in(&opts.state_dir)
+        .map_err(|e| EngineError::Io(opts.state_dir.join("ctl"), e))?;
     let known_hosts = opts.state_dir.join("known_hosts");
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();

@@ -68,7 +68,8 @@ fn sudo_refused(host: &Host, conn: &Conn, stderr: &str) -> NodeError {
 /// Connect to `host`, gather its facts as root and disconnect: the Hosts screen's SSH test.
 /// Host keys are pinned in `known_hosts` as for an install.
 pub async fn probe(host: &Host, known_hosts: &Path) -> Result<Facts, NodeError> {
-    let ctl = transport::control_dir().map_err(|e| NodeError::ControlDir(e.to_string()))?;
+    let state = known_hosts.parent().unwrap_or(Path::new("."));
+    let ctl = transport::control_dir_in(state).map_err(|e| NodeError::ControlDir(e.to_string()))?;
     let conn = transport::connect(host, known_hosts, ctl.path(), 0)
         .await
         .map_err(NodeError::Connect)?;
@@ -276,8 +277,11 @@ impl NodeRun<'_> {
             tries += 1;
             match self.connect().await {
                 Ok(()) => return Ok(()),
-                // A changed host key is not a network blip: stop at once.
-                Err(e @ ConnectError::HostKeyChanged { .. }) => return Err(e.to_string()),
+                // A host key that changed or cannot be pinned is not a network blip: stop at once.
+                Err(
+                    e @ (ConnectError::HostKeyChanged { .. }
+                    | ConnectError::HostKeyNotPinned { .. }),
+                ) => return Err(e.to_string()),
                 Err(e) => last = e.to_string(),
             }
         }
