@@ -1,4 +1,4 @@
-//! kswizard: a terminal wizard that installs a highly available Kubernetes / KubeSphere cluster.
+//! kswizard: a terminal wizard that installs a highly available Kubernetes / `KubeSphere` cluster.
 //! See ARCHITECTURE.md for the map.
 
 pub mod cli;

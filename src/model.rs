@@ -183,7 +183,7 @@ pub struct Settings {
     /// keepalived: the interface that carries the VIP, and the VRRP router id.
     pub keepalived_interface: Option<String>,
     pub keepalived_router_id: Option<u8>,
-    /// Put the KubeSphere console (30880 on all nodes) behind the LB too.
+    /// Put the `KubeSphere` console (30880 on all nodes) behind the LB too.
     pub console_lb: bool,
     /// A plan file other than the bundled one.
     pub plan: Option<String>,

@@ -2,6 +2,8 @@
 //! capture-pane. Opens the repository's conf (copied), makes etcd even and sees the finding, fixes
 //! it, sets a new VIP, writes, quits, and checks what reached the disk.
 //! Needs tmux: ignored by a plain `cargo nextest run`, run by `.ci/run` (`--run-ignored all`).
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

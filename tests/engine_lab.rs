@@ -1,6 +1,8 @@
 //! The install engine against a real lab: sshd nodes in their own mount namespaces on loopback
 //! addresses. Needs root and the lab's packages: ignored by a plain `cargo nextest run`, run by
 //! `.ci/run` (`--run-ignored all`, as root); each test has a lab of its own on its own subnet.
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -15,7 +17,7 @@ use kswizard::model::{Auth, Cluster, Secret};
 /// A lab that goes down when the test ends, whatever happens in it.
 struct LabGuard {
     lab: Lab,
-    _tmp: tempfile::TempDir,
+    tmp: tempfile::TempDir,
     /// A shared (not node-private) directory where test steps leave their traces.
     trace: PathBuf,
 }
@@ -43,11 +45,7 @@ fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
     let trace = tmp.path().join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     // Steps run as root on the nodes; the trace dir is on the shared /tmp.
-    LabGuard {
-        lab,
-        _tmp: tmp,
-        trace,
-    }
+    LabGuard { lab, tmp, trace }
 }
 
 impl LabGuard {
@@ -58,7 +56,7 @@ impl LabGuard {
     /// Write `cluster` as a conf dir of its own, and `plan` next to it.
     fn conf_with(&self, name: &str, cluster: &Cluster, plan: &str) -> (PathBuf, PathBuf) {
         let (_, source) = conf::load(&self.lab.conf_dir).unwrap();
-        let dir = self._tmp.path().join(name);
+        let dir = self.tmp.path().join(name);
         conf::save(cluster, &source, &dir.join("conf")).unwrap();
         let plan_path = dir.join("plan.yaml");
         std::fs::write(
@@ -71,8 +69,7 @@ impl LabGuard {
 
     fn count(&self, node: &str, step: &str) -> usize {
         std::fs::read_to_string(self.trace.join(format!("{node}-{step}")))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+            .map_or(0, |s| s.lines().count())
     }
 }
 
@@ -94,12 +91,11 @@ fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Va
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    if out.status.code() == Some(2) {
-        panic!(
-            "install failed to start: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    assert!(
+        out.status.code() != Some(2),
+        "install failed to start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.code().unwrap_or(-1), events)
 }
 
@@ -348,6 +344,14 @@ fn spawn_install(conf: &Path, plan: &Path, extra: &[&str]) -> std::process::Chil
         .unwrap()
 }
 
+/// A tmpfs mounted for a test, unmounted when it ends.
+struct Unmount(PathBuf);
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// A small deterministic generator: the campaign's kill points are the same on every run.
 struct Xorshift(u64);
 
@@ -444,12 +448,6 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
         .status()
         .unwrap();
     assert!(mounted.success());
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
     let _unmount = Unmount(small.clone());
     std::fs::copy(state.join("known_hosts"), small.join("known_hosts")).unwrap();
     // Leave one page for the journal: it fills up a few records in.
@@ -678,7 +676,7 @@ fn a_changed_host_key_is_refused() {
     // Pretend the second node now presents another key: pin a different one for it.
     let state = conf.parent().unwrap().join(".kswizard");
     let kh = state.join("known_hosts");
-    let other = g._tmp.path().join("other");
+    let other = g.tmp.path().join("other");
     Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&other)

@@ -1,6 +1,8 @@
 //! The install engine over the local transport, in a temp directory: no root, no lab. Every
 //! "node" is a local shell whose step directories live under a temp dir of its own (the runner's
 //! state root is a parameter), so the executor, the runner and the journal run for real.
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -62,8 +64,7 @@ impl Bench {
 
     fn count(&self, node: &str, step: &str) -> usize {
         std::fs::read_to_string(self.trace().join(format!("{node}-{step}")))
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
+            .map_or(0, |s| s.lines().count())
     }
 
     fn run(&self, plan: &Plan, opts: &Options) -> Result<(Summary, Vec<Event>), EngineError> {

@@ -4,6 +4,8 @@
 //!
 //! The plan's steps are run by a small driver here (step by step, in parallel over the nodes a step
 //! targets, outputs passed on as environment): it proves the scripts, not the product's engine.
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -28,7 +30,7 @@ impl Up {
     fn new(name: &str, subnet: &str, nodes: usize) -> Up {
         let dir = PathBuf::from(format!("/tmp/ksw-test-{name}"));
         let _ = lab::down(&dir);
-        let _guard = UP.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = UP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let spec = Spec {
             dir,
             nodes,

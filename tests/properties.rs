@@ -1,5 +1,7 @@
 //! Properties of the readers and writers: no input makes them panic, and what kswizard writes reads
 //! back as the cluster it wrote.
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
 
@@ -265,7 +267,7 @@ proptest! {
 }
 
 /// install.sh reads a non-root line's fifth whitespace field as the sudo password: where the line
-/// has enough fields before ansible_user to fill the slots, it must be there.
+/// has enough fields before `ansible_user` to fill the slots, it must be there.
 fn fifth_field_is_the_become_pass(h: &Host, text: &str) -> bool {
     let slots = usize::from(h.address.is_some())
         + usize::from(h.ip.is_some())

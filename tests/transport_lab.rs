@@ -1,6 +1,8 @@
 //! The SSH transport against real sshd: cancelled connects, host keys that cannot be pinned, the
 //! remains of killed runs, and `kswizard ssh-copy-id`. Tests marked `#[ignore]` need root and the
 //! lab (`.ci/run` runs them); each has a lab of its own on a subnet from 127.0.200 to 127.0.209.
+// A test fails by panicking: unwrap and panic are its assertions.
+#![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
@@ -87,7 +89,7 @@ fn files_ending(dir: &Path, suffix: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Pids of the ssh ControlMasters whose control socket is in `dir` (from their command lines).
+/// Pids of the ssh `ControlMasters` whose control socket is in `dir` (from their command lines).
 fn masters_in(dir: &Path) -> Vec<u32> {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -212,9 +214,8 @@ fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
     std::fs::write(&not_a_dir, "").unwrap();
     let unwritable = not_a_dir.join("known_hosts");
     for (n, kh) in [on_full_disk, unwritable].iter().enumerate() {
-        let e = match rt.block_on(transport::connect(&host, kh, ctl.path(), n)) {
-            Ok(_) => panic!("connected without pinning the host key in {}", kh.display()),
-            Err(e) => e,
+        let Err(e) = rt.block_on(transport::connect(&host, kh, ctl.path(), n)) else {
+            panic!("connected without pinning the host key in {}", kh.display())
         };
         assert!(
             matches!(&e, ConnectError::HostKeyNotPinned { file, .. } if file == kh),
@@ -486,7 +487,7 @@ fn read_home_authorized_keys(node: &lab::Node) {
         std::fs::read_dir(format!("/proc/{pid}/fd"))
             .unwrap()
             .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .map(|l| l.into_os_string())
+            .map(std::path::PathBuf::into_os_string)
             .filter(|l| l.to_string_lossy().starts_with("socket:"))
             .collect()
     };

@@ -54,7 +54,7 @@ fn chosen<'c>(cluster: &'c Cluster, names: &[String]) -> Result<Vec<&'c Host>, S
         .collect()
 }
 
-/// The key to install: `--key`, else ~/.ssh/id_ed25519.pub, made with ssh-keygen if missing and
+/// The key to install: `--key`, else ~/.`ssh/id_ed25519.pub`, made with ssh-keygen if missing and
 /// the operator agrees.
 fn key(flag: Option<&Path>, yes: bool) -> Result<Key, String> {
     let public = match flag {

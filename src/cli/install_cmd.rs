@@ -188,7 +188,7 @@ pub fn install(a: InstallArgs) -> Outcome {
                 };
                 if let (true, Some(l)) = (open, line) {
                     let mut out = std::io::stdout().lock();
-                    open = writeln!(out, "{l}").and_then(|_| out.flush()).is_ok();
+                    open = writeln!(out, "{l}").and_then(|()| out.flush()).is_ok();
                 }
             }
         });

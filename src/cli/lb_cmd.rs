@@ -40,7 +40,7 @@ pub fn status(conf_dir: &Path, watch: bool, format: Format) -> Outcome {
                 println!();
             }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                () = tokio::time::sleep(Duration::from_secs(2)) => {}
                 _ = tokio::signal::ctrl_c() => return Outcome::Ok,
             }
         }

@@ -70,7 +70,7 @@ pub enum Command {
         conf: PathBuf,
         #[arg(long)]
         plan: Option<PathBuf>,
-        /// Where the journal and known_hosts live (default: .kswizard next to the conf directory).
+        /// Where the journal and `known_hosts` live (default: .kswizard next to the conf directory).
         #[arg(long)]
         state: Option<PathBuf>,
         /// Do not ask: confirm the install, and resume an unfinished one.
@@ -113,19 +113,19 @@ pub enum Command {
         format: Format,
     },
     /// Replace password login with key login: authorize the taskbox's public key on each host
-    /// with its password once, check that key login works, then drop ansible_ssh_pass from
-    /// hosts.ini (ansible_become_pass stays: sudo still asks for it).
+    /// with its password once, check that key login works, then drop `ansible_ssh_pass` from
+    /// hosts.ini (`ansible_become_pass` stays: sudo still asks for it).
     SshCopyId {
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         /// The public key to install (its private key is the same path without .pub).
-        /// Default: ~/.ssh/id_ed25519.pub, created with ssh-keygen if missing.
+        /// Default: ~/.`ssh/id_ed25519.pub`, created with ssh-keygen if missing.
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
         /// Create the missing key pair without asking.
         #[arg(long)]
         yes: bool,
-        /// Host names from hosts.ini (default: every host with ansible_ssh_pass).
+        /// Host names from hosts.ini (default: every host with `ansible_ssh_pass`).
         #[arg(value_name = "HOST")]
         hosts: Vec<String>,
     },

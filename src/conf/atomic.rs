@@ -8,9 +8,7 @@ use std::path::Path;
 /// Write `bytes` to `path` via a temp file in the same directory, fsync it, rename it over `path`
 /// and fsync the directory. The new file keeps the old file's mode, else gets `default_mode`.
 pub fn write_atomic(path: &Path, bytes: &[u8], default_mode: u32) -> io::Result<()> {
-    let mode = fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(default_mode);
+    let mode = fs::metadata(path).map_or(default_mode, |m| m.permissions().mode() & 0o7777);
     write_atomic_mode(path, bytes, mode)
 }
 

@@ -1,10 +1,10 @@
-//! `conf/hosts.ini`: the Ansible inventory of the KubeSphere 2.x installer (and kubespray's layouts).
+//! `conf/hosts.ini`: the Ansible inventory of the `KubeSphere` 2.x installer (and kubespray's layouts).
 //!
 //! Our own reader rather than rust-ini: inventory host lines are `name key=value ...` with shell-style
 //! quoting and `#` comments, sections repeat names across `:children` / `:vars` suffixes, and the
 //! writer must reproduce comments, unknown sections and line endings; rust-ini models none of that.
 //!
-//! The writer emits the KubeSphere 2.x layout with the field order the legacy `install.sh` depends
+//! The writer emits the `KubeSphere` 2.x layout with the field order the legacy `install.sh` depends
 //! on (it takes a non-root line's fifth field as the sudo password). Whatever kswizard does not
 //! model (comments, unknown groups, `:vars` sections, unknown keys) is kept and written back, and
 //! writing what it read from its own output gives the same bytes.
@@ -450,7 +450,7 @@ fn build(
                 match slot {
                     Some((_, v)) => v.extend(s.comments.iter().cloned()),
                     None if !s.comments.is_empty() => {
-                        layout.section_comments.push((key, s.comments.clone()))
+                        layout.section_comments.push((key, s.comments.clone()));
                     }
                     None => {}
                 }
@@ -535,7 +535,7 @@ fn apply_vars(
             "ansible_user" | "ansible_ssh_user" => h.user = Some(v.clone()),
             "ansible_ssh_pass" | "ansible_password" => ssh_pass = Some(Secret::new(v.clone())),
             "ansible_become_pass" | "ansible_become_password" | "ansible_sudo_pass" => {
-                h.become_pass = Some(Secret::new(v.clone()))
+                h.become_pass = Some(Secret::new(v.clone()));
             }
             "ansible_ssh_private_key_file" => key_file = Some(v.clone()),
             "ansible_connection" if v == "local" => local = true,
@@ -569,12 +569,11 @@ fn merge_repeated_keys(extra: &mut Vec<(String, String)>) {
     let mut at: HashMap<String, usize> = HashMap::with_capacity(extra.len());
     let mut merged: Vec<(String, String)> = Vec::with_capacity(extra.len());
     for (k, v) in extra.drain(..) {
-        match at.get(&k) {
-            Some(&i) => merged[i].1 = v,
-            None => {
-                at.insert(k.clone(), merged.len());
-                merged.push((k, v));
-            }
+        if let Some(&i) = at.get(&k) {
+            merged[i].1 = v
+        } else {
+            at.insert(k.clone(), merged.len());
+            merged.push((k, v));
         }
     }
     *extra = merged;

@@ -60,7 +60,7 @@ pub fn read_all(mut f: std::fs::File, file: &Path) -> Result<Vec<u8>, ConfError>
     Ok(bytes)
 }
 
-/// A YAML file's size and nesting, checked before serde_yaml reads it.
+/// A YAML file's size and nesting, checked before `serde_yaml` reads it.
 pub fn check_yaml(text: &str, file: &Path) -> Result<(), ConfError> {
     check_size(text.len(), file)?;
     match too_deep(text) {
@@ -77,11 +77,11 @@ pub fn check_yaml(text: &str, file: &Path) -> Result<(), ConfError> {
 
 /// The 1-based line where `text` nests deeper than `MAX_YAML_DEPTH`, if it does.
 ///
-/// Counted on the tokens of libyaml's own scanner (the one serde_yaml reads with), so the check
+/// Counted on the tokens of libyaml's own scanner (the one `serde_yaml` reads with), so the check
 /// sees exactly the nesting the reader would: block collections (indentation, `- - -`) and flow
 /// collections (`[[[`, `{{{`) alike. It stops at the first token past the limit; libyaml looks
 /// ahead at most one line or 1,024 characters, so a hostile file costs microseconds here. A
-/// scanner error also stops it: serde_yaml then reports that error, before any deeper nesting.
+/// scanner error also stops it: `serde_yaml` then reports that error, before any deeper nesting.
 fn too_deep(text: &str) -> Option<usize> {
     // The parser holds a pointer to itself once given its input: boxed, so it never moves.
     let mut storage = Box::new(std::mem::MaybeUninit::<unsafe_libyaml::yaml_parser_t>::uninit());

@@ -50,7 +50,7 @@ fn utf8(bytes: Vec<u8>, path: &Path) -> Result<String, ConfError> {
     })
 }
 
-/// Read conf/`dir`. Missing files mean a new cluster; unreadable ones are errors naming file:line.
+/// Read conf/`dir`. Missing files mean a new cluster; unreadable ones are errors naming <file:line>.
 pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
     if !dir.is_dir() {
         return Err(ConfError::new(

@@ -350,7 +350,7 @@ pub fn reconnect_delay(tries: u32, waited: Duration, budget: Duration) -> Option
         return None;
     }
     let step = Duration::from_millis(500u64 << tries.min(3)).min(Duration::from_secs(5));
-    Some(step.min(budget - waited))
+    Some(step.min(budget.saturating_sub(waited)))
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::model::{Auth, Host};
 pub struct Key {
     pub public: PathBuf,
     pub private: PathBuf,
-    /// The key's line, as it goes into authorized_keys.
+    /// The key's line, as it goes into `authorized_keys`.
     line: String,
     /// Type and base64 blob: what tells this key apart from others, whatever its comment or
     /// options.
@@ -111,7 +111,7 @@ fn private_of(public: &Path) -> Result<PathBuf, String> {
         })
 }
 
-/// The shell that appends `key` to the login user's authorized_keys once: the directory 0700, the
+/// The shell that appends `key` to the login user's `authorized_keys` once: the directory 0700, the
 /// file 0600, no second line for a key already there (whatever its comment).
 fn append_script(key: &Key) -> String {
     format!(

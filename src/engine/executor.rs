@@ -366,7 +366,10 @@ pub async fn install(
             && let Some((node, steps)) = by_task.get(&e.id())
         {
             let open: Vec<String> = {
-                let ended = shared.ended.lock().unwrap_or_else(|e| e.into_inner());
+                let ended = shared
+                    .ended
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 steps
                     .iter()
                     .filter(|s| !ended.contains(&(node.clone(), (*s).clone())))
@@ -383,13 +386,14 @@ pub async fn install(
     let mut summary = shared
         .counts
         .lock()
-        .unwrap_or_else(|e| e.into_inner())
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
-    summary.failures = shared
-        .failures
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    summary.failures.clone_from(
+        &shared
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     shared.journal.log(Record::Complete { ts: journal::now() });
     shared.emit(Event::Summary(summary.clone())).await;

@@ -216,7 +216,11 @@ impl NodeRun<'_> {
             }
             let steps: Vec<&Step> = ids[i..].iter().filter_map(|s| self.step(s)).collect();
             let n = {
-                let board = self.shared.board.lock().unwrap_or_else(|e| e.into_inner());
+                let board = self
+                    .shared
+                    .board
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 decide::batch_len(
                     self.plan,
                     &steps,
@@ -316,7 +320,7 @@ impl NodeRun<'_> {
                 .shared
                 .board
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .outputs
                 .clone();
             let mut envs = Vec::new();

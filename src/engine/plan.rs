@@ -389,11 +389,11 @@ impl Plan {
 
 /// FNV-1a: a stable fingerprint of configuration and step content (not a security hash).
 pub fn fingerprint(parts: &[&str]) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in parts {
         for b in p.bytes().chain([0u8]) {
             h ^= u64::from(b);
-            h = h.wrapping_mul(0x100000001b3);
+            h = h.wrapping_mul(0x0100_0000_01b3);
         }
     }
     format!("{h:016x}")

@@ -22,7 +22,7 @@ fn state_text(n: &NodeProgress) -> String {
         NodeState::Done => "done".into(),
         NodeState::Failed => format!(
             "failed at {}",
-            n.failed.as_ref().map(|(s, _)| s.as_str()).unwrap_or("")
+            n.failed.as_ref().map_or("", |(s, _)| s.as_str())
         ),
         NodeState::Skipped => format!("stopped before {}", step(&n.first_skipped)),
         NodeState::Running => format!("running {}", step(&n.running)),

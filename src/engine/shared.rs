@@ -57,7 +57,7 @@ impl JournalWriter {
     pub(super) fn finish(&mut self) -> std::io::Result<()> {
         let (closed, _) = std::sync::mpsc::channel();
         drop(std::mem::replace(&mut self.tx, closed));
-        match self.handle.take().map(|h| h.join()) {
+        match self.handle.take().map(std::thread::JoinHandle::join) {
             None | Some(Ok(Ok(()))) => Ok(()),
             Some(Ok(Err(e))) => Err(e),
             Some(Err(_)) => Err(std::io::Error::other(
@@ -119,7 +119,10 @@ pub(super) struct Secrets(Mutex<Vec<String>>);
 impl Secrets {
     /// `text` with every secret replaced by `***`.
     pub(super) fn scrub(&self, text: &str) -> String {
-        let secrets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let secrets = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         secrets
             .iter()
             .filter(|s| text.contains(s.as_str()))
@@ -128,7 +131,10 @@ impl Secrets {
 
     /// Values that must never be shown from now on.
     pub(super) fn add(&self, values: impl IntoIterator<Item = String>) {
-        let mut secrets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut secrets = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for v in values {
             // Shorter ones would hide ordinary text, and are no real secret.
             if v.len() >= 4 && !secrets.contains(&v) {
@@ -192,7 +198,7 @@ impl Shared {
     pub(super) fn passed(&self, step: &str) -> bool {
         self.board
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .passed(step)
     }
 

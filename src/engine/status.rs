@@ -38,7 +38,7 @@ pub fn rows(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Vec<NodeRow> {
                                 format!("failed at {s}: {}", st.reason.as_deref().unwrap_or(""))
                             }
                             Some(_) => format!("stopped before {s}"),
-                        })
+                        });
                     }
                     _ => {}
                 }

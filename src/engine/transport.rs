@@ -1,9 +1,9 @@
-//! Reaching a node: one SSH ControlMaster per host (openssh sessions multiplexed over it), or the
+//! Reaching a node: one SSH `ControlMaster` per host (openssh sessions multiplexed over it), or the
 //! local shell for the `ansible_connection=local` host. Every command kswizard runs on a node
 //! goes through `Conn::exec`, which adds sudo when the command needs root.
 //!
 //! kswizard starts each master itself rather than through openssh's builder so that password
-//! hosts work: ssh asks kswizard (as its own SSH_ASKPASS) for the password, and kswizard answers
+//! hosts work: ssh asks kswizard (as its own `SSH_ASKPASS`) for the password, and kswizard answers
 //! over a private unix socket. Passwords never reach argv, the environment, files or logs.
 
 use std::io::{Read as _, Write as _};
@@ -404,7 +404,7 @@ async fn pinned(host: &Host, known_hosts: &Path) -> Result<(), String> {
     }
 }
 
-/// Connect to `host`: the local shell, or a new ControlMaster in `ctl_dir` with host keys pinned
+/// Connect to `host`: the local shell, or a new `ControlMaster` in `ctl_dir` with host keys pinned
 /// in `known_hosts`.
 pub async fn connect(
     host: &Host,

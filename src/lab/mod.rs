@@ -516,7 +516,7 @@ fn write_conf(lab: &Lab) -> Result<()> {
     cluster.lb.mode = LbMode::External;
     cluster.lb.address = Some(lab.lb_address.clone());
     cluster.lb.port = i64::from(lab.lb_port);
-    cluster.lb.domain = lab.lb_domain.clone();
+    cluster.lb.domain.clone_from(&lab.lb_domain);
     let source = conf::Source {
         dir: lab.conf_dir.clone(),
         ..conf::Source::default()

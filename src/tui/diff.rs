@@ -34,6 +34,8 @@ enum Op {
 
 /// The edit script from `old` to `new`: each old line is kept or removed, each new one kept or
 /// added, in file order (removals before additions within a change).
+// a, b, i, j, k: the names of the LCS algorithm as the literature writes it.
+#[allow(clippy::many_single_char_names)]
 fn script<'a>(old: &[&'a str], new: &[&'a str]) -> Vec<(Op, &'a str)> {
     let prefix = old.iter().zip(new).take_while(|(a, b)| a == b).count();
     let suffix = old[prefix..]

@@ -1,5 +1,5 @@
-//! Styles and state symbols. With NO_COLOR every colour is `Color::Reset` (crossterm 0.29 drops all
-//! attributes on a colour change under NO_COLOR, DESIGN §10), so state is always also spelled out
+//! Styles and state symbols. With `NO_COLOR` every colour is `Color::Reset` (crossterm 0.29 drops all
+//! attributes on a colour change under `NO_COLOR`, DESIGN §10), so state is always also spelled out
 //! with a symbol and a word, never shown by colour alone.
 
 use ratatui::style::{Color, Modifier, Style};
@@ -65,7 +65,7 @@ impl Theme {
         }
     }
 
-    /// NO_COLOR set to anything non-empty means monochrome (https://no-color.org).
+    /// `NO_COLOR` set to anything non-empty means monochrome (<https://no-color.org>).
     pub fn from_env() -> Self {
         match std::env::var_os("NO_COLOR") {
             Some(v) if !v.is_empty() => Theme::monochrome(),

@@ -16,7 +16,7 @@ use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, LbMode};
 use crate::validate::has_errors;
 
-/// Rows a PageUp / PageDown moves.
+/// Rows a `PageUp` / `PageDown` moves.
 const PAGE: usize = 10;
 /// The roles of the Roles screen's columns.
 pub const ROLE_COLUMNS: [&str; 3] = ["master", "worker", "etcd"];
@@ -102,12 +102,12 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             "The install is running; the other screens open again when it ends.",
         ),
         Action::Back if matches!(state.screen, Screen::Install | Screen::Done) => {
-            go(state, Screen::Review)
+            go(state, Screen::Review);
         }
         Action::GoTo(screen) => go(state, screen),
         Action::Back => go(state, state.screen.prev()),
         Action::Install if matches!(state.screen, Screen::Review | Screen::Install) => {
-            ask_install(state)
+            ask_install(state);
         }
         action => match state.screen {
             Screen::Start => start_action(state, action),
@@ -210,7 +210,7 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
         return Vec::new();
     }
     match question {
-        Confirm::Quit { .. } => state.quit = true,
+        Confirm::Quit { .. } | Confirm::StopInstall => state.quit = true,
         Confirm::DeleteHost(i) if i < state.cluster.hosts.len() => {
             let host = state.cluster.hosts.remove(i);
             state.set_status(StatusKind::Info, format!("Deleted {}.", host.name));
@@ -219,7 +219,6 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
         Confirm::WriteWithWarnings(_) => return save(state, true),
         Confirm::Replace(choice) => open(state, choice),
         Confirm::Install(_) => return start_install(state),
-        Confirm::StopInstall => state.quit = true,
     }
     Vec::new()
 }
@@ -491,7 +490,7 @@ fn apply_lb_text(state: &mut State, text: &str) -> Option<String> {
 fn review_action(state: &mut State, action: Action) {
     match action {
         Action::Up | Action::Down => {
-            move_in(&mut state.review_selected, REVIEW_SECTIONS.len(), &action)
+            move_in(&mut state.review_selected, REVIEW_SECTIONS.len(), &action);
         }
         Action::PageUp => state.diff_scroll = state.diff_scroll.saturating_sub(PAGE),
         Action::PageDown => {

@@ -29,7 +29,7 @@ pub fn conf_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-/// The KubeSphere 2.1.1 installer's conf/ as shipped.
+/// The `KubeSphere` 2.1.1 installer's conf/ as shipped.
 pub fn kubesphere_conf() -> tempfile::TempDir {
     conf_dir(&[
         ("hosts.ini", &sample(KS_HOSTS)),

@@ -1,4 +1,4 @@
-//! hosts.ini reader and writer: the KubeSphere sample, kubespray's layouts, the syntax corners of
+//! hosts.ini reader and writer: the `KubeSphere` sample, kubespray's layouts, the syntax corners of
 //! Ansible's INI inventories, and the exact text of every read error.
 
 use super::*;

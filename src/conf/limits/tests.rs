@@ -48,7 +48,7 @@ fn yaml_nested_up_to_the_limit_is_read() {
     assert_eq!(too_deep(&text), None);
     assert_eq!(
         common_yaml::parse(&text, Path::new("c.yaml")),
-        Ok(Default::default())
+        Ok(common_yaml::LbValues::default())
     );
     let text = format!("x: {}{}\n", "[".repeat(64), "]".repeat(64));
     assert_eq!(too_deep(&text), Some(1));

@@ -1,6 +1,6 @@
 //! Done: what the install built and where to go next: hosts by role, the LB, the admin
 //! kubeconfig on the first master, and the LB as last probed. (No console URL: the bundled plan
-//! installs Kubernetes, not the KubeSphere console.)
+//! installs Kubernetes, not the `KubeSphere` console.)
 
 use ratatui::Frame;
 use ratatui::layout::Rect;

@@ -63,8 +63,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         .map(|(n, i)| {
             let s = n.state();
             let step = match (&n.running, &n.failed, s) {
-                (Some(step), ..) => step.clone(),
-                (_, Some((step, _)), _) => step.clone(),
+                (Some(step), ..) | (_, Some((step, _)), _) => step.clone(),
                 (.., NodeState::Done) => "all done".into(),
                 _ => n.steps.get(n.done).cloned().unwrap_or_default(),
             };

@@ -54,13 +54,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         };
         let editing = state.lb_edit.as_ref().filter(|_| focused);
         let value = match (field, editing) {
-            (LbField::Mode, _) => [LbMode::External, LbMode::BuiltIn, LbMode::None]
-                .iter()
-                .map(|m| {
-                    let mark = if *m == lb.mode { "(•)" } else { "( )" };
-                    format!("{mark} {}  ", m.label())
-                })
-                .collect(),
+            (LbField::Mode, _) => {
+                let mut s = String::new();
+                for m in [LbMode::External, LbMode::BuiltIn, LbMode::None] {
+                    let mark = if m == lb.mode { "(•)" } else { "( )" };
+                    s.push_str(&format!("{mark} {}  ", m.label()));
+                }
+                s
+            }
             (_, Some(edit)) => edit.input.text().to_string(),
             (LbField::Address, None) => lb.address.clone().unwrap_or_else(|| "(none)".into()),
             (LbField::Port, None) => lb.port.to_string(),

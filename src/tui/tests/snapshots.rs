@@ -231,7 +231,7 @@ fn no_color_renders_every_cell_without_colour() {
     assert!(text.contains("✗ error"), "{text}");
 }
 
-/// `state` drawn at 80×24 with the NO_COLOR theme, checked to use no colour at all; its text.
+/// `state` drawn at 80×24 with the `NO_COLOR` theme, checked to use no colour at all; its text.
 fn monochrome(mut state: State) -> String {
     state.theme = crate::tui::theme::Theme::monochrome();
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();

@@ -62,7 +62,7 @@ pub fn visible(selected: usize, len: usize, height: usize) -> std::ops::Range<us
 }
 
 /// A text gauge `width` cells wide: filled cells for `done` of `total`. Text, not colour, so it
-/// shows under NO_COLOR too.
+/// shows under `NO_COLOR` too.
 pub fn bar(done: usize, total: usize, width: usize) -> String {
     let filled = (done * width).checked_div(total).unwrap_or(0).min(width);
     format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
