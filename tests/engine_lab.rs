@@ -10,65 +10,47 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use kswizard::conf;
-use kswizard::lab::{self, Lab, Spec};
+mod common;
+use common::lab::{LabGuard, Tmpfs, lab_up};
 use kswizard::model::{Auth, Cluster, Secret};
 
-/// A lab that goes down when the test ends, whatever happens in it.
-struct LabGuard {
-    lab: Lab,
-    tmp: tempfile::TempDir,
-    /// A shared (not node-private) directory where test steps leave their traces.
-    trace: PathBuf,
-}
+/// The engine's view of a test lab: traces of what steps ran, plans next to conf dirs.
+struct Traced(LabGuard);
 
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.lab.dir);
+impl std::ops::Deref for Traced {
+    type Target = LabGuard;
+    fn deref(&self) -> &LabGuard {
+        &self.0
     }
 }
 
-/// Never `None`: run without root or the lab's packages, this fails saying so (a lab test never
-/// passes without having run).
-fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
-    let tmp = tempfile::Builder::new()
-        .prefix("kt")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let spec = Spec {
-        dir: tmp.path().join("lab"),
-        nodes,
-        subnet: format!("127.0.{subnet}"),
-    };
-    let lab = lab::up(&spec, true)
-        .expect("the lab (needs root and its packages; `bash .ci/run` has both)");
-    let trace = tmp.path().join("trace");
-    std::fs::create_dir_all(&trace).unwrap();
+fn traced_lab(subnet: u8, nodes: usize) -> Traced {
+    let g = Traced(lab_up(subnet, nodes));
     // Steps run as root on the nodes; the trace dir is on the shared /tmp.
-    LabGuard { lab, tmp, trace }
+    std::fs::create_dir_all(g.trace()).unwrap();
+    g
 }
 
-impl LabGuard {
-    fn cluster(&self) -> Cluster {
-        conf::load(&self.lab.conf_dir).unwrap().0
+impl Traced {
+    /// A shared (not node-private) directory where test steps leave their traces.
+    fn trace(&self) -> PathBuf {
+        self.tmp.path().join("trace")
     }
 
     /// Write `cluster` as a conf dir of its own, and `plan` next to it.
     fn conf_with(&self, name: &str, cluster: &Cluster, plan: &str) -> (PathBuf, PathBuf) {
-        let (_, source) = conf::load(&self.lab.conf_dir).unwrap();
-        let dir = self.tmp.path().join(name);
-        conf::save(cluster, &source, &dir.join("conf")).unwrap();
-        let plan_path = dir.join("plan.yaml");
+        let conf = self.conf_dir(name, cluster);
+        let plan_path = conf.parent().unwrap().join("plan.yaml");
         std::fs::write(
             &plan_path,
-            plan.replace("TRACE", &self.trace.display().to_string()),
+            plan.replace("TRACE", &self.trace().display().to_string()),
         )
         .unwrap();
-        (dir.join("conf"), plan_path)
+        (conf, plan_path)
     }
 
     fn count(&self, node: &str, step: &str) -> usize {
-        std::fs::read_to_string(self.trace.join(format!("{node}-{step}")))
+        std::fs::read_to_string(self.trace().join(format!("{node}-{step}")))
             .map_or(0, |s| s.lines().count())
     }
 }
@@ -134,8 +116,8 @@ fn keyed(step: String, keys: &[&str]) -> String {
     step.replacen("  roles:", &format!("{extra}  roles:"), 1)
 }
 
-fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
-    std::fs::read_to_string(g.trace.join(format!("{node}-{step}")))
+fn spans(g: &Traced, node: &str, step: &str) -> Vec<(u128, u128)> {
+    std::fs::read_to_string(g.trace().join(format!("{node}-{step}")))
         .unwrap_or_default()
         .lines()
         .map(|l| {
@@ -148,7 +130,7 @@ fn spans(g: &LabGuard, node: &str, step: &str) -> Vec<(u128, u128)> {
 #[test]
 #[ignore = "needs root and the lab"]
 fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
-    let g = lab_up(71, 6);
+    let g = traced_lab(71, 6);
     let plan = format!(
         "steps:\n{}{}{}{}",
         traced_step("prep", "all", "", ""),
@@ -203,7 +185,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
     for n in nodes.iter().filter(|n| n.starts_with("worker")) {
         assert!(spans(&g, n, "join")[0].0 >= init.1);
         // The value master1 published reached the workers as environment.
-        let joined = std::fs::read_to_string(g.trace.join(format!("{n}-joined"))).unwrap();
+        let joined = std::fs::read_to_string(g.trace().join(format!("{n}-joined"))).unwrap();
         assert_eq!(joined.trim(), "join-master1-token");
     }
     // Steps without a barrier do not wait: some node's `check` overlaps another's `join` or `init`.
@@ -226,7 +208,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_failing_step_stops_only_its_node() {
-    let g = lab_up(72, 4);
+    let g = traced_lab(72, 4);
     let plan = format!(
         "steps:\n{}{}{}",
         traced_step(
@@ -275,7 +257,7 @@ fn a_failing_step_stops_only_its_node() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn kill_9_then_resume_runs_every_step_exactly_once() {
-    let g = lab_up(73, 6);
+    let g = traced_lab(73, 6);
     let mut plan = String::from("steps:\n");
     for i in 0..6 {
         let after = if i == 3 { "s2" } else { "" };
@@ -344,14 +326,6 @@ fn spawn_install(conf: &Path, plan: &Path, extra: &[&str]) -> std::process::Chil
         .unwrap()
 }
 
-/// A tmpfs mounted for a test, unmounted when it ends.
-struct Unmount(PathBuf);
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
 /// A small deterministic generator: the campaign's kill points are the same on every run.
 struct Xorshift(u64);
 
@@ -367,7 +341,7 @@ impl Xorshift {
 #[test]
 #[ignore = "needs root and the lab"]
 fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
-    let g = lab_up(83, 3);
+    let g = traced_lab(83, 3);
     let mut plan = String::from("steps:\n");
     for i in 0..8 {
         let after = if i % 3 == 2 {
@@ -404,7 +378,7 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
     for round in 0..3 {
         // A new install each round (the trace starts empty), killed twice in a row at random
         // points, the journal cut at a random byte after the second kill, then resumed to the end.
-        for f in std::fs::read_dir(&g.trace).unwrap() {
+        for f in std::fs::read_dir(g.trace()).unwrap() {
             std::fs::remove_file(f.unwrap().path()).unwrap();
         }
         for kill in 0..2 {
@@ -437,18 +411,11 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
 
     // A full disk under the state directory: the journal cannot be written, no step starts
     // that a resume could not account for, and once there is room again the resume finishes.
-    for f in std::fs::read_dir(&g.trace).unwrap() {
+    for f in std::fs::read_dir(g.trace()).unwrap() {
         std::fs::remove_file(f.unwrap().path()).unwrap();
     }
     let small = conf.parent().unwrap().join("small");
-    std::fs::create_dir_all(&small).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs"])
-        .arg(&small)
-        .status()
-        .unwrap();
-    assert!(mounted.success());
-    let _unmount = Unmount(small.clone());
+    let _tmpfs = Tmpfs::mount(&small, "64k");
     std::fs::copy(state.join("known_hosts"), small.join("known_hosts")).unwrap();
     // Leave one page for the journal: it fills up a few records in.
     let filler = small.join("filler");
@@ -511,7 +478,7 @@ fn sshd_pids(node_ns: &str) -> Vec<u32> {
 #[test]
 #[ignore = "needs root and the lab"]
 fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
-    let g = lab_up(74, 3);
+    let g = traced_lab(74, 3);
     let plan = format!(
         "steps:\n{}{}",
         traced_step("long", "all", "", "sleep 3"),
@@ -561,7 +528,7 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
-    let g = lab_up(82, 2);
+    let g = traced_lab(82, 2);
     let plan = format!(
         "steps:\n{}{}",
         traced_step("long", "all", "", "sleep 6"),
@@ -599,7 +566,7 @@ fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
-    let g = lab_up(75, 3);
+    let g = traced_lab(75, 3);
     let pw = g.lab.password().unwrap();
     let mut cluster = g.cluster();
     // master2: password login and sudo password; master3: key login, sudo password.
@@ -669,7 +636,7 @@ fn password_login_and_sudo_password_work_and_leave_no_password_behind() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_changed_host_key_is_refused() {
-    let g = lab_up(76, 2);
+    let g = traced_lab(76, 2);
     let plan = format!("steps:\n{}", traced_step("one", "all", "", ""));
     let (conf, plan) = g.conf_with("h", &g.cluster(), &plan);
     assert_eq!(install(&conf, &plan, &[]).0, 0);
@@ -706,7 +673,7 @@ fn a_changed_host_key_is_refused() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_changed_step_is_named_and_run_again_on_resume() {
-    let g = lab_up(79, 2);
+    let g = traced_lab(79, 2);
     let plan_text = format!(
         "steps:\n{}{}",
         traced_step("a", "all", "", "echo version one"),
@@ -742,7 +709,7 @@ fn a_changed_step_is_named_and_run_again_on_resume() {
 #[test]
 #[ignore = "needs root and the lab"]
 fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume() {
-    let g = lab_up(80, 2);
+    let g = traced_lab(80, 2);
     let plan_text = format!(
         "steps:\n{}{}{}",
         keyed(
@@ -799,7 +766,7 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
     assert_eq!(g.count("master1", "gen"), 1);
     for n in &g.lab.nodes {
         assert_eq!(g.count(&n.name, "use"), 1, "{}", n.name);
-        let late = std::fs::read_to_string(g.trace.join(format!("{}-late2", n.name))).unwrap();
+        let late = std::fs::read_to_string(g.trace().join(format!("{}-late2", n.name))).unwrap();
         assert_eq!(late.trim(), "s3cr3t-value", "{}", n.name);
     }
 }

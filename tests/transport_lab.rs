@@ -12,51 +12,10 @@ use std::time::{Duration, Instant};
 
 use kswizard::conf;
 use kswizard::engine::transport::{self, ASKPASS_THREAD, ConnectError};
-use kswizard::lab::{self, Lab, Spec};
-use kswizard::model::{Auth, Cluster, Host, Secret};
 
-/// A lab that goes down when the test ends, whatever happens in it.
-struct LabGuard {
-    lab: Lab,
-    tmp: tempfile::TempDir,
-}
-
-impl Drop for LabGuard {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.lab.dir);
-    }
-}
-
-/// A lab of `nodes` nodes on 127.0.`subnet`. Run without root or the lab's packages, this fails
-/// saying so: a lab test never passes without having run.
-fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
-    let tmp = tempfile::Builder::new()
-        .prefix("kt")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let spec = Spec {
-        dir: tmp.path().join("lab"),
-        nodes,
-        subnet: format!("127.0.{subnet}"),
-    };
-    let lab = lab::up(&spec, false)
-        .expect("the lab (needs root and its packages; `bash .ci/run` has both)");
-    LabGuard { lab, tmp }
-}
-
-impl LabGuard {
-    fn cluster(&self) -> Cluster {
-        conf::load(&self.lab.conf_dir).unwrap().0
-    }
-
-    /// `cluster` written as a conf dir of its own (its state dir is `<name>/.kswizard`).
-    fn conf_with(&self, name: &str, cluster: &Cluster) -> PathBuf {
-        let (_, source) = conf::load(&self.lab.conf_dir).unwrap();
-        let dir = self.tmp.path().join(name).join("conf");
-        conf::save(cluster, &source, &dir).unwrap();
-        dir
-    }
-}
+mod common;
+use common::lab::{Tmpfs, lab_up};
+use kswizard::model::{Auth, Host, Secret};
 
 fn kswizard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kswizard"))
@@ -110,29 +69,13 @@ fn masters_in(dir: &Path) -> Vec<u32> {
 }
 
 /// A 16 KiB tmpfs filled up, with an empty `known_hosts` in it; unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn full(dir: &Path) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=16k,mode=0700", "kswfull"])
-            .arg(dir)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "mount tmpfs on {}", dir.display());
-        let t = Tmpfs(dir.to_path_buf());
-        std::fs::write(dir.join("known_hosts"), "").unwrap();
-        // Fill it: the write fails once the disk is full.
-        let _ = std::fs::write(dir.join("fill"), vec![0u8; 64 * 1024]);
-        t
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
+/// A tmpfs with a `known_hosts` on it and no room left.
+fn full_tmpfs(dir: &Path) -> Tmpfs {
+    let t = Tmpfs::mount(dir, "16k");
+    std::fs::write(dir.join("known_hosts"), "").unwrap();
+    // Fill it: the write fails once the disk is full.
+    let _ = std::fs::write(dir.join("fill"), vec![0u8; 64 * 1024]);
+    t
 }
 
 /// Wait up to 10 s for `cond`: processes end asynchronously.
@@ -207,8 +150,8 @@ fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
         .tempdir_in("/tmp")
         .unwrap();
     // A full disk: ssh says "Permanently added" and leaves known_hosts empty.
-    let full = Tmpfs::full(&g.tmp.path().join("full"));
-    let on_full_disk = full.0.join("known_hosts");
+    let _full = full_tmpfs(&g.tmp.path().join("full"));
+    let on_full_disk = g.tmp.path().join("full/known_hosts");
     // known_hosts whose directory is a file: ssh cannot write it, says so, and logs in anyway.
     let not_a_dir = g.tmp.path().join("not-a-dir");
     std::fs::write(&not_a_dir, "").unwrap();
@@ -260,7 +203,7 @@ fn a_host_key_that_cannot_be_recorded_fails_the_connection() {
 #[ignore = "needs root and the lab"]
 fn a_killed_runs_masters_and_control_dir_are_cleaned_up_by_the_next_start() {
     let g = lab_up(202, 2);
-    let conf = g.conf_with("k", &g.cluster());
+    let conf = g.conf_dir("k", &g.cluster());
     let plan = g.tmp.path().join("plan.yaml");
     std::fs::write(
         &plan,
@@ -358,7 +301,7 @@ fn plaintext_password_hosts(conf: &Path) -> Vec<String> {
 }
 
 /// The lab's password user's home, cleared so that the test sees what ssh-copy-id creates.
-fn fresh_home(lab: &Lab) -> PathBuf {
+fn fresh_home(lab: &kswizard::lab::Lab) -> PathBuf {
     let home = PathBuf::from(format!("/home/{}", lab.password_user));
     let _ = std::fs::remove_dir_all(home.join(".ssh"));
     home
@@ -377,7 +320,7 @@ fn ssh_copy_id_switches_password_hosts_to_key_login() {
         cluster.hosts[i].auth = Auth::Password(pw.clone());
         cluster.hosts[i].become_pass = become_pass;
     }
-    let conf = g.conf_with("c", &cluster);
+    let conf = g.conf_dir("c", &cluster);
     assert_eq!(plaintext_password_hosts(&conf), ["master1", "master2"]);
     // The lab's own key: the lab's sshd accepts it (its AuthorizedKeysFile is the lab's).
     let key = g.lab.key.with_extension("pub");
@@ -419,7 +362,7 @@ fn ssh_copy_id_switches_password_hosts_to_key_login() {
     assert_eq!(plaintext_password_hosts(&conf), ["master2"]);
 
     // The key is in the user's authorized_keys once, with private modes, however often it runs.
-    let conf2 = g.conf_with("c2", &cluster);
+    let conf2 = g.conf_dir("c2", &cluster);
     let out = copy_id(&conf2, &["--key", key.to_str().unwrap(), "master1"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let ak = home.join(".ssh/authorized_keys");
@@ -467,7 +410,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// Make `node`'s sshd also read the users' own `~/.ssh/authorized_keys` (the lab's reads only the
 /// lab's key file), so that a key ssh-copy-id installs is the one that logs in.
-fn read_home_authorized_keys(node: &lab::Node) {
+fn read_home_authorized_keys(node: &kswizard::lab::Node) {
     let cfg = node.dir.join("sshd_config");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text
@@ -514,7 +457,7 @@ fn ssh_copy_id_with_a_new_key_switches_the_hosts_where_key_login_works() {
         h.user = Some(g.lab.password_user.clone());
         h.auth = Auth::Password(pw.clone());
     }
-    let conf = g.conf_with("c", &cluster);
+    let conf = g.conf_dir("c", &cluster);
     // A new key, made with --yes.
     let key = g.tmp.path().join("keys/id_ed25519.pub");
     let private = g.tmp.path().join("keys/id_ed25519");

@@ -570,7 +570,7 @@ fn merge_repeated_keys(extra: &mut Vec<(String, String)>) {
     let mut merged: Vec<(String, String)> = Vec::with_capacity(extra.len());
     for (k, v) in extra.drain(..) {
         if let Some(&i) = at.get(&k) {
-            merged[i].1 = v
+            merged[i].1 = v;
         } else {
             at.insert(k.clone(), merged.len());
             merged.push((k, v));

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 
 pub fn samples_dir() -> PathBuf {
