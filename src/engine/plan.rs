@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::conf::ConfError;
-use crate::model::Cluster;
+use crate::model::{Cluster, LbMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -60,6 +60,8 @@ struct RawStep {
     secrets: Vec<String>,
     #[serde(default)]
     needs: Vec<String>,
+    /// The LB modes it runs in (`lb: [built-in]`); absent: every mode.
+    lb: Option<Vec<LbMode>>,
 }
 
 fn default_timeout() -> u64 {
@@ -90,6 +92,10 @@ pub struct Step {
     pub secrets: Vec<String>,
     /// The published values it reads: only these reach its environment.
     pub needs: Vec<String>,
+    /// The LB modes (`lb:` in the plan) in which it runs; empty: every mode. A step for another
+    /// mode is not part of the install at all: no node lists it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub lb: Vec<LbMode>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +146,7 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
@@ -166,6 +172,12 @@ pub fn parse(
             return Err(err(
                 &r.id,
                 "expected at least one role (all, master, worker, etcd, first-master)".into(),
+            ));
+        }
+        if r.lb.as_ref().is_some_and(Vec::is_empty) {
+            return Err(err(
+                &r.id,
+                "'lb' lists no mode: name at least one of external, built-in, none, or leave it out to run in every mode".into(),
             ));
         }
         if r.timeout == 0 {
@@ -223,6 +235,7 @@ pub fn parse(
             outputs: r.outputs,
             secrets: r.secrets,
             needs: r.needs,
+            lb: r.lb.unwrap_or_default(),
         });
     }
     if steps.is_empty() {
@@ -353,7 +366,12 @@ impl Step {
         fingerprint(&parts)
     }
 
+    /// Whether it runs on the cluster's host `host_index`: one of its roles, and the cluster's LB
+    /// mode when it names modes.
     pub fn targets(&self, cluster: &Cluster, host_index: usize) -> bool {
+        if !self.lb.is_empty() && !self.lb.contains(&cluster.lb.mode) {
+            return false;
+        }
         let h = &cluster.hosts[host_index];
         let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
         self.roles.iter().any(|r| match r {
@@ -443,6 +461,32 @@ mod tests {
     }
 
     #[test]
+    fn lb_modes_select_steps_for_the_whole_cluster() {
+        let p = plan(
+            "steps:\n- {id: pre, roles: [all], run: x}\n- {id: lb, roles: [master], run: x, lb: [built-in]}\n- {id: ext, roles: [first-master], run: x, lb: [external, none]}\n",
+        )
+        .unwrap();
+        assert_eq!(p.step("lb").unwrap().lb, [LbMode::BuiltIn]);
+        assert!(p.step("pre").unwrap().lb.is_empty());
+        let mut c = cluster();
+        c.lb.mode = LbMode::BuiltIn;
+        let e = p.expand(&c);
+        assert_eq!(e[0].steps, ["pre", "lb"]);
+        assert_eq!(e[2].steps, ["pre", "lb"]);
+        assert_eq!(e[3].steps, ["pre"], "a worker runs no LB step");
+        for mode in [LbMode::External, LbMode::None] {
+            c.lb.mode = mode;
+            let e = p.expand(&c);
+            assert_eq!(e[0].steps, ["pre", "ext"], "{mode:?}");
+            assert_eq!(e[1].steps, ["pre"], "{mode:?}");
+        }
+        let json = serde_json::to_value(p.step("lb").unwrap()).unwrap();
+        assert_eq!(json["lb"], serde_json::json!(["built-in"]));
+        let json = serde_json::to_value(p.step("pre").unwrap()).unwrap();
+        assert!(json.get("lb").is_none(), "{json}");
+    }
+
+    #[test]
     fn refuses_bad_plans_naming_file_line_and_step() {
         let cases = [
             (
@@ -465,15 +509,24 @@ mod tests {
                 "steps:\n- {id: a, roles: [all]}\n",
                 "plan.yaml:2: step 'a': expected exactly one of 'script' and 'run'",
             ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x, lb: []}\n",
+                "plan.yaml:2: step 'a': 'lb' lists no mode: name at least one of external, built-in, none, or leave it out to run in every mode",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(plan(text).unwrap_err().to_string(), want);
         }
-        let e = plan("steps:\n- {id: a, roles: [boss], run: x}\n").unwrap_err();
-        assert!(
-            e.to_string().starts_with("plan.yaml:2: expected a plan"),
-            "{e}"
-        );
+        for text in [
+            "steps:\n- {id: a, roles: [boss], run: x}\n",
+            "steps:\n- {id: a, roles: [all], run: x, lb: [builtin]}\n",
+        ] {
+            let e = plan(text).unwrap_err();
+            assert!(
+                e.to_string().starts_with("plan.yaml:2: expected a plan"),
+                "{e}"
+            );
+        }
     }
 
     #[test]
