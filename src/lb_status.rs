@@ -8,6 +8,10 @@ use tokio::net::TcpStream;
 
 use crate::model::{APISERVER_PORT, Cluster};
 
+/// Where the built-in LB's haproxy serves its stats socket on each master (loopback only, read-only
+/// level): `lb status` reads `show stat` there over SSH, keepalived's check `show info`.
+pub const HAPROXY_STATS_PORT: u16 = 8405;
+
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -18,7 +18,7 @@ use super::plan::{Plan, fingerprint};
 use super::runner;
 use super::shared::{Board, JournalWriter, Secrets, Shared, fail_rest};
 use super::transport;
-use crate::model::{Cluster, Host};
+use crate::model::{Cluster, Host, LbMode};
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -162,7 +162,7 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
             crate::model::APISERVER_PORT.to_string(),
         )
     };
-    vec![
+    let mut env: Vec<(String, String)> = vec![
         ("KSW_INSTALL_ID".into(), install_id.into()),
         ("KSW_NODE".into(), host.name.clone()),
         ("KSW_IP".into(), host.node_ip().into()),
@@ -174,7 +174,53 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ("KSW_LB_ADDRESS".into(), lb_address),
         ("KSW_LB_PORT".into(), lb_port),
         ("KSW_LB_DOMAIN".into(), lb.domain.clone()),
-    ]
+    ];
+    env.push(("KSW_LB_MODE".into(), lb_mode_name(lb.mode).into()));
+    if lb.mode == LbMode::BuiltIn {
+        // Only the built-in LB's steps read these; other modes' steps keep the environment
+        // (and so the fingerprints) they had.
+        let router_id = cluster
+            .settings
+            .keepalived_router_id
+            .unwrap_or_else(|| router_id_of(lb.address.as_deref().unwrap_or_default()));
+        env.extend([
+            (
+                "KSW_KEEPALIVED_INTERFACE".into(),
+                cluster
+                    .settings
+                    .keepalived_interface
+                    .clone()
+                    .unwrap_or_default(),
+            ),
+            ("KSW_KEEPALIVED_ROUTER_ID".into(), router_id.to_string()),
+            (
+                "KSW_HAPROXY_STATS_PORT".into(),
+                crate::lb_status::HAPROXY_STATS_PORT.to_string(),
+            ),
+        ]);
+    }
+    env
+}
+
+/// The mode's name as plans and kswizard.yaml spell it.
+fn lb_mode_name(mode: LbMode) -> &'static str {
+    match mode {
+        LbMode::External => "external",
+        LbMode::BuiltIn => "built-in",
+        LbMode::None => "none",
+    }
+}
+
+/// A VRRP router id (1..=255) for the VIP when kswizard.yaml names none: the same on every master
+/// and every run. For IPv4 the address modulo 255, plus 1: the VIPs of one /24 (other clusters'
+/// keepalived on the same network) get different ids. Anything else: a hash of the text.
+fn router_id_of(vip: &str) -> u8 {
+    let n = match vip.parse::<std::net::Ipv4Addr>() {
+        Ok(ip) => u64::from(u32::from(ip)),
+        Err(_) => u64::from_str_radix(&fingerprint(&[vip]), 16).unwrap_or(0),
+    };
+    // In 0..255 before the +1, so it fits.
+    u8::try_from(n % 255).map_or(1, |r| r + 1)
 }
 
 /// Run `plan` on `cluster`. Events go to `events`; the returned summary is also the last event.
@@ -416,4 +462,74 @@ fn new_install_id() -> String {
         t.as_secs(),
         (t.subsec_nanos() ^ std::process::id()) & 0xffff
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Host, LbMode};
+
+    fn ha3(mode: LbMode) -> Cluster {
+        let mut c = Cluster::default();
+        for i in 1..=4 {
+            c.hosts
+                .push(Host::new(format!("m{i}"), format!("192.168.0.{i}")));
+        }
+        c.apply_preset();
+        c.lb.mode = mode;
+        c.lb.address = Some("192.168.0.253".into());
+        c.lb.port = 8443;
+        c
+    }
+
+    fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn built_in_mode_gives_steps_the_keepalived_settings() {
+        let mut c = ha3(LbMode::BuiltIn);
+        let env = base_env(&c, &c.hosts[1], "id");
+        assert_eq!(get(&env, "KSW_LB_MODE"), Some("built-in"));
+        assert_eq!(get(&env, "KSW_LB_PORT"), Some("8443"));
+        assert_eq!(get(&env, "KSW_KEEPALIVED_INTERFACE"), Some(""));
+        let derived = get(&env, "KSW_KEEPALIVED_ROUTER_ID").unwrap().to_string();
+        assert_eq!(derived, router_id_of("192.168.0.253").to_string());
+        assert_eq!(
+            get(&env, "KSW_HAPROXY_STATS_PORT"),
+            Some(crate::lb_status::HAPROXY_STATS_PORT.to_string().as_str())
+        );
+        c.settings.keepalived_interface = Some("ens3".into());
+        c.settings.keepalived_router_id = Some(42);
+        let env = base_env(&c, &c.hosts[1], "id");
+        assert_eq!(get(&env, "KSW_KEEPALIVED_INTERFACE"), Some("ens3"));
+        assert_eq!(get(&env, "KSW_KEEPALIVED_ROUTER_ID"), Some("42"));
+    }
+
+    #[test]
+    fn other_modes_get_only_the_mode() {
+        for (mode, name) in [(LbMode::External, "external"), (LbMode::None, "none")] {
+            let c = ha3(mode);
+            let env = base_env(&c, &c.hosts[0], "id");
+            assert_eq!(get(&env, "KSW_LB_MODE"), Some(name));
+            assert!(
+                env.iter().all(|(k, _)| !k.starts_with("KSW_KEEPALIVED")
+                    && k != "KSW_HAPROXY_STATS_PORT"),
+                "{env:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn router_ids_are_stable_in_range_and_differ_within_a_subnet() {
+        let ids: HashSet<u8> = (1..=254)
+            .map(|d| router_id_of(&format!("10.20.30.{d}")))
+            .collect();
+        assert_eq!(ids.len(), 254, "every VIP of a /24 has its own id");
+        assert!(!ids.contains(&0));
+        assert_eq!(router_id_of("192.168.0.253"), router_id_of("192.168.0.253"));
+        for other in ["fd00::10", "vip.example", ""] {
+            assert!(router_id_of(other) >= 1);
+        }
+    }
 }
