@@ -1,10 +1,13 @@
 #!/bin/bash
 # kubeadm init on the first master: the control plane behind the LB domain, with the external etcd.
 # Publishes what the other nodes need to join (a fresh token each run, as kubeadm's expire).
+# `kubeadm-init.sh --render` only prints the kubeadm config (for tests).
 set -euo pipefail
 config=/etc/kubernetes/kubeadm-config.yaml
-mkdir -p /etc/kubernetes
-{
+# Every node reaches the control plane through the LB by its domain (os-prep maps it to the LB
+# address): kubeadm's endpoint, the join commands and the kubeconfigs all use it.
+endpoint=$KSW_LB_DOMAIN:$KSW_LB_PORT
+render_config() {
   cat <<YAML
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: InitConfiguration
@@ -16,7 +19,7 @@ nodeRegistration:
 ---
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
-controlPlaneEndpoint: $KSW_LB_DOMAIN:$KSW_LB_PORT
+controlPlaneEndpoint: $endpoint
 apiServer:
   certSANs:
   - $KSW_LB_ADDRESS
@@ -29,7 +32,13 @@ etcd:
     endpoints:
 YAML
   for ip in ${KSW_ETCD//,/ }; do echo "    - https://$ip:2379"; done
-} >"$config"
+}
+if [ "${1:-}" = --render ]; then
+  render_config
+  exit 0
+fi
+mkdir -p /etc/kubernetes
+render_config >"$config"
 
 if [ -s /etc/kubernetes/admin.conf ]; then
   echo "control plane already initialized"
@@ -48,9 +57,9 @@ for ((i = 0; i < ${#words[@]}; i++)); do
   esac
 done
 {
-  echo "JOIN_ENDPOINT=$KSW_LB_DOMAIN:$KSW_LB_PORT"
+  echo "JOIN_ENDPOINT=$endpoint"
   echo "JOIN_TOKEN=$token"
   echo "JOIN_CA_HASH=$ca_hash"
   echo "JOIN_CERT_KEY=$cert_key"
 } >>"$KSW_OUTPUT"
-echo "join parameters published (endpoint $KSW_LB_DOMAIN:$KSW_LB_PORT)"
+echo "join parameters published (endpoint $endpoint)"

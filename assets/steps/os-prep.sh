@@ -22,7 +22,7 @@ done
 
 conf=/etc/sysctl.d/99-kswizard-kubernetes.conf
 printf '%s\n' net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1 >"$conf"
-while IFS== read -r key value; do
+while IFS='=' read -r key value; do
   if sysctl -qw "$key=$value" 2>/dev/null; then echo "sysctl $key=$value"
   else echo "warn  sysctl $key=$value could not be applied (module missing or read-only /proc/sys)"; fi
 done <"$conf"

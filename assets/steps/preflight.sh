@@ -39,6 +39,10 @@ now=$(date -u +%s)
 ports=""
 has_role master && ports="$ports 6443 10257 10259"
 has_role etcd && ports="$ports 2379 2380"
+# The built-in LB's haproxy takes the LB port on every address; once it is kswizard's, it is fine.
+if has_role master && [ "$KSW_LB_MODE" = built-in ] && ! grep -qs '^# kswizard: built-in apiserver load balancer' /etc/haproxy/haproxy.cfg; then
+  ports="$ports $KSW_LB_PORT"
+fi
 if [ -e /etc/kubernetes/kubelet.conf ] || [ -e /var/lib/etcd/data/member ]; then
   ok "ports: components already installed, not checked"
 else
