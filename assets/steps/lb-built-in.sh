@@ -32,7 +32,6 @@ render_haproxy() {
 $marker
 global
   log /dev/log local0 notice
-  maxconn 20000
   # 'kswizard lb status' reads 'show stat' here over SSH, and keepalived's check 'show info'.
   stats socket ipv4@127.0.0.1:$KSW_HAPROXY_STATS_PORT level user
 
