@@ -59,6 +59,7 @@ backend kube-apiserver
   default-server inter 2s fall 2 rise 2 check check-ssl verify none
 CFG
   local ip
+  # `kswizard lb status` knows the masters in `show stat` by these names.
   while read -r ip; do
     echo "  server apiserver-${ip//[.:]/-} $ip:6443"
   done < <(masters)

@@ -1,9 +1,12 @@
-//! `kswizard lb status [--watch]`.
+//! `kswizard lb status [--watch]`: HTTPS `/readyz` of the LB frontend and each master's
+//! apiserver; with the built-in LB also the VIP holder and each master's haproxy (over SSH, host
+//! keys pinned in the install's state dir).
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::{Format, Outcome, findings};
+use crate::engine::paths::state_dir;
 use crate::{conf, lb_status};
 
 pub fn status(conf_dir: &Path, watch: bool, format: Format) -> Outcome {
@@ -24,17 +27,27 @@ pub fn status(conf_dir: &Path, watch: bool, format: Format) -> Outcome {
         return Outcome::BadInput;
     };
     rt.block_on(async {
+        // One prober for the whole watch: the built-in mode's SSH connections are kept.
+        let prober = lb_status::Prober::new(cluster, &state_dir(conf_dir, None));
         loop {
-            let s = lb_status::check(&cluster).await;
+            let s = prober.check().await;
             if json {
-                println!("{}", serde_json::to_string(&s).expect("status serialises"));
+                match serde_json::to_string(&s) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!("kswizard: the status does not serialise: {e}");
+                        return Outcome::Failed;
+                    }
+                }
             } else {
                 print!("{}", lb_status::text(&s));
             }
             if !watch {
-                let all_up =
-                    s.frontend.as_ref().is_none_or(|f| f.up) && s.backends.iter().all(|b| b.up);
-                return if all_up { Outcome::Ok } else { Outcome::Failed };
+                return if s.healthy() {
+                    Outcome::Ok
+                } else {
+                    Outcome::Failed
+                };
             }
             if !json {
                 println!();

@@ -62,7 +62,8 @@ pub enum Action {
     Engine(Box<Event>),
     /// The install returned: its summary, or why it could not run.
     InstallEnded(Result<Summary, String>),
-    /// A probe of the LB frontend and the masters' apiservers ended.
+    /// A probe of the LB frontend and the masters' apiservers (and, built-in, the VIP and each
+    /// haproxy) ended.
     LbProbed(LbStatus),
 }
 
@@ -87,9 +88,11 @@ pub enum Effect {
         cluster: Box<Cluster>,
         dir: PathBuf,
     },
-    /// Probe the LB after `after` (the Install screen asks again each time a probe ends).
+    /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
+    /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {
         cluster: Box<Cluster>,
+        dir: PathBuf,
         after: std::time::Duration,
     },
 }

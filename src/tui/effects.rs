@@ -3,6 +3,7 @@
 //! install sends its actions through the loop's channel itself).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,6 +15,7 @@ use crate::conf::{self, Source};
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
 use crate::engine::paths::{load_plan, plan_path, state_dir};
+use crate::lb_status::Prober;
 use crate::model::Cluster;
 
 /// How long the Hosts screen's SSH test may take.
@@ -27,7 +29,11 @@ const EVENTS: usize = 64;
 pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
     let action = match effect {
         Effect::Install { cluster, dir } => return install(*cluster, dir, tx).await,
-        Effect::ProbeLb { cluster, after } => probe_lb(*cluster, after).await,
+        Effect::ProbeLb {
+            cluster,
+            dir,
+            after,
+        } => probe_lb(*cluster, &dir, after).await,
         Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
         Effect::TestSsh { host, dir } => Action::Tested {
             host: host.name.clone(),
@@ -81,10 +87,29 @@ async fn install(cluster: Cluster, dir: PathBuf, tx: mpsc::Sender<Msg>) {
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
 }
 
-/// Probe the LB frontend and each master's apiserver after `after`.
-async fn probe_lb(cluster: Cluster, after: Duration) -> Action {
+/// The LB prober of the last probe: kept between probes so that the built-in LB's SSH connections
+/// to the masters are made once, not every 2 s. Replaced when the cluster or its directory changes.
+static PROBER: std::sync::Mutex<Option<Arc<Prober>>> = std::sync::Mutex::new(None);
+
+/// Probe the LB after `after`: its frontend and each master's apiserver, and with the built-in
+/// LB the VIP and each master's haproxy.
+async fn probe_lb(cluster: Cluster, dir: &Path, after: Duration) -> Action {
     tokio::time::sleep(after).await;
-    Action::LbProbed(crate::lb_status::check(&cluster).await)
+    let state = state_dir(dir, None);
+    let prober = {
+        let mut kept = PROBER
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match kept.as_ref() {
+            Some(p) if p.is_for(&cluster, &state) => p.clone(),
+            _ => {
+                let p = Arc::new(Prober::new(cluster, &state));
+                *kept = Some(p.clone());
+                p
+            }
+        }
+    };
+    Action::LbProbed(prober.check().await)
 }
 
 /// Read `dir`: the cluster (none without a hosts.ini) and the text of each file kswizard writes.
@@ -152,6 +177,7 @@ async fn test_ssh(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lb_status::ProbeState;
     use crate::model::{Host, LbMode};
 
     async fn next_action(rx: &mut mpsc::Receiver<Msg>) -> Action {
@@ -183,8 +209,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_lb_probe_reports_back() {
-        // Loopback only: a listener of this test as the frontend, a closed port as a master.
+        // Loopback only: a listener of this test as the frontend (it accepts, then closes: no
+        // TLS, as a TCP LB without backends), a closed port as a master.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dir = tempfile::tempdir().unwrap();
         let mut cluster = Cluster::default();
         let mut master = Host::new("m1", "127.0.99.3");
         master.roles.master = true;
@@ -193,15 +221,18 @@ mod tests {
         cluster.lb.address = Some("127.0.0.1".into());
         cluster.lb.port = i64::from(listener.local_addr().unwrap().port());
         let (tx, mut rx) = mpsc::channel(4);
+        let accept = std::thread::spawn(move || drop(listener.accept()));
         let effect = Effect::ProbeLb {
             cluster: Box::new(cluster),
+            dir: dir.path().join("conf"),
             after: Duration::ZERO,
         };
         run(effect, tx).await;
+        accept.join().unwrap();
         match next_action(&mut rx).await {
             Action::LbProbed(s) => {
-                assert!(s.frontend.unwrap().up);
-                assert!(!s.backends[0].up);
+                assert_eq!(s.frontend.unwrap().state, ProbeState::NoTls);
+                assert_eq!(s.backends[0].state, ProbeState::NotListening);
             }
             a => panic!("{a:?}"),
         }

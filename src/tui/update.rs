@@ -572,6 +572,7 @@ fn start_install(state: &mut State) -> Vec<Effect> {
         install.probing = true;
         effects.push(Effect::ProbeLb {
             cluster: Box::new(state.cluster.clone()),
+            dir: state.conf_dir.clone(),
             after: Duration::ZERO,
         });
     }
@@ -661,6 +662,7 @@ fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
     }
     vec![Effect::ProbeLb {
         cluster: Box::new(install.cluster.clone()),
+        dir: state.conf_dir.clone(),
         after: LB_PROBE_EVERY,
     }]
 }

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row};
 
-use crate::lb_status::{LbStatus, Probe};
+use crate::lb_status::{LbStatus, ProbeState, short, short_vip};
 use crate::tui::install::{Install, NodeState};
 use crate::tui::state::State;
 use crate::tui::theme::{SYM_ERROR, SYM_OK, Theme};
@@ -158,30 +158,80 @@ fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
-/// The LB frontend and each master's apiserver, UP or DOWN in symbol and word.
+/// The LB as last probed: the frontend and each master's apiserver by HTTPS `/readyz`, in symbol
+/// and word; with the built-in LB also which master holds the VIP and how many backends each
+/// master's haproxy sees up.
 pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
     let Some(lb) = lb else {
         return vec![Line::styled("· probing…", theme.dim)];
     };
-    let probe = |p: &Probe| {
-        let (text, style) = if p.up {
-            (format!("{SYM_OK} UP  "), theme.ok)
+    let mark = |up: bool| {
+        if up {
+            (SYM_OK, theme.ok)
         } else {
-            (format!("{SYM_ERROR} DOWN"), theme.error)
-        };
-        Line::from(vec![
-            Span::styled(text, style),
-            Span::raw(format!(" {:<8} {}", p.name, p.address)),
-        ])
+            (SYM_ERROR, theme.error)
+        }
     };
     let mut lines = vec![match &lb.frontend {
-        Some(f) => probe(f),
+        Some(f) => {
+            let (sym, style) = mark(f.up);
+            Line::from(vec![
+                Span::styled(format!("{sym} frontend "), style),
+                Span::raw(short(f, true)),
+            ])
+        }
         None => Line::styled("· no load balancer configured", theme.dim),
     }];
-    lines.extend(lb.backends.iter().map(probe));
-    if lb.backends.iter().any(|b| !b.up) {
+    let built_in = lb.built_in.as_ref();
+    if built_in.is_some() {
         lines.push(Line::styled(
-            "Backends show DOWN until the apiservers start.",
+            format!("  {:<8} {:<15} VIP haproxy", "master", "apiserver"),
+            theme.dim,
+        ));
+    }
+    for b in &lb.backends {
+        let (sym, style) = mark(b.up);
+        let mut spans = vec![
+            Span::styled(format!("{sym} {:<8} ", b.name), style),
+            Span::raw(format!("{:<15}", short(b, false))),
+        ];
+        if let Some(view) = built_in.and_then(|v| v.masters.iter().find(|m| m.name == b.name)) {
+            let vip = match view.holds_vip {
+                Some(true) => "yes",
+                Some(false) => "",
+                None => "?",
+            };
+            let haproxy = if view.error.is_some() {
+                "?".to_string()
+            } else {
+                let up = view.haproxy.iter().filter(|s| s.up).count();
+                format!("{up}/{} up", view.haproxy.len())
+            };
+            spans.push(Span::raw(format!(" {vip:<3} {haproxy}")));
+        }
+        lines.push(Line::from(spans));
+    }
+    if let Some(v) = built_in {
+        let style = if v.holders.len() == 1 {
+            theme.ok
+        } else {
+            theme.error
+        };
+        lines.push(Line::styled(short_vip(v), style));
+        if v.masters.iter().any(|m| m.error.is_some()) {
+            lines.push(Line::styled(
+                "? not asked: see kswizard lb status",
+                theme.dim,
+            ));
+        }
+    }
+    if lb
+        .backends
+        .iter()
+        .any(|b| b.state == ProbeState::NotListening)
+    {
+        lines.push(Line::styled(
+            "Not listening: apiserver not started.",
             theme.dim,
         ));
     }

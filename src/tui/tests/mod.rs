@@ -13,7 +13,8 @@ use super::theme::Theme;
 use super::update::update;
 use crate::engine::events::{Event, Status};
 use crate::engine::paths::{BUNDLED, load_plan};
-use crate::lb_status::{LbStatus, Probe};
+use crate::lb_status::{BuiltIn, HaproxyServer, LbStatus, MasterView, Probe, ProbeState, wording};
+use crate::model::LbMode;
 
 /// The state after reading the repository's conf/ (the seeds' 6-host HA example), on Start.
 pub fn loaded() -> State {
@@ -100,24 +101,84 @@ pub fn finished(node: &str, step: &str, status: Status, elapsed_ms: u64) -> Even
     }
 }
 
-/// The LB as probed before the apiservers start: the frontend answers, the masters do not, or,
-/// `up`, after.
+/// The LB as probed before the apiservers start (the frontend accepts connections, a TCP LB with
+/// no backend, and the masters do not listen yet) or, `up`, after.
 pub fn lb(up: bool) -> LbStatus {
-    let probe = |name: &str, address: &str, up: bool| Probe {
+    let probe = |name: &str, address: &str, state: ProbeState| Probe {
         name: name.into(),
         address: address.into(),
-        up,
-        latency_ms: up.then_some(2),
-        error: (!up).then(|| "connection refused".into()),
+        state,
+        up: state.up(),
+        http_status: state.up().then_some(200),
+        latency_ms: (state != ProbeState::NotListening).then_some(2),
+        detail: wording(state, name == "frontend", None, ""),
+    };
+    let (frontend, backend) = if up {
+        (ProbeState::Ready, ProbeState::Ready)
+    } else {
+        (ProbeState::NoTls, ProbeState::NotListening)
     };
     LbStatus {
-        frontend: Some(probe("frontend", "192.168.0.253:6443", true)),
+        mode: LbMode::External,
+        frontend: Some(probe("frontend", "192.168.0.253:6443", frontend)),
         backends: ["master1", "master2", "master3"]
             .iter()
             .enumerate()
-            .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), up))
+            .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), backend))
             .collect(),
+        built_in: None,
     }
+}
+
+/// The built-in LB mid-install: master1 holds the VIP and its apiserver is ready, master2's
+/// apiserver is starting (not ready yet), master3 could not be asked over SSH.
+pub fn lb_built_in() -> LbStatus {
+    let mut s = lb(true);
+    s.mode = LbMode::BuiltIn;
+    let b = &mut s.backends[1];
+    b.state = ProbeState::NotReady;
+    b.up = false;
+    b.http_status = Some(500);
+    b.detail = wording(ProbeState::NotReady, false, Some(500), "[-]etcd failed");
+    s.backends[2].state = ProbeState::NotListening;
+    s.backends[2].up = false;
+    let server = |name: &str, up: bool| HaproxyServer {
+        name: name.into(),
+        address: String::new(),
+        status: if up { "UP" } else { "DOWN" }.into(),
+        up,
+        check: if up { "L7OK" } else { "L7STS" }.into(),
+        check_code: Some(if up { 200 } else { 500 }),
+    };
+    let servers = vec![
+        server("master1", true),
+        server("master2", false),
+        server("master3", false),
+    ];
+    let view = |name: &str, holds: Option<bool>| MasterView {
+        name: name.into(),
+        holds_vip: holds,
+        vip_interface: holds.filter(|h| *h).map(|_| "eth0".into()),
+        haproxy: if holds.is_some() {
+            servers.clone()
+        } else {
+            Vec::new()
+        },
+        error: holds
+            .is_none()
+            .then(|| "master3: cannot connect (Connection timed out)".into()),
+    };
+    s.built_in = Some(BuiltIn {
+        vip: "192.168.0.253".into(),
+        holders: vec!["master1".into()],
+        detail: "VIP 192.168.0.253 on master1 (master3 could not be asked)".into(),
+        masters: vec![
+            view("master1", Some(true)),
+            view("master2", Some(false)),
+            view("master3", None),
+        ],
+    });
+    s
 }
 
 pub fn type_text(s: &mut State, text: &str) {

@@ -5,8 +5,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{
-    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
-    started, type_text,
+    edit_lb_field, engine, finished, installing, lb, lb_built_in, loaded, opened, output,
+    plan_event, send, started, type_text,
 };
 use crate::engine::events::{Event, Status, Summary};
 use crate::tui::action::Action;
@@ -327,6 +327,13 @@ fn install_in_progress() {
 }
 
 #[test]
+fn install_with_the_built_in_lb_shows_the_vip_and_each_haproxy() {
+    let mut s = mid_install();
+    send(&mut s, [Action::LbProbed(lb_built_in())]);
+    check("install_built_in_lb", &s);
+}
+
+#[test]
 fn install_done() {
     let (mut s, _) = installing();
     let summary = Summary {
@@ -354,7 +361,13 @@ fn quit_question_during_an_install() {
 #[test]
 fn no_color_install_shows_state_in_symbols_and_words() {
     let text = monochrome(mid_install());
-    for word in ["✗ failed", "▶ running", "· waiting", "✓ UP", "✗ DOWN"] {
+    for word in [
+        "✗ failed",
+        "▶ running",
+        "· waiting",
+        "✗ frontend",
+        "✗ master1",
+    ] {
         assert!(text.contains(word), "{word}: {text}");
     }
 }
