@@ -306,3 +306,140 @@ fn step_scripts_pass_shellcheck() {
         .output()
         .unwrap());
 }
+
+/// The step for real, with one master in a private mount and network namespace of its own (its
+/// `eth0` a veth, no route out, its /etc/haproxy, /etc/keepalived and /run on tmpfs): run twice,
+/// then `kswizard lb status` there until it is healthy, then again with haproxy stopped.
+const NAMESPACE_RUN: &str = r#"set -euo pipefail
+dir=$1 step=$2 kswizard=$3
+mount -t tmpfs none /etc/haproxy
+mount -t tmpfs none /etc/keepalived
+mount -t tmpfs none /run
+stop() {
+  for p in /run/kswizard-haproxy.pid /run/kswizard-keepalived.pid "$dir/apiserver.pid"; do
+    if [ -s "$p" ]; then kill "$(cat "$p")" 2>/dev/null || true; fi
+  done
+}
+trap stop EXIT
+ip link set lo up
+ip link add eth0 type veth peer name eth0p
+ip link set eth0p up
+ip addr add 10.9.0.1/24 dev eth0
+ip link set eth0 up
+# The apiserver: any TLS server that answers GET /readyz with 200.
+openssl s_server -quiet -accept 10.9.0.1:6443 -www -cert "$dir/cert.pem" -key "$dir/key.pem" >/dev/null 2>&1 &
+echo $! >"$dir/apiserver.pid"
+start=$(date +%s%N)
+bash "$step" >"$dir/first.log" 2>&1
+pid=$(cat /run/kswizard-haproxy.pid)
+bash "$step" >"$dir/second.log" 2>&1
+[ "$(cat /run/kswizard-haproxy.pid)" = "$pid" ] || echo "haproxy was restarted" >>"$dir/second.log"
+for _ in $(seq 1 60); do
+  if "$kswizard" lb status --conf "$dir/conf" --format json >"$dir/ready.json"; then break; fi
+  sleep 0.5
+done
+echo $((($(date +%s%N) - start) / 1000000)) >"$dir/ready_ms"
+kill "$(cat /run/kswizard-haproxy.pid)"
+sleep 0.5
+"$kswizard" lb status --conf "$dir/conf" --format json >"$dir/haproxy-down.json" || true
+"#;
+
+#[test]
+#[ignore = "needs root: network and mount namespaces, keepalived"]
+fn the_step_runs_twice_without_restarting_and_lb_status_sees_vip_and_haproxy() {
+    assert!(
+        kswizard::engine::transport::is_root(),
+        "run as root: the test makes a network namespace"
+    );
+    tool("haproxy", "haproxy");
+    tool("keepalived", "keepalived");
+    tool("unshare", "util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = d.join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(
+        conf.join("hosts.ini"),
+        "[all]\nmaster1 ansible_connection=local ip=10.9.0.1\n\n[kube-master]\nmaster1\n\n[kube-node]\nmaster1\n\n[etcd]\nmaster1\n\n[k8s-cluster:children]\nkube-node\nkube-master\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("common.yaml"),
+        "loadbalancer_apiserver:\n  address: 10.9.0.253\n  port: 8443\napiserver_loadbalancer_domain_name: lb.kubesphere.local\n",
+    )
+    .unwrap();
+    std::fs::write(conf.join("kswizard.yaml"), "lb_mode: built-in\n").unwrap();
+    let (c, _) = kswizard::conf::load(&conf).unwrap();
+    assert_eq!(c.lb.mode, LbMode::BuiltIn);
+    ok(&Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=apiserver",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .output()
+        .unwrap());
+    let step = std::fs::canonicalize(STEP).unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--net", "--propagation", "private", "bash", "-c"])
+        .arg(NAMESPACE_RUN)
+        .arg("bash")
+        .arg(d)
+        .arg(&step)
+        .arg(env!("CARGO_BIN_EXE_kswizard"))
+        .envs(base_env(&c, &c.hosts[0], "test"))
+        .output()
+        .unwrap();
+    let read = |name: &str| std::fs::read_to_string(d.join(name)).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{}{}\nfirst run:\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        read("first.log")
+    );
+    let first = read("first.log");
+    assert!(first.contains("VIP 10.9.0.253 on eth0"), "{first}");
+    assert!(first.contains("haproxy: started"), "{first}");
+    assert!(first.contains("keepalived: started"), "{first}");
+    let second = read("second.log");
+    assert!(second.contains("haproxy: running (pid"), "{second}");
+    assert!(second.contains("keepalived: running (pid"), "{second}");
+    assert_eq!(second.matches("config unchanged").count(), 2, "{second}");
+    assert!(!second.contains("restarted"), "{second}");
+
+    let ready: serde_json::Value = serde_json::from_str(&read("ready.json")).unwrap();
+    eprintln!("healthy after {} ms: {ready}", read("ready_ms").trim());
+    assert_eq!(ready["mode"], "built-in");
+    assert_eq!(ready["frontend"]["address"], "10.9.0.253:8443");
+    assert_eq!(ready["frontend"]["state"], "ready", "{ready}");
+    assert_eq!(ready["backends"][0]["state"], "ready", "{ready}");
+    let built_in = &ready["built_in"];
+    assert_eq!(
+        built_in["holders"],
+        serde_json::json!(["master1"]),
+        "{ready}"
+    );
+    let master = &built_in["masters"][0];
+    assert_eq!(master["vip_interface"], "eth0");
+    assert_eq!(master["haproxy"][0]["name"], "master1");
+    assert_eq!(master["haproxy"][0]["status"], "UP");
+    assert_eq!(master["haproxy"][0]["check"], "L7OK");
+
+    // haproxy stopped: the VIP stays (no other master), nothing listens behind it, and the
+    // master's haproxy view says why it is missing.
+    let down: serde_json::Value = serde_json::from_str(&read("haproxy-down.json")).unwrap();
+    assert_eq!(down["frontend"]["state"], "not-listening", "{down}");
+    assert_eq!(down["backends"][0]["state"], "ready", "{down}");
+    let error = down["built_in"]["masters"][0]["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("haproxy's stats socket 127.0.0.1:8405 does not answer"),
+        "{error}"
+    );
+}

@@ -104,16 +104,19 @@ vrrp_instance kswizard_apiserver {
   virtual_router_id $KSW_KEEPALIVED_ROUTER_ID
   priority $priority
   advert_int 1
-  unicast_src_ip $KSW_IP
-  # Only the other masters' adverts count.
-  check_unicast_src
-  unicast_peer {
 CFG
-  while read -r ip; do
-    [ "$ip" = "$KSW_IP" ] || echo "    $ip"
-  done < <(masters)
+  # A single master has no peer (keepalived refuses an empty unicast_peer): it just holds the VIP.
+  if [ "$count" -gt 1 ]; then
+    echo "  unicast_src_ip $KSW_IP"
+    echo "  # Only adverts from the peers below count."
+    echo "  check_unicast_src"
+    echo "  unicast_peer {"
+    while read -r ip; do
+      [ "$ip" = "$KSW_IP" ] || echo "    $ip"
+    done < <(masters)
+    echo "  }"
+  fi
   cat <<CFG
-  }
   virtual_ipaddress {
     $KSW_LB_ADDRESS/32 dev $iface
   }
