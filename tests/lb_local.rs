@@ -443,3 +443,163 @@ fn the_step_runs_twice_without_restarting_and_lb_status_sees_vip_and_haproxy() {
         "{error}"
     );
 }
+
+/// One master of the failover test, in a mount and network namespace of its own: waits for the
+/// hub to give it `eth0`, serves a stand-in apiserver, runs the step, waits for `$dir/stop`.
+const FAILOVER_NODE: &str = r#"set -u
+i=$1 dir=$2 step=$3
+mount -t tmpfs none /etc/haproxy
+mount -t tmpfs none /etc/keepalived
+mount -t tmpfs none /run
+until ip link show eth0 >/dev/null 2>&1; do sleep 0.05; done
+ip link set lo up
+ip addr add "10.9.0.$i/24" dev eth0
+ip link set eth0 up
+openssl s_server -quiet -accept "10.9.0.$i:6443" -www -cert "$dir/cert.pem" -key "$dir/key.pem" >/dev/null 2>&1 &
+echo $! >/run/apiserver.pid
+export KSW_NODE="master$i" KSW_IP="10.9.0.$i"
+bash "$step" >"$dir/step$i.log" 2>&1 || echo "step failed" >>"$dir/step$i.log"
+touch "$dir/ready$i"
+while [ ! -e "$dir/stop" ]; do sleep 0.1; done
+kill $(cat /run/kswizard-haproxy.pid /run/kswizard-keepalived.pid /run/apiserver.pid) 2>/dev/null
+"#;
+
+/// The hub: a bridge, three masters on it, then haproxy stopped on the VIP holder and started
+/// again. Prints `key=value` lines for the test.
+const FAILOVER_HUB: &str = r#"set -u
+dir=$1
+pids=()
+stop() {
+  touch "$dir/stop"
+  wait
+}
+trap stop EXIT
+ip link set lo up
+ip link add br0 type bridge
+ip addr add 10.9.0.254/24 dev br0
+ip link set br0 up
+for i in 1 2 3; do
+  unshare --mount --net --propagation private bash "$dir/node.sh" "$i" "$dir" "$dir/step.sh" &
+  pids[i]=$!
+done
+sleep 0.3
+for i in 1 2 3; do
+  ip link add "m$i" type veth peer name eth0 netns "${pids[i]}"
+  ip link set "m$i" master br0
+  ip link set "m$i" up
+done
+holders() {
+  for i in 1 2 3; do
+    nsenter -t "${pids[i]}" -n ip -o addr show 2>/dev/null | grep -q ' 10\.9\.0\.253/' && printf 'master%s ' "$i"
+  done
+}
+now() { date +%s%N; }
+until [ -e "$dir/ready1" ] && [ -e "$dir/ready2" ] && [ -e "$dir/ready3" ]; do sleep 0.1; done
+# Settled: haproxy's checks have risen (2 x 2 s) and the highest priority holds the VIP.
+sleep 6
+echo "settled=$(holders)"
+(
+  last=""
+  while [ ! -e "$dir/stop" ]; do
+    h=$(holders)
+    # Single holders only: during a handover both hold it for a few milliseconds (the new one
+    # takes it, then the old one hears its advert and lets go), and none between.
+    [ "$h" != "$last" ] && [ "$(wc -w <<<"$h")" = 1 ] && echo "$h" >>"$dir/moves"
+    last=$h
+    sleep 0.05
+  done
+) &
+sleep 0.2
+t=$(now)
+nsenter -t "${pids[1]}" -m -n sh -c 'kill $(cat /run/kswizard-haproxy.pid)'
+for _ in $(seq 1 300); do
+  h=$(holders)
+  [ -n "$h" ] && [[ $h != *master1* ]] && break
+  sleep 0.02
+done
+echo "moved_to=$h"
+echo "moved_ms=$((($(now) - t) / 1000000))"
+for _ in $(seq 1 300); do
+  curl -sk --max-time 0.5 -o /dev/null https://10.9.0.253:8443/readyz && break
+  sleep 0.05
+done
+echo "readyz_ms=$((($(now) - t) / 1000000))"
+nsenter -t "${pids[1]}" -m -n haproxy -D -p /run/kswizard-haproxy.pid -f /etc/haproxy/haproxy.cfg
+sleep 8
+echo "back=$(holders)"
+echo "moves=$(wc -l <"$dir/moves")"
+"#;
+
+#[test]
+#[ignore = "needs root: network and mount namespaces, keepalived"]
+fn three_masters_hand_the_vip_on_when_haproxy_stops_and_take_it_back_once() {
+    assert!(
+        kswizard::engine::transport::is_root(),
+        "run as root: the test makes network namespaces"
+    );
+    for (t, p) in [
+        ("haproxy", "haproxy"),
+        ("keepalived", "keepalived"),
+        ("curl", "curl"),
+        ("nsenter", "util-linux"),
+    ] {
+        tool(t, p);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("node.sh"), FAILOVER_NODE).unwrap();
+    std::fs::copy(STEP, d.join("step.sh")).unwrap();
+    ok(&Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=apiserver",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .output()
+        .unwrap());
+    // The environment the engine gives master1; each node sets its own name and address.
+    let mut c = built_in();
+    for (i, h) in c.hosts.iter_mut().take(3).enumerate() {
+        h.ip = Some(format!("10.9.0.{}", i + 1));
+    }
+    c.lb.address = Some("10.9.0.253".into());
+    let out = Command::new("unshare")
+        .args(["--mount", "--net", "--propagation", "private", "bash", "-c"])
+        .arg(FAILOVER_HUB)
+        .arg("bash")
+        .arg(d)
+        .envs(base_env(&c, &c.hosts[0], "test"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let logs: String = (1..=3)
+        .map(|i| std::fs::read_to_string(d.join(format!("step{i}.log"))).unwrap_or_default())
+        .collect();
+    assert!(out.status.success(), "{text}{logs}");
+    eprintln!("{text}");
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in\n{text}\n{logs}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(get("settled"), "master1", "the highest priority holds it");
+    assert_eq!(get("moved_to"), "master2", "then the next in priority");
+    // Bounds far above the ~4 s keepalived takes (2 failed checks, then 3 missed adverts): they
+    // catch a VIP that never moves, not a slow machine.
+    assert!(get("moved_ms").parse::<u64>().unwrap() < 10_000, "{text}");
+    assert!(get("readyz_ms").parse::<u64>().unwrap() < 15_000, "{text}");
+    assert_eq!(get("back"), "master1", "preempted back once haproxy runs");
+    assert_eq!(
+        get("moves"),
+        "3",
+        "master1, master2, master1: no flapping\n{text}"
+    );
+}
