@@ -696,11 +696,6 @@ async fn ask(ssh: &Ssh, i: usize, host: &Host) -> Result<String, String> {
     }
 }
 
-/// Probe once with a prober made for it.
-pub async fn check(cluster: &Cluster, state_dir: &Path) -> LbStatus {
-    Prober::new(cluster.clone(), state_dir).check().await
-}
-
 // ---------------------------------------------------------------------------------------------
 // Text for people.
 
