@@ -603,3 +603,38 @@ fn three_masters_hand_the_vip_on_when_haproxy_stops_and_take_it_back_once() {
         "master1, master2, master1: no flapping\n{text}"
     );
 }
+
+#[test]
+fn without_the_packages_or_a_package_manager_the_step_says_what_to_install() {
+    // A node with the basic tools but neither haproxy nor apt-get, dnf or yum: PATH is a
+    // directory of links to just those tools. Its ip= is 127.0.0.1, an address of this machine,
+    // so the step gets as far as the packages; it changes nothing before that.
+    let bin = tempfile::tempdir().unwrap();
+    for t in [
+        "bash", "tr", "grep", "ip", "awk", "mktemp", "rm", "head", "cat",
+    ] {
+        let target = ["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+            .iter()
+            .map(|d| Path::new(d).join(t))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{t} is missing"));
+        std::os::unix::fs::symlink(target, bin.path().join(t)).unwrap();
+    }
+    let mut c = built_in();
+    c.hosts[0].ip = Some("127.0.0.1".into());
+    c.lb.address = Some("127.0.0.253".into());
+    let out = Command::new(bin.path().join("bash"))
+        .arg(STEP)
+        .env_clear()
+        .env("PATH", bin.path())
+        .envs(base_env(&c, &c.hosts[0], "test"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("VIP 127.0.0.253 on lo"), "{text}");
+    assert!(
+        text.ends_with("FAIL  haproxy is not installed and this node has neither apt-get nor dnf nor yum: install haproxy on this node, then run the install again\n"),
+        "{text}"
+    );
+}
