@@ -116,7 +116,7 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     .unwrap();
     std::fs::write(
         work.join("ansible.cfg"),
-        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = null\n[ssh_connection]\npipelining = True\n",
+        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = ansible.builtin.oneline\n[ssh_connection]\npipelining = True\n",
     )
     .unwrap();
     // Cold like the others: no ssh masters left from an earlier run (ControlPersist is 60 s).
@@ -135,8 +135,9 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
-        "ansible failed: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "ansible failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     Some(secs)
 }

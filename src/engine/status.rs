@@ -88,8 +88,10 @@ pub fn of_conf(conf_dir: &std::path::Path, cluster: &Cluster) -> Option<(bool, S
         .map(std::path::Path::new);
     let plan =
         super::paths::load_plan(&super::paths::plan_path(conf_dir, cluster, recorded)).ok()?;
+    // What an install started from here would do: go on with this one, or start anew.
+    let goes_on = super::decide::mode(&replay, false, false) == Ok(super::decide::Mode::Resume);
     Some((
-        replay.unfinished(),
+        goes_on,
         one_line(&rows(cluster, &plan, &replay)),
     ))
 }
