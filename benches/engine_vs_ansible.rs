@@ -142,6 +142,23 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     Some(secs)
 }
 
+/// The lab goes down when the benchmark ends, even when it panics (its temp dir goes too, and
+/// with it the only record of the nodes' processes).
+struct Down(lab::Lab);
+
+impl std::ops::Deref for Down {
+    type Target = lab::Lab;
+    fn deref(&self) -> &lab::Lab {
+        &self.0
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = lab::down(&self.0.dir);
+    }
+}
+
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied()
@@ -172,7 +189,7 @@ fn main() {
             nodes: n,
             subnet: format!("127.0.{}", 90 + k),
         };
-        let lab = lab::up(&spec, true).expect("lab up");
+        let lab = Down(lab::up(&spec, true).expect("lab up"));
         let work = tmp.path();
         // Warm the page cache and sshd once, so that no contestant pays for the first contact.
         let _ = ssh_loop(&lab, work);
@@ -197,6 +214,5 @@ fn main() {
             ansible.map_or("n/a".into(), |a| format!("{:.1}x", a / ksw)),
             format!("{:.2}x", ksw / ssh)
         );
-        lab::down(&lab.dir).unwrap();
     }
 }
