@@ -204,7 +204,10 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 Error,
                 vec![h.name.clone()],
                 "host.port",
-                format!("SSH port 0 of host {} is not a TCP port: expected 1..65535", h.name),
+                format!(
+                    "SSH port 0 of host {} is not a TCP port: expected 1..65535",
+                    h.name
+                ),
                 "set ansible_port= to the port sshd listens on, or remove it for 22".to_string(),
             );
         }

@@ -40,7 +40,11 @@ fn os_prep_refuses_a_domain_or_address_that_would_add_other_lines_to_etc_hosts()
             "the LB domain",
         ),
         ("10.0.0.250", "bad domain_x", "the LB domain"),
-        ("10.0.0.250; reboot", "lb.kubesphere.local", "the LB address"),
+        (
+            "10.0.0.250; reboot",
+            "lb.kubesphere.local",
+            "the LB address",
+        ),
         ("192.168.0.999", "lb.kubesphere.local", "the LB address"),
     ] {
         let (code, out) = run(

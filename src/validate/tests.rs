@@ -468,7 +468,12 @@ fn lb_address_and_domain_are_checked() {
         );
     }
     assert_external_lb_is_fine("lb.example.com", 6443);
-    for bad in ["bad domain_x", "lb.kubesphere.local\n10.66.66.66 registry.example.com", "-x.local", ""] {
+    for bad in [
+        "bad domain_x",
+        "lb.kubesphere.local\n10.66.66.66 registry.example.com",
+        "-x.local",
+        "",
+    ] {
         let mut c = ha6();
         c.lb.domain = bad.into();
         golden(
