@@ -42,6 +42,8 @@ pub enum Action {
     Quit,
     /// Ctrl-C: asks first; a second Ctrl-C while asking quits.
     Interrupt,
+    /// The terminal's size (columns, rows), at start and on every resize.
+    Resized(u16, u16),
     /// y / n to a question.
     Answer(bool),
     Text(Edit),

@@ -7,7 +7,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use super::action::Action;
 use super::form::Value;
 use super::input::Edit;
-use super::state::{Modal, Screen, State};
+use super::state::{Confirm, Modal, Screen, State};
 
 pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
@@ -16,6 +16,16 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     if ctrl && key.code == KeyCode::Char('c') {
         return Some(Action::Interrupt);
+    }
+    if state.too_small() {
+        // Nobody can see what a key would do: only quitting (and answering its question).
+        return match (&state.modal, key.code) {
+            (Some(Modal::Confirm(Confirm::Quit { .. } | Confirm::StopInstall)), _) => {
+                answer_key(key)
+            }
+            (_, KeyCode::Char('q')) => Some(Action::Quit),
+            _ => None,
+        };
     }
     if state.help {
         // Any key closes the help overlay.
@@ -119,6 +129,33 @@ mod tests {
 
     fn key(code: KeyCode) -> KeyEvent {
         KeyEvent::new(code, KeyModifiers::NONE)
+    }
+
+    #[test]
+    fn behind_terminal_too_small_only_quitting_acts() {
+        let mut s = State::new("conf".into(), Theme::color());
+        crate::tui::update::update(&mut s, Action::Resized(60, 20));
+        s.screen = Screen::Review;
+        for c in ['i', 'y', 'a', 'd', ' '] {
+            assert!(map_key(&s, key(KeyCode::Char(c))).is_none(), "{c}");
+        }
+        assert!(map_key(&s, key(KeyCode::Enter)).is_none());
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        ));
+        s.modal = Some(Modal::Confirm(Confirm::StopInstall));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('y'))),
+            Some(Action::Answer(true))
+        ));
+        // Big enough again: keys act.
+        crate::tui::update::update(&mut s, Action::Resized(80, 24));
+        s.modal = None;
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('i'))),
+            Some(Action::Install)
+        ));
     }
 
     #[test]

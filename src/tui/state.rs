@@ -204,10 +204,19 @@ pub struct State {
         std::collections::HashMap<String, Option<Result<crate::engine::events::Facts, String>>>,
     /// The install started from this wizard (running or ended), for the Install and Done screens.
     pub install: Option<Install>,
+    /// The terminal's size (columns, rows) when known.
+    pub size: Option<(u16, u16)>,
     pub quit: bool,
 }
 
 impl State {
+    /// Below the smallest size the screens are laid out for, nothing is shown but the request
+    /// to enlarge the window, and no key acts but quitting.
+    pub fn too_small(&self) -> bool {
+        self.size
+            .is_some_and(|(w, h)| w < super::view::MIN_WIDTH || h < super::view::MIN_HEIGHT)
+    }
+
     pub fn new(conf_dir: PathBuf, theme: Theme) -> Self {
         State {
             conf_dir,
@@ -235,6 +244,7 @@ impl State {
             status: None,
             saving: false,
             install: None,
+            size: None,
             quit: false,
         }
     }

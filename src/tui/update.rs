@@ -60,6 +60,10 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             return Vec::new();
         }
         Action::LbProbed(lb) => return lb_probed(state, lb),
+        Action::Resized(w, h) => {
+            state.size = Some((w, h));
+            return Vec::new();
+        }
         Action::Interrupt => {
             if matches!(
                 state.modal,
