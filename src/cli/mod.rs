@@ -51,13 +51,13 @@ pub enum Command {
         /// Where to write the files (created; may be --conf itself, old files are kept as .bak).
         #[arg(long)]
         out: PathBuf,
-        /// The apiserver load balancer's address (loadbalancer_apiserver.address).
+        /// The apiserver load balancer's address (`loadbalancer_apiserver.address`).
         #[arg(long, value_name = "A")]
         lb_address: Option<String>,
-        /// Its port (loadbalancer_apiserver.port), 1..65535.
+        /// Its port (`loadbalancer_apiserver.port`), 1..65535.
         #[arg(long, value_name = "P")]
         lb_port: Option<i64>,
-        /// Its domain (apiserver_loadbalancer_domain_name), a DNS name.
+        /// Its domain (`apiserver_loadbalancer_domain_name`), a DNS name.
         #[arg(long, value_name = "D")]
         lb_domain: Option<String>,
     },
