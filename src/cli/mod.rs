@@ -182,6 +182,8 @@ pub enum Outcome {
     Failed,
     /// Unreadable input or bad usage.
     BadInput,
+    /// Stopped by Ctrl-C (SIGINT), as shells count it.
+    Interrupted,
 }
 
 impl From<Outcome> for ExitCode {
@@ -190,6 +192,7 @@ impl From<Outcome> for ExitCode {
             Outcome::Ok => 0,
             Outcome::Failed => 1,
             Outcome::BadInput => 2,
+            Outcome::Interrupted => 130,
         })
     }
 }

@@ -79,6 +79,9 @@ pub struct Summary {
     pub already_done: usize,
     pub elapsed_ms: u64,
     pub failures: Vec<Failure>,
+    /// The install was stopped (Ctrl-C) before it ended: the counts are what it saw until then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
