@@ -165,7 +165,7 @@ mod tests {
             map_key(&s, key(KeyCode::Char('q'))),
             Some(Action::Quit)
         ));
-        s.modal = Some(Modal::Form(Form::range()));
+        s.modal = Some(Modal::Form(Form::range(&crate::model::Host::new("", ""))));
         assert!(matches!(
             map_key(&s, key(KeyCode::Char('q'))),
             Some(Action::Text(Edit::Insert('q')))

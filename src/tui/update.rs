@@ -308,12 +308,18 @@ fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
             move_in(&mut state.host_selected, n, &action);
         }
-        Action::Add => state.modal = Some(Modal::Form(Form::host(FormKind::AddHost, None))),
-        Action::AddRange => state.modal = Some(Modal::Form(Form::range())),
+        Action::Add => {
+            let template = bulk::common_access(&state.cluster.hosts);
+            state.modal = Some(Modal::Form(Form::host(FormKind::AddHost, &template)));
+        }
+        Action::AddRange => {
+            let template = bulk::common_access(&state.cluster.hosts);
+            state.modal = Some(Modal::Form(Form::range(&template)));
+        }
         Action::AddPaste => state.modal = Some(Modal::Form(Form::paste())),
         Action::Edit if n > 0 => {
             let i = state.host_selected;
-            let form = Form::host(FormKind::EditHost(i), Some(&state.cluster.hosts[i]));
+            let form = Form::host(FormKind::EditHost(i), &state.cluster.hosts[i]);
             state.modal = Some(Modal::Form(form));
         }
         Action::Delete if n > 0 => {
@@ -356,11 +362,17 @@ fn submit(state: &mut State, form: &Form) -> Result<String, String> {
             return Ok(message);
         }
         FormKind::AddHost => vec![form.to_host(None)?],
-        FormKind::Range => bulk::hosts_from_range(
-            form.text(FieldId::Addresses),
-            form.text(FieldId::NamePrefix),
-            hosts,
-        )?,
+        FormKind::Range => {
+            let mut added = bulk::hosts_from_range(
+                form.text(FieldId::Addresses),
+                form.text(FieldId::NamePrefix),
+                hosts,
+            )?;
+            for h in &mut added {
+                form.apply_access(h)?;
+            }
+            added
+        }
         FormKind::Paste => bulk::hosts_from_ini(form.text(FieldId::Lines))?,
     };
     let message = match added.as_slice() {

@@ -91,6 +91,31 @@ fn bulk_add_from_a_range_on_a_new_cluster() {
 }
 
 #[test]
+fn a_range_added_to_a_cluster_takes_the_access_most_hosts_have() {
+    let mut s = opened();
+    for h in &mut s.cluster.hosts[1..] {
+        h.user = Some("ubuntu".into());
+        h.become_pass = Some(crate::model::Secret::new("sudo-pw"));
+    }
+    let before = s.cluster.hosts.len();
+    send(&mut s, [Action::AddRange]);
+    type_text(&mut s, "192.168.0.21-22");
+    send(&mut s, [Action::Confirm]);
+    let added = &s.cluster.hosts[before..];
+    assert_eq!(added.len(), 2);
+    for h in added {
+        assert_eq!(h.user.as_deref(), Some("ubuntu"), "{}", h.name);
+        assert_eq!(
+            h.become_pass,
+            Some(crate::model::Secret::new("sudo-pw")),
+            "{}",
+            h.name
+        );
+        assert_eq!(h.auth, s.cluster.hosts[1].auth);
+    }
+}
+
+#[test]
 fn bulk_add_from_pasted_lines() {
     let mut s = opened();
     send(&mut s, [Action::AddPaste]);
