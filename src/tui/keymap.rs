@@ -4,7 +4,7 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::action::Action;
+use super::action::{Action, Rerun};
 use super::form::Value;
 use super::input::Edit;
 use super::state::{Confirm, Modal, Screen, State};
@@ -32,6 +32,14 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         return Some(Action::Help);
     }
     match &state.modal {
+        Some(Modal::Confirm(Confirm::Install(p))) if p.complete => {
+            return match key.code {
+                KeyCode::Char('r') => Some(Action::Rerun(Rerun::All)),
+                KeyCode::Char('c') if !p.changed.is_empty() => Some(Action::Rerun(Rerun::Changed)),
+                KeyCode::Char('n') | KeyCode::Esc => Some(Action::Answer(false)),
+                _ => None,
+            };
+        }
         Some(Modal::Confirm(_)) => return answer_key(key),
         Some(Modal::Form(form)) => return form_key(&form.focused().value, key),
         None => {}

@@ -97,8 +97,8 @@ pub enum Confirm {
     WriteWithWarnings(usize),
     /// Open or start over, dropping unsaved changes.
     Replace(StartChoice),
-    /// Install on this many hosts.
-    Install(usize),
+    /// Install: what it would run, as looked up on disk.
+    Install(Box<crate::engine::executor::Preview>),
     /// Quit while the install runs (it stops; steps already running go on on the nodes).
     StopInstall,
 }

@@ -1,12 +1,14 @@
 //! `update` along the paths an operator takes: no terminal, no disk.
 
 use super::{
-    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
-    started, type_text,
+    edit_lb_field, engine, finished, install_yes, installing, lb, loaded, opened, output,
+    plan_event, preview, send, started, type_text,
 };
+use crate::engine::decide::Mode;
 use crate::engine::events::{Event, Failure, Status, Summary};
+use crate::engine::executor::Preview;
 use crate::model::{Auth, LbMode, Secret};
-use crate::tui::action::{Action, Effect};
+use crate::tui::action::{Action, Effect, Rerun};
 use crate::tui::input::Edit;
 use crate::tui::install::{LOG_LINES, NodeState};
 use crate::tui::state::{Confirm, LbField, Modal, Screen, State, StatusKind};
@@ -475,8 +477,21 @@ fn install_is_refused_with_unsaved_changes() {
 #[test]
 fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
-    assert_eq!(s.modal, Some(Modal::Confirm(Confirm::Install(6))));
+    let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    // The question waits for a look at what would run.
+    assert!(matches!(&effects[..], [Effect::PreviewInstall { .. }]));
+    send(
+        &mut s,
+        [Action::InstallPreviewed(Ok(preview(Mode::Fresh, 44, 0)))],
+    );
+    assert_eq!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Install(preview(
+            Mode::Fresh,
+            44,
+            0
+        ))))
+    );
     // No: nothing runs.
     assert!(send(&mut s, [Action::Answer(false)]).is_empty());
     assert_eq!(s.screen, Screen::Review);
@@ -487,9 +502,75 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
     assert!(matches!(
         &effects[..],
-        [Effect::Install { cluster, dir }, Effect::ProbeLb { after, .. }]
+        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::ProbeLb { after, .. }]
             if cluster.hosts.len() == 6 && dir.as_path() == std::path::Path::new("conf")
                 && after.is_zero()
+    ));
+}
+
+#[test]
+fn a_complete_install_is_never_run_again_silently() {
+    let mut s = opened();
+    let complete = Box::new(Preview {
+        mode: Mode::Fresh,
+        complete: true,
+        steps: 44,
+        nodes: 6,
+        done: 0,
+        changed: vec![("node1".into(), "os-prep".into())],
+    });
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::InstallPreviewed(Ok(complete.clone())),
+        ],
+    );
+    // y is not an answer here: the question says what each choice runs.
+    assert!(send(&mut s, [Action::Answer(true)]).is_empty());
+    assert_eq!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Install(complete.clone())))
+    );
+    // c: only the changed steps (a resume of the complete install).
+    let effects = send(&mut s, [Action::Rerun(Rerun::Changed)]);
+    assert!(matches!(
+        &effects[..],
+        [
+            Effect::Install {
+                restart: false,
+                resume: true,
+                ..
+            },
+            ..
+        ]
+    ));
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Running the 1 changed steps again…"
+    );
+    // r on another complete install: everything from the start.
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::InstallPreviewed(Ok(complete)),
+        ],
+    );
+    let effects = send(&mut s, [Action::Rerun(Rerun::All)]);
+    assert!(matches!(
+        &effects[..],
+        [
+            Effect::Install {
+                restart: true,
+                resume: false,
+                ..
+            },
+            ..
+        ]
     ));
 }
 
@@ -504,10 +585,14 @@ fn an_unfinished_install_on_disk_is_resumed() {
         [
             Action::GoTo(Screen::Review),
             Action::Install,
+            Action::InstallPreviewed(Ok(preview(Mode::Resume, 41, 3))),
             Action::Answer(true),
         ],
     );
-    assert!(s.status.as_ref().unwrap().text.starts_with("Resuming"));
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Resuming the unfinished install: 41 steps on 6 nodes…"
+    );
     let mut plan = plan_event(&s);
     if let Event::Plan { done, .. } = &mut plan {
         done.push(("master1".into(), "preflight".into()));
@@ -589,10 +674,8 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
     assert!(!s.installing());
     assert_eq!(s.status.as_ref().unwrap().text, "Installed in 61.0s.");
     // Installing again after a clean end starts a new install.
-    send(
-        &mut s,
-        [Action::Back, Action::Install, Action::Answer(true)],
-    );
+    send(&mut s, [Action::Back]);
+    install_yes(&mut s);
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
 
     let (mut s, _) = installing();
@@ -617,7 +700,14 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
         "node2 failed at container-runtime: exit code 1. i resumes (or kswizard install --resume)."
     );
     // i again asks, and the second run says it resumes.
-    send(&mut s, [Action::Install, Action::Answer(true)]);
+    send(
+        &mut s,
+        [
+            Action::Install,
+            Action::InstallPreviewed(Ok(preview(Mode::Resume, 10, 34))),
+            Action::Answer(true),
+        ],
+    );
     assert!(s.status.unwrap().text.starts_with("Resuming"));
 
     let (mut s, _) = installing();
@@ -667,7 +757,7 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     ));
     // A second install while a probe is scheduled starts no second probe loop.
     send(&mut s, [Action::InstallEnded(Err("busy".into()))]);
-    let effects = send(&mut s, [Action::Install, Action::Answer(true)]);
+    let effects = install_yes(&mut s);
     assert!(matches!(&effects[..], [Effect::Install { .. }]));
 
     send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
