@@ -313,6 +313,8 @@ pub async fn install(
         )?;
     }
 
+    // A resumed install began in an earlier run.
+    let begun = replay.begun;
     let node_plans = plan.expand(cluster);
     let envs: Vec<Vec<(String, String)>> = cluster
         .hosts
@@ -452,6 +454,9 @@ pub async fn install(
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.install_elapsed_s = begun.map_or(summary.elapsed_ms / 1000, |b| {
+        journal::now().saturating_sub(b)
+    });
     shared.journal.log(Record::Complete { ts: journal::now() });
     shared.emit(Event::Summary(summary.clone())).await;
     drop(ctl);

@@ -285,10 +285,18 @@ fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
     match outcome {
         Ok(disk) => {
             let names: Vec<&str> = disk.files.iter().map(|(n, _)| n.as_str()).collect();
+            // A .bak is made only of a file that was there before.
+            let had = &state.source;
+            let old = had.hosts_exists || had.common_text.is_some() || had.settings_text.is_some();
             let message = format!(
-                "Wrote {} in {} (the old files are kept as .bak).",
+                "Wrote {} in {}{}",
                 names.join(", "),
-                state.conf_dir.display()
+                state.conf_dir.display(),
+                if old {
+                    " (the old files are kept as .bak)."
+                } else {
+                    "."
+                }
             );
             state.source = disk.source.clone();
             state.disk = Some(Ok(disk));
@@ -678,7 +686,7 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
         None => Some(format!("{} steps were skipped.", summary.skipped)),
     };
     // The Done screen says what ran; the status line only how long it took.
-    let took = format!("Installed in {:.1}s.", summary.elapsed_ms as f64 / 1000.0);
+    let took = took(&summary);
     install.summary = Some(summary);
     match text {
         None => {
@@ -689,6 +697,21 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
             StatusKind::Error,
             format!("{failed} i resumes (or kswizard install --resume)."),
         ),
+    }
+}
+
+/// How long the install took: this run, and the whole install when it took several runs.
+pub fn took(s: &Summary) -> String {
+    let run = s.elapsed_ms as f64 / 1000.0;
+    let whole = s.install_elapsed_s;
+    if whole > s.elapsed_ms / 1000 + 1 {
+        format!(
+            "Installed: this run {run:.1}s; {}m {:02}s since the install began (every run and the time between).",
+            whole / 60,
+            whole % 60
+        )
+    } else {
+        format!("Installed in {run:.1}s.")
     }
 }
 

@@ -305,6 +305,13 @@ fn a_finished_write_marks_the_state_saved() {
     );
     assert!(!s.dirty());
     assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Ok);
+    assert!(
+        s.status
+            .as_ref()
+            .unwrap()
+            .text
+            .ends_with("(the old files are kept as .bak).")
+    );
     send(
         &mut s,
         [Action::Saved {
@@ -313,6 +320,43 @@ fn a_finished_write_marks_the_state_saved() {
         }],
     );
     assert_eq!(s.status.as_ref().unwrap().text, "Not written: disk full");
+}
+
+#[test]
+fn a_resumed_install_says_how_long_the_whole_install_took() {
+    let (mut s, _) = installing();
+    let summary = Summary {
+        ok: 3,
+        elapsed_ms: 61_000,
+        install_elapsed_s: 725,
+        ..Summary::default()
+    };
+    send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Installed: this run 61.0s; 12m 05s since the install began (every run and the time between)."
+    );
+}
+
+#[test]
+fn a_first_write_does_not_speak_of_old_files() {
+    let mut s = loaded();
+    s.disk = None;
+    send(&mut s, [Action::Down, Action::Confirm]);
+    let written = Box::new(s.cluster.clone());
+    let disk = crate::tui::effects::load(std::path::Path::new("conf"));
+    send(
+        &mut s,
+        [Action::Saved {
+            outcome: Box::new(disk),
+            written,
+        }],
+    );
+    let text = &s.status.as_ref().unwrap().text;
+    assert!(
+        text.starts_with("Wrote ") && !text.contains(".bak"),
+        "{text}"
+    );
 }
 
 #[test]
