@@ -249,6 +249,14 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     if state.saving {
         return Vec::new();
     }
+    if let Some(Err(e)) = &state.disk {
+        // The operator's file stays: what it held cannot be known, so it cannot be kept.
+        state.set_status(
+            StatusKind::Error,
+            format!("Not written: {e}; fix that file (or move it away) and start kswizard again."),
+        );
+        return Vec::new();
+    }
     if has_errors(state.findings()) {
         state.set_status(
             StatusKind::Error,

@@ -339,6 +339,28 @@ fn a_resumed_install_says_how_long_the_whole_install_took() {
 }
 
 #[test]
+fn a_file_that_could_not_be_read_is_never_written_over() {
+    let mut s = loaded();
+    s.disk = Some(Err("conf/hosts.ini:2: expected a port number".into()));
+    send(&mut s, [Action::Confirm]);
+    s.cluster
+        .hosts
+        .push(crate::model::Host::new("m1", "10.0.0.1"));
+    s.cluster.hosts[0].roles.master = true;
+    s.cluster.hosts[0].roles.etcd = true;
+    s.cluster.hosts[0].roles.worker = true;
+    let effects = send(&mut s, [Action::Save]);
+    assert!(effects.is_empty(), "{effects:?}");
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert!(
+        status.text.starts_with("Not written: conf/hosts.ini:2"),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
 fn a_first_write_does_not_speak_of_old_files() {
     let mut s = loaded();
     s.disk = None;
