@@ -116,10 +116,22 @@ pub enum StatusKind {
     Error,
 }
 
+/// "Not written: 1 error remains (see Review)." / "...: 2 errors remain (see Review)."
+fn refusal(what: &str, n: usize) -> String {
+    format!(
+        "{what}: {n} error{} remain{} (see Review).",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub kind: StatusKind,
     pub text: String,
+    /// A refusal because errors remain ("Not written", "Not installing"): its count follows the
+    /// findings as they change, so it never states a number that is no longer true.
+    pub refused: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -344,6 +356,26 @@ impl State {
                     .collect()
             })
             .map_err(|e| e.to_string());
+        if let Some(Status {
+            refused: Some(what),
+            ..
+        }) = self.status
+        {
+            let n = self.errors();
+            self.status = Some(if n == 0 {
+                Status {
+                    kind: StatusKind::Info,
+                    text: "No error remains.".to_string(),
+                    refused: None,
+                }
+            } else {
+                Status {
+                    kind: StatusKind::Error,
+                    text: refusal(what, n),
+                    refused: Some(what),
+                }
+            });
+        }
         self.derived_from = Some(DerivedFrom {
             cluster: self.cluster.clone(),
             source: self.source.clone(),
@@ -355,6 +387,16 @@ impl State {
         self.status = Some(Status {
             kind,
             text: text.into(),
+            refused: None,
+        });
+    }
+
+    /// "`what`: N errors remain (see Review).", kept true by `refresh`.
+    pub fn refuse_for_errors(&mut self, what: &'static str) {
+        self.status = Some(Status {
+            kind: StatusKind::Error,
+            text: refusal(what, self.errors()),
+            refused: Some(what),
         });
     }
 }

@@ -258,10 +258,7 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
         return Vec::new();
     }
     if has_errors(state.findings()) {
-        state.set_status(
-            StatusKind::Error,
-            format!("Not written: {}", errors_remain(state.errors())),
-        );
+        state.refuse_for_errors("Not written");
         return Vec::new();
     }
     if !state.findings().is_empty() && !accept_warnings {
@@ -277,15 +274,6 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
         source: Box::new(state.source.clone()),
         dir: state.conf_dir.clone(),
     }]
-}
-
-/// "1 error remains (see Review)." / "2 errors remain (see Review)."
-fn errors_remain(n: usize) -> String {
-    format!(
-        "{n} error{} remain{} (see Review).",
-        if n == 1 { "" } else { "s" },
-        if n == 1 { "s" } else { "" },
-    )
 }
 
 fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
@@ -572,8 +560,7 @@ fn ask_install(state: &mut State) -> Vec<Effect> {
         return Vec::new();
     }
     if has_errors(state.findings()) {
-        let text = format!("Not installing: {}", errors_remain(state.errors()));
-        state.set_status(StatusKind::Error, text);
+        state.refuse_for_errors("Not installing");
         return Vec::new();
     }
     if !state.written() {

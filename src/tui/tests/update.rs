@@ -239,6 +239,19 @@ fn errors_block_the_write() {
         "{}",
         status.text
     );
+    // The count follows the cluster, whatever changed it: another error, then none.
+    let before = s.cluster.clone();
+    s.cluster.hosts[1].ip = Some("abc".into());
+    send(&mut s, [Action::GoTo(Screen::Review)]);
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Not written: 2 errors remain (see Review)."
+    );
+    s.cluster = opened().cluster;
+    assert_ne!(s.cluster, before);
+    send(&mut s, [Action::GoTo(Screen::Roles)]);
+    assert_eq!(s.errors(), 0);
+    assert_eq!(s.status.as_ref().unwrap().text, "No error remains.");
 }
 
 #[test]
