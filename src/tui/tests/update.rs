@@ -208,6 +208,12 @@ fn esc_undoes_an_lb_edit_and_a_bad_port_is_refused() {
     send(&mut s, [Action::Back]);
     assert_eq!(s.cluster.lb.port, 6443);
     assert!(!s.dirty());
+    // The findings follow the field as it is now: typed, then undone with Esc.
+    let mut s = opened();
+    edit_lb_field(&mut s, 1, "192.168.0.2");
+    assert_eq!(codes(&s), ["vip-is-node-ip"]);
+    send(&mut s, [Action::Back]);
+    assert!(codes(&s).is_empty(), "{:?}", codes(&s));
 }
 
 #[test]
