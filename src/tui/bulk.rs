@@ -101,12 +101,40 @@ pub fn hosts_from_ini(text: &str) -> Result<Vec<Host>, String> {
                 .to_string(),
         );
     }
-    Ok(cluster.hosts)
+    // hosts.ini's legacy reading of a non-root line with only ansible_become_pass is password
+    // login (install.sh copies it into ansible_ssh_pass). Typed or pasted here, such a line
+    // means what it says: key login, and a sudo password.
+    let mut hosts = cluster.hosts;
+    for h in &mut hosts {
+        let says_ssh_pass = text.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(h.name.as_str())
+                && words.any(|w| {
+                    w.starts_with("ansible_ssh_pass=") || w.starts_with("ansible_password=")
+                })
+        });
+        if !says_ssh_pass && matches!(h.auth, crate::model::Auth::Password(_)) {
+            h.auth = crate::model::Auth::Key { file: None };
+        }
+    }
+    Ok(hosts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_line_with_only_a_sudo_password_keeps_key_login() {
+        use crate::model::{Auth, Secret};
+        let hosts = hosts_from_ini(
+            "node1 ansible_host=10.0.0.4 ip=10.0.0.4 ansible_user=ubuntu ansible_become_pass=Qcloud@123\nnode2 ansible_host=10.0.0.5 ip=10.0.0.5 ansible_user=ubuntu ansible_ssh_pass=pw ansible_become_pass=pw\n",
+        )
+        .unwrap();
+        assert_eq!(hosts[0].auth, Auth::Key { file: None });
+        assert_eq!(hosts[0].become_pass, Some(Secret::new("Qcloud@123")));
+        assert_eq!(hosts[1].auth, Auth::Password(Secret::new("pw")));
+    }
 
     #[test]
     fn new_hosts_get_the_access_most_hosts_have() {
