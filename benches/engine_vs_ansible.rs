@@ -116,7 +116,7 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     .unwrap();
     std::fs::write(
         work.join("ansible.cfg"),
-        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = null\n[ssh_connection]\npipelining = True\n",
+        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = ansible.builtin.oneline\n[ssh_connection]\npipelining = True\n",
     )
     .unwrap();
     // Cold like the others: no ssh masters left from an earlier run (ControlPersist is 60 s).
@@ -135,10 +135,28 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
-        "ansible failed: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "ansible failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     Some(secs)
+}
+
+/// The lab goes down when the benchmark ends, even when it panics (its temp dir goes too, and
+/// with it the only record of the nodes' processes).
+struct Down(lab::Lab);
+
+impl std::ops::Deref for Down {
+    type Target = lab::Lab;
+    fn deref(&self) -> &lab::Lab {
+        &self.0
+    }
+}
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = lab::down(&self.0.dir);
+    }
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -171,7 +189,7 @@ fn main() {
             nodes: n,
             subnet: format!("127.0.{}", 90 + k),
         };
-        let lab = lab::up(&spec, true).expect("lab up");
+        let lab = Down(lab::up(&spec, true).expect("lab up"));
         let work = tmp.path();
         // Warm the page cache and sshd once, so that no contestant pays for the first contact.
         let _ = ssh_loop(&lab, work);
@@ -196,6 +214,5 @@ fn main() {
             ansible.map_or("n/a".into(), |a| format!("{:.1}x", a / ksw)),
             format!("{:.2}x", ksw / ssh)
         );
-        lab::down(&lab.dir).unwrap();
     }
 }

@@ -179,15 +179,22 @@ impl LoadBalancer {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    // Written without the keys left at their defaults: the file says what the operator chose.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lb_mode: Option<LbMode>,
     /// keepalived: the interface that carries the VIP, and the VRRP router id.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalived_interface: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalived_router_id: Option<u8>,
     /// Put the `KubeSphere` console (30880 on all nodes) behind the LB too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub console_lb: bool,
     /// A plan file other than the bundled one.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
     /// Validation codes the operator accepted explicitly (only `etcd-on-worker` can be).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accept: Vec<String>,
 }
 

@@ -1,7 +1,7 @@
 //! The layout rules (DESIGN §3): one pure function over the model, stable codes, fixed wording.
 
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
@@ -167,6 +167,71 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
         );
     }
 
+    // Addresses and ports: what steps and ssh are handed must be what it says it is.
+    for h in &cluster.hosts {
+        if let Some(ip) = h.ip.as_deref().filter(|ip| ip.parse::<IpAddr>().is_err()) {
+            out.push(
+                "ip-invalid",
+                Error,
+                vec![h.name.clone()],
+                "host.ip",
+                format!(
+                    "ip={} of host {} is not an IPv4 or IPv6 address",
+                    shown(ip),
+                    h.name
+                ),
+                "set ip= to the address the node has on the cluster network, e.g. 192.168.0.2"
+                    .to_string(),
+            );
+        }
+        if let Some(a) = h.address.as_deref().filter(|a| !is_address_or_name(a)) {
+            out.push(
+                "host-address-invalid",
+                Error,
+                vec![h.name.clone()],
+                "host.address",
+                format!(
+                    "ansible_host={} of host {} is neither an IP address nor a DNS name",
+                    shown(a),
+                    h.name
+                ),
+                "set ansible_host= to the address or DNS name kswizard connects to".to_string(),
+            );
+        }
+        if h.port == Some(0) {
+            out.push(
+                "ssh-port-invalid",
+                Error,
+                vec![h.name.clone()],
+                "host.port",
+                format!(
+                    "SSH port 0 of host {} is not a TCP port: expected 1..65535",
+                    h.name
+                ),
+                "set ansible_port= to the port sshd listens on, or remove it for 22".to_string(),
+            );
+        }
+    }
+    let roleless = names(
+        &mut cluster
+            .hosts
+            .iter()
+            .filter(|h| !h.roles.master && !h.roles.worker && !h.roles.etcd),
+    );
+    if !roleless.is_empty() {
+        out.push(
+            "host-no-role",
+            Warning,
+            roleless.clone(),
+            "roles.master",
+            format!(
+                "{} has no role: it would get preflight and packages but never join the cluster",
+                list(&roleless)
+            ),
+            "give it a role (master, worker or etcd), or remove it from hosts.ini".to_string(),
+        );
+    }
+
     for u in &cluster.undefined {
         out.push(
             "host-undefined",
@@ -292,6 +357,32 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 );
             }
         }
+        if let Some(addr) = lb.address.as_deref().filter(|a| !is_address_or_name(a)) {
+            out.push(
+                "lb-address-invalid",
+                Error,
+                Vec::new(),
+                "lb.address",
+                format!(
+                    "load balancer address {} is neither an IP address nor a DNS name",
+                    shown(addr)
+                ),
+                "set the LB's address (loadbalancer_apiserver.address in common.yaml), e.g. 192.168.0.253".to_string(),
+            );
+        }
+        if !is_dns_name(&lb.domain) {
+            out.push(
+                "lb-domain-invalid",
+                Error,
+                Vec::new(),
+                "lb.domain",
+                format!(
+                    "load balancer domain {} is not a DNS name: expected letters, digits and '-' in dot-separated labels",
+                    shown(&lb.domain)
+                ),
+                "set apiserver_loadbalancer_domain_name in common.yaml to a name such as lb.kubesphere.local".to_string(),
+            );
+        }
         if !(1..=65535).contains(&lb.port) {
             out.push(
                 "port-invalid",
@@ -370,6 +461,36 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
     let mut findings = out.findings;
     findings.sort_by_key(|f| f.severity);
     findings
+}
+
+/// A value as a message shows it: quoted, with control characters escaped (a newline in a
+/// domain must show as `\n`, not break the line).
+fn shown(v: &str) -> String {
+    format!("{v:?}")
+}
+
+/// A DNS name (RFC 1123, any case): dot-separated labels of letters, digits and '-', not starting
+/// or ending with '-', and a last label that is not all digits (that would be an IPv4 typo).
+pub fn is_dns_name(v: &str) -> bool {
+    let v = v.strip_suffix('.').unwrap_or(v);
+    !v.is_empty()
+        && v.len() <= 253
+        && v.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+        && !v
+            .rsplit('.')
+            .next()
+            .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// An IPv4 or IPv6 address, or a DNS name: what ssh and /etc/hosts can be given.
+pub fn is_address_or_name(v: &str) -> bool {
+    v.parse::<IpAddr>().is_ok() || is_dns_name(v)
 }
 
 /// Lowercase RFC 1123 subdomain, as Kubernetes requires of node names.

@@ -275,3 +275,80 @@ fn write_without_changes_gives_back_a_crlf_vars_yml_byte_for_byte() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     assert!(std::fs::read(out.path().join("vars.yml")).unwrap() == vars.as_bytes());
 }
+
+#[test]
+#[ignore = "needs root: steps live in /var/lib/kswizard on the taskbox"]
+fn ctrl_c_on_install_says_how_to_resume_and_exits_130() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    assert!(
+        kswizard::engine::transport::is_root(),
+        "needs root: run it through `bash .ci/run`"
+    );
+    let dir = conf_dir(&[(
+        "hosts.ini",
+        "[all]\ntaskbox ansible_connection=local ip=127.0.0.1\n[kube-master]\ntaskbox\n[kube-node]\ntaskbox\n[etcd]\ntaskbox\n",
+    )]);
+    let trace = dir.path().join("ran");
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        format!(
+            "steps:\n- {{id: slow, roles: [all], run: 'sleep 2; echo x >> {}'}}\n",
+            trace.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(dir.path())
+        .arg("--plan")
+        .arg(&plan)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut install_id = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        let e: Value = serde_json::from_str(&l).unwrap();
+        if e["event"] == "plan" {
+            install_id = e["install_id"].as_str().unwrap().to_string();
+        }
+        if e["event"] == "started" {
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(
+        (&last["event"], &last["interrupted"]),
+        (&"summary".into(), &true.into())
+    );
+    assert!(
+        stderr.contains("kswizard install --resume --conf"),
+        "{stderr}"
+    );
+    // The step went on without kswizard; the resume finds it and does not run it again.
+    let run = kswizard(&[
+        "install",
+        "--resume",
+        "--output",
+        "json",
+        "--conf",
+        dir.path().to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&trace).unwrap(), "x\n");
+    let _ = std::fs::remove_dir_all(format!("/var/lib/kswizard/{install_id}"));
+}

@@ -96,23 +96,15 @@ fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-#[ignore = "needs tmux"]
-fn edit_roles_and_vip_then_write() {
+/// The wizard on `dir` in a 120×40 tmux pane of a tmux server of its own (socket in `tmp`).
+fn start_wizard(tmp: &Path, dir: &Path) -> Tmux {
     // Run without tmux, this fails saying so: it never passes without having run.
     assert!(
         tmux_available(),
         "this test needs tmux: apt-get install -y tmux (`bash .ci/run` installs it)"
     );
-    let repo_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("conf");
-    std::fs::create_dir(&dir).unwrap();
-    for name in ["hosts.ini", "common.yaml"] {
-        std::fs::copy(repo_conf.join(name), dir.join(name)).unwrap();
-    }
     let tmux = Tmux {
-        socket: tmp.path().join("tmux.sock"),
+        socket: tmp.join("tmux.sock"),
     };
     let command = format!(
         "{} --conf {}",
@@ -131,6 +123,20 @@ fn edit_roles_and_vip_then_write() {
         &command,
     ]);
     assert!(started.status.success(), "{started:?}");
+    tmux
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn edit_roles_and_vip_then_write() {
+    let repo_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    for name in ["hosts.ini", "common.yaml"] {
+        std::fs::copy(repo_conf.join(name), dir.join(name)).unwrap();
+    }
+    let tmux = start_wizard(tmp.path(), &dir);
 
     // Start: Open is the default choice.
     tmux.wait_for(&["Found: hosts.ini (6 hosts), common.yaml", "▶ Open"]);
@@ -189,4 +195,64 @@ fn edit_roles_and_vip_then_write() {
     assert_eq!(new.hosts, old.hosts);
     assert_eq!(new.ini, old.ini);
     assert_eq!(new.lb.address.as_deref(), Some("192.168.0.250"));
+}
+
+#[test]
+#[ignore = "needs tmux"]
+fn type_the_six_host_example_from_an_empty_conf_with_bulk_add() {
+    // The installer's own common.yaml as shipped (read from the samples, not copied in).
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("conf");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(
+        samples.join("ks-installer-v2.1.1-common.yaml"),
+        dir.join("common.yaml"),
+    )
+    .unwrap();
+    let tmux = start_wizard(tmp.path(), &dir);
+
+    tmux.wait_for(&["▶ New cluster"]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["No hosts yet"]);
+    // Two ranges: the masters, then the workers.
+    for (range, prefix) in [("192.168.0.1-3", "master"), ("192.168.0.4-6", "node")] {
+        tmux.keys(&["r"]);
+        tmux.wait_for(&["Add hosts from an address range"]);
+        tmux.type_text(range);
+        tmux.keys(&["Tab", "C-u"]);
+        tmux.type_text(prefix);
+        tmux.keys(&["Enter"]);
+        tmux.wait_for(&[&format!("{prefix}3")]);
+    }
+    tmux.wait_for(&["Hosts (6)"]);
+    // master1 is the taskbox: local, no ansible_host.
+    tmux.keys(&["k", "k", "k", "k", "k", "e"]);
+    tmux.wait_for(&["Edit host", "master1"]);
+    tmux.keys(&["Tab", "C-u", "Tab", "Tab", "Tab", "Tab", "Left", "Enter"]);
+    tmux.wait_for(&["Changed master1."]);
+    // Roles: the preset (first three masters with etcd, the rest workers).
+    tmux.keys(&["3", "p"]);
+    tmux.wait_for(&["Roles: 3 masters, 3 workers, 3 etcd"]);
+    // The load balancer's address.
+    tmux.keys(&["4"]);
+    tmux.wait_for(&["Apiserver load balancer"]);
+    tmux.keys(&["j", "e", "C-u"]);
+    tmux.type_text("192.168.0.253");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["192.168.0.253:6443"]);
+    tmux.keys(&["5", "C-s"]);
+    tmux.wait_for(&["Wrote hosts.ini, common.yaml", "saved"]);
+    tmux.keys(&["q"]);
+    tmux.wait_until_gone();
+
+    // The files say what the seeds' example says: its hosts, roles and LB lines.
+    let repo_conf = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf");
+    let (want, _) = conf::load(&repo_conf).unwrap();
+    let (got, _) = conf::load(&dir).unwrap();
+    assert_eq!(got.hosts, want.hosts);
+    assert_eq!(
+        (&got.lb.address, got.lb.port, &got.lb.domain),
+        (&want.lb.address, want.lb.port, &want.lb.domain)
+    );
 }

@@ -407,3 +407,44 @@ fn an_edited_step_runs_its_new_text_after_an_interrupted_old_one() {
         .unwrap();
     assert_eq!((s.ok, s.already_done), (0, 1));
 }
+
+#[test]
+fn the_preview_says_what_an_install_would_run() {
+    use kswizard::engine::decide::Mode;
+    let b = Bench::new(2);
+    let text = format!(
+        "steps:\n{}{}",
+        counted("a", "all", ""),
+        counted("b", "all", "")
+    );
+    let plan = b.plan(&text);
+    let replay = || journal::replay(&b.journal()).unwrap();
+    let p = executor::preview(&b.cluster, &plan, &replay());
+    assert_eq!(
+        (p.mode, p.complete, p.steps, p.nodes, p.done),
+        (Mode::Fresh, false, 4, 2, 0)
+    );
+    b.run(&plan, &b.opts()).unwrap();
+    // Complete, nothing changed: a plain install would run everything again.
+    let p = executor::preview(&b.cluster, &plan, &replay());
+    assert_eq!((p.mode, p.complete, p.steps), (Mode::Fresh, true, 4));
+    assert!(p.changed.is_empty());
+    // One step edited: named as changed, which a resume would run.
+    let edited = b.plan(&text.replacen("KSW_STEP=b", "KSW_STEP=b; true", 1));
+    let p = executor::preview(&b.cluster, &edited, &replay());
+    assert_eq!(
+        p.changed,
+        [
+            ("n1".to_string(), "b".to_string()),
+            ("n2".to_string(), "b".to_string())
+        ]
+    );
+    // An unfinished install goes on with what is left.
+    let failing = b.plan(&text.replacen("KSW_STEP=b", "exit 1", 1));
+    b.run(&failing, &b.opts()).unwrap();
+    let p = executor::preview(&b.cluster, &failing, &replay());
+    assert_eq!(
+        (p.mode, p.complete, p.steps, p.done),
+        (Mode::Resume, false, 2, 2)
+    );
+}

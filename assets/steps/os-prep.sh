@@ -3,8 +3,24 @@
 # kernel modules and sysctls Kubernetes networking needs.
 set -euo pipefail
 
+# /etc/hosts gets one line, "address name", and only when both are what they claim to be: the
+# environment is never trusted to hold just that (a domain with a newline would add any mapping).
+ipv4='^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$'
+ipv6='^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$'
+label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+name="^$label(\\.$label)*\\.?$"
+if ! [[ $KSW_LB_DOMAIN =~ $name ]]; then
+  echo "refusing to write /etc/hosts: the LB domain '$KSW_LB_DOMAIN' is not a DNS name (check apiserver_loadbalancer_domain_name in common.yaml)"
+  exit 2
+fi
 line="$KSW_LB_ADDRESS $KSW_LB_DOMAIN"
-if grep -qE "^[[:space:]]*${KSW_LB_ADDRESS//./\\.}[[:space:]]+${KSW_LB_DOMAIN//./\\.}([[:space:]]|$)" /etc/hosts; then
+# A dotted string of digits is a mistyped IPv4 address, never a name.
+if [[ $KSW_LB_ADDRESS =~ $name && ! $KSW_LB_ADDRESS =~ ^[0-9.]+$ ]]; then
+  echo "the LB address $KSW_LB_ADDRESS is a name: $KSW_LB_DOMAIN must resolve through DNS (no /etc/hosts line)"
+elif ! [[ $KSW_LB_ADDRESS =~ $ipv4 || $KSW_LB_ADDRESS =~ $ipv6 ]]; then
+  echo "refusing to write /etc/hosts: the LB address '$KSW_LB_ADDRESS' is neither an IP address nor a DNS name"
+  exit 2
+elif grep -qE "^[[:space:]]*${KSW_LB_ADDRESS//./\\.}[[:space:]]+${KSW_LB_DOMAIN//./\\.}([[:space:]]|$)" /etc/hosts; then
   echo "/etc/hosts already maps $KSW_LB_DOMAIN to $KSW_LB_ADDRESS"
 else
   # Rewritten in place, not renamed: /etc/hosts may be a bind mount (containers, the lab).

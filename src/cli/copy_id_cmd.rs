@@ -64,7 +64,7 @@ fn key(flag: Option<&Path>, yes: bool) -> Result<Key, String> {
             .ok_or("HOME is not set: pass --key with the public key to install")?,
     };
     if public.exists() {
-        return Key::read(&public);
+        return Key::read(&public).map_err(|e| e.to_string());
     }
     let q = format!(
         "{} does not exist. Create a key pair without a passphrase (ssh-keygen -t ed25519 -N '')?",
@@ -81,7 +81,7 @@ fn key(flag: Option<&Path>, yes: bool) -> Result<Key, String> {
             ));
         }
     }
-    let k = Key::generate(&public)?;
+    let k = Key::generate(&public).map_err(|e| e.to_string())?;
     println!("created {} and {}", k.private.display(), k.public.display());
     Ok(k)
 }
@@ -113,7 +113,7 @@ pub fn run(a: CopyIdArgs) -> Outcome {
         Ok(rt) => rt,
         Err(e) => return bad(format!("cannot start the runtime: {e}")),
     };
-    let results: Vec<Result<Host, String>> = rt.block_on(async {
+    let results: Vec<Result<Host, copy_id::CopyIdError>> = rt.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
         for (i, h) in hosts.iter().enumerate() {
             let (h, key, kh, dir) = (

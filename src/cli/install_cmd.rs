@@ -6,7 +6,7 @@ use std::path::Path;
 use super::{Format, Outcome, findings};
 use crate::conf::{self, ConfError};
 use crate::engine::decide;
-use crate::engine::events::Event;
+use crate::engine::events::{Event, Status, Summary};
 use crate::engine::executor::{self, Options};
 use crate::engine::journal;
 use crate::engine::paths::{load_plan, plan_path, state_dir};
@@ -172,25 +172,35 @@ pub fn install(a: InstallArgs) -> Outcome {
     let json = a.json;
     let resume = a.resume;
     let reconnect_for = a.reconnect_for;
+    let conf_dir = a.conf.display().to_string();
+    let started = std::time::Instant::now();
     let result = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
         let printer = tokio::spawn(async move {
-            use std::io::Write;
             let mut text = TextReport::default();
+            // What the steps did so far, for a summary of an interrupted install.
+            let mut seen = Summary::default();
             // A closed stdout (`| head`, a reader that went away) must not stop the install:
             // the events are still drained, just no longer printed.
             let mut open = true;
             while let Some(e) = rx.recv().await {
+                if let Event::Finished { status, .. } = &e {
+                    match status {
+                        Status::Ok => seen.ok += 1,
+                        Status::Failed => seen.failed += 1,
+                        Status::Skipped => seen.skipped += 1,
+                    }
+                }
                 let line = if json {
                     Some(report::json_line(&e))
                 } else {
                     text.line(&e)
                 };
                 if let (true, Some(l)) = (open, line) {
-                    let mut out = std::io::stdout().lock();
-                    open = writeln!(out, "{l}").and_then(|()| out.flush()).is_ok();
+                    open = print(&l);
                 }
             }
+            seen
         });
         let opts = Options {
             restart,
@@ -198,18 +208,45 @@ pub fn install(a: InstallArgs) -> Outcome {
             reconnect_for,
             ..Options::new(state)
         };
-        let r = executor::install(&cluster, &plan, &opts, tx).await;
-        let _ = printer.await;
-        r
+        let install = executor::install(&cluster, &plan, &opts, tx);
+        // Ctrl-C stops kswizard, not the steps: those already started go on, detached, on their
+        // nodes, and the journal has what it needs for a resume to pick them up.
+        let r = tokio::select! {
+            r = install => Some(r),
+            _ = tokio::signal::ctrl_c() => None,
+        };
+        let seen = printer.await.unwrap_or_default();
+        (r, seen)
     });
     match result {
-        Ok(s) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
-        Ok(_) => Outcome::Failed,
-        Err(e) => {
+        (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
+        (Some(Ok(_)), _) => Outcome::Failed,
+        (Some(Err(e)), _) => {
             eprintln!("kswizard: {e}");
             Outcome::BadInput
         }
+        (None, seen) => {
+            let summary = Summary {
+                interrupted: true,
+                elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                ..seen
+            };
+            if json {
+                print(&report::json_line(&Event::Summary(summary)));
+            }
+            eprintln!(
+                "kswizard: interrupted. Steps already started go on on their nodes; `kswizard install --resume --conf {conf_dir}` picks them up and runs the rest."
+            );
+            Outcome::Interrupted
+        }
     }
+}
+
+/// Print a line of the report; false once stdout is gone.
+fn print(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
 }
 
 pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome {

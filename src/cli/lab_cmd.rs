@@ -12,8 +12,10 @@ use crate::lab;
 pub enum LabAction {
     /// Start N nodes (sshd in private mount namespaces) and an haproxy LB; write conf/ and lab.json.
     Up {
+        /// How many nodes: the first three are masters with etcd, the rest workers.
         #[arg(long, default_value_t = 6)]
         nodes: usize,
+        /// Where the lab lives: its conf/, keys, node directories and lab.json.
         #[arg(long, default_value = lab::DEFAULT_DIR)]
         dir: PathBuf,
         /// 127.0.X: nodes get .1 to .N, the LB .250.
@@ -25,6 +27,7 @@ pub enum LabAction {
     },
     /// Stop every process of the lab in DIR and remove DIR.
     Down {
+        /// The lab's directory, as given to `lab up`.
         #[arg(long, default_value = lab::DEFAULT_DIR)]
         dir: PathBuf,
     },

@@ -33,8 +33,10 @@ pub struct Cli {
 pub enum Command {
     /// Check conf/hosts.ini and conf/common.yaml against the layout rules.
     Validate {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
+        /// Output: text for people, json for programs (see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
         /// Warnings fail too (exit 1).
@@ -43,31 +45,40 @@ pub enum Command {
     },
     /// Write the installer's files for the cluster in --conf into --out, with optional LB changes.
     Write {
+        /// The conf directory to read (hosts.ini, common.yaml or vars.yml, kswizard.yaml).
         #[arg(long)]
         conf: PathBuf,
+        /// Where to write the files (created; may be --conf itself, old files are kept as .bak).
         #[arg(long)]
         out: PathBuf,
+        /// The apiserver load balancer's address (`loadbalancer_apiserver.address`).
         #[arg(long, value_name = "A")]
         lb_address: Option<String>,
+        /// Its port (`loadbalancer_apiserver.port`), 1..65535.
         #[arg(long, value_name = "P")]
         lb_port: Option<i64>,
+        /// Its domain (`apiserver_loadbalancer_domain_name`), a DNS name.
         #[arg(long, value_name = "D")]
         lb_domain: Option<String>,
     },
     /// Show which steps of the install plan run on which node, in which order.
     Plan {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         /// A plan file other than the bundled assets/plan.yaml.
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Output: text for people, json for programs (see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
     /// Install: facts from every node, then the plan, in parallel over SSH; resumable.
     Install {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
+        /// A plan file other than the bundled assets/plan.yaml.
         #[arg(long)]
         plan: Option<PathBuf>,
         /// Where the journal and `known_hosts` live (default: .kswizard next to the conf directory).
@@ -86,6 +97,7 @@ pub enum Command {
         /// counts as lost (seconds).
         #[arg(long, default_value_t = 120, value_name = "SECS")]
         reconnect_for: u64,
+        /// Output: text for people, or json (one event per line, see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
@@ -105,10 +117,13 @@ pub enum Command {
     },
     /// Per-node state of the last install, from its journal.
     Status {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
+        /// Where the journal lives (default: .kswizard next to the conf directory).
         #[arg(long)]
         state: Option<PathBuf>,
+        /// Output: text for people, json for programs (see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -116,6 +131,7 @@ pub enum Command {
     /// with its password once, check that key login works, then drop `ansible_ssh_pass` from
     /// hosts.ini (`ansible_become_pass` stays: sudo still asks for it).
     SshCopyId {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         /// The public key to install (its private key is the same path without .pub).
@@ -140,11 +156,13 @@ pub enum Command {
 pub enum LbCommand {
     /// Probe the LB address and each master's apiserver port (exit 1 if any is down).
     Status {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
         #[arg(long, default_value = "conf")]
         conf: PathBuf,
         /// Probe every 2 seconds until interrupted (JSON: one object per line).
         #[arg(long)]
         watch: bool,
+        /// Output: text for people, json for programs (see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -164,6 +182,8 @@ pub enum Outcome {
     Failed,
     /// Unreadable input or bad usage.
     BadInput,
+    /// Stopped by Ctrl-C (SIGINT), as shells count it.
+    Interrupted,
 }
 
 impl From<Outcome> for ExitCode {
@@ -172,6 +192,7 @@ impl From<Outcome> for ExitCode {
             Outcome::Ok => 0,
             Outcome::Failed => 1,
             Outcome::BadInput => 2,
+            Outcome::Interrupted => 130,
         })
     }
 }
@@ -274,4 +295,30 @@ pub fn main() -> ExitCode {
         Some(Command::Demo { headless, yes }) => demo_cmd::run(headless, yes),
     };
     outcome.into()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every option and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_option_has_a_line_of_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} --{id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "kswizard", &mut missing);
+        assert_eq!(missing, Vec::<String>::new());
+    }
 }

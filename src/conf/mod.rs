@@ -27,7 +27,8 @@ pub struct Source {
     pub common_name: String,
     pub common_text: Option<String>,
     pub hosts_exists: bool,
-    pub settings_exists: bool,
+    /// kswizard.yaml as read: given back byte for byte while the settings it says are unchanged.
+    pub settings_text: Option<String>,
 }
 
 fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, ConfError> {
@@ -105,7 +106,7 @@ pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
             common_name: common_name.to_string(),
             common_text,
             hosts_exists: hosts_bytes.is_some(),
-            settings_exists: settings_text.is_some(),
+            settings_text,
         },
     ))
 }
@@ -128,8 +129,17 @@ pub fn render_all(cluster: &Cluster, source: &Source) -> Result<Vec<(String, Str
         (common_name.to_string(), common),
     ];
     let settings = settings_to_write(cluster);
-    if source.settings_exists || settings != Settings::default() {
-        files.push((SETTINGS_YAML.to_string(), settings::render(&settings)));
+    let path = source.dir.join(SETTINGS_YAML);
+    match &source.settings_text {
+        // The operator's own file, comments and all, while it says the same.
+        Some(text) if settings::parse(text, &path).is_ok_and(|s| s == settings) => {
+            files.push((SETTINGS_YAML.to_string(), text.clone()));
+        }
+        Some(_) => files.push((SETTINGS_YAML.to_string(), settings::render(&settings))),
+        None if settings != Settings::default() => {
+            files.push((SETTINGS_YAML.to_string(), settings::render(&settings)));
+        }
+        None => {}
     }
     Ok(files)
 }

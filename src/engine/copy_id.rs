@@ -5,8 +5,31 @@
 use std::path::{Path, PathBuf};
 
 use super::runner::sh_quote;
-use super::transport;
+use super::transport::{self, ConnectError};
 use crate::model::{Auth, Host};
+
+/// Why a host could not be switched to key login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyIdError {
+    /// The key files: what is wrong with them, and what to do.
+    Key(String),
+    /// Logging in with the password failed.
+    Connect(ConnectError),
+    /// On the host: adding the key, or logging in with it.
+    Host { host: String, why: String },
+}
+
+impl std::fmt::Display for CopyIdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyIdError::Key(why) => write!(f, "{why}"),
+            CopyIdError::Connect(e) => write!(f, "{e}"),
+            CopyIdError::Host { host, why } => write!(f, "{host}: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for CopyIdError {}
 
 /// A public key to install, and the private key that logs in with it.
 #[derive(Debug, Clone)]
@@ -23,17 +46,17 @@ pub struct Key {
 
 impl Key {
     /// The key in `public` (`….pub`); the private key is the same path without `.pub`.
-    pub fn read(public: &Path) -> Result<Key, String> {
+    pub fn read(public: &Path) -> Result<Key, CopyIdError> {
         let private = private_of(public)?;
-        let text =
-            std::fs::read_to_string(public).map_err(|e| format!("{}: {e}", public.display()))?;
+        let text = std::fs::read_to_string(public)
+            .map_err(|e| CopyIdError::Key(format!("{}: {e}", public.display())))?;
         let line = text.lines().next().unwrap_or("").trim().to_string();
         let mut fields = line.split_whitespace();
         let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
-            return Err(format!(
+            return Err(CopyIdError::Key(format!(
                 "{}: expected an OpenSSH public key line (`ssh-ed25519 AAAA… comment`)",
                 public.display()
-            ));
+            )));
         };
         let blob_ok = blob
             .bytes()
@@ -41,17 +64,17 @@ impl Key {
         if !kind.starts_with("ssh-") && !kind.starts_with("ecdsa-") && !kind.starts_with("sk-")
             || !blob_ok
         {
-            return Err(format!(
+            return Err(CopyIdError::Key(format!(
                 "{}: expected an OpenSSH public key line (`ssh-ed25519 AAAA… comment`), found `{kind} …`",
                 public.display()
-            ));
+            )));
         }
         if !private.exists() {
-            return Err(format!(
+            return Err(CopyIdError::Key(format!(
                 "{}: the private key of {} is missing; key login needs it next to the public key",
                 private.display(),
                 public.display()
-            ));
+            )));
         }
         Ok(Key {
             public: public.to_path_buf(),
@@ -63,14 +86,14 @@ impl Key {
     }
 
     /// Make a new ed25519 key pair without a passphrase at `public` (and its private key).
-    pub fn generate(public: &Path) -> Result<Key, String> {
+    pub fn generate(public: &Path) -> Result<Key, CopyIdError> {
         let private = private_of(public)?;
         if private.exists() {
-            return Err(format!(
+            return Err(CopyIdError::Key(format!(
                 "{} exists but {} does not: write it with `ssh-keygen -y -f {0} > {1}`",
                 private.display(),
                 public.display()
-            ));
+            )));
         }
         if let Some(dir) = private.parent().filter(|d| !d.as_os_str().is_empty()) {
             use std::os::unix::fs::DirBuilderExt;
@@ -78,36 +101,36 @@ impl Key {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+                .map_err(|e| CopyIdError::Key(format!("{}: {e}", dir.display())))?;
         }
         let out = std::process::Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-f"])
             .arg(&private)
             .stdin(std::process::Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run ssh-keygen: {e}"))?;
+            .map_err(|e| CopyIdError::Key(format!("cannot run ssh-keygen: {e}")))?;
         if !out.status.success() {
-            return Err(format!(
+            return Err(CopyIdError::Key(format!(
                 "ssh-keygen could not write {}: {}",
                 private.display(),
                 String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            )));
         }
         Key::read(public)
     }
 }
 
-fn private_of(public: &Path) -> Result<PathBuf, String> {
+fn private_of(public: &Path) -> Result<PathBuf, CopyIdError> {
     public
         .to_str()
         .and_then(|p| p.strip_suffix(".pub"))
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
         .ok_or_else(|| {
-            format!(
+            CopyIdError::Key(format!(
                 "{}: --key names the public key file, whose name ends in .pub",
                 public.display()
-            )
+            ))
         })
 }
 
@@ -143,21 +166,24 @@ pub async fn copy_id(
     known_hosts: &Path,
     ctl_dir: &Path,
     n: usize,
-) -> Result<Host, String> {
+) -> Result<Host, CopyIdError> {
     let user = host.user.as_deref().unwrap_or("root");
+    let on_host = |why: String| CopyIdError::Host {
+        host: host.name.clone(),
+        why,
+    };
     let conn = transport::connect(host, known_hosts, ctl_dir, n)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(CopyIdError::Connect)?;
     let added = conn.run(&append_script(key), false).await;
     let redacted = |t: &str| conn.redact(t.trim());
     let added = match added {
         Ok((0, _, _)) => Ok(()),
-        Ok((code, _, err)) => Err(format!(
-            "{}: could not add the key to {user}'s ~/.ssh/authorized_keys (exit {code}): {}",
-            host.name,
+        Ok((code, _, err)) => Err(on_host(format!(
+            "could not add the key to {user}'s ~/.ssh/authorized_keys (exit {code}): {}",
             redacted(&err)
-        )),
-        Err(l) => Err(format!("{}: {}", host.name, redacted(&l.0))),
+        ))),
+        Err(l) => Err(on_host(redacted(&l.0))),
     };
     conn.close().await;
     added?;
@@ -171,21 +197,19 @@ pub async fn copy_id(
     let conn = transport::connect(&with_key, known_hosts, ctl_dir, n + 1)
         .await
         .map_err(|e| {
-            format!(
-                "{}: the key is in {user}'s ~/.ssh/authorized_keys, but key login fails ({e}); does sshd there read that file (AuthorizedKeysFile, PubkeyAuthentication in sshd_config)?",
-                host.name
-            )
+            on_host(format!(
+                "the key is in {user}'s ~/.ssh/authorized_keys, but key login fails ({e}); does sshd there read that file (AuthorizedKeysFile, PubkeyAuthentication in sshd_config)?"
+            ))
         })?;
     let works = conn.run("true\n", false).await;
     conn.close().await;
     match works {
         Ok((0, _, _)) => Ok(with_key),
-        Ok((code, _, err)) => Err(format!(
-            "{}: key login as {user} opens but a command fails there (exit {code}): {}",
-            host.name,
+        Ok((code, _, err)) => Err(on_host(format!(
+            "key login as {user} opens but a command fails there (exit {code}): {}",
             err.trim()
-        )),
-        Err(l) => Err(format!("{}: key login: {l}", host.name)),
+        ))),
+        Err(l) => Err(on_host(format!("key login: {l}"))),
     }
 }
 
@@ -215,17 +239,18 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_public_key() {
         let dir = tempfile::tempdir().unwrap();
-        let e =
-            Key::read(&key_pair(dir.path(), "-----BEGIN OPENSSH PRIVATE KEY-----")).unwrap_err();
+        let e = Key::read(&key_pair(dir.path(), "-----BEGIN OPENSSH PRIVATE KEY-----"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("expected an OpenSSH public key line"), "{e}");
-        let e = Key::read(&dir.path().join("k")).unwrap_err();
+        let e = Key::read(&dir.path().join("k")).unwrap_err().to_string();
         assert!(
             e.ends_with("--key names the public key file, whose name ends in .pub"),
             "{e}"
         );
         let public = key_pair(dir.path(), "ssh-ed25519 AAAAkey");
         std::fs::remove_file(dir.path().join("k")).unwrap();
-        let e = Key::read(&public).unwrap_err();
+        let e = Key::read(&public).unwrap_err().to_string();
         assert!(e.contains("the private key of"), "{e}");
     }
 
@@ -279,7 +304,7 @@ mod tests {
         assert!(k.private.exists());
         // A private key without its public half is not overwritten.
         std::fs::remove_file(&public).unwrap();
-        let e = Key::generate(&public).unwrap_err();
+        let e = Key::generate(&public).unwrap_err().to_string();
         assert!(e.contains("ssh-keygen -y -f"), "{e}");
     }
 }

@@ -78,7 +78,13 @@ pub struct Summary {
     /// Steps an earlier run finished (as the journal or the node says), not run again.
     pub already_done: usize,
     pub elapsed_ms: u64,
+    /// Seconds since the install began, over every run of it (resumes included).
+    #[serde(default)]
+    pub install_elapsed_s: u64,
     pub failures: Vec<Failure>,
+    /// The install was stopped (Ctrl-C) before it ended: the counts are what it saw until then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

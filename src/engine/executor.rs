@@ -223,6 +223,63 @@ fn router_id_of(vip: &str) -> u8 {
     u8::try_from(n % 255).map_or(1, |r| r + 1)
 }
 
+/// What an install would run, said before it starts: for the question the wizard asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preview {
+    /// What an install without `--resume` / `--restart` does: go on with the journal's install,
+    /// or start a new one.
+    pub mode: Mode,
+    /// The journal's install finished with every step ok: a new one would run everything again.
+    pub complete: bool,
+    /// Steps (and nodes with steps) an install without flags would run.
+    pub steps: usize,
+    pub nodes: usize,
+    /// Steps that finished before and are not run again (when it goes on).
+    pub done: usize,
+    /// (node, step) pairs the last install finished whose content or configuration changed
+    /// since: what `--resume` on a complete install runs.
+    pub changed: Vec<(String, String)>,
+}
+
+/// What an install of `plan` on `cluster` would run, given the journal's `replay`. Pure.
+pub fn preview(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Preview {
+    let node_plans = plan.expand(cluster);
+    let id = replay.install_id.clone().unwrap_or_default();
+    let fps: Vec<HashMap<String, String>> = node_plans
+        .iter()
+        .zip(&cluster.hosts)
+        .map(|(np, h)| {
+            let env = base_env(cluster, h, &id);
+            plan.steps
+                .iter()
+                .filter(|s| np.steps.contains(&s.id))
+                .map(|s| (s.id.clone(), s.fingerprint(&env)))
+                .collect()
+        })
+        .collect();
+    let mode = decide::mode(replay, false, false).unwrap_or(Mode::Fresh);
+    let on_journal = decide::schedule(&node_plans, &fps, replay);
+    let would = match mode {
+        Mode::Resume => on_journal.clone(),
+        Mode::Fresh => decide::schedule(&node_plans, &fps, &Replay::default()),
+    };
+    // A step recalled for its secrets is reported by its node, not run.
+    let runs = |n: &decide::NodeTodo| {
+        n.steps
+            .iter()
+            .filter(|t| t.why != decide::Why::Recall)
+            .count()
+    };
+    Preview {
+        mode,
+        complete: replay.install_id.is_some() && !replay.unfinished(),
+        steps: would.nodes.iter().map(runs).sum(),
+        nodes: would.nodes.iter().filter(|n| runs(n) > 0).count(),
+        done: would.done.len(),
+        changed: on_journal.changed,
+    }
+}
+
 /// Run `plan` on `cluster`. Events go to `events`; the returned summary is also the last event.
 pub async fn install(
     cluster: &Cluster,
@@ -302,6 +359,8 @@ pub async fn install(
         )?;
     }
 
+    // A resumed install began in an earlier run.
+    let begun = replay.begun;
     let node_plans = plan.expand(cluster);
     let envs: Vec<Vec<(String, String)>> = cluster
         .hosts
@@ -441,6 +500,9 @@ pub async fn install(
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     summary.elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    summary.install_elapsed_s = begun.map_or(summary.elapsed_ms / 1000, |b| {
+        journal::now().saturating_sub(b)
+    });
     shared.journal.log(Record::Complete { ts: journal::now() });
     shared.emit(Event::Summary(summary.clone())).await;
     drop(ctl);

@@ -129,6 +129,8 @@ pub struct Replay {
     pub install_id: Option<String>,
     pub config: Option<String>,
     pub plan: Option<String>,
+    /// When the install began (its `begin` record's time, seconds since the epoch).
+    pub begun: Option<u64>,
     pub complete: bool,
     /// The last state of each (node, step).
     pub steps: HashMap<(String, String), StepState>,
@@ -199,12 +201,13 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 install_id,
                 config,
                 plan,
-                ..
+                ts,
             } => {
                 r = Replay {
                     install_id: Some(install_id),
                     config: Some(config),
                     plan: Some(plan),
+                    begun: Some(ts),
                     ..Replay::default()
                 };
             }

@@ -256,22 +256,25 @@ impl NodeRun<'_> {
     }
 
     /// Reconnect after contact was lost during `step`, with backoff, for at most
-    /// `reconnect_for`; each try is shown in the step's log. `Err` says why it gave up.
-    async fn reconnect(&mut self, step: &str, why: &str) -> Result<(), String> {
+    /// `reconnect_for`; each try is shown in the step's log. `Err` is the last reason it failed.
+    async fn reconnect(&mut self, step: &str, why: &str) -> Result<(), ConnectError> {
         self.close().await;
         let started = Instant::now();
         let mut tries = 0;
-        let mut last = why.to_string();
+        let mut last: Option<ConnectError> = None;
         while let Some(pause) = batch::reconnect_delay(tries, started.elapsed(), self.reconnect_for)
         {
             let left = self
                 .reconnect_for
                 .saturating_sub(started.elapsed())
                 .as_secs();
+            let reason = last
+                .as_ref()
+                .map_or_else(|| why.to_string(), ToString::to_string);
             self.say(
                 step,
                 format!(
-                    "kswizard: lost contact with {} ({last}); reconnecting (try {}, giving up in {left} s)",
+                    "kswizard: lost contact with {} ({reason}); reconnecting (try {}, giving up in {left} s)",
                     self.node(),
                     tries + 1
                 ),
@@ -285,11 +288,14 @@ impl NodeRun<'_> {
                 Err(
                     e @ (ConnectError::HostKeyChanged { .. }
                     | ConnectError::HostKeyNotPinned { .. }),
-                ) => return Err(e.to_string()),
-                Err(e) => last = e.to_string(),
+                ) => return Err(e),
+                Err(e) => last = Some(e),
             }
         }
-        Err(last)
+        Err(last.unwrap_or_else(|| ConnectError::Unreachable {
+            host: self.node().to_string(),
+            detail: why.to_string(),
+        }))
     }
 
     /// A line of kswizard's own in a step's log.

@@ -141,13 +141,23 @@ impl TextReport {
             ));
         }
         out.push_str(&format!(
-            "\n{} ok, {} re-attached, {} failed, {} skipped, {} already done, in {:.1}s\n",
+            "\n{} ok, {} re-attached, {} failed, {} skipped, {} already done, in {:.1}s{}\n",
             sum.ok,
             sum.reattached,
             sum.failed,
             sum.skipped,
             sum.already_done,
-            sum.elapsed_ms as f64 / 1000.0
+            sum.elapsed_ms as f64 / 1000.0,
+            // A resumed install: how long it has been going, every run included.
+            if sum.install_elapsed_s > sum.elapsed_ms / 1000 + 1 {
+                format!(
+                    " ({}m {:02}s since the install began)",
+                    sum.install_elapsed_s / 60,
+                    sum.install_elapsed_s % 60
+                )
+            } else {
+                String::new()
+            }
         ));
         for f in &sum.failures {
             out.push_str(&format!(

@@ -88,10 +88,9 @@ pub fn of_conf(conf_dir: &std::path::Path, cluster: &Cluster) -> Option<(bool, S
         .map(std::path::Path::new);
     let plan =
         super::paths::load_plan(&super::paths::plan_path(conf_dir, cluster, recorded)).ok()?;
-    Some((
-        replay.unfinished(),
-        one_line(&rows(cluster, &plan, &replay)),
-    ))
+    // What an install started from here would do: go on with this one, or start anew.
+    let goes_on = super::decide::mode(&replay, false, false) == Ok(super::decide::Mode::Resume);
+    Some((goes_on, one_line(&rows(cluster, &plan, &replay))))
 }
 
 #[cfg(test)]

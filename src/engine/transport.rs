@@ -438,10 +438,15 @@ pub async fn connect(
         .open(known_hosts);
     let ctl = ctl_dir.join(format!("{n}"));
     let log = ctl_dir.join(format!("{n}.log"));
+    // ssh writes some failures (an address it cannot use, a bad option) to stderr, not to its
+    // -E log: both are read when it fails, so its own words reach the operator. A file, not a
+    // pipe: the master that forks off keeps it open.
+    let err_path = ctl_dir.join(format!("{n}.err"));
+    let stderr = std::fs::File::create(&err_path).map_or_else(|_| Stdio::null(), Stdio::from);
     let mut cmd = tokio::process::Command::new("ssh");
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         // A cancelled connect (the SSH test's timeout) leaves no ssh behind.
         .kill_on_drop(true)
         .arg("-E")
@@ -498,7 +503,8 @@ pub async fn connect(
     drop(askpass);
     let ok = matches!(status, Ok(s) if s.success());
     if !ok {
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let mut text = std::fs::read_to_string(&err_path).unwrap_or_default();
+        text.push_str(&std::fs::read_to_string(&log).unwrap_or_default());
         return Err(classify(&host.name, &text));
     }
     if let Err(detail) = pinned(host, known_hosts).await {
@@ -796,6 +802,22 @@ mod tests {
         let lost = Lost("broken pipe".into());
         takes(&lost);
         assert_eq!(lost.to_string(), "connection lost: broken pipe");
+    }
+
+    #[tokio::test]
+    async fn sshs_own_words_reach_the_operator_when_they_are_not_in_its_log() {
+        // An address ssh refuses before connecting: it says why on stderr only.
+        let h = Host::new("n1", "bad host!");
+        let dir = tempfile::tempdir().unwrap();
+        let e = connect(&h, &dir.path().join("kh"), dir.path(), 0)
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .contains("hostname contains invalid characters"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

@@ -42,8 +42,14 @@ pub enum Action {
     Quit,
     /// Ctrl-C: asks first; a second Ctrl-C while asking quits.
     Interrupt,
+    /// The terminal's size (columns, rows), at start and on every resize.
+    Resized(u16, u16),
     /// y / n to a question.
     Answer(bool),
+    /// On a complete install's question: run everything again, or only what changed.
+    Rerun(Rerun),
+    /// What an install would run, looked up for the question `i` asks (or why it cannot).
+    InstallPreviewed(Result<Box<crate::engine::executor::Preview>, String>),
     Text(Edit),
     /// The conf directory was read (at start).
     Loaded(Box<Result<Disk, String>>),
@@ -84,9 +90,18 @@ pub enum Effect {
     },
     /// Run (or resume) the install of `cluster` with the plan and state dir found from `dir`;
     /// reports every engine event, then `InstallEnded`.
+    /// Look up what an install would run (the plan, the journal), without running anything.
+    PreviewInstall {
+        cluster: Box<Cluster>,
+        dir: PathBuf,
+    },
     Install {
         cluster: Box<Cluster>,
         dir: PathBuf,
+        /// Start over (`--restart`), or go on with a complete install to run only what changed
+        /// (`--resume`); neither: an unfinished install goes on, otherwise a new one starts.
+        restart: bool,
+        resume: bool,
     },
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
@@ -95,4 +110,13 @@ pub enum Effect {
         dir: PathBuf,
         after: std::time::Duration,
     },
+}
+
+/// What to run again when the last install is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rerun {
+    /// Every step, from the start (a new install).
+    All,
+    /// Only the steps whose content or configuration changed since.
+    Changed,
 }

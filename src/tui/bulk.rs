@@ -36,6 +36,37 @@ pub fn parse_range(spec: &str) -> Result<Vec<Ipv4Addr>, String> {
     Ok((lo..=hi).map(Ipv4Addr::from).collect())
 }
 
+/// A new host's access as most hosts already have it: the commonest (port, user, auth, sudo
+/// password) among them, so that adding hosts to a cluster needs no per-host edit. The taskbox's
+/// `ansible_connection=local` is never copied: a new host is reached by SSH (with a key unless
+/// most hosts use passwords).
+pub fn common_access(hosts: &[Host]) -> Host {
+    // Few distinct accesses in any real cluster: a list, counted in order of first appearance.
+    let mut seen: Vec<(&Host, usize)> = Vec::new();
+    for h in hosts.iter().filter(|h| !h.is_local()) {
+        let same = |t: &&Host| {
+            t.port == h.port
+                && t.user == h.user
+                && t.auth == h.auth
+                && t.become_pass == h.become_pass
+        };
+        match seen.iter_mut().find(|(t, _)| same(t)) {
+            Some((_, n)) => *n += 1,
+            None => seen.push((h, 1)),
+        }
+    }
+    let mut template = Host::new("", "");
+    // The first of the commonest wins a tie, so the choice is stable.
+    let top = seen.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    if let Some((h, _)) = seen.iter().find(|(_, n)| *n == top) {
+        template.port = h.port;
+        template.user.clone_from(&h.user);
+        template.auth = h.auth.clone();
+        template.become_pass.clone_from(&h.become_pass);
+    }
+    template
+}
+
 /// One host per address, named `prefix1`, `prefix2`, … skipping names already in `existing`.
 pub fn hosts_from_range(spec: &str, prefix: &str, existing: &[Host]) -> Result<Vec<Host>, String> {
     let prefix = prefix.trim();
@@ -70,12 +101,71 @@ pub fn hosts_from_ini(text: &str) -> Result<Vec<Host>, String> {
                 .to_string(),
         );
     }
-    Ok(cluster.hosts)
+    // hosts.ini's legacy reading of a non-root line with only ansible_become_pass is password
+    // login (install.sh copies it into ansible_ssh_pass). Typed or pasted here, such a line
+    // means what it says: key login, and a sudo password.
+    let mut hosts = cluster.hosts;
+    for h in &mut hosts {
+        let says_ssh_pass = text.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(h.name.as_str())
+                && words.any(|w| {
+                    w.starts_with("ansible_ssh_pass=") || w.starts_with("ansible_password=")
+                })
+        });
+        if !says_ssh_pass && matches!(h.auth, crate::model::Auth::Password(_)) {
+            h.auth = crate::model::Auth::Key { file: None };
+        }
+    }
+    Ok(hosts)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pasted_line_with_only_a_sudo_password_keeps_key_login() {
+        use crate::model::{Auth, Secret};
+        let hosts = hosts_from_ini(
+            "node1 ansible_host=10.0.0.4 ip=10.0.0.4 ansible_user=ubuntu ansible_become_pass=Qcloud@123\nnode2 ansible_host=10.0.0.5 ip=10.0.0.5 ansible_user=ubuntu ansible_ssh_pass=pw ansible_become_pass=pw\n",
+        )
+        .unwrap();
+        assert_eq!(hosts[0].auth, Auth::Key { file: None });
+        assert_eq!(hosts[0].become_pass, Some(Secret::new("Qcloud@123")));
+        assert_eq!(hosts[1].auth, Auth::Password(Secret::new("pw")));
+    }
+
+    #[test]
+    fn new_hosts_get_the_access_most_hosts_have() {
+        use crate::model::{Auth, Secret};
+        let mut hosts: Vec<Host> = (1..=4)
+            .map(|i| Host::new(format!("n{i}"), format!("10.0.0.{i}")))
+            .collect();
+        for h in &mut hosts[1..] {
+            h.user = Some("ubuntu".into());
+            h.port = Some(2222);
+            h.auth = Auth::Key {
+                file: Some("/root/.ssh/lab".into()),
+            };
+            h.become_pass = Some(Secret::new("sudo-pw"));
+        }
+        hosts[0].auth = Auth::Local;
+        let t = common_access(&hosts);
+        assert_eq!(
+            (t.user.as_deref(), t.port, &t.auth, &t.become_pass),
+            (
+                Some("ubuntu"),
+                Some(2222),
+                &hosts[1].auth,
+                &Some(Secret::new("sudo-pw"))
+            )
+        );
+        // Only the taskbox: a new host is reached by SSH with a key, as root.
+        let t = common_access(&hosts[..1]);
+        assert_eq!(t.auth, Host::new("", "").auth);
+        assert_eq!(t.user, None);
+    }
     use crate::model::Auth;
 
     #[test]

@@ -28,7 +28,15 @@ const EVENTS: usize = 64;
 /// has ended (quit); nothing is waiting for the result then.
 pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
     let action = match effect {
-        Effect::Install { cluster, dir } => return install(*cluster, dir, tx).await,
+        Effect::Install {
+            cluster,
+            dir,
+            restart,
+            resume,
+        } => return install(*cluster, dir, restart, resume, tx).await,
+        Effect::PreviewInstall { cluster, dir } => {
+            Action::InstallPreviewed(blocking(move || preview(&cluster, &dir)).await)
+        }
         Effect::ProbeLb {
             cluster,
             dir,
@@ -67,7 +75,13 @@ async fn blocking<T: Send + 'static>(
 /// `cluster` from the conf directory `dir`. Every engine event is forwarded as it comes, with
 /// `send().await`, so a UI that falls behind slows the engine down instead of losing events or
 /// growing a queue; `InstallEnded` comes last.
-async fn install(cluster: Cluster, dir: PathBuf, tx: mpsc::Sender<Msg>) {
+async fn install(
+    cluster: Cluster,
+    dir: PathBuf,
+    restart: bool,
+    resume: bool,
+    tx: mpsc::Sender<Msg>,
+) {
     let (events, mut rx) = mpsc::channel::<Event>(EVENTS);
     let forward = async {
         while let Some(e) = rx.recv().await {
@@ -78,13 +92,25 @@ async fn install(cluster: Cluster, dir: PathBuf, tx: mpsc::Sender<Msg>) {
     let run = async {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
         // Neither flag: an unfinished install is resumed, a finished one starts over.
-        let opts = Options::new(state_dir(&dir, None));
+        let opts = Options {
+            restart,
+            resume,
+            ..Options::new(state_dir(&dir, None))
+        };
         executor::install(&cluster, &plan, &opts, events)
             .await
             .map_err(|e| e.to_string())
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
+}
+
+/// What an install of `cluster` from `dir` would run: the plan and the journal read, nothing run.
+fn preview(cluster: &Cluster, dir: &Path) -> Result<Box<executor::Preview>, String> {
+    let plan = load_plan(&plan_path(dir, cluster, None)).map_err(|e| e.to_string())?;
+    let replay = crate::engine::journal::replay(&executor::journal_path(&state_dir(dir, None)))
+        .map_err(|e| e.to_string())?;
+    Ok(Box::new(executor::preview(cluster, &plan, &replay)))
 }
 
 /// The LB prober of the last probe: kept between probes so that the built-in LB's SSH connections
@@ -197,6 +223,8 @@ mod tests {
             Effect::Install {
                 cluster: Box::new(cluster),
                 dir: dir.path().join("conf"),
+                restart: false,
+                resume: false,
             },
             tx,
         )

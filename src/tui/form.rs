@@ -43,6 +43,42 @@ pub struct Field {
     pub value: Value,
 }
 
+/// How kswizard reaches a host: port, user, auth, key file, passwords.
+fn access_fields(h: &Host) -> Vec<Field> {
+    let (auth, key_file, password) = match &h.auth {
+        Auth::Local => (0, "", ""),
+        Auth::Key { file } => (1, file.as_deref().unwrap_or(""), ""),
+        Auth::Password(p) => (2, "", p.expose()),
+    };
+    vec![
+        Field::text(
+            FieldId::Port,
+            "SSH port",
+            h.port.map(|p| p.to_string()).unwrap_or_default(),
+        ),
+        Field::text(
+            FieldId::User,
+            "User (empty = root)",
+            h.user.as_deref().unwrap_or(""),
+        ),
+        Field {
+            id: FieldId::Auth,
+            label: "Auth",
+            value: Value::Choice {
+                options: AUTH_CHOICES,
+                index: auth,
+            },
+        },
+        Field::text(FieldId::KeyFile, "Key file (empty = default)", key_file),
+        Field::secret(FieldId::SshPassword, "SSH password", password),
+        Field::secret(
+            FieldId::SudoPassword,
+            "Sudo password",
+            h.become_pass.as_ref().map_or("", Secret::expose),
+        ),
+    ]
+}
+
 impl Field {
     fn text(id: FieldId, label: &'static str, text: impl Into<String>) -> Self {
         Field {
@@ -96,62 +132,35 @@ impl Form {
         }
     }
 
-    /// The host editor, filled from `host` (or empty for a new one).
-    pub fn host(kind: FormKind, host: Option<&Host>) -> Self {
-        let blank = Host::new("", "");
-        let h = host.unwrap_or(&blank);
-        let (auth, key_file, password) = match &h.auth {
-            Auth::Local => (0, "", ""),
-            Auth::Key { file } => (1, file.as_deref().unwrap_or(""), ""),
-            Auth::Password(p) => (2, "", p.expose()),
-        };
-        Form::new(
-            kind,
-            vec![
-                Field::text(FieldId::Name, "Name", h.name.as_str()),
-                Field::text(
-                    FieldId::Address,
-                    "Address (ansible_host)",
-                    h.address.as_deref().unwrap_or(""),
-                ),
-                Field::text(FieldId::Ip, "Node IP (ip)", h.ip.as_deref().unwrap_or("")),
-                Field::text(
-                    FieldId::Port,
-                    "SSH port",
-                    h.port.map(|p| p.to_string()).unwrap_or_default(),
-                ),
-                Field::text(
-                    FieldId::User,
-                    "User (empty = root)",
-                    h.user.as_deref().unwrap_or(""),
-                ),
-                Field {
-                    id: FieldId::Auth,
-                    label: "Auth",
-                    value: Value::Choice {
-                        options: AUTH_CHOICES,
-                        index: auth,
-                    },
-                },
-                Field::text(FieldId::KeyFile, "Key file (empty = default)", key_file),
-                Field::secret(FieldId::SshPassword, "SSH password", password),
-                Field::secret(
-                    FieldId::SudoPassword,
-                    "Sudo password",
-                    h.become_pass.as_ref().map_or("", Secret::expose),
-                ),
-            ],
-        )
+    /// The host editor, filled from `host`: the host being edited, or for a new one a template
+    /// with the access the hosts already there have most (`bulk::common_access`).
+    pub fn host(kind: FormKind, host: &Host) -> Self {
+        let mut fields = vec![
+            Field::text(FieldId::Name, "Name", host.name.as_str()),
+            Field::text(
+                FieldId::Address,
+                "Address (ansible_host)",
+                host.address.as_deref().unwrap_or(""),
+            ),
+            Field::text(
+                FieldId::Ip,
+                "Node IP (ip)",
+                host.ip.as_deref().unwrap_or(""),
+            ),
+        ];
+        fields.extend(access_fields(host));
+        Form::new(kind, fields)
     }
 
-    pub fn range() -> Self {
-        Form::new(
-            FormKind::Range,
-            vec![
-                Field::text(FieldId::Addresses, "Addresses", ""),
-                Field::text(FieldId::NamePrefix, "Name prefix", "node"),
-            ],
-        )
+    /// Hosts from an address range, each with the access fields' values (prefilled from
+    /// `template`, as for one new host).
+    pub fn range(template: &Host) -> Self {
+        let mut fields = vec![
+            Field::text(FieldId::Addresses, "Addresses", ""),
+            Field::text(FieldId::NamePrefix, "Name prefix", "node"),
+        ];
+        fields.extend(access_fields(template));
+        Form::new(FormKind::Range, fields)
     }
 
     pub fn paste() -> Self {
@@ -233,7 +242,21 @@ impl Form {
         if name.is_empty() {
             return Err("give the host a name".to_string());
         }
-        let port = match self.text(FieldId::Port) {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let address = some(self.text(FieldId::Address));
+        let ip = some(self.text(FieldId::Ip)).or_else(|| address.clone());
+        let mut host = base.cloned().unwrap_or_else(|| Host::new("", ""));
+        host.name = name.to_string();
+        host.address = address;
+        host.ip = ip;
+        self.apply_access(&mut host)?;
+        Ok(host)
+    }
+
+    /// Port, user, auth and passwords from the access fields onto `host`.
+    pub fn apply_access(&self, host: &mut Host) -> Result<(), String> {
+        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        host.port = match self.text(FieldId::Port) {
             "" => None,
             p => Some(
                 p.parse::<u16>()
@@ -242,10 +265,7 @@ impl Form {
                     .ok_or_else(|| format!("SSH port '{p}' is not a port: 1..65535"))?,
             ),
         };
-        let some = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        let address = some(self.text(FieldId::Address));
-        let ip = some(self.text(FieldId::Ip)).or_else(|| address.clone());
-        let auth = match AUTH_CHOICES[self.choice(FieldId::Auth)] {
+        host.auth = match AUTH_CHOICES[self.choice(FieldId::Auth)] {
             "local" => Auth::Local,
             "key" => Auth::Key {
                 file: some(self.text(FieldId::KeyFile)),
@@ -255,15 +275,9 @@ impl Form {
                 p => Auth::Password(Secret::new(p)),
             },
         };
-        let mut host = base.cloned().unwrap_or_else(|| Host::new("", ""));
-        host.name = name.to_string();
-        host.address = address;
-        host.ip = ip;
-        host.port = port;
         host.user = some(self.text(FieldId::User));
-        host.auth = auth;
         host.become_pass = some(self.text(FieldId::SudoPassword)).map(Secret::new);
-        Ok(host)
+        Ok(())
     }
 }
 
@@ -283,7 +297,7 @@ mod tests {
         let mut base = Host::new("node1", "10.0.0.1");
         base.roles.worker = true;
         base.extra.push(("custom".into(), "1".into()));
-        let mut form = Form::host(FormKind::EditHost(0), Some(&base));
+        let mut form = Form::host(FormKind::EditHost(0), &base);
         form.focus = 4;
         type_into(&mut form, "ubuntu");
         form.focus = 8;
@@ -298,7 +312,7 @@ mod tests {
     #[test]
     fn fields_are_read_by_id_not_by_their_label() {
         // Rewording a label on screen must not make the form lose what was typed into it.
-        let mut form = Form::host(FormKind::AddHost, None);
+        let mut form = Form::host(FormKind::AddHost, &Host::new("", ""));
         type_into(&mut form, "node1");
         form.fields[0].label = "Host name";
         form.focus = 1;
@@ -313,7 +327,7 @@ mod tests {
 
     #[test]
     fn refuses_a_bad_port_and_a_missing_password() {
-        let mut form = Form::host(FormKind::AddHost, None);
+        let mut form = Form::host(FormKind::AddHost, &Host::new("", ""));
         type_into(&mut form, "node1");
         form.focus = 3;
         type_into(&mut form, "99999");

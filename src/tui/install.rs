@@ -1,7 +1,7 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
-use crate::engine::events::{Event, Summary};
+use crate::engine::events::{Event, Status, Summary};
 pub use crate::engine::progress::{NodeProgress, NodeState};
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
@@ -62,6 +62,21 @@ impl Install {
         self.nodes.iter_mut().find(|n| n.name == name)
     }
 
+    /// A line at the end of `node`'s log; a scrolled view stays on the lines being read.
+    fn log(&mut self, node: &str, line: String) {
+        if let Some(n) = self.node(node) {
+            if n.log.len() == LOG_LINES {
+                n.log.pop_front();
+            }
+            n.log.push_back(line);
+        }
+        let shown = self.nodes.get(self.selected).map(|n| n.name.as_str());
+        if self.log_scroll > 0 && shown == Some(node) {
+            let len = self.nodes[self.selected].log.len();
+            self.log_scroll = (self.log_scroll + 1).min(len.saturating_sub(1));
+        }
+    }
+
     /// Take one engine event into the progress.
     pub fn apply(&mut self, event: Event) {
         match event {
@@ -86,18 +101,7 @@ impl Install {
                 }
             }
             Event::Output { node, step, line } => {
-                if let Some(n) = self.node(&node) {
-                    if n.log.len() == LOG_LINES {
-                        n.log.pop_front();
-                    }
-                    n.log.push_back(format!("{step}: {line}"));
-                }
-                // A scrolled view stays on the lines being read while new ones arrive below.
-                let shown = self.nodes.get(self.selected).map(|n| n.name.as_str());
-                if self.log_scroll > 0 && shown == Some(node.as_str()) {
-                    let len = self.nodes[self.selected].log.len();
-                    self.log_scroll = (self.log_scroll + 1).min(len.saturating_sub(1));
-                }
+                self.log(&node, format!("{step}: {line}"));
             }
             Event::Finished {
                 node,
@@ -106,6 +110,11 @@ impl Install {
                 elapsed_ms,
                 reason,
             } => {
+                // Why a step failed is shown where the operator reads the node: in its log too
+                // (a node that could not be reached has no other line there).
+                if let (Status::Failed, Some(why)) = (status, &reason) {
+                    self.log(&node, format!("{step}: ✗ failed: {why}"));
+                }
                 if let Some(n) = self.node(&node) {
                     n.finished(step, status, elapsed_ms, reason);
                 }

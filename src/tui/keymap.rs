@@ -4,10 +4,10 @@
 
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::action::Action;
+use super::action::{Action, Rerun};
 use super::form::Value;
 use super::input::Edit;
-use super::state::{Modal, Screen, State};
+use super::state::{Confirm, Modal, Screen, State};
 
 pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
     if key.kind == KeyEventKind::Release {
@@ -17,11 +17,29 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
     if ctrl && key.code == KeyCode::Char('c') {
         return Some(Action::Interrupt);
     }
+    if state.too_small() {
+        // Nobody can see what a key would do: only quitting (and answering its question).
+        return match (&state.modal, key.code) {
+            (Some(Modal::Confirm(Confirm::Quit { .. } | Confirm::StopInstall)), _) => {
+                answer_key(key)
+            }
+            (_, KeyCode::Char('q')) => Some(Action::Quit),
+            _ => None,
+        };
+    }
     if state.help {
         // Any key closes the help overlay.
         return Some(Action::Help);
     }
     match &state.modal {
+        Some(Modal::Confirm(Confirm::Install(p))) if p.complete => {
+            return match key.code {
+                KeyCode::Char('r') => Some(Action::Rerun(Rerun::All)),
+                KeyCode::Char('c') if !p.changed.is_empty() => Some(Action::Rerun(Rerun::Changed)),
+                KeyCode::Char('n') | KeyCode::Esc => Some(Action::Answer(false)),
+                _ => None,
+            };
+        }
         Some(Modal::Confirm(_)) => return answer_key(key),
         Some(Modal::Form(form)) => return form_key(&form.focused().value, key),
         None => {}
@@ -122,13 +140,40 @@ mod tests {
     }
 
     #[test]
+    fn behind_terminal_too_small_only_quitting_acts() {
+        let mut s = State::new("conf".into(), Theme::color());
+        crate::tui::update::update(&mut s, Action::Resized(60, 20));
+        s.screen = Screen::Review;
+        for c in ['i', 'y', 'a', 'd', ' '] {
+            assert!(map_key(&s, key(KeyCode::Char(c))).is_none(), "{c}");
+        }
+        assert!(map_key(&s, key(KeyCode::Enter)).is_none());
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Quit)
+        ));
+        s.modal = Some(Modal::Confirm(Confirm::StopInstall));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('y'))),
+            Some(Action::Answer(true))
+        ));
+        // Big enough again: keys act.
+        crate::tui::update::update(&mut s, Action::Resized(80, 24));
+        s.modal = None;
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('i'))),
+            Some(Action::Install)
+        ));
+    }
+
+    #[test]
     fn letters_are_commands_on_screens_and_text_in_forms() {
         let mut s = State::new("conf".into(), Theme::color());
         assert!(matches!(
             map_key(&s, key(KeyCode::Char('q'))),
             Some(Action::Quit)
         ));
-        s.modal = Some(Modal::Form(Form::range()));
+        s.modal = Some(Modal::Form(Form::range(&crate::model::Host::new("", ""))));
         assert!(matches!(
             map_key(&s, key(KeyCode::Char('q'))),
             Some(Action::Text(Edit::Insert('q')))

@@ -68,6 +68,9 @@ async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<(
 
     let mut state = State::new(conf_dir.to_path_buf(), Theme::from_env());
     spawn_effect(Effect::Load(conf_dir.to_path_buf()), tx.clone());
+    if let Ok(size) = terminal.size() {
+        update::update(&mut state, Action::Resized(size.width, size.height));
+    }
     terminal.draw(|f| view::render(f, &state))?;
 
     while !state.quit {
@@ -105,8 +108,8 @@ fn handle(state: &mut State, msg: Msg, tx: &mpsc::Sender<Msg>) -> bool {
             // A key with no meaning here changes nothing: no redraw.
             None => return false,
         },
-        // Only redraw: the draw resizes to the new size.
-        Msg::Term(Event::Resize(..)) => return true,
+        // The draw resizes to the new size; the state knows it for the keys.
+        Msg::Term(Event::Resize(w, h)) => Action::Resized(w, h),
         Msg::Term(_) => return false,
     };
     for effect in update::update(state, action) {

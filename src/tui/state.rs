@@ -97,8 +97,8 @@ pub enum Confirm {
     WriteWithWarnings(usize),
     /// Open or start over, dropping unsaved changes.
     Replace(StartChoice),
-    /// Install on this many hosts.
-    Install(usize),
+    /// Install: what it would run, as looked up on disk.
+    Install(Box<crate::engine::executor::Preview>),
     /// Quit while the install runs (it stops; steps already running go on on the nodes).
     StopInstall,
 }
@@ -116,10 +116,22 @@ pub enum StatusKind {
     Error,
 }
 
+/// "Not written: 1 error remains (see Review)." / "...: 2 errors remain (see Review)."
+fn refusal(what: &str, n: usize) -> String {
+    format!(
+        "{what}: {n} error{} remain{} (see Review).",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+    )
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     pub kind: StatusKind,
     pub text: String,
+    /// A refusal because errors remain ("Not written", "Not installing"): its count follows the
+    /// findings as they change, so it never states a number that is no longer true.
+    pub refused: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,10 +216,19 @@ pub struct State {
         std::collections::HashMap<String, Option<Result<crate::engine::events::Facts, String>>>,
     /// The install started from this wizard (running or ended), for the Install and Done screens.
     pub install: Option<Install>,
+    /// The terminal's size (columns, rows) when known.
+    pub size: Option<(u16, u16)>,
     pub quit: bool,
 }
 
 impl State {
+    /// Below the smallest size the screens are laid out for, nothing is shown but the request
+    /// to enlarge the window, and no key acts but quitting.
+    pub fn too_small(&self) -> bool {
+        self.size
+            .is_some_and(|(w, h)| w < super::view::MIN_WIDTH || h < super::view::MIN_HEIGHT)
+    }
+
     pub fn new(conf_dir: PathBuf, theme: Theme) -> Self {
         State {
             conf_dir,
@@ -235,6 +256,7 @@ impl State {
             status: None,
             saving: false,
             install: None,
+            size: None,
             quit: false,
         }
     }
@@ -334,6 +356,26 @@ impl State {
                     .collect()
             })
             .map_err(|e| e.to_string());
+        if let Some(Status {
+            refused: Some(what),
+            ..
+        }) = self.status
+        {
+            let n = self.errors();
+            self.status = Some(if n == 0 {
+                Status {
+                    kind: StatusKind::Info,
+                    text: "No error remains.".to_string(),
+                    refused: None,
+                }
+            } else {
+                Status {
+                    kind: StatusKind::Error,
+                    text: refusal(what, n),
+                    refused: Some(what),
+                }
+            });
+        }
         self.derived_from = Some(DerivedFrom {
             cluster: self.cluster.clone(),
             source: self.source.clone(),
@@ -345,6 +387,16 @@ impl State {
         self.status = Some(Status {
             kind,
             text: text.into(),
+            refused: None,
+        });
+    }
+
+    /// "`what`: N errors remain (see Review).", kept true by `refresh`.
+    pub fn refuse_for_errors(&mut self, what: &'static str) {
+        self.status = Some(Status {
+            kind: StatusKind::Error,
+            text: refusal(what, self.errors()),
+            refused: Some(what),
         });
     }
 }

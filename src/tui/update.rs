@@ -1,7 +1,7 @@
 //! The state machine: `update(state, action)` changes the state and returns the I/O to do. No I/O
 //! here, so every path is unit-tested without a terminal or a disk.
 
-use super::action::{Action, Effect};
+use super::action::{Action, Effect, Rerun};
 use super::bulk;
 use super::form::{FieldId, Form, FormKind};
 use super::input::Input;
@@ -60,6 +60,14 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             return Vec::new();
         }
         Action::LbProbed(lb) => return lb_probed(state, lb),
+        Action::InstallPreviewed(preview) => {
+            install_previewed(state, preview);
+            return Vec::new();
+        }
+        Action::Resized(w, h) => {
+            state.size = Some((w, h));
+            return Vec::new();
+        }
         Action::Interrupt => {
             if matches!(
                 state.modal,
@@ -107,7 +115,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         Action::GoTo(screen) => go(state, screen),
         Action::Back => go(state, state.screen.prev()),
         Action::Install if matches!(state.screen, Screen::Review | Screen::Install) => {
-            ask_install(state);
+            return ask_install(state);
         }
         action => match state.screen {
             Screen::Start => start_action(state, action),
@@ -201,6 +209,11 @@ fn finish_open(state: &mut State, message: impl Into<String>) {
 }
 
 fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
+    if let (Confirm::Install(p), Action::Rerun(rerun)) = (&question, &action)
+        && p.complete
+    {
+        return start_install(state, p, Some(*rerun));
+    }
     let Action::Answer(yes) = action else {
         // Anything but y / n leaves the question open.
         state.modal = Some(Modal::Confirm(question));
@@ -218,7 +231,10 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
         Confirm::DeleteHost(_) => {}
         Confirm::WriteWithWarnings(_) => return save(state, true),
         Confirm::Replace(choice) => open(state, choice),
-        Confirm::Install(_) => return start_install(state),
+        // y runs what the question said: the unfinished install goes on, or a new one starts.
+        // A complete install is never run again by y: that question offers r and c instead.
+        Confirm::Install(p) if !p.complete => return start_install(state, &p, None),
+        Confirm::Install(p) => state.modal = Some(Modal::Confirm(Confirm::Install(p))),
     }
     Vec::new()
 }
@@ -233,11 +249,16 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     if state.saving {
         return Vec::new();
     }
-    if has_errors(state.findings()) {
+    if let Some(Err(e)) = &state.disk {
+        // The operator's file stays: what it held cannot be known, so it cannot be kept.
         state.set_status(
             StatusKind::Error,
-            format!("Not written: {}", errors_remain(state.errors())),
+            format!("Not written: {e}; fix that file (or move it away) and start kswizard again."),
         );
+        return Vec::new();
+    }
+    if has_errors(state.findings()) {
+        state.refuse_for_errors("Not written");
         return Vec::new();
     }
     if !state.findings().is_empty() && !accept_warnings {
@@ -255,24 +276,23 @@ fn save(state: &mut State, accept_warnings: bool) -> Vec<Effect> {
     }]
 }
 
-/// "1 error remains (see Review)." / "2 errors remain (see Review)."
-fn errors_remain(n: usize) -> String {
-    format!(
-        "{n} error{} remain{} (see Review).",
-        if n == 1 { "" } else { "s" },
-        if n == 1 { "s" } else { "" },
-    )
-}
-
 fn saved(state: &mut State, outcome: Result<Disk, String>, written: Cluster) {
     state.saving = false;
     match outcome {
         Ok(disk) => {
             let names: Vec<&str> = disk.files.iter().map(|(n, _)| n.as_str()).collect();
+            // A .bak is made only of a file that was there before.
+            let had = &state.source;
+            let old = had.hosts_exists || had.common_text.is_some() || had.settings_text.is_some();
             let message = format!(
-                "Wrote {} in {} (the old files are kept as .bak).",
+                "Wrote {} in {}{}",
                 names.join(", "),
-                state.conf_dir.display()
+                state.conf_dir.display(),
+                if old {
+                    " (the old files are kept as .bak)."
+                } else {
+                    "."
+                }
             );
             state.source = disk.source.clone();
             state.disk = Some(Ok(disk));
@@ -304,12 +324,18 @@ fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
         Action::Up | Action::Down | Action::PageUp | Action::PageDown => {
             move_in(&mut state.host_selected, n, &action);
         }
-        Action::Add => state.modal = Some(Modal::Form(Form::host(FormKind::AddHost, None))),
-        Action::AddRange => state.modal = Some(Modal::Form(Form::range())),
+        Action::Add => {
+            let template = bulk::common_access(&state.cluster.hosts);
+            state.modal = Some(Modal::Form(Form::host(FormKind::AddHost, &template)));
+        }
+        Action::AddRange => {
+            let template = bulk::common_access(&state.cluster.hosts);
+            state.modal = Some(Modal::Form(Form::range(&template)));
+        }
         Action::AddPaste => state.modal = Some(Modal::Form(Form::paste())),
         Action::Edit if n > 0 => {
             let i = state.host_selected;
-            let form = Form::host(FormKind::EditHost(i), Some(&state.cluster.hosts[i]));
+            let form = Form::host(FormKind::EditHost(i), &state.cluster.hosts[i]);
             state.modal = Some(Modal::Form(form));
         }
         Action::Delete if n > 0 => {
@@ -352,11 +378,17 @@ fn submit(state: &mut State, form: &Form) -> Result<String, String> {
             return Ok(message);
         }
         FormKind::AddHost => vec![form.to_host(None)?],
-        FormKind::Range => bulk::hosts_from_range(
-            form.text(FieldId::Addresses),
-            form.text(FieldId::NamePrefix),
-            hosts,
-        )?,
+        FormKind::Range => {
+            let mut added = bulk::hosts_from_range(
+                form.text(FieldId::Addresses),
+                form.text(FieldId::NamePrefix),
+                hosts,
+            )?;
+            for h in &mut added {
+                form.apply_access(h)?;
+            }
+            added
+        }
         FormKind::Paste => bulk::hosts_from_ini(form.text(FieldId::Lines))?,
     };
     let message = match added.as_slice() {
@@ -522,47 +554,56 @@ fn quit_question(state: &State) -> Confirm {
 /// `i`: ask before installing, but only what the files on disk say, and only without errors:
 /// the engine reads the cluster the wizard shows, and the files must tell the same story to
 /// `kswizard install --resume` later.
-fn ask_install(state: &mut State) {
+/// The question itself waits for a look at what would run (the plan and the journal on disk).
+fn ask_install(state: &mut State) -> Vec<Effect> {
     if state.installing() {
-        return;
+        return Vec::new();
     }
     if has_errors(state.findings()) {
-        let text = format!("Not installing: {}", errors_remain(state.errors()));
-        state.set_status(StatusKind::Error, text);
-        return;
+        state.refuse_for_errors("Not installing");
+        return Vec::new();
     }
     if !state.written() {
         state.set_status(
             StatusKind::Error,
             "Not installing: the files on disk differ from this cluster; write them with Ctrl-s first.",
         );
-        return;
+        return Vec::new();
     }
-    state.modal = Some(Modal::Confirm(Confirm::Install(state.cluster.hosts.len())));
+    vec![Effect::PreviewInstall {
+        cluster: Box::new(state.cluster.clone()),
+        dir: state.conf_dir.clone(),
+    }]
+}
+
+/// What an install would run is known: ask about exactly that.
+fn install_previewed(
+    state: &mut State,
+    preview: Result<Box<crate::engine::executor::Preview>, String>,
+) {
+    match preview {
+        Ok(p) if !state.installing() && state.modal.is_none() => {
+            state.modal = Some(Modal::Confirm(Confirm::Install(p)));
+        }
+        Ok(_) => {}
+        Err(e) => state.set_status(StatusKind::Error, format!("Not installing: {e}")),
+    }
 }
 
 /// The install was confirmed: show its screen and start it; an LB probe loop starts unless one
-/// is already going.
-fn start_install(state: &mut State) -> Vec<Effect> {
-    let unfinished_on_disk = matches!(
-        &state.disk,
-        Some(Ok(Disk {
-            install: Some((true, _)),
-            ..
-        }))
-    );
+/// is already going. `rerun` says what a complete install runs again.
+fn start_install(
+    state: &mut State,
+    preview: &crate::engine::executor::Preview,
+    rerun: Option<Rerun>,
+) -> Vec<Effect> {
     let previous = state.install.take();
-    // The last install this wizard ran says more than the disk did when the wizard started:
-    // with failed or skipped steps it left an unfinished journal; a clean one, a finished one.
-    // (The engine's plan event then says how many steps are not run again.)
-    let resuming = match previous.as_ref().and_then(|p| p.summary.as_ref()) {
-        Some(s) => s.failed > 0 || s.skipped > 0,
-        None => unfinished_on_disk,
-    };
     let mut install = Install::new(state.cluster.clone());
     let mut effects = vec![Effect::Install {
         cluster: Box::new(state.cluster.clone()),
         dir: state.conf_dir.clone(),
+        restart: rerun == Some(Rerun::All),
+        resume: rerun == Some(Rerun::Changed),
     }];
     if let Some(p) = previous {
         install.lb = p.lb;
@@ -577,12 +618,18 @@ fn start_install(state: &mut State) -> Vec<Effect> {
         });
     }
     let n = state.cluster.hosts.len();
+    // Says "resuming" only when it resumes; the engine's plan event then counts what runs.
     state.set_status(
         StatusKind::Info,
-        if resuming {
-            format!("Resuming the unfinished install on {n} hosts…")
-        } else {
-            format!("Installing on {n} hosts…")
+        match (preview.mode, rerun) {
+            (_, Some(Rerun::Changed)) => {
+                format!("Running the {} changed steps again…", preview.changed.len())
+            }
+            (crate::engine::decide::Mode::Resume, None) => format!(
+                "Resuming the unfinished install: {} steps on {} nodes…",
+                preview.steps, preview.nodes
+            ),
+            _ => format!("Installing on {n} hosts…"),
         },
     );
     state.install = Some(install);
@@ -635,7 +682,7 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
         None => Some(format!("{} steps were skipped.", summary.skipped)),
     };
     // The Done screen says what ran; the status line only how long it took.
-    let took = format!("Installed in {:.1}s.", summary.elapsed_ms as f64 / 1000.0);
+    let took = took(&summary);
     install.summary = Some(summary);
     match text {
         None => {
@@ -646,6 +693,21 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
             StatusKind::Error,
             format!("{failed} i resumes (or kswizard install --resume)."),
         ),
+    }
+}
+
+/// How long the install took: this run, and the whole install when it took several runs.
+pub fn took(s: &Summary) -> String {
+    let run = s.elapsed_ms as f64 / 1000.0;
+    let whole = s.install_elapsed_s;
+    if whole > s.elapsed_ms / 1000 + 1 {
+        format!(
+            "Installed: this run {run:.1}s; {}m {:02}s since the install began (every run and the time between).",
+            whole / 60,
+            whole % 60
+        )
+    } else {
+        format!("Installed in {run:.1}s.")
     }
 }
 

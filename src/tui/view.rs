@@ -74,7 +74,7 @@ pub fn render(frame: &mut Frame, state: &State) {
         match &state.modal {
             Some(Modal::Confirm(question)) => {
                 confirm(frame, question, state);
-                vec![("y", "yes"), ("n Esc", "no")]
+                answers(question)
             }
             Some(Modal::Form(f)) => {
                 form::render(frame, f, &state.theme);
@@ -111,6 +111,48 @@ pub fn render(frame: &mut Frame, state: &State) {
     chrome::footer(frame, footer, &footer_hints, state);
 }
 
+/// The keys that answer `question`, for its box and the footer.
+fn answers(question: &Confirm) -> Vec<Hint> {
+    match question {
+        Confirm::Install(p) if p.complete && !p.changed.is_empty() => vec![
+            ("c", "only what changed"),
+            ("r", "all again"),
+            ("n Esc", "nothing"),
+        ],
+        Confirm::Install(p) if p.complete => vec![("r", "all again"), ("n Esc", "nothing")],
+        _ => vec![("y", "yes"), ("n Esc", "no")],
+    }
+}
+
+/// The install question says what will run: how many steps on how many nodes, and for a complete
+/// install what changed since, never running it all again silently.
+fn install_question(p: &crate::engine::executor::Preview) -> String {
+    use crate::engine::decide::Mode;
+    if p.complete {
+        let changed = match p.changed.as_slice() {
+            [] => "Nothing changed since.".to_string(),
+            [one] => format!("Changed since: {}@{}. c: run only it.", one.1, one.0),
+            many => format!(
+                "{} steps changed since ({}@{}, …). c: run only those.",
+                many.len(),
+                many[0].1,
+                many[0].0
+            ),
+        };
+        return format!(
+            "The last install is complete. {changed} r: run all {} steps again from the start. n: nothing.",
+            p.steps
+        );
+    }
+    match p.mode {
+        Mode::Resume => format!(
+            "Resume the unfinished install? {} steps on {} nodes will run; {} done are not run again.",
+            p.steps, p.nodes, p.done
+        ),
+        Mode::Fresh => format!("Install? {} steps on {} nodes will run.", p.steps, p.nodes),
+    }
+}
+
 fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
     let text = match question {
         Confirm::Quit { unsaved: true } => "Quit? Your unsaved changes will be lost.".to_string(),
@@ -125,23 +167,28 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
             if *n == 1 { "s" } else { "" }
         ),
         Confirm::Replace(_) => "Drop your unsaved changes and start again?".to_string(),
-        Confirm::Install(n) => format!("Install on {n} hosts?"),
+        Confirm::Install(p) => install_question(p),
         Confirm::StopInstall => "Quit and stop the install? Steps already running keep running \
             on the nodes; `kswizard install --resume` or the wizard (i on Review) picks them up."
             .to_string(),
     };
-    // The install question needs three lines of text.
-    let height = if matches!(question, Confirm::StopInstall) {
-        7
-    } else {
-        5
+    let keys = answers(question)
+        .iter()
+        .map(|(k, what)| format!("{k} {what}"))
+        .collect::<Vec<_>>()
+        .join("    ");
+    // The install questions need more lines of text.
+    let height = match question {
+        Confirm::Install(p) if p.complete => 8,
+        Confirm::StopInstall | Confirm::Install(_) => 7,
+        _ => 5,
     };
     let inner = popup(frame, "Confirm", 60, height, &state.theme);
     frame.render_widget(
         Paragraph::new(vec![
             Line::raw(text),
             Line::raw(""),
-            Line::styled("y yes    n no", state.theme.key),
+            Line::styled(keys, state.theme.key),
         ])
         .wrap(Wrap { trim: true }),
         inner,

@@ -427,3 +427,92 @@ fn validation_is_linear_in_hosts() {
     // Duplicates are reported in host order.
     assert_eq!(found[0].hosts, ["n0", "n1"]);
 }
+
+#[test]
+fn addresses_and_names_are_checked() {
+    let mut c = small();
+    c.hosts[1].address = Some("10.0.0.300".into());
+    c.hosts[1].ip = Some("abc".into());
+    let found = validate(&c);
+    assert_eq!(codes(&found), ["ip-invalid", "host-address-invalid"]);
+    assert_golden(
+        &found[0],
+        Severity::Error,
+        &["node1"],
+        "ip=\"abc\" of host node1 is not an IPv4 or IPv6 address",
+        "set ip= to the address the node has on the cluster network, e.g. 192.168.0.2",
+    );
+    assert_golden(
+        &found[1],
+        Severity::Error,
+        &["node1"],
+        "ansible_host=\"10.0.0.300\" of host node1 is neither an IP address nor a DNS name",
+        "set ansible_host= to the address or DNS name kswizard connects to",
+    );
+    // Names and IPv6 are addresses too.
+    c.hosts[1].address = Some("node1.example.com".into());
+    c.hosts[1].ip = Some("fd00::2".into());
+    assert_eq!(validate(&c), []);
+}
+
+#[test]
+fn lb_address_and_domain_are_checked() {
+    for bad in ["192.168.0.999", "lb dot example", "a;b"] {
+        golden(
+            &with_lb(ha6(), LbMode::External, bad, 6443),
+            "lb-address-invalid",
+            Severity::Error,
+            &[],
+            &format!("load balancer address \"{bad}\" is neither an IP address nor a DNS name"),
+            "set the LB's address (loadbalancer_apiserver.address in common.yaml), e.g. 192.168.0.253",
+        );
+    }
+    assert_external_lb_is_fine("lb.example.com", 6443);
+    for bad in [
+        "bad domain_x",
+        "lb.kubesphere.local\n10.66.66.66 registry.example.com",
+        "-x.local",
+        "",
+    ] {
+        let mut c = ha6();
+        c.lb.domain = bad.into();
+        golden(
+            &c,
+            "lb-domain-invalid",
+            Severity::Error,
+            &[],
+            &format!(
+                "load balancer domain {bad:?} is not a DNS name: expected letters, digits and '-' in dot-separated labels"
+            ),
+            "set apiserver_loadbalancer_domain_name in common.yaml to a name such as lb.kubesphere.local",
+        );
+    }
+}
+
+#[test]
+fn ssh_port_zero() {
+    let mut c = small();
+    c.hosts[0].port = Some(0);
+    golden(
+        &c,
+        "ssh-port-invalid",
+        Severity::Error,
+        &["master"],
+        "SSH port 0 of host master is not a TCP port: expected 1..65535",
+        "set ansible_port= to the port sshd listens on, or remove it for 22",
+    );
+}
+
+#[test]
+fn host_no_role() {
+    let mut c = small();
+    c.hosts.push(host("spare", "10.0.0.9", ""));
+    golden(
+        &c,
+        "host-no-role",
+        Severity::Warning,
+        &["spare"],
+        "spare has no role: it would get preflight and packages but never join the cluster",
+        "give it a role (master, worker or etcd), or remove it from hosts.ini",
+    );
+}

@@ -52,6 +52,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             ),
             theme.ok,
         ));
+        // A resumed install took longer than its last run: say so.
+        if s.install_elapsed_s > s.elapsed_ms / 1000 + 1 {
+            lines.push(Line::raw(format!("    {}", crate::tui::update::took(s))));
+        }
         lines.push(Line::raw(""));
     }
     lines.push(field("masters", names(c.masters()), state));

@@ -102,16 +102,23 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let title = format!("Findings ({})", state.findings().len());
     frame.render_widget(panel(finding_lines, &title), findings_area);
 
-    let diff_lines: Vec<Line> = match state.diffs() {
-        Err(e) => vec![Line::styled(
+    let diff_lines: Vec<Line> = match (&state.disk, state.diffs()) {
+        // No diff against a file kswizard could not read: it would look like a new file.
+        (Some(Err(e)), _) => vec![
+            Line::styled(format!("{SYM_ERROR} {e}"), theme.error),
+            Line::raw(
+                "kswizard writes nothing over a file it cannot read: fix it (or move it away), then start kswizard again.",
+            ),
+        ],
+        (_, Err(e)) => vec![Line::styled(
             format!("{SYM_ERROR} cannot render the files: {e}"),
             theme.error,
         )],
-        Ok(files) if files.iter().all(|f| f.lines.is_empty()) => vec![Line::styled(
+        (_, Ok(files)) if files.iter().all(|f| f.lines.is_empty()) => vec![Line::styled(
             format!("{SYM_OK} no changes: the files on disk already say this"),
             theme.ok,
         )],
-        Ok(files) => files
+        (_, Ok(files)) => files
             .iter()
             .flat_map(|f| f.lines.iter())
             .skip(state.diff_scroll)

@@ -11,7 +11,9 @@ use super::input::Edit;
 use super::state::State;
 use super::theme::Theme;
 use super::update::update;
+use crate::engine::decide::Mode;
 use crate::engine::events::{Event, Status};
+use crate::engine::executor::Preview;
 use crate::engine::paths::{BUNDLED, load_plan};
 use crate::lb_status::{BuiltIn, HaproxyServer, LbStatus, MasterView, Probe, ProbeState, wording};
 use crate::model::LbMode;
@@ -45,15 +47,36 @@ pub fn edit_lb_field(s: &mut State, downs: usize, text: &str) {
     type_text(s, text);
 }
 
+/// What the preview effect reports for an install of `steps` steps on 6 nodes: a new one, or
+/// one that goes on (`done` steps finished before). Boxed as the action carries it.
+#[allow(clippy::unnecessary_box_returns)]
+pub fn preview(mode: Mode, steps: usize, done: usize) -> Box<Preview> {
+    Box::new(Preview {
+        mode,
+        complete: false,
+        steps,
+        nodes: 6,
+        done,
+        changed: Vec::new(),
+    })
+}
+
+/// `i`, the preview's answer (a new install of 44 steps), and yes.
+pub fn install_yes(s: &mut State) -> Vec<Effect> {
+    send(s, [Action::Install]);
+    send(
+        s,
+        [Action::InstallPreviewed(Ok(preview(Mode::Fresh, 44, 0)))],
+    );
+    send(s, [Action::Answer(true)])
+}
+
 /// The repository's conf/ opened, `i` pressed on Review and the question answered yes: the
 /// Install screen, and the effects that asked for.
 pub fn installing() -> (State, Vec<Effect>) {
     let mut s = opened();
-    send(
-        &mut s,
-        [Action::GoTo(super::state::Screen::Review), Action::Install],
-    );
-    let effects = send(&mut s, [Action::Answer(true)]);
+    send(&mut s, [Action::GoTo(super::state::Screen::Review)]);
+    let effects = install_yes(&mut s);
     (s, effects)
 }
 

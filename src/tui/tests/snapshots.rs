@@ -359,6 +359,30 @@ fn quit_question_during_an_install() {
 }
 
 #[test]
+fn install_question_on_a_complete_install() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::InstallPreviewed(Ok(Box::new(crate::engine::executor::Preview {
+                mode: crate::engine::decide::Mode::Fresh,
+                complete: true,
+                steps: 44,
+                nodes: 6,
+                done: 0,
+                changed: vec![
+                    ("master1".into(), "os-prep".into()),
+                    ("node1".into(), "os-prep".into()),
+                ],
+            }))),
+        ],
+    );
+    check("install_question_complete", &s);
+}
+
+#[test]
 fn no_color_install_shows_state_in_symbols_and_words() {
     let text = monochrome(mid_install());
     for word in [

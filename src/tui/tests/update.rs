@@ -1,12 +1,14 @@
 //! `update` along the paths an operator takes: no terminal, no disk.
 
 use super::{
-    edit_lb_field, engine, finished, installing, lb, loaded, opened, output, plan_event, send,
-    started, type_text,
+    edit_lb_field, engine, finished, install_yes, installing, lb, loaded, opened, output,
+    plan_event, preview, send, started, type_text,
 };
+use crate::engine::decide::Mode;
 use crate::engine::events::{Event, Failure, Status, Summary};
+use crate::engine::executor::Preview;
 use crate::model::{Auth, LbMode, Secret};
-use crate::tui::action::{Action, Effect};
+use crate::tui::action::{Action, Effect, Rerun};
 use crate::tui::input::Edit;
 use crate::tui::install::{LOG_LINES, NodeState};
 use crate::tui::state::{Confirm, LbField, Modal, Screen, State, StatusKind};
@@ -88,6 +90,31 @@ fn bulk_add_from_a_range_on_a_new_cluster() {
     );
     assert_eq!(s.cluster.hosts[5].ip.as_deref(), Some("192.168.0.16"));
     assert!(s.status.as_ref().unwrap().text.contains("Added 6 hosts"));
+}
+
+#[test]
+fn a_range_added_to_a_cluster_takes_the_access_most_hosts_have() {
+    let mut s = opened();
+    for h in &mut s.cluster.hosts[1..] {
+        h.user = Some("ubuntu".into());
+        h.become_pass = Some(crate::model::Secret::new("sudo-pw"));
+    }
+    let before = s.cluster.hosts.len();
+    send(&mut s, [Action::AddRange]);
+    type_text(&mut s, "192.168.0.21-22");
+    send(&mut s, [Action::Confirm]);
+    let added = &s.cluster.hosts[before..];
+    assert_eq!(added.len(), 2);
+    for h in added {
+        assert_eq!(h.user.as_deref(), Some("ubuntu"), "{}", h.name);
+        assert_eq!(
+            h.become_pass,
+            Some(crate::model::Secret::new("sudo-pw")),
+            "{}",
+            h.name
+        );
+        assert_eq!(h.auth, s.cluster.hosts[1].auth);
+    }
 }
 
 #[test]
@@ -181,6 +208,12 @@ fn esc_undoes_an_lb_edit_and_a_bad_port_is_refused() {
     send(&mut s, [Action::Back]);
     assert_eq!(s.cluster.lb.port, 6443);
     assert!(!s.dirty());
+    // The findings follow the field as it is now: typed, then undone with Esc.
+    let mut s = opened();
+    edit_lb_field(&mut s, 1, "192.168.0.2");
+    assert_eq!(codes(&s), ["vip-is-node-ip"]);
+    send(&mut s, [Action::Back]);
+    assert!(codes(&s).is_empty(), "{:?}", codes(&s));
 }
 
 #[test]
@@ -212,6 +245,19 @@ fn errors_block_the_write() {
         "{}",
         status.text
     );
+    // The count follows the cluster, whatever changed it: another error, then none.
+    let before = s.cluster.clone();
+    s.cluster.hosts[1].ip = Some("abc".into());
+    send(&mut s, [Action::GoTo(Screen::Review)]);
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Not written: 2 errors remain (see Review)."
+    );
+    s.cluster = opened().cluster;
+    assert_ne!(s.cluster, before);
+    send(&mut s, [Action::GoTo(Screen::Roles)]);
+    assert_eq!(s.errors(), 0);
+    assert_eq!(s.status.as_ref().unwrap().text, "No error remains.");
 }
 
 #[test]
@@ -278,6 +324,13 @@ fn a_finished_write_marks_the_state_saved() {
     );
     assert!(!s.dirty());
     assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Ok);
+    assert!(
+        s.status
+            .as_ref()
+            .unwrap()
+            .text
+            .ends_with("(the old files are kept as .bak).")
+    );
     send(
         &mut s,
         [Action::Saved {
@@ -286,6 +339,65 @@ fn a_finished_write_marks_the_state_saved() {
         }],
     );
     assert_eq!(s.status.as_ref().unwrap().text, "Not written: disk full");
+}
+
+#[test]
+fn a_resumed_install_says_how_long_the_whole_install_took() {
+    let (mut s, _) = installing();
+    let summary = Summary {
+        ok: 3,
+        elapsed_ms: 61_000,
+        install_elapsed_s: 725,
+        ..Summary::default()
+    };
+    send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Installed: this run 61.0s; 12m 05s since the install began (every run and the time between)."
+    );
+}
+
+#[test]
+fn a_file_that_could_not_be_read_is_never_written_over() {
+    let mut s = loaded();
+    s.disk = Some(Err("conf/hosts.ini:2: expected a port number".into()));
+    send(&mut s, [Action::Confirm]);
+    s.cluster
+        .hosts
+        .push(crate::model::Host::new("m1", "10.0.0.1"));
+    s.cluster.hosts[0].roles.master = true;
+    s.cluster.hosts[0].roles.etcd = true;
+    s.cluster.hosts[0].roles.worker = true;
+    let effects = send(&mut s, [Action::Save]);
+    assert!(effects.is_empty(), "{effects:?}");
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert!(
+        status.text.starts_with("Not written: conf/hosts.ini:2"),
+        "{}",
+        status.text
+    );
+}
+
+#[test]
+fn a_first_write_does_not_speak_of_old_files() {
+    let mut s = loaded();
+    s.disk = None;
+    send(&mut s, [Action::Down, Action::Confirm]);
+    let written = Box::new(s.cluster.clone());
+    let disk = crate::tui::effects::load(std::path::Path::new("conf"));
+    send(
+        &mut s,
+        [Action::Saved {
+            outcome: Box::new(disk),
+            written,
+        }],
+    );
+    let text = &s.status.as_ref().unwrap().text;
+    assert!(
+        text.starts_with("Wrote ") && !text.contains(".bak"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -450,8 +562,21 @@ fn install_is_refused_with_unsaved_changes() {
 #[test]
 fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     let mut s = opened();
-    send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
-    assert_eq!(s.modal, Some(Modal::Confirm(Confirm::Install(6))));
+    let effects = send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    // The question waits for a look at what would run.
+    assert!(matches!(&effects[..], [Effect::PreviewInstall { .. }]));
+    send(
+        &mut s,
+        [Action::InstallPreviewed(Ok(preview(Mode::Fresh, 44, 0)))],
+    );
+    assert_eq!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Install(preview(
+            Mode::Fresh,
+            44,
+            0
+        ))))
+    );
     // No: nothing runs.
     assert!(send(&mut s, [Action::Answer(false)]).is_empty());
     assert_eq!(s.screen, Screen::Review);
@@ -462,9 +587,75 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
     assert!(matches!(
         &effects[..],
-        [Effect::Install { cluster, dir }, Effect::ProbeLb { after, .. }]
+        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::ProbeLb { after, .. }]
             if cluster.hosts.len() == 6 && dir.as_path() == std::path::Path::new("conf")
                 && after.is_zero()
+    ));
+}
+
+#[test]
+fn a_complete_install_is_never_run_again_silently() {
+    let mut s = opened();
+    let complete = Box::new(Preview {
+        mode: Mode::Fresh,
+        complete: true,
+        steps: 44,
+        nodes: 6,
+        done: 0,
+        changed: vec![("node1".into(), "os-prep".into())],
+    });
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::InstallPreviewed(Ok(complete.clone())),
+        ],
+    );
+    // y is not an answer here: the question says what each choice runs.
+    assert!(send(&mut s, [Action::Answer(true)]).is_empty());
+    assert_eq!(
+        s.modal,
+        Some(Modal::Confirm(Confirm::Install(complete.clone())))
+    );
+    // c: only the changed steps (a resume of the complete install).
+    let effects = send(&mut s, [Action::Rerun(Rerun::Changed)]);
+    assert!(matches!(
+        &effects[..],
+        [
+            Effect::Install {
+                restart: false,
+                resume: true,
+                ..
+            },
+            ..
+        ]
+    ));
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Running the 1 changed steps again…"
+    );
+    // r on another complete install: everything from the start.
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Review),
+            Action::Install,
+            Action::InstallPreviewed(Ok(complete)),
+        ],
+    );
+    let effects = send(&mut s, [Action::Rerun(Rerun::All)]);
+    assert!(matches!(
+        &effects[..],
+        [
+            Effect::Install {
+                restart: true,
+                resume: false,
+                ..
+            },
+            ..
+        ]
     ));
 }
 
@@ -479,10 +670,14 @@ fn an_unfinished_install_on_disk_is_resumed() {
         [
             Action::GoTo(Screen::Review),
             Action::Install,
+            Action::InstallPreviewed(Ok(preview(Mode::Resume, 41, 3))),
             Action::Answer(true),
         ],
     );
-    assert!(s.status.as_ref().unwrap().text.starts_with("Resuming"));
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "Resuming the unfinished install: 41 steps on 6 nodes…"
+    );
     let mut plan = plan_event(&s);
     if let Event::Plan { done, .. } = &mut plan {
         done.push(("master1".into(), "preflight".into()));
@@ -564,10 +759,8 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
     assert!(!s.installing());
     assert_eq!(s.status.as_ref().unwrap().text, "Installed in 61.0s.");
     // Installing again after a clean end starts a new install.
-    send(
-        &mut s,
-        [Action::Back, Action::Install, Action::Answer(true)],
-    );
+    send(&mut s, [Action::Back]);
+    install_yes(&mut s);
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
 
     let (mut s, _) = installing();
@@ -592,7 +785,14 @@ fn a_clean_end_shows_done_and_a_failed_one_stays_with_the_reason() {
         "node2 failed at container-runtime: exit code 1. i resumes (or kswizard install --resume)."
     );
     // i again asks, and the second run says it resumes.
-    send(&mut s, [Action::Install, Action::Answer(true)]);
+    send(
+        &mut s,
+        [
+            Action::Install,
+            Action::InstallPreviewed(Ok(preview(Mode::Resume, 10, 34))),
+            Action::Answer(true),
+        ],
+    );
     assert!(s.status.unwrap().text.starts_with("Resuming"));
 
     let (mut s, _) = installing();
@@ -642,7 +842,7 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     ));
     // A second install while a probe is scheduled starts no second probe loop.
     send(&mut s, [Action::InstallEnded(Err("busy".into()))]);
-    let effects = send(&mut s, [Action::Install, Action::Answer(true)]);
+    let effects = install_yes(&mut s);
     assert!(matches!(&effects[..], [Effect::Install { .. }]));
 
     send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
