@@ -219,10 +219,16 @@ fn a_step_that_ignores_sigterm_is_reported_as_timed_out() {
         }],
     );
     assert_eq!(lines.last(), Some(&Line::Exit(124)), "{lines:?}");
-    // Killed with the rest of the step, not left behind.
+    // Killed with the rest of the step, not left behind. (Its pid may already belong to another
+    // process: only a live `sleep 60` would be ours.)
     let pid = std::fs::read_to_string(pid).unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
-    assert!(stat.is_empty() || stat.contains(") Z "), "{stat}");
+    let proc = format!("/proc/{}", pid.trim());
+    let cmdline = std::fs::read(format!("{proc}/cmdline")).unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("{proc}/stat")).unwrap_or_default();
+    assert!(
+        cmdline != b"sleep\x0060\x00" || stat.contains(") Z "),
+        "the step's child still runs: {stat}"
+    );
 }
 
 #[test]
