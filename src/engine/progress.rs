@@ -19,7 +19,8 @@ impl NodeState {
     pub fn label(self) -> &'static str {
         match self {
             NodeState::Waiting => "· waiting",
-            NodeState::Running => "▶ running",
+            // Not ▶: that marks the selected row.
+            NodeState::Running => "» running",
             NodeState::Done => "✓ done",
             NodeState::Failed => "✗ failed",
             NodeState::Skipped => "- skipped",

@@ -46,6 +46,8 @@ pub enum Action {
     Resized(u16, u16),
     /// y / n to a question.
     Answer(bool),
+    /// `f` on Install: the log pane full width (the LB panel hidden), or back.
+    WideLog,
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).

@@ -26,6 +26,8 @@ pub struct Install {
     pub lb: Option<LbStatus>,
     /// A probe is under way or scheduled: entering the screen again must not start a second loop.
     pub probing: bool,
+    /// The log pane takes the full width (`f`), the LB panel hidden.
+    pub wide_log: bool,
 }
 
 impl Install {
@@ -48,7 +50,35 @@ impl Install {
             summary: None,
             lb: None,
             probing: false,
+            wide_log: false,
         }
+    }
+
+    /// The next run of the same install (a resume, a retry): what the operator was reading stays —
+    /// the selected node, each node's log and the time its steps took so far — and the log says
+    /// where the new run begins.
+    pub fn next_run(previous: Install, cluster: Cluster) -> Self {
+        let mut next = Install::new(cluster);
+        next.lb = previous.lb;
+        next.probing = previous.probing;
+        next.wide_log = previous.wide_log;
+        if previous.cluster.hosts.iter().map(|h| &h.name).eq(next
+            .cluster
+            .hosts
+            .iter()
+            .map(|h| &h.name))
+        {
+            next.selected = previous.selected;
+            for (n, old) in next.nodes.iter_mut().zip(previous.nodes) {
+                n.log = old.log;
+                n.elapsed_ms = old.elapsed_ms;
+                if !n.log.is_empty() {
+                    n.log
+                        .push_back("kswizard: — the install goes on here —".to_string());
+                }
+            }
+        }
+        next
     }
 
     /// Steps done and steps in all, over every node.

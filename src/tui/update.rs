@@ -597,18 +597,16 @@ fn start_install(
     preview: &crate::engine::executor::Preview,
     rerun: Option<Rerun>,
 ) -> Vec<Effect> {
-    let previous = state.install.take();
-    let mut install = Install::new(state.cluster.clone());
+    let mut install = match state.install.take() {
+        Some(previous) => Install::next_run(previous, state.cluster.clone()),
+        None => Install::new(state.cluster.clone()),
+    };
     let mut effects = vec![Effect::Install {
         cluster: Box::new(state.cluster.clone()),
         dir: state.conf_dir.clone(),
         restart: rerun == Some(Rerun::All),
         resume: rerun == Some(Rerun::Changed),
     }];
-    if let Some(p) = previous {
-        install.lb = p.lb;
-        install.probing = p.probing;
-    }
     if !install.probing {
         install.probing = true;
         effects.push(Effect::ProbeLb {
@@ -747,6 +745,7 @@ fn install_action(state: &mut State, action: Action) {
             install.log_scroll = (install.log_scroll + PAGE).min(len.saturating_sub(1));
         }
         Action::PageDown => install.log_scroll = install.log_scroll.saturating_sub(PAGE),
+        Action::WideLog => install.wide_log = !install.wide_log,
         _ => {}
     }
 }

@@ -16,11 +16,18 @@ use crate::tui::widgets::{bar, table, visible};
 pub const PURPOSE: &str =
     "The install runs on every node at once; ↑↓ picks the node whose log is shown.";
 
-/// Width of the LB panel (frontend and backends with their addresses).
+/// Width of the LB panel (frontend and backends with their addresses), on a wide terminal and at
+/// 80 columns, where the log needs the room more.
 const LB_WIDTH: u16 = 40;
+const LB_WIDTH_NARROW: u16 = 30;
 
 pub fn hints(state: &State) -> Vec<Hint> {
-    let mut hints = vec![("↑↓", "node"), ("PgUp/PgDn", "log")];
+    let wide = state.install.as_ref().is_some_and(|i| i.wide_log);
+    let mut hints = vec![
+        ("↑↓", "node"),
+        ("PgUp/PgDn", "log"),
+        ("f", if wide { "log and LB" } else { "full-width log" }),
+    ];
     if !state.installing() {
         hints.extend([("i", "resume"), ("Esc", "Review")]);
     }
@@ -49,8 +56,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Constraint::Min(3),
     ])
     .areas(area);
+    // The built-in LB's per-master view needs the full width; f gives the log all of it.
+    let built_in = install.lb.as_ref().is_some_and(|l| l.built_in.is_some());
+    let lb_width = match (install.wide_log, area.width >= 120 || built_in) {
+        (true, _) => 0,
+        (false, true) => LB_WIDTH,
+        (false, false) => LB_WIDTH_NARROW,
+    };
     let [log_area, lb_area] =
-        Layout::horizontal([Constraint::Min(0), Constraint::Length(LB_WIDTH)]).areas(bottom);
+        Layout::horizontal([Constraint::Min(0), Constraint::Length(lb_width)]).areas(bottom);
 
     let shown = visible(
         install.selected,
@@ -69,9 +83,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             };
             let total = n.steps.len();
             let row = Row::new(vec![
+                // The selected row is marked in a symbol too (NO_COLOR shows no highlight).
+                Line::raw(if i == install.selected { "▶" } else { " " }),
                 Line::styled(s.label(), state_style(s, theme)),
                 Line::raw(n.name.clone()),
-                Line::raw(n.roles.clone()),
+                Line::raw(short_roles(&n.roles)),
                 Line::raw(step),
                 Line::raw(format!("{}/{total}", n.done)),
                 Line::raw(bar(n.done, total, 8)),
@@ -84,15 +100,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             }
         });
     let widths = [
+        Constraint::Length(1),
         Constraint::Length(9),
         Constraint::Length(9),
-        Constraint::Length(11),
+        Constraint::Length(ROLES_WIDTH as u16),
         Constraint::Min(12),
         Constraint::Length(5),
         Constraint::Length(8),
         Constraint::Length(7),
     ];
-    let header = vec!["state", "node", "roles", "step", "done", "", "time"];
+    let header = vec!["", "state", "node", "roles", "step", "done", "", "time"];
     frame.render_widget(table(rows, &widths, header, "Nodes", theme), nodes_area);
     frame.render_widget(Paragraph::new(overall(install, theme)), overall_area);
 
@@ -120,10 +137,31 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Paragraph::new(log).block(Block::bordered().title(title)),
         log_area,
     );
-    frame.render_widget(
-        crate::tui::widgets::panel(lb_lines(install.lb.as_ref(), theme), "Load balancer"),
-        lb_area,
-    );
+    if lb_width > 0 {
+        frame.render_widget(
+            crate::tui::widgets::panel(lb_lines(install.lb.as_ref(), theme), "Load balancer"),
+            lb_area,
+        );
+    }
+}
+
+/// The roles column's width: "master,etcd" whole; longer lists in short words.
+const ROLES_WIDTH: usize = 12;
+
+/// "master,worker,etcd" does not fit the column: "mst,wrk,etcd" does, and is never cut.
+fn short_roles(roles: &str) -> String {
+    if roles.len() <= ROLES_WIDTH {
+        return roles.to_string();
+    }
+    roles
+        .split(',')
+        .map(|r| match r {
+            "master" => "mst",
+            "worker" => "wrk",
+            other => other,
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// "Overall ████░░░░ 12 of 36 steps", with failures and running steps counted after it.
@@ -149,7 +187,7 @@ fn overall(install: &Install, theme: &Theme) -> Line<'static> {
     }
     let running = count(NodeState::Running);
     if running > 0 {
-        spans.push(Span::raw(format!("  ▶ {running} running")));
+        spans.push(Span::raw(format!("  » {running} running")));
     }
     Line::from(spans)
 }
@@ -236,4 +274,14 @@ pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
         ));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn roles_are_never_cut() {
+        assert_eq!(super::short_roles("master,etcd"), "master,etcd");
+        assert_eq!(super::short_roles("master,worker,etcd"), "mst,wrk,etcd");
+        assert!(super::short_roles("master,worker,etcd").len() <= super::ROLES_WIDTH);
+    }
 }

@@ -359,6 +359,13 @@ fn quit_question_during_an_install() {
 }
 
 #[test]
+fn install_with_the_log_full_width() {
+    let mut s = mid_install();
+    send(&mut s, [Action::WideLog]);
+    check("install_wide_log", &s);
+}
+
+#[test]
 fn install_question_on_a_complete_install() {
     let mut s = opened();
     send(
@@ -387,7 +394,7 @@ fn no_color_install_shows_state_in_symbols_and_words() {
     let text = monochrome(mid_install());
     for word in [
         "✗ failed",
-        "▶ running",
+        "» running",
         "· waiting",
         "✗ frontend",
         "✗ master1",

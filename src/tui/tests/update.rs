@@ -594,6 +594,46 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
 }
 
 #[test]
+fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
+    let (mut s, _) = installing();
+    let plan = plan_event(&s);
+    engine(
+        &mut s,
+        [
+            plan,
+            started("node2", "preflight"),
+            output("node2", "preflight", "checking swap"),
+            finished("node2", "preflight", Status::Ok, 1500),
+        ],
+    );
+    send(
+        &mut s,
+        [Action::Down, Action::Down, Action::Down, Action::Down],
+    );
+    assert_eq!(s.install.as_ref().unwrap().selected, 4);
+    send(&mut s, [Action::InstallEnded(Err("lost".into()))]);
+    send(
+        &mut s,
+        [
+            Action::Install,
+            Action::InstallPreviewed(Ok(preview(Mode::Resume, 40, 4))),
+            Action::Answer(true),
+        ],
+    );
+    let install = s.install.as_ref().unwrap();
+    assert_eq!(install.selected, 4);
+    let node2 = &install.nodes[4];
+    assert_eq!(node2.elapsed_ms, 1500, "the time keeps counting");
+    assert_eq!(
+        node2.log.iter().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "preflight: checking swap",
+            "kswizard: — the install goes on here —"
+        ]
+    );
+}
+
+#[test]
 fn a_complete_install_is_never_run_again_silently() {
     let mut s = opened();
     let complete = Box::new(Preview {
