@@ -48,8 +48,12 @@ pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let mut state_spans = Vec::new();
     if state.opened {
+        // "saved" only when the files on disk say exactly what a write would: the same
+        // comparison that lets `i` install.
         state_spans.push(if state.dirty() {
             Span::styled("● unsaved", theme.warning)
+        } else if !state.written() {
+            Span::styled("● files differ", theme.warning)
         } else {
             Span::styled("saved", theme.dim)
         });
