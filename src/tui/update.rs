@@ -16,6 +16,10 @@ use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, LbMode};
 use crate::validate::has_errors;
 
+/// The longest failure reason the status line shows itself (with the node, the step and the
+/// hint to resume, it still fits 80 columns).
+const REASON_ON_STATUS: usize = 24;
+
 /// Rows a `PageUp` / `PageDown` moves.
 const PAGE: usize = 10;
 /// The roles of the Roles screen's columns.
@@ -671,7 +675,12 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
             "{} failed at {}: {}{}.",
             f.node,
             f.step,
-            f.reason,
+            // A long reason is never cut on the status line: the node's log shows it whole.
+            if f.reason.chars().count() > REASON_ON_STATUS {
+                "the reason is in its log"
+            } else {
+                f.reason.as_str()
+            },
             match summary.failures.len() {
                 1 => String::new(),
                 n => format!(" (and {} more)", n - 1),

@@ -77,7 +77,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         .map(|(n, i)| {
             let s = n.state();
             let step = match (&n.running, &n.failed, s) {
-                (Some(step), ..) | (_, Some((step, _)), _) => step.clone(),
+                (Some(step), ..) => step.clone(),
+                // The row says why too; the log pane has it whole.
+                (_, Some((step, why)), _) => format!("{step}: {why}"),
                 (.., NodeState::Done) => "all done".into(),
                 _ => n.steps.get(n.done).cloned().unwrap_or_default(),
             };
@@ -115,15 +117,20 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
 
     let node = install.nodes.get(install.selected);
     let height = usize::from(log_area.height.saturating_sub(2));
+    let width = usize::from(log_area.width.saturating_sub(2)).max(1);
     let log: Vec<Line> = match node {
         Some(n) if !n.log.is_empty() => {
-            // The pane stays full: scrolling back stops at the first page.
+            // The pane stays full: scrolling back stops at the first page. Long lines wrap (a
+            // failure's reason is read whole), wrapped here so the newest stays at the bottom.
             let end = n.log.len() - install.log_scroll.min(n.log.len());
             let start = end.saturating_sub(height);
-            n.log
-                .range(start..(start + height).min(n.log.len()))
-                .map(|l| Line::raw(l.clone()))
-                .collect()
+            let rows: Vec<String> = n
+                .log
+                .range(start..end.max((start + height).min(n.log.len())))
+                .flat_map(|l| wrap(l, width))
+                .collect();
+            let keep = rows.len().saturating_sub(height);
+            rows.into_iter().skip(keep).map(Line::raw).collect()
         }
         _ => vec![Line::styled("no output yet", theme.dim)],
     };
@@ -132,7 +139,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         0 => format!(" Log: {name} "),
         _ => format!(" Log: {name}, scrolled back "),
     };
-    // Not wrapped: the newest line must stay at the bottom, long lines are cut at the edge.
     frame.render_widget(
         Paragraph::new(log).block(Block::bordered().title(title)),
         log_area,
@@ -143,6 +149,15 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             lb_area,
         );
     }
+}
+
+/// `line` in pieces of at most `width` characters (at least one piece).
+fn wrap(line: &str, width: usize) -> Vec<String> {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.is_empty() {
+        return vec![String::new()];
+    }
+    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
 
 /// The roles column's width: "master,etcd" whole; longer lists in short words.
@@ -278,6 +293,13 @@ pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn long_lines_wrap_and_none_is_lost() {
+        assert_eq!(super::wrap("abcdefg", 3), ["abc", "def", "g"]);
+        assert_eq!(super::wrap("", 3), [""]);
+        assert_eq!(super::wrap("✗ ab", 2), ["✗ ", "ab"]);
+    }
+
     #[test]
     fn roles_are_never_cut() {
         assert_eq!(super::short_roles("master,etcd"), "master,etcd");

@@ -594,6 +594,41 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
 }
 
 #[test]
+fn a_long_failure_reason_is_never_cut_on_the_status_line() {
+    let (mut s, _) = installing();
+    let why = "master2: cannot connect (ssh: connect to host 10.0.0.2 port 22: Connection refused); check ansible_host / ansible_port and that sshd runs there";
+    let plan = plan_event(&s);
+    engine(&mut s, [plan]);
+    let summary = Summary {
+        failed: 1,
+        failures: vec![Failure {
+            node: "master2".into(),
+            step: "preflight".into(),
+            reason: why.into(),
+            log_tail: Vec::new(),
+        }],
+        ..Summary::default()
+    };
+    engine(
+        &mut s,
+        [Event::Finished {
+            node: "master2".into(),
+            step: "preflight".into(),
+            status: Status::Failed,
+            elapsed_ms: 0,
+            reason: Some(why.into()),
+        }],
+    );
+    send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "master2 failed at preflight: the reason is in its log. i resumes (or kswizard install --resume)."
+    );
+    let log = &s.install.as_ref().unwrap().nodes[1].log;
+    assert_eq!(log.back().unwrap(), &format!("preflight: ✗ failed: {why}"));
+}
+
+#[test]
 fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
     let (mut s, _) = installing();
     let plan = plan_event(&s);
