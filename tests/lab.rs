@@ -109,6 +109,46 @@ fn lab_nodes_are_separate_hosts() {
     );
     assert!(ping.status.success(), "{}", text(&ping));
 
+    // A node's cable cut and put back: unreachable, then reachable again.
+    lab.nodes[1].link_down().unwrap();
+    let cut = ssh(
+        &lab,
+        "kswlab",
+        &lab.nodes[0].ip,
+        &format!("ping -c1 -W1 {}", lab.nodes[1].ip),
+        b"",
+    );
+    assert!(!cut.status.success(), "{}", text(&cut));
+    lab.nodes[1].link_up().unwrap();
+    lab.nodes[1].wait_ready(Duration::from_secs(10)).unwrap();
+
+    // The subnet is taken now: another lab on it is refused, naming what uses it.
+    let other = tempfile::Builder::new()
+        .prefix("kt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let clash = lab::up(
+        &Spec {
+            dir: other.path().join("lab"),
+            nodes: 1,
+            subnet: Some(lab.subnet.clone()),
+        },
+        true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        clash.contains(&format!(
+            "subnet {}.0/24 is already used on this machine (address {}/24 on {})",
+            lab.subnet, lab.host_address, lab.bridge
+        )),
+        "{clash}"
+    );
+    assert!(
+        !other.path().join("lab").exists(),
+        "a refused lab leaves nothing"
+    );
+
     // What `down` would stop: the nodes' processes and haproxy, never this test's own.
     let procs = lab.processes();
     assert!(

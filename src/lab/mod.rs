@@ -169,7 +169,7 @@ impl Lab {
     /// Every process of the lab: each node's (found by its network namespace and cgroups) and
     /// haproxy (its pid file's process, if it runs this lab's config).
     pub fn processes(&self) -> Vec<u32> {
-        let mut pids: Vec<u32> = self.nodes.iter().flat_map(Node::processes).collect();
+        let mut pids: Vec<u32> = node::processes_of(&self.nodes).into_iter().collect();
         let cfg = self.haproxy_config().display().to_string();
         if let Some(pid) = read_pid(&self.haproxy_pid_file())
             && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
@@ -244,6 +244,7 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
     }
     packages::ensure(yes)?;
     let image = image::ensure(yes)?;
+    raise_inotify_limit(spec.nodes)?;
     if let Ok(old) = Lab::load(&dir) {
         if !old.processes().is_empty() {
             bail!(
@@ -263,15 +264,15 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
     } else if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-    std::fs::write(dir.join(MARKER), "")?;
     let lab = {
         // Two labs picking a subnet at once must not pick the same: the choice holds until the
         // bridge has its address, which is what the next choice sees.
         let _lock = NetLock::take()?;
         let subnet = net::choose(spec.subnet.as_deref())?;
         let lab = plan(spec.nodes, &dir, &subnet, image)?;
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::write(dir.join(MARKER), "")?;
         // Written before anything is created, so that `down` finds whatever a failure leaves.
         lab.save()?;
         net::add_bridge(&lab.bridge, &lab.subnet).inspect_err(|_| {
@@ -284,6 +285,26 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
         let _ = down(&dir);
     })?;
     Ok(lab)
+}
+
+/// Every node's systemd takes a few inotify instances, all counted against root's limit (no user
+/// namespaces), whose default of 128 stops a lab of about 30 nodes: "Failed to allocate manager
+/// object: Too many open files". Raised, never lowered, and said so.
+fn raise_inotify_limit(nodes: usize) -> Result<()> {
+    const LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+    let current: usize = std::fs::read_to_string(LIMIT)
+        .wrap_err(LIMIT)?
+        .trim()
+        .parse()
+        .wrap_err(LIMIT)?;
+    let wanted = 1024 + 8 * nodes;
+    if current < wanted {
+        std::fs::write(LIMIT, wanted.to_string()).wrap_err_with(|| format!("raising {LIMIT}"))?;
+        eprintln!(
+            "lab: raised fs.inotify.max_user_instances from {current} to {wanted} (each node's systemd needs a few)"
+        );
+    }
+    Ok(())
 }
 
 /// Labs coming up at once (parallel tests, each its own process) choose subnets one at a time,
@@ -469,16 +490,17 @@ pub fn down(dir: &Path) -> Result<()> {
     let lab = Lab::load(dir);
     if let Ok(lab) = &lab {
         stop(lab)?;
-        for n in &lab.nodes {
-            if is_mounted(&n.root()) {
-                run(Command::new("umount").arg(n.root()))
-                    .wrap_err_with(|| format!("unmounting node {}'s overlay", n.name))?;
-            }
-            net::remove_node(&n.netns, &n.veth)?;
-            for cg in &n.cgroups {
-                node::remove_cgroup(cg)?;
-            }
-        }
+        // In parallel: deleting a network namespace waits for the kernel (tens of ms each).
+        std::thread::scope(|s| {
+            let removed: Vec<_> = lab
+                .nodes
+                .iter()
+                .map(|n| s.spawn(|| remove_node(n)))
+                .collect();
+            removed
+                .into_iter()
+                .try_for_each(|h| h.join().map_err(|_| eyre!("a node thread panicked"))?)
+        })?;
         net::remove_link(&lab.bridge)?;
     }
     if dir.exists() {
@@ -495,6 +517,16 @@ pub fn down(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(dir)?;
     }
     Ok(())
+}
+
+/// What of a stopped node is left: its overlay mount, namespace, veth and cgroups.
+fn remove_node(n: &Node) -> Result<()> {
+    if is_mounted(&n.root()) {
+        run(Command::new("umount").arg(n.root()))
+            .wrap_err_with(|| format!("unmounting node {}'s overlay", n.name))?;
+    }
+    net::remove_node(&n.netns, &n.veth)?;
+    n.cgroups.iter().try_for_each(|cg| node::remove_cgroup(cg))
 }
 
 /// Kill every process of the lab. The nodes are throwaway: SIGKILL to a container's init ends its

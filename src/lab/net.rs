@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use color_eyre::eyre::{Result, bail};
+use color_eyre::eyre::{Result, WrapErr, bail};
 use serde::Deserialize;
 
 use super::run;
@@ -190,6 +190,10 @@ pub fn add_bridge(bridge: &str, subnet: &str) -> Result<()> {
         "dev",
         bridge,
     ]))?;
+    // Nothing that arrives from the nodes is routed on, whatever the machine's ip_forward says
+    // (a node's root could add a default route via the bridge).
+    let forwarding = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
+    std::fs::write(&forwarding, "0").wrap_err_with(|| format!("writing {forwarding}"))?;
     run(Command::new("ip").args(["link", "set", bridge, "up"]))
 }
 

@@ -133,10 +133,15 @@ impl Node {
                 "--resolv-conf=off",
                 "--timezone=off",
                 "--link-journal=no",
+                // The namespace is the node's own: it may change its addresses (a keepalived VIP)
+                // and routes, which nspawn allows by itself only with a network it made.
+                "--capability=CAP_NET_ADMIN",
             ])
             .arg(format!("--machine={}", self.name))
             .arg(format!("--network-namespace-path=/run/netns/{}", self.netns))
             .arg(format!("--bind={}", shared.display()))
+            // /proc/sys/net is the node's own too: writable, as on a host (os-prep's ip_forward).
+            .env("SYSTEMD_NSPAWN_API_VFS_WRITABLE", "network")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -179,17 +184,7 @@ impl Node {
     /// Every process of the node: those in its network namespace (the container's, and commands
     /// entered into it) and those in its cgroups (nspawn itself, which stays outside the namespace).
     pub fn processes(&self) -> BTreeSet<u32> {
-        let mut pids = BTreeSet::new();
-        for cg in &self.cgroups {
-            collect_cgroup(cg, &mut pids);
-        }
-        if let Ok(ns) = std::fs::metadata(Path::new("/run/netns").join(&self.netns)) {
-            pids.extend(all_pids().filter(|pid| {
-                std::fs::metadata(format!("/proc/{pid}/ns/net"))
-                    .is_ok_and(|m| m.dev() == ns.dev() && m.ino() == ns.ino())
-            }));
-        }
-        pids
+        processes_of(std::slice::from_ref(self))
     }
 
     /// The container's init (systemd), as the taskbox numbers it.
@@ -286,6 +281,26 @@ impl Node {
                 })
         })
     }
+}
+
+/// The processes of `nodes`, with one pass over /proc for them all.
+pub fn processes_of(nodes: &[Node]) -> BTreeSet<u32> {
+    let mut pids = BTreeSet::new();
+    for cg in nodes.iter().flat_map(|n| &n.cgroups) {
+        collect_cgroup(cg, &mut pids);
+    }
+    let namespaces: BTreeSet<(u64, u64)> = nodes
+        .iter()
+        .filter_map(|n| std::fs::metadata(Path::new("/run/netns").join(&n.netns)).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
+    if !namespaces.is_empty() {
+        pids.extend(all_pids().filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net"))
+                .is_ok_and(|m| namespaces.contains(&(m.dev(), m.ino())))
+        }));
+    }
+    pids
 }
 
 fn all_pids() -> impl Iterator<Item = u32> {
