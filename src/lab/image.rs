@@ -38,8 +38,9 @@ pub fn path() -> Result<PathBuf> {
 /// The image, built first if it is not there yet (asking as `packages::ensure` does: it downloads
 /// about 100 MB from deb.debian.org).
 pub fn ensure(yes: bool) -> Result<PathBuf> {
+    // The tree gets its name only once it is complete (built as `.partial`, then renamed).
     let tree = path()?;
-    if tree.join("usr/lib/systemd/systemd").exists() {
+    if tree.exists() {
         return Ok(tree);
     }
     std::fs::create_dir_all(CACHE)?;

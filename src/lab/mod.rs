@@ -487,6 +487,8 @@ fn write_conf(lab: &Lab) -> Result<()> {
 /// bridge, then the dir. Works from `lab.json` alone, which `up` writes before creating anything.
 pub fn down(dir: &Path) -> Result<()> {
     require_root()?;
+    // Absolute, as the mount points it is compared with are.
+    let dir = &std::path::absolute(dir)?;
     let lab = Lab::load(dir);
     if let Ok(lab) = &lab {
         stop(lab)?;
