@@ -116,7 +116,7 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     .unwrap();
     std::fs::write(
         work.join("ansible.cfg"),
-        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = null\n[ssh_connection]\npipelining = True\n",
+        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = minimal\n[ssh_connection]\npipelining = True\n",
     )
     .unwrap();
     // Cold like the others: no ssh masters left from an earlier run (ControlPersist is 60 s).
@@ -135,8 +135,9 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     let secs = t.elapsed().as_secs_f64();
     assert!(
         out.status.success(),
-        "ansible failed: {}",
-        String::from_utf8_lossy(&out.stdout)
+        "ansible failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
     Some(secs)
 }
@@ -144,6 +145,16 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied()
+}
+
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(&self.0) {
+            eprintln!("lab down {}: {e:#}", self.0.display());
+        }
+    }
 }
 
 fn main() {
@@ -172,6 +183,8 @@ fn main() {
             subnet: None,
         };
         let lab = lab::up(&spec, true).expect("lab up");
+        // Down also when a contestant panics: a lab's containers outlive this process.
+        let _down = Down(lab.dir.clone());
         let work = tmp.path();
         // Warm the page cache and sshd once, so that no contestant pays for the first contact.
         let _ = ssh_loop(&lab, work);
@@ -196,6 +209,5 @@ fn main() {
             ansible.map_or("n/a".into(), |a| format!("{:.1}x", a / ksw)),
             format!("{:.2}x", ksw / ssh)
         );
-        lab::down(&lab.dir).unwrap();
     }
 }
