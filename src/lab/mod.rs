@@ -184,7 +184,7 @@ impl Lab {
     }
 }
 
-pub fn read_pid(path: &Path) -> Option<u32> {
+fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
@@ -410,7 +410,7 @@ fn build(lab: &Lab) -> Result<()> {
             .iter()
             .map(|n| {
                 s.spawn(|| -> Result<()> {
-                    n.prepare(lab, &lab.image, &hash)?;
+                    n.prepare(lab, &hash)?;
                     n.boot(&lab.bridge, &lab.shared)?;
                     n.wait_ready(Duration::from_secs(60))
                 })

@@ -41,17 +41,17 @@ impl Node {
         self.root().join(on_node.trim_start_matches('/'))
     }
 
-    /// Mount the node's overlay (`image` read-only below, the node's own changes above) and write
+    /// Mount the node's overlay (the lab's image read-only below, the node's changes above) and write
     /// what is the node's own: hostname, /etc/hosts, host key, the lab's key and password, the
     /// stand-ins. Written through the overlay, so directories keep the image's owners and modes.
-    pub fn prepare(&self, lab: &Lab, image: &Path, password_hash: &str) -> Result<()> {
+    pub fn prepare(&self, lab: &Lab, password_hash: &str) -> Result<()> {
         for sub in ["upper", "work", "root"] {
             std::fs::create_dir_all(self.dir.join(sub))?;
         }
         std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))?;
         let options = format!(
             "lowerdir={},upperdir={},workdir={}",
-            image.display(),
+            lab.image.display(),
             self.dir.join("upper").display(),
             self.dir.join("work").display()
         );
@@ -264,22 +264,6 @@ impl Node {
 
     pub fn link_up(&self) -> Result<()> {
         run(Command::new("ip").args(["link", "set", &self.veth, "up"]))
-    }
-
-    /// Memory the node's processes use: the node's memory cgroup (RSS, kernel memory and the page
-    /// cache its processes brought in). None where there is no memory cgroup of its own.
-    pub fn memory_bytes(&self) -> Option<u64> {
-        self.cgroups.iter().find_map(|cg| {
-            ["memory.usage_in_bytes", "memory.current"]
-                .iter()
-                .find_map(|f| {
-                    std::fs::read_to_string(cg.join(f))
-                        .ok()?
-                        .trim()
-                        .parse()
-                        .ok()
-                })
-        })
     }
 }
 
