@@ -44,8 +44,8 @@ rm -f "$tree"/etc/ssh/ssh_host_*
 # Installed but not started, as on a host where they are not configured yet: the plan's steps
 # configure and start them (etcd as kswizard-etcd.service). Timers that reach the network, and
 # consoles nobody logs in on, are masked; so is logind (sshd runs without PAM: no sessions to track).
-systemctl --root="$tree" disable etcd.service haproxy.service keepalived.service
-systemctl --root="$tree" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
+systemctl --quiet --root="$tree" disable etcd.service haproxy.service keepalived.service >/dev/null
+systemctl --quiet --root="$tree" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
   e2scrub_all.timer fstrim.timer console-getty.service getty@.service systemd-networkd-wait-online.service \
   systemd-logind.service
 mkdir -p "$tree/etc/systemd/journald.conf.d"

@@ -86,8 +86,9 @@ pub fn ensure(yes: bool) -> Result<PathBuf> {
         .stderr(Stdio::inherit())
         .spawn()
         .wrap_err("running node-image.sh")?;
-    // debootstrap's "I: <phase> ..." lines, shown once per phase; the last lines say what failed.
-    let mut phase = String::new();
+    // debootstrap's "I: <Verb> ..." lines, the first of each verb shown (one per phase, not one
+    // per package); the last lines say what failed.
+    let mut seen = std::collections::HashSet::new();
     let mut tail: Vec<String> = Vec::new();
     for line in BufReader::new(child.stdout.take().ok_or_else(|| eyre!("no stdout"))?).lines() {
         let line = line?;
@@ -96,9 +97,8 @@ pub fn ensure(yes: bool) -> Result<PathBuf> {
             .take(2)
             .collect::<Vec<_>>()
             .join(" ");
-        if verb != phase {
+        if seen.insert(verb) {
             eprintln!("  {line}");
-            phase = verb;
         }
         tail.push(line);
         if tail.len() > 20 {
