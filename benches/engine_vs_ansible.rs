@@ -116,7 +116,7 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     .unwrap();
     std::fs::write(
         work.join("ansible.cfg"),
-        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = ansible.builtin.oneline\n[ssh_connection]\npipelining = True\n",
+        "[defaults]\nforks = 20\nhost_key_checking = False\ninterpreter_python = /usr/bin/python3\nstdout_callback = minimal\n[ssh_connection]\npipelining = True\n",
     )
     .unwrap();
     // Cold like the others: no ssh masters left from an earlier run (ControlPersist is 60 s).
@@ -142,26 +142,19 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     Some(secs)
 }
 
-/// The lab goes down when the benchmark ends, even when it panics (its temp dir goes too, and
-/// with it the only record of the nodes' processes).
-struct Down(lab::Lab);
-
-impl std::ops::Deref for Down {
-    type Target = lab::Lab;
-    fn deref(&self) -> &lab::Lab {
-        &self.0
-    }
-}
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.0.dir);
-    }
-}
-
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied()
+}
+
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        if let Err(e) = lab::down(&self.0) {
+            eprintln!("lab down {}: {e:#}", self.0.display());
+        }
+    }
 }
 
 fn main() {
@@ -179,7 +172,7 @@ fn main() {
         "{:>6} {:>10} {:>10} {:>10} {:>14} {:>14}",
         "nodes", "ansible", "ssh loop", "kswizard", "ansible/ksw", "ksw/ssh loop"
     );
-    for (k, &n) in sizes.iter().enumerate() {
+    for &n in &sizes {
         let tmp = tempfile::Builder::new()
             .prefix("kb")
             .tempdir_in("/tmp")
@@ -187,9 +180,11 @@ fn main() {
         let spec = Spec {
             dir: tmp.path().join("lab"),
             nodes: n,
-            subnet: format!("127.0.{}", 90 + k),
+            subnet: None,
         };
-        let lab = Down(lab::up(&spec, true).expect("lab up"));
+        let lab = lab::up(&spec, true).expect("lab up");
+        // Down also when a contestant panics: a lab's containers outlive this process.
+        let _down = Down(lab.dir.clone());
         let work = tmp.path();
         // Warm the page cache and sshd once, so that no contestant pays for the first contact.
         let _ = ssh_loop(&lab, work);

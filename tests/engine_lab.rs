@@ -1,5 +1,5 @@
-//! The install engine against a real lab: sshd nodes in their own mount namespaces on loopback
-//! addresses. Needs root and the lab's packages: ignored by a plain `cargo nextest run`, run by
+//! The install engine against a real lab: systemd nodes with their own network namespaces on the
+//! lab's bridge. Needs root and the lab's packages: ignored by a plain `cargo nextest run`, run by
 //! `.ci/run` (`--run-ignored all`, as root); each test has a lab of its own on its own subnet.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -26,7 +26,8 @@ impl std::ops::Deref for Traced {
 
 fn traced_lab(subnet: u8, nodes: usize) -> Traced {
     let g = Traced(lab_up(subnet, nodes));
-    // Steps run as root on the nodes; the trace dir is on the shared /tmp.
+    // Steps run as root on the nodes; the trace dir is in the lab's shared dir, at the same path
+    // on every node and here.
     std::fs::create_dir_all(g.trace()).unwrap();
     g
 }
@@ -34,7 +35,7 @@ fn traced_lab(subnet: u8, nodes: usize) -> Traced {
 impl Traced {
     /// A shared (not node-private) directory where test steps leave their traces.
     fn trace(&self) -> PathBuf {
-        self.tmp.path().join("trace")
+        self.lab.shared.join("trace")
     }
 
     /// Write `cluster` as a conf dir of its own, and `plan` next to it.
@@ -196,7 +197,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
         .collect();
     assert!(
         outputs.iter().any(|l| l.starts_with(
-            "roles=master,etcd masters=127.0.71.1,127.0.71.2,127.0.71.3 lb=127.0.71.250:6443"
+            "roles=master,etcd masters=10.231.71.1,10.231.71.2,10.231.71.3 lb=10.231.71.250:6443"
         )),
         "{outputs:?}"
     );
@@ -461,20 +462,6 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
     all_once("after the disk had room again");
 }
 
-/// The sshd processes of one node (its listener and its sessions).
-fn sshd_pids(node_ns: &str) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-                .is_ok_and(|l| l.to_string_lossy() == node_ns)
-                && std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                    .is_ok_and(|c| c.trim() == "sshd")
-        })
-        .collect()
-}
-
 #[test]
 #[ignore = "needs root and the lab"]
 fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
@@ -486,12 +473,10 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
     );
     let (conf, plan) = g.conf_with("d", &g.cluster(), &plan);
     let victim = g.lab.nodes[1].clone();
-    let ns = victim.mnt_ns.clone().expect("node namespace");
+    let node = victim.clone();
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
-        for pid in sshd_pids(&ns) {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
+        node.stop_ssh().unwrap();
     });
     let (code, events) = install(&conf, &plan, &["--reconnect-for", "4"]);
     killer.join().unwrap();
@@ -516,9 +501,7 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
 
     // sshd comes back: a resume finds the step the node went on running, and does not run it
     // a second time.
-    let mut back = victim.clone();
-    back.start().unwrap();
-    back.wait_ready(Duration::from_secs(10)).unwrap();
+    victim.start_ssh().unwrap();
     let (code, events) = install(&conf, &plan, &["--resume"]);
     assert_eq!(code, 0, "{events:#?}");
     assert_eq!(g.count(&victim.name, "long"), 1);
@@ -536,17 +519,12 @@ fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
     );
     let (conf, plan) = g.conf_with("r", &g.cluster(), &plan);
     let victim = g.lab.nodes[1].clone();
-    let ns = victim.mnt_ns.clone().expect("node namespace");
     // sshd dies 1.5 s into the step and is back 2.5 s later (the first reconnects fail).
     let bouncer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(1500));
-        for pid in sshd_pids(&ns) {
-            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
-        }
+        victim.stop_ssh().unwrap();
         std::thread::sleep(Duration::from_millis(2500));
-        let mut back = victim.clone();
-        back.start().unwrap();
-        back.wait_ready(Duration::from_secs(10)).unwrap();
+        victim.start_ssh().unwrap();
     });
     let (code, events) = install(&conf, &plan, &[]);
     bouncer.join().unwrap();

@@ -1,5 +1,5 @@
-//! The lab and the install content, end to end on this machine: real sshd nodes, real etcd, real
-//! haproxy, stand-in Kubernetes binaries. Needs root and the lab's packages: ignored by a plain
+//! The lab and the install content, end to end on this machine: systemd nodes with their own
+//! network, real sshd, etcd and haproxy, stand-in Kubernetes binaries. Needs root and the lab's packages: ignored by a plain
 //! `cargo nextest run`, run by `.ci/run` (`--run-ignored all`), and failing when run without them.
 //!
 //! The plan's steps are run by a small driver here (step by step, in parallel over the nodes a step
@@ -9,43 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use kswizard::lab::{self, Lab, Spec};
 use kswizard::model::Cluster;
 use serde::Deserialize;
 
-/// Labs share the machine's users and sudoers files; bringing two up at once would race on them.
-static UP: Mutex<()> = Mutex::new(());
-
-/// A lab that goes down when the test ends, whether it passed or not.
-struct Up(Lab);
-
-impl Up {
-    /// Run without root or the lab's packages, this fails saying so: a lab test never passes
-    /// without having run.
-    fn new(name: &str, subnet: &str, nodes: usize) -> Up {
-        let dir = PathBuf::from(format!("/tmp/ksw-test-{name}"));
-        let _ = lab::down(&dir);
-        let _guard = UP.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let spec = Spec {
-            dir,
-            nodes,
-            subnet: subnet.into(),
-        };
-        Up(lab::up(&spec, false)
-            .expect("the lab (needs root and its packages; `bash .ci/run` has both)"))
-    }
-}
-
-impl Drop for Up {
-    fn drop(&mut self) {
-        let _ = lab::down(&self.0.dir);
-    }
-}
+mod common;
+use common::lab::{assert_gone, lab_up};
 
 fn ssh(lab: &Lab, user: &str, ip: &str, command: &str, stdin: &[u8]) -> Output {
     let mut child = lab
@@ -69,24 +43,6 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// After `down`: no process of the lab and no listener on its subnet.
-fn assert_gone(lab: &Lab) {
-    assert!(
-        lab.processes().is_empty(),
-        "lab processes left: {:?}",
-        lab.processes()
-    );
-    let ss = Command::new("ss").arg("-Hltn").output().unwrap();
-    let listeners = String::from_utf8_lossy(&ss.stdout);
-    let prefix = format!("{}.", lab.subnet);
-    assert!(
-        !listeners.contains(&prefix),
-        "listeners left on {}: {listeners}",
-        lab.subnet
-    );
-    assert!(!lab.dir.exists());
-}
-
 /// Wait (health checks run every second) until haproxy sees all three masters in `state`.
 fn assert_backends(lab: &Lab, state: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -106,8 +62,15 @@ fn assert_backends(lab: &Lab, state: &str) {
 #[test]
 #[ignore = "needs root and the lab"]
 fn lab_nodes_are_separate_hosts() {
-    let up = Up::new("nodes", "127.0.77", 3);
-    let lab = up.0.clone();
+    let up = lab_up(77, 3);
+    let lab = up.lab.clone();
+    // The lab dir is in a `mktemp -d` directory, which the lab's users cannot traverse: what sshd
+    // reads for them is in each node's own tree, so they log in all the same.
+    let parent = lab.dir.parent().unwrap();
+    assert_eq!(
+        std::fs::metadata(parent).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     for n in &lab.nodes {
         let out = ssh(&lab, "kswlab", &n.ip, "sudo -n true && hostname", b"");
         assert!(out.status.success(), "{}: {}", n.name, text(&out));
@@ -120,6 +83,71 @@ fn lab_nodes_are_separate_hosts() {
             text(&root)
         );
     }
+
+    // Separate hosts on a network of their own: systemd is up, the only links are lo and eth0 (with
+    // the node's address), there is no default route, and the nodes reach each other.
+    for n in &lab.nodes {
+        let state = n.exec("systemctl is-system-running --wait").unwrap();
+        assert_eq!(state.trim(), "running", "{}", n.name);
+        let links = n.exec("ip -o link show").unwrap();
+        let names: Vec<&str> = links
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1)?.split('@').next())
+            .collect();
+        assert_eq!(names, ["lo", "eth0"], "{}: {links}", n.name);
+        let addr = n.exec("ip -o -4 addr show dev eth0").unwrap();
+        assert!(addr.contains(&format!(" {}/24 ", n.ip)), "{addr}");
+        let routes = n.exec("ip route show table all").unwrap();
+        assert!(!routes.contains("default"), "{}: {routes}", n.name);
+    }
+    let ping = ssh(
+        &lab,
+        "kswlab",
+        &lab.nodes[0].ip,
+        &format!("ping -c1 -W2 {}", lab.nodes[1].ip),
+        b"",
+    );
+    assert!(ping.status.success(), "{}", text(&ping));
+
+    // A node's cable cut and put back: unreachable, then reachable again.
+    lab.nodes[1].link_down().unwrap();
+    let cut = ssh(
+        &lab,
+        "kswlab",
+        &lab.nodes[0].ip,
+        &format!("ping -c1 -W1 {}", lab.nodes[1].ip),
+        b"",
+    );
+    assert!(!cut.status.success(), "{}", text(&cut));
+    lab.nodes[1].link_up().unwrap();
+    lab.nodes[1].wait_ready(Duration::from_secs(10)).unwrap();
+
+    // The subnet is taken now: another lab on it is refused, naming what uses it.
+    let other = tempfile::Builder::new()
+        .prefix("kt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let clash = lab::up(
+        &Spec {
+            dir: other.path().join("lab"),
+            nodes: 1,
+            subnet: Some(lab.subnet.clone()),
+        },
+        true,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        clash.contains(&format!(
+            "subnet {}.0/24 is already used on this machine (address {}/24 on {})",
+            lab.subnet, lab.host_address, lab.bridge
+        )),
+        "{clash}"
+    );
+    assert!(
+        !other.path().join("lab").exists(),
+        "a refused lab leaves nothing"
+    );
 
     // What `down` would stop: the nodes' processes and haproxy, never this test's own.
     let procs = lab.processes();
@@ -134,7 +162,7 @@ fn lab_nodes_are_separate_hosts() {
         &lab,
         "kswlab",
         one,
-        "echo node1 | sudo -n tee /var/lib/kswizard/mark",
+        "sudo -n mkdir -p /var/lib/kswizard && echo node1 | sudo -n tee /var/lib/kswizard/mark",
         b"",
     );
     assert!(w.status.success(), "{}", text(&w));
@@ -196,8 +224,28 @@ fn lab_nodes_are_separate_hosts() {
     // No apiserver runs yet, so the LB's health checks take every master out.
     assert_backends(&lab, "DOWN");
 
-    // Preflight catches a port taken on the node's IP (the nodes share this process's network).
-    let taken = std::net::TcpListener::bind((one.as_str(), 6443)).unwrap();
+    // Preflight catches a port taken on the node (bound on all its addresses, as on a real host;
+    // the listener ends with the lab).
+    let node = &lab.nodes[0];
+    node.command("setsid")
+        .unwrap()
+        .args([
+            "-f",
+            "python3",
+            "-c",
+            "import socket,time; s=socket.socket(); s.bind(('0.0.0.0',6443)); s.listen(); time.sleep(600)",
+        ])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !node.exec("ss -Hltn").unwrap().contains("0.0.0.0:6443") {
+        assert!(
+            Instant::now() < deadline,
+            "the listener on {}:6443",
+            node.name
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let preflight = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/steps/preflight.sh"),
     )
@@ -223,16 +271,15 @@ fn lab_nodes_are_separate_hosts() {
         log.contains(&format!("ok    port {one}:2379 free")),
         "{log}"
     );
-    drop(taken);
 
     // A second `up` in the same dir is refused while the lab runs.
     let again = lab::up(
         &Spec {
             dir: lab.dir.clone(),
             nodes: 3,
-            subnet: lab.subnet.clone(),
+            subnet: Some(lab.subnet.clone()),
         },
-        false,
+        true,
     );
     assert!(again.unwrap_err().to_string().contains("already up"));
 
@@ -388,7 +435,7 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
 }
 
 fn curl_readyz_through_lb(lab: &Lab) -> String {
-    let ca = lab.nodes[0].dir.join("etc-kubernetes/pki/ca.crt");
+    let ca = lab.nodes[0].path("/etc/kubernetes/pki/ca.crt");
     let out = Command::new("curl")
         .args(["-sS", "--max-time", "5", "--cacert"])
         .arg(ca)
@@ -406,13 +453,13 @@ fn curl_readyz_through_lb(lab: &Lab) -> String {
 #[test]
 #[ignore = "needs root and the lab"]
 fn plan_installs_ha_cluster_on_lab() {
-    let up = Up::new("plan", "127.0.78", 4);
-    let lab = up.0.clone();
+    let up = lab_up(78, 4);
+    let lab = up.lab.clone();
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plan.yaml");
     run_plan(&lab, &plan);
 
     // The real etcd cluster, seen from the host with the first master's client certificate.
-    let pki = lab.nodes[0].dir.join("etc-etcd/pki");
+    let pki = lab.nodes[0].path("/etc/etcd/pki");
     let endpoints: Vec<String> = lab.nodes[..3]
         .iter()
         .map(|n| format!("https://{}:2379", n.ip))
@@ -467,5 +514,63 @@ fn plan_installs_ha_cluster_on_lab() {
     run_plan(&lab, &plan);
 
     drop(up);
+    assert_gone(&lab);
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn down_after_a_kill_9_of_up_leaves_nothing() {
+    let tmp = tempfile::Builder::new()
+        .prefix("kt")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let dir = tmp.path().join("lab");
+    let kswizard = env!("CARGO_BIN_EXE_kswizard");
+    let mut child = Command::new(kswizard)
+        .args([
+            "lab",
+            "up",
+            "--nodes",
+            "4",
+            "--subnet",
+            "10.231.90",
+            "--yes",
+            "--dir",
+        ])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Mid-way: the first node's namespace made (so containers are booting), not all nodes up.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let first = Path::new("/run/netns/ksw-10.231.90-master1");
+    while !first.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "lab up never made its first namespace"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "lab up ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-9", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    let lab = Lab::load(&dir).expect("lab.json is written before anything is created");
+    assert!(
+        !lab.processes().is_empty(),
+        "killed before any node started: not mid-way"
+    );
+    let down = Command::new(kswizard)
+        .args(["lab", "down", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(down.status.success(), "{}", text(&down));
     assert_gone(&lab);
 }

@@ -1,6 +1,6 @@
 //! The SSH transport against real sshd: cancelled connects, host keys that cannot be pinned, the
 //! remains of killed runs, and `kswizard ssh-copy-id`. Tests marked `#[ignore]` need root and the
-//! lab (`.ci/run` runs them); each has a lab of its own on a subnet from 127.0.200 to 127.0.209.
+//! lab (`.ci/run` runs them); each has a lab of its own on a subnet from 10.231.200 to 10.231.209.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -300,9 +300,10 @@ fn plaintext_password_hosts(conf: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The lab's password user's home, cleared so that the test sees what ssh-copy-id creates.
+/// The lab's password user's home on the first node (as this machine sees it), cleared so that
+/// the test sees what ssh-copy-id creates.
 fn fresh_home(lab: &kswizard::lab::Lab) -> PathBuf {
-    let home = PathBuf::from(format!("/home/{}", lab.password_user));
+    let home = lab.nodes[0].path(&format!("/home/{}", lab.password_user));
     let _ = std::fs::remove_dir_all(home.join(".ssh"));
     home
 }
@@ -411,7 +412,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// Make `node`'s sshd also read the users' own `~/.ssh/authorized_keys` (the lab's reads only the
 /// lab's key file), so that a key ssh-copy-id installs is the one that logs in.
 fn read_home_authorized_keys(node: &kswizard::lab::Node) {
-    let cfg = node.dir.join("sshd_config");
+    let cfg = node.path("/etc/ssh/sshd_config.d/kswizard-lab.conf");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text
         .lines()
@@ -424,24 +425,8 @@ fn read_home_authorized_keys(node: &kswizard::lab::Node) {
         })
         .collect::<String>();
     std::fs::write(&cfg, text).unwrap();
-    let pid = std::fs::read_to_string(node.sshd_pid_file()).unwrap();
-    let pid = pid.trim();
-    let sockets = || -> Vec<std::ffi::OsString> {
-        std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .map(std::path::PathBuf::into_os_string)
-            .filter(|l| l.to_string_lossy().starts_with("socket:"))
-            .collect()
-    };
-    let before = sockets();
-    // SIGHUP: sshd closes its listener, execs itself again, reads its config and listens anew.
-    let hup = Command::new("kill").args(["-HUP", pid]).status().unwrap();
-    assert!(hup.success());
-    eventually("sshd to listen again with its new config", || {
-        let now = sockets();
-        !now.is_empty() && now.iter().all(|s| !before.contains(s))
-    });
+    node.exec("systemctl restart ssh.service").unwrap();
+    node.wait_ready(Duration::from_secs(10)).unwrap();
 }
 
 #[test]

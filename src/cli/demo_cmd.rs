@@ -1,5 +1,5 @@
-//! `kswizard demo`: the seeds' 6-host HA example end to end on a local lab: real sshd nodes,
-//! real etcd, real haproxy (stand-ins only for the Kubernetes binaries).
+//! `kswizard demo`: the seeds' 6-host HA example end to end on a local lab: systemd nodes with
+//! their own network, real sshd, etcd and haproxy (stand-ins only for the Kubernetes binaries).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use crate::lab;
 
 pub fn run(headless: bool, yes: bool) -> Outcome {
     let dir = PathBuf::from(lab::DEFAULT_DIR);
-    println!("== 1/4 lab: 6 hosts on 127.0.100.x, an haproxy load balancer on 127.0.100.250");
+    println!("== 1/4 lab: 6 hosts with their own network on a bridge, an haproxy load balancer");
     if lab::Lab::load(&dir).is_ok()
         && let Err(e) = lab::down(&dir)
     {
@@ -31,6 +31,7 @@ pub fn run(headless: bool, yes: bool) -> Outcome {
     for n in &lab.nodes {
         println!("   {:<9} {}", n.name, n.ip);
     }
+    println!("   LB        {}:{}", lab.lb_address, lab.lb_port);
 
     println!("\n== 2/4 validate {}", lab.conf_dir.display());
     if super::validate_cmd::run(&lab.conf_dir, Format::Text, false) != Outcome::Ok {

@@ -10,7 +10,8 @@ use crate::lab;
 
 #[derive(Subcommand, Debug)]
 pub enum LabAction {
-    /// Start N nodes (sshd in private mount namespaces) and an haproxy LB; write conf/ and lab.json.
+    /// Boot N nodes (systemd containers with their own network on a bridge) and an haproxy LB;
+    /// write conf/ and lab.json.
     Up {
         /// How many nodes: the first three are masters with etcd, the rest workers.
         #[arg(long, default_value_t = 6)]
@@ -18,14 +19,15 @@ pub enum LabAction {
         /// Where the lab lives: its conf/, keys, node directories and lab.json.
         #[arg(long, default_value = lab::DEFAULT_DIR)]
         dir: PathBuf,
-        /// 127.0.X: nodes get .1 to .N, the LB .250.
-        #[arg(long, default_value = lab::DEFAULT_SUBNET)]
-        subnet: String,
-        /// Install missing packages without asking.
+        /// A.B.C of a private /24 nothing on this machine uses (default: the first free 10.231.X):
+        /// nodes get .1 to .N, the LB .250, this machine .254.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Install missing packages and build the node image without asking.
         #[arg(long)]
         yes: bool,
     },
-    /// Stop every process of the lab in DIR and remove DIR.
+    /// Stop the lab in DIR: its containers, namespaces, veths, bridge, mounts; then remove DIR.
     Down {
         /// The lab's directory, as given to `lab up`.
         #[arg(long, default_value = lab::DEFAULT_DIR)]
@@ -44,9 +46,12 @@ pub fn run(action: LabAction) -> Outcome {
             let started = Instant::now();
             lab::up(&lab::Spec { dir, nodes, subnet }, yes).map(|l| {
                 println!(
-                    "lab up: {} nodes in {:.1?}; LB {}:{} (haproxy stats: {})",
+                    "lab up: {} nodes in {:.1?} on {}.0/24 (bridge {}, this machine {}); LB {}:{} (haproxy stats: {})",
                     l.nodes.len(),
                     started.elapsed(),
+                    l.subnet,
+                    l.bridge,
+                    l.host_address,
                     l.lb_address,
                     l.lb_port,
                     l.haproxy_socket.display()
@@ -66,7 +71,14 @@ pub fn run(action: LabAction) -> Outcome {
             })
         }
         LabAction::Down { dir } => {
-            lab::down(&dir).map(|()| println!("lab down: {} removed", dir.display()))
+            let started = Instant::now();
+            lab::down(&dir).map(|()| {
+                println!(
+                    "lab down: {} removed in {:.1?}",
+                    dir.display(),
+                    started.elapsed()
+                );
+            })
         }
     };
     match result {

@@ -1,13 +1,17 @@
 //! The lab (DESIGN §8): N "hosts" on this machine for trying kswizard out and for tests. Each node
-//! is a real sshd on 127.0.X.Y in a private mount namespace; a real haproxy on 127.0.X.250 is the
-//! external LB; the Kubernetes binaries are stand-ins from `assets/lab/stand-ins/`. `up` leaves a
-//! ready `conf/` and a `lab.json` describing everything in the lab dir; `down` removes it all.
+//! is a container booted by systemd-nspawn (real systemd, sshd, etcd, haproxy, keepalived) on an
+//! overlay of one cached Debian image, with a network namespace of its own whose `eth0` is on the
+//! lab's bridge, in a private /24 nothing else on the machine uses. A real haproxy on the taskbox
+//! (`.250` on the bridge) is the external LB; the Kubernetes binaries are stand-ins from
+//! `assets/lab/stand-ins/`. `up` records everything it will create in `lab.json` before creating
+//! it and leaves a ready `conf/`; `down` removes it all, also after a killed `up`.
 
 pub mod haproxy;
+pub mod image;
+pub mod net;
 pub mod node;
 pub mod packages;
 
-use std::collections::HashSet;
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -22,16 +26,14 @@ use crate::model::{Auth, Cluster, DEFAULT_LB_PORT, Host, LbMode};
 pub use node::Node;
 
 pub const DEFAULT_DIR: &str = "/tmp/ksw-lab";
-pub const DEFAULT_SUBNET: &str = "127.0.100";
-/// The user the install uses: key login, passwordless sudo.
+/// The user the install uses: key login, passwordless sudo (made in the node image).
 pub const KEY_USER: &str = "kswlab";
-/// Prefix of the user with a password and a sudo password; the subnet's octet completes it so that
-/// labs on different subnets do not overwrite each other's password.
-pub const PASSWORD_USER_PREFIX: &str = "kswpw";
-const LB_HOST: u8 = 250;
+/// The user with an SSH password and a sudo password (the lab sets a new one per lab).
+pub const PASSWORD_USER: &str = "kswpw";
 const MARKER: &str = ".kswizard-lab";
 
-/// The stand-ins, built into the binary so `lab up` works from anywhere.
+/// The stand-ins, built into the binary so `lab up` works from anywhere; each node has them in
+/// `/usr/local/bin`.
 const STAND_INS: &[(&str, &[u8])] = &[
     (
         "standin.py",
@@ -63,8 +65,9 @@ const STAND_INS: &[(&str, &[u8])] = &[
 pub struct Spec {
     pub dir: PathBuf,
     pub nodes: usize,
-    /// `127.0.X`: nodes are .1 to .N, the LB is .250.
-    pub subnet: String,
+    /// `A.B.C` of a private /24: nodes are .1 to .N, the LB .250, the taskbox .254. None: the first
+    /// free 10.231.X.
+    pub subnet: Option<String>,
 }
 
 impl Default for Spec {
@@ -72,16 +75,25 @@ impl Default for Spec {
         Spec {
             dir: PathBuf::from(DEFAULT_DIR),
             nodes: 6,
-            subnet: DEFAULT_SUBNET.to_string(),
+            subnet: None,
         }
     }
 }
 
-/// What `lab.json` holds: everything tests and the engine need to find in a running lab.
+/// What `lab.json` holds: everything tests and the engine need to find in a running lab, and
+/// everything `down` must remove, written before it is created.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Lab {
     pub dir: PathBuf,
     pub subnet: String,
+    /// The bridge the nodes' veths are on; it holds `host_address` and `lb_address`.
+    pub bridge: String,
+    /// The taskbox's address on the bridge.
+    pub host_address: String,
+    /// The node image below every node's overlay.
+    pub image: PathBuf,
+    /// A directory of the taskbox bound at the same path into every node (read-write).
+    pub shared: PathBuf,
     pub nodes: Vec<Node>,
     pub key_user: String,
     pub password_user: String,
@@ -106,12 +118,25 @@ impl Lab {
 
     fn save(&self) -> Result<()> {
         let path = self.dir.join("lab.json");
-        std::fs::write(&path, serde_json::to_string_pretty(self)? + "\n")?;
+        let tmp = self.dir.join("lab.json.new");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all((serde_json::to_string_pretty(self)? + "\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
         Ok(())
     }
 
     pub fn haproxy_pid_file(&self) -> PathBuf {
         self.dir.join("haproxy.pid")
+    }
+
+    fn haproxy_config(&self) -> PathBuf {
+        self.dir.join("haproxy.cfg")
     }
 
     pub fn password(&self) -> Result<crate::model::Secret> {
@@ -141,54 +166,26 @@ impl Lab {
         haproxy::backend_status(&self.haproxy_socket)
     }
 
-    /// Every process of the lab: all processes in a node's mount namespace (sshd, sessions, etcd,
-    /// stand-in apiservers, ...) and haproxy.
+    /// Every process of the lab: each node's (found by its network namespace and cgroups) and
+    /// haproxy (its pid file's process, if it runs this lab's config).
     pub fn processes(&self) -> Vec<u32> {
-        let mut namespaces: HashSet<String> =
-            self.nodes.iter().filter_map(|n| n.mnt_ns.clone()).collect();
-        namespaces.extend(
-            self.nodes
-                .iter()
-                .filter_map(|n| node::read_pid(&n.sshd_pid_file()))
-                // A pid file outlives its sshd, and the pid may be reused by any process.
-                .filter(|pid| {
-                    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                        .is_ok_and(|c| c.trim() == "sshd")
-                })
-                .filter_map(node::mnt_ns),
-        );
-        // Never the machine's own namespace: that would be every process on it.
-        for own in ["self", "1"] {
-            if let Ok(ns) = std::fs::read_link(format!("/proc/{own}/ns/mnt")) {
-                namespaces.remove(&ns.to_string_lossy().into_owned());
-            }
-        }
-        // A namespace id can be reused once its namespace is gone: one counts only while it still
-        // holds a node's bind mounts. A process may exit while being checked, so only a namespace
-        // found to be a node's is remembered.
-        let mut verified: HashSet<String> = HashSet::new();
-        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| {
-                node::mnt_ns(pid)
-                    .filter(|ns| namespaces.contains(ns))
-                    .is_some_and(|ns| {
-                        verified.contains(&ns)
-                            || (self.nodes.iter().any(|n| n.mounted_in(pid)) && verified.insert(ns))
-                    })
+        let mut pids: Vec<u32> = node::processes_of(&self.nodes).into_iter().collect();
+        let cfg = self.haproxy_config().display().to_string();
+        if let Some(pid) = read_pid(&self.haproxy_pid_file())
+            && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"haproxy"))
+                    && args.contains(&cfg.as_bytes())
             })
-            .collect();
-        if let Some(pid) = node::read_pid(&self.haproxy_pid_file())
-            && std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"haproxy"))
         {
             pids.push(pid);
         }
         pids
     }
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Run a command to completion; its output goes to the error when it fails.
@@ -208,29 +205,13 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The lab needs root (users, mount namespaces, listeners); the engine's own check says.
+/// The lab needs root (namespaces, mounts, cgroups, interfaces); the engine's own check says.
 pub use crate::engine::transport::is_root;
 
 fn require_root() -> Result<()> {
     if !is_root() {
         bail!(
-            "the lab must run as root: it creates users, mount namespaces and listeners (try sudo)"
-        );
-    }
-    Ok(())
-}
-
-fn check_subnet(subnet: &str) -> Result<()> {
-    let octets: Vec<&str> = subnet.split('.').collect();
-    let ok = octets.len() == 3
-        && octets[0] == "127"
-        && octets[1] == "0"
-        && octets[2]
-            .parse::<u8>()
-            .is_ok_and(|x| (1..=254).contains(&x));
-    if !ok {
-        bail!(
-            "--subnet must be 127.0.X with X from 1 to 254 (127.0.0 is the host's own localhost)"
+            "the lab must run as root: it creates network namespaces, mounts and containers (try sudo)"
         );
     }
     Ok(())
@@ -240,12 +221,30 @@ fn check_subnet(subnet: &str) -> Result<()> {
 /// one are cleared first.
 pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
     require_root()?;
-    check_subnet(&spec.subnet)?;
-    if !(1..usize::from(LB_HOST)).contains(&spec.nodes) {
-        bail!("--nodes must be from 1 to {}", LB_HOST - 1);
+    if !(1..usize::from(net::LB_OCTET)).contains(&spec.nodes) {
+        bail!("--nodes must be from 1 to {}", net::LB_OCTET - 1);
+    }
+    if let Some(s) = &spec.subnet {
+        net::parse_subnet(s)?;
+    }
+    let dir = std::path::absolute(&spec.dir)?;
+    // The overlay's mount options are comma- and colon-separated paths.
+    if dir.to_string_lossy().contains([',', ':', ' ', '\t', '\n']) {
+        bail!(
+            "--dir {}: the lab dir may not contain commas, colons or spaces",
+            dir.display()
+        );
+    }
+    // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
+    if dir.join("haproxy.sock").as_os_str().len() > 100 {
+        bail!(
+            "--dir {} is too long for unix socket paths; use a shorter one",
+            dir.display()
+        );
     }
     packages::ensure(yes)?;
-    let dir = std::path::absolute(&spec.dir)?;
+    let image = image::ensure(yes)?;
+    raise_inotify_limit(spec.nodes)?;
     if let Ok(old) = Lab::load(&dir) {
         if !old.processes().is_empty() {
             bail!(
@@ -265,50 +264,73 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
     } else if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
-    let lab = plan(spec, &dir);
-    subnet_free(&lab)?;
-    // Unix sockets (the haproxy stats socket, the engine's ControlMaster sockets) need short paths.
-    if lab.haproxy_socket.as_os_str().len() > 100 {
-        bail!(
-            "--dir {} is too long for unix socket paths; use a shorter one",
-            dir.display()
-        );
-    }
-    match build(lab) {
-        Ok(lab) => Ok(lab),
-        Err(e) => {
-            // Leave nothing half-started behind.
+    let lab = {
+        // Two labs picking a subnet at once must not pick the same: the choice holds until the
+        // bridge has its address, which is what the next choice sees.
+        let _lock = NetLock::take()?;
+        let subnet = net::choose(spec.subnet.as_deref())?;
+        let lab = plan(spec.nodes, &dir, &subnet, image)?;
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        std::fs::write(dir.join(MARKER), "")?;
+        // Written before anything is created, so that `down` finds whatever a failure leaves.
+        lab.save()?;
+        net::add_bridge(&lab.bridge, &lab.subnet).inspect_err(|_| {
             let _ = down(&dir);
-            Err(e)
-        }
-    }
+        })?;
+        lab
+    };
+    build(&lab).inspect_err(|_| {
+        // Leave nothing half-started behind.
+        let _ = down(&dir);
+    })?;
+    Ok(lab)
 }
 
-/// Another lab on the same subnet (from another dir, or another checkout's tests) would make the
-/// nodes' sshd fail to bind, or worse, answer in their place: refuse clearly instead.
-fn subnet_free(lab: &Lab) -> Result<()> {
-    let addrs = lab
-        .nodes
-        .iter()
-        .map(|n| format!("{}:22", n.ip))
-        .chain([format!("{}:{}", lab.lb_address, lab.lb_port)]);
-    for addr in addrs {
-        let sock: std::net::SocketAddr = addr.parse()?;
-        if std::net::TcpStream::connect_timeout(&sock, Duration::from_millis(200)).is_ok() {
-            bail!(
-                "{addr} already answers: another lab or service uses subnet {}; choose another --subnet",
-                lab.subnet
-            );
-        }
+/// Every node's systemd takes a few inotify instances, all counted against root's limit (no user
+/// namespaces), whose default of 128 stops a lab of about 30 nodes: "Failed to allocate manager
+/// object: Too many open files". Raised, never lowered, and said so.
+fn raise_inotify_limit(nodes: usize) -> Result<()> {
+    const LIMIT: &str = "/proc/sys/fs/inotify/max_user_instances";
+    let current: usize = std::fs::read_to_string(LIMIT)
+        .wrap_err(LIMIT)?
+        .trim()
+        .parse()
+        .wrap_err(LIMIT)?;
+    let wanted = 1024 + 8 * nodes;
+    if current < wanted {
+        std::fs::write(LIMIT, wanted.to_string()).wrap_err_with(|| format!("raising {LIMIT}"))?;
+        eprintln!(
+            "lab: raised fs.inotify.max_user_instances from {current} to {wanted} (each node's systemd needs a few)"
+        );
     }
     Ok(())
 }
 
+/// Labs coming up at once (parallel tests, each its own process) choose subnets one at a time,
+/// under flock(2), which the kernel releases when a holder dies.
+struct NetLock {
+    _held: std::fs::File,
+}
+
+impl NetLock {
+    fn take() -> Result<NetLock> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open("/run/kswizard-lab-net.lock")?;
+        file.lock()?;
+        Ok(NetLock { _held: file })
+    }
+}
+
 /// The lab's names, addresses and paths, before anything exists.
-fn plan(spec: &Spec, dir: &Path) -> Lab {
+fn plan(nodes: usize, dir: &Path, subnet: &str, image: PathBuf) -> Result<Lab> {
     let mut cluster = Cluster {
-        hosts: (1..=spec.nodes)
-            .map(|i| Host::new(format!("node{i}"), format!("{}.{i}", spec.subnet)))
+        hosts: (1..=nodes)
+            .map(|i| Host::new(format!("node{i}"), format!("{subnet}.{i}")))
             .collect(),
         ..Cluster::default()
     };
@@ -316,27 +338,37 @@ fn plan(spec: &Spec, dir: &Path) -> Lab {
     let nodes = name_by_role(&cluster)
         .into_iter()
         .zip(&cluster.hosts)
-        .map(|(name, h)| Node {
-            dir: dir.join("n").join(&name),
-            name,
-            ip: h.node_ip().to_string(),
-            mnt_ns: None,
+        .zip(1u8..)
+        .map(|((name, h), octet)| {
+            let netns = net::netns_name(subnet, &name);
+            Ok(Node {
+                dir: dir.join("n").join(&name),
+                ip: h.node_ip().to_string(),
+                veth: net::veth_name(subnet, octet),
+                cgroups: node::cgroup_dirs(&netns)?,
+                netns,
+                name,
+            })
         })
-        .collect();
-    Lab {
+        .collect::<Result<_>>()?;
+    Ok(Lab {
         dir: dir.to_path_buf(),
-        subnet: spec.subnet.clone(),
+        subnet: subnet.to_string(),
+        bridge: net::bridge_name(subnet),
+        host_address: format!("{subnet}.{}", net::HOST_OCTET),
+        image,
+        shared: dir.join("shared"),
         nodes,
         key_user: KEY_USER.to_string(),
-        password_user: format!("{PASSWORD_USER_PREFIX}{}", node::subnet_tag(&spec.subnet)),
+        password_user: PASSWORD_USER.to_string(),
         password_file: dir.join("password"),
         key: dir.join("id_ed25519"),
         conf_dir: dir.join("conf"),
-        lb_address: format!("{}.{LB_HOST}", spec.subnet),
+        lb_address: format!("{subnet}.{}", net::LB_OCTET),
         lb_port: DEFAULT_LB_PORT,
         lb_domain: crate::model::DEFAULT_LB_DOMAIN.to_string(),
         haproxy_socket: dir.join("haproxy.sock"),
-    }
+    })
 }
 
 /// master1.. for control-plane hosts, worker1.. for the rest, as in the seeds' inventories.
@@ -357,35 +389,30 @@ fn name_by_role(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-fn build(mut lab: Lab) -> Result<Lab> {
-    std::fs::create_dir_all(&lab.dir)?;
-    std::fs::set_permissions(&lab.dir, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::write(lab.dir.join(MARKER), "")?;
-    // Written before anything starts, so that `down` finds whatever a failure leaves.
-    lab.save()?;
-    write_stand_ins(&lab.dir.join("bin"))?;
+fn build(lab: &Lab) -> Result<()> {
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "kswizard-lab", "-f"])
         .arg(&lab.key))?;
-    std::fs::copy(
-        lab.key.with_extension("pub"),
-        lab.dir.join("authorized_keys"),
-    )?;
-    create_users(&lab)?;
-    write_conf(&lab)?;
-    std::fs::create_dir_all("/run/sshd")?;
+    let password = random_password()?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&lab.password_file)?;
+    writeln!(file, "{password}")?;
+    let hash = password_hash(&password)?;
+    write_conf(lab)?;
+    std::fs::create_dir_all(&lab.shared)?;
 
-    let subnet = lab.subnet.clone();
-    let lab_dir = lab.dir.clone();
     std::thread::scope(|s| {
         let started: Vec<_> = lab
             .nodes
-            .iter_mut()
+            .iter()
             .map(|n| {
                 s.spawn(|| -> Result<()> {
-                    n.prepare(&lab_dir, &subnet)?;
-                    n.start()?;
-                    n.wait_ready(Duration::from_secs(15))
+                    n.prepare(lab, &hash)?;
+                    n.boot(&lab.bridge, &lab.shared)?;
+                    n.wait_ready(Duration::from_secs(60))
                 })
             })
             .collect();
@@ -393,100 +420,11 @@ fn build(mut lab: Lab) -> Result<Lab> {
             .into_iter()
             .try_for_each(|h| h.join().map_err(|_| eyre!("a node thread panicked"))?)
     })?;
-    lab.save()?;
 
-    let masters: Vec<&str> = {
-        let (cluster, _) = conf::load(&lab.conf_dir)?;
-        let ips: HashSet<String> = cluster.masters().map(|h| h.node_ip().to_string()).collect();
-        lab.nodes
-            .iter()
-            .filter(|n| ips.contains(&n.ip))
-            .map(|n| n.ip.as_str())
-            .collect()
-    };
-    let cfg = lab.dir.join("haproxy.cfg");
-    std::fs::write(&cfg, haproxy::config(&lab, &masters))?;
-    haproxy::start(&cfg)?;
-    Ok(lab)
-}
-
-fn write_stand_ins(bin: &Path) -> Result<()> {
-    std::fs::create_dir_all(bin)?;
-    for (name, body) in STAND_INS {
-        let path = bin.join(name);
-        std::fs::write(&path, body)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    }
-    Ok(())
-}
-
-fn user_exists(user: &str) -> bool {
-    Command::new("id")
-        .arg(user)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// The key user (passwordless sudo) and the password user (password login, sudo asks for it).
-fn create_users(lab: &Lab) -> Result<()> {
-    let _lock = UsersLock::take()?;
-    for user in [&lab.key_user, &lab.password_user] {
-        if !user_exists(user) {
-            run(Command::new("useradd").args(["-m", "-s", "/bin/bash", user]))?;
-        }
-    }
-    // Without PAM, sshd refuses keys for a locked ("!") account; "*" is unlocked but has no password.
-    run(Command::new("usermod").args(["-p", "*", &lab.key_user]))?;
-    let password = random_password()?;
-    let mut chpasswd = Command::new("chpasswd").stdin(Stdio::piped()).spawn()?;
-    chpasswd
-        .stdin
-        .take()
-        .ok_or_else(|| eyre!("chpasswd has no stdin"))?
-        .write_all(format!("{}:{password}\n", lab.password_user).as_bytes())?;
-    if !chpasswd.wait()?.success() {
-        bail!("chpasswd failed for {}", lab.password_user);
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&lab.password_file)?;
-    writeln!(file, "{password}")?;
-    for (user, rule) in [
-        (&lab.key_user, "ALL=(ALL) NOPASSWD: ALL"),
-        (&lab.password_user, "ALL=(ALL) ALL"),
-    ] {
-        // Checked before it is moved in: a broken sudoers file would lock sudo out for everyone.
-        // sudo skips names with a dot, so the temporary file is never read half-written.
-        let path = format!("/etc/sudoers.d/kswizard-lab-{user}");
-        let tmp = format!("{path}.new");
-        std::fs::write(&tmp, format!("{user} {rule}\n"))?;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o440))?;
-        run(Command::new("visudo").args(["-cqf", &tmp]))?;
-        std::fs::rename(&tmp, &path)?;
-    }
-    Ok(())
-}
-
-/// Labs coming up at once (parallel tests, each its own process) share the users and sudoers
-/// files: one at a time, under flock(2), which the kernel releases when a holder dies.
-struct UsersLock {
-    _held: std::fs::File,
-}
-
-impl UsersLock {
-    fn take() -> Result<UsersLock> {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open("/run/kswizard-lab-users.lock")?;
-        file.lock()?;
-        Ok(UsersLock { _held: file })
-    }
+    let (cluster, _) = conf::load(&lab.conf_dir)?;
+    let masters: Vec<&str> = cluster.masters().map(Host::node_ip).collect();
+    std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters))?;
+    haproxy::start(&lab.haproxy_config())
 }
 
 fn random_password() -> Result<String> {
@@ -497,6 +435,26 @@ fn random_password() -> Result<String> {
         .iter()
         .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
         .collect())
+}
+
+/// The password's SHA-512 crypt hash for /etc/shadow (the password goes on stdin, never in argv).
+fn password_hash(password: &str) -> Result<String> {
+    let mut child = Command::new("openssl")
+        .args(["passwd", "-6", "-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| eyre!("openssl has no stdin"))?
+        .write_all(format!("{password}\n").as_bytes())?;
+    let out = child.wait_with_output()?;
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !out.status.success() || !hash.starts_with("$6$") {
+        bail!("openssl passwd -6 failed ({})", out.status);
+    }
+    Ok(hash)
 }
 
 /// conf/ for the lab, written by the product's own writer.
@@ -525,70 +483,113 @@ fn write_conf(lab: &Lab) -> Result<()> {
     Ok(())
 }
 
-/// Stop every process of the lab in `dir` and remove the dir.
+/// Stop every process of the lab in `dir`, remove its mounts, namespaces, veths, cgroups and
+/// bridge, then the dir. Works from `lab.json` alone, which `up` writes before creating anything.
 pub fn down(dir: &Path) -> Result<()> {
     require_root()?;
+    // Absolute, as the mount points it is compared with are.
+    let dir = &std::path::absolute(dir)?;
     let lab = Lab::load(dir);
     if let Ok(lab) = &lab {
         stop(lab)?;
+        // In parallel: deleting a network namespace waits for the kernel (tens of ms each).
+        std::thread::scope(|s| {
+            let removed: Vec<_> = lab
+                .nodes
+                .iter()
+                .map(|n| s.spawn(|| remove_node(n)))
+                .collect();
+            removed
+                .into_iter()
+                .try_for_each(|h| h.join().map_err(|_| eyre!("a node thread panicked"))?)
+        })?;
+        net::remove_link(&lab.bridge)?;
     }
     if dir.exists() {
         if lab.is_err() && !dir.join(MARKER).exists() {
             bail!("{} is not a lab dir", dir.display());
+        }
+        // Never delete through a mount: that would reach into whatever is mounted there.
+        if let Some(m) = mounts().into_iter().find(|m| m.starts_with(dir)) {
+            bail!(
+                "{} is still mounted; unmount it, then run `kswizard lab down` again",
+                m.display()
+            );
         }
         std::fs::remove_dir_all(dir)?;
     }
     Ok(())
 }
 
+/// What of a stopped node is left: its overlay mount, namespace, veth and cgroups.
+fn remove_node(n: &Node) -> Result<()> {
+    if is_mounted(&n.root()) {
+        run(Command::new("umount").arg(n.root()))
+            .wrap_err_with(|| format!("unmounting node {}'s overlay", n.name))?;
+    }
+    net::remove_node(&n.netns, &n.veth)?;
+    n.cgroups.iter().try_for_each(|cg| node::remove_cgroup(cg))
+}
+
+/// Kill every process of the lab. The nodes are throwaway: SIGKILL to a container's init ends its
+/// whole pid namespace at once, with nothing to wait for. Listed again until none is left twice in
+/// a row, so that a container still starting when `up` was killed is caught too.
 fn stop(lab: &Lab) -> Result<()> {
-    // SIGTERM first so sshd and etcd can shut down cleanly, SIGKILL for whatever is still there
-    // (etcd members whose peers are gone take seconds to give up leadership).
-    let mut deadline = Instant::now() + Duration::from_secs(2);
-    let mut signal = "-TERM";
-    loop {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut quiet = 0;
+    while quiet < 2 {
         let pids = lab.processes();
         if pids.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            if signal == "-KILL" {
+            quiet += 1;
+        } else {
+            quiet = 0;
+            if Instant::now() > deadline {
                 bail!("lab processes survived SIGKILL: {pids:?}");
             }
-            signal = "-KILL";
-            deadline = Instant::now() + Duration::from_secs(3);
+            // Processes may exit between listing and signalling; kill's complaint is noise.
+            let _ = Command::new("kill")
+                .arg("-KILL")
+                .args(pids.iter().map(u32::to_string))
+                .stderr(Stdio::null())
+                .status();
         }
-        // Processes may exit between listing and signalling; kill's complaint about those is noise.
-        let _ = Command::new("kill")
-            .arg(signal)
-            .args(pids.iter().map(u32::to_string))
-            .stderr(Stdio::null())
-            .status();
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(50));
     }
+    Ok(())
+}
+
+/// The machine's mount points (this process's view), octal escapes decoded.
+pub fn mounts() -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| {
+            PathBuf::from(
+                p.replace("\\040", " ")
+                    .replace("\\011", "\t")
+                    .replace("\\012", "\n")
+                    .replace("\\134", "\\"),
+            )
+        })
+        .collect()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    mounts().iter().any(|m| m == path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(nodes: usize) -> Spec {
-        Spec {
-            dir: PathBuf::from("/tmp/l"),
-            nodes,
-            subnet: "127.0.9".into(),
-        }
+    fn lab(n: usize) -> Lab {
+        plan(n, Path::new("/tmp/l"), "10.231.9", PathBuf::from("/img")).unwrap()
     }
 
     #[test]
-    fn nodes_are_named_by_the_preset_roles() {
-        let names = |n| -> Vec<String> {
-            plan(&spec(n), Path::new("/tmp/l"))
-                .nodes
-                .into_iter()
-                .map(|n| n.name)
-                .collect()
-        };
+    fn nodes_are_named_by_the_preset_roles_and_addressed_in_the_subnet() {
+        let names = |n| -> Vec<String> { lab(n).nodes.into_iter().map(|n| n.name).collect() };
         assert_eq!(
             names(6),
             [
@@ -596,28 +597,29 @@ mod tests {
             ]
         );
         assert_eq!(names(2), ["master1", "worker1"]);
-        let lab = plan(&spec(4), Path::new("/tmp/l"));
-        assert_eq!(lab.nodes[3].ip, "127.0.9.4");
-        assert_eq!(lab.lb_address, "127.0.9.250");
-        assert_eq!(lab.password_user, "kswpw9");
-    }
-
-    #[test]
-    fn subnets_are_127_0_x_without_localhost() {
-        assert!(check_subnet("127.0.77").is_ok());
-        for bad in ["127.0.0", "127.0.255", "10.0.1", "127.0", "127.0.x"] {
-            assert!(check_subnet(bad).is_err(), "{bad}");
-        }
+        let l = lab(4);
+        assert_eq!(l.nodes[3].ip, "10.231.9.4");
+        assert_eq!(l.nodes[3].netns, "ksw-10.231.9-worker1");
+        assert_eq!(l.nodes[3].veth, "ksw0ae70904");
+        assert_eq!(l.lb_address, "10.231.9.250");
+        assert_eq!(l.host_address, "10.231.9.254");
+        assert_eq!(l.bridge, "kswbr0ae709");
+        assert!(
+            l.nodes[0]
+                .cgroups
+                .iter()
+                .all(|c| c.ends_with("ksw-10.231.9-master1"))
+        );
     }
 
     #[test]
     fn haproxy_balances_over_the_masters_with_readyz_checks() {
-        let lab = plan(&spec(6), Path::new("/tmp/l"));
-        let cfg = haproxy::config(&lab, &["127.0.9.1", "127.0.9.2"]);
-        assert!(cfg.contains("bind 127.0.9.250:6443"));
+        let l = lab(6);
+        let cfg = haproxy::config(&l, &["10.231.9.1", "10.231.9.2"]);
+        assert!(cfg.contains("bind 10.231.9.250:6443"));
         assert!(cfg.contains("balance roundrobin"));
         assert!(cfg.contains("option httpchk GET /readyz"));
-        assert!(cfg.contains("server master2 127.0.9.2:6443"));
+        assert!(cfg.contains("server master2 10.231.9.2:6443"));
         assert!(cfg.contains("stats socket /tmp/l/haproxy.sock"));
     }
 }

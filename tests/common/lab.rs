@@ -1,5 +1,6 @@
 //! Labs for the integration tests: one per test, on a subnet of its own, down when the test ends.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -19,21 +20,71 @@ impl Drop for LabGuard {
     }
 }
 
-/// A lab of `nodes` nodes on 127.0.`subnet`. Run without root or the lab's packages, this fails
-/// saying so: a lab test never passes without having run.
+/// A lab of `nodes` nodes on 10.231.`subnet`.0/24, in a `mktemp -d` directory (mode 0700: the lab
+/// must work where its users cannot look). Run without root or the lab's packages, this fails
+/// saying so: a lab test never passes without having run. The first lab builds the node image
+/// (under a lock: the others wait for it).
 pub fn lab_up(subnet: u8, nodes: usize) -> LabGuard {
     let tmp = tempfile::Builder::new()
         .prefix("kt")
         .tempdir_in("/tmp")
         .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let spec = Spec {
         dir: tmp.path().join("lab"),
         nodes,
-        subnet: format!("127.0.{subnet}"),
+        subnet: Some(format!("10.231.{subnet}")),
     };
     let lab = lab::up(&spec, true)
         .expect("the lab (needs root and its packages; `bash .ci/run` has both)");
     LabGuard { lab, tmp }
+}
+
+/// After `down`: no process, network namespace, veth, bridge, cgroup or mount of the lab, and no
+/// lab dir.
+pub fn assert_gone(lab: &Lab) {
+    assert!(
+        lab.processes().is_empty(),
+        "lab processes left: {:?}",
+        lab.processes()
+    );
+    for n in &lab.nodes {
+        assert!(
+            !Path::new("/run/netns").join(&n.netns).exists(),
+            "namespace {} left",
+            n.netns
+        );
+        for cg in &n.cgroups {
+            assert!(!cg.exists(), "cgroup {} left", cg.display());
+        }
+    }
+    let links: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for n in &lab.nodes {
+        assert!(!links.contains(&n.veth), "veth {} left", n.veth);
+    }
+    assert!(!links.contains(&lab.bridge), "bridge {} left", lab.bridge);
+    let mounts = lab::mounts();
+    assert!(
+        !mounts.iter().any(|m| m.starts_with(&lab.dir)),
+        "mounts left under {}",
+        lab.dir.display()
+    );
+    // Nothing that runs names the lab's dir (nspawn names its node's root).
+    let dir = lab.dir.to_string_lossy().into_owned();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            assert!(
+                !String::from_utf8_lossy(&cmdline).contains(&dir),
+                "process {} names the lab: {}",
+                e.file_name().display(),
+                String::from_utf8_lossy(&cmdline).replace('\0', " ")
+            );
+        }
+    }
+    assert!(!lab.dir.exists());
 }
 
 impl LabGuard {
