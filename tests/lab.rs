@@ -296,34 +296,22 @@ struct Plan {
 struct Step {
     id: String,
     roles: Vec<String>,
+    /// The LB modes the step runs in (every mode when empty).
+    #[serde(default)]
+    lb: Vec<String>,
     script: Option<String>,
     run: Option<String>,
 }
 
-/// Values of KSW_* that are the same on every node.
+/// The product's own `KSW_*` environment (as the first host sees it: the steps override the
+/// per-node values), and where the driver keeps step state.
 fn cluster_env(cluster: &Cluster) -> BTreeMap<String, String> {
-    let ips = |hosts: Vec<&kswizard::model::Host>| {
-        hosts
-            .iter()
-            .map(|h| h.node_ip())
-            .collect::<Vec<_>>()
-            .join(",")
-    };
-    let masters = ips(cluster.masters().collect());
-    let first = masters.split(',').next().unwrap_or_default().to_string();
-    BTreeMap::from([
-        ("KSW_MASTERS".into(), masters),
-        ("KSW_ETCD".into(), ips(cluster.etcd().collect())),
-        ("KSW_WORKERS".into(), ips(cluster.workers().collect())),
-        ("KSW_FIRST_MASTER".into(), first),
-        (
-            "KSW_LB_ADDRESS".into(),
-            cluster.lb.address.clone().unwrap_or_default(),
-        ),
-        ("KSW_LB_PORT".into(), cluster.lb.port.to_string()),
-        ("KSW_LB_DOMAIN".into(), cluster.lb.domain.clone()),
-        ("KSW_STATE".into(), "/var/lib/kswizard/test-install".into()),
-    ])
+    let mut env: BTreeMap<String, String> =
+        kswizard::engine::executor::base_env(cluster, &cluster.hosts[0], "test-install")
+            .into_iter()
+            .collect();
+    env.insert("KSW_STATE".into(), "/var/lib/kswizard/test-install".into());
+    env
 }
 
 fn sh_quote(s: &str) -> String {
@@ -365,7 +353,12 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
     let plan: Plan = serde_yaml::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
     let (cluster, _) = kswizard::conf::load(&lab.conf_dir).unwrap();
     let mut env = cluster_env(&cluster);
-    for step in &plan.steps {
+    let mode = env["KSW_LB_MODE"].clone();
+    for step in plan
+        .steps
+        .iter()
+        .filter(|s| s.lb.is_empty() || s.lb.contains(&mode))
+    {
         let script = match (&step.script, &step.run) {
             (Some(s), _) => std::fs::read_to_string(plan_path.parent().unwrap().join(s)).unwrap(),
             (None, Some(r)) => r.clone(),
