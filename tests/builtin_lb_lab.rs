@@ -162,9 +162,25 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     let mut cut = Vec::new();
     for _ in 0..3 {
         masters[0].link_down().unwrap();
-        let dt = until(Duration::from_secs(20), "readyz through the VIP", || {
-            readyz(&front) == 200
-        });
+        let t = Instant::now();
+        while readyz(&front) != 200 {
+            if t.elapsed() > Duration::from_secs(20) {
+                let neigh = Command::new("ip")
+                    .args(["neigh", "show", &vip])
+                    .output()
+                    .unwrap();
+                panic!(
+                    "readyz through the VIP not within 20 s; holders now {:?}; taskbox neighbour: {}; master2: {}",
+                    holders(&masters[1..], &vip),
+                    String::from_utf8_lossy(&neigh.stdout),
+                    masters[1]
+                        .exec("journalctl -u keepalived --no-pager | tail -5; ip -o addr show eth0")
+                        .unwrap_or_default()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let dt = t.elapsed();
         cut.push(dt);
         masters[0].link_up().unwrap();
         until(
