@@ -111,6 +111,10 @@ pub enum Command {
         /// Do not open the wizard at the end.
         #[arg(long)]
         headless: bool,
+        /// The apiserver LB: external (a haproxy on the taskbox plays the cloud LB, as in the
+        /// KubeSphere guides) or built-in (haproxy + keepalived with a VIP on the masters).
+        #[arg(long, value_enum, default_value_t = DemoLb::External)]
+        lb: DemoLb,
         /// Install missing Debian packages without asking.
         #[arg(long)]
         yes: bool,
@@ -166,6 +170,12 @@ pub enum LbCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DemoLb {
+    External,
+    BuiltIn,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -292,7 +302,9 @@ pub fn main() -> ExitCode {
             hosts: &hosts,
         }),
         Some(Command::Lab { action }) => lab_cmd::run(action),
-        Some(Command::Demo { headless, yes }) => demo_cmd::run(headless, yes),
+        Some(Command::Demo { headless, lb, yes }) => {
+            demo_cmd::run(headless, lb == DemoLb::BuiltIn, yes)
+        }
     };
     outcome.into()
 }
