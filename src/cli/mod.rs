@@ -112,7 +112,7 @@ pub enum Command {
         #[arg(long)]
         headless: bool,
         /// The apiserver LB: external (a haproxy on the taskbox plays the cloud LB, as in the
-        /// KubeSphere guides) or built-in (haproxy + keepalived with a VIP on the masters).
+        /// `KubeSphere` guides) or built-in (haproxy + keepalived with a VIP on the masters).
         #[arg(long, value_enum, default_value_t = DemoLb::External)]
         lb: DemoLb,
         /// Install missing Debian packages without asking.
