@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -265,24 +265,8 @@ fn kill_9_then_resume_runs_every_step_exactly_once() {
         plan.push_str(&traced_step(&format!("s{i}"), "all", after, "sleep 0.3"));
     }
     let (conf, plan) = g.conf_with("c", &g.cluster(), &plan);
-    let mut child = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(&conf)
-        .arg("--plan")
-        .arg(&plan)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Kill it in the middle: after some steps finished, while others run.
-    let mut seen = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if line.unwrap().contains("\"event\":\"finished\"") {
-            seen += 1;
-            if seen == 10 {
-                break;
-            }
-        }
-    }
+    let mut child = common::install_until(&conf, &plan, "finished", 10);
     Command::new("kill")
         .arg("-9")
         .arg(child.id().to_string())

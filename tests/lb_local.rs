@@ -59,6 +59,24 @@ fn tool(name: &str, package: &str) -> PathBuf {
 }
 
 /// The number after `key` on the line that starts with it (after indentation).
+/// A throwaway key and certificate (`key.pem`, `cert.pem` in `d`) for a test "apiserver".
+fn self_signed(d: &Path) {
+    ok(&Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args([
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=apiserver",
+        ])
+        .args(["-days", "1", "-keyout"])
+        .arg(d.join("key.pem"))
+        .arg("-out")
+        .arg(d.join("cert.pem"))
+        .output()
+        .unwrap());
+}
+
 fn value(text: &str, key: &str) -> i64 {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(key))
@@ -373,20 +391,7 @@ fn the_step_runs_twice_without_restarting_and_lb_status_sees_vip_and_haproxy() {
     std::fs::write(conf.join("kswizard.yaml"), "lb_mode: built-in\n").unwrap();
     let (c, _) = kswizard::conf::load(&conf).unwrap();
     assert_eq!(c.lb.mode, LbMode::BuiltIn);
-    ok(&Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args([
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=apiserver",
-        ])
-        .args(["-days", "1", "-keyout"])
-        .arg(d.join("key.pem"))
-        .arg("-out")
-        .arg(d.join("cert.pem"))
-        .output()
-        .unwrap());
+    self_signed(d);
     let step = std::fs::canonicalize(STEP).unwrap();
     let out = Command::new("unshare")
         .args(["--mount", "--net", "--propagation", "private", "bash", "-c"])
@@ -551,20 +556,7 @@ fn three_masters_hand_the_vip_on_when_haproxy_stops_and_take_it_back_once() {
     let d = dir.path();
     std::fs::write(d.join("node.sh"), FAILOVER_NODE).unwrap();
     std::fs::copy(STEP, d.join("step.sh")).unwrap();
-    ok(&Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args([
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-subj",
-            "/CN=apiserver",
-        ])
-        .args(["-days", "1", "-keyout"])
-        .arg(d.join("key.pem"))
-        .arg("-out")
-        .arg(d.join("cert.pem"))
-        .output()
-        .unwrap());
+    self_signed(d);
     // The environment the engine gives master1; each node sets its own name and address.
     let mut c = built_in();
     for (i, h) in c.hosts.iter_mut().take(3).enumerate() {

@@ -4,7 +4,7 @@
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -210,24 +210,8 @@ fn a_killed_runs_masters_and_control_dir_are_cleaned_up_by_the_next_start() {
         "steps:\n- id: wait\n  roles: [all]\n  run: sleep 5\n",
     )
     .unwrap();
-    let mut child = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(&conf)
-        .arg("--plan")
-        .arg(&plan)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Kill it once both nodes run the step, their masters up.
-    let mut started = 0;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        if line.unwrap().contains("\"event\":\"started\"") {
-            started += 1;
-            if started == 2 {
-                break;
-            }
-        }
-    }
+    let mut child = common::install_until(&conf, &plan, "started", 2);
     let pid = child.id();
     // The killed run's control dir: the one whose owner is that process.
     let state = conf.parent().unwrap().join(".kswizard");

@@ -54,3 +54,29 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     v.sort();
     v
 }
+
+/// `kswizard install --yes --output json --conf CONF --plan PLAN` started, returned once it has
+/// printed its `n`-th `event` (e.g. "started", "finished"): a run to kill at a known point.
+pub fn install_until(conf: &Path, plan: &Path, event: &str, n: usize) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .arg("--plan")
+        .arg(plan)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start kswizard install");
+    let marker = format!("\"event\":\"{event}\"");
+    let out = child.stdout.take().expect("piped");
+    let mut seen = 0;
+    for line in std::io::BufReader::new(out).lines() {
+        if line.is_ok_and(|l| l.contains(&marker)) {
+            seen += 1;
+            if seen == n {
+                break;
+            }
+        }
+    }
+    child
+}
