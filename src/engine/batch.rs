@@ -178,7 +178,17 @@ impl Batch {
                         self.end(Ending::NodeSaid(why));
                     }
                 }
-                // Between steps: the runner's own line, or one out of place; no step's.
+                // Before a step begins, the runner may say why it waits (an earlier version of the
+                // step still runs): shown in the log of the step it is about.
+                Line::Log(l) => {
+                    if let Some(e) = self.expected.get(self.next) {
+                        self.out.push_back(Transition::Output {
+                            step: e.step.clone(),
+                            line: l,
+                        });
+                    }
+                }
+                // Anything else out of place between steps is no step's.
                 _ => {}
             }
             return;
@@ -195,13 +205,9 @@ impl Batch {
                     c.outputs.insert(k, v);
                 } else {
                     // Not echoed: a stray line of a secret value must not reach the log.
+                    // The line itself is never echoed: it may be a piece of a secret value.
                     let note = format!(
-                        "kswizard: dropped a line of $KSW_OUTPUT ({}): expected NAME=value with NAME one of this step's outputs ({})",
-                        if super::plan::is_value_name(&k) {
-                            k.as_str()
-                        } else {
-                            "not a NAME"
-                        },
+                        "kswizard: dropped a line of $KSW_OUTPUT: expected NAME=value with NAME one of this step's outputs ({})",
                         declared.join(", ")
                     );
                     push_tail(&mut c.tail, note.clone());

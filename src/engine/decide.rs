@@ -79,6 +79,8 @@ pub struct Schedule {
     pub changed: Vec<(String, String)>,
     /// Steps some node runs only to read its secret outputs back.
     pub recalled: HashSet<String>,
+    /// Steps some node runs (or reads back) in this install: their values are not there yet.
+    pub scheduled: HashSet<String>,
     /// For each step, how many nodes still have to finish it (its barrier opens at 0).
     pub remaining: HashMap<String, usize>,
     /// (node, step) pairs of the journal that the cluster and plan no longer have (a host left
@@ -145,18 +147,20 @@ pub fn schedule(
         .cloned()
         .collect();
     s.left.sort();
+    s.scheduled = s.remaining.keys().cloned().collect();
     s
 }
 
-/// The barriers step `step` waits at: its `after`, and every earlier step whose secret outputs
-/// are being read back and that publishes a value it needs.
-pub fn waits_for(plan: &Plan, step: &Step, recalled: &HashSet<String>) -> Vec<String> {
+/// The barriers step `step` waits at: its `after`, and every earlier step that this install runs
+/// (or reads secrets back from: `scheduled`) and that publishes a value it needs — whatever the
+/// plan's `after` says, a value is never read before the step that makes it has ended.
+pub fn waits_for(plan: &Plan, step: &Step, scheduled: &HashSet<String>) -> Vec<String> {
     let mut w = step.after.clone();
     for s in &plan.steps {
         if s.id == step.id {
             break;
         }
-        if recalled.contains(&s.id)
+        if scheduled.contains(&s.id)
             && !w.contains(&s.id)
             && s.outputs.iter().any(|o| step.needs.contains(o))
         {
@@ -172,10 +176,10 @@ pub fn waits_for(plan: &Plan, step: &Step, recalled: &HashSet<String>) -> Vec<St
 pub fn facts_first(
     plan: &Plan,
     first: Option<&Step>,
-    recalled: &HashSet<String>,
+    scheduled: &HashSet<String>,
     passed: impl Fn(&str) -> bool,
 ) -> bool {
-    first.is_none_or(|s| !s.become_root || !waits_for(plan, s, recalled).iter().all(|a| passed(a)))
+    first.is_none_or(|s| !s.become_root || !waits_for(plan, s, scheduled).iter().all(|a| passed(a)))
 }
 
 /// How many of `todo[from..]` go to the node in one command: the first, then each next one with
@@ -184,7 +188,7 @@ pub fn facts_first(
 pub fn batch_len(
     plan: &Plan,
     todo: &[&Step],
-    recalled: &HashSet<String>,
+    scheduled: &HashSet<String>,
     passed: impl Fn(&str) -> bool,
     known: impl Fn(&str) -> bool,
 ) -> usize {
@@ -194,7 +198,7 @@ pub fn batch_len(
     let mut n = 1;
     for s in &todo[1..] {
         let ready = s.become_root == first.become_root
-            && waits_for(plan, s, recalled).iter().all(|a| passed(a))
+            && waits_for(plan, s, scheduled).iter().all(|a| passed(a))
             && s.needs.iter().all(|k| known(k))
             && !todo[..n]
                 .iter()

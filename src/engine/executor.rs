@@ -408,7 +408,7 @@ pub async fn install(
         events,
         install_id: install_id.clone(),
         state_root: opts.state_root.clone(),
-        recalled: sched.recalled.clone(),
+        scheduled: sched.scheduled.clone(),
         secrets: Secrets::default(),
         failures: Mutex::new(Vec::new()),
         ended: Mutex::new(HashSet::new()),

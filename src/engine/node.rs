@@ -152,7 +152,7 @@ impl NodeRun<'_> {
     }
 
     fn waits_for(&self, step: &Step) -> Vec<String> {
-        decide::waits_for(self.plan, step, &self.shared.recalled)
+        decide::waits_for(self.plan, step, &self.shared.scheduled)
     }
 
     pub(super) async fn run(mut self, todo: Vec<Todo>) {
@@ -171,7 +171,7 @@ impl NodeRun<'_> {
         let first_waits = decide::facts_first(
             self.plan,
             pending.first().and_then(|p| self.step(&p.todo.step)),
-            &self.shared.recalled,
+            &self.shared.scheduled,
             |a| self.shared.passed(a),
         );
         self.facts_pending = !first_waits;
@@ -224,7 +224,7 @@ impl NodeRun<'_> {
                 decide::batch_len(
                     self.plan,
                     &steps,
-                    &self.shared.recalled,
+                    &self.shared.scheduled,
                     |a| board.passed(a),
                     |k| board.outputs.contains_key(k),
                 )
@@ -446,10 +446,7 @@ impl NodeRun<'_> {
                                 &step,
                                 StepEnd {
                                     lost: true,
-                                    ..StepEnd::plain(
-                                        Status::Failed,
-                                        self.shared.secrets.scrub(&reason),
-                                    )
+                                    ..StepEnd::plain(Status::Failed, reason)
                                 },
                             )
                             .await;
@@ -496,7 +493,6 @@ impl NodeRun<'_> {
                 None
             }
             Transition::Output { step, line } => {
-                let line = self.shared.secrets.scrub(&line);
                 self.shared.emit(Event::Output { node, step, line }).await;
                 None
             }
@@ -585,14 +581,13 @@ impl NodeRun<'_> {
 
     async fn finish_failed(&self, step: &str, reason: String, tail: Vec<String>, started: Instant) {
         let node = self.node().to_string();
-        let tail = tail.iter().map(|l| self.shared.secrets.scrub(l)).collect();
         self.shared
             .finish(
                 &node,
                 step,
                 StepEnd {
                     status: Status::Failed,
-                    reason: Some(self.shared.secrets.scrub(&reason)),
+                    reason: Some(reason),
                     elapsed_ms: elapsed_ms(started),
                     tail,
                     lost: false,

@@ -65,6 +65,9 @@ existing() {
   # its record. rc is written in one go once the step is over: with no live process, it is final.
   if [ "$f" = "$2" ] && [ -s rc ]; then begin "$a" done; return 0; fi
   next=$((a + 1))
+  if [ "$f" = "$2" ]; then
+    printf '|kswizard: attempt %s ended without an exit code (the node restarted, or the step was killed); running it again as attempt %s\n' "$a" "$next"
+  fi
   return 1
 }
 # start ATTEMPT TIMEOUT INTERPRETER FP: run the step in a session of its own. timeout puts the
@@ -227,7 +230,11 @@ pub fn parse_line(line: &str) -> Line {
         return Line::Log(line.to_string());
     };
     if let Some(rc) = rest.strip_prefix("KSW-RC ") {
-        return Line::Exit(rc.trim().parse().unwrap_or(-1));
+        // A line torn by a lost connection is no exit code: the reconnect reads the real one.
+        return rc
+            .trim()
+            .parse()
+            .map_or_else(|_| Line::Log(line.to_string()), Line::Exit);
     }
     if let Some(b) = rest.strip_prefix("KSW-BEGIN ") {
         let mut it = b.split(' ');

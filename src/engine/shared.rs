@@ -160,8 +160,8 @@ pub(super) struct Shared {
     pub(super) install_id: String,
     /// Where steps live on the nodes (`runner::STATE_ROOT`, a temp dir in tests).
     pub(super) state_root: String,
-    /// Steps being run again only to read their secret outputs back from a node.
-    pub(super) recalled: std::collections::HashSet<String>,
+    /// Steps this install runs or reads back: a step needing their values waits for them.
+    pub(super) scheduled: std::collections::HashSet<String>,
     /// Text never shown: every host's passwords and the secret values steps published.
     pub(super) secrets: Secrets,
     pub(super) failures: Mutex<Vec<Failure>>,
@@ -171,7 +171,17 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// Send an event. Every text in it that a step or ssh wrote goes through `secrets` here, the
+    /// one place: no caller has to remember.
     pub(super) async fn emit(&self, e: Event) {
+        let e = match e {
+            Event::Output { node, step, line } => Event::Output {
+                node,
+                step,
+                line: self.secrets.scrub(&line),
+            },
+            other => other,
+        };
         let _ = self.events.send(e).await;
     }
 
@@ -241,6 +251,10 @@ impl Shared {
             lost,
             how,
         } = end;
+        // Reasons carry ssh's and sudo's words, tails a step's lines: neither reaches the journal,
+        // an event or the summary with a secret in it.
+        let reason = reason.map(|r| self.secrets.scrub(&r));
+        let tail: Vec<String> = tail.iter().map(|l| self.secrets.scrub(l)).collect();
         self.journal
             .log(end_record(node, step, status, reason.clone(), lost));
         self.ended

@@ -171,9 +171,29 @@ fn secret_outputs_are_recalled_as_the_same_attempt() {
     // A step that needs the recalled value waits for it, though it is not in its `after`.
     let p = plan();
     let mut check = p.step("check").unwrap().clone();
-    assert_eq!(waits_for(&p, &check, &s.recalled), Vec::<String>::new());
+    assert_eq!(waits_for(&p, &check, &s.scheduled), Vec::<String>::new());
     check.needs = vec!["TOKEN".into()];
-    assert_eq!(waits_for(&p, &check, &s.recalled), ["init"]);
+    assert_eq!(waits_for(&p, &check, &s.scheduled), ["init"]);
+}
+
+#[test]
+fn a_step_waits_for_any_producer_this_install_runs_again() {
+    // init is unfinished (it runs again); join is done on m1 but runs on w1: it needs init's
+    // values, so it waits for init even though its `after` would let it start.
+    let r = replay(&[
+        ("m1", "prep", state("prep", 1, Some(Status::Ok))),
+        ("w1", "prep", state("prep", 1, Some(Status::Ok))),
+        ("m1", "init", state("init", 1, None)),
+    ]);
+    let s = schedule(&node_plans(), &fps(&[]), &r);
+    assert!(s.scheduled.contains("init"));
+    let p = plan();
+    let mut join = p.step("join").unwrap().clone();
+    join.after.clear();
+    assert_eq!(waits_for(&p, &join, &s.scheduled), ["init"]);
+    // A producer not run in this install: its values are in the journal already.
+    let none = HashSet::new();
+    assert!(waits_for(&p, &join, &none).is_empty());
 }
 
 #[test]

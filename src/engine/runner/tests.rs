@@ -110,6 +110,20 @@ fn an_edited_step_runs_as_a_new_attempt_even_when_asked_for_the_old_one() {
 }
 
 #[test]
+fn an_attempt_that_vanished_is_run_again_and_says_so() {
+    let root = tempfile::tempdir().unwrap();
+    run_local(root.path(), &[step("s", 1, "echo once", &[])]);
+    // The node restarted mid-step: no live process, and no exit code.
+    std::fs::remove_file(root.path().join("i1/s/rc")).unwrap();
+    let lines = run_local(root.path(), &[step("s", 1, "echo once", &[])]);
+    assert!(
+        matches!(&lines[0], Line::Log(l) if l.contains("attempt 1 ended without an exit code")),
+        "{lines:?}"
+    );
+    assert_eq!(lines[1], begin("s", 2, How::Start));
+}
+
+#[test]
 fn an_edited_step_waits_for_its_running_earlier_version_then_runs() {
     let root = tempfile::tempdir().unwrap();
     let marker = root.path().join("old-ended");
@@ -266,6 +280,11 @@ fn lines_parse() {
     );
     assert_eq!(parse_line("sed: oops"), Line::Log("sed: oops".into()));
     assert_eq!(parse_line(""), Line::Blank);
+    // A torn exit-code line is no exit code.
+    assert_eq!(
+        parse_line("\u{1e}KSW-RC "),
+        Line::Log("\u{1e}KSW-RC ".into())
+    );
     // A begin line that is not whole is not a begin.
     assert_eq!(
         parse_line("\u{1e}KSW-BEGIN s x start"),
