@@ -204,12 +204,13 @@ replace() {
     rm -f "$new"
     return 1
   fi
+  # Called as `replace ... && changed=1`, where set -e does not act: every failure is said here.
   if [ -e "$dest" ] && [ ! -e "$dest.kswizard-orig" ] && ! grep -qxF "$marker" "$dest"; then
-    cp -p "$dest" "$dest.kswizard-orig"
+    cp -p "$dest" "$dest.kswizard-orig" || fail "cannot keep the earlier $dest as $dest.kswizard-orig"
     echo "kept the earlier $dest as $dest.kswizard-orig"
   fi
-  chmod "$3" "$new"
-  mv -f "$new" "$dest"
+  chmod "$3" "$new" || fail "cannot set the mode of the new $dest"
+  mv -f "$new" "$dest" || fail "cannot put the new $dest in place"
 }
 
 # Run the service $1 with its config changed ($2 = 1) or not: enabled and started where systemd

@@ -13,19 +13,25 @@ if ! [[ $KSW_LB_DOMAIN =~ $name ]]; then
   echo "refusing to write /etc/hosts: the LB domain '$KSW_LB_DOMAIN' is not a DNS name (check apiserver_loadbalancer_domain_name in common.yaml)"
   exit 2
 fi
-line="$KSW_LB_ADDRESS $KSW_LB_DOMAIN"
+# Only the line kswizard wrote (tagged) is ever replaced or removed: the operator's own lines stay.
+tag='# kswizard: apiserver load balancer'
+line="$KSW_LB_ADDRESS $KSW_LB_DOMAIN $tag"
+# Rewritten in place, not renamed: /etc/hosts may be a bind mount (containers, the lab).
+untagged=$(grep -vF "$tag" /etc/hosts || true)
 # A dotted string of digits is a mistyped IPv4 address, never a name.
 if [[ $KSW_LB_ADDRESS =~ $name && ! $KSW_LB_ADDRESS =~ ^[0-9.]+$ ]]; then
   echo "the LB address $KSW_LB_ADDRESS is a name: $KSW_LB_DOMAIN must resolve through DNS (no /etc/hosts line)"
+  if grep -qF "$tag" /etc/hosts; then
+    printf '%s\n' "$untagged" >/etc/hosts
+    echo "/etc/hosts: removed kswizard's earlier line for $KSW_LB_DOMAIN"
+  fi
 elif ! [[ $KSW_LB_ADDRESS =~ $ipv4 || $KSW_LB_ADDRESS =~ $ipv6 ]]; then
   echo "refusing to write /etc/hosts: the LB address '$KSW_LB_ADDRESS' is neither an IP address nor a DNS name"
   exit 2
-elif grep -qE "^[[:space:]]*${KSW_LB_ADDRESS//./\\.}[[:space:]]+${KSW_LB_DOMAIN//./\\.}([[:space:]]|$)" /etc/hosts; then
+elif grep -qxF "$line" /etc/hosts; then
   echo "/etc/hosts already maps $KSW_LB_DOMAIN to $KSW_LB_ADDRESS"
 else
-  # Rewritten in place, not renamed: /etc/hosts may be a bind mount (containers, the lab).
-  kept=$(grep -vE "[[:space:]]${KSW_LB_DOMAIN//./\\.}([[:space:]]|$)" /etc/hosts || true)
-  printf '%s\n%s # kswizard: apiserver load balancer\n' "$kept" "$line" >/etc/hosts
+  printf '%s\n%s\n' "$untagged" "$line" >/etc/hosts
   echo "/etc/hosts: $KSW_LB_DOMAIN -> $KSW_LB_ADDRESS"
 fi
 
