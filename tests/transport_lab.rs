@@ -69,6 +69,25 @@ fn masters_in(dir: &Path) -> Vec<u32> {
 }
 
 /// A 16 KiB tmpfs filled up, with an empty `known_hosts` in it; unmounted on drop.
+/// Who `host` logs in as, connecting as the engine does (host keys in the conf's state dir).
+fn login_user(conf: &Path, host: &Host) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let state = conf.parent().unwrap().join(".kswizard");
+    let ctl = transport::control_dir_in(&state).unwrap();
+    let conn = rt
+        .block_on(transport::connect(
+            host,
+            &state.join("known_hosts"),
+            ctl.path(),
+            0,
+        ))
+        .unwrap();
+    let (code, out, _) = rt.block_on(conn.run("id -un\n", false)).unwrap();
+    rt.block_on(conn.close());
+    assert_eq!(code, 0);
+    out.trim().to_string()
+}
+
 /// A tmpfs with a `known_hosts` on it and no room left.
 fn full_tmpfs(dir: &Path) -> Tmpfs {
     let t = Tmpfs::mount(dir, "16k");
@@ -358,20 +377,8 @@ fn ssh_copy_id_switches_password_hosts_to_key_login() {
     assert_eq!(mode(&ak), 0o600);
 
     // Key login works with what hosts.ini now says: an install-like connect as the engine makes it.
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(login_user(&conf, &after.hosts[0]), g.lab.password_user);
     let state = conf.parent().unwrap().join(".kswizard");
-    let ctl = transport::control_dir_in(&state).unwrap();
-    let conn = rt
-        .block_on(transport::connect(
-            &after.hosts[0],
-            &state.join("known_hosts"),
-            ctl.path(),
-            0,
-        ))
-        .unwrap();
-    let (code, out, _) = rt.block_on(conn.run("id -un\n", false)).unwrap();
-    assert_eq!((code, out.trim()), (0, g.lab.password_user.as_str()));
-    rt.block_on(conn.close());
     // Nothing in the state dir holds the password.
     for e in walk(&state) {
         let bytes = std::fs::read(&e).unwrap_or_default();
@@ -457,20 +464,7 @@ fn ssh_copy_id_with_a_new_key_switches_the_hosts_where_key_login_works() {
     assert_eq!(after.hosts[1], cluster.hosts[1]);
     assert_eq!(plaintext_password_hosts(&conf), ["worker1"]);
     // The new key logs in to master1, as the engine connects.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let state = conf.parent().unwrap().join(".kswizard");
-    let ctl = transport::control_dir_in(&state).unwrap();
-    let conn = rt
-        .block_on(transport::connect(
-            &after.hosts[0],
-            &state.join("known_hosts"),
-            ctl.path(),
-            0,
-        ))
-        .unwrap();
-    let (code, out, _) = rt.block_on(conn.run("id -un\n", false)).unwrap();
-    assert_eq!((code, out.trim()), (0, g.lab.password_user.as_str()));
-    rt.block_on(conn.close());
+    assert_eq!(login_user(&conf, &after.hosts[0]), g.lab.password_user);
 
     // Unknown hosts and a missing key without --yes are bad input.
     let out = copy_id(&conf, &["nosuchhost"]);
