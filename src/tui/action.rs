@@ -48,6 +48,8 @@ pub enum Action {
     Answer(bool),
     /// `f` on Install: the log pane full width (the LB panel hidden), or back.
     WideLog,
+    /// `n` on Install: select the next failed node (after the selected one, wrapping around).
+    NextFailed,
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).

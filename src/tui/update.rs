@@ -763,6 +763,16 @@ fn install_action(state: &mut State, action: Action) {
         }
         Action::PageDown => install.log_scroll = install.log_scroll.saturating_sub(PAGE),
         Action::WideLog => install.wide_log = !install.wide_log,
+        Action::NextFailed => {
+            let n = install.nodes.len();
+            if let Some(i) = (1..=n)
+                .map(|k| (install.selected + k) % n)
+                .find(|&i| install.nodes[i].state() == crate::tui::install::NodeState::Failed)
+            {
+                install.selected = i;
+                install.log_scroll = 0;
+            }
+        }
         _ => {}
     }
 }

@@ -28,6 +28,13 @@ pub fn hints(state: &State) -> Vec<Hint> {
         ("PgUp/PgDn", "log"),
         ("f", if wide { "log and LB" } else { "full-width log" }),
     ];
+    if state
+        .install
+        .as_ref()
+        .is_some_and(|i| i.nodes.iter().any(|n| n.state() == NodeState::Failed))
+    {
+        hints.push(("n", "next failed"));
+    }
     if !state.installing() {
         hints.extend([("i", "resume"), ("Esc", "Review")]);
     }

@@ -629,6 +629,27 @@ fn a_long_failure_reason_is_never_cut_on_the_status_line() {
 }
 
 #[test]
+fn n_jumps_to_the_next_failed_node() {
+    let (mut s, _) = installing();
+    let plan = plan_event(&s);
+    engine(
+        &mut s,
+        [
+            plan,
+            finished("master2", "preflight", Status::Failed, 10),
+            finished("node3", "preflight", Status::Failed, 10),
+        ],
+    );
+    send(&mut s, [Action::NextFailed]);
+    assert_eq!(s.install.as_ref().unwrap().selected, 1);
+    send(&mut s, [Action::NextFailed]);
+    assert_eq!(s.install.as_ref().unwrap().selected, 5);
+    // Around again.
+    send(&mut s, [Action::NextFailed]);
+    assert_eq!(s.install.as_ref().unwrap().selected, 1);
+}
+
+#[test]
 fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
     let (mut s, _) = installing();
     let plan = plan_event(&s);
