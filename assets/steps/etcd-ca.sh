@@ -7,8 +7,7 @@ mkdir -p "$pki"
 if [ -s "$pki/ca.crt" ] && [ -s "$pki/ca.key" ]; then
   echo "etcd CA exists, kept"
 else
-  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/ca.key"
-  chmod 600 "$pki/ca.key"
+  (umask 077; openssl ecparam -name prime256v1 -genkey -noout -out "$pki/ca.key")
   openssl req -x509 -new -key "$pki/ca.key" -days 3650 -subj "/CN=kswizard-etcd-ca" -out "$pki/ca.crt"
   echo "etcd CA created"
 fi

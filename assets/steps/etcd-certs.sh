@@ -24,8 +24,7 @@ issue() {
     echo "$name certificate valid, kept"
     return
   fi
-  openssl ecparam -name prime256v1 -genkey -noout -out "$pki/$name.key"
-  chmod 600 "$pki/$name.key"
+  (umask 077; openssl ecparam -name prime256v1 -genkey -noout -out "$pki/$name.key")
   {
     echo "basicConstraints=CA:FALSE"
     echo "keyUsage=digitalSignature,keyEncipherment"

@@ -2,7 +2,11 @@
 # Wait until this host's etcd member is healthy, which needs a quorum of the cluster.
 set -euo pipefail
 pki=/etc/etcd/pki
-for i in $(seq 1 90); do
+# Gives up after 100 s, inside the plan's 120 s timeout, so its own diagnosis below is printed.
+deadline=$((SECONDS + 100))
+i=0
+while [ "$SECONDS" -lt "$deadline" ]; do
+  i=$((i + 1))
   if out=$(ETCDCTL_API=3 etcdctl --endpoints "https://$KSW_IP:2379" --cacert "$pki/ca.crt" \
       --cert "$pki/member.crt" --key "$pki/member.key" --dial-timeout 2s endpoint health 2>&1); then
     echo "$out"

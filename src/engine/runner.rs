@@ -80,10 +80,12 @@ start() {
   if [ -f log ]; then mv log log.prev; fi
   : > log; : > out
   # The env file (it may hold secrets) is emptied once the step read it.
+  # The runner's own files are private (umask 077: env and out may hold secrets); the step runs
+  # with the usual 022 and writes its key files 0600 itself.
   # wrap ignores TERM (and so do tee and sed), the step does not: at the deadline the step's
   # processes get TERM; any that ignore it keep the output open, so wrap lives on until timeout's
   # KILL for the whole group 10 s later. The step is over only when all of it is.
-  printf 'exec 2>/dev/null; trap "" TERM\n{ trap - TERM; . ./env; : > env; %s < /dev/null 2>&1; echo $? > code; } 2>&1 | tee -p -a log | sed -u "s/^/|/"\n' "$3" > wrap
+  printf 'exec 2>/dev/null; trap "" TERM\n{ trap - TERM; umask 022; . ./env; : > env; %s < /dev/null 2>&1; echo $? > code; } 2>&1 | tee -p -a log | sed -u "s/^/|/"\n' "$3" > wrap
   echo "$1" > attempt
   echo "$4" > fp
   begin "$1" start

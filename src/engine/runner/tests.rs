@@ -184,6 +184,21 @@ fn a_steps_output_cannot_speak_for_the_runner() {
 }
 
 #[test]
+fn a_step_runs_with_the_usual_umask_and_the_runners_files_stay_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let made = root.path().join("made");
+    let body = format!("touch {}", made.display());
+    let lines = run_local(root.path(), &[step("s", 1, &body, &[])]);
+    assert_eq!(lines.last(), Some(&Line::Exit(0)));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&made), 0o644);
+    for f in ["env", "out", "log"] {
+        assert_eq!(mode(&root.path().join("i1/s").join(f)), 0o600, "{f}");
+    }
+}
+
+#[test]
 fn a_last_line_without_newline_does_not_swallow_the_exit_code() {
     let root = tempfile::tempdir().unwrap();
     let lines = run_local(root.path(), &[step("s", 1, "printf partial", &[])]);
