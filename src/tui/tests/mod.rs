@@ -80,6 +80,14 @@ pub fn installing() -> (State, Vec<Effect>) {
     (s, effects)
 }
 
+/// `installing()`, with the engine's plan event taken in: every node knows its steps.
+pub fn planned() -> State {
+    let (mut s, _) = installing();
+    let plan = plan_event(&s);
+    engine(&mut s, [plan]);
+    s
+}
+
 pub fn engine(s: &mut State, events: impl IntoIterator<Item = Event>) {
     send(s, events.into_iter().map(|e| Action::Engine(Box::new(e))));
 }

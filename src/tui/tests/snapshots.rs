@@ -5,8 +5,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 use super::{
-    edit_lb_field, engine, finished, installing, lb, lb_built_in, loaded, opened, output,
-    plan_event, send, started, type_text,
+    edit_lb_field, engine, finished, installing, lb, lb_built_in, loaded, opened, output, planned,
+    send, started, type_text,
 };
 use crate::engine::events::{Event, Status, Summary};
 use crate::tui::action::Action;
@@ -247,9 +247,7 @@ fn monochrome(mut state: State) -> String {
 /// Every node through the first steps of the bundled plan: node2 fails container-runtime,
 /// master1 is installing packages, the others wait for it at the etcd barrier or still run.
 fn mid_install() -> State {
-    let (mut s, _) = installing();
-    let plan = plan_event(&s);
-    engine(&mut s, [plan]);
+    let mut s = planned();
     let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
     for (i, node) in nodes.iter().enumerate() {
         let ms = 900 + 100 * i as u64;

@@ -2,7 +2,7 @@
 
 use super::{
     edit_lb_field, engine, finished, install_yes, installing, lb, loaded, opened, output,
-    plan_event, preview, send, started, type_text,
+    plan_event, planned, preview, send, started, type_text,
 };
 use crate::engine::decide::Mode;
 use crate::engine::events::{Event, Failure, Status, Summary};
@@ -595,10 +595,8 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
 
 #[test]
 fn a_long_failure_reason_is_never_cut_on_the_status_line() {
-    let (mut s, _) = installing();
+    let mut s = planned();
     let why = "master2: cannot connect (ssh: connect to host 10.0.0.2 port 22: Connection refused); check ansible_host / ansible_port and that sshd runs there";
-    let plan = plan_event(&s);
-    engine(&mut s, [plan]);
     let summary = Summary {
         failed: 1,
         failures: vec![Failure {
@@ -630,12 +628,10 @@ fn a_long_failure_reason_is_never_cut_on_the_status_line() {
 
 #[test]
 fn n_jumps_to_the_next_failed_node() {
-    let (mut s, _) = installing();
-    let plan = plan_event(&s);
+    let mut s = planned();
     engine(
         &mut s,
         [
-            plan,
             finished("master2", "preflight", Status::Failed, 10),
             finished("node3", "preflight", Status::Failed, 10),
         ],
@@ -651,12 +647,10 @@ fn n_jumps_to_the_next_failed_node() {
 
 #[test]
 fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
-    let (mut s, _) = installing();
-    let plan = plan_event(&s);
+    let mut s = planned();
     engine(
         &mut s,
         [
-            plan,
             started("node2", "preflight"),
             output("node2", "preflight", "checking swap"),
             finished("node2", "preflight", Status::Ok, 1500),
@@ -791,9 +785,8 @@ fn an_unfinished_install_on_disk_is_resumed() {
 
 #[test]
 fn engine_events_drive_each_nodes_progress() {
-    let (mut s, _) = installing();
-    let plan = plan_event(&s);
-    engine(&mut s, [plan, started("master1", "preflight")]);
+    let mut s = planned();
+    engine(&mut s, [started("master1", "preflight")]);
     let node = |s: &State, i: usize| s.install.as_ref().unwrap().nodes[i].clone();
     assert_eq!(node(&s, 0).state(), NodeState::Running);
     assert_eq!(node(&s, 0).running.as_deref(), Some("preflight"));
