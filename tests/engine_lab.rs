@@ -111,12 +111,6 @@ fn traced_step(id: &str, roles: &str, after: &str, extra: &str) -> String {
     )
 }
 
-/// `step` (a plan step's YAML) with more keys: `outputs: [..]`, `needs: [..]`, ...
-fn keyed(step: String, keys: &[&str]) -> String {
-    let extra: String = keys.iter().map(|k| format!("  {k}\n")).collect();
-    step.replacen("  roles:", &format!("{extra}  roles:"), 1)
-}
-
 fn spans(g: &Traced, node: &str, step: &str) -> Vec<(u128, u128)> {
     std::fs::read_to_string(g.trace().join(format!("{node}-{step}")))
         .unwrap_or_default()
@@ -135,7 +129,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
     let plan = format!(
         "steps:\n{}{}{}{}",
         traced_step("prep", "all", "", ""),
-        keyed(
+        common::keyed(
             traced_step(
                 "init",
                 "first-master",
@@ -144,7 +138,7 @@ fn plan_runs_everywhere_in_order_with_barriers_and_outputs() {
             ),
             &["outputs: [JOIN]"]
         ),
-        keyed(
+        common::keyed(
             traced_step(
                 "join",
                 "worker",
@@ -674,7 +668,7 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
     let g = traced_lab(80, 2);
     let plan_text = format!(
         "steps:\n{}{}{}",
-        keyed(
+        common::keyed(
             traced_step(
                 "gen",
                 "first-master",
@@ -683,7 +677,7 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
             ),
             &["outputs: [CA_KEY, CA_CRT]"]
         ),
-        keyed(
+        common::keyed(
             traced_step(
                 "use",
                 "all",
@@ -693,7 +687,7 @@ fn secret_outputs_stay_off_the_journal_and_are_recalled_from_the_node_on_resume(
             &["needs: [CA_KEY, CA_CRT]"]
         ),
         // Needs the secret too, but waits only for `use`, not for `gen` itself.
-        keyed(
+        common::keyed(
             traced_step(
                 "late",
                 "all",

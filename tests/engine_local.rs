@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use kswizard::engine::events::{Event, Status, Summary};
 use kswizard::engine::executor::{self, EngineError, Options};
 use kswizard::engine::journal;
@@ -130,17 +132,12 @@ fn a_workers_join_step_sees_only_the_values_it_declared() {
     let b = Bench::new(2);
     let plan = b.plan(&format!(
         "steps:\n{}{}",
-        counted(
+        common::keyed(counted(
             "init",
             "first-master",
             "printf 'JOIN_TOKEN=t0ken-1234\\nJOIN_CERT_KEY=cert-key-5678\\nETCD_CA_KEY=ca-key-9012\\n' >> \"$KSW_OUTPUT\""
-        )
-        .replace(
-            "  roles:",
-            "  outputs: [JOIN_TOKEN, JOIN_CERT_KEY, ETCD_CA_KEY]\n  roles:"
-        ),
-        counted("join", "worker", "env | sort > TRACE/$KSW_NODE-env")
-            .replace("  roles:", "  needs: [JOIN_TOKEN]\n  after: [init]\n  roles:"),
+        ), &["outputs: [JOIN_TOKEN, JOIN_CERT_KEY, ETCD_CA_KEY]"]),
+        common::keyed(counted("join", "worker", "env | sort > TRACE/$KSW_NODE-env"), &["needs: [JOIN_TOKEN]", "after: [init]"]),
     ));
     let (summary, _) = b.run(&plan, &b.opts()).unwrap();
     assert_eq!((summary.ok, summary.failed), (2, 0), "{summary:?}");
@@ -180,24 +177,16 @@ fn secret_outputs_are_never_shown_nor_journaled() {
     let b = Bench::new(1);
     let plan = b.plan(&format!(
         "steps:\n{}{}",
-        counted(
+        common::keyed(counted(
             "gen",
             "all",
             "printf 'APP_CREDENTIALS=app-cred-4321\\nSSH_PRIVATE_KEY_B64=key-b64-8765\\nPUBLIC=plain-value\\n' >> \"$KSW_OUTPUT\""
-        )
-        .replace(
-            "  roles:",
-            "  outputs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]\n  secrets: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64]\n  roles:"
-        ),
-        counted(
+        ), &["outputs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]", "secrets: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64]"]),
+        common::keyed(counted(
             "leak",
             "all",
             "echo \"creds $APP_CREDENTIALS key $SSH_PRIVATE_KEY_B64 public $PUBLIC\"; exit 4"
-        )
-        .replace(
-            "  roles:",
-            "  needs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]\n  roles:"
-        ),
+        ), &["needs: [APP_CREDENTIALS, SSH_PRIVATE_KEY_B64, PUBLIC]"]),
     ));
     let (summary, events) = b.run(&plan, &b.opts()).unwrap();
     assert_eq!(summary.failed, 1);
@@ -248,7 +237,7 @@ fn a_journal_truncated_anywhere_resumes_exactly_once() {
         .collect();
     let plan = b.plan(&format!(
         "steps:\n{steps}{}",
-        counted("last", "all", "").replace("  roles:", "  after: [s4]\n  roles:")
+        common::keyed(counted("last", "all", ""), &["after: [s4]"])
     ));
     let (first, _) = b.run(&plan, &b.opts()).unwrap();
     assert_eq!(first.ok, 15);

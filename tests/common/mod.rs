@@ -80,3 +80,9 @@ pub fn install_until(conf: &Path, plan: &Path, event: &str, n: usize) -> std::pr
     }
     child
 }
+
+/// `step` (a plan step's YAML, with a `  roles:` line) with more keys: `outputs: [..]`, ...
+pub fn keyed(step: String, keys: &[&str]) -> String {
+    let extra: String = keys.iter().map(|k| format!("  {k}\n")).collect();
+    step.replacen("  roles:", &format!("{extra}  roles:"), 1)
+}
