@@ -6,16 +6,16 @@
 // A benchmark fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
 use kswizard::engine::events::{Event, Status};
 use kswizard::engine::plan::NodePlan;
-use kswizard::model::Host;
 use kswizard::tui::action::Action;
 use kswizard::tui::install::Install;
-use kswizard::tui::state::{Screen, State};
-use kswizard::tui::theme::Theme;
+use kswizard::tui::state::Screen;
 use kswizard::tui::{update, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -38,17 +38,7 @@ fn peak_mib() -> f64 {
 }
 
 fn main() {
-    let mut state = State::new("conf".into(), Theme::color());
-    state.cluster.hosts = (0..NODES)
-        .map(|i| {
-            Host::new(
-                format!("node{}", i + 1),
-                format!("10.0.{}.{}", i / 250, i % 250 + 1),
-            )
-        })
-        .collect();
-    state.cluster.apply_preset();
-    state.opened = true;
+    let mut state = common::opened_with_hosts(NODES);
     state.install = Some(Install::new(state.cluster.clone()));
     state.screen = Screen::Install;
     let steps: Vec<String> = (0..STEPS).map(|s| format!("step-{s}")).collect();

@@ -3,12 +3,12 @@
 // A benchmark fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Instant;
 
-use kswizard::model::Host;
-use kswizard::tui::state::{Screen, State};
-use kswizard::tui::theme::Theme;
+use kswizard::tui::state::Screen;
 use kswizard::tui::view;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -17,19 +17,9 @@ const HOSTS: usize = 500;
 const FRAMES: u32 = 2000;
 
 fn main() {
-    let mut state = State::new("conf".into(), Theme::color());
-    state.cluster.hosts = (0..HOSTS)
-        .map(|i| {
-            Host::new(
-                format!("node{}", i + 1),
-                format!("10.0.{}.{}", i / 250, i % 250 + 1),
-            )
-        })
-        .collect();
-    state.cluster.apply_preset();
+    let mut state = common::opened_with_hosts(HOSTS);
     // A fourth etcd host: findings that name hosts, and the quorum line in its error form.
     state.cluster.hosts[HOSTS / 2].roles.etcd = true;
-    state.opened = true;
     state.screen = Screen::Roles;
     state.refresh();
 

@@ -58,7 +58,6 @@ fn tool(name: &str, package: &str) -> PathBuf {
     panic!("{name} is missing: apt-get install {package}");
 }
 
-/// The number after `key` on the line that starts with it (after indentation).
 /// A throwaway key and certificate (`key.pem`, `cert.pem` in `d`) for a test "apiserver".
 fn self_signed(d: &Path) {
     ok(&Command::new("openssl")
@@ -77,6 +76,7 @@ fn self_signed(d: &Path) {
         .unwrap());
 }
 
+/// The number after `key` on the line that starts with it (after indentation).
 fn value(text: &str, key: &str) -> i64 {
     text.lines()
         .find_map(|l| l.trim().strip_prefix(key))
