@@ -1,6 +1,7 @@
 //! kswizard: a terminal wizard that installs a highly available Kubernetes / `KubeSphere` cluster.
 //! See ARCHITECTURE.md for the map.
 
+pub mod bundle;
 pub mod cli;
 pub mod conf;
 pub mod engine;
