@@ -175,6 +175,9 @@ impl LoadBalancer {
     }
 }
 
+/// The Kubernetes release kswizard's plan installs (and the lab's stand-ins keep the contract of).
+pub const KUBERNETES_VERSION: &str = "v1.28.2";
+
 /// kswizard's own settings, which the installer's files have no place for (`conf/kswizard.yaml`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -193,6 +196,10 @@ pub struct Settings {
     /// A plan file other than the bundled one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The artifact bundle (`kswizard bundle fetch`) the plan delivers to the nodes, relative to
+    /// the conf directory; without one, the steps install from the package repositories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// Validation codes the operator accepted explicitly (only `etcd-on-worker` can be).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accept: Vec<String>,

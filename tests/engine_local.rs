@@ -408,19 +408,19 @@ fn the_preview_says_what_an_install_would_run() {
     );
     let plan = b.plan(&text);
     let replay = || journal::replay(&b.journal()).unwrap();
-    let p = executor::preview(&b.cluster, &plan, &replay());
+    let p = executor::preview(&b.cluster, &plan, &replay(), None);
     assert_eq!(
         (p.mode, p.complete, p.steps, p.nodes, p.done),
         (Mode::Fresh, false, 4, 2, 0)
     );
     b.run(&plan, &b.opts()).unwrap();
     // Complete, nothing changed: a plain install would run everything again.
-    let p = executor::preview(&b.cluster, &plan, &replay());
+    let p = executor::preview(&b.cluster, &plan, &replay(), None);
     assert_eq!((p.mode, p.complete, p.steps), (Mode::Fresh, true, 4));
     assert!(p.changed.is_empty());
     // One step edited: named as changed, which a resume would run.
     let edited = b.plan(&text.replacen("KSW_STEP=b", "KSW_STEP=b; true", 1));
-    let p = executor::preview(&b.cluster, &edited, &replay());
+    let p = executor::preview(&b.cluster, &edited, &replay(), None);
     assert_eq!(
         p.changed,
         [
@@ -431,9 +431,120 @@ fn the_preview_says_what_an_install_would_run() {
     // An unfinished install goes on with what is left.
     let failing = b.plan(&text.replacen("KSW_STEP=b", "exit 1", 1));
     b.run(&failing, &b.opts()).unwrap();
-    let p = executor::preview(&b.cluster, &failing, &replay());
+    let p = executor::preview(&b.cluster, &failing, &replay(), None);
     assert_eq!(
         (p.mode, p.complete, p.steps, p.done),
         (Mode::Resume, false, 2, 2)
     );
+}
+
+/// A bundle in the bench's dir whose files (name, content, mode) go under `<dir>/node-root/`.
+fn bundle(b: &Bench, files: &[(&str, &[u8], &str)]) -> PathBuf {
+    use kswizard::bundle::{Entry, Manifest};
+    let dir = b.dir.path().join("bundle");
+    std::fs::create_dir_all(dir.join("files")).unwrap();
+    let mut m = Manifest {
+        kubernetes: kswizard::model::KUBERNETES_VERSION.into(),
+        arch: "amd64".into(),
+        files: Vec::new(),
+    };
+    for (name, content, mode) in files {
+        let file = format!("files/{name}");
+        std::fs::write(dir.join(&file), content).unwrap();
+        let (sha256, size) = kswizard::bundle::manifest::sha256_file(&dir.join(&file)).unwrap();
+        m.files.push(Entry {
+            name: (*name).into(),
+            version: "v1".into(),
+            file,
+            target: format!("{}/node-root/bin/{name}", b.dir.path().display()),
+            mode: (*mode).into(),
+            sha256,
+            size,
+            roles: vec![plan::Role::All],
+            source: None,
+            standin: false,
+        });
+    }
+    std::fs::write(dir.join(kswizard::bundle::MANIFEST), m.render()).unwrap();
+    dir
+}
+
+fn delivered(events: &[Event]) -> (usize, u64, usize) {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Delivered {
+                files,
+                bytes,
+                unchanged,
+                ..
+            } => Some((*files, *bytes, *unchanged)),
+            _ => None,
+        })
+        .unwrap()
+}
+
+#[test]
+fn a_bundle_is_delivered_once_and_a_damaged_one_is_refused_before_anything_is_copied() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut b = Bench::new(1);
+    // Larger than a pipe buffer, so the transfer streams.
+    let big: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    let dir = bundle(
+        &b,
+        &[
+            ("tool", b"#!/bin/sh\necho delivered tool ran\n", "0755"),
+            ("data", &big, "0640"),
+        ],
+    );
+    b.cluster.settings.bundle = Some(dir.display().to_string());
+    let root = b.dir.path().join("node-root/bin");
+    let plan = b.plan(&format!(
+        "steps:\n- {{id: deliver, roles: [all], deliver: bundle, become: false}}\n{}",
+        counted("use", "all", &format!("{}/tool", root.display()))
+    ));
+    let opts = Options {
+        bundle: Some(dir.clone()),
+        ..b.opts()
+    };
+    let (s, events) = b.run(&plan, &opts).unwrap();
+    assert_eq!((s.ok, s.failed), (2, 0), "{events:?}");
+    assert_eq!(delivered(&events), (2, big.len() as u64 + 34, 0));
+    assert_eq!(std::fs::read(root.join("data")).unwrap(), big);
+    let mode = |f: &str| {
+        std::fs::metadata(root.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777
+    };
+    assert_eq!((mode("tool"), mode("data")), (0o755, 0o640));
+    assert!(
+        outputs(&events)
+            .iter()
+            .any(|l| l.contains("delivered tool ran"))
+    );
+
+    // Again: nothing is sent. A file changed on the node is sent again, and only it.
+    let again = Options {
+        restart: true,
+        ..opts.clone()
+    };
+    let (_, events) = b.run(&plan, &again).unwrap();
+    assert_eq!(delivered(&events), (0, 0, 2));
+    std::fs::write(root.join("data"), b"drifted").unwrap();
+    let (_, events) = b.run(&plan, &again).unwrap();
+    assert_eq!(delivered(&events), (1, big.len() as u64, 1));
+    assert_eq!(std::fs::read(root.join("data")).unwrap(), big);
+
+    // A damaged bundle file: refused with its name, before the journal or the node hear of it.
+    std::fs::remove_file(root.join("tool")).unwrap();
+    let mut damaged = big.clone();
+    damaged[1000] ^= 1;
+    std::fs::write(dir.join("files/data"), &damaged).unwrap();
+    let journal = std::fs::read(b.journal()).unwrap();
+    let err = b.run(&plan, &again).unwrap_err().to_string();
+    assert!(err.contains("files/data: sha256"), "{err}");
+    assert!(!root.join("tool").exists());
+    assert_eq!(std::fs::read(b.journal()).unwrap(), journal);
 }

@@ -206,6 +206,7 @@ pub fn install(a: InstallArgs) -> Outcome {
             restart,
             resume,
             reconnect_for,
+            bundle: crate::engine::paths::bundle_dir(a.conf, &cluster),
             ..Options::new(state)
         };
         let install = executor::install(&cluster, &plan, &opts, tx);

@@ -47,6 +47,16 @@ pub enum Event {
         step: String,
         line: String,
     },
+    /// A `deliver` step's transfer to a node: the files and bytes it sent, and the files the node
+    /// already had.
+    Delivered {
+        node: String,
+        step: String,
+        files: usize,
+        bytes: u64,
+        unchanged: usize,
+        elapsed_ms: u64,
+    },
     Finished {
         node: String,
         step: String,
@@ -102,6 +112,7 @@ impl Event {
             Event::Facts { node, .. }
             | Event::Started { node, .. }
             | Event::Output { node, .. }
+            | Event::Delivered { node, .. }
             | Event::Finished { node, .. } => Some(node),
             Event::Plan { .. } | Event::Summary(_) => None,
         }

@@ -11,13 +11,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, mpsc};
 
 use super::decide::{self, Mode};
+use super::deliver::Bundle;
 use super::events::{Event, Summary};
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
-use super::plan::{Plan, fingerprint};
+use super::plan::{NodePlan, Plan, fingerprint};
 use super::runner;
 use super::shared::{Board, JournalWriter, Secrets, Shared, fail_rest};
 use super::transport;
+use crate::bundle::{BundleError, Manifest};
+use crate::conf::ConfError;
 use crate::model::{Cluster, Host, LbMode};
 
 #[derive(Debug, Clone)]
@@ -33,6 +36,10 @@ pub struct Options {
     pub state_root: String,
     /// How long a node kswizard lost contact with is tried again before its step counts as lost.
     pub reconnect_for: Duration,
+    /// The bundle directory the conf names (`paths::bundle_dir`), for the plan's `deliver` steps.
+    pub bundle: Option<PathBuf>,
+    /// Bundle files in flight at once, across all nodes.
+    pub transfers: usize,
 }
 
 impl Options {
@@ -43,6 +50,8 @@ impl Options {
             resume: false,
             state_root: runner::STATE_ROOT.to_string(),
             reconnect_for: Duration::from_secs(120),
+            bundle: None,
+            transfers: 8,
         }
     }
 }
@@ -57,6 +66,8 @@ pub enum EngineError {
     NothingToResume(PathBuf),
     /// The steps ran, but their record could not be written in full.
     JournalWrite(PathBuf, std::io::Error),
+    /// The bundle the plan delivers is missing, damaged or for another version.
+    Bundle(BundleError),
 }
 
 impl std::error::Error for EngineError {
@@ -64,6 +75,7 @@ impl std::error::Error for EngineError {
         match self {
             EngineError::Io(_, e) | EngineError::JournalWrite(_, e) => Some(e),
             EngineError::Journal(e) => Some(e),
+            EngineError::Bundle(e) => Some(e),
             EngineError::Busy(_) | EngineError::NothingToResume(_) => None,
         }
     }
@@ -79,6 +91,7 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             EngineError::Journal(e) => write!(f, "{e}"),
+            EngineError::Bundle(e) => write!(f, "{e}"),
             EngineError::NothingToResume(p) => write!(
                 f,
                 "{}: there is no install to resume (the journal is missing or holds no install); `kswizard install` without --resume starts one (steps already done on the nodes check before they act)",
@@ -174,6 +187,19 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ("KSW_LB_ADDRESS".into(), lb_address),
         ("KSW_LB_PORT".into(), lb_port),
         ("KSW_LB_DOMAIN".into(), lb.domain.clone()),
+        (
+            "KSW_DELIVERY".into(),
+            if cluster.settings.bundle.is_some() {
+                "bundle"
+            } else {
+                "packages"
+            }
+            .into(),
+        ),
+        (
+            "KSW_K8S_VERSION".into(),
+            crate::model::KUBERNETES_VERSION.into(),
+        ),
     ];
     env.push(("KSW_LB_MODE".into(), lb_mode_name(lb.mode).into()));
     if lb.mode == LbMode::BuiltIn {
@@ -241,22 +267,107 @@ pub struct Preview {
     pub changed: Vec<(String, String)>,
 }
 
-/// What an install of `plan` on `cluster` would run, given the journal's `replay`. Pure.
-pub fn preview(cluster: &Cluster, plan: &Plan, replay: &Replay) -> Preview {
-    let node_plans = plan.expand(cluster);
-    let id = replay.install_id.clone().unwrap_or_default();
-    let fps: Vec<HashMap<String, String>> = node_plans
+/// Each node's step fingerprints. A `deliver` step's covers the bundle files the node gets, so
+/// that a changed bundle is delivered again.
+fn fingerprints(
+    cluster: &Cluster,
+    plan: &Plan,
+    node_plans: &[NodePlan],
+    envs: &[Vec<(String, String)>],
+    bundle: Option<&Manifest>,
+) -> Vec<HashMap<String, String>> {
+    node_plans
         .iter()
-        .zip(&cluster.hosts)
-        .map(|(np, h)| {
-            let env = base_env(cluster, h, &id);
+        .zip(envs)
+        .enumerate()
+        .map(|(i, (np, env))| {
             plan.steps
                 .iter()
                 .filter(|s| np.steps.contains(&s.id))
-                .map(|s| (s.id.clone(), s.fingerprint(&env)))
+                .map(|s| {
+                    let fp = s.fingerprint(env);
+                    let fp = match bundle {
+                        Some(m) if s.deliver => {
+                            let files = crate::bundle::deliver::for_host(m, cluster, i);
+                            super::plan::fingerprint(&[
+                                &fp,
+                                &crate::bundle::deliver::digest(&files),
+                            ])
+                        }
+                        _ => fp,
+                    };
+                    (s.id.clone(), fp)
+                })
                 .collect()
         })
+        .collect()
+}
+
+/// The install's bundle, when its plan delivers one: the manifest read and every file checked
+/// against it, before any node is touched.
+async fn checked_bundle(
+    cluster: &Cluster,
+    plan: &Plan,
+    opts: &Options,
+) -> Result<Option<Bundle>, EngineError> {
+    let delivers = (0..cluster.hosts.len()).any(|i| {
+        plan.steps
+            .iter()
+            .any(|s| s.deliver && s.targets(cluster, i))
+    });
+    if !delivers {
+        return Ok(None);
+    }
+    let Some(dir) = opts.bundle.clone() else {
+        return Err(EngineError::Bundle(BundleError::Manifest(ConfError::new(
+            "kswizard.yaml",
+            0,
+            "names a bundle, but none was given to the install",
+        ))));
+    };
+    let manifest = tokio::task::spawn_blocking(move || {
+        let m = Manifest::load(&dir)?;
+        crate::bundle::manifest::verify(&dir, &m)?;
+        Ok::<_, BundleError>((dir, m))
+    })
+    .await
+    .map_err(|e| EngineError::Io(PathBuf::from("bundle"), std::io::Error::other(e)))?
+    .map_err(EngineError::Bundle)?;
+    let (dir, manifest) = manifest;
+    if manifest.kubernetes != crate::model::KUBERNETES_VERSION {
+        return Err(EngineError::Bundle(BundleError::Manifest(ConfError::new(
+            dir.join(crate::bundle::MANIFEST),
+            0,
+            format!(
+                "the bundle is for Kubernetes {}, this kswizard installs {}: `kswizard bundle fetch --version {}`",
+                manifest.kubernetes,
+                crate::model::KUBERNETES_VERSION,
+                crate::model::KUBERNETES_VERSION
+            ),
+        ))));
+    }
+    Ok(Some(Bundle {
+        dir,
+        manifest,
+        transfers: tokio::sync::Semaphore::new(opts.transfers.max(1)),
+    }))
+}
+
+/// What an install of `plan` on `cluster` would run, given the journal's `replay`. Pure.
+pub fn preview(
+    cluster: &Cluster,
+    plan: &Plan,
+    replay: &Replay,
+    bundle: Option<&Manifest>,
+) -> Preview {
+    let node_plans = plan.expand(cluster);
+    let id = replay.install_id.clone().unwrap_or_default();
+    let envs: Vec<_> = cluster
+        .hosts
+        .iter()
+        .map(|h| base_env(cluster, h, &id))
         .collect();
+    let fps = fingerprints(cluster, plan, &node_plans, &envs, bundle);
     let mode = decide::mode(replay, false, false).unwrap_or(Mode::Fresh);
     let on_journal = decide::schedule(&node_plans, &fps, replay);
     let would = match mode {
@@ -305,6 +416,8 @@ pub async fn install(
         Err(std::fs::TryLockError::Error(e)) => return Err(EngineError::Io(lock_path, e)),
     }
 
+    // A bad bundle is refused before the journal or any node hears of this install.
+    let bundle = checked_bundle(cluster, plan, opts).await?;
     let jpath = journal_path(&opts.state_dir);
     let previous = if opts.restart {
         Replay::default()
@@ -367,15 +480,21 @@ pub async fn install(
         .iter()
         .map(|h| base_env(cluster, h, &install_id))
         .collect();
-    let fps: Vec<HashMap<String, String>> = node_plans
-        .iter()
-        .zip(&envs)
-        .map(|(np, env)| {
-            plan.steps
-                .iter()
-                .filter(|s| np.steps.contains(&s.id))
-                .map(|s| (s.id.clone(), s.fingerprint(env)))
-                .collect()
+    let fps = fingerprints(
+        cluster,
+        plan,
+        &node_plans,
+        &envs,
+        bundle.as_ref().map(|b| &b.manifest),
+    );
+    let files: Vec<Vec<crate::bundle::Entry>> = (0..cluster.hosts.len())
+        .map(|i| {
+            bundle.as_ref().map_or_else(Vec::new, |b| {
+                crate::bundle::deliver::for_host(&b.manifest, cluster, i)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            })
         })
         .collect();
     let sched = decide::schedule(&node_plans, &fps, &replay);
@@ -416,6 +535,7 @@ pub async fn install(
             already_done: sched.done.len(),
             ..Summary::default()
         }),
+        bundle,
     });
     shared.secrets.add(passwords);
     shared
@@ -433,7 +553,14 @@ pub async fn install(
     let known_hosts = opts.state_dir.join("known_hosts");
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
-    for (i, ((todo, env), fps)) in sched.nodes.into_iter().zip(envs).zip(fps).enumerate() {
+    for (i, (((todo, env), fps), files)) in sched
+        .nodes
+        .into_iter()
+        .zip(envs)
+        .zip(fps)
+        .zip(files)
+        .enumerate()
+    {
         let host = cluster.hosts[i].clone();
         let plan = plan.clone();
         let shared = shared.clone();
@@ -457,6 +584,7 @@ pub async fn install(
                         facts_pending: false,
                         env,
                         fps,
+                        files,
                     };
                     run.run(todo.steps).await;
                 })

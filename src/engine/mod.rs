@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod copy_id;
 pub mod decide;
+pub mod deliver;
 pub mod events;
 pub mod executor;
 pub mod journal;

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use super::batch::{self, Batch, Closed, Ended, Expected, Transition, Verdict};
 use super::decide::{self, Todo};
+use super::deliver;
 use super::events::{Event, Facts, Status};
 use super::journal::{self, Record};
 use super::plan::{Plan, Step};
 use super::runner::{self, How, Launch};
 use super::shared::{Shared, StepEnd, end_record, fail_rest, skip_rest};
-use super::transport::{self, Conn, ConnectError};
+use super::transport::{self, Conn, ConnectError, Lost};
 use crate::model::Host;
 
 /// Why a node cannot be used.
@@ -117,6 +118,8 @@ pub(super) struct NodeRun<'a> {
     pub(super) env: Vec<(String, String)>,
     /// Each step's fingerprint on this node.
     pub(super) fps: HashMap<String, String>,
+    /// The bundle's files this node gets, when the plan delivers a bundle.
+    pub(super) files: Vec<crate::bundle::Entry>,
 }
 
 /// A step of the node's list, as this run goes.
@@ -214,6 +217,18 @@ impl NodeRun<'_> {
                     return self.close().await;
                 }
             }
+            if step.deliver {
+                match self.deliver(&mut pending[i]).await {
+                    BatchEnd::AllOk => i += 1,
+                    BatchEnd::Retry(_, after) => tokio::time::sleep(after).await,
+                    BatchEnd::Stop(failed) => {
+                        let reason = format!("step '{failed}' failed on this node");
+                        skip_rest(self.shared, &node, &ids[i + 1..], &reason).await;
+                        return self.close().await;
+                    }
+                }
+                continue;
+            }
             let steps: Vec<&Step> = ids[i..].iter().filter_map(|s| self.step(s)).collect();
             let n = {
                 let board = self
@@ -296,6 +311,108 @@ impl NodeRun<'_> {
             host: self.node().to_string(),
             detail: why.to_string(),
         }))
+    }
+
+    /// A `deliver` step: kswizard copies the bundle's files for this node itself. A lost
+    /// connection is reconnected and the delivery done again (what arrived is not sent twice).
+    async fn deliver(&mut self, p: &mut Pending) -> BatchEnd {
+        let sid = p.todo.step.clone();
+        let node = self.node().to_string();
+        let started = Instant::now();
+        self.shared.journal.log(Record::Start {
+            node: node.clone(),
+            step: sid.clone(),
+            attempt: p.todo.attempt,
+            fp: self.fps.get(&sid).cloned().unwrap_or_default(),
+            ts: journal::now(),
+        });
+        self.shared
+            .emit(Event::Started {
+                node: node.clone(),
+                step: sid.clone(),
+                attempt: p.todo.attempt,
+                reattached: false,
+                already_done: false,
+            })
+            .await;
+        let Some(bundle) = self.shared.bundle.as_ref() else {
+            let reason = "the plan delivers a bundle, but the conf names none".to_string();
+            self.finish_failed(&sid, reason, Vec::new(), started).await;
+            return BatchEnd::Stop(sid);
+        };
+        let files = self.files.clone();
+        let entries: Vec<&crate::bundle::Entry> = files.iter().collect();
+        let (root, timeout) = self
+            .step(&sid)
+            .map_or((true, 600), |s| (s.become_root, s.timeout));
+        loop {
+            let result = match self.conn.as_ref() {
+                Some(conn) => tokio::time::timeout(
+                    Duration::from_secs(timeout),
+                    deliver::deliver(conn, bundle, &entries, self.shared, (&node, &sid), root),
+                )
+                .await
+                .unwrap_or_else(|_| {
+                    Err(deliver::Failed::Error(format!(
+                        "timed out after {timeout} s"
+                    )))
+                }),
+                None => Err(deliver::Failed::Lost(Lost("not connected".into()))),
+            };
+            match result {
+                Ok(d) => {
+                    self.say(
+                        &sid,
+                        format!(
+                            "delivered {} files, {}; {} already there",
+                            d.files,
+                            crate::bundle::deliver::rate(d.bytes, d.elapsed_ms as f64 / 1000.0),
+                            d.unchanged
+                        ),
+                    )
+                    .await;
+                    self.shared
+                        .emit(Event::Delivered {
+                            node: node.clone(),
+                            step: sid.clone(),
+                            files: d.files,
+                            bytes: d.bytes,
+                            unchanged: d.unchanged,
+                            elapsed_ms: d.elapsed_ms,
+                        })
+                        .await;
+                    let ended = Ended {
+                        step: sid.clone(),
+                        attempt: p.todo.attempt,
+                        how: How::Start,
+                        ending: batch::Ending::Exit(0),
+                        outputs: BTreeMap::new(),
+                        tail: Vec::new(),
+                    };
+                    if let Some(step) = self.step(&sid) {
+                        self.finish_ok(step, &ended, started).await;
+                    }
+                    return BatchEnd::AllOk;
+                }
+                Err(deliver::Failed::Lost(l)) => {
+                    if let Err(e) = self.reconnect(&sid, &l.0).await {
+                        self.finish_failed(&sid, e.to_string(), Vec::new(), started)
+                            .await;
+                        return BatchEnd::Stop(sid);
+                    }
+                }
+                Err(deliver::Failed::Error(reason)) if p.retries_left > 0 => {
+                    p.retries_left -= 1;
+                    self.say(&sid, format!("kswizard: {reason}; trying again"))
+                        .await;
+                    return BatchEnd::Retry(0, std::time::Duration::from_secs(2));
+                }
+                Err(deliver::Failed::Error(reason)) => {
+                    self.finish_failed(&sid, reason, Vec::new(), started).await;
+                    return BatchEnd::Stop(sid);
+                }
+            }
+        }
     }
 
     /// A line of kswizard's own in a step's log.

@@ -54,6 +54,11 @@ pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf
         .unwrap_or_else(|_| PathBuf::from(BUNDLED))
 }
 
+/// The bundle the conf names (kswizard.yaml's `bundle`, relative to the conf directory).
+pub fn bundle_dir(conf: &Path, cluster: &Cluster) -> Option<PathBuf> {
+    cluster.settings.bundle.as_ref().map(|b| conf.join(b))
+}
+
 /// Load the plan `plan_path` chose.
 pub fn load_plan(path: &Path) -> Result<Plan, ConfError> {
     if path != Path::new(BUNDLED) {

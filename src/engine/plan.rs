@@ -62,6 +62,15 @@ struct RawStep {
     needs: Vec<String>,
     /// The LB modes it runs in (`lb: [built-in]`); absent: every mode.
     lb: Option<Vec<LbMode>>,
+    /// `deliver: bundle`: kswizard itself copies the bundle's files to the node (no script).
+    deliver: Option<Delivery>,
+}
+
+/// What a `deliver` step delivers; only the bundle so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Delivery {
+    Bundle,
 }
 
 fn default_timeout() -> u64 {
@@ -96,6 +105,10 @@ pub struct Step {
     /// mode is not part of the install at all: no node lists it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lb: Vec<LbMode>,
+    /// kswizard copies the bundle's files to the node itself (`deliver: bundle`); no body. It
+    /// runs only when the conf names a bundle.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deliver: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +197,13 @@ pub fn parse(
             return Err(err(&r.id, "timeout must be at least 1 second".into()));
         }
         let (body, source) = match (&r.script, &r.run) {
+            (None, None) if r.deliver.is_some() => (String::new(), "deliver: bundle".to_string()),
+            (Some(_), _) | (_, Some(_)) if r.deliver.is_some() => {
+                return Err(err(
+                    &r.id,
+                    "'deliver' steps are kswizard's own: leave out 'script' and 'run'".into(),
+                ));
+            }
             (Some(s), None) => {
                 let body = read_script(s)
                     .map_err(|e| err(&r.id, format!("script '{s}' cannot be read: {e}")))?;
@@ -236,6 +256,7 @@ pub fn parse(
             secrets: r.secrets,
             needs: r.needs,
             lb: r.lb.unwrap_or_default(),
+            deliver: r.deliver.is_some(),
         });
     }
     if steps.is_empty() {
@@ -372,16 +393,24 @@ impl Step {
         if !self.lb.is_empty() && !self.lb.contains(&cluster.lb.mode) {
             return false;
         }
-        let h = &cluster.hosts[host_index];
-        let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
-        self.roles.iter().any(|r| match r {
-            Role::All => true,
-            Role::Master => h.roles.master,
-            Role::Worker => h.roles.worker,
-            Role::Etcd => h.roles.etcd,
-            Role::FirstMaster => first_master,
-        })
+        if self.deliver && cluster.settings.bundle.is_none() {
+            return false;
+        }
+        holds_any(&self.roles, cluster, host_index)
     }
+}
+
+/// Whether the cluster's host `host_index` has one of `roles`.
+pub fn holds_any(roles: &[Role], cluster: &Cluster, host_index: usize) -> bool {
+    let h = &cluster.hosts[host_index];
+    let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
+    roles.iter().any(|r| match r {
+        Role::All => true,
+        Role::Master => h.roles.master,
+        Role::Worker => h.roles.worker,
+        Role::Etcd => h.roles.etcd,
+        Role::FirstMaster => first_master,
+    })
 }
 
 impl Plan {

@@ -89,6 +89,17 @@ impl TextReport {
             } => Some(format!(
                 "found   {node:<14} {step} (finished by an earlier run: not run again)"
             )),
+            Event::Delivered {
+                node,
+                files,
+                bytes,
+                unchanged,
+                elapsed_ms,
+                ..
+            } => Some(format!(
+                "deliver {node:<14} {files} files, {}; {unchanged} already there",
+                crate::bundle::deliver::rate(*bytes, *elapsed_ms as f64 / 1000.0)
+            )),
             Event::Started { .. } | Event::Output { .. } => None,
             Event::Finished {
                 node,

@@ -168,6 +168,8 @@ pub(super) struct Shared {
     /// (node, step) pairs this run ended, whatever the status.
     pub(super) ended: Mutex<std::collections::HashSet<(String, String)>>,
     pub(super) counts: Mutex<Summary>,
+    /// The bundle the plan's `deliver` steps copy, verified before the install began.
+    pub(super) bundle: Option<super::deliver::Bundle>,
 }
 
 impl Shared {

@@ -588,6 +588,10 @@ impl Running {
     }
 }
 
+async fn write_all(w: &mut Writer, bytes: &[u8]) -> Result<(), Lost> {
+    w.write_all(bytes).await.map_err(|e| Lost(e.to_string()))
+}
+
 impl Conn {
     /// Run `sh -s` on the node, as root when `root` is set, with `script` as its standard input.
     pub async fn exec(&self, script: &str, root: bool) -> Result<Running, Lost> {
@@ -603,11 +607,51 @@ impl Conn {
         };
         let mut input = prefix.unwrap_or_default();
         input.push_str(script);
-        let (mut stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {
+        let (mut stdin, running) = self.spawn(shell).await?;
+        write_all(&mut stdin, input.as_bytes()).await?;
+        stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
+        Ok(running)
+    }
+
+    /// Run `script` on the node (as root when `root` is set) with `data` as its standard input,
+    /// streamed: the script is the command line (`sh -c`), not input, because dash reads its
+    /// input ahead and would swallow the data. The script must hold no secret: it is in argv.
+    pub async fn push(
+        &self,
+        script: &str,
+        root: bool,
+        data: &mut (impl AsyncRead + Unpin),
+    ) -> Result<Running, Lost> {
+        let quoted = format!("'{}'", script.replace('\'', "'\\''"));
+        let (prefix, shell) = match (&self.become_how, root) {
+            (Become::AlreadyRoot, _) | (_, false) => (None, format!("sh -c {quoted}")),
+            (Become::SudoNoPassword, true) => (None, format!("sudo -n sh -c {quoted}")),
+            // As in `exec`; the shell's `read` takes one byte at a time, so the data is left.
+            (Become::SudoPassword(p), true) => (
+                Some(format!("{}\n{SUDO_MARK}\n", p.expose())),
+                format!(
+                    "sudo -S -p '' sh -c 'IFS= read -r l; [ \"$l\" = {SUDO_MARK} ] || IFS= read -r l; exec sh -c \"$0\"' {quoted}"
+                ),
+            ),
+        };
+        let (mut stdin, running) = self.spawn(&shell).await?;
+        if let Some(p) = prefix {
+            write_all(&mut stdin, p.as_bytes()).await?;
+        }
+        tokio::io::copy(data, &mut stdin)
+            .await
+            .map_err(|e| Lost(e.to_string()))?;
+        stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
+        Ok(running)
+    }
+
+    /// Start `command` on the node with piped standard streams.
+    async fn spawn(&self, command: &str) -> Result<(Writer, Running), Lost> {
+        let (stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {
             Kind::Local => {
                 let mut c = tokio::process::Command::new("sh")
                     .arg("-c")
-                    .arg(shell)
+                    .arg(command)
                     .stdin(Stdio::piped())
                     .stdout(Stdio::piped())
                     .stderr(Stdio::piped())
@@ -624,7 +668,7 @@ impl Conn {
             Kind::Ssh { session } => {
                 let mut c = session
                     .clone()
-                    .arc_raw_command(shell)
+                    .arc_raw_command(command)
                     .stdin(openssh::Stdio::piped())
                     .stdout(openssh::Stdio::piped())
                     .stderr(openssh::Stdio::piped())
@@ -639,17 +683,14 @@ impl Conn {
                 )
             }
         };
-        stdin
-            .write_all(input.as_bytes())
-            .await
-            .map_err(|e| Lost(e.to_string()))?;
-        stdin.shutdown().await.map_err(|e| Lost(e.to_string()))?;
-        drop(stdin);
-        Ok(Running {
-            out: BufReader::new(stdout),
-            child,
-            stderr: Some(stderr),
-        })
+        Ok((
+            stdin,
+            Running {
+                out: BufReader::new(stdout),
+                child,
+                stderr: Some(stderr),
+            },
+        ))
     }
 
     /// Run a short command and collect its output.
@@ -818,6 +859,31 @@ mod tests {
                 .contains("hostname contains invalid characters"),
             "{e}"
         );
+    }
+
+    #[tokio::test]
+    async fn push_streams_data_past_the_script_and_keeps_quotes() {
+        let mut h = Host::new("t", "127.0.0.1");
+        h.auth = Auth::Local;
+        let dir = tempfile::tempdir().unwrap();
+        let c = connect(&h, &dir.path().join("kh"), dir.path(), 0)
+            .await
+            .unwrap();
+        let out = dir.path().join("out");
+        // More than a pipe buffer, so a shell that read ahead would lose some of it.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        let script = format!(
+            "head -c {} >'{}' && echo \"it's $(wc -c <'{}')\"",
+            data.len(),
+            out.display(),
+            out.display()
+        );
+        let r = c.push(&script, false, &mut data.as_slice()).await.unwrap();
+        let mut r = r;
+        let line = r.next_line().await.unwrap();
+        assert_eq!(r.finish().await.unwrap().0, 0);
+        assert_eq!(line, "it's 300000");
+        assert_eq!(std::fs::read(&out).unwrap(), data);
     }
 
     #[tokio::test]

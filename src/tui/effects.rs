@@ -14,7 +14,7 @@ use super::state::Disk;
 use crate::conf::{self, Source};
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
-use crate::engine::paths::{load_plan, plan_path, state_dir};
+use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
 use crate::lb_status::Prober;
 use crate::model::Cluster;
 
@@ -95,6 +95,7 @@ async fn install(
         let opts = Options {
             restart,
             resume,
+            bundle: bundle_dir(&dir, &cluster),
             ..Options::new(state_dir(&dir, None))
         };
         executor::install(&cluster, &plan, &opts, events)
@@ -110,7 +111,14 @@ fn preview(cluster: &Cluster, dir: &Path) -> Result<Box<executor::Preview>, Stri
     let plan = load_plan(&plan_path(dir, cluster, None)).map_err(|e| e.to_string())?;
     let replay = crate::engine::journal::replay(&executor::journal_path(&state_dir(dir, None)))
         .map_err(|e| e.to_string())?;
-    Ok(Box::new(executor::preview(cluster, &plan, &replay)))
+    // A bundle that cannot be read changes no preview: the install refuses it, saying why.
+    let bundle = bundle_dir(dir, cluster).and_then(|b| crate::bundle::Manifest::load(&b).ok());
+    Ok(Box::new(executor::preview(
+        cluster,
+        &plan,
+        &replay,
+        bundle.as_ref(),
+    )))
 }
 
 /// The LB prober of the last probe: kept between probes so that the built-in LB's SSH connections

@@ -150,8 +150,9 @@ impl Install {
                 }
             }
             Event::Summary(s) => self.summary = Some(s),
-            // The Hosts screen's SSH test shows facts; here they add nothing to the progress.
-            Event::Facts { .. } => {}
+            // The Hosts screen's SSH test shows facts; here they add nothing to the progress. A
+            // delivery's figures are in the step's log already, a line per file and a total.
+            Event::Facts { .. } | Event::Delivered { .. } => {}
         }
     }
 }
