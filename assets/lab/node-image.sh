@@ -1,12 +1,13 @@
 #!/bin/bash
-# The lab's node image: a minimal Debian with systemd, sshd and the real services the plan runs
-# (etcd, haproxy, keepalived), plus python3 for the Kubernetes stand-ins. Built once per version of
+# The lab's node image: a minimal Debian with systemd, sshd and the real LB services the plan runs
+# (haproxy, keepalived), plus python3 for the Kubernetes stand-ins. etcd and the stand-ins are not
+# in it: the install delivers them from the lab's bundle, as it delivers a bundle to real machines. Built once per version of
 # this script (kswizard keys the cache by its hash) into TREE, which every node then mounts
 # read-only as the lower layer of its own overlay. Run by `kswizard lab up` as root, under a lock.
 # Usage: node-image.sh TREE
 set -euo pipefail
 tree=$1
-packages=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,iputils-ping,ca-certificates,openssl,curl,python3,etcd-server,etcd-client,haproxy,keepalived
+packages=systemd,systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,iputils-ping,ca-certificates,openssl,curl,python3,haproxy,keepalived
 echo "debootstrap bookworm (minbase + $packages)"
 debootstrap --variant=minbase --include="$packages" bookworm "$tree" http://deb.debian.org/debian
 
@@ -42,9 +43,9 @@ EOF
 rm -f "$tree"/etc/ssh/ssh_host_*
 
 # Installed but not started, as on a host where they are not configured yet: the plan's steps
-# configure and start them (etcd as kswizard-etcd.service). Timers that reach the network, and
+# configure and start them. Timers that reach the network, and
 # consoles nobody logs in on, are masked; so is logind (sshd runs without PAM: no sessions to track).
-systemctl --quiet --root="$tree" disable etcd.service haproxy.service keepalived.service >/dev/null
+systemctl --quiet --root="$tree" disable haproxy.service keepalived.service >/dev/null
 systemctl --quiet --root="$tree" mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer \
   e2scrub_all.timer fstrim.timer console-getty.service getty@.service systemd-networkd-wait-online.service \
   systemd-logind.service

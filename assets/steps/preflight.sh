@@ -9,7 +9,8 @@ has_role() { [[ ",$KSW_ROLES," == *",$1,"* ]]; }
 [ "$(id -u)" = 0 ] && ok "root through sudo" || bad "not root: sudo did not give root"
 
 tools="bash openssl curl ss ip timeout setsid base64 sha256sum"
-has_role etcd && tools="$tools etcd etcdctl"
+# With a bundle, etcd arrives with the deliver step, after this check.
+[ "${KSW_DELIVERY:-packages}" != bundle ] && has_role etcd && tools="$tools etcd etcdctl"
 for t in $tools; do
   command -v "$t" >/dev/null && ok "tool $t" || bad "tool $t missing"
 done

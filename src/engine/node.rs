@@ -361,16 +361,12 @@ impl NodeRun<'_> {
             };
             match result {
                 Ok(d) => {
-                    self.say(
-                        &sid,
-                        format!(
-                            "delivered {} files, {}; {} already there",
-                            d.files,
-                            crate::bundle::deliver::rate(d.bytes, d.elapsed_ms as f64 / 1000.0),
-                            d.unchanged
-                        ),
-                    )
-                    .await;
+                    if d.files > 0 {
+                        let rate =
+                            crate::bundle::deliver::rate(d.bytes, d.elapsed_ms as f64 / 1000.0);
+                        self.say(&sid, format!("delivered {} files, {rate}", d.files))
+                            .await;
+                    }
                     self.shared
                         .emit(Event::Delivered {
                             node: node.clone(),

@@ -96,10 +96,14 @@ impl TextReport {
                 unchanged,
                 elapsed_ms,
                 ..
-            } => Some(format!(
-                "deliver {node:<14} {files} files, {}; {unchanged} already there",
-                crate::bundle::deliver::rate(*bytes, *elapsed_ms as f64 / 1000.0)
-            )),
+            } => Some(if *files == 0 {
+                format!("deliver {node:<14} nothing to send: all {unchanged} files already there")
+            } else {
+                format!(
+                    "deliver {node:<14} {files} files, {}; {unchanged} already there",
+                    crate::bundle::deliver::rate(*bytes, *elapsed_ms as f64 / 1000.0)
+                )
+            }),
             Event::Started { .. } | Event::Output { .. } => None,
             Event::Finished {
                 node,

@@ -3,9 +3,11 @@
 //! overlay of one cached Debian image, with a network namespace of its own whose `eth0` is on the
 //! lab's bridge, in a private /24 nothing else on the machine uses. A real haproxy on the taskbox
 //! (`.250` on the bridge) is the external LB; the Kubernetes binaries are stand-ins from
-//! `assets/lab/stand-ins/`. `up` records everything it will create in `lab.json` before creating
+//! `assets/lab/stand-ins/`, which reach the nodes through the install's own delivery of the lab's
+//! bundle (`bundle.rs`), as a real bundle reaches real machines. `up` records everything it will create in `lab.json` before creating
 //! it and leaves a ready `conf/`; `down` removes it all, also after a killed `up`.
 
+pub mod bundle;
 pub mod haproxy;
 pub mod image;
 pub mod net;
@@ -31,35 +33,8 @@ pub const KEY_USER: &str = "kswlab";
 /// The user with an SSH password and a sudo password (the lab sets a new one per lab).
 pub const PASSWORD_USER: &str = "kswpw";
 const MARKER: &str = ".kswizard-lab";
-
-/// The stand-ins, built into the binary so `lab up` works from anywhere; each node has them in
-/// `/usr/local/bin`.
-const STAND_INS: &[(&str, &[u8])] = &[
-    (
-        "standin.py",
-        include_bytes!("../../assets/lab/stand-ins/standin.py"),
-    ),
-    (
-        "kubeadm",
-        include_bytes!("../../assets/lab/stand-ins/kubeadm"),
-    ),
-    (
-        "kubelet",
-        include_bytes!("../../assets/lab/stand-ins/kubelet"),
-    ),
-    (
-        "kubectl",
-        include_bytes!("../../assets/lab/stand-ins/kubectl"),
-    ),
-    (
-        "crictl",
-        include_bytes!("../../assets/lab/stand-ins/crictl"),
-    ),
-    (
-        "containerd",
-        include_bytes!("../../assets/lab/stand-ins/containerd"),
-    ),
-];
+/// The lab's bundle, beside its conf/ (which names it as `../bundle`).
+pub const BUNDLE_DIR: &str = "bundle";
 
 #[derive(Clone, Debug)]
 pub struct Spec {
@@ -401,6 +376,7 @@ fn build(lab: &Lab) -> Result<()> {
         .open(&lab.password_file)?;
     writeln!(file, "{password}")?;
     let hash = password_hash(&password)?;
+    bundle::write(&lab.dir.join(BUNDLE_DIR))?;
     write_conf(lab)?;
     std::fs::create_dir_all(&lab.shared)?;
 
@@ -475,6 +451,7 @@ fn write_conf(lab: &Lab) -> Result<()> {
     cluster.lb.address = Some(lab.lb_address.clone());
     cluster.lb.port = i64::from(lab.lb_port);
     cluster.lb.domain.clone_from(&lab.lb_domain);
+    cluster.settings.bundle = Some(format!("../{BUNDLE_DIR}"));
     let source = conf::Source {
         dir: lab.conf_dir.clone(),
         ..conf::Source::default()

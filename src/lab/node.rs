@@ -42,8 +42,8 @@ impl Node {
     }
 
     /// Mount the node's overlay (the lab's image read-only below, the node's changes above) and write
-    /// what is the node's own: hostname, /etc/hosts, host key, the lab's key and password, the
-    /// stand-ins. Written through the overlay, so directories keep the image's owners and modes.
+    /// what is the node's own: hostname, /etc/hosts, host key, the lab's key and password. The
+    /// stand-ins are not: the install delivers them. Written through the overlay, so directories keep the image's owners and modes.
     pub fn prepare(&self, lab: &Lab, password_hash: &str) -> Result<()> {
         for sub in ["upper", "work", "root"] {
             std::fs::create_dir_all(self.dir.join(sub))?;
@@ -91,12 +91,6 @@ impl Node {
             .collect();
         // Rewritten in place: the file keeps the image's owner and mode (root:shadow 0640).
         std::fs::write(&shadow, text)?;
-        // /usr/local/bin is on sudo's secure_path, so steps run as root find the stand-ins.
-        for (name, body) in super::STAND_INS {
-            let path = self.path("/usr/local/bin").join(name);
-            std::fs::write(&path, body)?;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-        }
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! The Debian packages the lab needs on the taskbox, found by the programs they ship, and installed
 //! with apt-get (after `apt-get update`) when the operator agrees (`--yes`, or a yes on a terminal).
-//! What runs on the nodes comes from the node image (`image.rs`), not from these.
+//! What runs on the nodes comes from the node image (`image.rs`) and, for etcd, from these through
+//! the lab's bundle.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -17,6 +18,9 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("openssh-client", "/usr/bin/ssh-keygen"),
     ("openssl", "/usr/bin/openssl"),
     ("util-linux", "/usr/bin/nsenter"),
+    // The nodes' etcd, delivered through the lab's bundle.
+    ("etcd-server", "/usr/bin/etcd"),
+    ("etcd-client", "/usr/bin/etcdctl"),
 ];
 
 pub fn missing() -> Vec<&'static str> {
