@@ -2,7 +2,8 @@
 //! `etcd_topology: stacked` and the bundled plan. kubeadm (the stand-in) makes the etcd members on
 //! the masters with the real etcd; the taskbox's own `etcdctl` then asks the masters' client URLs,
 //! with the certificates fetched from the first master, who the members are and whether they are
-//! healthy, and the journal shows that kswizard's own external-etcd steps did not run. Without the
+//! healthy, and the journal shows that kswizard's own external-etcd steps did not run; then one
+//! member stopped shows the coupling stacked etcd brings (its master's apiserver not ready). Without the
 //! lab: the kubeadm config `kubeadm-init.sh` renders in each topology.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -14,7 +15,7 @@ use std::process::Command;
 use kswizard::model::EtcdTopology;
 
 mod common;
-use common::lab::lab_up;
+use common::lab::{lab_up, readyz};
 
 /// `kubeadm-init.sh --render` with the environment the engine gives the repository's first master.
 fn kubeadm_config(topology: EtcdTopology) -> String {
@@ -233,6 +234,21 @@ fn stacked_etcd_installs_with_its_members_on_exactly_the_masters() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{}", n.name);
     }
+
+    // The trade-off: stopping master3's member leaves etcd with a quorum, but master3's apiserver,
+    // which uses its own member, is not ready any more; master1's is.
+    let m3 = &g.lab.nodes[2];
+    m3.exec("systemctl stop kswizard-standin-etcd.service")
+        .unwrap();
+    let (ok, health) = etcdctl(&pki, &endpoints, &["endpoint", "health"]);
+    assert!(!ok, "{health}");
+    assert_eq!(health.matches("is healthy").count(), 2, "{health}");
+    assert_eq!(readyz(&format!("{}:6443", masters[0].node_ip())), 200);
+    assert_eq!(
+        readyz(&format!("{}:6443", masters[2].node_ip())),
+        500,
+        "coupled: no member, no ready apiserver"
+    );
     println!(
         "installed in {installed:.1?} (lab up included), checked in {:.1?}",
         started.elapsed()
