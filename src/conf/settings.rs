@@ -61,6 +61,26 @@ mod tests {
     }
 
     #[test]
+    fn etcd_topology_reads_writes_and_names_its_values_when_wrong() {
+        use crate::model::EtcdTopology;
+        let path = std::path::Path::new("conf/kswizard.yaml");
+        let s = super::parse("etcd_topology: stacked\n", path).unwrap();
+        assert_eq!(s.etcd_topology, EtcdTopology::Stacked);
+        assert!(super::render(&s).ends_with("\netcd_topology: stacked\n"));
+        let default = super::parse("console_lb: true\n", path).unwrap();
+        assert_eq!(default.etcd_topology, EtcdTopology::External);
+        assert!(!super::render(&default).contains("etcd_topology"));
+        let e = super::parse("\netcd_topology: local\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("conf/kswizard.yaml:2: etcd_topology: unknown variant `local`, expected `external` or `stacked`"),
+            "{e}"
+        );
+        assert!(e.contains("etcd_topology external|stacked"), "{e}");
+    }
+
+    #[test]
     fn a_changed_file_is_written_without_nulls_or_added_defaults() {
         let d = dir_with("accept: [etcd-on-worker]\n");
         let (mut cluster, source) = conf::load(d.path()).unwrap();
