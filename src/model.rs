@@ -178,6 +178,43 @@ impl LoadBalancer {
 /// The Kubernetes release kswizard's plan installs (and the lab's stand-ins keep the contract of).
 pub const KUBERNETES_VERSION: &str = "v1.28.2";
 
+/// Where etcd runs (kubeadm's HA topologies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EtcdTopology {
+    /// etcd on the hosts of `[etcd]`, set up by kswizard's own steps, reached by the apiservers over TLS.
+    #[default]
+    External,
+    /// kubeadm's default: one etcd member on each master, made by `kubeadm init` / `join --control-plane`.
+    Stacked,
+}
+
+impl EtcdTopology {
+    /// The name kswizard.yaml and plans (`etcd: [stacked]`) use.
+    pub fn name(self) -> &'static str {
+        match self {
+            EtcdTopology::External => "external",
+            EtcdTopology::Stacked => "stacked",
+        }
+    }
+
+    pub fn is_external(&self) -> bool {
+        *self == EtcdTopology::External
+    }
+
+    /// The trade-off between the two, in one sentence (kubeadm's HA topology page).
+    pub fn trade_off(self) -> &'static str {
+        match self {
+            EtcdTopology::External => {
+                "external: etcd on hosts of its own, so losing a master loses no etcd member, at the cost of more hosts to run"
+            }
+            EtcdTopology::Stacked => {
+                "stacked: an etcd member on each master, simpler and fewer hosts, but losing a master loses its etcd member too"
+            }
+        }
+    }
+}
+
 /// kswizard's own settings, which the installer's files have no place for (`conf/kswizard.yaml`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -193,6 +230,9 @@ pub struct Settings {
     /// Put the `KubeSphere` console (30880 on all nodes) behind the LB too.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub console_lb: bool,
+    /// etcd on hosts of its own (the default) or stacked on the masters.
+    #[serde(skip_serializing_if = "EtcdTopology::is_external")]
+    pub etcd_topology: EtcdTopology,
     /// A plan file other than the bundled one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use serde::Serialize;
 
-use crate::model::{APISERVER_PORT, Auth, Cluster, LbMode};
+use crate::model::{APISERVER_PORT, Auth, Cluster, EtcdTopology, LbMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -319,6 +319,42 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
                 "move etcd to the masters or to hosts of its own, or accept it with 'accept: [etcd-on-worker]' in kswizard.yaml".to_string()
             },
         );
+    }
+
+    // Stacked etcd: kubeadm puts a member on each master and nowhere else, so [etcd] must say so.
+    if cluster.settings.etcd_topology == EtcdTopology::Stacked {
+        let masters_set: HashSet<&String> = masters.iter().collect();
+        let etcd_set: HashSet<&String> = etcd.iter().collect();
+        let missing: Vec<String> = masters
+            .iter()
+            .filter(|m| !etcd_set.contains(m))
+            .cloned()
+            .collect();
+        let extra: Vec<String> = etcd
+            .iter()
+            .filter(|e| !masters_set.contains(e))
+            .cloned()
+            .collect();
+        if !missing.is_empty() || !extra.is_empty() {
+            let mut parts = Vec::new();
+            if !missing.is_empty() {
+                parts.push(format!("master {} not in [etcd]", list(&missing)));
+            }
+            if !extra.is_empty() {
+                parts.push(format!("{} in [etcd] but not a master", list(&extra)));
+            }
+            out.push(
+                "etcd-stacked-not-masters",
+                Error,
+                unique(missing.iter().chain(&extra).map(String::as_str)),
+                "roles.etcd",
+                format!(
+                    "etcd_topology is stacked, so etcd runs exactly on the masters: {}",
+                    parts.join("; ")
+                ),
+                "give the etcd role to exactly the masters, or set etcd_topology back to external (t on the Roles screen)".to_string(),
+            );
+        }
     }
 
     // The load balancer.

@@ -13,7 +13,7 @@ use kswizard::lab::Node;
 use kswizard::model::LbMode;
 
 mod common;
-use common::lab::{LabGuard, lab_up};
+use common::lab::{LabGuard, lab_up, readyz};
 
 const LB_PORT: i64 = 8443;
 
@@ -41,28 +41,6 @@ fn lb_status(conf: &Path) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(text.lines().next().unwrap_or(""))
         .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
-}
-
-/// HTTPS `/readyz` through `addr`, without certificate check: its HTTP status, 0 when none.
-fn readyz(addr: &str) -> u32 {
-    let out = Command::new("curl")
-        .args([
-            "-k",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "1",
-        ])
-        .arg(format!("https://{addr}/readyz"))
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
 }
 
 /// The masters that hold `vip` now, as each node's own `ip -o addr` says.

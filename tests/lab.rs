@@ -299,6 +299,9 @@ struct Step {
     /// The LB modes the step runs in (every mode when empty).
     #[serde(default)]
     lb: Vec<String>,
+    /// The etcd topologies the step runs in (both when empty).
+    #[serde(default)]
+    etcd: Vec<String>,
     script: Option<String>,
     run: Option<String>,
 }
@@ -354,11 +357,14 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
     let (cluster, _) = kswizard::conf::load(&lab.conf_dir).unwrap();
     let mut env = cluster_env(&cluster);
     let mode = env["KSW_LB_MODE"].clone();
-    for step in plan
-        .steps
-        .iter()
-        .filter(|s| s.lb.is_empty() || s.lb.contains(&mode))
-    {
+    let topology = env
+        .get("KSW_ETCD_TOPOLOGY")
+        .map_or("external", String::as_str)
+        .to_string();
+    for step in plan.steps.iter().filter(|s| {
+        (s.lb.is_empty() || s.lb.contains(&mode))
+            && (s.etcd.is_empty() || s.etcd.contains(&topology))
+    }) {
         let script = match (&step.script, &step.run) {
             (Some(s), _) => std::fs::read_to_string(plan_path.parent().unwrap().join(s)).unwrap(),
             (None, Some(r)) => r.clone(),

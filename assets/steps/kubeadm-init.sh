@@ -1,5 +1,6 @@
 #!/bin/bash
-# kubeadm init on the first master: the control plane behind the LB domain, with the external etcd.
+# kubeadm init on the first master: the control plane behind the LB domain, with the external etcd
+# or (KSW_ETCD_TOPOLOGY=stacked) kubeadm's local etcd, a member on each master.
 # Publishes what the other nodes need to join (a fresh token each run, as kubeadm's expire).
 # `kubeadm-init.sh --render` only prints the kubeadm config (for tests).
 set -euo pipefail
@@ -24,6 +25,13 @@ apiServer:
   certSANs:
   - $KSW_LB_ADDRESS
   - $KSW_LB_DOMAIN
+YAML
+  if [ "${KSW_ETCD_TOPOLOGY:-external}" = stacked ]; then
+    # kubeadm's default: its own member on this master; join --control-plane adds the others.
+    printf 'etcd:\n  local:\n    dataDir: /var/lib/etcd\n'
+    return
+  fi
+  cat <<YAML
 etcd:
   external:
     caFile: /etc/etcd/pki/ca.crt

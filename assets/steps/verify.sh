@@ -3,10 +3,15 @@
 # the apiserver reachable through the LB, and (on the first master) every node registered and Ready.
 set -uo pipefail
 ca=/etc/kubernetes/pki/ca.crt
-pki=/etc/etcd/pki
+# The apiserver's own etcd client certificate: kswizard's (external) or kubeadm's (stacked).
+if [ "${KSW_ETCD_TOPOLOGY:-external}" = stacked ]; then
+  etcd_ca=/etc/kubernetes/pki/etcd/ca.crt client=/etc/kubernetes/pki/apiserver-etcd-client
+else
+  etcd_ca=/etc/etcd/pki/ca.crt client=/etc/etcd/pki/apiserver-etcd-client
+fi
 endpoints=$(for ip in ${KSW_ETCD//,/ }; do printf 'https://%s:2379,' "$ip"; done)
-etcdctl() { ETCDCTL_API=3 command etcdctl --endpoints "${endpoints%,}" --cacert "$pki/ca.crt" \
-  --cert "$pki/apiserver-etcd-client.crt" --key "$pki/apiserver-etcd-client.key" --dial-timeout 3s "$@"; }
+etcdctl() { ETCDCTL_API=3 command etcdctl --endpoints "${endpoints%,}" --cacert "$etcd_ca" \
+  --cert "$client.crt" --key "$client.key" --dial-timeout 3s "$@"; }
 all_nodes=$(tr , '\n' <<<"$KSW_MASTERS,$KSW_WORKERS" | grep . | sort -u | wc -l)
 etcd_count=$(tr , '\n' <<<"$KSW_ETCD" | grep -c .)
 

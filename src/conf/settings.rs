@@ -17,7 +17,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfError> {
         ConfError::new(
             file,
             line,
-            format!("{msg} (known keys: lb_mode external|built-in|none, keepalived_interface, keepalived_router_id, console_lb, plan, bundle, accept)"),
+            format!("{msg} (known keys: lb_mode external|built-in|none, keepalived_interface, keepalived_router_id, console_lb, etcd_topology external|stacked, plan, bundle, accept)"),
         )
     })
 }
@@ -58,6 +58,26 @@ mod tests {
         assert_eq!(cluster.settings.accept, ["etcd-on-worker"]);
         let files = conf::render_all(&cluster, &source).unwrap();
         assert_eq!(settings_file(&files), Some(text));
+    }
+
+    #[test]
+    fn etcd_topology_reads_writes_and_names_its_values_when_wrong() {
+        use crate::model::EtcdTopology;
+        let path = std::path::Path::new("conf/kswizard.yaml");
+        let s = super::parse("etcd_topology: stacked\n", path).unwrap();
+        assert_eq!(s.etcd_topology, EtcdTopology::Stacked);
+        assert!(super::render(&s).ends_with("\netcd_topology: stacked\n"));
+        let default = super::parse("console_lb: true\n", path).unwrap();
+        assert_eq!(default.etcd_topology, EtcdTopology::External);
+        assert!(!super::render(&default).contains("etcd_topology"));
+        let e = super::parse("\netcd_topology: local\n", path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("conf/kswizard.yaml:2: etcd_topology: unknown variant `local`, expected `external` or `stacked`"),
+            "{e}"
+        );
+        assert!(e.contains("etcd_topology external|stacked"), "{e}");
     }
 
     #[test]

@@ -143,6 +143,11 @@ pub fn config_fingerprint(cluster: &Cluster, plan: &Plan) -> String {
         "{:?} {:?} {} {}",
         cluster.lb.mode, cluster.lb.address, cluster.lb.port, cluster.lb.domain
     ));
+    // Only when not the default, so installs made before the setting existed keep their fingerprint.
+    let topology = cluster.settings.etcd_topology;
+    if !topology.is_external() {
+        parts.push(format!("etcd {}", topology.name()));
+    }
     for s in &plan.steps {
         parts.push(format!(
             "{} {:?} {:?} {} {} {}",
@@ -202,6 +207,12 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ),
     ];
     env.push(("KSW_LB_MODE".into(), lb_mode_name(lb.mode).into()));
+    let topology = cluster.settings.etcd_topology;
+    if !topology.is_external() {
+        // Absent means external: the steps' environment (and fingerprints) of external-etcd
+        // installs stay what they were.
+        env.push(("KSW_ETCD_TOPOLOGY".into(), topology.name().into()));
+    }
     if lb.mode == LbMode::BuiltIn {
         // Only the built-in LB's steps read these; other modes' steps keep the environment
         // (and so the fingerprints) they had.
@@ -708,6 +719,23 @@ mod tests {
                 "{env:?}"
             );
         }
+    }
+
+    #[test]
+    fn stacked_etcd_changes_the_install_and_tells_the_steps() {
+        let mut c = ha3(LbMode::External);
+        let plan =
+            crate::engine::paths::load_plan(Path::new(crate::engine::paths::BUNDLED)).unwrap();
+        let external = config_fingerprint(&c, &plan);
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_ETCD_TOPOLOGY"), None, "external: as before");
+        c.settings.etcd_topology = crate::model::EtcdTopology::Stacked;
+        let stacked = config_fingerprint(&c, &plan);
+        assert_ne!(external, stacked);
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_ETCD_TOPOLOGY"), Some("stacked"));
+        c.settings.etcd_topology = crate::model::EtcdTopology::External;
+        assert_eq!(config_fingerprint(&c, &plan), external);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::conf::ConfError;
-use crate::model::{Cluster, LbMode};
+use crate::model::{Cluster, EtcdTopology, LbMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -62,6 +62,8 @@ struct RawStep {
     needs: Vec<String>,
     /// The LB modes it runs in (`lb: [built-in]`); absent: every mode.
     lb: Option<Vec<LbMode>>,
+    /// The etcd topologies it runs in (`etcd: [external]`); absent: both.
+    etcd: Option<Vec<EtcdTopology>>,
     /// `deliver: bundle`: kswizard itself copies the bundle's files to the node (no script).
     deliver: Option<Delivery>,
 }
@@ -105,6 +107,10 @@ pub struct Step {
     /// mode is not part of the install at all: no node lists it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lb: Vec<LbMode>,
+    /// The etcd topologies (`etcd:` in the plan) in which it runs; empty: both. Like `lb`, a step
+    /// for the other topology is not part of the install.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub etcd: Vec<EtcdTopology>,
     /// kswizard copies the bundle's files to the node itself (`deliver: bundle`); no body. It
     /// runs only when the conf names a bundle.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -159,7 +165,7 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
@@ -191,6 +197,12 @@ pub fn parse(
             return Err(err(
                 &r.id,
                 "'lb' lists no mode: name at least one of external, built-in, none, or leave it out to run in every mode".into(),
+            ));
+        }
+        if r.etcd.as_ref().is_some_and(Vec::is_empty) {
+            return Err(err(
+                &r.id,
+                "'etcd' lists no topology: name external, stacked or both, or leave it out to run in both".into(),
             ));
         }
         if r.timeout == 0 {
@@ -256,6 +268,7 @@ pub fn parse(
             secrets: r.secrets,
             needs: r.needs,
             lb: r.lb.unwrap_or_default(),
+            etcd: r.etcd.unwrap_or_default(),
             deliver: r.deliver.is_some(),
         });
     }
@@ -388,9 +401,13 @@ impl Step {
     }
 
     /// Whether it runs on the cluster's host `host_index`: one of its roles, and the cluster's LB
-    /// mode when it names modes.
+    /// mode and etcd topology when it names them.
     pub fn targets(&self, cluster: &Cluster, host_index: usize) -> bool {
         if !self.lb.is_empty() && !self.lb.contains(&cluster.lb.mode) {
+            return false;
+        }
+        let topology = cluster.settings.etcd_topology;
+        if !self.etcd.is_empty() && !self.etcd.contains(&topology) {
             return false;
         }
         if self.deliver && cluster.settings.bundle.is_none() {
@@ -516,6 +533,50 @@ mod tests {
     }
 
     #[test]
+    fn etcd_topologies_select_steps_for_the_whole_cluster() {
+        let p = plan(
+            "steps:\n- {id: pre, roles: [all], run: x}\n- {id: etcd-start, roles: [etcd], run: x, etcd: [external]}\n- {id: init, roles: [first-master], run: x, etcd: [stacked, external]}\n- {id: lb, roles: [master], run: x, lb: [built-in], etcd: [stacked]}\n",
+        )
+        .unwrap();
+        assert_eq!(p.step("etcd-start").unwrap().etcd, [EtcdTopology::External]);
+        assert!(p.step("pre").unwrap().etcd.is_empty());
+        let mut c = cluster();
+        let e = p.expand(&c);
+        assert_eq!(e[0].steps, ["pre", "etcd-start", "init"]);
+        assert_eq!(e[1].steps, ["pre", "etcd-start"]);
+        c.settings.etcd_topology = EtcdTopology::Stacked;
+        let e = p.expand(&c);
+        assert_eq!(e[0].steps, ["pre", "init"], "stacked: kubeadm makes etcd");
+        assert_eq!(e[1].steps, ["pre"]);
+        c.lb.mode = LbMode::BuiltIn;
+        assert_eq!(p.expand(&c)[1].steps, ["pre", "lb"], "both selectors hold");
+        let json = serde_json::to_value(p.step("etcd-start").unwrap()).unwrap();
+        assert_eq!(json["etcd"], serde_json::json!(["external"]));
+        let json = serde_json::to_value(p.step("pre").unwrap()).unwrap();
+        assert!(json.get("etcd").is_none(), "{json}");
+    }
+
+    #[test]
+    fn the_bundled_plan_runs_its_own_etcd_steps_only_for_external_etcd() {
+        let p = crate::engine::paths::load_plan(Path::new(crate::engine::paths::BUNDLED)).unwrap();
+        let mut c = cluster();
+        let own = ["etcd-ca", "etcd-certs", "etcd-start", "etcd-health"];
+        let first = &p.expand(&c)[0].steps;
+        assert!(
+            own.iter().all(|s| first.contains(&s.to_string())),
+            "{first:?}"
+        );
+        c.settings.etcd_topology = EtcdTopology::Stacked;
+        for node in p.expand(&c) {
+            assert!(
+                !node.steps.iter().any(|s| own.contains(&s.as_str())),
+                "{node:?}"
+            );
+        }
+        assert!(p.expand(&c)[0].steps.contains(&"kubeadm-init".to_string()));
+    }
+
+    #[test]
     fn refuses_bad_plans_naming_file_line_and_step() {
         let cases = [
             (
@@ -542,6 +603,10 @@ mod tests {
                 "steps:\n- {id: a, roles: [all], run: x, lb: []}\n",
                 "plan.yaml:2: step 'a': 'lb' lists no mode: name at least one of external, built-in, none, or leave it out to run in every mode",
             ),
+            (
+                "steps:\n- {id: a, roles: [all], run: x, etcd: []}\n",
+                "plan.yaml:2: step 'a': 'etcd' lists no topology: name external, stacked or both, or leave it out to run in both",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(plan(text).unwrap_err().to_string(), want);
@@ -549,6 +614,7 @@ mod tests {
         for text in [
             "steps:\n- {id: a, roles: [boss], run: x}\n",
             "steps:\n- {id: a, roles: [all], run: x, lb: [builtin]}\n",
+            "steps:\n- {id: a, roles: [all], run: x, etcd: [local]}\n",
         ] {
             let e = plan(text).unwrap_err();
             assert!(

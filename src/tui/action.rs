@@ -33,6 +33,8 @@ pub enum Action {
     Delete,
     Edit,
     Preset,
+    /// `t` on Roles: etcd stacked on the masters, or external.
+    EtcdTopology,
     /// `t`: test SSH (and sudo) to the selected host.
     TestSsh,
     /// `i` on Review (or on Install after a failure): install, or resume the unfinished install.

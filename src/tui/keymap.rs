@@ -78,6 +78,7 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p') => Action::Preset,
         KeyCode::Char('f') if state.screen == Screen::Install => Action::WideLog,
         KeyCode::Char('n') if state.screen == Screen::Install => Action::NextFailed,
+        KeyCode::Char('t') if state.screen == Screen::Roles => Action::EtcdTopology,
         KeyCode::Char('t') => Action::TestSsh,
         KeyCode::Char('q') => Action::Quit,
         KeyCode::Char(c @ '1'..='5') => Action::GoTo(Screen::ALL[c as usize - '1' as usize]),

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::install::Install;
 use crate::engine::events::{Event, Summary};
 use crate::lb_status::LbStatus;
-use crate::model::{Cluster, DEFAULT_LB_DOMAIN, LbMode};
+use crate::model::{Cluster, DEFAULT_LB_DOMAIN, EtcdTopology, LbMode};
 use crate::validate::has_errors;
 
 /// The longest failure reason the status line shows itself (with the node, the step and the
@@ -440,6 +440,18 @@ fn roles_action(state: &mut State, action: Action) {
             state.set_status(
                 StatusKind::Info,
                 "Preset: the first three hosts are master + etcd, the rest workers.",
+            );
+        }
+        Action::EtcdTopology => {
+            let settings = &mut state.cluster.settings;
+            settings.etcd_topology = match settings.etcd_topology {
+                EtcdTopology::External => EtcdTopology::Stacked,
+                EtcdTopology::Stacked => EtcdTopology::External,
+            };
+            let topology = settings.etcd_topology;
+            state.set_status(
+                StatusKind::Info,
+                format!("etcd topology {}.", topology.trade_off()),
             );
         }
         Action::Confirm => go(state, Screen::LoadBalancer),

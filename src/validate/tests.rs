@@ -142,6 +142,53 @@ fn etcd_on_worker_accepted_is_a_warning() {
 }
 
 #[test]
+fn stacked_etcd_on_exactly_the_masters_is_fine() {
+    let mut c = ha6();
+    c.settings.etcd_topology = crate::model::EtcdTopology::Stacked;
+    assert_eq!(validate(&c), []);
+}
+
+#[test]
+fn stacked_etcd_on_hosts_of_its_own() {
+    let mut hosts: Vec<Host> = (1..=3)
+        .map(|i| host(&format!("master{i}"), &format!("10.0.0.{i}"), "m"))
+        .collect();
+    hosts.extend((1..=3).map(|i| host(&format!("etcd{i}"), &format!("10.0.0.1{i}"), "e")));
+    let mut c = with_lb(cluster(hosts), LbMode::External, "10.0.0.253", 6443);
+    assert_eq!(
+        validate(&c),
+        [],
+        "external etcd on hosts of its own is fine"
+    );
+    c.settings.etcd_topology = crate::model::EtcdTopology::Stacked;
+    golden(
+        &c,
+        "etcd-stacked-not-masters",
+        Severity::Error,
+        &["master1", "master2", "master3", "etcd1", "etcd2", "etcd3"],
+        "etcd_topology is stacked, so etcd runs exactly on the masters: master master1, master2, master3 not in [etcd]; etcd1, etcd2, etcd3 in [etcd] but not a master",
+        "give the etcd role to exactly the masters, or set etcd_topology back to external (t on the Roles screen)",
+    );
+}
+
+#[test]
+fn stacked_etcd_missing_on_one_master() {
+    let mut c = ha6();
+    c.settings.etcd_topology = crate::model::EtcdTopology::Stacked;
+    c.hosts[2].roles.etcd = false;
+    let found = validate(&c);
+    assert_eq!(
+        codes(&found),
+        ["etcd-count-even", "etcd-stacked-not-masters"]
+    );
+    assert_eq!(found[1].hosts, ["master3"]);
+    assert_eq!(
+        found[1].message,
+        "etcd_topology is stacked, so etcd runs exactly on the masters: master master3 not in [etcd]"
+    );
+}
+
+#[test]
 fn only_etcd_on_worker_can_be_accepted() {
     let mut c = cluster(vec![host("node1", "10.0.0.2", "w")]);
     c.settings.accept = vec!["no-master".into(), "no-etcd".into()];

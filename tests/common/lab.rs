@@ -129,3 +129,26 @@ impl Drop for Tmpfs {
         let _ = Command::new("umount").arg(&self.0).status();
     }
 }
+
+/// HTTPS `/readyz` at `addr` (an apiserver or an LB), without certificate check, waiting at most
+/// 1 s: its HTTP status, 0 when none.
+pub fn readyz(addr: &str) -> u32 {
+    let out = Command::new("curl")
+        .args([
+            "-k",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "1",
+        ])
+        .arg(format!("https://{addr}/readyz"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}

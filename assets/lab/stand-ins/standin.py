@@ -5,9 +5,15 @@ The lab cannot have the Kubernetes binaries, so these keep the real tools' comma
 kswizard's install plan uses, and do real work behind it where the plan can check it:
 - `kubeadm init` makes a real CA and apiserver certificate (openssl), starts a TLS listener on the
   node's IP:6443 (the "apiserver") answering /readyz, /healthz and /livez, and keeps the cluster's
-  state (bootstrap tokens, joined nodes) in the real external etcd, as the apiserver does;
+  state (bootstrap tokens, joined nodes) in the real etcd, as the apiserver does: the external etcd
+  of the config's etcd.external, or, without it, kubeadm's local etcd ("stacked"): the etcd CA and
+  certificates under /etc/kubernetes/pki/etcd/ and one member of the REAL etcd (`etcd` on PATH),
+  bound to the node IP with TLS, as the systemd unit kswizard-standin-etcd.service (the stand-in
+  for kubeadm's etcd static pod);
 - `kubeadm join` checks the CA hash and the token against that apiserver; with --control-plane it
-  starts a listener of its own;
+  starts a listener of its own, and with stacked etcd receives the etcd CA (as upload-certs hands
+  it on: never in argv or a log), `etcdctl member add`s itself and starts its member, named after
+  the node, with --initial-cluster-state existing;
 - `kubelet` posts heartbeats, so `kubectl get nodes` shows Ready only for nodes that are alive.
 """
 import base64
@@ -17,6 +23,7 @@ import os
 import re
 import secrets
 import ssl
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +36,9 @@ CONTRACT = "v1.28.2"
 VERSION = CONTRACT + "-kswizard-lab-standin"
 K8S = "/etc/kubernetes"
 PKI = K8S + "/pki"
+ETCD_PKI = PKI + "/etcd"
+ETCD_DATA = "/var/lib/etcd"
+ETCD_UNIT = "kswizard-standin-etcd.service"
 APISERVER_CONF = K8S + "/standin-apiserver.json"
 RUN = "/var/lib/kubelet/standin"
 PREFIX = "/kswizard-standin/"
@@ -119,14 +129,14 @@ def make_cert(name, cn, org=None, sans=(), ca=PKI + "/ca"):
            "-days", "365", "-extfile", ext.name, "-out", crt, data=csr)
 
 
-def make_ca():
-    if os.path.exists(PKI + "/ca.crt"):
+def make_ca(ca=PKI + "/ca", cn="kubernetes"):
+    if os.path.exists(ca + ".crt"):
         return
-    os.makedirs(PKI, exist_ok=True)
-    sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", PKI + "/ca.key")
-    os.chmod(PKI + "/ca.key", 0o600)
-    sh("openssl", "req", "-x509", "-new", "-key", PKI + "/ca.key", "-days", "3650",
-       "-subj", "/CN=kubernetes", "-out", PKI + "/ca.crt")
+    os.makedirs(os.path.dirname(ca), exist_ok=True)
+    sh("openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", ca + ".key")
+    os.chmod(ca + ".key", 0o600)
+    sh("openssl", "req", "-x509", "-new", "-key", ca + ".key", "-days", "3650",
+       "-subj", "/CN=" + cn, "-out", ca + ".crt")
 
 
 def ca_hash(ca_pem):
@@ -179,6 +189,97 @@ def etcd_healthy(etcd):
         return etcd_call(etcd, "/health", None).get("health") == "true"
     except OSError:
         return False
+
+
+# --- stacked etcd: what kubeadm's local etcd phase does, with the real etcd -----------------------
+
+def local_etcd():
+    """The apiserver's etcd with stacked etcd: this master's own member, as kubeadm configures it."""
+    return {"endpoints": ["https://127.0.0.1:2379"], "caFile": ETCD_PKI + "/ca.crt",
+            "certFile": PKI + "/apiserver-etcd-client.crt", "keyFile": PKI + "/apiserver-etcd-client.key"}
+
+
+def etcd_member_certs(ip, name):
+    """kubeadm's certs for a local etcd member, signed by the etcd CA (ETCD_PKI/ca.{crt,key})."""
+    ca = ETCD_PKI + "/ca"
+    sans = [name, "localhost", ip, "127.0.0.1"]
+    make_cert(ETCD_PKI + "/server", name, None, sans, ca)
+    make_cert(ETCD_PKI + "/peer", name, None, sans, ca)
+    make_cert(ETCD_PKI + "/healthcheck-client", "kube-etcd-healthcheck-client", None, (), ca)
+    make_cert(PKI + "/apiserver-etcd-client", "kube-apiserver-etcd-client", None, (), ca)
+
+
+def etcdctl(endpoints, *args):
+    """The real etcdctl as this master's etcd healthcheck client: (ok, stdout or the error)."""
+    p = subprocess.run(
+        ["etcdctl", "--endpoints", ",".join(endpoints), "--cacert", ETCD_PKI + "/ca.crt",
+         "--cert", ETCD_PKI + "/healthcheck-client.crt", "--key", ETCD_PKI + "/healthcheck-client.key",
+         "--dial-timeout", "2s", "--command-timeout", "5s"] + list(args),
+        env=dict(os.environ, ETCDCTL_API="3"), capture_output=True, text=True)
+    return p.returncode == 0, (p.stdout if p.returncode == 0 else (p.stderr or p.stdout).strip())
+
+
+def etcd_member_add(endpoints, name, ip):
+    """Add this master to the etcd cluster (once: a member with its peer URL is taken as added by an
+    earlier attempt) and give the --initial-cluster its member starts with. Retried with a delay,
+    as kubeadm does: etcd refuses a new member while an earlier new one has not started (quorum)."""
+    peer = "https://%s:2380" % ip
+    last = ""
+    for _ in range(90):
+        ok, out = etcdctl(endpoints, "member", "list", "-w", "json")
+        if ok:
+            members = json.loads(out).get("members", [])
+            if any(peer in m.get("peerURLs", []) for m in members):
+                print("[etcd] this member was added before: starting it", flush=True)
+                return ",".join("%s=%s" % (name if peer in m["peerURLs"] else m.get("name", ""), u)
+                                for m in members for u in m.get("peerURLs", []))
+            ok, out = etcdctl(endpoints, "member", "add", name, "--peer-urls", peer)
+            if ok:
+                print("[etcd] added member %s (%s) to the etcd cluster" % (name, peer), flush=True)
+                found = re.search(r'^ETCD_INITIAL_CLUSTER="?([^"\n]*)"?$', out, re.M)
+                if not found:
+                    die("[etcd] etcdctl member add printed no ETCD_INITIAL_CLUSTER: %s" % out)
+                return found.group(1)
+        last = out
+        print("[etcd] cannot add this member yet (retrying): %s" % (out.splitlines() or [""])[-1], flush=True)
+        time.sleep(1)
+    die("[etcd] could not add member %s: %s" % (name, last))
+
+
+def start_etcd(name, ip, initial_cluster, state):
+    """This master's etcd member: the real etcd, TLS for clients and peers, client URLs on the node
+    IP and on 127.0.0.1 as kubeadm's static pod has them. A systemd unit where systemd runs."""
+    etcd_bin = shutil.which("etcd")
+    if not etcd_bin:
+        die("[etcd] no etcd on PATH: the stacked etcd needs the etcd binary")
+    os.makedirs(ETCD_DATA, exist_ok=True)
+    os.chmod(ETCD_DATA, 0o700)
+    args = [etcd_bin, "--name", name, "--data-dir", ETCD_DATA,
+            "--listen-client-urls", "https://127.0.0.1:2379,https://%s:2379" % ip,
+            "--advertise-client-urls", "https://%s:2379" % ip,
+            "--listen-peer-urls", "https://%s:2380" % ip, "--initial-advertise-peer-urls", "https://%s:2380" % ip,
+            "--initial-cluster", initial_cluster, "--initial-cluster-state", state,
+            "--client-cert-auth", "--trusted-ca-file", ETCD_PKI + "/ca.crt",
+            "--cert-file", ETCD_PKI + "/server.crt", "--key-file", ETCD_PKI + "/server.key",
+            "--peer-client-cert-auth", "--peer-trusted-ca-file", ETCD_PKI + "/ca.crt",
+            "--peer-cert-file", ETCD_PKI + "/peer.crt", "--peer-key-file", ETCD_PKI + "/peer.key"]
+    print("[etcd] starting member %s (%s cluster %s)" % (name, state, initial_cluster), flush=True)
+    if os.path.isdir("/run/systemd/system"):
+        write("/etc/systemd/system/" + ETCD_UNIT,
+              "[Unit]\nDescription=kswizard lab STAND-IN for kubeadm's etcd static pod (runs the real etcd)\n"
+              "After=network-online.target\n\n[Service]\nExecStart=%s\nRestart=always\nRestartSec=2\n"
+              "LimitNOFILE=65536\n\n[Install]\nWantedBy=multi-user.target\n" % " ".join(args))
+        sh("systemctl", "daemon-reload")
+        sh("systemctl", "enable", "--now", ETCD_UNIT)
+    else:
+        detach("etcd", args)
+    etcd = local_etcd()
+    etcd["certFile"], etcd["keyFile"] = ETCD_PKI + "/healthcheck-client.crt", ETCD_PKI + "/healthcheck-client.key"
+    for _ in range(150):
+        if etcd_healthy(etcd):
+            return print("[etcd] member %s is healthy" % name, flush=True)
+        time.sleep(0.2)
+    die("[etcd] member %s did not become healthy; see journalctl -u %s" % (name, ETCD_UNIT))
 
 
 # --- the apiserver stand-in ---------------------------------------------------------------------
@@ -238,6 +339,12 @@ def apiserver(conf_path):
                 if req.get("certificateKey") != cluster.get("certificateKey"):
                     return self.reply(403, "wrong --certificate-key")
                 answer["caKey"] = read(PKI + "/ca.key").decode()
+                if cluster.get("etcdTopology") == "stacked":
+                    # As upload-certs hands on the etcd CA; and where the members answer.
+                    answer["etcdCa"] = {"crt": read(ETCD_PKI + "/ca.crt").decode(),
+                                        "key": read(ETCD_PKI + "/ca.key").decode()}
+                    members = etcd_call(etcd, "/v3/cluster/member/list", {}).get("members", [])
+                    answer["etcdEndpoints"] = [u for m in members for u in m.get("clientURLs", [])]
             secret = secrets.token_hex(16)
             etcd_put(etcd, "nodes/" + req["name"], {
                 "name": req["name"], "ip": req["ip"], "secret": secret, "joined": time.time(),
@@ -266,20 +373,24 @@ def running(name):
         return False
 
 
-def detach(name, *args):
-    """Start `standin.py name args` in its own session, logging to RUN/name.log, pid in RUN/name.pid."""
+def standin(name, *args):
+    """The command line of this stand-in's `name` (apiserver, kubelet)."""
+    return [sys.executable, os.path.abspath(__file__), name] + list(args)
+
+
+def detach(name, argv):
+    """Start `argv` in its own session, logging to RUN/name.log, pid in RUN/name.pid."""
     if running(name):
         return
     os.makedirs(RUN, exist_ok=True)
     log = open("%s/%s.log" % (RUN, name), "ab")
-    p = subprocess.Popen([sys.executable, os.path.abspath(__file__), name] + list(args),
-                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     write("%s/%s.pid" % (RUN, name), str(p.pid))
 
 
 def start_apiserver(ip, port, etcd):
     write(APISERVER_CONF, json.dumps({"bind": ip, "port": port, "etcd": etcd}))
-    detach("apiserver", APISERVER_CONF)
+    detach("apiserver", standin("apiserver", APISERVER_CONF))
     ctx = ssl.create_default_context(cafile=PKI + "/ca.crt")
     for _ in range(100):
         try:
@@ -321,7 +432,7 @@ def start_kubelet(endpoint, name, secret):
             if attempt == 79:
                 die("[kubelet-start] the kubelet could not reach %s: %s" % (endpoint, e))
             time.sleep(0.5)
-    detach("kubelet", "--kubeconfig", K8S + "/kubelet.conf", "--hostname-override", name)
+    detach("kubelet", standin("kubelet", "--kubeconfig", K8S + "/kubelet.conf", "--hostname-override", name))
     print("[kubelet-start] the kubelet (stand-in) is posting heartbeats as %s" % name)
 
 
@@ -382,16 +493,25 @@ def kubeadm_init(opts):
         die("[preflight] [ERROR FileAvailable--etc-kubernetes-admin.conf]: /etc/kubernetes/admin.conf already exists")
     etcd = {"endpoints": lists.get("endpoints", []), "caFile": scalars.get("caFile"),
             "certFile": scalars.get("certFile"), "keyFile": scalars.get("keyFile")}
-    if not etcd["endpoints"] or not all(etcd.values()):
-        die("kubeadm init stand-in: needs etcd.external (endpoints, caFile, certFile, keyFile) in --config")
-    print("[preflight] checking the external etcd cluster at %s" % ",".join(etcd["endpoints"]))
+    # As kubeadm: without etcd.external, a local etcd member on this node ("stacked").
+    stacked = not etcd["endpoints"] and not any(etcd.values())
+    if stacked:
+        print("[etcd] local etcd (stacked): the etcd CA and certificates in %s" % ETCD_PKI)
+        make_ca(ETCD_PKI + "/ca", "etcd-ca")
+        etcd_member_certs(ip, name)
+        start_etcd(name, ip, "%s=https://%s:2380" % (name, ip), "new")
+        etcd = local_etcd()
+    elif not etcd["endpoints"] or not all(etcd.values()):
+        die("kubeadm init stand-in: etcd.external needs endpoints, caFile, certFile and keyFile in --config")
+    else:
+        print("[preflight] checking the external etcd cluster at %s" % ",".join(etcd["endpoints"]))
     if not etcd_healthy(etcd):
         die("[preflight] [ERROR ExternalEtcdVersion]: no etcd endpoint is healthy")
     print("[certs] Generating the CA and the apiserver certificate (SANs: %s)" % ",".join(lists.get("certSANs", [])))
     make_ca()
     make_serving_cert(ip, endpoint, lists.get("certSANs", []))
     cluster = {"endpoint": endpoint, "etcd": etcd, "certSANs": lists.get("certSANs", []),
-               "certificateKey": secrets.token_hex(32)}
+               "certificateKey": secrets.token_hex(32), "etcdTopology": "stacked" if stacked else "external"}
     etcd_put(etcd, "cluster", cluster)
     start_apiserver(ip, port, etcd)
     write_admin_conf(endpoint)
@@ -440,19 +560,40 @@ def kubeadm_join(endpoint, opts):
            "controlPlane": cp, "certificateKey": opts.get("certificate-key")}
     ctx = ssl.create_default_context(cadata=ca_pem.decode())
     post = urllib.request.Request("https://%s/standin/join" % endpoint, data=json.dumps(req).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(post, context=ctx, timeout=10) as r:
-            answer = json.load(r)
-    except urllib.error.HTTPError as e:
-        die("[join] the apiserver refused: %s" % e.read().decode(errors="replace"))
+    # Retried when the apiserver cannot answer (its etcd briefly without quorum while another
+    # master's new member starts), never when it refuses.
+    for attempt in range(30):
+        try:
+            with urllib.request.urlopen(post, context=ctx, timeout=10) as r:
+                answer = json.load(r)
+            break
+        except urllib.error.HTTPError as e:
+            die("[join] the apiserver refused: %s" % e.read().decode(errors="replace"))
+        except OSError as e:
+            if attempt == 29:
+                die("[join] %s did not answer the join: %s" % (endpoint, e))
+            print("[join] waiting for %s: %s" % (endpoint, e), flush=True)
+            time.sleep(1)
     write(PKI + "/ca.crt", ca_pem)
     if cp:
         if not req["ip"]:
             die("kubeadm join --control-plane: --apiserver-advertise-address is required by the stand-in")
         cluster = answer["cluster"]
         write(PKI + "/ca.key", answer["caKey"], 0o600)
+        etcd = cluster["etcd"]
+        if cluster.get("etcdTopology") == "stacked":
+            write(ETCD_PKI + "/ca.crt", answer["etcdCa"]["crt"])
+            write(ETCD_PKI + "/ca.key", answer["etcdCa"]["key"], 0o600)
+            etcd_member_certs(req["ip"], name)
+            if os.path.isdir(ETCD_DATA + "/member"):
+                print("[etcd] this member has data already: starting it as it is")
+                initial = "%s=https://%s:2380" % (name, req["ip"])
+            else:
+                initial = etcd_member_add(answer["etcdEndpoints"], name, req["ip"])
+            start_etcd(name, req["ip"], initial, "existing")
+            etcd = local_etcd()
         make_serving_cert(req["ip"], cluster["endpoint"], cluster["certSANs"])
-        start_apiserver(req["ip"], int(opts.get("apiserver-bind-port", 6443)), cluster["etcd"])
+        start_apiserver(req["ip"], int(opts.get("apiserver-bind-port", 6443)), etcd)
         write_admin_conf(cluster["endpoint"])
     start_kubelet(endpoint, name, answer["nodeSecret"])
     print("\nThis node (%s) has joined the cluster%s (kswizard lab STAND-IN)." % (name, " as a control-plane node" if cp else ""))

@@ -18,9 +18,11 @@ pub const PURPOSE: &str =
 pub fn hints(_: &State) -> Vec<Hint> {
     vec![
         ("↑↓", "host"),
-        ("←→ Tab", "role"),
+        // Tab moves like →; said in the help, left out here so the footer fits 80 columns.
+        ("←→", "role"),
         ("space", "toggle"),
         ("p", "preset"),
+        ("t", "etcd"),
         ("Enter", "next"),
     ]
 }
@@ -63,8 +65,14 @@ fn check(on: bool) -> &'static str {
 pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
     let hosts = &state.cluster.hosts;
+    let topology = state.cluster.settings.etcd_topology;
     let mut notes = vec![quorum_line(state.cluster.etcd().count(), theme)];
     notes.extend(findings::lines(state.findings_for(Screen::Roles), theme));
+    // After the findings: on a small terminal they matter more (switching also says it below).
+    notes.push(Line::from(format!(
+        "etcd topology (t) {}",
+        topology.trade_off()
+    )));
     let [table_area, notes_area] = table_and_notes(area, hosts.len(), &notes);
 
     let rows_height = table_area.height.saturating_sub(3) as usize;

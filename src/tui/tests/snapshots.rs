@@ -139,6 +139,22 @@ fn roles_with_even_etcd() {
 }
 
 #[test]
+fn roles_stacked_etcd_off_one_master() {
+    let mut s = opened();
+    send(
+        &mut s,
+        [
+            Action::GoTo(Screen::Roles),
+            Action::EtcdTopology,
+            Action::Down,
+            Action::Down,
+        ],
+    );
+    send(&mut s, [Action::Left, Action::Toggle]);
+    check("roles_stacked", &s);
+}
+
+#[test]
 fn load_balancer() {
     let mut s = opened();
     send(&mut s, [Action::GoTo(Screen::LoadBalancer)]);

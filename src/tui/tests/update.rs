@@ -184,6 +184,34 @@ fn preset_gives_three_masters_with_etcd() {
 }
 
 #[test]
+fn t_on_roles_switches_the_etcd_topology_and_validation_follows() {
+    use crate::model::EtcdTopology;
+    let mut s = opened();
+    let t =
+        ratatui::crossterm::event::KeyEvent::from(ratatui::crossterm::event::KeyCode::Char('t'));
+    assert!(matches!(
+        crate::tui::keymap::map_key(&s, t),
+        Some(Action::TestSsh)
+    ));
+    send(&mut s, [Action::GoTo(Screen::Roles)]);
+    let action = crate::tui::keymap::map_key(&s, t).unwrap();
+    assert!(matches!(action, Action::EtcdTopology));
+    send(&mut s, [action]);
+    assert_eq!(s.cluster.settings.etcd_topology, EtcdTopology::Stacked);
+    assert!(s.dirty());
+    assert!(codes(&s).is_empty(), "the seeds' etcd is on the masters");
+    // etcd off master3: stacked needs it on every master.
+    send(
+        &mut s,
+        [Action::Down, Action::Down, Action::Left, Action::Toggle],
+    );
+    assert_eq!(codes(&s), ["etcd-count-even", "etcd-stacked-not-masters"]);
+    send(&mut s, [Action::Toggle, Action::EtcdTopology]);
+    assert_eq!(s.cluster.settings.etcd_topology, EtcdTopology::External);
+    assert!(!s.dirty(), "back to what was opened");
+}
+
+#[test]
 fn set_the_vip_and_see_its_findings_while_typing() {
     let mut s = opened();
     edit_lb_field(&mut s, 1, "192.168.0.2");
