@@ -13,6 +13,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         .collect();
     entries.sort();
     for path in entries {
+        // Python's byte-code caches (a test that runs a stand-in here makes one) are not assets.
+        if path.file_name().is_some_and(|n| n == "__pycache__") {
+            continue;
+        }
         if path.is_dir() {
             walk(&path, out);
         } else {

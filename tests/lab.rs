@@ -302,6 +302,8 @@ struct Step {
     /// The etcd topologies the step runs in (both when empty).
     #[serde(default)]
     etcd: Vec<String>,
+    /// `deliver: bundle`: the product's own delivery, which this driver calls (below).
+    deliver: Option<String>,
     script: Option<String>,
     run: Option<String>,
 }
@@ -351,6 +353,36 @@ fn run_step(
     (out.status.success(), log, published.to_string())
 }
 
+/// The plan's `deliver` step is kswizard's own code, not a script: the engine runs it, alone.
+fn deliver_bundle(lab: &Lab, cluster: &Cluster) {
+    let plan = kswizard::engine::plan::parse(
+        "steps:\n- {id: deliver, roles: [all], deliver: bundle}\n",
+        Path::new("deliver.yaml"),
+        |_| unreachable!(),
+    )
+    .unwrap();
+    let state = lab.dir.join("deliver-state");
+    let opts = kswizard::engine::executor::Options {
+        bundle: kswizard::engine::paths::bundle_dir(&lab.conf_dir, cluster),
+        ..kswizard::engine::executor::Options::new(state)
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let summary = rt
+        .block_on(async {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+            let r = kswizard::engine::executor::install(cluster, &plan, &opts, tx).await;
+            drain.await.unwrap();
+            r
+        })
+        .unwrap();
+    assert_eq!(summary.failed, 0, "{summary:?}");
+    eprintln!(
+        "step deliver            ok on {} nodes",
+        cluster.hosts.len()
+    );
+}
+
 /// Run every step of the plan on the nodes it targets; return the published values.
 fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
     let plan: Plan = serde_yaml::from_str(&std::fs::read_to_string(plan_path).unwrap()).unwrap();
@@ -365,6 +397,10 @@ fn run_plan(lab: &Lab, plan_path: &Path) -> BTreeMap<String, String> {
         (s.lb.is_empty() || s.lb.contains(&mode))
             && (s.etcd.is_empty() || s.etcd.contains(&topology))
     }) {
+        if step.deliver.is_some() {
+            deliver_bundle(lab, &cluster);
+            continue;
+        }
         let script = match (&step.script, &step.run) {
             (Some(s), _) => std::fs::read_to_string(plan_path.parent().unwrap().join(s)).unwrap(),
             (None, Some(r)) => r.clone(),
