@@ -12,7 +12,11 @@ use std::time::Instant;
 
 use kswizard::engine::executor::{self, Options};
 use kswizard::engine::plan;
-use kswizard::lab::{self, Spec};
+use kswizard::lab;
+
+#[path = "common/lab.rs"]
+mod lab_common;
+use lab_common::median;
 
 const STEPS: usize = 10;
 
@@ -142,31 +146,12 @@ fn ansible(lab: &lab::Lab, work: &Path) -> Option<f64> {
     Some(secs)
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied()
-}
-
-struct Down(std::path::PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        if let Err(e) = lab::down(&self.0) {
-            eprintln!("lab down {}: {e:#}", self.0.display());
-        }
-    }
-}
-
 fn main() {
     if !lab::is_root() {
         println!("engine_vs_ansible: skipped, the lab needs root");
         return;
     }
-    let sizes: Vec<usize> = std::env::var("KSW_BENCH_NODES")
-        .unwrap_or_else(|_| "20,100".into())
-        .split(',')
-        .filter_map(|s| s.trim().parse().ok())
-        .collect();
+    let sizes = lab_common::sizes();
     println!("{STEPS} no-op steps as root on every node; median wall time, lower is better");
     println!(
         "{:>6} {:>10} {:>10} {:>10} {:>14} {:>14}",
@@ -177,14 +162,8 @@ fn main() {
             .prefix("kb")
             .tempdir_in("/tmp")
             .unwrap();
-        let spec = Spec {
-            dir: tmp.path().join("lab"),
-            nodes: n,
-            subnet: None,
-        };
-        let lab = lab::up(&spec, true).expect("lab up");
-        // Down also when a contestant panics: a lab's containers outlive this process.
-        let _down = Down(lab.dir.clone());
+        // Down also when a contestant panics.
+        let (lab, _down) = lab_common::up(tmp.path(), n);
         let work = tmp.path();
         // Warm the page cache and sshd once, so that no contestant pays for the first contact.
         let _ = ssh_loop(&lab, work);
