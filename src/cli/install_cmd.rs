@@ -200,6 +200,9 @@ pub fn install(a: InstallArgs) -> Outcome {
                     open = print(&l);
                 }
             }
+            if let (true, Some(l)) = (open && !json, text.finish()) {
+                print(&l);
+            }
             seen
         });
         let opts = Options {
@@ -221,6 +224,11 @@ pub fn install(a: InstallArgs) -> Outcome {
     match result {
         (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
         (Some(Ok(_)), _) => Outcome::Failed,
+        // The table is in the report already (text) or in its events (JSON): the first line.
+        (Some(Err(e @ executor::EngineError::Preflight { .. })), _) => {
+            eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
+            Outcome::Failed
+        }
         (Some(Err(e)), _) => {
             eprintln!("kswizard: {e}");
             Outcome::BadInput

@@ -9,6 +9,7 @@ use super::{
     send, started, type_text,
 };
 use crate::engine::events::{Event, Status, Summary};
+use crate::engine::preflight::{Check, Level};
 use crate::tui::action::Action;
 use crate::tui::input::Edit;
 use crate::tui::state::{Screen, State};
@@ -254,13 +255,15 @@ fn mid_install() -> State {
         engine(
             &mut s,
             [
-                started(node, "preflight"),
-                output(
-                    node,
-                    "preflight",
-                    "checking swap, ports 6443 10250 2379, time sync",
-                ),
-                finished(node, "preflight", Status::Ok, ms),
+                Event::Preflight {
+                    node: node.to_string(),
+                    status: Level::Ok,
+                    checks: vec![
+                        Check::new("swap", Level::Ok, "off", ""),
+                        Check::new("ports", Level::Ok, "10250 30880 free", ""),
+                    ],
+                    facts: std::collections::BTreeMap::new(),
+                },
                 started(node, "os-prep"),
                 output(node, "os-prep", "net.ipv4.ip_forward = 1"),
                 output(node, "os-prep", "loaded modules overlay br_netfilter"),
