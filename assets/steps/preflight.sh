@@ -144,4 +144,6 @@ if [ -n "${KSW_LB_DOMAIN:-}" ]; then
   elif grep -qF "$tag" /etc/hosts; then check lb-domain ok "$KSW_LB_DOMAIN resolves to $resolved through kswizard's own /etc/hosts line: os-prep rewrites it to $KSW_LB_ADDRESS"
   else check lb-domain fail "$KSW_LB_DOMAIN resolves to $resolved, not the LB address $KSW_LB_ADDRESS" "remove that mapping (/etc/hosts or DNS), or set apiserver_loadbalancer_domain_name / the LB address in common.yaml to agree"; fi
 fi
+# The time again, last: the script's own run time then drops out of the skew (engine/preflight.rs).
+echo "FACT time_end=$(date -u +%s.%N)"
 echo END

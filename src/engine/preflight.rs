@@ -210,14 +210,17 @@ fn cut(s: &str, n: usize) -> String {
     }
 }
 
-/// How far the node's clock is from the taskbox's, in seconds, positive when ahead: the distance
-/// of its time from the window in which it was read (0 inside it). Not the distance from the
-/// window's midpoint: a slow link or a slow script widens the window, and must not make a skew.
-pub fn skew(node_time: f64, w: Window) -> f64 {
-    if node_time > w.received {
-        node_time - w.received
-    } else if node_time < w.sent {
-        node_time - w.sent
+/// How far the node's clock is from the taskbox's, in seconds, positive when ahead, at least:
+/// the node read `first` after the taskbox sent (`w.sent`) and `last` before the report was in
+/// (`w.received`), so its offset lies in `[last - received, first - sent]`; the point of that
+/// range nearest 0. Its width is the network's round trip only: neither a slow script nor a slow
+/// link can make a skew that is not there (a midpoint of the window would).
+pub fn skew(first: f64, last: f64, w: Window) -> f64 {
+    let (lo, hi) = (last - w.received, first - w.sent);
+    if lo > 0.0 {
+        lo
+    } else if hi < 0.0 {
+        hi
     } else {
         0.0
     }
@@ -225,7 +228,8 @@ pub fn skew(node_time: f64, w: Window) -> f64 {
 
 fn clock_check(r: &Report, w: Window) -> Check {
     let fix = "synchronise the clocks (timedatectl set-ntp true, with chrony or systemd-timesyncd) on the node and the taskbox";
-    let Some(t) = r.facts.get("time").and_then(|t| t.parse::<f64>().ok()) else {
+    let time = |k: &str| r.facts.get(k).and_then(|t| t.parse::<f64>().ok());
+    let Some(t) = time("time") else {
         return Check::new(
             "clock",
             Level::Fail,
@@ -233,7 +237,7 @@ fn clock_check(r: &Report, w: Window) -> Check {
             "check that `date +%s.%N` works on the node",
         );
     };
-    let s = skew(t, w);
+    let s = skew(t, time("time_end").unwrap_or(t), w);
     let how = if s > 0.0 { "ahead of" } else { "behind" };
     let said = format!("{:.1} s {how} the taskbox", s.abs());
     if s.abs() > SKEW_FAIL_S {
@@ -264,7 +268,7 @@ pub fn compare(
     ips: &HashMap<String, String>,
 ) {
     let reached: Vec<bool> = reports.iter().map(|r| !r.facts.is_empty()).collect();
-    // Every other reached node that reports the same value of `fact` (by `key`).
+    // Every other node (by index) that reports the same value of `fact` (by `key`).
     let sharing = |reports: &[Report], fact: &str, key: fn(&str) -> String| {
         let mut by: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in reports.iter().enumerate() {
@@ -278,9 +282,9 @@ pub fn compare(
                 v.and_then(|v| by.get(&v))
                     .map(|is| {
                         is.iter()
-                            .filter(|&&j| j != i)
-                            .map(|&j| reports[j].node.clone())
-                            .collect::<Vec<_>>()
+                            .copied()
+                            .filter(|&j| j != i)
+                            .collect::<Vec<usize>>()
                     })
                     .unwrap_or_default()
             })
@@ -303,6 +307,12 @@ pub fn compare(
                 .unwrap_or_default()
         })
         .collect();
+    let names = |reports: &[Report], js: &[usize]| {
+        js.iter()
+            .map(|&j| reports[j].node.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     for i in 0..reports.len() {
         if !reached[i] {
             continue;
@@ -326,24 +336,44 @@ pub fn compare(
                 Level::Fail,
                 format!(
                     "its hostname '{hostname}' is also the hostname of {}",
-                    hostnames[i].join(", ")
+                    names(reports, &hostnames[i])
                 ),
                 "give each machine its own hostname (hostnamectl set-hostname NAME): Kubernetes names its nodes by it",
             )
         });
-        reports[i].add(if machines[i].is_empty() {
-            Check::new("same-machine", Level::Ok, "no other entry reaches this machine", "")
-        } else {
+        // The same machine id and a shared address: one machine reached twice. The same id
+        // alone: cloned machines (Kubernetes and some CNIs tell nodes apart by it).
+        let id = reports[i]
+            .facts
+            .get("machine_id")
+            .cloned()
+            .unwrap_or_default();
+        let (twice, clones): (Vec<usize>, Vec<usize>) = machines[i]
+            .iter()
+            .copied()
+            .partition(|&j| addresses[j].iter().any(|a| addresses[i].contains(a)));
+        reports[i].add(if !twice.is_empty() {
             Check::new(
                 "same-machine",
                 Level::Fail,
                 format!(
-                    "this entry and {} reach the same machine (machine-id {})",
-                    machines[i].join(", "),
-                    reports[i].facts.get("machine_id").map_or("", String::as_str)
+                    "this entry and {} reach the same machine (machine-id {id}, the same addresses)",
+                    names(reports, &twice)
                 ),
-                "hosts.ini lists one machine twice: remove one entry or fix its ansible_host; for cloned VMs, give each its own id (rm /etc/machine-id; systemd-machine-id-setup)",
+                "hosts.ini lists one machine twice: remove one entry or fix its ansible_host",
             )
+        } else if !clones.is_empty() {
+            Check::new(
+                "same-machine",
+                Level::Warn,
+                format!(
+                    "its machine-id {id} is also that of {} (cloned machines?)",
+                    names(reports, &clones)
+                ),
+                "give each clone its own id: rm /etc/machine-id; systemd-machine-id-setup",
+            )
+        } else {
+            Check::new("same-machine", Level::Ok, "no other entry reaches this machine", "")
         });
         if let Some(ip) = ips.get(&node) {
             let others: Vec<String> = (0..reports.len())

@@ -2,7 +2,7 @@ use super::*;
 
 fn report(node: &str, hostname: &str, machine: &str, addrs: &str, time: f64) -> Report {
     let out = format!(
-        "FACT time={time}\nFACT hostname={hostname}\nFACT machine_id={machine}\nFACT addresses={addrs}\nCHECK root ok root through sudo ;; \nEND\n"
+        "FACT time={time}\nFACT time_end={time}\nFACT hostname={hostname}\nFACT machine_id={machine}\nFACT addresses={addrs}\nCHECK root ok root through sudo ;; \nEND\n"
     );
     parse(node, &out, 0, "")
 }
@@ -105,16 +105,21 @@ fn malformed_reports_fail_clearly_and_never_panic() {
 }
 
 #[test]
-fn skew_is_the_distance_from_the_window() {
+fn skew_is_the_nearest_offset_the_times_allow() {
     let w = Window {
         sent: 100.0,
-        received: 102.0,
+        received: 110.0,
     };
+    let same = |a: f64, b: f64| assert_eq!(a.to_bits(), b.to_bits(), "{a} {b}");
     // Exact in binary floating point: whole seconds.
-    assert_eq!(skew(101.0, w).to_bits(), 0.0f64.to_bits());
-    assert_eq!(skew(100.0, w).to_bits(), 0.0f64.to_bits());
-    assert_eq!(skew(162.0, w).to_bits(), 60.0f64.to_bits());
-    assert_eq!(skew(90.0, w).to_bits(), (-10.0f64).to_bits());
+    same(skew(101.0, 101.0, w), 0.0);
+    same(skew(100.0, 110.0, w), 0.0);
+    // A script that took 8 of the 10 s: 59 s ahead at least, not 51 (the window alone) nor 55
+    // (its midpoint).
+    same(skew(161.0, 169.0, w), 59.0);
+    same(skew(90.0, 91.0, w), -10.0);
+    // Only the time at the start: the window alone.
+    same(skew(162.0, 162.0, w), 52.0);
 }
 
 #[test]
@@ -159,19 +164,22 @@ fn duplicate_hostnames_machines_and_addresses_fail_on_each_node_involved() {
         report("m3", "node3", "cc", "10.0.0.3,10.0.0.4", 1000.0),
         // hosts.ini's "w1" reaches m3's machine again through another address.
         report("w1", "node3x", "cc", "10.0.0.4,10.0.0.3", 1000.0),
+        // A clone of m1's machine, with addresses of its own.
+        report("w2", "node5", "aa", "10.0.0.5", 1000.0),
     ];
     let ips: HashMap<String, String> = [
         ("m1", "10.0.0.1"),
         ("m2", "10.0.0.2"),
         ("m3", "10.0.0.3"),
         ("w1", "10.0.0.4"),
+        ("w2", "10.0.0.5"),
     ]
     .into_iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     compare(
         &mut rs,
-        &windows(&["m1", "m2", "m3", "w1"], 1000.0, 1000.0),
+        &windows(&["m1", "m2", "m3", "w1", "w2"], 1000.0, 1000.0),
         &ips,
     );
     let h = check(&rs[0], "unique-hostname");
@@ -181,11 +189,19 @@ fn duplicate_hostnames_machines_and_addresses_fail_on_each_node_involved() {
     assert_eq!(check(&rs[1], "unique-hostname").level, Level::Fail);
     assert_eq!(check(&rs[2], "unique-hostname").level, Level::Ok);
     let same = check(&rs[3], "same-machine");
+    assert_eq!(same.level, Level::Fail);
     assert_eq!(
         same.reason,
-        "this entry and m3 reach the same machine (machine-id cc)"
+        "this entry and m3 reach the same machine (machine-id cc, the same addresses)"
     );
-    assert_eq!(check(&rs[0], "same-machine").level, Level::Ok);
+    let clone = check(&rs[0], "same-machine");
+    assert_eq!(clone.level, Level::Warn);
+    assert_eq!(
+        clone.reason,
+        "its machine-id aa is also that of w2 (cloned machines?)"
+    );
+    assert!(clone.fix.contains("systemd-machine-id-setup"));
+    assert_eq!(check(&rs[1], "same-machine").level, Level::Ok);
     assert_eq!(
         check(&rs[2], "unique-ip").reason,
         "its ip= 10.0.0.3 is also an address of w1"
