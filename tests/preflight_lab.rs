@@ -147,7 +147,15 @@ fn preflight_finds_skew_duplicate_hostname_taken_port_and_old_docker_before_any_
 
     // Nothing else failed: each node is a machine of its own, at its own address.
     for node in n {
-        for id in ["same-machine", "unique-ip", "ip", "root", "swap", "kubernetes", "lb-domain"] {
+        for id in [
+            "same-machine",
+            "unique-ip",
+            "ip",
+            "root",
+            "swap",
+            "kubernetes",
+            "lb-domain",
+        ] {
             let c = check(&events, &node.name, id);
             assert_eq!(c["level"], "ok", "{}: {c}", node.name);
         }

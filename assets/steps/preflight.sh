@@ -72,10 +72,16 @@ case $(stat -fc %T /sys/fs/cgroup 2>/dev/null) in
   *) check cgroup warn "v1: Kubernetes 1.31 and later run on cgroup v1 only in maintenance mode" "boot with systemd.unified_cgroup_hierarchy=1" ;;
 esac
 
-# os-prep loads them; here only whether it can. A kernel without module loading (containers)
-# may have them built in (then /sys/module has them).
+# os-prep loads them; here only whether it can. Present is what they provide (built-in modules
+# without parameters have no /sys/module entry; containers see the host kernel's).
+present() {
+  case $1 in
+    overlay) grep -qw overlay /proc/filesystems ;;
+    br_netfilter) [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] || [ -d /sys/module/br_netfilter ] ;;
+  esac
+}
 for m in overlay br_netfilter; do
-  if [ -d "/sys/module/$m" ]; then check "module-$m" ok "loaded"
+  if present "$m"; then check "module-$m" ok "present"
   elif modprobe -n "$m" 2>/dev/null; then check "module-$m" ok "loadable (os-prep loads it)"
   else check "module-$m" warn "not loaded and cannot be loaded here" "install the kernel's modules (Debian/Ubuntu: linux-modules-extra-$(uname -r)) or load $m on the host"; fi
 done
@@ -106,7 +112,7 @@ for p in $ports; do
   fi
 done
 if [ -n "$taken" ]; then check ports fail "in use:$taken" "stop what listens there, or leave this host out"
-elif [ -n "$own" ]; then check ports ok "${ports# } free or held by kswizard's earlier install ($own )"
+elif [ -n "$own" ]; then check ports ok "${ports# } free or held by kswizard's earlier install (${own# })"
 else check ports ok "${ports# } free"; fi
 
 # An old Docker: its containerd and iptables rules get in the way of the containerd kswizard sets up.
