@@ -388,6 +388,7 @@ pub async fn install(
         Some(script) => {
             let stage = Stage {
                 cluster,
+                plan,
                 envs: &envs,
                 script,
                 known_hosts: &known_hosts,
@@ -559,6 +560,7 @@ pub async fn install(
 /// once, then the nodes compared (`preflight::compare`); a `preflight` event per node.
 struct Stage<'a> {
     cluster: &'a Cluster,
+    plan: &'a Plan,
     envs: &'a [Vec<(String, String)>],
     script: &'a str,
     known_hosts: &'a Path,
@@ -593,11 +595,17 @@ impl Stage<'_> {
                 self.state_root.replace("{node}", &host.name),
             ));
             let script = self.script.to_string();
+            // As root when any of its steps becomes root: a plan of login-user steps needs no sudo.
+            let root = todo[i]
+                .steps
+                .iter()
+                .any(|t| self.plan.step(&t.step).is_some_and(|s| s.become_root));
             let known_hosts = self.known_hosts.to_path_buf();
             let ctl_dir = self.ctl_dir.to_path_buf();
             tasks.spawn(async move {
                 let r =
-                    super::node::preflight(&host, &env, &script, &known_hosts, &ctl_dir, i).await;
+                    super::node::preflight(&host, &env, &script, root, &known_hosts, &ctl_dir, i)
+                        .await;
                 (i, r)
             });
         }

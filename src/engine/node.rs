@@ -101,7 +101,7 @@ async fn check_facts(host: &Host, conn: &Conn, root: bool) -> Result<Facts, Node
 /// How long a node's preflight may take, connecting included.
 const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Run the preflight `script` (plain text, `bash`) on `host` as root with `env`: its report and
+/// Run the preflight `script` (plain text, `bash`) on `host` with `env`, as root when `root`: its report and
 /// the taskbox's times around it (`preflight::compare` judges those), and the connection, kept
 /// for the install. A node not reached, or whose script does not answer in time, is a report
 /// with one failed check saying so.
@@ -109,6 +109,7 @@ pub(super) async fn preflight(
     host: &Host,
     env: &[(String, String)],
     script: &str,
+    root: bool,
     known_hosts: &Path,
     ctl_dir: &Path,
     n: usize,
@@ -129,7 +130,7 @@ pub(super) async fn preflight(
             .collect();
         let command = format!("{exports}bash -c {}\n", runner::sh_quote(script));
         let sent = now();
-        let result = conn.run(&command, true).await;
+        let result = conn.run(&command, root).await;
         let window = preflight::Window {
             sent,
             received: now(),
