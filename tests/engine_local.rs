@@ -439,7 +439,7 @@ fn the_preview_says_what_an_install_would_run() {
 }
 
 /// A node-side preflight for local "nodes": facts of their own, a warning everywhere, and a
-/// failure on the node named in FAIL_ON (written into the script by the test).
+/// failure on the node named in `FAIL_ON` (written into the script by the test).
 const PREFLIGHT: &str = r#"echo "FACT time=$(date -u +%s.%N)"
 echo "FACT hostname=$KSW_NODE"
 echo "FACT machine_id=id-$KSW_NODE"
