@@ -157,7 +157,11 @@ impl Install {
                     .iter()
                     .filter(|c| c.level == preflight::Level::Ok)
                     .count();
-                self.log(&node, format!("preflight: ✓ {passed} checks passed"));
+                let total = checks.len();
+                self.log(
+                    &node,
+                    format!("preflight: ✓ {passed} of {total} checks passed"),
+                );
                 for c in checks.iter().filter(|c| c.level != preflight::Level::Ok) {
                     self.log(
                         &node,

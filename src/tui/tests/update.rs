@@ -662,7 +662,7 @@ fn a_failed_preflight_shows_the_node_failed_with_its_reasons_and_fixes() {
     assert_eq!(
         m2.log.iter().map(String::as_str).collect::<Vec<_>>(),
         [
-            "preflight: ✓ 1 checks passed",
+            "preflight: ✓ 1 of 3 checks passed",
             "preflight: ✗ clock: 60.0 s ahead of the taskbox (more than 30 s) (fix: timedatectl set-ntp true)",
             "preflight: ! cgroup: v1 (fix: use v2)",
         ]
