@@ -228,7 +228,13 @@ pub fn skew(first: f64, last: f64, w: Window) -> f64 {
 
 fn clock_check(r: &Report, w: Window) -> Check {
     let fix = "synchronise the clocks (timedatectl set-ntp true, with chrony or systemd-timesyncd) on the node and the taskbox";
-    let time = |k: &str| r.facts.get(k).and_then(|t| t.parse::<f64>().ok());
+    // Seconds with a fraction; a `date` without %N (busybox) gives "1700000000.N": the seconds.
+    let time = |k: &str| {
+        let t = r.facts.get(k)?;
+        t.parse::<f64>()
+            .ok()
+            .or_else(|| t.split('.').next()?.parse::<u64>().ok().map(|s| s as f64))
+    };
     let Some(t) = time("time") else {
         return Check::new(
             "clock",

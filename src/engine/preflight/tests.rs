@@ -148,11 +148,23 @@ fn a_clock_60_s_ahead_fails_10_s_warns_and_1_s_passes() {
 
 #[test]
 fn a_missing_or_garbled_time_fails_the_clock() {
-    let mut rs = vec![parse("a", "FACT time=soon\nEND\n", 0, "")];
-    compare(&mut rs, &windows(&["a"], 1.0, 2.0), &HashMap::new());
+    let mut rs = vec![
+        parse("a", "FACT time=soon\nEND\n", 0, ""),
+        // busybox's date has no %N: the whole seconds still count.
+        parse("b", "FACT time=1060.N\nFACT time_end=1060.N\nEND\n", 0, ""),
+    ];
+    compare(
+        &mut rs,
+        &windows(&["a", "b"], 1000.0, 1000.5),
+        &HashMap::new(),
+    );
     assert_eq!(
         check(&rs[0], "clock").reason,
         "the node did not report its time"
+    );
+    assert_eq!(
+        check(&rs[1], "clock").reason,
+        "59.5 s ahead of the taskbox (more than 30 s)"
     );
 }
 
