@@ -102,7 +102,7 @@ for p in $ports; do
   [ -n "$line" ] || continue
   proc=$(grep -o 'users:(("[^"]*"' <<<"$line" | cut -d'"' -f2)
   pid=$(grep -o 'pid=[0-9]*' <<<"$line" | head -n 1 | cut -d= -f2)
-  args=$(tr '\0' ' ' <"/proc/${pid:-0}/cmdline" 2>/dev/null)
+  args=$(tr '\0' ' ' 2>/dev/null <"/proc/${pid:-0}/cmdline")
   # kswizard's components (the lab's stand-ins for them run as standin.py) on a node kswizard
   # installed on before.
   if [ "$ours" = 1 ] && [[ " etcd kube-apiserver kube-controller kube-scheduler kubelet haproxy " == *" ${proc:-?} "* || $args == *standin.py* ]]; then

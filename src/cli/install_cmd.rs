@@ -50,11 +50,16 @@ pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcom
     };
     let nodes = plan.expand(&cluster);
     if json {
-        let v = serde_json::json!({ "plan": plan.file.display().to_string(), "steps": plan.steps, "nodes": nodes });
+        let v = serde_json::json!({ "plan": plan.file.display().to_string(), "preflight": plan.preflight.is_some(), "steps": plan.steps, "nodes": nodes });
         println!("{v}");
         return Outcome::Ok;
     }
     println!("plan {}: {} steps", plan.file.display(), plan.steps.len());
+    if plan.preflight.is_some() {
+        println!(
+            "  preflight (a stage: on every node with steps to run, before any step; reads only)"
+        );
+    }
     for s in &plan.steps {
         let roles: Vec<&str> = s.roles.iter().map(|r| r.name()).collect();
         let on: Vec<&str> = nodes
