@@ -233,3 +233,60 @@ fn preflight_finds_skew_duplicate_hostname_taken_port_and_old_docker_before_any_
     drop(g);
     assert_gone(&lab);
 }
+
+/// `kswizard install` (JSON): exit code and events.
+fn install_json(conf: &std::path::Path, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
+    let out = kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .args(extra)
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    (
+        out.status.code(),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A cluster kswizard installed passes preflight again (`--restart` runs every step again):
+/// its own etcd and apiservers hold the ports, its own /etc/kubernetes is there, the LB domain is
+/// its own /etc/hosts line.
+#[test]
+#[ignore = "needs root and the lab"]
+fn a_rerun_on_a_cluster_kswizard_installed_passes_preflight() {
+    let g = lab_up(161, 3);
+    let lab = &g.lab;
+    let (code, events, err) = install_json(&lab.conf_dir, &[]);
+    assert_eq!(code, Some(0), "{err}{events:?}");
+    let (code, events, err) = install_json(&lab.conf_dir, &["--restart"]);
+    assert_eq!(code, Some(0), "{err}{events:?}");
+    for node in &lab.nodes {
+        let ports = check(&events, &node.name, "ports");
+        assert_eq!(ports["level"], "ok", "{ports}");
+        assert!(
+            text(&ports["reason"]).ends_with("held by kswizard's earlier install (6443 2379 2380)"),
+            "{ports}"
+        );
+        let k8s = check(&events, &node.name, "kubernetes");
+        assert_eq!(k8s["level"], "ok", "{k8s}");
+        assert!(
+            text(&k8s["reason"])
+                .starts_with("kswizard's earlier install: /etc/kubernetes/admin.conf"),
+            "{k8s}"
+        );
+        let lb = check(&events, &node.name, "lb-domain");
+        assert_eq!(
+            text(&lb["reason"]),
+            format!("{} resolves to {}", lab.lb_domain, lab.lb_address),
+            "{lb}"
+        );
+    }
+    let lab = g.lab.clone();
+    drop(g);
+    assert_gone(&lab);
+}
