@@ -548,3 +548,125 @@ fn a_bundle_is_delivered_once_and_a_damaged_one_is_refused_before_anything_is_co
     assert!(!root.join("tool").exists());
     assert_eq!(std::fs::read(b.journal()).unwrap(), journal);
 }
+
+/// A node-side preflight for local "nodes": facts of their own, a warning everywhere, and a
+/// failure on the node named in `FAIL_ON` (written into the script by the test).
+const PREFLIGHT: &str = r#"echo "FACT time=$(date -u +%s.%N)"
+echo "FACT hostname=$KSW_NODE"
+echo "FACT machine_id=id-$KSW_NODE"
+echo "FACT addresses="
+echo "CHECK cgroup warn v1 ;; use v2"
+echo "CHECK state ok $KSW_STATE_ROOT ;; "
+[ "$KSW_NODE" = FAIL_ON ] && echo "CHECK ports fail in use: 6443 (nc) ;; stop it"
+echo "FACT time_end=$(date -u +%s.%N)"
+echo END
+"#;
+
+fn with_preflight(b: &Bench, fail_on: &str) -> Plan {
+    let text = format!(
+        "preflight: pf.sh\nsteps:\n{}{}",
+        counted("one", "all", ""),
+        counted("two", "all", "")
+    )
+    .replace("TRACE", &b.trace().display().to_string());
+    plan::parse(&text, Path::new("plan.yaml"), |s| {
+        assert_eq!(s, "pf.sh");
+        Ok(PREFLIGHT.replace("FAIL_ON", fail_on))
+    })
+    .unwrap()
+}
+
+fn preflights(events: &[Event]) -> Vec<(String, kswizard::engine::preflight::Level)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Preflight { node, status, .. } => Some((node.clone(), *status)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_failed_preflight_stops_the_install_before_any_step_or_journal() {
+    use kswizard::engine::preflight::Level;
+    let b = Bench::new(3);
+    let plan = with_preflight(&b, "n2");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(executor::install(&b.cluster, &plan, &b.opts(), tx));
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let Err(EngineError::Preflight { nodes, table }) = r else {
+        panic!("{r:?}");
+    };
+    assert_eq!(nodes, ["n2"]);
+    assert!(
+        table.contains("failed:\n  n2 ports: in use: 6443 (nc) (fix: stop it)\n"),
+        "{table}"
+    );
+    assert!(
+        table.contains("warnings:\n  n1 cgroup: v1 (fix: use v2)"),
+        "{table}"
+    );
+    assert_eq!(
+        preflights(&events),
+        [
+            ("n1".to_string(), Level::Warn),
+            ("n2".to_string(), Level::Fail),
+            ("n3".to_string(), Level::Warn)
+        ]
+    );
+    // The runner's state root reached the script, per node.
+    let Some(Event::Preflight { checks, .. }) = events.iter().find(|e| e.node() == Some("n3"))
+    else {
+        panic!("{events:?}");
+    };
+    let state = checks.iter().find(|c| c.id == "state").unwrap();
+    assert!(state.reason.ends_with("/nodes/n3"), "{state:?}");
+    assert!(matches!(events[0], Event::Plan { .. }), "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Started { .. } | Event::Finished { .. })),
+        "{events:?}"
+    );
+    assert_eq!(b.count("n1", "one"), 0);
+    assert!(!b.journal().exists());
+}
+
+#[test]
+fn warnings_do_not_stop_the_install_and_a_resume_with_nothing_to_run_skips_preflight() {
+    use kswizard::engine::preflight::Level;
+    let b = Bench::new(2);
+    let plan = with_preflight(&b, "nobody");
+    let (summary, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((summary.ok, summary.failed), (4, 0), "{events:?}");
+    assert_eq!(
+        preflights(&events),
+        [
+            ("n1".to_string(), Level::Warn),
+            ("n2".to_string(), Level::Warn)
+        ]
+    );
+    // Preflight comes before the first step.
+    let first_step = events
+        .iter()
+        .position(|e| matches!(e, Event::Started { .. }))
+        .unwrap();
+    let last_preflight = events
+        .iter()
+        .rposition(|e| matches!(e, Event::Preflight { .. }))
+        .unwrap();
+    assert!(last_preflight < first_step);
+    assert_eq!(b.count("n2", "two"), 1);
+
+    let resume = Options {
+        resume: true,
+        ..b.opts()
+    };
+    let (summary, events) = b.run(&plan, &resume).unwrap();
+    assert_eq!(summary.already_done, 4);
+    assert!(preflights(&events).is_empty(), "{events:?}");
+}

@@ -262,15 +262,18 @@ fn lab_nodes_are_separate_hosts() {
         ),
     ]);
     let (ok, log, _) = run_step(&lab, one, &env, &preflight);
-    assert!(!ok, "{log}");
+    // The script only reports (kswizard judges): it ends ok, with the port named as taken.
+    assert!(ok, "{log}");
+    let ports = log
+        .lines()
+        .find(|l| l.starts_with("CHECK ports "))
+        .unwrap_or_else(|| panic!("{log}"));
     assert!(
-        log.contains(&format!("FAIL  port {one}:6443 is in use")),
+        ports.starts_with("CHECK ports fail in use: 6443 (python3) ;; "),
         "{log}"
     );
-    assert!(
-        log.contains(&format!("ok    port {one}:2379 free")),
-        "{log}"
-    );
+    assert!(!ports.contains("2379"), "{log}");
+    assert!(log.trim_end().ends_with("END"), "{log}");
 
     // A second `up` in the same dir is refused while the lab runs.
     let again = lab::up(

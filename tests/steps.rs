@@ -58,3 +58,55 @@ fn os_prep_refuses_a_domain_or_address_that_would_add_other_lines_to_etc_hosts()
         );
     }
 }
+
+/// The preflight script and kswizard's reader agree: whatever this machine is, its report reads
+/// in full (no `report` failure), with the facts the checks across nodes need and a check of
+/// each kind, every one with a level. It only reads, so it runs here as it would on a node.
+#[test]
+fn the_preflight_report_reads_in_full() {
+    use kswizard::engine::preflight;
+    let (code, out) = run(
+        "preflight.sh",
+        &[
+            ("KSW_NODE", "node1"),
+            ("KSW_IP", "127.0.0.1"),
+            ("KSW_ROLES", "master,etcd,worker"),
+            ("KSW_LB_MODE", "external"),
+            ("KSW_LB_ADDRESS", "192.0.2.250"),
+            ("KSW_LB_PORT", "6443"),
+            ("KSW_LB_DOMAIN", "lb.kubesphere.local"),
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    let r = preflight::parse("node1", &out, code, "");
+    assert!(r.checks.iter().all(|c| c.id != "report"), "{out}");
+    for fact in ["time", "time_end", "hostname", "machine_id", "addresses"] {
+        assert!(r.facts.contains_key(fact), "{fact}: {out}");
+    }
+    for id in [
+        "root",
+        "tools",
+        "cpus",
+        "memory",
+        "disk-containerd",
+        "disk-etcd",
+        "swap",
+        "ip",
+        "hostname",
+        "cgroup",
+        "module-overlay",
+        "module-br_netfilter",
+        "ports",
+        "docker",
+        "kubernetes",
+        "lb-domain",
+    ] {
+        let c = r.checks.iter().find(|c| c.id == id);
+        let c = c.unwrap_or_else(|| panic!("no check {id}: {out}"));
+        // A check that did not pass says what to do.
+        assert!(
+            c.level == preflight::Level::Ok || !c.fix.is_empty(),
+            "{c:?}"
+        );
+    }
+}

@@ -50,11 +50,16 @@ pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcom
     };
     let nodes = plan.expand(&cluster);
     if json {
-        let v = serde_json::json!({ "plan": plan.file.display().to_string(), "steps": plan.steps, "nodes": nodes });
+        let v = serde_json::json!({ "plan": plan.file.display().to_string(), "preflight": plan.preflight.is_some(), "steps": plan.steps, "nodes": nodes });
         println!("{v}");
         return Outcome::Ok;
     }
     println!("plan {}: {} steps", plan.file.display(), plan.steps.len());
+    if plan.preflight.is_some() {
+        println!(
+            "  preflight (a stage: on every node with steps to run, before any step; reads only)"
+        );
+    }
     for s in &plan.steps {
         let roles: Vec<&str> = s.roles.iter().map(|r| r.name()).collect();
         let on: Vec<&str> = nodes
@@ -200,6 +205,9 @@ pub fn install(a: InstallArgs) -> Outcome {
                     open = print(&l);
                 }
             }
+            if let (true, Some(l)) = (open && !json, text.finish()) {
+                print(&l);
+            }
             seen
         });
         let opts = Options {
@@ -222,6 +230,11 @@ pub fn install(a: InstallArgs) -> Outcome {
     match result {
         (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
         (Some(Ok(_)), _) => Outcome::Failed,
+        // The table is in the report already (text) or in its events (JSON): the first line.
+        (Some(Err(e @ executor::EngineError::Preflight { .. })), _) => {
+            eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
+            Outcome::Failed
+        }
         (Some(Err(e)), _) => {
             eprintln!("kswizard: {e}");
             Outcome::BadInput

@@ -27,6 +27,15 @@ pub enum Event {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         left: Vec<(String, String)>,
     },
+    /// A node's preflight (before any step runs anywhere): every check with its level, reason
+    /// and fix (the cross-node ones included), and what the node said it is. `status` is the
+    /// worst level: any `fail` stops the install before it changes anything.
+    Preflight {
+        node: String,
+        status: super::preflight::Level,
+        checks: Vec<super::preflight::Check>,
+        facts: std::collections::BTreeMap<String, String>,
+    },
     /// Facts about a node, gathered before the plan runs.
     Facts {
         node: String,
@@ -110,6 +119,7 @@ impl Event {
     pub fn node(&self) -> Option<&str> {
         match self {
             Event::Facts { node, .. }
+            | Event::Preflight { node, .. }
             | Event::Started { node, .. }
             | Event::Output { node, .. }
             | Event::Delivered { node, .. }

@@ -16,6 +16,7 @@ use super::events::{Event, Summary};
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{NodePlan, Plan, fingerprint};
+use super::preflight;
 use super::runner;
 use super::shared::{Board, JournalWriter, Secrets, Shared, fail_rest};
 use super::transport;
@@ -68,6 +69,12 @@ pub enum EngineError {
     JournalWrite(PathBuf, std::io::Error),
     /// The bundle the plan delivers is missing, damaged or for another version.
     Bundle(BundleError),
+    /// Preflight failed on these nodes; no step ran. `table` is every node's checks
+    /// (`preflight::table`), the failures with their reasons and fixes.
+    Preflight {
+        nodes: Vec<String>,
+        table: String,
+    },
 }
 
 impl std::error::Error for EngineError {
@@ -76,7 +83,9 @@ impl std::error::Error for EngineError {
             EngineError::Io(_, e) | EngineError::JournalWrite(_, e) => Some(e),
             EngineError::Journal(e) => Some(e),
             EngineError::Bundle(e) => Some(e),
-            EngineError::Busy(_) | EngineError::NothingToResume(_) => None,
+            EngineError::Busy(_)
+            | EngineError::NothingToResume(_)
+            | EngineError::Preflight { .. } => None,
         }
     }
 }
@@ -96,6 +105,12 @@ impl std::fmt::Display for EngineError {
                 f,
                 "{}: there is no install to resume (the journal is missing or holds no install); `kswizard install` without --resume starts one (steps already done on the nodes check before they act)",
                 p.display()
+            ),
+            // The first line stands alone (the wizard's status line shows only it).
+            EngineError::Preflight { nodes, table } => write!(
+                f,
+                "preflight failed on {} (no node was changed); fix what it found and install again\n{table}",
+                nodes.join(", ")
             ),
             EngineError::JournalWrite(p, e) => write!(
                 f,
@@ -442,46 +457,13 @@ pub async fn install(
     let config = config_fingerprint(cluster, plan);
     let mode = decide::mode(&previous, opts.resume, opts.restart)
         .map_err(|decide::Refusal::NothingToResume| EngineError::NothingToResume(jpath.clone()))?;
-    let (mut journal, replay, install_id) = match mode {
+    let (replay, install_id) = match mode {
         Mode::Resume => {
             let id = previous.install_id.clone().unwrap_or_default();
-            let j = Journal::open(&jpath, false).map_err(|e| EngineError::Io(jpath.clone(), e))?;
-            (j, previous, id)
+            (previous, id)
         }
-        Mode::Fresh => {
-            let id = new_install_id();
-            let mut j =
-                Journal::open(&jpath, true).map_err(|e| EngineError::Io(jpath.clone(), e))?;
-            j.append(&Record::Begin {
-                install_id: id.clone(),
-                config: config.clone(),
-                // A file's path as an absolute one, so `status` finds it from anywhere; the
-                // bundled plan by its name.
-                plan: if plan.file.exists() {
-                    std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone())
-                } else {
-                    plan.file.clone()
-                }
-                .display()
-                .to_string(),
-                ts: journal::now(),
-            })
-            .map_err(|e| EngineError::Io(jpath.clone(), e))?;
-            (j, Replay::default(), id)
-        }
+        Mode::Fresh => (Replay::default(), new_install_id()),
     };
-    let append =
-        |j: &mut Journal, r: Record| j.append(&r).map_err(|e| EngineError::Io(jpath.clone(), e));
-    if mode == Mode::Resume && replay.config.as_deref() != Some(&config) {
-        // Later resumes and `status` compare against what runs now.
-        append(
-            &mut journal,
-            Record::Reconfigured {
-                config: config.clone(),
-                ts: journal::now(),
-            },
-        )?;
-    }
 
     // A resumed install began in an earlier run.
     let begun = replay.begun;
@@ -509,6 +491,86 @@ pub async fn install(
         })
         .collect();
     let sched = decide::schedule(&node_plans, &fps, &replay);
+    let secrets = Secrets::default();
+    secrets.add(cluster.hosts.iter().flat_map(|h| {
+        let ssh = match &h.auth {
+            crate::model::Auth::Password(p) => Some(p.expose().to_string()),
+            _ => None,
+        };
+        ssh.into_iter()
+            .chain(h.become_pass.iter().map(|p| p.expose().to_string()))
+    }));
+    let _ = events
+        .send(Event::Plan {
+            install_id: install_id.clone(),
+            nodes: node_plans.clone(),
+            done: sched.done.clone(),
+            changed: sched.changed.clone(),
+            left: sched.left.clone(),
+        })
+        .await;
+
+    let ctl = transport::control_dir_in(&opts.state_dir)
+        .map_err(|e| EngineError::Io(opts.state_dir.join("ctl"), e))?;
+    let known_hosts = opts.state_dir.join("known_hosts");
+    // Before the journal is touched: a failed preflight leaves it as it was.
+    let mut conns = match &plan.preflight {
+        Some(script) => {
+            let stage = Stage {
+                cluster,
+                plan,
+                envs: &envs,
+                script,
+                known_hosts: &known_hosts,
+                ctl_dir: ctl.path(),
+                state_root: &opts.state_root,
+                secrets: &secrets,
+                events: &events,
+            };
+            stage.run(&sched.nodes).await?
+        }
+        None => Vec::new(),
+    };
+    conns.resize_with(cluster.hosts.len(), || None);
+
+    let (mut journal, replay) = match mode {
+        Mode::Resume => {
+            let j = Journal::open(&jpath, false).map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            (j, replay)
+        }
+        Mode::Fresh => {
+            let mut j =
+                Journal::open(&jpath, true).map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            j.append(&Record::Begin {
+                install_id: install_id.clone(),
+                config: config.clone(),
+                // A file's path as an absolute one, so `status` finds it from anywhere; the
+                // bundled plan by its name.
+                plan: if plan.file.exists() {
+                    std::path::absolute(&plan.file).unwrap_or_else(|_| plan.file.clone())
+                } else {
+                    plan.file.clone()
+                }
+                .display()
+                .to_string(),
+                ts: journal::now(),
+            })
+            .map_err(|e| EngineError::Io(jpath.clone(), e))?;
+            (j, replay)
+        }
+    };
+    let append =
+        |j: &mut Journal, r: Record| j.append(&r).map_err(|e| EngineError::Io(jpath.clone(), e));
+    if mode == Mode::Resume && replay.config.as_deref() != Some(&config) {
+        // Later resumes and `status` compare against what runs now.
+        append(
+            &mut journal,
+            Record::Reconfigured {
+                config: config.clone(),
+                ts: journal::now(),
+            },
+        )?;
+    }
     for (node, step) in &sched.left {
         append(
             &mut journal,
@@ -519,14 +581,6 @@ pub async fn install(
             },
         )?;
     }
-    let passwords = cluster.hosts.iter().flat_map(|h| {
-        let ssh = match &h.auth {
-            crate::model::Auth::Password(p) => Some(p.expose().to_string()),
-            _ => None,
-        };
-        ssh.into_iter()
-            .chain(h.become_pass.iter().map(|p| p.expose().to_string()))
-    });
     let shared = Arc::new(Shared {
         board: Mutex::new(Board {
             remaining: sched.remaining.clone(),
@@ -539,7 +593,7 @@ pub async fn install(
         install_id: install_id.clone(),
         state_root: opts.state_root.clone(),
         scheduled: sched.scheduled.clone(),
-        secrets: Secrets::default(),
+        secrets,
         failures: Mutex::new(Vec::new()),
         ended: Mutex::new(HashSet::new()),
         counts: Mutex::new(Summary {
@@ -548,20 +602,6 @@ pub async fn install(
         }),
         bundle,
     });
-    shared.secrets.add(passwords);
-    shared
-        .emit(Event::Plan {
-            install_id: install_id.clone(),
-            nodes: node_plans.clone(),
-            done: sched.done.clone(),
-            changed: sched.changed.clone(),
-            left: sched.left.clone(),
-        })
-        .await;
-
-    let ctl = transport::control_dir_in(&opts.state_dir)
-        .map_err(|e| EngineError::Io(opts.state_dir.join("ctl"), e))?;
-    let known_hosts = opts.state_dir.join("known_hosts");
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
     for (i, (((todo, env), fps), files)) in sched
@@ -578,6 +618,7 @@ pub async fn install(
         let known_hosts = known_hosts.clone();
         let ctl_dir = ctl.path().to_path_buf();
         let reconnect_for = opts.reconnect_for;
+        let conn = conns[i].take();
         let steps: Vec<String> = todo.steps.iter().map(|t| t.step.clone()).collect();
         by_task.insert(
             tasks
@@ -590,8 +631,8 @@ pub async fn install(
                         ctl_dir: &ctl_dir,
                         reconnect_for,
                         n: i,
-                        conn: None,
-                        conns: 0,
+                        conns: usize::from(conn.is_some()),
+                        conn,
                         facts_pending: false,
                         env,
                         fps,
@@ -652,6 +693,122 @@ pub async fn install(
     }
     drop(lock);
     Ok(summary)
+}
+
+/// The preflight stage: the plan's preflight script on every node that has steps to run, all at
+/// once, then the nodes compared (`preflight::compare`); a `preflight` event per node.
+struct Stage<'a> {
+    cluster: &'a Cluster,
+    plan: &'a Plan,
+    envs: &'a [Vec<(String, String)>],
+    script: &'a str,
+    known_hosts: &'a Path,
+    ctl_dir: &'a Path,
+    state_root: &'a str,
+    secrets: &'a Secrets,
+    events: &'a mpsc::Sender<Event>,
+}
+
+impl Stage<'_> {
+    /// Each node's connection (by host index; `None` where it has nothing to run), or the
+    /// failures. Warnings do not stop the install.
+    async fn run(
+        &self,
+        todo: &[decide::NodeTodo],
+    ) -> Result<Vec<Option<transport::Conn>>, EngineError> {
+        let hosts: Vec<usize> = (0..self.cluster.hosts.len())
+            .filter(|&i| todo.get(i).is_some_and(|t| !t.steps.is_empty()))
+            .collect();
+        if hosts.is_empty() {
+            return Ok(Vec::new());
+        }
+        // All at once, each in a task of its own (owned copies: tasks outlive no borrow).
+        let mut tasks = tokio::task::JoinSet::new();
+        for &i in &hosts {
+            let host = self.cluster.hosts[i].clone();
+            let mut env = self.envs[i].clone();
+            // Where the runner keeps steps: a node with steps of kswizard's there was installed
+            // by it, and its components may hold the ports.
+            env.push((
+                "KSW_STATE_ROOT".into(),
+                self.state_root.replace("{node}", &host.name),
+            ));
+            let script = self.script.to_string();
+            // As root when any of its steps becomes root: a plan of login-user steps needs no sudo.
+            let root = todo[i]
+                .steps
+                .iter()
+                .any(|t| self.plan.step(&t.step).is_some_and(|s| s.become_root));
+            let known_hosts = self.known_hosts.to_path_buf();
+            let ctl_dir = self.ctl_dir.to_path_buf();
+            tasks.spawn(async move {
+                let r =
+                    super::node::preflight(&host, &env, &script, root, &known_hosts, &ctl_dir, i)
+                        .await;
+                (i, r)
+            });
+        }
+        let mut results = HashMap::new();
+        while let Some(joined) = tasks.join_next().await {
+            // A task that panicked (a bug) leaves its node without a report: failed below.
+            if let Ok((i, r)) = joined {
+                results.insert(i, r);
+            }
+        }
+        let mut reports = Vec::new();
+        let mut windows = HashMap::new();
+        let mut conns: Vec<Option<transport::Conn>> =
+            (0..self.cluster.hosts.len()).map(|_| None).collect();
+        for &i in &hosts {
+            let name = &self.cluster.hosts[i].name;
+            let (report, window, conn) = results.remove(&i).unwrap_or_else(|| {
+                let why = "kswizard's preflight of this node stopped (a bug)";
+                (preflight::Report::unreachable(name, why), None, None)
+            });
+            if let Some(w) = window {
+                windows.insert(report.node.clone(), w);
+            }
+            conns[i] = conn;
+            reports.push(report);
+        }
+        let ips: HashMap<String, String> = hosts
+            .iter()
+            .map(|&i| {
+                let h = &self.cluster.hosts[i];
+                (h.name.clone(), h.node_ip().to_string())
+            })
+            .collect();
+        preflight::compare(&mut reports, &windows, &ips);
+        for r in &mut reports {
+            for c in &mut r.checks {
+                c.reason = self.secrets.scrub(&c.reason);
+            }
+            let _ = self
+                .events
+                .send(Event::Preflight {
+                    node: r.node.clone(),
+                    status: r.level(),
+                    checks: r.checks.clone(),
+                    facts: r.facts.clone(),
+                })
+                .await;
+        }
+        let failed: Vec<String> = reports
+            .iter()
+            .filter(|r| r.level() == preflight::Level::Fail)
+            .map(|r| r.node.clone())
+            .collect();
+        if failed.is_empty() {
+            return Ok(conns);
+        }
+        for c in conns.into_iter().flatten() {
+            c.close().await;
+        }
+        Err(EngineError::Preflight {
+            nodes: failed,
+            table: preflight::table(&reports),
+        })
+    }
 }
 
 fn new_install_id() -> String {

@@ -10,6 +10,7 @@ pub mod journal;
 mod node;
 pub mod paths;
 pub mod plan;
+pub mod preflight;
 pub mod progress;
 pub mod report;
 pub mod runner;

@@ -12,6 +12,7 @@ use super::deliver;
 use super::events::{Event, Facts, Status};
 use super::journal::{self, Record};
 use super::plan::{Plan, Step};
+use super::preflight;
 use super::runner::{self, How, Launch};
 use super::shared::{Shared, StepEnd, end_record, fail_rest, skip_rest};
 use super::transport::{self, Conn, ConnectError, Lost};
@@ -98,6 +99,72 @@ async fn check_facts(host: &Host, conn: &Conn, root: bool) -> Result<Facts, Node
     }
 }
 
+/// How long a node's preflight may take, connecting included.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run the preflight `script` (plain text, `bash`) on `host` with `env`, as root when `root`: its report and
+/// the taskbox's times around it (`preflight::compare` judges those), and the connection, kept
+/// for the install. A node not reached, or whose script does not answer in time, is a report
+/// with one failed check saying so.
+pub(super) async fn preflight(
+    host: &Host,
+    env: &[(String, String)],
+    script: &str,
+    root: bool,
+    known_hosts: &Path,
+    ctl_dir: &Path,
+    n: usize,
+) -> (preflight::Report, Option<preflight::Window>, Option<Conn>) {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    };
+    let run = async {
+        // The connection's id is the one `NodeRun::connect` would give it first.
+        let conn = transport::connect(host, known_hosts, ctl_dir, n * 1000 + 1)
+            .await
+            .map_err(|e| e.to_string())?;
+        let exports: String = env
+            .iter()
+            .map(|(k, v)| format!("export {k}={}\n", runner::sh_quote(v)))
+            .collect();
+        let command = format!("{exports}bash -c {}\n", runner::sh_quote(script));
+        let sent = now();
+        let result = conn.run(&command, root).await;
+        let window = preflight::Window {
+            sent,
+            received: now(),
+        };
+        match result {
+            Ok((code, out, err)) => Ok((
+                preflight::parse(&host.name, &out, code, &conn.redact(&err)),
+                window,
+                conn,
+            )),
+            Err(l) => {
+                conn.close().await;
+                Err(format!("connection lost during preflight: {}", l.0))
+            }
+        }
+    };
+    match tokio::time::timeout(PREFLIGHT_TIMEOUT, run).await {
+        Ok(Ok((report, window, conn))) => (report, Some(window), Some(conn)),
+        Ok(Err(why)) => (preflight::Report::unreachable(&host.name, &why), None, None),
+        Err(_) => (
+            preflight::Report::unreachable(
+                &host.name,
+                &format!(
+                    "no preflight report within {} s",
+                    PREFLIGHT_TIMEOUT.as_secs()
+                ),
+            ),
+            None,
+            None,
+        ),
+    }
+}
+
 /// One node's share of the install: its connection and where it stands.
 pub(super) struct NodeRun<'a> {
     pub(super) host: &'a Host,
@@ -168,7 +235,10 @@ impl NodeRun<'_> {
                 todo: t,
             })
             .collect();
-        if let Err(e) = self.connect().await {
+        // The preflight stage hands over the connection it made.
+        if self.conn.is_none()
+            && let Err(e) = self.connect().await
+        {
             return fail_rest(self.shared, &node, &ids, e.to_string()).await;
         }
         let first_waits = decide::facts_first(

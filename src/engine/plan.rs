@@ -36,6 +36,8 @@ impl Role {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlan {
+    /// The node-side preflight script (relative to the plan), run on every node before any step.
+    preflight: Option<String>,
     steps: Vec<RawStep>,
 }
 
@@ -120,6 +122,9 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub file: PathBuf,
+    /// The preflight script's text (`preflight:` in the plan): run on every node before any step
+    /// (`engine/preflight.rs`). A plan without one has no preflight stage.
+    pub preflight: Option<String>,
     pub steps: Vec<Step>,
 }
 
@@ -145,6 +150,13 @@ fn step_line(text: &str, id: &str) -> usize {
         .map_or(0, |i| i + 1)
 }
 
+/// The line of a top-level `key` (0 when not found).
+fn key_line(text: &str, key: &str) -> usize {
+    text.lines()
+        .position(|l| l.starts_with(key))
+        .map_or(0, |i| i + 1)
+}
+
 /// Read and check a plan file; scripts are read relative to it.
 pub fn load(path: &Path) -> Result<Plan, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfError::io(path, &e))?;
@@ -165,11 +177,12 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('preflight:' script, 'steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd, deliver): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
     };
+    let raw_preflight = raw.preflight;
     let mut seen = HashSet::new();
     let mut steps = Vec::new();
     for r in raw.steps {
@@ -303,8 +316,19 @@ pub fn parse(
             ),
         ));
     }
+    let preflight = match &raw_preflight {
+        Some(s) => Some(read_script(s).map_err(|e| {
+            ConfError::new(
+                file,
+                key_line(text, "preflight:"),
+                format!("preflight script '{s}' cannot be read: {e}"),
+            )
+        })?),
+        None => None,
+    };
     Ok(Plan {
         file: file.to_path_buf(),
+        preflight,
         steps,
     })
 }
@@ -598,6 +622,10 @@ mod tests {
             (
                 "steps:\n- {id: a, roles: [all]}\n",
                 "plan.yaml:2: step 'a': expected exactly one of 'script' and 'run'",
+            ),
+            (
+                "# a plan\npreflight: missing.sh\nsteps:\n- {id: a, roles: [all], run: x}\n",
+                "plan.yaml:2: preflight script 'missing.sh' cannot be read: No such file or directory",
             ),
             (
                 "steps:\n- {id: a, roles: [all], run: x, lb: []}\n",

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use super::events::Status;
+use super::preflight::{Check, Level};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeState {
@@ -92,6 +93,19 @@ impl NodeProgress {
                 self.skipped += 1;
                 self.first_skipped.get_or_insert(step);
             }
+        }
+    }
+
+    /// The node's preflight: a failed one is where the node stopped, with every failed check
+    /// (reason and fix) as the reason.
+    pub fn preflight(&mut self, checks: &[Check]) {
+        let failed: Vec<String> = checks
+            .iter()
+            .filter(|c| c.level == Level::Fail)
+            .map(Check::line)
+            .collect();
+        if !failed.is_empty() {
+            self.failed = Some(("preflight".to_string(), failed.join("; ")));
         }
     }
 

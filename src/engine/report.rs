@@ -1,6 +1,7 @@
 //! Two consumers of the event stream for the command line: readable text, and JSON lines.
 
 use super::events::{Event, Status, Summary};
+use super::preflight::{self, Report};
 use super::progress::{NodeProgress, NodeState};
 
 /// One JSON object per event, one per line.
@@ -13,6 +14,9 @@ pub fn json_line(e: &Event) -> String {
 pub struct TextReport {
     /// In plan order.
     nodes: Vec<NodeProgress>,
+    /// Preflight reports not yet shown: they are shown as one table once all are in (the next
+    /// other event, or the end).
+    preflight: Vec<Report>,
 }
 
 /// A node's state in the closing table.
@@ -31,7 +35,41 @@ fn state_text(n: &NodeProgress) -> String {
 }
 
 impl TextReport {
+    /// The text for one event, if it shows.
     pub fn line(&mut self, e: &Event) -> Option<String> {
+        if let Event::Preflight {
+            node,
+            checks,
+            facts,
+            ..
+        } = e
+        {
+            self.preflight.push(Report {
+                node: node.clone(),
+                checks: checks.clone(),
+                facts: facts.clone(),
+            });
+            return None;
+        }
+        let table = self.finish();
+        let line = self.event_line(e);
+        match (table, line) {
+            (Some(t), Some(l)) => Some(format!("{t}\n{l}")),
+            (t, l) => t.or(l),
+        }
+    }
+
+    /// What is still held back (the preflight table), at the end of the stream.
+    pub fn finish(&mut self) -> Option<String> {
+        if self.preflight.is_empty() {
+            return None;
+        }
+        let t = preflight::table(&self.preflight);
+        self.preflight.clear();
+        Some(t.trim_end().to_string())
+    }
+
+    fn event_line(&mut self, e: &Event) -> Option<String> {
         match e {
             Event::Plan {
                 nodes,
@@ -104,7 +142,8 @@ impl TextReport {
                     crate::bundle::deliver::rate(*bytes, *elapsed_ms as f64 / 1000.0)
                 )
             }),
-            Event::Started { .. } | Event::Output { .. } => None,
+            // Preflight events are taken (as a table) in `line`.
+            Event::Started { .. } | Event::Output { .. } | Event::Preflight { .. } => None,
             Event::Finished {
                 node,
                 step,
@@ -282,5 +321,34 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("kswizard install --resume"), "{table}");
+    }
+
+    #[test]
+    fn preflight_reports_show_as_one_table_before_the_next_line_or_at_the_end() {
+        use crate::engine::preflight::{Check, Level};
+        let pf = |node: &str, level: Level| Event::Preflight {
+            node: node.into(),
+            status: level,
+            checks: vec![
+                Check::new("swap", Level::Ok, "off", ""),
+                Check::new("ports", level, "6443", "stop it"),
+            ],
+            facts: std::collections::BTreeMap::new(),
+        };
+        let mut r = TextReport::default();
+        assert_eq!(r.line(&pf("a", Level::Ok)), None);
+        assert_eq!(r.line(&pf("b", Level::Fail)), None);
+        let line = r.line(&finished("a", "s1", Status::Ok, None)).unwrap();
+        assert!(
+            line.starts_with("preflight swap ports\na         ✓    ✓\nb         ✓    ✗\nfailed:\n  b ports: 6443 (fix: stop it)\nok      a"),
+            "{line}"
+        );
+        assert_eq!(r.finish(), None);
+        assert_eq!(r.line(&pf("a", Level::Warn)), None);
+        assert!(
+            r.finish()
+                .unwrap()
+                .ends_with("warnings:\n  a ports: 6443 (fix: stop it)")
+        );
     }
 }

@@ -61,6 +61,12 @@ impl Node {
         .wrap_err_with(|| format!("mounting node {}'s overlay", self.name))?;
 
         std::fs::write(self.path("/etc/hostname"), format!("{}\n", self.name))?;
+        // A machine id of its own, as real machines have (nspawn would give every node of the
+        // image the same one, and preflight tells machines apart by it).
+        let mut id = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut id)?;
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(self.path("/etc/machine-id"), format!("{id}\n"))?;
         // The node's name resolves on the node, as on a real host (sudo looks it up).
         std::fs::write(
             self.path("/etc/hosts"),

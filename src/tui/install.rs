@@ -2,6 +2,7 @@
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
 use crate::engine::events::{Event, Status, Summary};
+use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
@@ -147,6 +148,28 @@ impl Install {
                 }
                 if let Some(n) = self.node(&node) {
                     n.finished(step, status, elapsed_ms, reason);
+                }
+            }
+            Event::Preflight { node, checks, .. } => {
+                // Failures and warnings with their fixes go to the node's log; passed checks
+                // are counted.
+                let passed = checks
+                    .iter()
+                    .filter(|c| c.level == preflight::Level::Ok)
+                    .count();
+                let total = checks.len();
+                self.log(
+                    &node,
+                    format!("preflight: ✓ {passed} of {total} checks passed"),
+                );
+                for c in checks.iter().filter(|c| c.level != preflight::Level::Ok) {
+                    self.log(
+                        &node,
+                        format!("preflight: {} {}", c.level.symbol(), c.line()),
+                    );
+                }
+                if let Some(n) = self.node(&node) {
+                    n.preflight(&checks);
                 }
             }
             Event::Summary(s) => self.summary = Some(s),

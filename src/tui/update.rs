@@ -684,7 +684,9 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
     install.running = false;
     let summary = match result {
         Err(e) => {
-            let text = format!("The install stopped: {e}. i tries again.");
+            // A preflight's table follows its first line: the nodes' logs show it.
+            let first = e.lines().next().unwrap_or_default();
+            let text = format!("The install stopped: {first}. i tries again.");
             return state.set_status(StatusKind::Error, text);
         }
         Ok(s) => s,

@@ -9,6 +9,7 @@ use super::{
     send, started, type_text,
 };
 use crate::engine::events::{Event, Status, Summary};
+use crate::engine::preflight::{Check, Level};
 use crate::tui::action::Action;
 use crate::tui::input::Edit;
 use crate::tui::state::{Screen, State};
@@ -270,13 +271,15 @@ fn mid_install() -> State {
         engine(
             &mut s,
             [
-                started(node, "preflight"),
-                output(
-                    node,
-                    "preflight",
-                    "checking swap, ports 6443 10250 2379, time sync",
-                ),
-                finished(node, "preflight", Status::Ok, ms),
+                Event::Preflight {
+                    node: node.to_string(),
+                    status: Level::Ok,
+                    checks: vec![
+                        Check::new("swap", Level::Ok, "off", ""),
+                        Check::new("ports", Level::Ok, "10250 30880 free", ""),
+                    ],
+                    facts: std::collections::BTreeMap::new(),
+                },
                 started(node, "os-prep"),
                 output(node, "os-prep", "net.ipv4.ip_forward = 1"),
                 output(node, "os-prep", "loaded modules overlay br_netfilter"),
@@ -338,6 +341,61 @@ fn install_in_progress() {
     send(&mut s, std::iter::repeat_n(Action::Down, 4));
     send(&mut s, [Action::PageUp]);
     check("install_failed_node", &s);
+}
+
+/// Preflight found a clock 60 s ahead on master2 and an old Docker on node1: those nodes show
+/// failed at preflight with the reason, the selected one's log has every failure with its fix;
+/// the install ended before any step.
+#[test]
+fn install_stopped_by_preflight() {
+    let mut s = planned();
+    let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
+    for node in nodes {
+        let mut checks = vec![
+            Check::new("swap", Level::Ok, "off", ""),
+            Check::new(
+                "cgroup",
+                Level::Warn,
+                "v1",
+                "boot with systemd.unified_cgroup_hierarchy=1",
+            ),
+        ];
+        match node {
+            "master2" => checks.push(Check::new(
+                "clock",
+                Level::Fail,
+                "60.0 s ahead of the taskbox (more than 30 s)",
+                "synchronise the clocks (timedatectl set-ntp true)",
+            )),
+            "node1" => checks.push(Check::new(
+                "docker",
+                Level::Fail,
+                "Docker is installed (/usr/bin/docker)",
+                "apt-get purge docker-ce docker.io; rm -rf /var/lib/docker",
+            )),
+            _ => {}
+        }
+        let status = checks.iter().map(|c| c.level).max().unwrap();
+        engine(
+            &mut s,
+            [Event::Preflight {
+                node: node.into(),
+                status,
+                checks,
+                facts: std::collections::BTreeMap::new(),
+            }],
+        );
+    }
+    send(
+        &mut s,
+        [
+            Action::Down,
+            Action::InstallEnded(Err(
+                "preflight failed on master2, node1 (no node was changed); fix what it found and install again\n(the table)".into(),
+            )),
+        ],
+    );
+    check("install_preflight_failed", &s);
 }
 
 #[test]

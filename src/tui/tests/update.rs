@@ -629,7 +629,7 @@ fn a_long_failure_reason_is_never_cut_on_the_status_line() {
         failed: 1,
         failures: vec![Failure {
             node: "master2".into(),
-            step: "preflight".into(),
+            step: "os-prep".into(),
             reason: why.into(),
             log_tail: Vec::new(),
         }],
@@ -639,7 +639,7 @@ fn a_long_failure_reason_is_never_cut_on_the_status_line() {
         &mut s,
         [Event::Finished {
             node: "master2".into(),
-            step: "preflight".into(),
+            step: "os-prep".into(),
             status: Status::Failed,
             elapsed_ms: 0,
             reason: Some(why.into()),
@@ -648,10 +648,66 @@ fn a_long_failure_reason_is_never_cut_on_the_status_line() {
     send(&mut s, [Action::InstallEnded(Ok(summary))]);
     assert_eq!(
         s.status.as_ref().unwrap().text,
-        "master2 failed at preflight: the reason is in its log. i resumes (or kswizard install --resume)."
+        "master2 failed at os-prep: the reason is in its log. i resumes (or kswizard install --resume)."
     );
     let log = &s.install.as_ref().unwrap().nodes[1].log;
-    assert_eq!(log.back().unwrap(), &format!("preflight: ✗ failed: {why}"));
+    assert_eq!(log.back().unwrap(), &format!("os-prep: ✗ failed: {why}"));
+}
+
+#[test]
+fn a_failed_preflight_shows_the_node_failed_with_its_reasons_and_fixes() {
+    use crate::engine::preflight::{Check, Level};
+    let mut s = planned();
+    let checks = vec![
+        Check::new("swap", Level::Ok, "off", ""),
+        Check::new(
+            "clock",
+            Level::Fail,
+            "60.0 s ahead of the taskbox (more than 30 s)",
+            "timedatectl set-ntp true",
+        ),
+        Check::new("cgroup", Level::Warn, "v1", "use v2"),
+    ];
+    engine(
+        &mut s,
+        [Event::Preflight {
+            node: "master2".into(),
+            status: Level::Fail,
+            checks,
+            facts: std::collections::BTreeMap::new(),
+        }],
+    );
+    let m2 = s.install.as_ref().unwrap().nodes[1].clone();
+    assert_eq!(m2.state(), NodeState::Failed);
+    assert_eq!(
+        m2.failed,
+        Some((
+            "preflight".to_string(),
+            "clock: 60.0 s ahead of the taskbox (more than 30 s) (fix: timedatectl set-ntp true)"
+                .to_string()
+        ))
+    );
+    assert_eq!(
+        m2.log.iter().map(String::as_str).collect::<Vec<_>>(),
+        [
+            "preflight: ✓ 1 of 3 checks passed",
+            "preflight: ✗ clock: 60.0 s ahead of the taskbox (more than 30 s) (fix: timedatectl set-ntp true)",
+            "preflight: ! cgroup: v1 (fix: use v2)",
+        ]
+    );
+    // The engine's error carries the whole table after its first line: the status line shows
+    // only that line.
+    send(
+        &mut s,
+        [Action::InstallEnded(Err(
+            "preflight failed on master2 (no node was changed); fix what it found and install again\npreflight swap clock\n..."
+                .into(),
+        ))],
+    );
+    assert_eq!(
+        s.status.as_ref().unwrap().text,
+        "The install stopped: preflight failed on master2 (no node was changed); fix what it found and install again. i tries again."
+    );
 }
 
 #[test]
@@ -660,8 +716,8 @@ fn n_jumps_to_the_next_failed_node() {
     engine(
         &mut s,
         [
-            finished("master2", "preflight", Status::Failed, 10),
-            finished("node3", "preflight", Status::Failed, 10),
+            finished("master2", "os-prep", Status::Failed, 10),
+            finished("node3", "os-prep", Status::Failed, 10),
         ],
     );
     send(&mut s, [Action::NextFailed]);
@@ -679,9 +735,9 @@ fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
     engine(
         &mut s,
         [
-            started("node2", "preflight"),
-            output("node2", "preflight", "checking swap"),
-            finished("node2", "preflight", Status::Ok, 1500),
+            started("node2", "os-prep"),
+            output("node2", "os-prep", "checking swap"),
+            finished("node2", "os-prep", Status::Ok, 1500),
         ],
     );
     send(
@@ -705,7 +761,7 @@ fn a_resume_keeps_the_selected_node_its_log_and_its_time() {
     assert_eq!(
         node2.log.iter().map(String::as_str).collect::<Vec<_>>(),
         [
-            "preflight: checking swap",
+            "os-prep: checking swap",
             "kswizard: — the install goes on here —"
         ]
     );
@@ -798,7 +854,7 @@ fn an_unfinished_install_on_disk_is_resumed() {
     );
     let mut plan = plan_event(&s);
     if let Event::Plan { done, .. } = &mut plan {
-        done.push(("master1".into(), "preflight".into()));
+        done.push(("master1".into(), "os-prep".into()));
     }
     engine(&mut s, [plan]);
     let install = s.install.as_ref().unwrap();
@@ -814,30 +870,30 @@ fn an_unfinished_install_on_disk_is_resumed() {
 #[test]
 fn engine_events_drive_each_nodes_progress() {
     let mut s = planned();
-    engine(&mut s, [started("master1", "preflight")]);
+    engine(&mut s, [started("master1", "os-prep")]);
     let node = |s: &State, i: usize| s.install.as_ref().unwrap().nodes[i].clone();
     assert_eq!(node(&s, 0).state(), NodeState::Running);
-    assert_eq!(node(&s, 0).running.as_deref(), Some("preflight"));
+    assert_eq!(node(&s, 0).running.as_deref(), Some("os-prep"));
     assert_eq!(node(&s, 3).state(), NodeState::Waiting);
 
     engine(
         &mut s,
         [
-            finished("master1", "preflight", Status::Ok, 1200),
-            started("node2", "preflight"),
-            finished("node2", "preflight", Status::Failed, 300),
+            finished("master1", "os-prep", Status::Ok, 1200),
+            started("node2", "os-prep"),
+            finished("node2", "os-prep", Status::Failed, 300),
         ],
     );
     let m1 = node(&s, 0);
-    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 11, 1200));
+    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 10, 1200));
     assert_eq!(m1.state(), NodeState::Waiting);
     let n2 = node(&s, 4);
     assert_eq!(n2.state(), NodeState::Failed);
     assert_eq!(
         n2.failed,
-        Some(("preflight".to_string(), "exit code 1".to_string()))
+        Some(("os-prep".to_string(), "exit code 1".to_string()))
     );
-    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 44));
+    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 38));
 
     // The log keeps the newest LOG_LINES lines.
     let lines = (0..LOG_LINES + 10).map(|i| output("master2", "os-prep", &format!("line {i}")));
