@@ -11,6 +11,8 @@ pub const DEFAULT_LB_PORT: u16 = 6443;
 pub const DEFAULT_LB_DOMAIN: &str = "lb.kubesphere.local";
 /// The port every apiserver listens on; the built-in LB must not take it on the masters.
 pub const APISERVER_PORT: u16 = 6443;
+/// The Kubernetes release the install content installs (`KSW_K8S_VERSION`).
+pub const K8S_VERSION: &str = "v1.28.2";
 
 /// A password. Its `Debug` and `Display` never show the text, so it cannot leak through logs or
 /// error reports by accident; code that needs the text calls `expose`.
@@ -193,6 +195,10 @@ pub struct Settings {
     /// A plan file other than the bundled one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<String>,
+    /// The bundle of binaries and manifests to deliver to the nodes (a directory on the taskbox).
+    /// Without one, the steps install from the distribution's and Kubernetes' package repositories.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
     /// Validation codes the operator accepted explicitly (only `etcd-on-worker` can be).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub accept: Vec<String>,

@@ -17,7 +17,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, ConfError> {
         ConfError::new(
             file,
             line,
-            format!("{msg} (known keys: lb_mode external|built-in|none, keepalived_interface, keepalived_router_id, console_lb, plan, accept)"),
+            format!("{msg} (known keys: lb_mode external|built-in|none, keepalived_interface, keepalived_router_id, console_lb, plan, bundle, accept)"),
         )
     })
 }

@@ -176,6 +176,14 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ("KSW_LB_DOMAIN".into(), lb.domain.clone()),
     ];
     env.push(("KSW_LB_MODE".into(), lb_mode_name(lb.mode).into()));
+    // How the binaries reach the nodes: the bundle's files put in place, or the package repositories.
+    let delivery = if cluster.settings.bundle.is_some() {
+        "bundle"
+    } else {
+        "packages"
+    };
+    env.push(("KSW_DELIVERY".into(), delivery.into()));
+    env.push(("KSW_K8S_VERSION".into(), crate::model::K8S_VERSION.into()));
     if lb.mode == LbMode::BuiltIn {
         // Only the built-in LB's steps read these; other modes' steps keep the environment
         // (and so the fingerprints) they had.
@@ -580,6 +588,20 @@ mod tests {
                 "{env:?}"
             );
         }
+    }
+
+    #[test]
+    fn steps_install_from_packages_unless_a_bundle_is_configured() {
+        let mut c = ha3(LbMode::External);
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_DELIVERY"), Some("packages"));
+        assert_eq!(
+            get(&env, "KSW_K8S_VERSION"),
+            Some(crate::model::K8S_VERSION)
+        );
+        c.settings.bundle = Some("/srv/kswizard-bundle".into());
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_DELIVERY"), Some("bundle"));
     }
 
     #[test]

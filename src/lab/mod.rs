@@ -32,32 +32,37 @@ pub const KEY_USER: &str = "kswlab";
 pub const PASSWORD_USER: &str = "kswpw";
 const MARKER: &str = ".kswizard-lab";
 
-/// The stand-ins, built into the binary so `lab up` works from anywhere; each node has them in
-/// `/usr/local/bin`.
+/// The stand-ins, built into the binary so `lab up` works from anywhere, at the paths a bundle
+/// delivers the real binaries to (`runc` in `/usr/local/sbin`); the wrappers run
+/// `/usr/local/bin/standin.py`.
 const STAND_INS: &[(&str, &[u8])] = &[
     (
-        "standin.py",
+        "/usr/local/bin/standin.py",
         include_bytes!("../../assets/lab/stand-ins/standin.py"),
     ),
     (
-        "kubeadm",
+        "/usr/local/bin/kubeadm",
         include_bytes!("../../assets/lab/stand-ins/kubeadm"),
     ),
     (
-        "kubelet",
+        "/usr/local/bin/kubelet",
         include_bytes!("../../assets/lab/stand-ins/kubelet"),
     ),
     (
-        "kubectl",
+        "/usr/local/bin/kubectl",
         include_bytes!("../../assets/lab/stand-ins/kubectl"),
     ),
     (
-        "crictl",
+        "/usr/local/bin/crictl",
         include_bytes!("../../assets/lab/stand-ins/crictl"),
     ),
     (
-        "containerd",
+        "/usr/local/bin/containerd",
         include_bytes!("../../assets/lab/stand-ins/containerd"),
+    ),
+    (
+        "/usr/local/sbin/runc",
+        include_bytes!("../../assets/lab/stand-ins/runc"),
     ),
 ];
 
@@ -475,6 +480,9 @@ fn write_conf(lab: &Lab) -> Result<()> {
     cluster.lb.address = Some(lab.lb_address.clone());
     cluster.lb.port = i64::from(lab.lb_port);
     cluster.lb.domain.clone_from(&lab.lb_domain);
+    // The nodes have no network for package repositories: the binaries are a bundle's, which the
+    // lab puts at the bundle's targets itself (`Node::prepare`).
+    cluster.settings.bundle = Some(lab.dir.join("bundle").display().to_string());
     let source = conf::Source {
         dir: lab.conf_dir.clone(),
         ..conf::Source::default()

@@ -91,9 +91,9 @@ impl Node {
             .collect();
         // Rewritten in place: the file keeps the image's owner and mode (root:shadow 0640).
         std::fs::write(&shadow, text)?;
-        // /usr/local/bin is on sudo's secure_path, so steps run as root find the stand-ins.
-        for (name, body) in super::STAND_INS {
-            let path = self.path("/usr/local/bin").join(name);
+        // /usr/local/{bin,sbin} are on sudo's secure_path, so steps run as root find the stand-ins.
+        for (target, body) in super::STAND_INS {
+            let path = self.path(target);
             std::fs::write(&path, body)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
