@@ -24,7 +24,7 @@ put() {
 
 # ID and ID_LIKE from /etc/os-release.
 # shellcheck source=/dev/null
-os_ids() { (. /etc/os-release && echo "${ID:-} ${ID_LIKE:-}"); }
+os_ids() { (. /etc/os-release && echo "${ID:-}${ID_LIKE:+ $ID_LIKE}"); }
 
 # The family from them: ID first, then ID_LIKE in its order.
 family() {
@@ -171,11 +171,12 @@ EOF
     echo "wrote /etc/systemd/system/containerd.service"
   fi
   echo "containerd: systemd unit containerd.service (bundle: the unit written by kswizard)"
-else
+fi
+systemctl daemon-reload
+if [ "$KSW_DELIVERY" = packages ]; then
   systemctl cat containerd.service >/dev/null 2>&1 || fail "the containerd package brought no containerd.service"
   echo "containerd: systemd unit containerd.service (packages: the package's own unit)"
 fi
-systemctl daemon-reload
 if [ "$changed" = 1 ] && systemctl is-active --quiet containerd.service; then
   systemctl restart containerd.service
 fi

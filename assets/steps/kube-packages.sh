@@ -79,12 +79,13 @@ EOF
 )
   [ -f "$dropin" ] && [ "$(cat "$dropin")" = "$new" ] || { printf '%s\n' "$new" >"$dropin"; changed=1; echo "wrote $dropin"; }
   echo "kubelet: systemd unit kubelet.service with kubeadm's drop-in (bundle: written by kswizard)"
-else
-  systemctl cat kubelet.service 2>/dev/null | grep -q -- '--config=/var/lib/kubelet/config.yaml' ||
+fi
+systemctl daemon-reload
+if [ "$KSW_DELIVERY" = packages ]; then
+  [[ "$(systemctl cat kubelet.service 2>/dev/null)" == *--config=/var/lib/kubelet/config.yaml* ]] ||
     fail "the kubelet packages brought no kubelet.service with kubeadm's drop-in (10-kubeadm.conf)"
   echo "kubelet: systemd unit kubelet.service with kubeadm's drop-in (packages: their own)"
 fi
-systemctl daemon-reload
 systemctl enable --now kubelet.service
 systemctl is-enabled --quiet kubelet.service || fail "kubelet.service is not enabled: $(systemctl is-enabled kubelet.service)"
 if [ ! -s /var/lib/kubelet/config.yaml ]; then
