@@ -146,7 +146,7 @@ const ARCH: &str = "NAME=\"Arch Linux\"\nPRETTY_NAME=\"Arch Linux\"\nID=arch\n";
 const FAKE_LOG: &str = "/var/log/kswizard-fake-packages.log";
 
 /// Describe `node` as another distribution: its /etc/os-release, the test fakes of `tools` first on
-/// root's PATH (/usr/local/sbin: sudo's secure_path starts there), and the lab's stand-ins moved
+/// root's PATH (/usr/local/sbin: sudo's `secure_path` starts there), and the lab's stand-ins moved
 /// out of /usr/local/bin to where only the fakes take them from.
 fn describe(node: &Node, os_release: &str, tools: &[&str]) {
     let os = node.path("/etc/os-release");
