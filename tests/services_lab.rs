@@ -96,8 +96,33 @@ fn the_bundled_plan_runs_containerd_kubelet_and_etcd_as_enabled_systemd_services
         );
     }
 
-    // A killed kubelet is restarted by systemd (RestartSec=10) and posts heartbeats again.
+    // crictl reports the runtime only while containerd serves its socket.
     let worker = &g.lab.nodes[1];
+    worker.exec("systemctl stop containerd").unwrap();
+    let down = worker
+        .command("crictl")
+        .unwrap()
+        .arg("info")
+        .output()
+        .unwrap();
+    assert!(!down.status.success());
+    assert!(
+        String::from_utf8_lossy(&down.stderr).contains("connection error"),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    worker.exec("systemctl start containerd").unwrap();
+    let up: String = worker
+        .exec("crictl info")
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert!(
+        up.contains(r#""type":"RuntimeReady","status":true"#),
+        "{up}"
+    );
+
+    // A killed kubelet is restarted by systemd (RestartSec=10) and posts heartbeats again.
     let before = kubelet_pid(worker);
     worker.exec(&format!("kill -9 {before}")).unwrap();
     let killed = Instant::now();

@@ -401,7 +401,13 @@ def kubeadm(argv):
     die("kubeadm stand-in: unsupported command %s (supported: init, join, token create, version)" % argv)
 
 
+def preflight_cri():
+    """kubeadm's preflight check of the container runtime (through crictl's endpoint)."""
+    runtime_ready("unix://" + CONTAINERD_SOCK, "[preflight] [ERROR CRI]: container runtime is not running: ")
+
+
 def kubeadm_init(opts):
+    preflight_cri()
     scalars, lists = {}, {}
     if "config" in opts:
         scalars, lists = parse_kubeadm_config(read(opts["config"]).decode())
@@ -446,6 +452,7 @@ def kubeadm_init(opts):
 
 
 def kubeadm_join(endpoint, opts):
+    preflight_cri()
     name = opts.get("node-name") or os.uname().nodename
     if os.path.exists(K8S + "/kubelet.conf"):
         die("[preflight] [ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
@@ -512,7 +519,7 @@ def kubelet(argv):
     path = opts.get("kubeconfig", K8S + "/kubelet.conf")
     if not os.path.exists(path):
         die('"command failed" err="invalid kubeconfig: stat %s: no such file or directory"' % path)
-    runtime_info(opts.get("container-runtime-endpoint", "unix:///run/containerd/containerd.sock"))
+    runtime_ready(opts.get("container-runtime-endpoint", "unix://" + CONTAINERD_SOCK))
     name = opts.get("hostname-override", os.uname().nodename)
     serve_in_thread(("127.0.0.1", KUBELET_HEALTHZ_PORT), {"/healthz": lambda: "ok"})
     print("kubelet (kswizard lab STAND-IN) running as %s, healthz on 127.0.0.1:%d" % (name, KUBELET_HEALTHZ_PORT), flush=True)
@@ -620,8 +627,8 @@ version = 2
 
 
 def runtime_info(endpoint):
-    """What the runtime at `endpoint` (unix://PATH) reports, or exit as crictl and the kubelet do
-    when it does not answer."""
+    """What the runtime at `endpoint` (unix://PATH) reports; RuntimeError with crictl's words when
+    it does not answer."""
     path = endpoint.split("://", 1)[-1]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
@@ -630,11 +637,19 @@ def runtime_info(endpoint):
             c.sendall(b"info\n")
             answer = json.loads(c.makefile("rb").readline())
     except (OSError, ValueError) as e:
-        die('validate service connection: validate CRI v1 runtime API for endpoint "%s": rpc error: '
-            "code = Unavailable desc = connection error: dial unix %s: %s" % (endpoint, path, e))
+        answer = {"error": "rpc error: code = Unavailable desc = connection error: dial unix %s: %s" % (path, e)}
     if "error" in answer:
-        die('validate service connection: validate CRI v1 runtime API for endpoint "%s": %s' % (endpoint, answer["error"]))
+        raise RuntimeError('validate service connection: validate CRI v1 runtime API for endpoint "%s": %s'
+                           % (endpoint, answer["error"]))
     return answer
+
+
+def runtime_ready(endpoint, prefix=""):
+    """runtime_info, or exit with its error after `prefix` (crictl and the kubelet exit so)."""
+    try:
+        return runtime_info(endpoint)
+    except RuntimeError as e:
+        die(prefix + str(e))
 
 
 def crictl(argv):
@@ -645,7 +660,7 @@ def crictl(argv):
         if os.path.exists("/etc/crictl.yaml"):
             m = re.search(r"^runtime-endpoint:\s*(\S+)", read("/etc/crictl.yaml").decode(), re.M)
             endpoint = m.group(1) if m else endpoint
-        return print(json.dumps(runtime_info(endpoint), indent=2))
+        return print(json.dumps(runtime_ready(endpoint), indent=2))
     die("crictl stand-in: only `info` and `--version` are supported")
 
 
