@@ -47,16 +47,22 @@ install_apt() {
   export DEBIAN_FRONTEND=noninteractive
   local keyring=/etc/apt/keyrings/kubernetes-apt-keyring.gpg proxy=""
   if [ ! -s "$keyring" ]; then
-    # The key comes the way the packages will: through apt's proxy when apt has one.
-    eval "$(apt-config shell proxy Acquire::https::Proxy)"
-    [ -n "$proxy" ] || eval "$(apt-config shell proxy Acquire::http::Proxy)"
+    # The key comes the way the packages will: through the proxy apt would use for pkgs.k8s.io
+    # (its own for that host, else https's, else http's, which https falls back to), if any.
+    for key in Acquire::https::Proxy::pkgs.k8s.io Acquire::https::Proxy Acquire::http::Proxy::pkgs.k8s.io Acquire::http::Proxy; do
+      eval "$(apt-config shell proxy "$key")"
+      [ -z "$proxy" ] || break
+    done
+    [ "$proxy" != DIRECT ] || proxy=""
     if ! command -v curl >/dev/null || ! command -v gpg >/dev/null; then
       { apt-get update && apt-get install -y ca-certificates curl gpg; } || no_packages "apt-get could not install curl and gpg (no network?)"
     fi
     mkdir -p /etc/apt/keyrings
     echo "fetching the signing key of $repo/deb/${proxy:+ through the proxy apt uses, $proxy}"
-    curl -fsSL ${proxy:+--proxy "$proxy"} "$repo/deb/Release.key" | gpg --batch --yes --dearmor -o "$keyring" ||
+    curl -fsSL ${proxy:+--proxy "$proxy"} "$repo/deb/Release.key" | gpg --batch --yes --dearmor -o "$keyring" || {
+      rm -f "$keyring" # not a half-written key that the next run would take as fetched
       no_packages "the repository key $repo/deb/Release.key could not be fetched (no network, or apt's proxy does not answer?)"
+    }
   fi
   put /etc/apt/sources.list.d/kubernetes.list <<<"deb [signed-by=$keyring] $repo/deb/ /" || true
   apt-get update || no_packages "apt-get update failed (no network to $repo and the distribution's mirrors?)"
@@ -122,8 +128,8 @@ cfg=/etc/containerd/config.toml
 changed=0
 if [ ! -s "$cfg" ] || grep -Eq '^\s*disabled_plugins\s*=.*"cri"' "$cfg"; then
   [ -s "$cfg" ] && cp "$cfg" "$cfg.kswizard-old" && echo "$cfg disabled the CRI plugin: replaced by the default (the old one is $cfg.kswizard-old)"
-  mkdir -p /etc/containerd
-  containerd config default | put "$cfg" && changed=1 && echo "wrote $cfg (containerd config default)"
+  default=$(containerd config default) || fail "containerd config default failed (output above)"
+  put "$cfg" <<<"$default" && changed=1 && echo "wrote $cfg (containerd config default)"
 else
   echo "$cfg exists, kept"
 fi
