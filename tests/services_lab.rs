@@ -37,6 +37,12 @@ fn systemctl(node: &Node, verb: &str, units: &str) -> Vec<String> {
         .collect()
 }
 
+/// A file of `node`, read from the taskbox.
+fn read(node: &Node, path: &str) -> String {
+    std::fs::read_to_string(node.path(path))
+        .unwrap_or_else(|e| panic!("{}: {path}: {e}", node.name))
+}
+
 fn kubelet_pid(node: &Node) -> String {
     node.exec("systemctl show -p MainPID --value kubelet.service")
         .unwrap()
@@ -83,15 +89,14 @@ fn the_bundled_plan_runs_containerd_kubelet_and_etcd_as_enabled_systemd_services
             "{}",
             n.name
         );
-        let config = std::fs::read_to_string(n.path("/etc/containerd/config.toml")).unwrap();
+        let config = read(n, "/etc/containerd/config.toml");
         assert!(
             config.contains("            SystemdCgroup = true\n"),
             "{config}"
         );
         assert!(config.contains("    systemd_cgroup = false\n"), "{config}");
         assert!(
-            std::fs::read_to_string(n.path("/etc/systemd/system/containerd.service"))
-                .unwrap()
+            read(n, "/etc/systemd/system/containerd.service")
                 .contains("ExecStart=/usr/local/bin/containerd\n")
         );
     }
@@ -341,13 +346,11 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
         "{calls:#?}"
     );
     assert_eq!(
-        std::fs::read_to_string(deb.path("/etc/apt/sources.list.d/kubernetes.list")).unwrap(),
+        read(deb, "/etc/apt/sources.list.d/kubernetes.list"),
         "deb [signed-by=/etc/apt/keyrings/kubernetes-apt-keyring.gpg] https://pkgs.k8s.io/core:/stable:/v1.28/deb/ /\n"
     );
     assert!(
-        std::fs::read_to_string(deb.path("/etc/apt/keyrings/kubernetes-apt-keyring.gpg"))
-            .unwrap()
-            .contains("kswizard test fake")
+        read(deb, "/etc/apt/keyrings/kubernetes-apt-keyring.gpg").contains("kswizard test fake")
     );
     let out = output_of(&events, &deb.name, "container-runtime");
     assert!(
@@ -371,15 +374,10 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
             "{}",
             n.name
         );
-        assert_eq!(
-            std::fs::read_to_string(n.path("/etc/yum.repos.d/kubernetes.repo")).unwrap(),
-            repo
-        );
-        assert!(
-            std::fs::read_to_string(n.path("/etc/yum.repos.d/docker-ce.repo"))
-                .unwrap()
-                .contains("baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable\n")
-        );
+        assert_eq!(read(n, "/etc/yum.repos.d/kubernetes.repo"), repo);
+        assert!(read(n, "/etc/yum.repos.d/docker-ce.repo").contains(
+            "baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable\n"
+        ));
         let out = output_of(&events, &n.name, "container-runtime");
         assert!(
             out.contains("containerd.io from Docker's repository"),
@@ -391,8 +389,7 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
             "{out}"
         );
         assert!(
-            std::fs::read_to_string(n.path("/etc/containerd/config.toml.kswizard-old"))
-                .unwrap()
+            read(n, "/etc/containerd/config.toml.kswizard-old")
                 .contains("disabled_plugins = [\"cri\"]")
         );
     }
@@ -427,7 +424,7 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
             "{}",
             n.name
         );
-        let config = std::fs::read_to_string(n.path("/etc/containerd/config.toml")).unwrap();
+        let config = read(n, "/etc/containerd/config.toml");
         assert!(config.contains("SystemdCgroup = true\n"), "{config}");
     }
 
