@@ -171,6 +171,7 @@ fn the_bundled_plan_runs_containerd_kubelet_and_etcd_as_enabled_systemd_services
 const UBUNTU: &str = "PRETTY_NAME=\"Ubuntu 22.04.4 LTS\"\nNAME=\"Ubuntu\"\nVERSION_ID=\"22.04\"\nID=ubuntu\nID_LIKE=debian\n";
 const ROCKY: &str = "NAME=\"Rocky Linux\"\nVERSION=\"9.3 (Blue Onyx)\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\nPRETTY_NAME=\"Rocky Linux 9.3 (Blue Onyx)\"\n";
 const CENTOS7: &str = "NAME=\"CentOS Linux\"\nVERSION=\"7 (Core)\"\nID=\"centos\"\nID_LIKE=\"rhel fedora\"\nVERSION_ID=\"7\"\nPRETTY_NAME=\"CentOS Linux 7 (Core)\"\n";
+const FEDORA: &str = "NAME=\"Fedora Linux\"\nVERSION=\"39 (Server Edition)\"\nID=fedora\nVERSION_ID=39\nPRETTY_NAME=\"Fedora Linux 39 (Server Edition)\"\n";
 const ARCH: &str = "NAME=\"Arch Linux\"\nPRETTY_NAME=\"Arch Linux\"\nID=arch\n";
 
 const FAKE_LOG: &str = "/var/log/kswizard-fake-packages.log";
@@ -264,7 +265,7 @@ fn position(calls: &[String], call: &str, node: &str) -> usize {
 #[ignore = "needs root and the lab"]
 fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_other_distributions()
 {
-    let g = lab_up(192, 4);
+    let g = lab_up(192, 6);
     let nodes = &g.lab.nodes;
     let proxy = format!("http://{}.254:3128", g.lab.subnet); // never contacted: curl is the fake
     // Every node gets the fakes of apt-get, curl and gpg too, so that nothing real is ever asked.
@@ -281,7 +282,10 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
         &[&everywhere[..], &["dnf", "yum"]].concat(),
     );
     describe(&nodes[2], CENTOS7, &[&everywhere[..], &["yum"]].concat());
-    describe(&nodes[3], ARCH, &everywhere);
+    describe(&nodes[3], FEDORA, &[&everywhere[..], &["dnf"]].concat());
+    describe(&nodes[4], ARCH, &everywhere);
+    describe(&nodes[5], ROCKY, &everywhere); // without dnf or yum
+    let (installed, refused) = nodes.split_at(4);
     for n in nodes {
         // The engine runs steps through sudo: its secure_path finds the fakes first.
         let found = n.exec("sudo -n bash -c 'command -v apt-get curl'").unwrap();
@@ -297,9 +301,9 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
     let conf = g.conf_dir("packages", &cluster);
     let plan = runtime_plan(&conf);
     let (code, events) = install(&conf, &plan, &[]);
-    assert_eq!(code, 1, "the Arch node fails: {:?}", finished(&events));
+    assert_eq!(code, 1, "two nodes are refused: {:?}", finished(&events));
     let done = finished(&events);
-    for n in &nodes[..3] {
+    for n in installed {
         for step in ["container-runtime", "kube-packages"] {
             let (status, reason) = &done[&(n.name.clone(), step.to_string())];
             assert_eq!(
@@ -358,15 +362,20 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
         "{out}"
     );
 
-    // RHEL-like: the repository files (the Kubernetes packages excluded, as upstream), dnf asked
-    // for Docker's containerd.io and the pinned packages past the exclusion; no curl, no apt.
+    // RHEL-like: the repository files (the Kubernetes packages excluded, as upstream), dnf or yum
+    // asked for Docker's containerd.io (Fedora: its own containerd) and the pinned packages past
+    // the exclusion; no curl, no apt.
     let repo = "[kubernetes]\nname=Kubernetes\nbaseurl=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/\nenabled=1\ngpgcheck=1\ngpgkey=https://pkgs.k8s.io/core:/stable:/v1.28/rpm/repodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n";
-    for (n, pm) in [(&nodes[1], "dnf"), (&nodes[2], "yum")] {
+    for (n, pm, containerd) in [
+        (&nodes[1], "dnf", "containerd.io"),
+        (&nodes[2], "yum", "containerd.io"),
+        (&nodes[3], "dnf", "containerd"),
+    ] {
         let calls = asked(n);
         assert_eq!(
             calls,
             [
-                format!("{pm} install -y containerd.io cri-tools --disableexcludes=kubernetes"),
+                format!("{pm} install -y {containerd} cri-tools --disableexcludes=kubernetes"),
                 format!(
                     "{pm} install -y kubelet-1.28.2 kubeadm-1.28.2 kubectl-1.28.2 --disableexcludes=kubernetes"
                 ),
@@ -375,10 +384,18 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
             n.name
         );
         assert_eq!(read(n, "/etc/yum.repos.d/kubernetes.repo"), repo);
+        let out = output_of(&events, &n.name, "container-runtime");
+        if containerd == "containerd" {
+            assert!(!n.path("/etc/yum.repos.d/docker-ce.repo").exists());
+            assert!(
+                out.contains("containerd: the distribution's package"),
+                "{out}"
+            );
+            continue;
+        }
         assert!(read(n, "/etc/yum.repos.d/docker-ce.repo").contains(
             "baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable\n"
         ));
-        let out = output_of(&events, &n.name, "container-runtime");
         assert!(
             out.contains("containerd.io from Docker's repository"),
             "{out}"
@@ -396,7 +413,7 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
 
     // Everywhere it installed: the packages' binaries and units, run by systemd as on a bundle
     // node, with the systemd cgroup driver.
-    for n in &nodes[..3] {
+    for n in installed {
         let out = output_of(&events, &n.name, "container-runtime");
         assert!(
             out.contains(
@@ -428,24 +445,34 @@ fn the_package_path_asks_apt_dnf_and_yum_for_pinned_held_packages_and_refuses_ot
         assert!(config.contains("SystemdCgroup = true\n"), "{config}");
     }
 
-    // Another distribution: refused before anything is asked, saying what to do instead.
-    let arch = &nodes[3];
-    let (status, _) = &done[&(arch.name.clone(), "container-runtime".to_string())];
-    assert_eq!(status, "failed");
-    let out = output_of(&events, &arch.name, "container-runtime");
-    assert!(
-        out.contains("FAIL  cannot install from package repositories here: the distribution (arch) is neither Debian-like (apt) nor RHEL-like (dnf/yum). Configure a bundle instead (`kswizard bundle fetch`"),
-        "{out}"
-    );
-    assert_eq!(asked(arch), Vec::<String>::new());
+    // Another distribution, or no package manager: refused before anything is asked, saying what
+    // to do instead.
+    for (n, why) in [
+        (
+            &refused[0],
+            "the distribution (arch) is neither Debian-like (apt) nor RHEL-like (dnf/yum)",
+        ),
+        (&refused[1], "a RHEL-like node with neither dnf nor yum"),
+    ] {
+        assert_eq!(
+            done[&(n.name.clone(), "container-runtime".to_string())].0,
+            "failed"
+        );
+        let out = output_of(&events, &n.name, "container-runtime");
+        assert!(
+            out.contains(&format!("FAIL  cannot install from package repositories here: {why}. Configure a bundle instead (`kswizard bundle fetch` on a machine with network, then `bundle: DIR` in conf/kswizard.yaml)")),
+            "{out}"
+        );
+        assert_eq!(asked(n), Vec::<String>::new());
+    }
 
     // Idempotent: run again, the same requests, nothing fails.
-    for n in &nodes[..3] {
+    for n in installed {
         std::fs::remove_file(n.path(FAKE_LOG)).unwrap();
     }
     let (_, events) = install(&conf, &plan, &["--restart"]);
     let done = finished(&events);
-    for n in &nodes[..3] {
+    for n in installed {
         for step in ["container-runtime", "kube-packages"] {
             assert_eq!(
                 done[&(n.name.clone(), step.to_string())].0,
