@@ -62,7 +62,7 @@ RestartSec=10
 WantedBy=multi-user.target
 EOF
 )
-  [ -f "$unit" ] && [ "$(cat "$unit")" = "$new" ] || { printf '%s\n' "$new" >"$unit"; changed=1; echo "wrote $unit"; }
+  if [ ! -f "$unit" ] || [ "$(cat "$unit")" != "$new" ]; then printf '%s\n' "$new" >"$unit"; changed=1; echo "wrote $unit"; fi
   new=$(cat <<'EOF'
 # Note: This dropin only works with kubeadm and kubelet v1.11+
 [Service]
@@ -77,7 +77,7 @@ ExecStart=
 ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
 EOF
 )
-  [ -f "$dropin" ] && [ "$(cat "$dropin")" = "$new" ] || { printf '%s\n' "$new" >"$dropin"; changed=1; echo "wrote $dropin"; }
+  if [ ! -f "$dropin" ] || [ "$(cat "$dropin")" != "$new" ]; then printf '%s\n' "$new" >"$dropin"; changed=1; echo "wrote $dropin"; fi
   echo "kubelet: systemd unit kubelet.service with kubeadm's drop-in (bundle: written by kswizard)"
 fi
 systemctl daemon-reload
