@@ -93,13 +93,22 @@ fn scp_one(lab: &Lab, bundle: &Path) -> f64 {
         .arg("-q")
         .arg("-i")
         .arg(&lab.key)
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+        ])
         .args(["-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
         .args(&files)
         .arg(format!("{}@{}:/tmp/", lab::KEY_USER, lab.nodes[0].ip))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     t.elapsed().as_secs_f64()
 }
 
@@ -108,13 +117,19 @@ fn main() {
         println!("bundle_delivery: skipped, the lab needs root");
         return;
     }
-    println!("a {}-file bundle to every node; median wall time of 3 (1 at 100 nodes)", FILES.len());
+    println!(
+        "a {}-file bundle to every node; median wall time of 3 (1 at 100 nodes)",
+        FILES.len()
+    );
     println!(
         "{:>6} {:>9} {:>10} {:>10} {:>12} {:>14} {:>12}",
         "nodes", "MB/node", "kswizard", "MB/s", "scp × nodes", "scp/kswizard", "again (0 B)"
     );
     for n in lab_common::sizes() {
-        let tmp = tempfile::Builder::new().prefix("kd").tempdir_in("/tmp").unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("kd")
+            .tempdir_in("/tmp")
+            .unwrap();
         let (lab, _down) = lab_common::up(tmp.path(), n);
         let dir = tmp.path().join("bundle");
         let size = bundle(&dir);

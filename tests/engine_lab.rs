@@ -4,14 +4,13 @@
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::collections::HashMap;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod common;
 use common::lab::{LabGuard, Tmpfs, lab_up};
+use common::{finished, install, kswizard};
 use kswizard::model::{Auth, Cluster, Secret};
 
 /// The engine's view of a test lab: traces of what steps ran, plans next to conf dirs.
@@ -54,51 +53,6 @@ impl Traced {
         std::fs::read_to_string(self.trace().join(format!("{node}-{step}")))
             .map_or(0, |s| s.lines().count())
     }
-}
-
-fn kswizard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kswizard"))
-}
-
-/// Run `kswizard install --output json`: exit code and the events.
-fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
-    let out = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf)
-        .arg("--plan")
-        .arg(plan)
-        .args(extra)
-        .output()
-        .unwrap();
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    assert!(
-        out.status.code() != Some(2),
-        "install failed to start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), events)
-}
-
-fn finished(events: &[serde_json::Value]) -> HashMap<(String, String), (String, String)> {
-    events
-        .iter()
-        .filter(|e| e["event"] == "finished")
-        .map(|e| {
-            (
-                (
-                    e["node"].as_str().unwrap().to_string(),
-                    e["step"].as_str().unwrap().to_string(),
-                ),
-                (
-                    e["status"].as_str().unwrap().to_string(),
-                    e["reason"].as_str().unwrap_or("").to_string(),
-                ),
-            )
-        })
-        .collect()
 }
 
 /// Every step appends "<start ns> <end ns>" to TRACE/<node>-<step>.

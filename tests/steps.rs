@@ -110,3 +110,36 @@ fn the_preflight_report_reads_in_full() {
         );
     }
 }
+
+#[test]
+fn runtime_steps_refuse_an_unknown_delivery_a_bad_version_and_a_node_without_systemd() {
+    for script in ["container-runtime.sh", "kube-packages.sh"] {
+        let (code, out) = run(script, &[("KSW_K8S_VERSION", "v1.28.2")]);
+        assert_eq!(code, 1, "{script}: {out}");
+        assert_eq!(
+            out,
+            "FAIL  KSW_DELIVERY is '', expected bundle or packages (kswizard sets it)\n"
+        );
+        let (code, out) = run(
+            script,
+            &[("KSW_DELIVERY", "bundle"), ("KSW_K8S_VERSION", "1.28")],
+        );
+        assert_eq!(code, 1, "{script}: {out}");
+        assert_eq!(
+            out,
+            "FAIL  KSW_K8S_VERSION is '1.28', expected vMAJOR.MINOR.PATCH\n"
+        );
+        // This machine (the taskbox) runs no systemd; on one that does, the lab tests cover it.
+        if !std::path::Path::new("/run/systemd/system").exists() {
+            let (code, out) = run(
+                script,
+                &[("KSW_DELIVERY", "packages"), ("KSW_K8S_VERSION", "v1.28.2")],
+            );
+            assert_eq!(code, 1, "{script}: {out}");
+            assert!(
+                out.starts_with("FAIL  this node does not run systemd (PID 1 is "),
+                "{script}: {out}"
+            );
+        }
+    }
+}

@@ -896,6 +896,20 @@ mod tests {
     }
 
     #[test]
+    fn steps_install_from_packages_unless_a_bundle_is_configured() {
+        let mut c = ha3(LbMode::External);
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_DELIVERY"), Some("packages"));
+        assert_eq!(
+            get(&env, "KSW_K8S_VERSION"),
+            Some(crate::model::KUBERNETES_VERSION)
+        );
+        c.settings.bundle = Some("/srv/kswizard-bundle".into());
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_DELIVERY"), Some("bundle"));
+    }
+
+    #[test]
     fn router_ids_are_stable_in_range_and_differ_within_a_subnet() {
         let ids: HashSet<u8> = (1..=254)
             .map(|d| router_id_of(&format!("10.20.30.{d}")))

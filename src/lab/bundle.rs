@@ -19,6 +19,7 @@ pub const ETCD: &[(&str, &str)] = &[("etcd", "/usr/bin/etcd"), ("etcdctl", "/usr
 
 /// Where a stand-in or a Debian binary goes on the nodes.
 const BIN: &str = "/usr/local/bin";
+const SBIN: &str = "/usr/local/sbin";
 /// Where the plan's steps take the manifests they apply from.
 pub const ADDONS: &str = "/etc/kswizard/addons";
 
@@ -55,10 +56,12 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
     let standin_version = format!("{KUBERNETES_VERSION}-kswizard-lab-standin");
     for (path, body) in ASSETS {
         if let Some(name) = path.strip_prefix("lab/stand-ins/") {
+            // Where a real bundle puts the tool: runc in sbin, as its release installs it.
+            let dir = if name == "runc" { SBIN } else { BIN };
             add(
                 name,
                 body,
-                format!("{BIN}/{name}"),
+                format!("{dir}/{name}"),
                 "0755",
                 vec![Role::All],
                 true,

@@ -5,7 +5,9 @@
 
 pub mod lab;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 pub fn samples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/samples")
@@ -85,4 +87,59 @@ pub fn install_until(conf: &Path, plan: &Path, event: &str, n: usize) -> std::pr
 pub fn keyed(step: String, keys: &[&str]) -> String {
     let extra: String = keys.iter().map(|k| format!("  {k}\n")).collect();
     step.replacen("  roles:", &format!("{extra}  roles:"), 1)
+}
+
+pub fn kswizard() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_kswizard"))
+}
+
+/// Run `kswizard install --output json`: exit code and the events.
+pub fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let out = kswizard()
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .arg("--plan")
+        .arg(plan)
+        .args(extra)
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        out.status.code() != Some(2),
+        "install failed to start: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), events)
+}
+
+/// (node, step) -> (status, reason) of every `finished` event.
+pub fn finished(events: &[serde_json::Value]) -> HashMap<(String, String), (String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "finished")
+        .map(|e| {
+            (
+                (
+                    e["node"].as_str().unwrap().to_string(),
+                    e["step"].as_str().unwrap().to_string(),
+                ),
+                (
+                    e["status"].as_str().unwrap().to_string(),
+                    e["reason"].as_str().unwrap_or("").to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// What a step printed on a node, one line each, from the `output` events.
+pub fn output_of(events: &[serde_json::Value], node: &str, step: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["event"] == "output" && e["node"] == node && e["step"] == step)
+        .map(|e| format!("{}\n", e["line"].as_str().unwrap_or_default()))
+        .collect()
 }

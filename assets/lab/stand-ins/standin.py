@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kswizard lab STAND-IN for kubeadm, kubelet, kubectl, crictl and containerd: NOT the real tools.
+"""kswizard lab STAND-IN for kubeadm, kubelet, kubectl, crictl, containerd and runc: NOT the real tools.
 
 The lab cannot have the Kubernetes binaries, so these keep the real tools' command line for what
 kswizard's install plan uses, and do real work behind it where the plan can check it:
@@ -14,7 +14,11 @@ kswizard's install plan uses, and do real work behind it where the plan can chec
   starts a listener of its own, and with stacked etcd receives the etcd CA (as upload-certs hands
   it on: never in argv or a log), `etcdctl member add`s itself and starts its member, named after
   the node, with --initial-cluster-state existing;
-- `kubelet` posts heartbeats, so `kubectl get nodes` shows Ready only for nodes that are alive.
+- `kubelet` runs as kubelet.service: it exits until kubeadm wrote its config and while containerd
+  does not answer (systemd restarts it), then posts heartbeats, so `kubectl get nodes` shows Ready
+  only for nodes whose kubelet is alive;
+- `containerd` runs as containerd.service (Type=notify), reads its config.toml and serves its unix
+  socket; `crictl info` asks that socket and reports the runtime ready only when it answers.
 """
 import base64
 import hashlib
@@ -22,12 +26,17 @@ import json
 import os
 import re
 import secrets
+import signal
+import socket
+import socketserver
 import ssl
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,6 +52,9 @@ APISERVER_CONF = K8S + "/standin-apiserver.json"
 RUN = "/var/lib/kubelet/standin"
 PREFIX = "/kswizard-standin/"
 HEARTBEAT_S = 5
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+KUBELET_HEALTHZ_PORT = 10248
 
 
 def die(msg):
@@ -420,6 +432,9 @@ def write_admin_conf(endpoint):
 
 
 def start_kubelet(endpoint, name, secret):
+    """kubeadm's kubelet-start phase: the kubelet's kubeconfig, config.yaml and kubeadm-flags.env,
+    then `systemctl restart kubelet` (kubelet.service runs the kubelet, as on a real host) and a wait
+    for the kubelet's /healthz on 127.0.0.1:10248, as kubeadm's kubelet-check does."""
     cred = "    token: %s\n" % secret
     write(K8S + "/kubelet.conf", kubeconfig(endpoint, "system:node:" + name, cred), 0o600)
     # As kubeadm waits for the kubelet's TLS bootstrap: the node is registered when this returns.
@@ -432,8 +447,26 @@ def start_kubelet(endpoint, name, secret):
             if attempt == 79:
                 die("[kubelet-start] the kubelet could not reach %s: %s" % (endpoint, e))
             time.sleep(0.5)
-    detach("kubelet", standin("kubelet", "--kubeconfig", K8S + "/kubelet.conf", "--hostname-override", name))
-    print("[kubelet-start] the kubelet (stand-in) is posting heartbeats as %s" % name)
+    write(KUBELET_CONFIG, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+          "# kswizard lab STAND-IN: the fields kubeadm sets that the stand-in kubelet reads\n"
+          "cgroupDriver: systemd\n")
+    # kubeadm names the node to the kubelet only when it is not the host name.
+    override = "" if name == os.uname().nodename else " --hostname-override=" + name
+    write(KUBEADM_FLAGS, 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
+          'containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9%s"\n' % override)
+    if not os.path.isdir("/run/systemd/system"):
+        die("[kubelet-start] this host does not run systemd: kubeadm starts the kubelet as kubelet.service")
+    print("[kubelet-start] Starting the kubelet (systemctl restart kubelet)", flush=True)
+    subprocess.run(["systemctl", "restart", "kubelet"], check=True)
+    for _ in range(80):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % KUBELET_HEALTHZ_PORT, timeout=1) as r:
+                if r.read() == b"ok":
+                    return print("[kubelet-check] The kubelet (stand-in) is healthy, posting heartbeats as %s" % name)
+        except OSError:
+            pass
+        time.sleep(0.5)
+    die("[kubelet-check] the kubelet is not healthy: see `journalctl -u kubelet`")
 
 
 def make_serving_cert(ip, endpoint, sans):
@@ -479,7 +512,13 @@ def kubeadm(argv):
     die("kubeadm stand-in: unsupported command %s (supported: init, join, token create, version)" % argv)
 
 
+def preflight_cri():
+    """kubeadm's preflight check of the container runtime (through crictl's endpoint)."""
+    runtime_ready("unix://" + CONTAINERD_SOCK, "[preflight] [ERROR CRI]: container runtime is not running: ")
+
+
 def kubeadm_init(opts):
+    preflight_cri()
     scalars, lists = {}, {}
     if "config" in opts:
         scalars, lists = parse_kubeadm_config(read(opts["config"]).decode())
@@ -533,6 +572,7 @@ def kubeadm_init(opts):
 
 
 def kubeadm_join(endpoint, opts):
+    preflight_cri()
     name = opts.get("node-name") or os.uname().nodename
     if os.path.exists(K8S + "/kubelet.conf"):
         die("[preflight] [ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
@@ -607,16 +647,29 @@ def kubeconfig_fields(path):
 
 
 def kubelet(argv):
+    """As kubelet.service runs it (kubeadm's drop-in: --kubeconfig, --config, and kubeadm-flags.env's
+    arguments). Like the real kubelet it exits non-zero until kubeadm has written its config and while
+    the container runtime does not answer, so systemd restarts it: it crash-loops before init/join."""
     opts, _ = flags(argv)
     if opts.get("version"):
         return print("Kubernetes %s (kswizard lab STAND-IN kubelet, not the real kubelet)" % VERSION)
-    path, name = opts.get("kubeconfig", K8S + "/kubelet.conf"), opts.get("hostname-override", os.uname().nodename)
+    config = opts.get("config", KUBELET_CONFIG)
+    if not os.path.exists(config):
+        die('"command failed" err="failed to load kubelet config file, path: %s, error: open %s: '
+            'no such file or directory" (kswizard lab STAND-IN kubelet: kubeadm init/join writes it)' % (config, config))
+    path = opts.get("kubeconfig", K8S + "/kubelet.conf")
+    if not os.path.exists(path):
+        die('"command failed" err="invalid kubeconfig: stat %s: no such file or directory"' % path)
+    runtime_ready(opts.get("container-runtime-endpoint", "unix://" + CONTAINERD_SOCK))
+    name = opts.get("hostname-override", os.uname().nodename)
+    serve_in_thread(("127.0.0.1", KUBELET_HEALTHZ_PORT), {"/healthz": lambda: "ok"})
+    print("kubelet (kswizard lab STAND-IN) running as %s, healthz on 127.0.0.1:%d" % (name, KUBELET_HEALTHZ_PORT), flush=True)
     while True:
-        time.sleep(HEARTBEAT_S)
         try:
             heartbeat(path, name)
         except OSError as e:
             print("heartbeat failed: %s" % e, flush=True)
+        time.sleep(HEARTBEAT_S)
 
 
 def heartbeat(kubeconfig_path, name):
@@ -653,28 +706,198 @@ def kubectl(argv):
                                            "%dm" % ((now - n["joined"]) // 60), VERSION))
 
 
+# The CRI, as far as the stand-ins use it: the stand-in containerd answers `info` on its unix socket
+# with what `crictl info` prints (not gRPC: only these stand-ins talk to it).
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CONTAINERD_SOCK = "/run/containerd/containerd.sock"
+CRI = "io.containerd.grpc.v1.cri"
+
+# The shape of containerd 1.7's `containerd config default`, cut to the keys around the ones
+# installers edit. Like the real one it has both the deprecated `systemd_cgroup` (v1 shims only:
+# containerd refuses it with runc.v2) and runc's `SystemdCgroup`, the one to set.
+DEFAULT_CONFIG = """disabled_plugins = []
+imports = []
+oom_score = 0
+plugin_dir = ""
+required_plugins = []
+root = "/var/lib/containerd"
+state = "/run/containerd"
+temp = ""
+version = 2
+
+[cgroup]
+  path = ""
+
+[grpc]
+  address = "/run/containerd/containerd.sock"
+  gid = 0
+  max_recv_message_size = 16777216
+  max_send_message_size = 16777216
+  uid = 0
+
+[plugins]
+
+  [plugins."io.containerd.grpc.v1.cri"]
+    enable_selinux = false
+    sandbox_image = "registry.k8s.io/pause:3.8"
+    systemd_cgroup = false
+
+    [plugins."io.containerd.grpc.v1.cri".cni]
+      bin_dir = "/opt/cni/bin"
+      conf_dir = "/etc/cni/net.d"
+
+    [plugins."io.containerd.grpc.v1.cri".containerd]
+      default_runtime_name = "runc"
+      snapshotter = "overlayfs"
+
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes]
+
+        [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+          base_runtime_spec = ""
+          runtime_type = "io.containerd.runc.v2"
+
+          [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+            BinaryName = ""
+            CriuImagePath = ""
+            NoNewKeyring = false
+            NoPivotRoot = false
+            Root = ""
+            ShimCgroup = ""
+            SystemdCgroup = false
+"""
+
+
+def runtime_info(endpoint):
+    """What the runtime at `endpoint` (unix://PATH) reports; RuntimeError with crictl's words when
+    it does not answer."""
+    path = endpoint.split("://", 1)[-1]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(5)
+            c.connect(path)
+            c.sendall(b"info\n")
+            answer = json.loads(c.makefile("rb").readline())
+    except (OSError, ValueError) as e:
+        answer = {"error": "rpc error: code = Unavailable desc = connection error: dial unix %s: %s" % (path, e)}
+    if "error" in answer:
+        raise RuntimeError('validate service connection: validate CRI v1 runtime API for endpoint "%s": %s'
+                           % (endpoint, answer["error"]))
+    return answer
+
+
+def runtime_ready(endpoint, prefix=""):
+    """runtime_info, or exit with its error after `prefix` (crictl and the kubelet exit so)."""
+    try:
+        return runtime_info(endpoint)
+    except RuntimeError as e:
+        die(prefix + str(e))
+
+
 def crictl(argv):
     if "--version" in argv or "version" in argv:
         return print("crictl version %s (kswizard lab STAND-IN, not the real crictl)" % CONTRACT)
     if argv[:1] == ["info"]:
-        if not os.path.exists("/etc/containerd/config.toml"):
-            die("crictl stand-in: no runtime configured (/etc/containerd/config.toml missing)")
-        return print(json.dumps({"status": {"conditions": [{"type": "RuntimeReady", "status": True}]},
-                                 "note": "kswizard lab STAND-IN: no containers run in the lab"}))
+        endpoint = "unix://" + CONTAINERD_SOCK
+        if os.path.exists("/etc/crictl.yaml"):
+            m = re.search(r"^runtime-endpoint:\s*(\S+)", read("/etc/crictl.yaml").decode(), re.M)
+            endpoint = m.group(1) if m else endpoint
+        return print(json.dumps(runtime_ready(endpoint), indent=2))
     die("crictl stand-in: only `info` and `--version` are supported")
 
 
 def containerd(argv):
-    if "--version" in argv or "-v" in argv:
+    opts, pos = flags(argv)
+    if opts.get("version") or "-v" in argv:
         return print("containerd kswizard-lab-standin 1.7.0 (kswizard lab STAND-IN, not the real containerd)")
-    if argv[:2] == ["config", "default"]:
-        return print('version = 2\n# kswizard lab STAND-IN default config\n[plugins."io.containerd.grpc.v1.cri"]\n'
-                     '  sandbox_image = "registry.k8s.io/pause:3.9"\n')
-    die("containerd stand-in: only `config default` and `--version` are supported")
+    if pos[:2] == ["config", "default"]:
+        return print(DEFAULT_CONFIG, end="")
+    if pos:
+        die("containerd stand-in: only the daemon, `config default` and `--version` are supported")
+    containerd_daemon(opts.get("config", CONTAINERD_CONFIG))
+
+
+def containerd_daemon(path):
+    """The daemon as containerd.service runs it: reads its config as containerd does (a TOML error,
+    or systemd_cgroup with runc.v2, stops it), serves its socket, then tells systemd it is ready."""
+    conf = {}
+    if os.path.exists(path):
+        try:
+            conf = tomllib.loads(read(path).decode())
+        except tomllib.TOMLDecodeError as e:
+            die('containerd: failed to load TOML from %s: %s' % (path, e))
+    cri = conf.get("plugins", {}).get(CRI, {})
+    runc = cri.get("containerd", {}).get("runtimes", {}).get("runc", {})
+    if cri.get("systemd_cgroup") and runc.get("runtime_type", "io.containerd.runc.v2") != "io.containerd.runtime.v1.linux":
+        die("containerd: invalid plugin config: `systemd_cgroup` only works for runtime io.containerd.runtime.v1.linux")
+    address = conf.get("grpc", {}).get("address", CONTAINERD_SOCK)
+    disabled = set(conf.get("disabled_plugins", []))
+    if disabled & {"cri", CRI}:
+        info = {"error": "rpc error: code = Unimplemented desc = unknown service runtime.v1.RuntimeService"}
+    else:
+        info = {"status": {"conditions": [
+            {"type": "RuntimeReady", "status": True, "reason": "", "message": ""},
+            {"type": "NetworkReady", "status": False, "reason": "NetworkPluginNotReady",
+             "message": "Network plugin returns error: cni plugin not initialized"}]},
+            "config": {"containerd": {"defaultRuntimeName": "runc", "runtimes": {"runc": {
+                "runtimeType": runc.get("runtime_type", "io.containerd.runc.v2"),
+                "options": runc.get("options", {"SystemdCgroup": False})}}},
+                "sandboxImage": cri.get("sandbox_image", "registry.k8s.io/pause:3.8"),
+                "containerdEndpoint": address},
+            "note": "kswizard lab STAND-IN: no containers run in the lab"}
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            if self.rfile.readline().strip() == b"info":
+                self.wfile.write(json.dumps(info).encode() + b"\n")
+
+    os.makedirs(os.path.dirname(address), exist_ok=True)
+    if os.path.exists(address):
+        os.unlink(address)
+    server = socketserver.ThreadingUnixStreamServer(address, Handler)
+    os.chmod(address, 0o660)
+    signal.signal(signal.SIGTERM, lambda *_: (os.unlink(address), sys.exit(0)))
+    print("containerd (kswizard lab STAND-IN) serving on %s, config %s" % (address, path), flush=True)
+    sd_notify("READY=1")
+    server.serve_forever()
+
+
+def sd_notify(state):
+    """Type=notify: tell systemd the service is up (nothing to tell when not started by systemd)."""
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect("\0" + addr[1:] if addr.startswith("@") else addr)
+        s.sendall(state.encode())
+
+
+def runc(argv):
+    if "--version" in argv or "-v" in argv:
+        return print("runc version 1.1.9 (kswizard lab STAND-IN, not the real runc)\nspec: 1.0.2-dev")
+    die("runc stand-in: only --version is supported: no containers run in the lab")
+
+
+def serve_in_thread(address, routes):
+    """A plain HTTP server on `address` answering GET `routes` {path: () -> text}, in a thread."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            route = routes.get(self.path)
+            body = (route() if route else "not found").encode()
+            self.send_response(200 if route else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, fmt, *args):
+            pass
+
+    server = ThreadingHTTPServer(address, Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
 
 
 TOOLS = {"kubeadm": kubeadm, "kubelet": kubelet, "kubectl": kubectl, "crictl": crictl,
-         "containerd": containerd, "apiserver": lambda a: apiserver(a[0])}
+         "containerd": containerd, "runc": runc, "apiserver": lambda a: apiserver(a[0])}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:
