@@ -104,6 +104,27 @@ fn serve_release(srv: &Server) -> Vec<(String, Vec<u8>)> {
     expected
 }
 
+/// A server with the release on it, and a temp dir for the bundle.
+struct Setup {
+    srv: Server,
+    /// Each bundle file and its content.
+    expected: Vec<(String, Vec<u8>)>,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let srv = Server::start();
+    let expected = serve_release(&srv);
+    let dir = tempfile::tempdir().unwrap();
+    Setup {
+        srv,
+        expected,
+        out: dir.path().join("bundle"),
+        _dir: dir,
+    }
+}
+
 fn kswizard(args: &[&str]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kswizard"));
     c.args(args);
@@ -142,6 +163,13 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// Its stdout and stderr, once it is seen to exit with `code`.
+fn exits(o: &Output, code: i32) -> (String, String) {
+    let (stdout, stderr) = text(o);
+    assert_eq!(o.status.code(), Some(code), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
 /// Every regular file under `dir`, relative, sorted.
 fn files_in(dir: &Path) -> BTreeSet<String> {
     fn walk(root: &Path, d: &Path, out: &mut BTreeSet<String>) {
@@ -167,13 +195,11 @@ fn kubelet_path() -> String {
 
 #[test]
 fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing() {
-    let srv = Server::start();
-    let expected = serve_release(&srv);
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("bundle");
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
+    let expected = &s.expected;
+    let o = fetch(srv, out);
+    let (stdout, _) = exits(&o, 0);
     assert!(stdout.contains("kubelet v1.28.2: 200"), "{stdout}");
     assert!(stdout.contains("MB/s"), "{stdout}");
     for name in ["calico.yaml", "kubesphere-installer.yaml"] {
@@ -183,7 +209,7 @@ fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing(
         );
     }
 
-    let m = Manifest::load(&out).unwrap();
+    let m = Manifest::load(out).unwrap();
     assert_eq!((m.kubernetes.as_str(), m.arch.as_str()), (K8S, "amd64"));
     let names: Vec<_> = m.files.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(
@@ -210,7 +236,7 @@ fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing(
             "kubesphere-installer.yaml"
         ]
     );
-    for (file, content) in &expected {
+    for (file, content) in expected {
         let e = m.files.iter().find(|e| &e.file == file).unwrap();
         assert_eq!(e.sha256, hex(content), "{file}");
         assert_eq!(e.size, content.len() as u64, "{file}");
@@ -243,8 +269,8 @@ fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing(
     // Only the listed members, no partial files, no temp names: the files and the manifest.
     let mut want: BTreeSet<String> = expected.iter().map(|(f, _)| f.clone()).collect();
     want.insert(MANIFEST.into());
-    assert_eq!(files_in(&out), want);
-    let meta = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(files_in(out), want);
+    let meta = std::fs::metadata(out).unwrap().permissions().mode() & 0o777;
     assert_eq!(meta, 0o755);
     assert_eq!(
         std::fs::metadata(out.join(MANIFEST))
@@ -256,15 +282,13 @@ fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing(
     );
 
     let o = kswizard(&["bundle", "check", out.to_str().unwrap()]);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let (stdout, _) = exits(&o, 0);
     assert_eq!(stdout.lines().filter(|l| l.starts_with("ok ")).count(), 19);
     assert!(stdout.contains("19 files, 19 ok, 0 bad"), "{stdout}");
 
     srv.take_requests();
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (stdout, _) = exits(&o, 0);
     assert_eq!(
         srv.take_requests(),
         [],
@@ -278,24 +302,21 @@ fn a_full_fetch_gives_a_bundle_that_checks_and_a_second_fetch_downloads_nothing(
 
 #[test]
 fn a_wrong_published_checksum_is_refused_naming_the_file_and_nothing_of_it_stays() {
-    let srv = Server::start();
-    serve_release(&srv);
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("bundle");
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
     let wrong = hex(b"not the file");
 
     // A plain file.
     let sum = format!("{}.sha256", kubelet_path());
     srv.put(&sum, wrong.clone().into_bytes());
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (_, stderr) = exits(&o, 1);
     let got = hex(&srv.get(&kubelet_path()));
     assert!(
         stderr.contains(&format!("kubelet (kubelet v1.28.2): sha256 {got}, but https://dl.k8s.io/release/v1.28.2/bin/linux/amd64/kubelet.sha256 publishes {wrong}: refused")),
         "{stderr}"
     );
-    let files = files_in(&out);
+    let files = files_in(out);
     assert!(!files.iter().any(|f| f.contains("kubelet")), "{files:?}");
     assert!(!files.contains(MANIFEST), "{files:?}");
     // What came before it is there, verified, and kept for the next run.
@@ -314,15 +335,14 @@ fn a_wrong_published_checksum_is_refused_naming_the_file_and_nothing_of_it_stays
         format!("{wrong}  {}\n", ctd.file_name()).into_bytes(),
     );
     srv.take_requests();
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (stdout, stderr) = exits(&o, 1);
     assert!(
         stderr.contains("containerd-1.7.13-linux-amd64.tar.gz (containerd v1.7.13): sha256")
             && stderr.contains(&format!("publishes {wrong}: refused")),
         "{stderr}"
     );
-    let files = files_in(&out);
+    let files = files_in(out);
     assert!(
         !files
             .iter()
@@ -339,10 +359,9 @@ fn a_wrong_published_checksum_is_refused_naming_the_file_and_nothing_of_it_stays
 
 #[test]
 fn an_interrupted_download_never_reaches_the_bundle_and_the_next_fetch_resumes_it() {
-    let srv = Server::start();
-    let expected = serve_release(&srv);
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("bundle");
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
+    let expected = &s.expected;
     // As upstream, the official path redirects to where the bytes are (dl.k8s.io to its CDN):
     // the Range header must reach the redirect's target.
     let official = kubelet_path();
@@ -350,9 +369,8 @@ fn an_interrupted_download_never_reaches_the_bundle_and_the_next_fetch_resumes_i
     srv.put(&kubelet, srv.get(&official));
     srv.redirect(&official, &kubelet);
     srv.cut(&kubelet, Some(1000));
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (_, stderr) = exits(&o, 1);
     assert!(
         stderr.contains("kubelet v1.28.2: http://127.0.0.1")
             && stderr.contains("3000 bytes are kept in")
@@ -374,7 +392,7 @@ fn an_interrupted_download_never_reaches_the_bundle_and_the_next_fetch_resumes_i
             (Some("bytes=2000-".into()), 206)
         ]
     );
-    let files = files_in(&out);
+    let files = files_in(out);
     assert!(
         !files.contains("bin/kubelet") && !files.contains(MANIFEST),
         "{files:?}"
@@ -383,9 +401,8 @@ fn an_interrupted_download_never_reaches_the_bundle_and_the_next_fetch_resumes_i
     assert_eq!(std::fs::metadata(&part).unwrap().len(), 3000);
 
     srv.cut(&kubelet, None);
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (stdout, _) = exits(&o, 0);
     assert!(
         stdout.contains("kubelet v1.28.2: resuming at byte 3000"),
         "{stdout}"
@@ -410,19 +427,17 @@ fn an_interrupted_download_never_reaches_the_bundle_and_the_next_fetch_resumes_i
 
 #[test]
 fn a_server_without_ranges_makes_the_download_start_over() {
-    let srv = Server::start();
-    let expected = serve_release(&srv);
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("bundle");
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
+    let expected = &s.expected;
     let kubelet = kubelet_path();
     srv.cut(&kubelet, Some(1500));
-    assert_eq!(fetch(&srv, &out).status.code(), Some(1));
+    assert_eq!(fetch(srv, out).status.code(), Some(1));
     srv.cut(&kubelet, None);
     srv.no_range(true);
     srv.take_requests();
-    let o = fetch(&srv, &out);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{stdout}\n{stderr}");
+    let o = fetch(srv, out);
+    let (stdout, _) = exits(&o, 0);
     assert!(
         stdout.contains("kubelet v1.28.2: the server does not resume (HTTP 200): starting over"),
         "{stdout}"
@@ -442,18 +457,15 @@ fn a_server_without_ranges_makes_the_download_start_over() {
 
 #[test]
 fn check_names_a_damaged_file_and_exits_1() {
-    let srv = Server::start();
-    serve_release(&srv);
-    let d = tempfile::tempdir().unwrap();
-    let out = d.path().join("bundle");
-    assert_eq!(fetch(&srv, &out).status.code(), Some(0));
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
+    assert_eq!(fetch(srv, out).status.code(), Some(0));
     let bridge = out.join("cni/bridge");
     let mut bytes = std::fs::read(&bridge).unwrap();
     bytes[10] ^= 1;
     std::fs::write(&bridge, bytes).unwrap();
     let o = kswizard(&["bundle", "check", out.to_str().unwrap()]);
-    let (stdout, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    let (stdout, stderr) = exits(&o, 1);
     assert!(
         stdout.contains("BAD   cni/bridge") && stdout.contains("a damaged or different file"),
         "{stdout}"
@@ -500,4 +512,28 @@ fn unsupported_versions_and_bad_base_urls_are_refused_before_any_download() {
     let (_, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("manifest.yaml"), "{stderr}");
+}
+
+#[test]
+fn a_file_the_server_does_not_have_is_named_and_the_bundle_gets_no_manifest() {
+    let s = setup();
+    let (srv, out) = (&s.srv, &s.out);
+    let kubectl = served(&format!(
+        "https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kubectl"
+    ));
+    srv.redirect(&kubectl, "/nowhere/kubectl");
+    let o = fetch(srv, out);
+    let (_, stderr) = exits(&o, 1);
+    assert!(
+        stderr.contains(&format!(
+            "kubectl v1.28.2: {}{kubectl}: HTTP 404 (expected 200)",
+            srv.base
+        )),
+        "{stderr}"
+    );
+    let files = files_in(out);
+    assert!(
+        !files.contains(MANIFEST) && !files.contains("bin/kubectl"),
+        "{files:?}"
+    );
 }

@@ -513,3 +513,103 @@ fn extract(a: &Artifact, part: &Path, out: &Path) -> Result<Vec<Entry>, String> 
     }
     Ok(entries)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip'd tar at `path` with `members`: (path, content, symlink target).
+    fn tarball(path: &Path, members: &[(&str, &[u8], Option<&str>)]) {
+        let gz =
+            flate2::write::GzEncoder::new(File::create(path).unwrap(), flate2::Compression::fast());
+        let mut b = tar::Builder::new(gz);
+        for (name, content, link) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o755);
+            if let Some(to) = link {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_link_name(to).unwrap();
+            }
+            h.set_cksum();
+            b.append_data(&mut h, name, *content).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+
+    fn etcd() -> Artifact {
+        let r = release::release("v1.28.2", "amd64").unwrap();
+        r.artifacts
+            .into_iter()
+            .find(|a| a.component == "etcd")
+            .unwrap()
+    }
+
+    #[test]
+    fn only_listed_members_are_extracted_and_a_missing_one_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let part = d.path().join("etcd.part");
+        let out = d.path().join("b");
+        let a = etcd();
+        tarball(
+            &part,
+            &[
+                ("etcd-v3.5.9-linux-amd64/etcd", b"fixture etcd", None),
+                ("etcd-v3.5.9-linux-amd64/README.md", b"not wanted", None),
+            ],
+        );
+        let err = extract(&a, &part, &out).unwrap_err();
+        assert!(
+            err.contains("has no member etcd-v3.5.9-linux-amd64/etcdctl"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read_dir(out.join("bin")).unwrap().count(), 0);
+
+        tarball(
+            &part,
+            &[
+                (
+                    "./etcd-v3.5.9-linux-amd64/etcdctl",
+                    b"fixture etcdctl",
+                    None,
+                ),
+                ("etcd-v3.5.9-linux-amd64/etcd", b"fixture etcd", None),
+                ("etcd-v3.5.9-linux-amd64/README.md", b"not wanted", None),
+            ],
+        );
+        let entries = extract(&a, &part, &out).unwrap();
+        let names: Vec<_> = entries.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["etcd", "etcdctl"], "in the table's order");
+        assert_eq!(entries[1].size, 15);
+        assert_eq!(
+            std::fs::read(out.join("bin/etcdctl")).unwrap(),
+            b"fixture etcdctl"
+        );
+        let mut files: Vec<_> = std::fs::read_dir(out.join("bin"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        assert_eq!(files, ["etcd", "etcdctl"]);
+    }
+
+    #[test]
+    fn a_member_that_is_not_a_regular_file_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let part = d.path().join("etcd.part");
+        let out = d.path().join("b");
+        tarball(
+            &part,
+            &[
+                ("etcd-v3.5.9-linux-amd64/etcd", b"", Some("/etc/shadow")),
+                ("etcd-v3.5.9-linux-amd64/etcdctl", b"fixture etcdctl", None),
+            ],
+        );
+        let err = extract(&etcd(), &part, &out).unwrap_err();
+        assert!(
+            err.contains("etcd-v3.5.9-linux-amd64/etcd is not a regular file"),
+            "{err}"
+        );
+        assert!(!out.join("bin/etcd").exists());
+    }
+}
