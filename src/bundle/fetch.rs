@@ -55,6 +55,9 @@ pub fn fetch(opts: &Options, log: &mut dyn Write) -> Result<Summary, String> {
     let out = opts.out;
     let partial = out.join(PARTIAL);
     make_dir(out)?;
+    // One fetch per bundle at a time: two would write the same partial files. flock(2) on the
+    // directory itself, released by the kernel when the holder exits, however it exits.
+    let _held = lock(out)?;
     make_dir(&partial)?;
     let agent = agent();
     let known = earlier_entries(out);
@@ -129,6 +132,18 @@ fn agent() -> ureq::Agent {
         .timeout_per_read(Some(Duration::from_secs(60)))
         .build()
         .into()
+}
+
+fn lock(dir: &Path) -> Result<File, String> {
+    let f = File::open(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(fs::TryLockError::WouldBlock) => Err(format!(
+            "{}: another `kswizard bundle fetch` is filling this bundle; wait for it to end",
+            dir.display()
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(format!("{}: cannot lock it: {e}", dir.display())),
+    }
 }
 
 fn make_dir(dir: &Path) -> Result<(), String> {
@@ -306,7 +321,7 @@ fn try_download(
             ));
         }
         // Another range than the one asked (or one not asked for): the bytes would not line up.
-        206 if !resumed => {
+        206 => {
             let _ = fs::remove_file(part);
             return Err(TryError::Interrupted(format!(
                 "the server sent another range ({content_range}): starting over"
@@ -591,6 +606,23 @@ mod tests {
             .collect();
         files.sort();
         assert_eq!(files, ["etcd", "etcdctl"]);
+    }
+
+    #[test]
+    fn a_second_fetch_into_a_bundle_being_filled_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let held = lock(d.path()).unwrap();
+        let r = release::release("v1.28.2", "amd64").unwrap();
+        let opts = Options {
+            release: &r,
+            out: d.path(),
+            // Never asked: the lock is taken before any download.
+            base_url: Some("http://127.0.0.1:9"),
+        };
+        let err = fetch(&opts, &mut io::sink()).unwrap_err();
+        assert!(err.contains("another `kswizard bundle fetch`"), "{err}");
+        drop(held);
+        assert!(lock(d.path()).is_ok());
     }
 
     #[test]
