@@ -42,6 +42,8 @@ fn bundle(dir: &Path) -> u64 {
             size,
             roles: vec![Role::All],
             source: None,
+            member: None,
+            checksum_url: None,
             standin: false,
         });
     }

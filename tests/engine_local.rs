@@ -462,6 +462,8 @@ fn bundle(b: &Bench, files: &[(&str, &[u8], &str)]) -> PathBuf {
             size,
             roles: vec![plan::Role::All],
             source: None,
+            member: None,
+            checksum_url: None,
             standin: false,
         });
     }

@@ -104,6 +104,8 @@ mod tests {
             size: 3,
             roles,
             source: None,
+            member: None,
+            checksum_url: None,
             standin: false,
         }
     }

@@ -44,6 +44,14 @@ pub struct Entry {
     /// Where it was downloaded from (release files; not the lab's stand-ins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The member of the `source` archive this file was extracted from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The published checksum file the download was verified against. A downloaded entry
+    /// (`source` set) without one: upstream publishes no checksum, the sha256 was taken when
+    /// it was fetched (`unpublished_checksum`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum_url: Option<String>,
     /// A lab stand-in, not the real tool.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub standin: bool,
@@ -53,6 +61,11 @@ impl Entry {
     /// The mode as a number; `load` has checked that it parses.
     pub fn mode_bits(&self) -> u32 {
         u32::from_str_radix(&self.mode, 8).unwrap_or(0o644)
+    }
+
+    /// Downloaded without a published checksum to check it against (see `checksum_url`).
+    pub fn unpublished_checksum(&self) -> bool {
+        self.source.is_some() && self.checksum_url.is_none()
     }
 }
 
@@ -197,25 +210,28 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
 
 /// Check every file of the bundle in `dir` against `m`: present, the size and sha256 it lists.
 pub fn verify(dir: &Path, m: &Manifest) -> Result<(), BundleError> {
-    for e in &m.files {
-        let bad = |problem: String| BundleError::File {
-            bundle: dir.to_path_buf(),
-            file: e.file.clone(),
-            problem,
-        };
-        let (sum, size) = sha256_file(&dir.join(&e.file)).map_err(|err| bad(err.to_string()))?;
-        if size != e.size {
-            return Err(bad(format!(
-                "{size} bytes, the manifest says {} (a partial or different file)",
-                e.size
-            )));
-        }
-        if !sum.eq_ignore_ascii_case(&e.sha256) {
-            return Err(bad(format!(
-                "sha256 {sum}, the manifest says {} (a damaged or different file)",
-                e.sha256
-            )));
-        }
+    m.files.iter().try_for_each(|e| verify_entry(dir, e))
+}
+
+/// Check one file of the bundle in `dir` against its entry.
+pub fn verify_entry(dir: &Path, e: &Entry) -> Result<(), BundleError> {
+    let bad = |problem: String| BundleError::File {
+        bundle: dir.to_path_buf(),
+        file: e.file.clone(),
+        problem,
+    };
+    let (sum, size) = sha256_file(&dir.join(&e.file)).map_err(|err| bad(err.to_string()))?;
+    if size != e.size {
+        return Err(bad(format!(
+            "{size} bytes, the manifest says {} (a partial or different file)",
+            e.size
+        )));
+    }
+    if !sum.eq_ignore_ascii_case(&e.sha256) {
+        return Err(bad(format!(
+            "sha256 {sum}, the manifest says {} (a damaged or different file)",
+            e.sha256
+        )));
     }
     Ok(())
 }
@@ -235,6 +251,8 @@ mod tests {
             size: content.len() as u64,
             roles: vec![Role::All],
             source: None,
+            member: None,
+            checksum_url: None,
             standin: false,
         }
     }

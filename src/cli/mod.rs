@@ -1,6 +1,7 @@
 //! The command line (DESIGN §5): parse arguments, run one command, map the outcome to an exit code
 //! (0 ok, 1 findings or failed steps, 2 unreadable input or usage).
 
+mod bundle_cmd;
 mod copy_id_cmd;
 mod demo_cmd;
 mod findings;
@@ -148,6 +149,12 @@ pub enum Command {
         /// Host names from hosts.ini (default: every host with `ansible_ssh_pass`).
         #[arg(value_name = "HOST")]
         hosts: Vec<String>,
+    },
+    /// The artifact bundle: the release files the nodes get from the taskbox (no internet on
+    /// the nodes).
+    Bundle {
+        #[command(subcommand)]
+        action: bundle_cmd::BundleAction,
     },
     /// Local SSH nodes for trying kswizard out and for tests (needs root).
     Lab {
@@ -301,6 +308,7 @@ pub fn main() -> ExitCode {
             yes,
             hosts: &hosts,
         }),
+        Some(Command::Bundle { action }) => bundle_cmd::run(action),
         Some(Command::Lab { action }) => lab_cmd::run(action),
         Some(Command::Demo { headless, lb, yes }) => {
             demo_cmd::run(headless, lb == DemoLb::BuiltIn, yes)

@@ -49,6 +49,8 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
             size,
             roles,
             source: None,
+            member: None,
+            checksum_url: None,
             standin,
         });
         Ok(())

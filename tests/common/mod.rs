@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod http;
 pub mod lab;
 
 use std::collections::HashMap;
