@@ -11,6 +11,10 @@ pub const DEFAULT_LB_PORT: u16 = 6443;
 pub const DEFAULT_LB_DOMAIN: &str = "lb.kubesphere.local";
 /// The port every apiserver listens on; the built-in LB must not take it on the masters.
 pub const APISERVER_PORT: u16 = 6443;
+/// `KubeSphere`'s default pod network (`kube_pods_subnet` in its common.yaml).
+pub const DEFAULT_POD_CIDR: &str = "10.233.64.0/18";
+/// The `KubeSphere` console's `NodePort`, on every node.
+pub const CONSOLE_PORT: u16 = 30880;
 
 /// A password. Its `Debug` and `Display` never show the text, so it cannot leak through logs or
 /// error reports by accident; code that needs the text calls `expose`.
@@ -226,6 +230,8 @@ pub struct Cluster {
     pub hosts: Vec<Host>,
     pub lb: LoadBalancer,
     pub settings: Settings,
+    /// common.yaml's `kube_pods_subnet` when it sets one (the CNI's pool and kubeadm's podSubnet).
+    pub pods_subnet: Option<String>,
     pub undefined: Vec<UndefinedRef>,
     pub ini: IniLayout,
 }
