@@ -423,7 +423,8 @@ fn build(lab: &Lab) -> Result<()> {
 
     let (cluster, _) = conf::load(&lab.conf_dir)?;
     let masters: Vec<&str> = cluster.masters().map(Host::node_ip).collect();
-    std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters))?;
+    let nodes: Vec<&str> = cluster.hosts.iter().map(Host::node_ip).collect();
+    std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters, &nodes))?;
     haproxy::start(&lab.haproxy_config())
 }
 
@@ -615,8 +616,16 @@ mod tests {
     #[test]
     fn haproxy_balances_over_the_masters_with_readyz_checks() {
         let l = lab(6);
-        let cfg = haproxy::config(&l, &["10.231.9.1", "10.231.9.2"]);
+        let cfg = haproxy::config(
+            &l,
+            &["10.231.9.1", "10.231.9.2"],
+            &["10.231.9.1", "10.231.9.3"],
+        );
         assert!(cfg.contains("bind 10.231.9.250:6443"));
+        // The console's listener, every node behind it.
+        assert!(cfg.contains("bind 10.231.9.250:30880"));
+        assert!(cfg.contains("option httpchk GET /\n"));
+        assert!(cfg.contains("server console-10-231-9-3 10.231.9.3:30880"));
         assert!(cfg.contains("balance roundrobin"));
         assert!(cfg.contains("option httpchk GET /readyz"));
         assert!(cfg.contains("server master2 10.231.9.2:6443"));
