@@ -13,7 +13,7 @@ use kswizard::lab::Node;
 use kswizard::model::LbMode;
 
 mod common;
-use common::lab::{LabGuard, lab_up};
+use common::lab::{LabGuard, lab_up, place_addons_until_bundle_delivery};
 
 const LB_PORT: i64 = 8443;
 
@@ -123,6 +123,7 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
         assert_eq!(b["state"], "not-listening", "{before}");
     }
 
+    place_addons_until_bundle_delivery(&g.lab);
     let (code, out) = install(&conf, &[]);
     assert_eq!(code, 0, "{out}");
     let after = lb_status(&conf);

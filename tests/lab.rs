@@ -19,7 +19,7 @@ use kswizard::model::Cluster;
 use serde::Deserialize;
 
 mod common;
-use common::lab::{assert_gone, lab_up};
+use common::lab::{assert_gone, lab_up, place_addons_until_bundle_delivery};
 
 fn ssh(lab: &Lab, user: &str, ip: &str, command: &str, stdin: &[u8]) -> Output {
     let mut child = lab
@@ -449,6 +449,7 @@ fn plan_installs_ha_cluster_on_lab() {
     let up = lab_up(78, 4);
     let lab = up.lab.clone();
     let plan = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/plan.yaml");
+    place_addons_until_bundle_delivery(&lab);
     run_plan(&lab, &plan);
 
     // The real etcd cluster, seen from the host with the first master's client certificate.

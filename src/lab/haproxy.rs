@@ -73,8 +73,8 @@ pub fn start(cfg: &Path) -> Result<()> {
     run(Command::new("haproxy").arg("-q").arg("-f").arg(cfg)).wrap_err("starting haproxy")
 }
 
-/// One row of `show stat` for a backend server: (server name, status such as UP, DOWN).
-pub fn backend_status(socket: &Path) -> Result<Vec<(String, String)>> {
+/// The servers of the backend `proxy` in `show stat`: (server name, status such as UP, DOWN).
+pub fn backend_status(socket: &Path, proxy: &str) -> Result<Vec<(String, String)>> {
     let mut stream =
         UnixStream::connect(socket).wrap_err_with(|| format!("{}", socket.display()))?;
     stream.write_all(b"show stat\n")?;
@@ -94,7 +94,7 @@ pub fn backend_status(socket: &Path) -> Result<Vec<(String, String)>> {
     let (px, sv, status) = (col("pxname")?, col("svname")?, col("status")?);
     Ok(lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() > status && f[px] == "masters" && f[sv] != "BACKEND")
+        .filter(|f| f.len() > status && f[px] == proxy && f[sv] != "BACKEND")
         .map(|f| (f[sv].to_string(), f[status].to_string()))
         .collect())
 }

@@ -163,7 +163,12 @@ impl Lab {
 
     /// The LB's backends as haproxy sees them: (server, status).
     pub fn backends(&self) -> Result<Vec<(String, String)>> {
-        haproxy::backend_status(&self.haproxy_socket)
+        haproxy::backend_status(&self.haproxy_socket, "masters")
+    }
+
+    /// The backends of the LB's console listener (every node's 30880): (server, status).
+    pub fn console_backends(&self) -> Result<Vec<(String, String)>> {
+        haproxy::backend_status(&self.haproxy_socket, "console")
     }
 
     /// Every process of the lab: each node's (found by its network namespace and cgroups) and
