@@ -521,18 +521,57 @@ static TLS: LazyLock<Result<TlsConnector, String>> = LazyLock::new(|| {
     Ok(TlsConnector::from(Arc::new(config)))
 });
 
+/// What a probe found when it got no answer to classify: its state, status and what was seen.
+type Seen = (ProbeState, Option<u16>, String);
+
+/// A TCP connection to `address` by `deadline`; refused is "not listening", anything else "no
+/// answer".
+async fn connect(address: &str, deadline: tokio::time::Instant) -> Result<TcpStream, Seen> {
+    match timeout_at(deadline, TcpStream::connect(address)).await {
+        Err(_) => Err((ProbeState::NoAnswer, None, String::new())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err((ProbeState::NotListening, None, String::new()))
+        }
+        Ok(Err(e)) => Err((ProbeState::NoAnswer, None, e.to_string())),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+/// `GET path` on `stream` (to `address`) by `deadline`: the answer up to its end, the size limit
+/// or the deadline (the status line is what counts).
+async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    address: &str,
+    path: &str,
+    deadline: tokio::time::Instant,
+) -> Result<String, Seen> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kswizard\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    match timeout_at(deadline, stream.write_all(request.as_bytes())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err((ProbeState::NotHttp, None, e.to_string())),
+        Err(_) => return Err((ProbeState::NotHttp, None, "no time left to ask".into())),
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answer.len() < ANSWER_MAX {
+        match timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
 /// `GET https://host:port/readyz` within `limit`: what state it is in, its status and what was
 /// seen on the way.
-async fn readyz(host: &str, port: u16, limit: Duration) -> (ProbeState, Option<u16>, String) {
+async fn readyz(host: &str, port: u16, limit: Duration) -> Seen {
     let deadline = tokio::time::Instant::now() + limit;
     let address = host_port(host, port);
-    let tcp = match timeout_at(deadline, TcpStream::connect(&address)).await {
-        Err(_) => return (ProbeState::NoAnswer, None, String::new()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return (ProbeState::NotListening, None, String::new());
-        }
-        Ok(Err(e)) => return (ProbeState::NoAnswer, None, e.to_string()),
-        Ok(Ok(s)) => s,
+    let tcp = match connect(&address, deadline).await {
+        Ok(s) => s,
+        Err(seen) => return seen,
     };
     let tls = match &*TLS {
         Ok(t) => t,
@@ -556,24 +595,10 @@ async fn readyz(host: &str, port: u16, limit: Duration) -> (ProbeState, Option<u
         Ok(Err(e)) => return (ProbeState::NoTls, None, e.to_string()),
         Ok(Ok(s)) => s,
     };
-    let request = format!(
-        "GET /readyz HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kswizard\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    match timeout_at(deadline, stream.write_all(request.as_bytes())).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return (ProbeState::NotHttp, None, e.to_string()),
-        Err(_) => return (ProbeState::NotHttp, None, "no time left to ask".into()),
+    match get(&mut stream, &address, "/readyz", deadline).await {
+        Ok(answer) => classify_answer(&answer),
+        Err(seen) => seen,
     }
-    // Up to the end, the size limit or the deadline: the status line is what counts.
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while answer.len() < ANSWER_MAX {
-        match timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    classify_answer(&String::from_utf8_lossy(&answer))
 }
 
 /// Probe `host:port` as `name`.
@@ -593,40 +618,23 @@ pub async fn probe(name: String, host: String, port: u16, frontend: bool) -> Pro
 }
 
 /// `GET http://host:port/` within `limit`: the console's state, status and what was seen.
-async fn http_get(host: &str, port: u16, limit: Duration) -> (ProbeState, Option<u16>, String) {
+async fn http_get(host: &str, port: u16, limit: Duration) -> Seen {
     let deadline = tokio::time::Instant::now() + limit;
     let address = host_port(host, port);
-    let mut tcp = match timeout_at(deadline, TcpStream::connect(&address)).await {
-        Err(_) => return (ProbeState::NoAnswer, None, String::new()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return (ProbeState::NotListening, None, String::new());
-        }
-        Ok(Err(e)) => return (ProbeState::NoAnswer, None, e.to_string()),
-        Ok(Ok(s)) => s,
+    let answer = match connect(&address, deadline).await {
+        Ok(mut tcp) => get(&mut tcp, &address, "/", deadline).await,
+        Err(seen) => Err(seen),
     };
-    let request = format!(
-        "GET / HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kswizard\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    match timeout_at(deadline, tcp.write_all(request.as_bytes())).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return (ProbeState::NotHttp, None, e.to_string()),
-        Err(_) => return (ProbeState::NotHttp, None, "no time left to ask".into()),
-    }
-    // The status line is all that counts: the first read that holds it is enough.
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !answer.contains(&b'\n') && answer.len() < ANSWER_MAX {
-        match timeout_at(deadline, tcp.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
-    match status_of(&answer) {
-        Some(200) => (ProbeState::Ready, Some(200), String::new()),
-        Some(c) => (ProbeState::NotReady, Some(c), String::new()),
-        None if answer.is_empty() => (ProbeState::NotHttp, None, "closed without answering".into()),
-        None => (ProbeState::NotHttp, None, String::new()),
+    match answer {
+        Err(seen) => seen,
+        Ok(answer) => match status_of(&answer) {
+            Some(200) => (ProbeState::Ready, Some(200), String::new()),
+            Some(c) => (ProbeState::NotReady, Some(c), String::new()),
+            None if answer.is_empty() => {
+                (ProbeState::NotHttp, None, "closed without answering".into())
+            }
+            None => (ProbeState::NotHttp, None, String::new()),
+        },
     }
 }
 

@@ -1,7 +1,7 @@
-//! The pod network and KubeSphere on the lab (issue 9, items 3 and 5): 3 masters and a worker
+//! The pod network and `KubeSphere` on the lab (issue 9, items 3 and 5): 3 masters and a worker
 //! installed with the bundled plan, first without the `cni` step and what follows it (every node
-//! NotReady, no console), then the rest (every node Ready, Calico's pool set to common.yaml's
-//! kube_pods_subnet, the console on every node's 30880 and through the LB's console listener),
+//! `NotReady`, no console), then the rest (every node `Ready`, Calico's pool set to common.yaml's
+//! `kube_pods_subnet`, the console on every node's 30880 and through the LB's console listener),
 //! with the lab's external LB and with the built-in one. Checked from outside kswizard: the
 //! stand-in kubectl on the first master, curl from the taskbox, the LB's own stats.
 // A test fails by panicking: unwrap and panic are its assertions.
@@ -16,30 +16,9 @@ use kswizard::model::LbMode;
 
 mod common;
 use common::lab::{LabGuard, lab_up, place_addons_until_bundle_delivery};
+use common::{install_json, lb_status_json};
 
 const POD_CIDR: &str = "10.244.0.0/16";
-
-fn kswizard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kswizard"))
-}
-
-/// `kswizard install --yes --output json --conf CONF` with `extra`: exit code and output.
-fn install(conf: &Path, extra: &[&str]) -> (i32, String) {
-    let out = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
 
 /// The bundled plan without `cni` and the steps after it that need it (verify, kubesphere), in
 /// `dir` beside a link to the bundled steps: the install's first part.
@@ -88,20 +67,8 @@ fn get(addr: &str) -> (u32, String) {
     (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
-/// `kswizard lb status --format json` once.
-fn lb_status(conf: &Path) -> serde_json::Value {
-    let out = kswizard()
-        .args(["lb", "status", "--format", "json", "--conf"])
-        .arg(conf)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().next().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
-}
-
 /// The lab's cluster with the console behind the LB (`mode`: the lab's external haproxy, or the
-/// built-in LB with the VIP `.200` on port 8443) and the pod network POD_CIDR, as a conf dir.
+/// built-in LB with the VIP `.200` on port 8443) and the pod network `POD_CIDR`, as a conf dir.
 fn conf_with_console(g: &LabGuard, mode: LbMode) -> (PathBuf, String) {
     let mut c = g.cluster();
     c.settings.console_lb = true;
@@ -126,7 +93,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
     place_addons_until_bundle_delivery(lab);
     let started = Instant::now();
     let plan = plan_before_cni(&g.tmp.path().join("part1"));
-    let (code, out) = install(conf, &["--plan", plan.to_str().unwrap()]);
+    let (code, out) = install_json(conf, &["--plan", plan.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     let part1 = started.elapsed();
 
@@ -149,7 +116,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
     }
 
     // The rest: cni, verify, kubesphere.
-    let (code, out) = install(conf, &["--resume"]);
+    let (code, out) = install_json(conf, &["--resume"]);
     assert_eq!(code, 0, "{out}");
     for step in ["cni", "verify", "kubesphere"] {
         assert!(
@@ -191,8 +158,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
             lab.nodes
                 .iter()
                 .find(|n| body.contains(&format!("node {}.", n.name)))
-                .map(|n| n.name.clone())
-                .unwrap_or_else(|| panic!("{body}"))
+                .map_or_else(|| panic!("{body}"), |n| n.name.clone())
         })
         .collect();
     served.sort();
@@ -200,7 +166,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
     assert_eq!(served.len(), lab.nodes.len(), "{served:?}");
     assert!(out.contains(&format!("http://{lb}:30880")), "{out}");
 
-    let status = lb_status(conf);
+    let status = lb_status_json(conf);
     let console = &status["console"];
     assert_eq!(console["listener"]["up"], true, "{status}");
     let nodes = console["nodes"].as_array().unwrap();

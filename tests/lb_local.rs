@@ -1,9 +1,9 @@
 //! The built-in LB's install content without a lab: the step's rendered haproxy and keepalived
 //! configs for the seeds' 3-master example, checked by the real `haproxy -c` and
 //! `keepalived --config-test`, with the console listener when `console_lb` is set; the plan
-//! selecting the step by LB mode; kubeadm's endpoint, SANs and podSubnet; Calico's pool and
-//! KubeSphere's ClusterConfiguration as the `cni` and `kubesphere` steps render them; and every step
-//! script through shellcheck. Nothing here connects anywhere. Needs the
+//! selecting the step by LB mode; kubeadm's endpoint, SANs and `podSubnet`; Calico's pool and
+//! `KubeSphere`'s `ClusterConfiguration` as the `cni` and `kubesphere` steps render them; and every
+//! step script through shellcheck. Nothing here connects anywhere. Needs the
 //! Debian packages haproxy, keepalived (2.2 or later: `--config-test`) and shellcheck.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]

@@ -86,3 +86,34 @@ pub fn keyed(step: String, keys: &[&str]) -> String {
     let extra: String = keys.iter().map(|k| format!("  {k}\n")).collect();
     step.replacen("  roles:", &format!("{extra}  roles:"), 1)
 }
+
+/// `kswizard install --yes --output json --conf CONF` with `extra`: exit code and output (stdout,
+/// then stderr).
+pub fn install_json(conf: &Path, extra: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .args(extra)
+        .output()
+        .expect("run kswizard install");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `kswizard lb status --format json --conf CONF` once.
+pub fn lb_status_json(conf: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["lb", "status", "--format", "json", "--conf"])
+        .arg(conf)
+        .output()
+        .expect("run kswizard lb status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+}
