@@ -630,6 +630,12 @@ async fn http_get(host: &str, port: u16, limit: Duration) -> Seen {
         Ok(answer) => match status_of(&answer) {
             Some(200) => (ProbeState::Ready, Some(200), String::new()),
             Some(c) => (ProbeState::NotReady, Some(c), String::new()),
+            // An HTTP LB holds a request while no backend is up (haproxy's queue).
+            None if answer.is_empty() && tokio::time::Instant::now() >= deadline => (
+                ProbeState::NoAnswer,
+                None,
+                "connected, GET / unanswered".into(),
+            ),
             None if answer.is_empty() => {
                 (ProbeState::NotHttp, None, "closed without answering".into())
             }

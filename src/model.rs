@@ -253,6 +253,19 @@ impl Cluster {
         self.with_role(|r| r.worker)
     }
 
+    /// The `KubeSphere` console on the first node (every node serves it on `CONSOLE_PORT`).
+    pub fn console_url(&self) -> Option<String> {
+        let first = self.hosts.first()?;
+        Some(format!("http://{}:{CONSOLE_PORT}", first.node_ip()))
+    }
+
+    /// The console through the LB's console listener: with `console_lb` and an LB configured.
+    pub fn console_lb_url(&self) -> Option<String> {
+        let address = self.lb.address.as_ref()?;
+        (self.settings.console_lb && self.lb.is_configured())
+            .then(|| format!("http://{address}:{CONSOLE_PORT}"))
+    }
+
     pub fn etcd(&self) -> impl Iterator<Item = &Host> {
         self.with_role(|r| r.etcd)
     }
@@ -274,5 +287,29 @@ impl Cluster {
                 worker: !control_plane || n == 1,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_is_on_the_first_node_and_on_the_lb_only_with_console_lb() {
+        let mut c = Cluster::default();
+        assert_eq!(c.console_url(), None);
+        c.hosts.push(Host::new("m1", "10.0.0.1"));
+        c.hosts.push(Host::new("w1", "10.0.0.2"));
+        assert_eq!(c.console_url().as_deref(), Some("http://10.0.0.1:30880"));
+        c.lb.mode = LbMode::External;
+        c.lb.address = Some("10.0.0.250".into());
+        assert_eq!(c.console_lb_url(), None);
+        c.settings.console_lb = true;
+        assert_eq!(
+            c.console_lb_url().as_deref(),
+            Some("http://10.0.0.250:30880")
+        );
+        c.lb.mode = LbMode::None;
+        assert_eq!(c.console_lb_url(), None, "no LB, no console listener");
     }
 }

@@ -307,24 +307,20 @@ pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
 /// (its URL and last probe), how many nodes' `NodePort`s answer, and with the built-in LB how many
 /// console backends each master's haproxy sees up.
 pub fn console_lines(c: &Cluster, lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
-    let Some(first) = c.hosts.first() else {
+    let Some(on_node) = c.console_url() else {
         return Vec::new();
     };
-    let mut lines = vec![Line::raw(format!(
-        "console http://{}:{CONSOLE_PORT}",
-        first.node_ip()
-    ))];
+    let mut lines = vec![Line::raw(format!("console {on_node}"))];
     if !c.settings.console_lb {
         return lines;
     }
-    let (Some(address), true) = (&c.lb.address, c.lb.is_configured()) else {
+    let Some(url) = c.console_lb_url() else {
         lines.push(Line::styled(
             "✗ console_lb set, but no LB configured",
             theme.error,
         ));
         return lines;
     };
-    let url = format!("http://{address}:{CONSOLE_PORT}");
     let Some(console) = lb.and_then(|l| l.console.as_ref()) else {
         lines.push(Line::raw(format!("· via LB {url}")));
         return lines;
