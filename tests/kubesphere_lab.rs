@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use kswizard::lab::Lab;
 use kswizard::model::LbMode;
@@ -150,28 +150,51 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
         assert!(body.contains("KubeSphere console") && body.contains("STAND-IN"));
         assert!(body.contains(&n.name), "{}: {body}", n.name);
     }
-    // Round robin: as many requests as nodes reach every node once.
-    let mut served: Vec<String> = (0..lab.nodes.len())
-        .map(|_| {
-            let (code, body) = get(&format!("{lb}:30880"));
-            assert_eq!(code, 200, "through the LB: {body}");
-            lab.nodes
-                .iter()
-                .find(|n| body.contains(&format!("node {}.", n.name)))
-                .map_or_else(|| panic!("{body}"), |n| n.name.clone())
-        })
-        .collect();
-    served.sort();
-    served.dedup();
+    // Every node behind the listener: round robin reaches each one once haproxy's checks have
+    // seen it up (the step waited for the listener to answer, not for every backend).
+    let t = Instant::now();
+    let mut served: Vec<String> = Vec::new();
+    while served.len() < lab.nodes.len() && t.elapsed() < Duration::from_secs(15) {
+        let (code, body) = get(&format!("{lb}:30880"));
+        assert_eq!(code, 200, "through the LB: {body}");
+        let node = lab
+            .nodes
+            .iter()
+            .find(|n| body.contains(&format!("node {}.", n.name)))
+            .unwrap_or_else(|| panic!("{body}"));
+        if !served.contains(&node.name) {
+            served.push(node.name.clone());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(served.len(), lab.nodes.len(), "{served:?}");
     assert!(out.contains(&format!("http://{lb}:30880")), "{out}");
 
-    let status = lb_status_json(conf);
-    let console = &status["console"];
-    assert_eq!(console["listener"]["up"], true, "{status}");
-    let nodes = console["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), lab.nodes.len());
-    assert!(nodes.iter().all(|n| n["up"] == true), "{status}");
+    // lb status: the listener and every node's console up, and with the built-in LB every
+    // master's haproxy sees every node's console up (each checks on its own clock).
+    let all_up = |s: &serde_json::Value| {
+        let console = &s["console"];
+        let masters = s["built_in"]["masters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        console["listener"]["up"] == true
+            && console["nodes"]
+                .as_array()
+                .is_some_and(|n| n.len() == lab.nodes.len() && n.iter().all(|n| n["up"] == true))
+            && masters.iter().all(|m| {
+                m["console"].as_array().is_some_and(|c| {
+                    c.len() == lab.nodes.len() && c.iter().all(|b| b["status"] == "UP")
+                })
+            })
+    };
+    let t = Instant::now();
+    let mut status = lb_status_json(conf);
+    while !all_up(&status) && t.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(500));
+        status = lb_status_json(conf);
+    }
+    assert!(all_up(&status), "{status}");
     let took = |step: &str| {
         out.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -208,12 +231,7 @@ fn the_built_in_lb_serves_the_console_on_the_vip() {
     let g = lab_up(182, 4);
     let (conf, vip) = conf_with_console(&g, LbMode::BuiltIn);
     let status = install_and_check(&g, &conf, &vip);
-    // Every master's haproxy sees every node's console up.
+    // Every master's haproxy has the console listener (install_and_check saw its backends up).
     let masters = status["built_in"]["masters"].as_array().unwrap();
     assert_eq!(masters.len(), 3, "{status}");
-    for m in masters {
-        let console = m["console"].as_array().unwrap();
-        assert_eq!(console.len(), g.lab.nodes.len(), "{m}");
-        assert!(console.iter().all(|s| s["status"] == "UP"), "{m}");
-    }
 }
