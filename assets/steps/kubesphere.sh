@@ -86,7 +86,13 @@ chmod 644 "$new"
 mv -f "$new" "$config"
 echo "applying the KubeSphere installer ($version) and its ClusterConfiguration"
 kubectl apply -f "$installer"
-kubectl apply -f "$config"
+# The ClusterConfiguration's kind exists once the installer's CRD is established: a few seconds
+# on a real apiserver, during which kubectl says "no matches for kind".
+for try in $(seq 1 30); do
+  kubectl apply -f "$config" && break
+  [ "$try" -lt 30 ] || fail "the ClusterConfiguration was refused 30 times (above): is the installer's CRD clusterconfigurations.installer.kubesphere.io there? kubectl get crd"
+  sleep 2
+done
 
 # The console answers with HTTP 200 at $1; curl's words otherwise.
 answers() { curl -sS -o /dev/null --max-time 3 -w '%{http_code}' "$1" 2>&1; }
