@@ -136,6 +136,15 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
         )),
         "{calico}"
     );
+    // What was applied, as kubectl lists it (short names and plurals, as the real one takes).
+    let listed = lab.nodes[0]
+        .exec("kubectl --kubeconfig /etc/kubernetes/admin.conf get ds -n kube-system && kubectl --kubeconfig /etc/kubernetes/admin.conf get clusterconfigurations -n kubesphere-system")
+        .unwrap();
+    assert!(
+        listed.contains("kube-system      calico-node")
+            && listed.contains("kubesphere-system ks-installer"),
+        "{listed}"
+    );
     let kubeadm =
         std::fs::read_to_string(lab.nodes[0].path("/etc/kubernetes/kubeadm-config.yaml")).unwrap();
     assert!(

@@ -672,13 +672,14 @@ def kubectl_apply(opts):
 
 def kubectl_get(kind, name, opts):
     """Applied objects of a kind (DaemonSet, daemonset, daemonsets, ds...), by name and namespace."""
-    want = kind.lower().rstrip("s")
     short = {"ds": "daemonset", "deploy": "deployment", "cm": "configmap", "sa": "serviceaccount",
-             "ns": "namespace", "svc": "service", "crd": "customresourcedefinition"}
-    want = short.get(want, want)
+             "ns": "namespace", "svc": "service", "crd": "customresourcedefinition",
+             "cc": "clusterconfiguration"}
+    want = short.get(kind.lower(), kind.lower())
+    names = {want, want[:-1] if want.endswith("s") else want}
     ns = opts.get("n") or opts.get("namespace") or "default"
     found = [o for o in api(opts, "/standin/objects")["items"]
-             if o["kind"].lower() == want and (name is None or o["name"] == name)
+             if o["kind"].lower() in names and (name is None or o["name"] == name)
              and (opts.get("A") or opts.get("all-namespaces") or o["namespace"] in (ns, ""))]
     if not found:
         die('Error from server (NotFound): %s "%s" not found' % (kind, name) if name
