@@ -4,8 +4,10 @@
 //! checking certificates (a TLS handshake and an HTTP status, not only a TCP connect: a TCP-mode LB
 //! accepts connections even when no backend is up). The built-in mode also asks each master, over
 //! the engine's own SSH transport, whether it holds the VIP (`ip -o addr`) and what its haproxy
-//! thinks of the backends (`show stat` on the stats socket). Probes are bounded and run in
-//! parallel; parsing and wording are pure functions below the I/O.
+//! thinks of the backends (`show stat` on the stats socket). With `console_lb` set, the `KubeSphere`
+//! console too: HTTP `GET /` of the LB's console listener and of every node's `NodePort` (30880),
+//! and with the built-in LB each master's haproxy view of its console backends. Probes are bounded
+//! and run in parallel; parsing and wording are pure functions below the I/O.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock};
@@ -19,13 +21,15 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, ClientConfig, pki_types};
 
 use crate::engine::transport::{self, Conn, ControlDir};
-use crate::model::{APISERVER_PORT, Cluster, Host, LbMode};
+use crate::model::{APISERVER_PORT, CONSOLE_PORT, Cluster, Host, LbMode};
 
 /// Where the built-in LB's haproxy serves its stats socket on each master (loopback only, read-only
 /// level): `lb status` reads `show stat` there over SSH, keepalived's check `show info`.
 pub const HAPROXY_STATS_PORT: u16 = 8405;
 /// The haproxy proxy (frontend and backend) the built-in LB step writes.
 const HAPROXY_PROXY: &str = "kube-apiserver";
+/// The haproxy proxy of the console listener (`console_lb`): every node's `NodePort` behind it.
+pub const HAPROXY_CONSOLE_PROXY: &str = "kubesphere-console";
 
 /// One HTTPS probe: connect, handshake, request and answer.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,6 +104,9 @@ pub struct MasterView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vip_interface: Option<String>,
     pub haproxy: Vec<HaproxyServer>,
+    /// Its console backends (every node's `NodePort`), with `console_lb`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub console: Vec<HaproxyServer>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -114,6 +121,15 @@ pub struct BuiltIn {
     pub masters: Vec<MasterView>,
 }
 
+/// The `KubeSphere` console as the taskbox sees it (with `console_lb`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsoleStatus {
+    /// The LB's console listener (`LB address:30880`); `None` when no LB is configured.
+    pub listener: Option<Probe>,
+    /// Every node's `NodePort`: the listener's backends.
+    pub nodes: Vec<Probe>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LbStatus {
     pub mode: LbMode,
@@ -122,14 +138,21 @@ pub struct LbStatus {
     pub backends: Vec<Probe>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub built_in: Option<BuiltIn>,
+    /// Only with `console_lb` set. Boxed: the wizard's actions carry an `LbStatus`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<Box<ConsoleStatus>>,
 }
 
 impl LbStatus {
-    /// Everything answers: the frontend and every backend are up, and with the built-in LB one
-    /// master holds the VIP and every haproxy could be read.
+    /// Everything answers: the frontend and every backend are up (the console's too, with
+    /// `console_lb`), and with the built-in LB one master holds the VIP and every haproxy could be
+    /// read.
     pub fn healthy(&self) -> bool {
         self.frontend.as_ref().is_none_or(|f| f.up)
             && self.backends.iter().all(|b| b.up)
+            && self.console.as_ref().is_none_or(|c| {
+                c.listener.as_ref().is_none_or(|l| l.up) && c.nodes.iter().all(|n| n.up)
+            })
             && self
                 .built_in
                 .as_ref()
@@ -165,6 +188,37 @@ pub fn wording(state: ProbeState, frontend: bool, http_status: Option<u16>, seen
         ProbeState::NotReady => format!("TLS up, /readyz not ok ({code}{seen})"),
         ProbeState::AuthRequired => format!("answering, auth required ({code})"),
         ProbeState::Ready => "ready".into(),
+    }
+}
+
+/// A console probe's state in words (`GET /` over plain HTTP); `listener` for the LB's.
+pub fn console_wording(
+    state: ProbeState,
+    listener: bool,
+    http_status: Option<u16>,
+    seen: &str,
+) -> String {
+    let seen = if seen.is_empty() {
+        String::new()
+    } else {
+        format!(": {seen}")
+    };
+    match (state, http_status) {
+        (ProbeState::NotListening, _) if listener => {
+            "not listening — does the LB have the console listener (HTTP 30880)?".into()
+        }
+        (ProbeState::NotListening, _) => {
+            "not listening yet — expected until KubeSphere's console runs".into()
+        }
+        (ProbeState::NoAnswer, _) => {
+            format!("no answer within {} s{seen}", PROBE_TIMEOUT.as_secs())
+        }
+        (ProbeState::NotReady, Some(503)) if listener => {
+            "HTTP 503 — no console backend is up behind the LB".into()
+        }
+        (ProbeState::NotReady | ProbeState::AuthRequired, Some(c)) => format!("HTTP {c}{seen}"),
+        (ProbeState::Ready, _) => "console answers".into(),
+        _ => format!("no HTTP answer{seen}"),
     }
 }
 
@@ -250,13 +304,25 @@ fn haproxy_server_name(ip: &str) -> String {
     format!("apiserver-{}", ip.replace(['.', ':'], "-"))
 }
 
+/// haproxy's name for a node's console `NodePort` (`server console-192-168-0-4 192.168.0.4:30880`),
+/// in the built-in LB's and the lab's console backends.
+pub fn console_server_name(ip: &str) -> String {
+    format!("console-{}", ip.replace(['.', ':'], "-"))
+}
+
 /// The servers of `proxy` in haproxy's `show stat` CSV (first line `# pxname,svname,…`), named
-/// after the cluster's masters where their haproxy names match.
+/// after the cluster's `hosts` where their haproxy names match (the masters' apiservers, or with
+/// `HAPROXY_CONSOLE_PROXY` every node's console).
 pub fn parse_show_stat(
     csv: &str,
     proxy: &str,
-    masters: &[&Host],
+    hosts: &[&Host],
 ) -> Result<Vec<HaproxyServer>, String> {
+    let (server_name, port): (fn(&str) -> String, u16) = if proxy == HAPROXY_CONSOLE_PROXY {
+        (console_server_name, CONSOLE_PORT)
+    } else {
+        (haproxy_server_name, APISERVER_PORT)
+    };
     let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
     let header = lines
         .next()
@@ -279,11 +345,9 @@ pub fn parse_show_stat(
         if get(Some(px)) != proxy || matches!(svname, "FRONTEND" | "BACKEND" | "") {
             continue;
         }
-        let master = masters
-            .iter()
-            .find(|h| haproxy_server_name(h.node_ip()) == svname);
-        let (name, address) = master.map_or((svname.to_string(), String::new()), |h| {
-            (h.name.clone(), host_port(h.node_ip(), APISERVER_PORT))
+        let host = hosts.iter().find(|h| server_name(h.node_ip()) == svname);
+        let (name, address) = host.map_or((svname.to_string(), String::new()), |h| {
+            (h.name.clone(), host_port(h.node_ip(), port))
         });
         let status = get(Some(status)).to_string();
         servers.push(HaproxyServer {
@@ -343,12 +407,14 @@ fn node_command(stats_port: u16) -> String {
     )
 }
 
-/// One master's view from the node command's output (or why it could not be had).
+/// One master's view from the node command's output (or why it could not be had); its console
+/// backends too when `console_nodes` (every node, with `console_lb`) is not empty.
 fn master_view(
     name: &str,
     vip: &str,
     answer: Result<String, String>,
     masters: &[&Host],
+    console_nodes: &[&Host],
     stats_port: u16,
 ) -> MasterView {
     let mut view = MasterView {
@@ -356,6 +422,7 @@ fn master_view(
         holds_vip: None,
         vip_interface: None,
         haproxy: Vec::new(),
+        console: Vec::new(),
         error: None,
     };
     let out = match answer {
@@ -370,6 +437,11 @@ fn master_view(
         .unwrap_or((&out, ""));
     view.vip_interface = interface_holding(addrs, vip);
     view.holds_vip = Some(view.vip_interface.is_some());
+    if !console_nodes.is_empty() {
+        // No console proxy (an haproxy configured before console_lb was set) shows as none here.
+        view.console =
+            parse_show_stat(stat, HAPROXY_CONSOLE_PROXY, console_nodes).unwrap_or_default();
+    }
     match parse_show_stat(stat, HAPROXY_PROXY, masters) {
         Ok(servers) => view.haproxy = servers,
         Err(e) => {
@@ -449,18 +521,57 @@ static TLS: LazyLock<Result<TlsConnector, String>> = LazyLock::new(|| {
     Ok(TlsConnector::from(Arc::new(config)))
 });
 
+/// What a probe found when it got no answer to classify: its state, status and what was seen.
+type Seen = (ProbeState, Option<u16>, String);
+
+/// A TCP connection to `address` by `deadline`; refused is "not listening", anything else "no
+/// answer".
+async fn connect(address: &str, deadline: tokio::time::Instant) -> Result<TcpStream, Seen> {
+    match timeout_at(deadline, TcpStream::connect(address)).await {
+        Err(_) => Err((ProbeState::NoAnswer, None, String::new())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            Err((ProbeState::NotListening, None, String::new()))
+        }
+        Ok(Err(e)) => Err((ProbeState::NoAnswer, None, e.to_string())),
+        Ok(Ok(s)) => Ok(s),
+    }
+}
+
+/// `GET path` on `stream` (to `address`) by `deadline`: the answer up to its end, the size limit
+/// or the deadline (the status line is what counts).
+async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    address: &str,
+    path: &str,
+    deadline: tokio::time::Instant,
+) -> Result<String, Seen> {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kswizard\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    );
+    match timeout_at(deadline, stream.write_all(request.as_bytes())).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err((ProbeState::NotHttp, None, e.to_string())),
+        Err(_) => return Err((ProbeState::NotHttp, None, "no time left to ask".into())),
+    }
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answer.len() < ANSWER_MAX {
+        match timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
 /// `GET https://host:port/readyz` within `limit`: what state it is in, its status and what was
 /// seen on the way.
-async fn readyz(host: &str, port: u16, limit: Duration) -> (ProbeState, Option<u16>, String) {
+async fn readyz(host: &str, port: u16, limit: Duration) -> Seen {
     let deadline = tokio::time::Instant::now() + limit;
     let address = host_port(host, port);
-    let tcp = match timeout_at(deadline, TcpStream::connect(&address)).await {
-        Err(_) => return (ProbeState::NoAnswer, None, String::new()),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return (ProbeState::NotListening, None, String::new());
-        }
-        Ok(Err(e)) => return (ProbeState::NoAnswer, None, e.to_string()),
-        Ok(Ok(s)) => s,
+    let tcp = match connect(&address, deadline).await {
+        Ok(s) => s,
+        Err(seen) => return seen,
     };
     let tls = match &*TLS {
         Ok(t) => t,
@@ -484,24 +595,10 @@ async fn readyz(host: &str, port: u16, limit: Duration) -> (ProbeState, Option<u
         Ok(Err(e)) => return (ProbeState::NoTls, None, e.to_string()),
         Ok(Ok(s)) => s,
     };
-    let request = format!(
-        "GET /readyz HTTP/1.1\r\nHost: {address}\r\nUser-Agent: kswizard\r\nAccept: */*\r\nConnection: close\r\n\r\n"
-    );
-    match timeout_at(deadline, stream.write_all(request.as_bytes())).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return (ProbeState::NotHttp, None, e.to_string()),
-        Err(_) => return (ProbeState::NotHttp, None, "no time left to ask".into()),
+    match get(&mut stream, &address, "/readyz", deadline).await {
+        Ok(answer) => classify_answer(&answer),
+        Err(seen) => seen,
     }
-    // Up to the end, the size limit or the deadline: the status line is what counts.
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while answer.len() < ANSWER_MAX {
-        match timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-            _ => break,
-        }
-    }
-    classify_answer(&String::from_utf8_lossy(&answer))
 }
 
 /// Probe `host:port` as `name`.
@@ -517,6 +614,49 @@ pub async fn probe(name: String, host: String, port: u16, frontend: bool) -> Pro
         http_status,
         latency_ms: answered.then(|| started.elapsed().as_millis() as u64),
         detail: wording(state, frontend, http_status, &seen),
+    }
+}
+
+/// `GET http://host:port/` within `limit`: the console's state, status and what was seen.
+async fn http_get(host: &str, port: u16, limit: Duration) -> Seen {
+    let deadline = tokio::time::Instant::now() + limit;
+    let address = host_port(host, port);
+    let answer = match connect(&address, deadline).await {
+        Ok(mut tcp) => get(&mut tcp, &address, "/", deadline).await,
+        Err(seen) => Err(seen),
+    };
+    match answer {
+        Err(seen) => seen,
+        Ok(answer) => match status_of(&answer) {
+            Some(200) => (ProbeState::Ready, Some(200), String::new()),
+            Some(c) => (ProbeState::NotReady, Some(c), String::new()),
+            // An HTTP LB holds a request while no backend is up (haproxy's queue).
+            None if answer.is_empty() && tokio::time::Instant::now() >= deadline => (
+                ProbeState::NoAnswer,
+                None,
+                "connected, GET / unanswered".into(),
+            ),
+            None if answer.is_empty() => {
+                (ProbeState::NotHttp, None, "closed without answering".into())
+            }
+            None => (ProbeState::NotHttp, None, String::new()),
+        },
+    }
+}
+
+/// Probe the console at `host:port` as `name`; `listener` for the LB's.
+pub async fn console_probe(name: String, host: String, port: u16, listener: bool) -> Probe {
+    let started = Instant::now();
+    let (state, http_status, seen) = http_get(&host, port, PROBE_TIMEOUT).await;
+    let answered = !matches!(state, ProbeState::NotListening | ProbeState::NoAnswer);
+    Probe {
+        name,
+        address: host_port(&host, port),
+        state,
+        up: state == ProbeState::Ready,
+        http_status,
+        latency_ms: answered.then(|| started.elapsed().as_millis() as u64),
+        detail: console_wording(state, listener, http_status, &seen),
     }
 }
 
@@ -597,6 +737,31 @@ impl Prober {
                 ))
             })
             .collect();
+        let console = self.cluster.settings.console_lb.then(|| {
+            let listener = match (&lb.address, lb.is_configured()) {
+                (Some(a), true) => Some(tokio::spawn(console_probe(
+                    "console LB".into(),
+                    a.clone(),
+                    CONSOLE_PORT,
+                    true,
+                ))),
+                _ => None,
+            };
+            let nodes: Vec<_> = self
+                .cluster
+                .hosts
+                .iter()
+                .map(|h| {
+                    tokio::spawn(console_probe(
+                        h.name.clone(),
+                        h.node_ip().to_string(),
+                        CONSOLE_PORT,
+                        false,
+                    ))
+                })
+                .collect();
+            (listener, nodes)
+        });
         let built_in = match (&self.ssh, &lb.address) {
             (Some(ssh), Some(vip)) => Some(self.built_in(ssh, vip).await),
             _ => None,
@@ -606,7 +771,23 @@ impl Prober {
             frontend: None,
             backends: Vec::new(),
             built_in,
+            console: None,
         };
+        if let Some((listener, nodes)) = console {
+            let mut c = ConsoleStatus {
+                listener: None,
+                nodes: Vec::new(),
+            };
+            if let Some(l) = listener {
+                c.listener = l.await.ok();
+            }
+            for n in nodes {
+                if let Ok(p) = n.await {
+                    c.nodes.push(p);
+                }
+            }
+            out.console = Some(Box::new(c));
+        }
         if let Some(f) = frontend {
             out.frontend = f.await.ok();
         }
@@ -637,6 +818,11 @@ impl Prober {
             })
             .collect();
         let masters: Vec<&Host> = self.cluster.masters().collect();
+        let console_nodes: Vec<&Host> = if self.cluster.settings.console_lb {
+            self.cluster.hosts.iter().collect()
+        } else {
+            Vec::new()
+        };
         let mut views = Vec::new();
         for (task, h) in tasks.into_iter().zip(&masters) {
             let answer = task
@@ -647,6 +833,7 @@ impl Prober {
                 vip,
                 answer,
                 &masters,
+                &console_nodes,
                 HAPROXY_STATS_PORT,
             ));
         }
@@ -725,6 +912,24 @@ pub fn text(s: &LbStatus) -> String {
             out.push_str(&format!("haproxy on {}: {}\n", m.name, haproxy_summary(m)));
         }
     }
+    if let Some(c) = &s.console {
+        match &c.listener {
+            Some(l) => out.push_str(&line(l)),
+            None => out.push_str("console LB: no load balancer configured\n"),
+        }
+        for n in &c.nodes {
+            out.push_str(&line(n));
+        }
+        for m in s.built_in.iter().flat_map(|b| &b.masters) {
+            if m.error.is_none() {
+                out.push_str(&format!(
+                    "console on haproxy of {}: {}\n",
+                    m.name,
+                    servers_summary(&m.console)
+                ));
+            }
+        }
+    }
     out
 }
 
@@ -733,7 +938,15 @@ pub fn haproxy_summary(m: &MasterView) -> String {
     if let Some(e) = &m.error {
         return e.clone();
     }
-    m.haproxy
+    servers_summary(&m.haproxy)
+}
+
+/// haproxy's servers in one line: each one's status and last check.
+pub fn servers_summary(servers: &[HaproxyServer]) -> String {
+    if servers.is_empty() {
+        return "no such listener in its config".into();
+    }
+    servers
         .iter()
         .map(|s| {
             let code = s.check_code.map_or(String::new(), |c| format!(" {c}"));

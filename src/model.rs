@@ -11,6 +11,10 @@ pub const DEFAULT_LB_PORT: u16 = 6443;
 pub const DEFAULT_LB_DOMAIN: &str = "lb.kubesphere.local";
 /// The port every apiserver listens on; the built-in LB must not take it on the masters.
 pub const APISERVER_PORT: u16 = 6443;
+/// `KubeSphere`'s default pod network (`kube_pods_subnet` in its common.yaml).
+pub const DEFAULT_POD_CIDR: &str = "10.233.64.0/18";
+/// The `KubeSphere` console's `NodePort`, on every node.
+pub const CONSOLE_PORT: u16 = 30880;
 
 /// A password. Its `Debug` and `Display` never show the text, so it cannot leak through logs or
 /// error reports by accident; code that needs the text calls `expose`.
@@ -273,6 +277,8 @@ pub struct Cluster {
     pub hosts: Vec<Host>,
     pub lb: LoadBalancer,
     pub settings: Settings,
+    /// common.yaml's `kube_pods_subnet` when it sets one (the CNI's pool and kubeadm's podSubnet).
+    pub pods_subnet: Option<String>,
     pub undefined: Vec<UndefinedRef>,
     pub ini: IniLayout,
 }
@@ -292,6 +298,19 @@ impl Cluster {
 
     pub fn workers(&self) -> impl Iterator<Item = &Host> {
         self.with_role(|r| r.worker)
+    }
+
+    /// The `KubeSphere` console on the first node (every node serves it on `CONSOLE_PORT`).
+    pub fn console_url(&self) -> Option<String> {
+        let first = self.hosts.first()?;
+        Some(format!("http://{}:{CONSOLE_PORT}", first.node_ip()))
+    }
+
+    /// The console through the LB's console listener: with `console_lb` and an LB configured.
+    pub fn console_lb_url(&self) -> Option<String> {
+        let address = self.lb.address.as_ref()?;
+        (self.settings.console_lb && self.lb.is_configured())
+            .then(|| format!("http://{address}:{CONSOLE_PORT}"))
     }
 
     pub fn etcd(&self) -> impl Iterator<Item = &Host> {
@@ -315,5 +334,29 @@ impl Cluster {
                 worker: !control_plane || n == 1,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_console_is_on_the_first_node_and_on_the_lb_only_with_console_lb() {
+        let mut c = Cluster::default();
+        assert_eq!(c.console_url(), None);
+        c.hosts.push(Host::new("m1", "10.0.0.1"));
+        c.hosts.push(Host::new("w1", "10.0.0.2"));
+        assert_eq!(c.console_url().as_deref(), Some("http://10.0.0.1:30880"));
+        c.lb.mode = LbMode::External;
+        c.lb.address = Some("10.0.0.250".into());
+        assert_eq!(c.console_lb_url(), None);
+        c.settings.console_lb = true;
+        assert_eq!(
+            c.console_lb_url().as_deref(),
+            Some("http://10.0.0.250:30880")
+        );
+        c.lb.mode = LbMode::None;
+        assert_eq!(c.console_lb_url(), None, "no LB, no console listener");
     }
 }

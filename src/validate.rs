@@ -373,6 +373,16 @@ pub fn validate(cluster: &Cluster) -> Vec<Finding> {
             "set the load balancer's address (loadbalancer_apiserver.address in common.yaml), or keep a single master".to_string(),
         );
     }
+    if cluster.settings.console_lb && !lb.is_configured() {
+        out.push(
+            "console-lb-without-lb",
+            Error,
+            Vec::new(),
+            "lb.console",
+            "console_lb is set in kswizard.yaml but there is no load balancer: the console listener (HTTP 30880) has no LB to be on".to_string(),
+            "configure the load balancer, or remove console_lb from conf/kswizard.yaml".to_string(),
+        );
+    }
     if lb.mode != LbMode::None {
         if let Some(addr) = &lb.address {
             let owners =

@@ -5,7 +5,6 @@
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -14,12 +13,9 @@ use kswizard::model::LbMode;
 
 mod common;
 use common::lab::{LabGuard, lab_up, readyz};
+use common::{install_json, lb_status_json};
 
 const LB_PORT: i64 = 8443;
-
-fn kswizard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kswizard"))
-}
 
 /// The lab's cluster with the built-in LB: the VIP `.200` of the lab's subnet, port 8443.
 fn built_in(g: &LabGuard, name: &str) -> (std::path::PathBuf, String) {
@@ -29,18 +25,6 @@ fn built_in(g: &LabGuard, name: &str) -> (std::path::PathBuf, String) {
     c.lb.address = Some(vip.clone());
     c.lb.port = LB_PORT;
     (g.conf_dir(name, &c), vip)
-}
-
-/// `kswizard lb status --format json` once.
-fn lb_status(conf: &Path) -> serde_json::Value {
-    let out = kswizard()
-        .args(["lb", "status", "--format", "json", "--conf"])
-        .arg(conf)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(text.lines().next().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
 }
 
 /// The masters that hold `vip` now, as each node's own `ip -o addr` says.
@@ -70,23 +54,6 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-fn install(conf: &Path, extra: &[&str]) -> (i32, String) {
-    let out = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf)
-        .args(extra)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
-}
-
 #[test]
 #[ignore = "needs root and the lab"]
 fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
@@ -96,14 +63,14 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     let masters: Vec<Node> = g.lab.nodes[..3].to_vec();
 
     // Before the install nothing answers: the states say so (and that it is expected).
-    let before = lb_status(&conf);
+    let before = lb_status_json(&conf);
     for b in before["backends"].as_array().unwrap() {
         assert_eq!(b["state"], "not-listening", "{before}");
     }
 
-    let (code, out) = install(&conf, &[]);
+    let (code, out) = install_json(&conf, &[]);
     assert_eq!(code, 0, "{out}");
-    let after = lb_status(&conf);
+    let after = lb_status_json(&conf);
     assert_eq!(after["frontend"]["state"], "ready", "{after}");
     for b in after["backends"].as_array().unwrap() {
         assert_eq!(b["state"], "ready", "{after}");
@@ -207,7 +174,7 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
         .exec("kill $(cat /var/lib/kubelet/standin/apiserver.pid)")
         .unwrap();
     until(Duration::from_secs(5), "master3 reported down", || {
-        let s = lb_status(&conf);
+        let s = lb_status_json(&conf);
         let m3 = s["backends"]
             .as_array()
             .unwrap()
@@ -242,7 +209,7 @@ fn a_node_cut_off_for_20_s_mid_step_finishes_and_the_step_runs_once() {
         std::thread::sleep(Duration::from_secs(20));
         victim.link_up().unwrap();
     });
-    let (code, out) = install(
+    let (code, out) = install_json(
         &conf,
         &["--plan", plan.to_str().unwrap(), "--reconnect-for", "60"],
     );

@@ -1,7 +1,9 @@
 //! The built-in LB's install content without a lab: the step's rendered haproxy and keepalived
 //! configs for the seeds' 3-master example, checked by the real `haproxy -c` and
-//! `keepalived --config-test`; the plan selecting the step by LB mode; kubeadm's endpoint and
-//! SANs; and every step script through shellcheck. Nothing here connects anywhere. Needs the
+//! `keepalived --config-test`, with the console listener when `console_lb` is set; the plan
+//! selecting the step by LB mode; kubeadm's endpoint, SANs and `podSubnet`; Calico's pool and
+//! `KubeSphere`'s `ClusterConfiguration` as the `cni` and `kubesphere` steps render them; and every
+//! step script through shellcheck. Nothing here connects anywhere. Needs the
 //! Debian packages haproxy, keepalived (2.2 or later: `--config-test`) and shellcheck.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -282,6 +284,110 @@ fn the_plan_runs_the_lb_step_on_masters_only_in_built_in_mode() {
             "{mode:?}"
         );
     }
+}
+
+#[test]
+#[ignore = "needs haproxy"]
+fn with_console_lb_haproxy_also_serves_the_console_on_the_vip_from_every_node() {
+    let mut c = built_in();
+    assert!(!ok(&step(&c, 0, STEP, &["--render-haproxy"])).contains("30880"));
+    c.settings.console_lb = true;
+    let cfg = ok(&step(&c, 0, STEP, &["--render-haproxy"]));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("haproxy.cfg");
+    std::fs::write(&file, &cfg).unwrap();
+    ok(&Command::new(tool("haproxy", "haproxy"))
+        .args(["-c", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap());
+    let console = &cfg[cfg.find("frontend kubesphere-console").unwrap()..];
+    for line in [
+        "mode http",
+        "bind 192.168.0.253:30880 transparent",
+        "option httpchk GET /",
+        "server console-192-168-0-1 192.168.0.1:30880",
+        "server console-192-168-0-6 192.168.0.6:30880",
+    ] {
+        assert!(
+            console.lines().any(|l| l.trim() == line),
+            "no '{line}' in\n{cfg}"
+        );
+    }
+    assert_eq!(console.matches(":30880\n").count(), 6, "every node: {cfg}");
+}
+
+/// `cni.sh --render FILE` for the cluster `c` (the first master's environment).
+fn calico(c: &Cluster, file: &Path) -> Output {
+    step(
+        c,
+        0,
+        "assets/steps/cni.sh",
+        &["--render", file.to_str().unwrap()],
+    )
+}
+
+#[test]
+fn calico_and_kubeadm_get_the_pod_network_of_common_yaml() {
+    let bundle = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/lab/bundle");
+    let mut c = built_in();
+    let default = ok(&calico(&c, &bundle.join("calico.yaml")));
+    assert!(
+        default.contains(
+            "            - name: CALICO_IPV4POOL_CIDR\n              value: \"10.233.64.0/18\"\n"
+        ),
+        "{default}"
+    );
+    c.pods_subnet = Some("10.100.0.0/16".into());
+    let cfg = ok(&step(&c, 0, "assets/steps/kubeadm-init.sh", &["--render"]));
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(cfg.split("\n---\n").nth(1).unwrap()).unwrap();
+    assert_eq!(doc["networking"]["podSubnet"], "10.100.0.0/16", "{cfg}");
+    let text = ok(&calico(&c, &bundle.join("calico.yaml")));
+    // Uncommented in place: the entry's lines and nothing else changed.
+    let original = std::fs::read_to_string(bundle.join("calico.yaml")).unwrap();
+    let changed: Vec<(&str, &str)> = original
+        .lines()
+        .zip(text.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            (
+                "            # - name: CALICO_IPV4POOL_CIDR",
+                "            - name: CALICO_IPV4POOL_CIDR"
+            ),
+            (
+                "            #   value: \"192.168.0.0/16\"",
+                "              value: \"10.100.0.0/16\""
+            ),
+        ]
+    );
+    assert_eq!(original.lines().count(), text.lines().count());
+    // An active entry gets the new value: rendering again is rendering once.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("applied.yaml"), &text).unwrap();
+    assert_eq!(ok(&calico(&c, &dir.path().join("applied.yaml"))), text);
+    // Not Calico's manifest: refused (exit 3), as the step says with its FAIL.
+    let out = calico(&c, &bundle.join("kubesphere-installer.yaml"));
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn kubesphere_gets_a_minimal_cluster_configuration_with_the_console_on_30880() {
+    let c = built_in();
+    let cfg = ok(&step(&c, 0, "assets/steps/kubesphere.sh", &["--render"]));
+    let doc: serde_yaml::Value = serde_yaml::from_str(&cfg).unwrap();
+    assert_eq!(doc["kind"], "ClusterConfiguration");
+    assert_eq!(doc["metadata"]["namespace"], "kubesphere-system");
+    assert_eq!(doc["spec"]["common"]["core"]["console"]["port"], 30880);
+    assert_eq!(doc["spec"]["common"]["core"]["console"]["type"], "NodePort");
+    assert_eq!(
+        doc["spec"]["etcd"]["endpointIps"],
+        "192.168.0.1,192.168.0.2,192.168.0.3"
+    );
+    assert_eq!(doc["spec"]["devops"]["enabled"], false);
 }
 
 #[test]

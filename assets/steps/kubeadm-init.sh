@@ -21,6 +21,9 @@ nodeRegistration:
 apiVersion: kubeadm.k8s.io/v1beta3
 kind: ClusterConfiguration
 controlPlaneEndpoint: $endpoint
+networking:
+  # The pod network Calico's pool is set to (the cni step): common.yaml's kube_pods_subnet.
+  podSubnet: $KSW_POD_CIDR
 apiServer:
   certSANs:
   - $KSW_LB_ADDRESS

@@ -65,6 +65,37 @@ CFG
   while read -r ip; do
     echo "  server apiserver-${ip//[.:]/-} $ip:6443"
   done < <(masters)
+  [ "${KSW_CONSOLE_LB:-0}" = 1 ] && render_console
+  true
+}
+
+# The KubeSphere console behind the VIP too (console_lb): HTTP on 30880, every node's NodePort
+# checked with GET /. Bound to the VIP alone ("transparent": also where keepalived has not put it),
+# so each node's own address:30880 stays the NodePort's. (With kube-proxy, NodePort rules also
+# catch VIP:30880 on the holder; either way the console answers there.)
+render_console() {
+  cat <<CFG
+
+frontend kubesphere-console
+  mode http
+  option httplog
+  bind $KSW_LB_ADDRESS:30880 transparent
+  timeout client 1m
+  default_backend kubesphere-console
+
+backend kubesphere-console
+  mode http
+  balance roundrobin
+  timeout server 1m
+  option httpchk GET /
+  http-check expect status 200
+  default-server inter 2s downinter 1s fall 2 rise 2 check
+CFG
+  local ip
+  # `kswizard lb status` knows the nodes by these names.
+  while read -r ip; do
+    echo "  server console-${ip//[.:]/-} $ip:30880"
+  done < <(tr , '\n' <<<"$KSW_MASTERS,$KSW_WORKERS" | grep . | awk '!seen[$0]++')
 }
 
 # keepalived's check: the local haproxy answers on its stats socket. It opens no connection to
@@ -278,3 +309,5 @@ replace "$keepalived_dir/keepalived.conf" "$stage/keepalived.conf" 644 && change
 rm -rf "$stage"
 run_service keepalived "$changed"
 echo "built-in load balancer ready: haproxy on :$KSW_LB_PORT, keepalived for $KSW_LB_ADDRESS"
+[ "${KSW_CONSOLE_LB:-0}" = 1 ] && echo "console listener: http://$KSW_LB_ADDRESS:30880, every node's :30880 behind it"
+true

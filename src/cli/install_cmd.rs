@@ -174,6 +174,21 @@ pub fn install(a: InstallArgs) -> Outcome {
             return Outcome::BadInput;
         }
     };
+    // Where the console is, said at the end of an install whose plan installs KubeSphere.
+    let console: Vec<String> = if plan.steps.iter().any(|s| s.id == "kubesphere") {
+        let on_node = cluster.console_url().map(|u| {
+            format!(
+                "KubeSphere console: {u} (every node serves it on :{})",
+                crate::model::CONSOLE_PORT
+            )
+        });
+        let via_lb = cluster
+            .console_lb_url()
+            .map(|u| format!("KubeSphere console through the load balancer: {u}"));
+        on_node.into_iter().chain(via_lb).collect()
+    } else {
+        Vec::new()
+    };
     let json = a.json;
     let resume = a.resume;
     let reconnect_for = a.reconnect_for;
@@ -228,7 +243,14 @@ pub fn install(a: InstallArgs) -> Outcome {
         (r, seen)
     });
     match result {
-        (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
+        (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => {
+            if !json {
+                for line in &console {
+                    println!("{line}");
+                }
+            }
+            Outcome::Ok
+        }
         (Some(Ok(_)), _) => Outcome::Failed,
         // The table is in the report already (text) or in its events (JSON): the first line.
         (Some(Err(e @ executor::EngineError::Preflight { .. })), _) => {

@@ -1,5 +1,5 @@
 //! `conf/common.yaml` (or the older `conf/vars.yml`): kswizard owns only the apiserver load
-//! balancer settings in it. Reading uses a YAML parser; writing is text surgery on those lines
+//! balancer settings in it, and reads the pod network (`kube_pods_subnet`). Reading uses a YAML parser; writing is text surgery on those lines
 //! alone, so every other byte, comment and key order stays, and the result is re-parsed to check it.
 
 use std::path::Path;
@@ -11,13 +11,26 @@ use crate::model::{DEFAULT_LB_DOMAIN, DEFAULT_LB_PORT, LoadBalancer};
 
 const LB_KEY: &str = "loadbalancer_apiserver";
 const DOMAIN_KEY: &str = "apiserver_loadbalancer_domain_name";
+const PODS_KEY: &str = "kube_pods_subnet";
 
-/// The load-balancer values a common.yaml sets; `None` where it does not set them.
+/// The load-balancer values a common.yaml sets, and its pod network; `None` where it does not set
+/// them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LbValues {
     pub address: Option<String>,
     pub port: Option<i64>,
     pub domain: Option<String>,
+    pub pods_subnet: Option<String>,
+}
+
+/// Whether `s` is an IPv4 network in CIDR notation (`10.233.64.0/18`), as Calico's pool and
+/// kubeadm's podSubnet take it.
+pub fn is_ipv4_cidr(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(ip, len)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok()
+            && len.len() <= 2
+            && len.parse::<u8>().is_ok_and(|n| n <= 32)
+    })
 }
 
 pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
@@ -54,6 +67,25 @@ pub fn parse(text: &str, file: &Path) -> Result<LbValues, ConfError> {
                 file,
                 line_of(DOMAIN_KEY),
                 format!("{DOMAIN_KEY}: expected a domain name such as \"lb.kubesphere.local\""),
+            ));
+        }
+    }
+    match map.get(PODS_KEY) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if is_ipv4_cidr(s.trim()) => {
+            out.pods_subnet = Some(s.trim().to_string());
+        }
+        Some(other) => {
+            let seen = match other {
+                Value::String(s) => format!(", found '{s}'"),
+                _ => String::new(),
+            };
+            return Err(ConfError::new(
+                file,
+                line_of(PODS_KEY),
+                format!(
+                    "{PODS_KEY}: expected an IPv4 network such as 10.233.64.0/18{seen} (or remove the line for that default)"
+                ),
             ));
         }
     }

@@ -85,6 +85,7 @@ pub fn load(dir: &Path) -> Result<(Cluster, Source), ConfError> {
         if let Some(d) = v.domain {
             cluster.lb.domain = d;
         }
+        cluster.pods_subnet = v.pods_subnet;
     }
 
     let settings_path = dir.join(SETTINGS_YAML);

@@ -228,6 +228,24 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         // installs stay what they were.
         env.push(("KSW_ETCD_TOPOLOGY".into(), topology.name().into()));
     }
+    // The CNI's pool and kubeadm's podSubnet: common.yaml's kube_pods_subnet, else KubeSphere's.
+    env.push((
+        "KSW_POD_CIDR".into(),
+        cluster
+            .pods_subnet
+            .clone()
+            .unwrap_or_else(|| crate::model::DEFAULT_POD_CIDR.into()),
+    ));
+    // The KubeSphere console behind the LB too (a second listener on CONSOLE_PORT).
+    env.push((
+        "KSW_CONSOLE_LB".into(),
+        if cluster.settings.console_lb {
+            "1"
+        } else {
+            "0"
+        }
+        .into(),
+    ));
     if lb.mode == LbMode::BuiltIn {
         // Only the built-in LB's steps read these; other modes' steps keep the environment
         // (and so the fingerprints) they had.
@@ -907,6 +925,19 @@ mod tests {
         c.settings.bundle = Some("/srv/kswizard-bundle".into());
         let env = base_env(&c, &c.hosts[0], "id");
         assert_eq!(get(&env, "KSW_DELIVERY"), Some("bundle"));
+    }
+
+    #[test]
+    fn steps_get_the_pod_network_and_whether_the_console_is_behind_the_lb() {
+        let mut c = ha3(LbMode::External);
+        let env = base_env(&c, &c.hosts[0], "id");
+        assert_eq!(get(&env, "KSW_POD_CIDR"), Some("10.233.64.0/18"));
+        assert_eq!(get(&env, "KSW_CONSOLE_LB"), Some("0"));
+        c.pods_subnet = Some("10.100.0.0/16".into());
+        c.settings.console_lb = true;
+        let env = base_env(&c, &c.hosts[3], "id");
+        assert_eq!(get(&env, "KSW_POD_CIDR"), Some("10.100.0.0/16"));
+        assert_eq!(get(&env, "KSW_CONSOLE_LB"), Some("1"));
     }
 
     #[test]

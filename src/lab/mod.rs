@@ -33,7 +33,7 @@ pub const KEY_USER: &str = "kswlab";
 /// The user with an SSH password and a sudo password (the lab sets a new one per lab).
 pub const PASSWORD_USER: &str = "kswpw";
 const MARKER: &str = ".kswizard-lab";
-/// The lab's bundle, beside its conf/ (which names it as `../bundle`).
+/// The lab's bundle, beside its conf/ (which names it by its absolute path).
 pub const BUNDLE_DIR: &str = "bundle";
 
 #[derive(Clone, Debug)]
@@ -138,7 +138,12 @@ impl Lab {
 
     /// The LB's backends as haproxy sees them: (server, status).
     pub fn backends(&self) -> Result<Vec<(String, String)>> {
-        haproxy::backend_status(&self.haproxy_socket)
+        haproxy::backend_status(&self.haproxy_socket, "masters")
+    }
+
+    /// The backends of the LB's console listener (every node's 30880): (server, status).
+    pub fn console_backends(&self) -> Result<Vec<(String, String)>> {
+        haproxy::backend_status(&self.haproxy_socket, "console")
     }
 
     /// Every process of the lab: each node's (found by its network namespace and cgroups) and
@@ -399,7 +404,8 @@ fn build(lab: &Lab) -> Result<()> {
 
     let (cluster, _) = conf::load(&lab.conf_dir)?;
     let masters: Vec<&str> = cluster.masters().map(Host::node_ip).collect();
-    std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters))?;
+    let nodes: Vec<&str> = cluster.hosts.iter().map(Host::node_ip).collect();
+    std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters, &nodes))?;
     haproxy::start(&lab.haproxy_config())
 }
 
@@ -451,7 +457,8 @@ fn write_conf(lab: &Lab) -> Result<()> {
     cluster.lb.address = Some(lab.lb_address.clone());
     cluster.lb.port = i64::from(lab.lb_port);
     cluster.lb.domain.clone_from(&lab.lb_domain);
-    cluster.settings.bundle = Some(format!("../{BUNDLE_DIR}"));
+    // Absolute: tests copy the lab's conf elsewhere and it still names the lab's bundle.
+    cluster.settings.bundle = Some(lab.dir.join(BUNDLE_DIR).display().to_string());
     let source = conf::Source {
         dir: lab.conf_dir.clone(),
         ..conf::Source::default()
@@ -592,8 +599,16 @@ mod tests {
     #[test]
     fn haproxy_balances_over_the_masters_with_readyz_checks() {
         let l = lab(6);
-        let cfg = haproxy::config(&l, &["10.231.9.1", "10.231.9.2"]);
+        let cfg = haproxy::config(
+            &l,
+            &["10.231.9.1", "10.231.9.2"],
+            &["10.231.9.1", "10.231.9.3"],
+        );
         assert!(cfg.contains("bind 10.231.9.250:6443"));
+        // The console's listener, every node behind it.
+        assert!(cfg.contains("bind 10.231.9.250:30880"));
+        assert!(cfg.contains("option httpchk GET /\n"));
+        assert!(cfg.contains("server console-10-231-9-3 10.231.9.3:30880"));
         assert!(cfg.contains("balance roundrobin"));
         assert!(cfg.contains("option httpchk GET /readyz"));
         assert!(cfg.contains("server master2 10.231.9.2:6443"));

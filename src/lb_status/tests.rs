@@ -268,6 +268,7 @@ fn show_stat_of_haproxy_2_6_gives_each_master_as_its_haproxy_sees_it() {
         holds_vip: Some(true),
         vip_interface: None,
         haproxy: servers,
+        console: Vec::new(),
         error: None,
     };
     assert_eq!(
@@ -285,6 +286,210 @@ fn show_stat_that_is_not_one_says_what_it_was() {
     // A server of another name keeps haproxy's name.
     let servers = parse_show_stat(SHOW_STAT, "kube-apiserver", &[]).unwrap();
     assert_eq!(servers[0].name, "apiserver-10-9-0-1");
+}
+
+const SHOW_STAT_CONSOLE: &str = include_str!("testdata/haproxy-2.6-show-stat-console.csv");
+
+/// Four nodes: master1 (10.9.0.1), master2, master3 and node4 (10.9.0.4).
+fn nodes() -> Vec<Host> {
+    let mut hosts = masters();
+    hosts.push(Host::new("node4", "10.9.0.4"));
+    hosts
+}
+
+#[test]
+fn show_stat_with_the_console_listener_gives_each_nodes_console_backend() {
+    let hosts = nodes();
+    let refs: Vec<&Host> = hosts.iter().collect();
+    let servers = parse_show_stat(SHOW_STAT_CONSOLE, HAPROXY_CONSOLE_PROXY, &refs).unwrap();
+    let rows: Vec<String> = servers
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {} {} {} {:?}",
+                s.name, s.address, s.status, s.check, s.check_code
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "master1 10.9.0.1:30880 UP L7OK Some(200)",
+            "master2 10.9.0.2:30880 DOWN L4CON None",
+            "node4 10.9.0.4:30880 DOWN L4CON None",
+        ]
+    );
+    // The apiserver's proxy in the same answer is read as before.
+    let apiservers = parse_show_stat(SHOW_STAT_CONSOLE, "kube-apiserver", &refs).unwrap();
+    assert_eq!(apiservers.len(), 1);
+    assert_eq!(apiservers[0].address, "10.9.0.1:6443");
+    assert_eq!(console_server_name("10.9.0.4"), "console-10-9-0-4");
+}
+
+#[test]
+fn a_masters_view_has_its_console_backends_only_with_console_lb() {
+    let hosts = nodes();
+    let refs: Vec<&Host> = hosts.iter().collect();
+    let out = format!("{IP_O_ADDR}{STAT_MARK}\n{SHOW_STAT_CONSOLE}");
+    let v = master_view(
+        "master1",
+        "10.9.0.253",
+        Ok(out.clone()),
+        &refs[..3],
+        &refs,
+        8405,
+    );
+    assert_eq!((v.console.len(), v.haproxy.len()), (3, 1));
+    assert_eq!(
+        servers_summary(&v.console),
+        "master1 UP (L7OK 200), master2 DOWN (L4CON), node4 DOWN (L4CON)"
+    );
+    let v = master_view("master1", "10.9.0.253", Ok(out), &refs[..3], &[], 8405);
+    assert!(v.console.is_empty());
+    // An haproxy without the console proxy (configured before console_lb was set).
+    let v = master_view(
+        "master1",
+        "10.9.0.253",
+        Ok(format!("{IP_O_ADDR}{STAT_MARK}\n{SHOW_STAT}")),
+        &refs[..3],
+        &refs,
+        8405,
+    );
+    assert!(v.console.is_empty() && v.error.is_none());
+    assert_eq!(
+        servers_summary(&v.console),
+        "no such listener in its config"
+    );
+}
+
+/// An HTTP server on 127.0.0.1 answering every request with `status_line`; its port.
+async fn http_server(status_line: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let body = "<html>console</html>";
+                let answer = format!(
+                    "{status_line}\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn the_console_probe_tells_answering_from_503_and_from_nothing() {
+    let ok = http_server("HTTP/1.1 200 OK").await;
+    let p = console_probe("node4".into(), "127.0.0.1".into(), ok, false).await;
+    assert_eq!(
+        (p.state, p.up, p.http_status),
+        (ProbeState::Ready, true, Some(200))
+    );
+    assert_eq!(p.detail, "console answers");
+    let lb = http_server("HTTP/1.1 503 Service Unavailable").await;
+    let p = console_probe("console LB".into(), "127.0.0.1".into(), lb, true).await;
+    assert_eq!(
+        (p.state, p.up, p.http_status),
+        (ProbeState::NotReady, false, Some(503))
+    );
+    assert_eq!(
+        p.detail,
+        "HTTP 503 — no console backend is up behind the LB"
+    );
+    let p = console_probe("node1".into(), "127.0.0.1".into(), closed_port(), false).await;
+    assert_eq!((p.state, p.up), (ProbeState::NotListening, false));
+    assert_eq!(
+        p.detail,
+        "not listening yet — expected until KubeSphere's console runs"
+    );
+    let p = console_probe("console LB".into(), "127.0.0.1".into(), closed_port(), true).await;
+    assert_eq!(
+        p.detail,
+        "not listening — does the LB have the console listener (HTTP 30880)?"
+    );
+}
+
+#[test]
+fn text_shows_the_console_listener_its_nodes_and_each_haproxys_view() {
+    let hosts = nodes();
+    let refs: Vec<&Host> = hosts.iter().collect();
+    let probe =
+        |name: &str, address: &str, state: ProbeState, code: Option<u16>, listener: bool| Probe {
+            name: name.into(),
+            address: address.into(),
+            state,
+            up: state == ProbeState::Ready,
+            http_status: code,
+            latency_ms: None,
+            detail: console_wording(state, listener, code, ""),
+        };
+    let view = master_view(
+        "master1",
+        "10.9.0.253",
+        Ok(format!("{IP_O_ADDR}{STAT_MARK}\n{SHOW_STAT_CONSOLE}")),
+        &refs[..3],
+        &refs,
+        8405,
+    );
+    let s = LbStatus {
+        mode: LbMode::BuiltIn,
+        frontend: None,
+        backends: Vec::new(),
+        built_in: Some(BuiltIn {
+            vip: "10.9.0.253".into(),
+            holders: vec!["master1".into()],
+            detail: "VIP 10.9.0.253 on master1".into(),
+            masters: vec![view],
+        }),
+        console: Some(Box::new(ConsoleStatus {
+            listener: Some(probe(
+                "console LB",
+                "10.9.0.253:30880",
+                ProbeState::Ready,
+                Some(200),
+                true,
+            )),
+            nodes: vec![
+                probe(
+                    "master1",
+                    "10.9.0.1:30880",
+                    ProbeState::Ready,
+                    Some(200),
+                    false,
+                ),
+                probe(
+                    "node4",
+                    "10.9.0.4:30880",
+                    ProbeState::NotListening,
+                    None,
+                    false,
+                ),
+            ],
+        })),
+    };
+    let text = text(&s);
+    assert!(
+        text.ends_with(
+            "UP   console LB     10.9.0.253:30880       console answers\n\
+             UP   master1        10.9.0.1:30880         console answers\n\
+             DOWN node4          10.9.0.4:30880         not listening yet — expected until KubeSphere's console runs\n\
+             console on haproxy of master1: master1 UP (L7OK 200), master2 DOWN (L4CON), node4 DOWN (L4CON)\n"
+        ),
+        "{text}"
+    );
+    assert!(!s.healthy(), "a node's console does not answer");
+    let json = serde_json::to_value(&s).unwrap();
+    assert_eq!(json["console"]["listener"]["state"], "ready");
+    assert_eq!(
+        json["built_in"]["masters"][0]["console"][2]["name"],
+        "node4"
+    );
 }
 
 #[test]
@@ -308,7 +513,7 @@ fn a_masters_answer_becomes_its_view() {
     let hosts = masters();
     let refs: Vec<&Host> = hosts.iter().collect();
     let out = format!("{IP_O_ADDR}{STAT_MARK}\n{SHOW_STAT}");
-    let v = master_view("master1", "10.9.0.253", Ok(out), &refs, 8405);
+    let v = master_view("master1", "10.9.0.253", Ok(out), &refs, &[], 8405);
     assert_eq!(v.holds_vip, Some(true));
     assert_eq!(v.vip_interface.as_deref(), Some("eth0"));
     assert_eq!(v.haproxy.len(), 3);
@@ -317,7 +522,7 @@ fn a_masters_answer_becomes_its_view() {
     let refused = format!(
         "{IP_O_ADDR}{STAT_MARK}\nbash: connect: Connection refused\nbash: line 1: /dev/tcp/127.0.0.1/8405: Connection refused\n"
     );
-    let v = master_view("master2", "10.9.0.99", Ok(refused), &refs, 8405);
+    let v = master_view("master2", "10.9.0.99", Ok(refused), &refs, &[], 8405);
     assert_eq!(v.holds_vip, Some(false));
     assert_eq!(
         v.error.as_deref(),
@@ -331,6 +536,7 @@ fn a_masters_answer_becomes_its_view() {
         "10.9.0.253",
         Err("master3: cannot connect (timeout)".into()),
         &refs,
+        &[],
         8405,
     );
     assert_eq!((v.holds_vip, v.error.is_some()), (None, true));
@@ -454,9 +660,11 @@ fn text_shows_probes_then_the_vip_and_each_haproxy() {
                 holds_vip: None,
                 vip_interface: None,
                 haproxy: Vec::new(),
+                console: Vec::new(),
                 error: Some("master1: cannot connect (timeout)".into()),
             }],
         }),
+        console: None,
     };
     assert_eq!(
         text(&s),

@@ -76,7 +76,8 @@ pub enum Action {
     InstallEnded(Result<Summary, String>),
     /// A probe of the LB frontend and the masters' apiservers (and, built-in, the VIP and each
     /// haproxy) ended.
-    LbProbed(LbStatus),
+    /// Boxed: the largest result by far.
+    LbProbed(Box<LbStatus>),
 }
 
 /// I/O `update` wants done; the run loop does it off the UI path and reports back with an action.

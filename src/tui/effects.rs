@@ -143,7 +143,7 @@ async fn probe_lb(cluster: Cluster, dir: &Path, after: Duration) -> Action {
             }
         }
     };
-    Action::LbProbed(prober.check().await)
+    Action::LbProbed(Box::new(prober.check().await))
 }
 
 /// Read `dir`: the cluster (none without a hosts.ini) and the text of each file kswizard writes.

@@ -71,7 +71,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             install_ended(state, result);
             return Vec::new();
         }
-        Action::LbProbed(lb) => return lb_probed(state, lb),
+        Action::LbProbed(lb) => return lb_probed(state, *lb),
         Action::InstallPreviewed(preview) => {
             install_previewed(state, preview);
             return Vec::new();

@@ -290,6 +290,23 @@ fn lb_port_conflict() {
 }
 
 #[test]
+fn console_lb_without_lb() {
+    let mut c = small();
+    c.settings.console_lb = true;
+    golden(
+        &c,
+        "console-lb-without-lb",
+        Severity::Error,
+        &[],
+        "console_lb is set in kswizard.yaml but there is no load balancer: the console listener (HTTP 30880) has no LB to be on",
+        "configure the load balancer, or remove console_lb from conf/kswizard.yaml",
+    );
+    let mut c = with_lb(ha6(), LbMode::External, "192.168.0.253", 6443);
+    c.settings.console_lb = true;
+    assert_eq!(validate(&c), []);
+}
+
+#[test]
 fn duplicate_host() {
     let mut c = small();
     c.hosts.push(host("node1", "10.0.0.3", "w"));

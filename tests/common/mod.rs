@@ -144,3 +144,34 @@ pub fn output_of(events: &[serde_json::Value], node: &str, step: &str) -> String
         .map(|e| format!("{}\n", e["line"].as_str().unwrap_or_default()))
         .collect()
 }
+
+/// `kswizard install --yes --output json --conf CONF` with `extra`: exit code and output (stdout,
+/// then stderr).
+pub fn install_json(conf: &Path, extra: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["install", "--yes", "--output", "json", "--conf"])
+        .arg(conf)
+        .args(extra)
+        .output()
+        .expect("run kswizard install");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// `kswizard lb status --format json --conf CONF` once.
+pub fn lb_status_json(conf: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+        .args(["lb", "status", "--format", "json", "--conf"])
+        .arg(conf)
+        .output()
+        .expect("run kswizard lb status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
+}

@@ -16,9 +16,13 @@ kswizard's install plan uses, and do real work behind it where the plan can chec
   the node, with --initial-cluster-state existing;
 - `kubelet` runs as kubelet.service: it exits until kubeadm wrote its config and while containerd
   does not answer (systemd restarts it), then posts heartbeats, so `kubectl get nodes` shows Ready
-  only for nodes whose kubelet is alive;
+  only for nodes whose kubelet is alive, and only once a CNI (Calico's calico-node DaemonSet) is
+  applied, as real kubelets report "network plugin not ready" until then;
 - `containerd` runs as containerd.service (Type=notify), reads its config.toml and serves its unix
-  socket; `crictl info` asks that socket and reports the runtime ready only when it answers.
+  socket; `crictl info` asks that socket and reports the runtime ready only when it answers;
+- `kubectl apply -f` records the manifest's objects in etcd (`kubectl get KIND` lists them); once
+  the KubeSphere installer and its ClusterConfiguration are applied, every node's kubelet serves a
+  small console page (naming itself a stand-in) on <node ip>:<console port>, as a NodePort does.
 """
 import base64
 import hashlib
@@ -55,6 +59,10 @@ HEARTBEAT_S = 5
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 KUBELET_HEALTHZ_PORT = 10248
+# What makes the cluster's network and the KubeSphere console "run": (kind, namespace, name).
+CNI_OBJECT = ("DaemonSet", "kube-system", "calico-node")
+KS_INSTALLER = ("Deployment", "kubesphere-system", "ks-installer")
+KS_CONFIG = ("ClusterConfiguration", "kubesphere-system", "ks-installer")
 
 
 def die(msg):
@@ -83,13 +91,14 @@ def b64(data):
 
 
 def flags(argv):
-    """--key value / --key=value / --switch into a dict, positional arguments into a list."""
+    """--key value / --key=value / --switch (and kubectl's -f FILE, -n NS, -o FORMAT, -A) into a
+    dict, positional arguments into a list."""
     opts, pos, i = {}, [], 0
     while i < len(argv):
         a = argv[i]
-        if a.startswith("--"):
-            key, eq, val = a[2:].partition("=")
-            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+        if a.startswith("-") and len(a) > 1:
+            key, eq, val = a.lstrip("-").partition("=")
+            if not eq and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
                 val, i = argv[i + 1], i + 1
             opts[key] = val if (eq or val) else True
         else:
@@ -116,6 +125,43 @@ def parse_kubeadm_config(text):
             if kv.group(2):
                 scalars[current] = kv.group(2).strip().strip("\"'")
     return scalars, lists
+
+
+def manifest_objects(text):
+    """(kind, namespace, name, document) of each object of a multi-document manifest: `kind:` at
+    the top level, `name:` / `namespace:` under `metadata:`. Enough for the plan's manifests; not a
+    YAML parser."""
+    objects = []
+    for doc in re.split(r"^---[^\n]*$", text, flags=re.M):
+        kind = re.search(r"^kind:\s*(\S+)", doc, re.M)
+        meta = re.search(r"^metadata:\s*\n((?:[ \t]+.*\n?|\s*\n)*)", doc, re.M)
+        if not kind:
+            continue
+        fields = dict(re.findall(r"^  (name|namespace):\s*(\S+)", meta.group(1), re.M)) if meta else {}
+        if "name" not in fields:
+            raise ValueError("a %s without metadata.name" % kind.group(1))
+        objects.append((kind.group(1), fields.get("namespace", ""), fields["name"].strip("\"'"), doc.strip() + "\n"))
+    return objects
+
+
+def console_port(cluster_configuration):
+    """The console's port in a ks-installer ClusterConfiguration (spec.common.core.console.port, or
+    3.0's spec.console.port): the first `port:` indented below a `console:` line; 30880 if none."""
+    console = None
+    for line in cluster_configuration.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if line.strip() == "console:":
+            console = indent
+        elif console is not None and line.strip() and indent <= console:
+            console = None
+        elif console is not None and line.strip().startswith("port:"):
+            m = re.match(r"port:\s*(\d+)\s*$", line.strip())
+            return int(m.group(1)) if m else 30880
+    return 30880
+
+
+def object_key(kind, namespace, name):
+    return "objects/%s/%s/%s" % (kind, namespace or "-", name)
 
 
 # --- certificates -------------------------------------------------------------------------------
@@ -324,7 +370,13 @@ def apiserver(conf_path):
             if self.path == "/standin/cluster-info":
                 return self.reply(200, read(PKI + "/ca.crt").decode())
             if self.path == "/api/v1/nodes" and self.is_admin():
-                return self.reply(200, {"kind": "NodeList", "items": list(etcd_get(etcd, "nodes/").values())})
+                cni = bool(etcd_get(etcd, object_key(*CNI_OBJECT)))
+                nodes = list(etcd_get(etcd, "nodes/").values())
+                for n in nodes:
+                    n["networkReady"] = cni
+                return self.reply(200, {"kind": "NodeList", "items": nodes})
+            if self.path == "/standin/objects" and self.is_admin():
+                return self.reply(200, {"items": list(etcd_get(etcd, "objects/").values())})
             return self.reply(403 if self.path.startswith("/api") else 404, "forbidden or not found")
 
         def do_POST(self):
@@ -337,8 +389,32 @@ def apiserver(conf_path):
                     return self.reply(401, "unknown node or wrong credential")
                 node["heartbeat"] = time.time()
                 etcd_put(etcd, "nodes/" + node["name"], node)
-                return self.reply(200, "ok")
+                # What this node's kubelet runs: the CNI, and the console's NodePort once KubeSphere is in.
+                config = etcd_get(etcd, object_key(*KS_CONFIG)).get(object_key(*KS_CONFIG))
+                installer = etcd_get(etcd, object_key(*KS_INSTALLER))
+                return self.reply(200, {"cni": bool(etcd_get(etcd, object_key(*CNI_OBJECT))),
+                                        "console": console_port(config["manifest"]) if config and installer else None})
+            if self.path == "/standin/apply" and self.is_admin():
+                return self.apply(req)
             return self.reply(404, "not found")
+
+        def apply(self, req):
+            try:
+                objects = manifest_objects(req.get("manifest", ""))
+            except ValueError as e:
+                return self.reply(400, "error: %s" % e)
+            if not objects:
+                return self.reply(400, "error: no objects passed to apply")
+            said = []
+            for kind, ns, name, doc in objects:
+                key = object_key(kind, ns, name)
+                old = etcd_get(etcd, key).get(key)
+                verb = "created" if not old else ("unchanged" if old["manifest"] == doc else "configured")
+                if verb != "unchanged":
+                    etcd_put(etcd, key, {"kind": kind, "namespace": ns, "name": name, "manifest": doc,
+                                         "applied": time.time()})
+                said.append("%s/%s %s" % (kind.lower(), name, verb))
+            return self.reply(200, {"said": said})
 
         def join(self, req):
             token_id, _, token_secret = req.get("token", "").partition(".")
@@ -664,40 +740,89 @@ def kubelet(argv):
     name = opts.get("hostname-override", os.uname().nodename)
     serve_in_thread(("127.0.0.1", KUBELET_HEALTHZ_PORT), {"/healthz": lambda: "ok"})
     print("kubelet (kswizard lab STAND-IN) running as %s, healthz on 127.0.0.1:%d" % (name, KUBELET_HEALTHZ_PORT), flush=True)
+    # As the real kubelet without --node-ip: the address the node's own name resolves to.
+    node_ip = opts.get("node-ip") or socket.gethostbyname(os.uname().nodename)
+    network, serving = None, None
     while True:
         try:
-            heartbeat(path, name)
+            state = heartbeat(path, name)
         except OSError as e:
             print("heartbeat failed: %s" % e, flush=True)
+            state = {}
+        if state and state.get("cni") != network:
+            network = state.get("cni")
+            print("network plugin %s" % ("ready: calico (stand-in)" if network else
+                  "not ready: cni config uninitialized"), flush=True)
+            if network:
+                write("/etc/cni/net.d/10-calico.conflist", json.dumps(
+                    {"name": "k8s-pod-network", "cniVersion": "0.3.1", "plugins": [{"type": "calico"}],
+                     "note": "kswizard lab STAND-IN: no pod network runs in the lab"}))
+        port = state.get("console")
+        if port and serving is None:
+            serving = serve_console(node_ip, port, name)
         time.sleep(HEARTBEAT_S)
 
 
+CONSOLE_PAGE = """<!DOCTYPE html>
+<html><head><title>KubeSphere console (kswizard lab STAND-IN)</title></head>
+<body><h1>KubeSphere console &mdash; kswizard lab STAND-IN</h1>
+<p>Not the real KubeSphere console: the lab's stand-in for its NodePort, served by node %s.</p>
+</body></html>
+"""
+
+
+def serve_console(ip, port, name):
+    """The console's NodePort on this node: a small page, in a thread of the kubelet."""
+    page = (CONSOLE_PAGE % name).encode()
+
+    class Console(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, fmt, *args):
+            pass
+
+    try:
+        server = ThreadingHTTPServer((ip, port), Console)
+    except OSError as e:
+        print("console NodePort %s:%d: %s" % (ip, port, e), flush=True)
+        return None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("KubeSphere console (stand-in) served on http://%s:%d" % (ip, port), flush=True)
+    return server
+
+
 def heartbeat(kubeconfig_path, name):
+    """Post a heartbeat; the answer says what this node runs (cni, console port or None)."""
     kc = kubeconfig_fields(kubeconfig_path)
     ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
     body = json.dumps({"name": name, "secret": kc["token"]}).encode()
     req = urllib.request.Request(kc["server"] + "/standin/heartbeat", data=body, method="POST")
-    urllib.request.urlopen(req, context=ctx, timeout=5).read()
+    with urllib.request.urlopen(req, context=ctx, timeout=5) as r:
+        return json.load(r)
 
 
 def kubectl(argv):
     opts, pos = flags(argv)
     if "version" in pos or opts.get("version"):
         return print("Client Version: %s (kswizard lab STAND-IN kubectl, not the real kubectl)" % VERSION)
+    if pos[:1] == ["apply"]:
+        return kubectl_apply(opts)
+    if pos[:1] == ["get"] and pos[1:2] != ["nodes"] and len(pos) > 1:
+        return kubectl_get(pos[1], pos[2] if len(pos) > 2 else None, opts)
     if pos[:2] != ["get", "nodes"]:
-        die("kubectl stand-in: only `get nodes [-o json]` and `version` are supported")
-    kc = kubeconfig_fields(opts.get("kubeconfig") or os.environ.get("KUBECONFIG") or K8S + "/admin.conf")
-    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
-    with tempfile.TemporaryDirectory() as d:
-        write(d + "/c", base64.b64decode(kc["client-certificate-data"]), 0o600)
-        write(d + "/k", base64.b64decode(kc["client-key-data"]), 0o600)
-        ctx.load_cert_chain(d + "/c", d + "/k")
-    with urllib.request.urlopen(kc["server"] + "/api/v1/nodes", context=ctx, timeout=10) as r:
-        nodes = json.load(r)["items"]
+        die("kubectl stand-in: only `get nodes [-o json]`, `get KIND [NAME] [-n NS] [-o yaml]`, "
+            "`apply -f FILE` and `version` are supported")
+    nodes = api(opts, "/api/v1/nodes")["items"]
     now = time.time()
     for n in nodes:
         n.pop("secret", None)
-        n["status"] = "Ready" if now - n.get("heartbeat", 0) < 4 * HEARTBEAT_S else "NotReady"
+        alive = now - n.get("heartbeat", 0) < 4 * HEARTBEAT_S
+        n["status"] = "Ready" if alive and n.get("networkReady") else "NotReady"
     if "json" in argv:
         return print(json.dumps({"kind": "NodeList", "items": nodes}, indent=2))
     print("%-12s %-9s %-14s %-6s %s" % ("NAME", "STATUS", "ROLES", "AGE", "VERSION"))
@@ -791,6 +916,57 @@ def runtime_ready(endpoint, prefix=""):
         return runtime_info(endpoint)
     except RuntimeError as e:
         die(prefix + str(e))
+
+
+def api(opts, path, body=None):
+    """A request to the apiserver of the kubeconfig (--kubeconfig, $KUBECONFIG, admin.conf) as its
+    user; JSON in and out. An HTTP error ends kubectl with the apiserver's words, as kubectl does."""
+    kc = kubeconfig_fields(opts.get("kubeconfig") or os.environ.get("KUBECONFIG") or K8S + "/admin.conf")
+    ctx = ssl.create_default_context(cadata=base64.b64decode(kc["certificate-authority-data"]).decode())
+    with tempfile.TemporaryDirectory() as d:
+        write(d + "/c", base64.b64decode(kc["client-certificate-data"]), 0o600)
+        write(d + "/k", base64.b64decode(kc["client-key-data"]), 0o600)
+        ctx.load_cert_chain(d + "/c", d + "/k")
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(kc["server"] + path, data=data, method="POST" if data else "GET")
+    try:
+        with urllib.request.urlopen(req, context=ctx, timeout=10) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:
+        die(e.read().decode(errors="replace"))
+
+
+def kubectl_apply(opts):
+    path = opts.get("f") or opts.get("filename")
+    if not path or path is True:
+        die("error: must specify one of -f and -k")
+    try:
+        manifest = read(path).decode()
+    except OSError as e:
+        die("error: the path \"%s\" cannot be read: %s" % (path, e.strerror))
+    for line in api(opts, "/standin/apply", {"manifest": manifest})["said"]:
+        print(line)
+
+
+def kubectl_get(kind, name, opts):
+    """Applied objects of a kind (DaemonSet, daemonset, daemonsets, ds...), by name and namespace."""
+    short = {"ds": "daemonset", "deploy": "deployment", "cm": "configmap", "sa": "serviceaccount",
+             "ns": "namespace", "svc": "service", "crd": "customresourcedefinition",
+             "cc": "clusterconfiguration"}
+    want = short.get(kind.lower(), kind.lower())
+    names = {want, want[:-1] if want.endswith("s") else want}
+    ns = opts.get("n") or opts.get("namespace") or "default"
+    found = [o for o in api(opts, "/standin/objects")["items"]
+             if o["kind"].lower() in names and (name is None or o["name"] == name)
+             and (opts.get("A") or opts.get("all-namespaces") or o["namespace"] in (ns, ""))]
+    if not found:
+        die('Error from server (NotFound): %s "%s" not found' % (kind, name) if name
+            else "No resources found in %s namespace." % ns)
+    if opts.get("o") == "yaml" or opts.get("output") == "yaml":
+        return print("---\n".join(o["manifest"] for o in found), end="")
+    print("%-16s %-32s %s" % ("NAMESPACE", "NAME", "AGE"))
+    for o in sorted(found, key=lambda o: (o["namespace"], o["name"])):
+        print("%-16s %-32s %ds" % (o["namespace"] or "<none>", o["name"], time.time() - o["applied"]))
 
 
 def crictl(argv):

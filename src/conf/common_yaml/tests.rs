@@ -36,8 +36,13 @@ fn patched(text: &str, lb: &LoadBalancer) -> String {
     patch(text, lb, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The LB part of what `text` says (the samples also set the pod network; tests of it read it).
 fn values(text: &str) -> LbValues {
-    parse(text, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"))
+    let all = parse(text, Path::new(FILE)).unwrap_or_else(|e| panic!("{e}"));
+    LbValues {
+        pods_subnet: None,
+        ..all
+    }
 }
 
 fn expect(lb: &LoadBalancer) -> LbValues {
@@ -45,6 +50,7 @@ fn expect(lb: &LoadBalancer) -> LbValues {
         address: lb.address.clone(),
         port: Some(lb.port),
         domain: Some(lb.domain.clone()),
+        pods_subnet: None,
     }
 }
 
@@ -70,6 +76,39 @@ fn samples_have_no_lb_set() {
     for name in SAMPLES {
         assert_eq!(values(&sample(name)), LbValues::default(), "{name}");
     }
+}
+
+#[test]
+fn the_pod_network_is_read_and_a_wrong_one_named_with_its_line() {
+    for name in SAMPLES {
+        let v = parse(&sample(name), Path::new(FILE)).unwrap();
+        assert_eq!(v.pods_subnet.as_deref(), Some("10.233.64.0/18"), "{name}");
+    }
+    assert_eq!(
+        values_of("kube_pods_subnet: 10.0.0.0/8\n"),
+        Some("10.0.0.0/8".into())
+    );
+    assert_eq!(values_of("a: 1\n"), None);
+    for bad in [
+        "10.233.64.0",
+        "10.233.64.0/33",
+        "300.0.0.0/8",
+        "fd00::/64",
+        "[1, 2]",
+        "18",
+    ] {
+        let err = parse(&format!("a: 1\nkube_pods_subnet: {bad}\n"), Path::new(FILE))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("conf/common.yaml:2: kube_pods_subnet: expected an IPv4 network such as 10.233.64.0/18"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+fn values_of(text: &str) -> Option<String> {
+    parse(text, Path::new(FILE)).unwrap().pods_subnet
 }
 
 #[test]

@@ -1,13 +1,13 @@
 //! Done: what the install built and where to go next: hosts by role, the LB, the admin
-//! kubeconfig on the first master, and the LB as last probed. (No console URL: the bundled plan
-//! installs Kubernetes, not the `KubeSphere` console.)
+//! kubeconfig on the first master, the `KubeSphere` console (any node's 30880, and with
+//! `console_lb` the LB's console listener and its backends), and the LB as last probed.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::model::Host;
+use crate::model::{CONSOLE_PORT, Host};
 use crate::tui::state::State;
 use crate::tui::theme::SYM_OK;
 use crate::tui::widgets::chrome::Hint;
@@ -82,16 +82,28 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             state,
         ));
     }
+    let indent = |l: Line<'static>| {
+        let mut spans = vec![Span::raw("    ")];
+        spans.extend(l.spans);
+        Line::from(spans).style(l.style)
+    };
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("  KubeSphere console", theme.key));
+    lines.extend(
+        super::install::console_lines(c, install.lb.as_ref(), theme)
+            .into_iter()
+            .map(indent),
+    );
+    lines.push(Line::styled(
+        format!("    (every node serves it on :{CONSOLE_PORT})"),
+        theme.dim,
+    ));
     lines.push(Line::raw(""));
     lines.push(Line::styled("  Load balancer, last probe", theme.key));
     lines.extend(
         super::install::lb_lines(install.lb.as_ref(), theme)
             .into_iter()
-            .map(|l| {
-                let mut spans = vec![Span::raw("    ")];
-                spans.extend(l.spans);
-                Line::from(spans).style(l.style)
-            }),
+            .map(indent),
     );
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
 }

@@ -1,5 +1,6 @@
 //! Install: per-node progress, the overall count, the selected node's log and the LB as the
-//! taskbox sees it. Drawn from `State::install` only.
+//! taskbox sees it (with `console_lb`, the console's listener and its backends too). Drawn from
+//! `State::install` only.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -7,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Paragraph, Row};
 
 use crate::lb_status::{LbStatus, ProbeState, short, short_vip};
+use crate::model::{CONSOLE_PORT, Cluster};
 use crate::tui::install::{Install, NodeState};
 use crate::tui::state::State;
 use crate::tui::theme::{SYM_ERROR, SYM_OK, Theme};
@@ -151,10 +153,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         log_area,
     );
     if lb_width > 0 {
-        frame.render_widget(
-            crate::tui::widgets::panel(lb_lines(install.lb.as_ref(), theme), "Load balancer"),
-            lb_area,
-        );
+        let mut lines = lb_lines(install.lb.as_ref(), theme);
+        // The console listener is the LB's too; without it the console is the Done screen's.
+        if install.cluster.settings.console_lb {
+            lines.push(Line::raw(""));
+            lines.extend(console_lines(&install.cluster, install.lb.as_ref(), theme));
+        }
+        frame.render_widget(crate::tui::widgets::panel(lines, "Load balancer"), lb_area);
     }
 }
 
@@ -294,6 +299,65 @@ pub fn lb_lines(lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
             "Not listening: apiserver not started.",
             theme.dim,
         ));
+    }
+    lines
+}
+
+/// The `KubeSphere` console: its URL on any node, and with `console_lb` the LB's console listener
+/// (its URL and last probe), how many nodes' `NodePort`s answer, and with the built-in LB how many
+/// console backends each master's haproxy sees up.
+pub fn console_lines(c: &Cluster, lb: Option<&LbStatus>, theme: &Theme) -> Vec<Line<'static>> {
+    let Some(on_node) = c.console_url() else {
+        return Vec::new();
+    };
+    let mut lines = vec![Line::raw(format!("console {on_node}"))];
+    if !c.settings.console_lb {
+        return lines;
+    }
+    let Some(url) = c.console_lb_url() else {
+        lines.push(Line::styled(
+            "✗ console_lb set, but no LB configured",
+            theme.error,
+        ));
+        return lines;
+    };
+    let Some(console) = lb.and_then(|l| l.console.as_ref()) else {
+        lines.push(Line::raw(format!("· via LB {url}")));
+        return lines;
+    };
+    let (sym, style) = if console.listener.as_ref().is_some_and(|l| l.up) {
+        (SYM_OK, theme.ok)
+    } else {
+        (SYM_ERROR, theme.error)
+    };
+    lines.push(Line::styled(format!("{sym} via LB {url}"), style));
+    let up = console.nodes.iter().filter(|n| n.up).count();
+    let (sym, style) = if up == console.nodes.len() {
+        (SYM_OK, theme.ok)
+    } else {
+        (SYM_ERROR, theme.error)
+    };
+    lines.push(Line::styled(
+        format!(
+            "{sym} backends: {up}/{} nodes :{CONSOLE_PORT}",
+            console.nodes.len()
+        ),
+        style,
+    ));
+    if let Some(b) = lb.and_then(|l| l.built_in.as_ref()) {
+        let views: Vec<String> = b
+            .masters
+            .iter()
+            .map(|m| {
+                if m.error.is_some() {
+                    format!("{} ?", m.name)
+                } else {
+                    let up = m.console.iter().filter(|s| s.up).count();
+                    format!("{} {up}/{}", m.name, m.console.len())
+                }
+            })
+            .collect();
+        lines.push(Line::raw(format!("haproxy: {}", views.join(", "))));
     }
     lines
 }

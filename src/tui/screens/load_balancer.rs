@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::text::{Line, Span};
 
-use crate::model::{APISERVER_PORT, LbMode};
+use crate::model::{APISERVER_PORT, CONSOLE_PORT, LbMode};
 use crate::tui::state::{LbField, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED};
 use crate::tui::widgets::chrome::Hint;
@@ -117,23 +117,56 @@ fn guide(state: &State) -> Vec<Line<'static>> {
         masters.join(", ")
     };
     let address = lb.address.clone().unwrap_or_else(|| "(address)".into());
-    let items: Vec<String> = match lb.mode {
+    let nodes = state.cluster.hosts.len();
+    let console = state.cluster.settings.console_lb;
+    let mut items: Vec<String> = match lb.mode {
         LbMode::External => vec![
-            format!("[ ] a TCP listener on {address}:{} (TCP, not HTTP: the apiserver speaks TLS itself)", lb.port),
+            format!(
+                "[ ] a TCP listener on {address}:{} (TCP, not HTTP: the apiserver speaks TLS itself)",
+                lb.port
+            ),
             "[ ] balancing: round robin".to_string(),
             format!("[ ] backends: {backends}"),
-            format!("[ ] firewall: port {} open from every node to the LB, {APISERVER_PORT} from the LB to the masters", lb.port),
-            "Until the apiservers are up the LB shows the backends as \"unavailable\": that is expected.".to_string(),
+            format!(
+                "[ ] firewall: port {} open from every node to the LB, {APISERVER_PORT} from the LB to the masters",
+                lb.port
+            ),
         ],
         LbMode::BuiltIn => vec![
-            format!("haproxy on every master, listening on port {} (it must differ from {APISERVER_PORT}, the apiserver's own)", lb.port),
-            format!("keepalived moving the VIP {address} between the masters; pick a free address in their subnet"),
+            format!(
+                "haproxy on every master, listening on port {} (it must differ from {APISERVER_PORT}, the apiserver's own)",
+                lb.port
+            ),
+            format!(
+                "keepalived moving the VIP {address} between the masters; pick a free address in their subnet"
+            ),
             format!("backends: {backends}"),
         ],
         LbMode::None => vec![
-            "Only a single master works without a load balancer: nodes use its address directly.".to_string(),
+            "Only a single master works without a load balancer: nodes use its address directly."
+                .to_string(),
         ],
     };
+    // The KubeSphere console behind the LB too (console_lb in conf/kswizard.yaml): the guides'
+    // second listener.
+    match lb.mode {
+        LbMode::External if console => items.extend([
+            format!("[ ] console: an HTTP listener on {address}:{CONSOLE_PORT}, backends every node's :{CONSOLE_PORT} ({nodes})"),
+            format!("[ ] firewall: {CONSOLE_PORT} open to the LB, and from the LB to every node"),
+        ]),
+        LbMode::BuiltIn if console => items.push(format!(
+            "haproxy also on {address}:{CONSOLE_PORT} (HTTP) in front of every node's console ({nodes} nodes)"
+        )),
+        LbMode::External | LbMode::BuiltIn => items.push(format!(
+            "Console too (HTTP {CONSOLE_PORT}): console_lb: true in conf/kswizard.yaml."
+        )),
+        LbMode::None => {}
+    }
+    if lb.mode == LbMode::External {
+        items.push(
+            "Until the apiservers are up the LB shows the backends as \"unavailable\": that is expected.".to_string(),
+        );
+    }
     items
         .into_iter()
         .map(|i| Line::raw(format!(" {i}")))

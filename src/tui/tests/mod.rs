@@ -15,7 +15,10 @@ use crate::engine::decide::Mode;
 use crate::engine::events::{Event, Status};
 use crate::engine::executor::Preview;
 use crate::engine::paths::{BUNDLED, load_plan};
-use crate::lb_status::{BuiltIn, HaproxyServer, LbStatus, MasterView, Probe, ProbeState, wording};
+use crate::lb_status::{
+    BuiltIn, ConsoleStatus, HaproxyServer, LbStatus, MasterView, Probe, ProbeState,
+    console_wording, wording,
+};
 use crate::model::LbMode;
 
 /// The state after reading the repository's conf/ (the seeds' 6-host HA example), on Start.
@@ -158,6 +161,7 @@ pub fn lb(up: bool) -> LbStatus {
             .map(|(i, m)| probe(m, &format!("192.168.0.{}:6443", i + 1), backend))
             .collect(),
         built_in: None,
+        console: None,
     }
 }
 
@@ -195,6 +199,7 @@ pub fn lb_built_in() -> LbStatus {
         } else {
             Vec::new()
         },
+        console: Vec::new(),
         error: holds
             .is_none()
             .then(|| "master3: cannot connect (Connection timed out)".into()),
@@ -224,4 +229,56 @@ pub fn facts() -> crate::engine::events::Facts {
         memory_mb: 8192,
         disk_free_mb: 51200,
     }
+}
+
+/// `s` with the console probed (`console_lb`): the listener answers, and of the six nodes' `NodePort`s
+/// (192.168.0.1-6) the first `up` answer; each master's haproxy that could be asked sees the same.
+pub fn with_console(mut s: LbStatus, up: usize) -> LbStatus {
+    let names = ["master1", "master2", "master3", "node1", "node2", "node3"];
+    let probe = |name: &str, address: String, ok: bool, listener: bool| {
+        let state = if ok {
+            ProbeState::Ready
+        } else {
+            ProbeState::NotListening
+        };
+        Probe {
+            name: name.into(),
+            address,
+            state,
+            up: ok,
+            http_status: ok.then_some(200),
+            latency_ms: ok.then_some(1),
+            detail: console_wording(state, listener, ok.then_some(200), ""),
+        }
+    };
+    s.console = Some(Box::new(ConsoleStatus {
+        listener: Some(probe(
+            "console LB",
+            "192.168.0.253:30880".into(),
+            up > 0,
+            true,
+        )),
+        nodes: names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| probe(n, format!("192.168.0.{}:30880", i + 1), i < up, false))
+            .collect(),
+    }));
+    if let Some(b) = &mut s.built_in {
+        for m in b.masters.iter_mut().filter(|m| m.error.is_none()) {
+            m.console = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| HaproxyServer {
+                    name: (*n).into(),
+                    address: format!("192.168.0.{}:30880", i + 1),
+                    status: if i < up { "UP" } else { "DOWN" }.into(),
+                    up: i < up,
+                    check: if i < up { "L7OK" } else { "L4CON" }.into(),
+                    check_code: (i < up).then_some(200),
+                })
+                .collect();
+        }
+    }
+    s
 }

@@ -6,7 +6,7 @@ use ratatui::backend::TestBackend;
 
 use super::{
     edit_lb_field, engine, finished, installing, lb, lb_built_in, loaded, opened, output, planned,
-    send, started, type_text,
+    send, started, type_text, with_console,
 };
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::preflight::{Check, Level};
@@ -160,6 +160,16 @@ fn load_balancer() {
     let mut s = opened();
     send(&mut s, [Action::GoTo(Screen::LoadBalancer)]);
     check("lb_external", &s);
+}
+
+#[test]
+fn load_balancer_with_the_console_listener() {
+    let mut s = opened();
+    s.cluster.settings.console_lb = true;
+    send(&mut s, [Action::GoTo(Screen::LoadBalancer)]);
+    check("lb_external_console", &s);
+    send(&mut s, [Action::Toggle]);
+    check("lb_built_in_console", &s);
 }
 
 #[test]
@@ -329,7 +339,7 @@ fn mid_install() -> State {
             finished("master3", "kube-packages", Status::Ok, 3300),
         ],
     );
-    send(&mut s, [Action::LbProbed(lb(false))]);
+    send(&mut s, [Action::LbProbed(Box::new(lb(false)))]);
     s
 }
 
@@ -401,7 +411,7 @@ fn install_stopped_by_preflight() {
 #[test]
 fn install_with_the_built_in_lb_shows_the_vip_and_each_haproxy() {
     let mut s = mid_install();
-    send(&mut s, [Action::LbProbed(lb_built_in())]);
+    send(&mut s, [Action::LbProbed(Box::new(lb_built_in()))]);
     check("install_built_in_lb", &s);
 }
 
@@ -416,11 +426,41 @@ fn install_done() {
     send(
         &mut s,
         [
-            Action::LbProbed(lb(true)),
+            Action::LbProbed(Box::new(lb(true))),
             Action::InstallEnded(Ok(summary)),
         ],
     );
     check("done", &s);
+}
+
+#[test]
+fn install_with_the_console_listener_shows_it_and_its_backends() {
+    let mut s = mid_install();
+    s.install.as_mut().unwrap().cluster.settings.console_lb = true;
+    send(
+        &mut s,
+        [Action::LbProbed(Box::new(with_console(lb_built_in(), 0)))],
+    );
+    check("install_console_lb", &s);
+}
+
+#[test]
+fn install_done_with_the_console_listener() {
+    let (mut s, _) = installing();
+    s.install.as_mut().unwrap().cluster.settings.console_lb = true;
+    let summary = Summary {
+        ok: 48,
+        elapsed_ms: 340_100,
+        ..Summary::default()
+    };
+    send(
+        &mut s,
+        [
+            Action::LbProbed(Box::new(with_console(lb(true), 6))),
+            Action::InstallEnded(Ok(summary)),
+        ],
+    );
+    check("done_console_lb", &s);
 }
 
 #[test]

@@ -885,7 +885,7 @@ fn engine_events_drive_each_nodes_progress() {
         ],
     );
     let m1 = node(&s, 0);
-    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 10, 1200));
+    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 12, 1200));
     assert_eq!(m1.state(), NodeState::Waiting);
     let n2 = node(&s, 4);
     assert_eq!(n2.state(), NodeState::Failed);
@@ -893,7 +893,7 @@ fn engine_events_drive_each_nodes_progress() {
         n2.failed,
         Some(("os-prep".to_string(), "exit code 1".to_string()))
     );
-    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 38));
+    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 40));
 
     // The log keeps the newest LOG_LINES lines.
     let lines = (0..LOG_LINES + 10).map(|i| output("master2", "os-prep", &format!("line {i}")));
@@ -1008,7 +1008,7 @@ fn other_screens_wait_until_the_install_ends() {
 #[test]
 fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     let (mut s, _) = installing();
-    let effects = send(&mut s, [Action::LbProbed(lb(false))]);
+    let effects = send(&mut s, [Action::LbProbed(Box::new(lb(false)))]);
     assert!(matches!(
         &effects[..],
         [Effect::ProbeLb { after, .. }] if *after == LB_PROBE_EVERY
@@ -1020,7 +1020,7 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
 
     send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
     assert_eq!(s.screen, Screen::Done);
-    assert!(send(&mut s, [Action::LbProbed(lb(true))]).is_empty());
+    assert!(send(&mut s, [Action::LbProbed(Box::new(lb(true)))]).is_empty());
     assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
 }
 
