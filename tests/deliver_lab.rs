@@ -66,11 +66,12 @@ fn the_bundle_reaches_bare_nodes_once_and_a_damaged_one_is_refused_before_anythi
         }
     }
     let manifest = kswizard::bundle::Manifest::load(&lab.dir.join("bundle")).unwrap();
-    let bundle_bytes = |roles: fn(&str) -> bool| -> u64 {
-        manifest
-            .files
+    let (cluster, _) = kswizard::conf::load(conf).unwrap();
+    // What each node's roles get: the first master the addons too, masters etcd, all the rest.
+    let bytes_for = |node: &str| -> u64 {
+        let i = cluster.hosts.iter().position(|h| h.name == node).unwrap();
+        kswizard::bundle::deliver::for_host(&manifest, &cluster, i)
             .iter()
-            .filter(|e| e.roles.iter().any(|r| roles(r.name())))
             .map(|e| e.size)
             .sum()
     };
@@ -78,18 +79,17 @@ fn the_bundle_reaches_bare_nodes_once_and_a_damaged_one_is_refused_before_anythi
     assert!(ok, "{err}");
     let sent = delivered(&events);
     assert_eq!(sent.len(), 4, "{sent:?}");
-    // Masters (with etcd) get everything; the worker the files of `all` only.
-    let master_bytes = bundle_bytes(|_| true);
-    let worker_bytes = bundle_bytes(|r| r == "all");
     for (node, files, bytes, unchanged) in &sent {
-        let want = if node.starts_with("master") {
-            master_bytes
-        } else {
-            worker_bytes
-        };
-        assert_eq!((*bytes, *unchanged), (want, 0), "{node}: {sent:?}");
+        assert_eq!(
+            (*bytes, *unchanged),
+            (bytes_for(node), 0),
+            "{node}: {sent:?}"
+        );
         assert!(*files > 0);
     }
+    // Masters get etcd (39 MB); the worker only the stand-ins.
+    assert!(bytes_for("master2") > 30_000_000 && bytes_for("worker1") < 1_000_000);
+    assert!(bytes_for("master1") > bytes_for("master2"));
     let m1 = &lab.nodes[0];
     assert_eq!(
         m1.exec("stat -c %a /usr/local/bin/etcd").unwrap().trim(),

@@ -350,7 +350,8 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
     let small = conf.parent().unwrap().join("small");
     let _tmpfs = Tmpfs::mount(&small, "64k");
     std::fs::copy(state.join("known_hosts"), small.join("known_hosts")).unwrap();
-    // Leave one page for the journal: it fills up a few records in.
+    // Leave two pages: one for the run's control dir (made before the journal, for preflight),
+    // one for the journal, which fills up a few records in.
     let filler = small.join("filler");
     let _ = Command::new("dd")
         .args(["if=/dev/zero", "bs=4096"])
@@ -358,7 +359,7 @@ fn kill_9_campaign_truncation_and_a_full_disk_run_every_step_exactly_once() {
         .stderr(Stdio::null())
         .status();
     let full = std::fs::metadata(&filler).unwrap().len();
-    std::fs::write(&filler, vec![0u8; (full - 4096) as usize]).unwrap();
+    std::fs::write(&filler, vec![0u8; (full - 8192) as usize]).unwrap();
     let state_flag = ["--state", small.to_str().unwrap()];
     let out = kswizard()
         .args([

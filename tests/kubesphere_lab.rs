@@ -104,7 +104,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
         "{statuses:?}"
     );
     let log = lab.nodes[3]
-        .exec("cat /var/lib/kubelet/standin/kubelet.log")
+        .exec("journalctl -u kubelet --no-pager -o cat")
         .unwrap();
     assert!(
         log.contains("network plugin not ready: cni config uninitialized"),

@@ -269,7 +269,9 @@ fn a_rerun_on_a_cluster_kswizard_installed_passes_preflight() {
         let ports = check(&events, &node.name, "ports");
         assert_eq!(ports["level"], "ok", "{ports}");
         assert!(
-            text(&ports["reason"]).ends_with("held by kswizard's earlier install (6443 2379 2380)"),
+            // The console's NodePort (KubeSphere's step) too.
+            text(&ports["reason"])
+                .ends_with("held by kswizard's earlier install (30880 6443 2379 2380)"),
             "{ports}"
         );
         let k8s = check(&events, &node.name, "kubernetes");
