@@ -409,30 +409,49 @@ pub fn table(reports: &[Report]) -> String {
             ids.push(&c.id);
         }
     }
+    // A column only for the checks that are not ok everywhere: twenty columns would not fit a
+    // terminal, and the ones that passed everywhere say nothing a name list does not.
+    let (clean, notable): (Vec<&str>, Vec<&str>) = ids.into_iter().partition(|id| {
+        reports
+            .iter()
+            .flat_map(|r| &r.checks)
+            .filter(|c| c.id == *id)
+            .all(|c| c.level == Level::Ok)
+    });
     let width = reports
         .iter()
         .map(|r| r.node.chars().count())
         .chain([9])
         .max()
         .unwrap_or(9);
-    let mut out = format!("{:<width$}", "preflight");
-    for id in &ids {
-        out.push_str(&format!(" {id}"));
-    }
-    out.push('\n');
-    for r in reports {
-        out.push_str(&format!("{:<width$}", r.node));
-        for id in &ids {
-            let cell = r
-                .checks
-                .iter()
-                .find(|c| c.id == *id)
-                .map_or("·", |c| c.level.symbol());
-            // Centred-ish under the id's first letter, padded to its width.
-            out.push_str(&format!(" {cell:<w$}", w = id.chars().count()));
+    let mut out = String::new();
+    if !notable.is_empty() {
+        out.push_str(&format!("{:<width$}", "preflight"));
+        for id in &notable {
+            out.push_str(&format!(" {id}"));
         }
-        out.truncate(out.trim_end().len());
         out.push('\n');
+        for r in reports {
+            out.push_str(&format!("{:<width$}", r.node));
+            for id in &notable {
+                let cell = r
+                    .checks
+                    .iter()
+                    .find(|c| c.id == *id)
+                    .map_or("·", |c| c.level.symbol());
+                // Under the id's first letter, padded to its width.
+                out.push_str(&format!(" {cell:<w$}", w = id.chars().count()));
+            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        }
+    }
+    if !clean.is_empty() {
+        out.push_str(&format!(
+            "preflight ok on all {} nodes: {}\n",
+            reports.len(),
+            clean.join(", ")
+        ));
     }
     for (level, title) in [(Level::Fail, "failed"), (Level::Warn, "warnings")] {
         let lines: Vec<String> = reports

@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(r.line(&pf("b", Level::Fail)), None);
         let line = r.line(&finished("a", "s1", Status::Ok, None)).unwrap();
         assert!(
-            line.starts_with("preflight swap ports\na         ✓    ✓\nb         ✓    ✗\nfailed:\n  b ports: 6443 (fix: stop it)\nok      a"),
+            line.starts_with("preflight ports\na         ✓\nb         ✗\npreflight ok on all 2 nodes: swap\nfailed:\n  b ports: 6443 (fix: stop it)\nok      a"),
             "{line}"
         );
         assert_eq!(r.finish(), None);

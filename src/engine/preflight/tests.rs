@@ -251,9 +251,10 @@ fn the_table_has_a_row_per_node_and_the_failures_and_warnings_below() {
     ];
     assert_eq!(
         table(&rs),
-        "preflight root ports cgroup\n\
-         master1   ✓    ✗     ·\n\
-         node1     ✓    ·     !\n\
+        "preflight ports cgroup\n\
+         master1   ✗     ·\n\
+         node1     ·     !\n\
+         preflight ok on all 2 nodes: root\n\
          failed:\n  master1 ports: in use: 6443 (nc) (fix: stop it)\n\
          warnings:\n  node1 cgroup: v1 (fix: use v2)\n"
     );
