@@ -6,29 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::path::Path;
-use std::process::Command;
 
 mod common;
 use common::lab::lab_up;
 
-/// `kswizard install` on the lab's conf; (exit ok, JSON events, stderr).
+/// `kswizard install` on the lab's conf (JSON): (exit ok, events, stderr).
 fn install(conf: &Path, restart: bool) -> (bool, Vec<serde_json::Value>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kswizard"));
-    cmd.args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf);
-    if restart {
-        cmd.arg("--restart");
-    }
-    let out = cmd.output().unwrap();
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    (
-        out.status.success(),
-        events,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let extra: &[&str] = if restart { &["--restart"] } else { &[] };
+    let (code, events, err) = common::install_run(conf, extra);
+    (code == Some(0), events, err)
 }
 
 /// Each node's `delivered` event: (node, files sent, bytes sent, files already there).

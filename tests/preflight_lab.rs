@@ -5,17 +5,13 @@
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 mod common;
 use common::lab::{assert_gone, lab_up};
-
-fn kswizard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_kswizard"))
-}
+use common::{install_run, kswizard};
 
 /// The check `id` of `node`'s `preflight` event.
 fn check<'a>(events: &'a [Value], node: &str, id: &str) -> &'a Value {
@@ -234,25 +230,6 @@ fn preflight_finds_skew_duplicate_hostname_taken_port_and_old_docker_before_any_
     assert_gone(&lab);
 }
 
-/// `kswizard install` (JSON): exit code and events.
-fn install_json(conf: &std::path::Path, extra: &[&str]) -> (Option<i32>, Vec<Value>, String) {
-    let out = kswizard()
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf)
-        .args(extra)
-        .output()
-        .unwrap();
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (
-        out.status.code(),
-        events,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// A cluster kswizard installed passes preflight again (`--restart` runs every step again):
 /// its own etcd and apiservers hold the ports, its own /etc/kubernetes is there, the LB domain is
 /// its own /etc/hosts line.
@@ -261,9 +238,9 @@ fn install_json(conf: &std::path::Path, extra: &[&str]) -> (Option<i32>, Vec<Val
 fn a_rerun_on_a_cluster_kswizard_installed_passes_preflight() {
     let g = lab_up(161, 3);
     let lab = &g.lab;
-    let (code, events, err) = install_json(&lab.conf_dir, &[]);
+    let (code, events, err) = install_run(&lab.conf_dir, &[]);
     assert_eq!(code, Some(0), "{err}{events:?}");
-    let (code, events, err) = install_json(&lab.conf_dir, &["--restart"]);
+    let (code, events, err) = install_run(&lab.conf_dir, &["--restart"]);
     assert_eq!(code, Some(0), "{err}{events:?}");
     for node in &lab.nodes {
         let ports = check(&events, &node.name, "ports");

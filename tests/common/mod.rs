@@ -94,13 +94,11 @@ pub fn kswizard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_kswizard"))
 }
 
-/// Run `kswizard install --output json`: exit code and the events.
-pub fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+/// `kswizard install --yes --output json --conf CONF` with `extra`: exit code, events, stderr.
+pub fn install_run(conf: &Path, extra: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
     let out = kswizard()
         .args(["install", "--yes", "--output", "json", "--conf"])
         .arg(conf)
-        .arg("--plan")
-        .arg(plan)
         .args(extra)
         .output()
         .unwrap();
@@ -108,12 +106,23 @@ pub fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    assert!(
-        out.status.code() != Some(2),
-        "install failed to start: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), events)
+    (
+        out.status.code(),
+        events,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `install_run` with `--plan PLAN`, which must start: exit code and the events.
+pub fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    let plan = plan.display().to_string();
+    let args: Vec<&str> = ["--plan", plan.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let (code, events, err) = install_run(conf, &args);
+    assert!(code != Some(2), "install failed to start: {err}");
+    (code.unwrap_or(-1), events)
 }
 
 /// (node, step) -> (status, reason) of every `finished` event.
@@ -145,28 +154,16 @@ pub fn output_of(events: &[serde_json::Value], node: &str, step: &str) -> String
         .collect()
 }
 
-/// `kswizard install --yes --output json --conf CONF` with `extra`: exit code and output (stdout,
-/// then stderr).
+/// `install_run` as text (the events as JSON lines, then stderr), for messages and searches.
 pub fn install_json(conf: &Path, extra: &[&str]) -> (i32, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
-        .args(["install", "--yes", "--output", "json", "--conf"])
-        .arg(conf)
-        .args(extra)
-        .output()
-        .expect("run kswizard install");
-    (
-        out.status.code().unwrap_or(-1),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (code, events, err) = install_run(conf, extra);
+    let lines: String = events.iter().map(|e| format!("{e}\n")).collect();
+    (code.unwrap_or(-1), format!("{lines}{err}"))
 }
 
 /// `kswizard lb status --format json --conf CONF` once.
 pub fn lb_status_json(conf: &Path) -> serde_json::Value {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kswizard"))
+    let out = kswizard()
         .args(["lb", "status", "--format", "json", "--conf"])
         .arg(conf)
         .output()
