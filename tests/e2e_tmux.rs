@@ -53,6 +53,27 @@ impl Tmux {
             .into_owned()
     }
 
+    /// `command` (a shell line) in a new 120×40 session.
+    fn start(&self, command: &str) {
+        // Run without tmux, this fails saying so: it never passes without having run.
+        assert!(
+            tmux_available(),
+            "this test needs tmux: apt-get install -y tmux (`bash .ci/run` installs it)"
+        );
+        let started = self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            SESSION,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+    }
+
     /// Poll the pane until every one of `texts` is on it.
     fn wait_for(&self, texts: &[&str]) -> String {
         self.wait_until(WAIT, &format!("{texts:?}"), |s| {
@@ -117,29 +138,6 @@ fn start_wizard(tmp: &Path, dir: &Path) -> Tmux {
         dir.display()
     ));
     tmux
-}
-
-impl Tmux {
-    /// `command` (a shell line) in a new 120×40 session.
-    fn start(&self, command: &str) {
-        // Run without tmux, this fails saying so: it never passes without having run.
-        assert!(
-            tmux_available(),
-            "this test needs tmux: apt-get install -y tmux (`bash .ci/run` installs it)"
-        );
-        let started = self.run(&[
-            "new-session",
-            "-d",
-            "-s",
-            SESSION,
-            "-x",
-            "120",
-            "-y",
-            "40",
-            command,
-        ]);
-        assert!(started.status.success(), "{started:?}");
-    }
 }
 
 #[test]
@@ -339,9 +337,15 @@ fn demo_installs_live_quits_in_the_middle_and_resumes_to_done() {
 
     // The lab comes up, then the wizard opens at Review of its files, saying what this is.
     start_demo(&tmux);
-    tmux.wait_until(DEMO_WAIT, "the wizard at Review", |s| {
-        s.contains("[5 Review]") && s.contains("Demo lab of 6 local nodes: i installs")
+    tmux.wait_until(DEMO_WAIT, "the lab up", |s| {
+        nodes
+            .iter()
+            .all(|n| s.contains(&format!("{n:<9} {DEMO_SUBNET}.")))
+            && s.contains("LB        10.231.221.250:6443")
+            && s.contains("Enter opens the wizard.")
     });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["[5 Review]", "Demo lab: i installs, 1-4 look around."]);
     let leaders = node_leaders();
     assert!(leaders.iter().all(Option::is_some), "{leaders:?}");
     tmux.keys(&["i"]);
@@ -377,9 +381,12 @@ fn demo_installs_live_quits_in_the_middle_and_resumes_to_done() {
 
     // Again: the same lab (the same containers), the install question offers to resume.
     start_demo(&tmux);
-    tmux.wait_until(DEMO_WAIT, "the wizard at Review, resuming", |s| {
-        s.contains("[5 Review]") && s.contains("an install is unfinished; i resumes it")
-    });
+    tmux.wait_for(&[
+        "the lab in /tmp/wt-f-demo-e2e is up; using it as it is",
+        "Enter opens the wizard.",
+    ]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["[5 Review]", "Demo lab: i resumes the install"]);
     assert_eq!(node_leaders(), leaders, "the demo made a new lab");
     tmux.keys(&["i"]);
     tmux.wait_for(&["Resume the unfinished install?"]);

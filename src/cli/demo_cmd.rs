@@ -170,13 +170,19 @@ pub fn run(args: DemoArgs) -> Outcome {
     println!(
         "\nThe wizard opens at Review of the lab's files ({}). The nodes are systemd containers on this\n\
          machine with real sshd, etcd, haproxy and keepalived; the Kubernetes binaries are stand-ins.\n\
-         `i` installs (preflight, then every step live per node); 1-4 show the hosts, roles and LB.",
+         `i` installs (preflight, then every step live per node); 1-4 show the hosts, roles and LB.\n\
+         Quitting during the install leaves its steps running on the nodes: `kswizard demo` again resumes it.\n\n\
+         Enter opens the wizard.",
         lab.conf_dir.display()
     );
+    // The wizard takes the whole terminal: what was said above stays readable until Enter. A
+    // closed stdin (EOF) opens it at once.
+    let _ = std::io::stdin().read_line(&mut String::new());
+    // Keys first: at 80 columns the end of the line gives way to the status on the right.
     let message = if unfinished {
-        "Demo lab: an install is unfinished; i resumes it, 1-4 look around."
+        "Demo lab: i resumes the install, 1-4 look around. Kubernetes binaries are stand-ins."
     } else {
-        "Demo lab of 6 local nodes: i installs, 1-4 look around."
+        "Demo lab: i installs, 1-4 look around. 6 local nodes; Kubernetes binaries are stand-ins."
     };
     let opening = crate::tui::state::Opening {
         screen: crate::tui::state::Screen::Review,
@@ -198,7 +204,8 @@ pub fn run(args: DemoArgs) -> Outcome {
              `kswizard demo` again takes it up where it is."
         ),
         Some((false, line)) => println!("\nThe install: {line}."),
-        None => println!("\nNo install was started."),
+        // Quit at Review or during the preflight, which only reads.
+        None => println!("\nNo install step has run yet."),
     }
     goodbye(&lab);
     outcome
@@ -267,5 +274,45 @@ fn text_run(args: &DemoArgs) -> Outcome {
     match (installed, lb) {
         (Outcome::Ok, Outcome::Ok) => Outcome::Ok,
         _ => Outcome::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(up: bool, built_in: bool, install: Option<bool>) -> Found {
+        Found {
+            up,
+            built_in,
+            install: install.map(|unfinished| (unfinished, "12 of 46 steps done".to_string())),
+        }
+    }
+
+    #[test]
+    fn a_running_lab_of_the_kind_asked_is_used_again_unless_its_install_is_complete() {
+        assert_eq!(choose(None, false), LabChoice::New);
+        // Quit in the middle: the same lab, so the install resumes on the nodes it began on.
+        assert_eq!(
+            choose(Some(&found(true, false, Some(true))), false),
+            LabChoice::Reuse
+        );
+        // Up, nothing installed yet (the wizard was quit at Review).
+        assert_eq!(
+            choose(Some(&found(true, true, None)), true),
+            LabChoice::Reuse
+        );
+        assert_eq!(
+            choose(Some(&found(true, false, Some(false))), false),
+            LabChoice::Replace("has a complete install")
+        );
+        assert_eq!(
+            choose(Some(&found(false, false, Some(true))), false),
+            LabChoice::Replace("is not running")
+        );
+        assert_eq!(
+            choose(Some(&found(true, false, Some(true))), true),
+            LabChoice::Replace("has the other kind of load balancer")
+        );
     }
 }
