@@ -43,6 +43,7 @@ struct Found {
     up: bool,
     /// Its conf has the built-in LB.
     built_in: bool,
+    subnet: String,
     /// Its last install: unfinished?, and its progress in a line (`engine::status::of_conf`).
     install: Option<(bool, String)>,
 }
@@ -59,10 +60,13 @@ enum LabChoice {
 /// **Pure.** A running lab of the wanted kind whose install is not complete is used again (that
 /// is how quitting in the middle and running `demo` again resumes); a complete one gives a fresh
 /// demo; a stopped one (a reboot) cannot be booted again with its state and is replaced.
-fn choose(found: Option<&Found>, built_in: bool) -> LabChoice {
+fn choose(found: Option<&Found>, built_in: bool, subnet: Option<&str>) -> LabChoice {
     match found {
         None => LabChoice::New,
         Some(f) if !f.up => LabChoice::Replace("is not running"),
+        Some(f) if subnet.is_some_and(|s| s != f.subnet) => {
+            LabChoice::Replace("is on another subnet")
+        }
         Some(f) if f.built_in != built_in => {
             LabChoice::Replace("has the other kind of load balancer")
         }
@@ -82,6 +86,7 @@ fn found(dir: &std::path::Path) -> Option<(lab::Lab, Found)> {
         built_in: cluster
             .as_ref()
             .is_some_and(|c| c.lb.mode == crate::model::LbMode::BuiltIn),
+        subnet: lab.subnet.clone(),
         install: cluster
             .as_ref()
             .and_then(|c| crate::engine::status::of_conf(&lab.conf_dir, c)),
@@ -115,6 +120,10 @@ fn bring_up(args: &DemoArgs) -> Result<lab::Lab, String> {
 
 pub fn run(args: DemoArgs) -> Outcome {
     if args.down {
+        if !args.dir.exists() {
+            println!("no demo lab in {}", args.dir.display());
+            return Outcome::Ok;
+        }
         return match lab::down(&args.dir) {
             Ok(()) => {
                 println!("demo lab in {} removed", args.dir.display());
@@ -131,7 +140,11 @@ pub fn run(args: DemoArgs) -> Outcome {
     }
     println!("== the lab: 6 hosts with their own network on a bridge, an haproxy load balancer");
     let previous = found(&args.dir);
-    let choice = choose(previous.as_ref().map(|(_, f)| f), args.built_in);
+    let choice = choose(
+        previous.as_ref().map(|(_, f)| f),
+        args.built_in,
+        args.subnet.as_deref(),
+    );
     let lab = match (choice, previous) {
         (LabChoice::Reuse, Some((lab, f))) => {
             let install = f
@@ -285,34 +298,52 @@ mod tests {
         Found {
             up,
             built_in,
+            subnet: "10.231.9".to_string(),
             install: install.map(|unfinished| (unfinished, "12 of 46 steps done".to_string())),
         }
     }
 
     #[test]
     fn a_running_lab_of_the_kind_asked_is_used_again_unless_its_install_is_complete() {
-        assert_eq!(choose(None, false), LabChoice::New);
+        assert_eq!(choose(None, false, None), LabChoice::New);
         // Quit in the middle: the same lab, so the install resumes on the nodes it began on.
         assert_eq!(
-            choose(Some(&found(true, false, Some(true))), false),
+            choose(Some(&found(true, false, Some(true))), false, None),
             LabChoice::Reuse
         );
         // Up, nothing installed yet (the wizard was quit at Review).
         assert_eq!(
-            choose(Some(&found(true, true, None)), true),
+            choose(Some(&found(true, true, None)), true, None),
             LabChoice::Reuse
         );
         assert_eq!(
-            choose(Some(&found(true, false, Some(false))), false),
+            choose(Some(&found(true, false, Some(false))), false, None),
             LabChoice::Replace("has a complete install")
         );
         assert_eq!(
-            choose(Some(&found(false, false, Some(true))), false),
+            choose(Some(&found(false, false, Some(true))), false, None),
             LabChoice::Replace("is not running")
         );
         assert_eq!(
-            choose(Some(&found(true, false, Some(true))), true),
+            choose(Some(&found(true, false, Some(true))), true, None),
             LabChoice::Replace("has the other kind of load balancer")
+        );
+        // --subnet given: the lab must be on it; not given: any.
+        assert_eq!(
+            choose(
+                Some(&found(true, false, Some(true))),
+                false,
+                Some("10.231.9")
+            ),
+            LabChoice::Reuse
+        );
+        assert_eq!(
+            choose(
+                Some(&found(true, false, Some(true))),
+                false,
+                Some("10.231.8")
+            ),
+            LabChoice::Replace("is on another subnet")
         );
     }
 }
