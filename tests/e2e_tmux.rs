@@ -1,7 +1,9 @@
 //! The wizard end to end: the real binary in a 120×40 tmux pane, driven by send-keys and read by
 //! capture-pane. Opens the repository's conf (copied), makes etcd even and sees the finding, fixes
-//! it, sets a new VIP, writes, quits, and checks what reached the disk.
-//! Needs tmux: ignored by a plain `cargo nextest run`, run by `.ci/run` (`--run-ignored all`).
+//! it, sets a new VIP, writes, quits, and checks what reached the disk. And `kswizard demo` on a
+//! terminal: the lab, the wizard at Review, the live install quit in the middle and resumed.
+//! Needs tmux (the demo: root and the lab too): ignored by a plain `cargo nextest run`, run by
+//! `.ci/run` (`--run-ignored all`).
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -10,6 +12,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use kswizard::conf;
+use kswizard::lab::Lab;
 
 /// How long any expected text may take to appear.
 const WAIT: Duration = Duration::from_secs(20);
@@ -50,17 +53,45 @@ impl Tmux {
             .into_owned()
     }
 
+    /// `command` (a shell line) in a new 120×40 session.
+    fn start(&self, command: &str) {
+        // Run without tmux, this fails saying so: it never passes without having run.
+        assert!(
+            tmux_available(),
+            "this test needs tmux: apt-get install -y tmux (`bash .ci/run` installs it)"
+        );
+        let started = self.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            SESSION,
+            "-x",
+            "120",
+            "-y",
+            "40",
+            command,
+        ]);
+        assert!(started.status.success(), "{started:?}");
+    }
+
     /// Poll the pane until every one of `texts` is on it.
     fn wait_for(&self, texts: &[&str]) -> String {
+        self.wait_until(WAIT, &format!("{texts:?}"), |s| {
+            texts.iter().all(|t| s.contains(t))
+        })
+    }
+
+    /// Poll the pane until `ok` holds for it, at most `limit`; `what` names it in the failure.
+    fn wait_until(&self, limit: Duration, what: &str, ok: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
-            if texts.iter().all(|t| screen.contains(t)) {
+            if ok(&screen) {
                 return screen;
             }
             assert!(
-                start.elapsed() < WAIT,
-                "waited for {texts:?}; the screen shows:\n{screen}"
+                start.elapsed() < limit,
+                "waited {limit:?} for {what}; the screen shows:\n{screen}"
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -98,31 +129,14 @@ fn read(path: &Path) -> String {
 
 /// The wizard on `dir` in a 120×40 tmux pane of a tmux server of its own (socket in `tmp`).
 fn start_wizard(tmp: &Path, dir: &Path) -> Tmux {
-    // Run without tmux, this fails saying so: it never passes without having run.
-    assert!(
-        tmux_available(),
-        "this test needs tmux: apt-get install -y tmux (`bash .ci/run` installs it)"
-    );
     let tmux = Tmux {
         socket: tmp.join("tmux.sock"),
     };
-    let command = format!(
+    tmux.start(&format!(
         "{} --conf {}",
         env!("CARGO_BIN_EXE_kswizard"),
         dir.display()
-    );
-    let started = tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        SESSION,
-        "-x",
-        "120",
-        "-y",
-        "40",
-        &command,
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    ));
     tmux
 }
 
@@ -255,4 +269,141 @@ fn type_the_six_host_example_from_an_empty_conf_with_bulk_add() {
         (&got.lb.address, got.lb.port, &got.lb.domain),
         (&want.lb.address, want.lb.port, &want.lb.domain)
     );
+}
+
+/// The demo's lab dir and subnet in this test (10.231.221 is this test's own).
+const DEMO_DIR: &str = "/tmp/wt-f-demo-e2e";
+const DEMO_SUBNET: &str = "10.231.221";
+/// Lab up (the node image cached) and a whole install take well under a minute; a first run that
+/// builds the image takes minutes.
+const DEMO_WAIT: Duration = Duration::from_secs(300);
+
+/// Takes the demo's lab down when the test ends, whatever happens in it.
+struct DemoLab;
+
+impl DemoLab {
+    fn down() -> std::process::ExitStatus {
+        Command::new(env!("CARGO_BIN_EXE_kswizard"))
+            .args(["demo", "--down", "--dir", DEMO_DIR])
+            .output()
+            .unwrap()
+            .status
+    }
+}
+
+impl Drop for DemoLab {
+    fn drop(&mut self) {
+        let _ = DemoLab::down();
+    }
+}
+
+/// `kswizard demo` in the pane; the shell stays after it so that what it printed can be read.
+fn start_demo(tmux: &Tmux) {
+    tmux.start(&format!(
+        "{} demo --yes --dir {DEMO_DIR} --subnet {DEMO_SUBNET}; echo demo-exited-$?; sleep 600",
+        env!("CARGO_BIN_EXE_kswizard")
+    ));
+}
+
+/// The Install screen's "Overall ███░░ 12 of 36 steps": (done, total).
+fn overall(screen: &str) -> Option<(usize, usize)> {
+    let line = screen.lines().find(|l| l.contains(" Overall "))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let of = words.iter().position(|w| *w == "of")?;
+    Some((
+        words.get(of - 1)?.parse().ok()?,
+        words.get(of + 1)?.parse().ok()?,
+    ))
+}
+
+/// Every node's container init, as the taskbox numbers it: the same lab has the same ones.
+fn node_leaders() -> Vec<Option<u32>> {
+    let lab = Lab::load(Path::new(DEMO_DIR)).unwrap();
+    lab.nodes.iter().map(kswizard::lab::Node::leader).collect()
+}
+
+#[test]
+#[ignore = "needs root, the lab and tmux"]
+fn demo_installs_live_quits_in_the_middle_and_resumes_to_done() {
+    let _ = DemoLab::down();
+    let _lab = DemoLab;
+    let tmp = tempfile::tempdir().unwrap();
+    let tmux = Tmux {
+        socket: tmp.path().join("tmux.sock"),
+    };
+    let nodes = [
+        "master1", "master2", "master3", "worker1", "worker2", "worker3",
+    ];
+
+    // The lab comes up, then the wizard opens at Review of its files, saying what this is.
+    start_demo(&tmux);
+    tmux.wait_until(DEMO_WAIT, "the lab up", |s| {
+        nodes
+            .iter()
+            .all(|n| s.contains(&format!("{n:<9} {DEMO_SUBNET}.")))
+            && s.contains("LB        10.231.221.250:6443")
+            && s.contains("Enter opens the wizard.")
+    });
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["[5 Review]", "Demo lab: i installs, 1-4 look around."]);
+    let leaders = node_leaders();
+    assert!(leaders.iter().all(Option::is_some), "{leaders:?}");
+    tmux.keys(&["i"]);
+    tmux.wait_for(&["Install? "]);
+    tmux.keys(&["y"]);
+
+    // The Install screen: all six nodes, and the steps done counting up live.
+    let mut wanted: Vec<&str> = nodes.to_vec();
+    wanted.push("[Install]");
+    tmux.wait_for(&wanted);
+    let started = tmux.wait_until(DEMO_WAIT, "some steps done", |s| {
+        overall(s).is_some_and(|(done, _)| done > 0)
+    });
+    let (done_then, _) = overall(&started).unwrap();
+    let middle = tmux.wait_until(DEMO_WAIT, "more steps done", |s| {
+        overall(s).is_some_and(|(done, _)| done > done_then)
+    });
+    let (done_mid, total) = overall(&middle).unwrap();
+    assert!(
+        done_mid < total,
+        "the install ended before it could be quit:\n{middle}"
+    );
+
+    // Quit in the middle: the question says the steps go on; the demo says how to go on.
+    tmux.keys(&["q"]);
+    tmux.wait_for(&["Quit and stop the install?"]);
+    tmux.keys(&["y"]);
+    tmux.wait_until(DEMO_WAIT, "the demo's closing words", |s| {
+        s.contains("demo-exited-0") && s.contains("The install is unfinished")
+    });
+    tmux.wait_for(&["kswizard demo --down --dir /tmp/wt-f-demo-e2e"]);
+    assert!(tmux.run(&["kill-session", "-t", SESSION]).status.success());
+
+    // Again: the same lab (the same containers), the install question offers to resume.
+    start_demo(&tmux);
+    tmux.wait_for(&[
+        "the lab in /tmp/wt-f-demo-e2e is up; using it as it is",
+        "Enter opens the wizard.",
+    ]);
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&["[5 Review]", "Demo lab: i resumes the install"]);
+    assert_eq!(node_leaders(), leaders, "the demo made a new lab");
+    tmux.keys(&["i"]);
+    tmux.wait_for(&["Resume the unfinished install?"]);
+    tmux.keys(&["y"]);
+    tmux.wait_for(&["[Install]"]);
+    let done = tmux.wait_until(DEMO_WAIT, "Done", |s| s.contains("[Done]"));
+    assert!(
+        done.contains("Installed on 6 hosts") && done.contains("were already done"),
+        "{done}"
+    );
+    tmux.keys(&["q"]);
+    tmux.wait_until(DEMO_WAIT, "the demo's end", |s| s.contains("demo-exited-0"));
+    assert!(tmux.screen().contains("The install: "), "{}", tmux.screen());
+
+    // Down: nothing of the lab is left.
+    let lab = Lab::load(Path::new(DEMO_DIR)).unwrap();
+    assert!(DemoLab::down().success());
+    assert!(lab.processes().is_empty(), "{:?}", lab.processes());
+    assert!(!Path::new(DEMO_DIR).exists());
 }

@@ -107,9 +107,11 @@ pub enum Command {
         #[command(subcommand)]
         command: LbCommand,
     },
-    /// The seeds' 6-host HA example on a local lab, end to end (needs root).
+    /// The seeds' 6-host HA example on a local lab, end to end (needs root). On a terminal: the
+    /// lab comes up, then the wizard opens at Review and `i` installs live; an unfinished install
+    /// of the same lab is taken up again.
     Demo {
-        /// Do not open the wizard at the end.
+        /// The text run: install without the wizard (also what happens without a terminal).
         #[arg(long)]
         headless: bool,
         /// The apiserver LB: external (a haproxy on the taskbox plays the cloud LB, as in the
@@ -119,6 +121,15 @@ pub enum Command {
         /// Install missing Debian packages without asking.
         #[arg(long)]
         yes: bool,
+        /// Where the demo's lab lives.
+        #[arg(long, default_value = crate::lab::DEFAULT_DIR)]
+        dir: PathBuf,
+        /// A.B.C of a private /24 for the lab (default: the first free 10.231.X).
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Take the demo's lab down (everything in --dir) and do nothing else.
+        #[arg(long)]
+        down: bool,
     },
     /// Per-node state of the last install, from its journal.
     Status {
@@ -310,9 +321,21 @@ pub fn main() -> ExitCode {
         }),
         Some(Command::Bundle { action }) => bundle_cmd::run(action),
         Some(Command::Lab { action }) => lab_cmd::run(action),
-        Some(Command::Demo { headless, lb, yes }) => {
-            demo_cmd::run(headless, lb == DemoLb::BuiltIn, yes)
-        }
+        Some(Command::Demo {
+            headless,
+            lb,
+            yes,
+            dir,
+            subnet,
+            down,
+        }) => demo_cmd::run(demo_cmd::DemoArgs {
+            headless,
+            built_in: lb == DemoLb::BuiltIn,
+            yes,
+            dir,
+            subnet,
+            down,
+        }),
     };
     outcome.into()
 }

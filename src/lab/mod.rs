@@ -106,6 +106,11 @@ impl Lab {
         Ok(())
     }
 
+    /// Every node's container runs (its init is there): a lab that can be used as it is.
+    pub fn is_up(&self) -> bool {
+        self.nodes.iter().all(|n| n.leader().is_some())
+    }
+
     pub fn haproxy_pid_file(&self) -> PathBuf {
         self.dir.join("haproxy.pid")
     }
@@ -200,6 +205,12 @@ fn require_root() -> Result<()> {
 /// Bring a lab up in `spec.dir`. A lab already running there is refused; the remains of a stopped
 /// one are cleared first.
 pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
+    up_showing(spec, yes, &|_| {})
+}
+
+/// `up`, saying each stage as it ends through `say` (the demo shows it before the wizard opens):
+/// the lab's files, each node as its sshd answers, the LB.
+pub fn up_showing(spec: &Spec, yes: bool, say: &(dyn Fn(&str) + Sync)) -> Result<Lab> {
     require_root()?;
     if !(1..usize::from(net::LB_OCTET)).contains(&spec.nodes) {
         bail!("--nodes must be from 1 to {}", net::LB_OCTET - 1);
@@ -260,7 +271,7 @@ pub fn up(spec: &Spec, yes: bool) -> Result<Lab> {
         })?;
         lab
     };
-    build(&lab).inspect_err(|_| {
+    build(&lab, say).inspect_err(|_| {
         // Leave nothing half-started behind.
         let _ = down(&dir);
     })?;
@@ -369,7 +380,8 @@ fn name_by_role(cluster: &Cluster) -> Vec<String> {
         .collect()
 }
 
-fn build(lab: &Lab) -> Result<()> {
+fn build(lab: &Lab, say: &(dyn Fn(&str) + Sync)) -> Result<()> {
+    let started = Instant::now();
     run(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "kswizard-lab", "-f"])
         .arg(&lab.key))?;
@@ -384,6 +396,10 @@ fn build(lab: &Lab) -> Result<()> {
     bundle::write(&lab.dir.join(BUNDLE_DIR))?;
     write_conf(lab)?;
     std::fs::create_dir_all(&lab.shared)?;
+    say(&format!(
+        "key, password, bundle and conf/ written; booting {} nodes",
+        lab.nodes.len()
+    ));
 
     std::thread::scope(|s| {
         let started: Vec<_> = lab
@@ -393,7 +409,14 @@ fn build(lab: &Lab) -> Result<()> {
                 s.spawn(|| -> Result<()> {
                     n.prepare(lab, &hash)?;
                     n.boot(&lab.bridge, &lab.shared)?;
-                    n.wait_ready(Duration::from_secs(60))
+                    n.wait_ready(Duration::from_secs(60))?;
+                    say(&format!(
+                        "{:<9} {:<15} up, sshd answers ({:.1}s)",
+                        n.name,
+                        n.ip,
+                        started.elapsed().as_secs_f64()
+                    ));
+                    Ok(())
                 })
             })
             .collect();
@@ -406,7 +429,14 @@ fn build(lab: &Lab) -> Result<()> {
     let masters: Vec<&str> = cluster.masters().map(Host::node_ip).collect();
     let nodes: Vec<&str> = cluster.hosts.iter().map(Host::node_ip).collect();
     std::fs::write(lab.haproxy_config(), haproxy::config(lab, &masters, &nodes))?;
-    haproxy::start(&lab.haproxy_config())
+    haproxy::start(&lab.haproxy_config())?;
+    say(&format!(
+        "LB        {}:{}  haproxy on the taskbox ({:.1}s)",
+        lab.lb_address,
+        lab.lb_port,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
 }
 
 fn random_password() -> Result<String> {

@@ -50,23 +50,33 @@ const POLL: Duration = Duration::from_millis(200);
 /// Run the wizard on `conf_dir`. `cli::main` has installed color-eyre's hooks already, before
 /// anything else could (the lab's errors are eyre reports too).
 pub fn run(conf_dir: &Path) -> Result<()> {
+    run_opening(conf_dir, None)
+}
+
+/// The wizard on `conf_dir`, opened at `opening`'s screen once the files are read (the demo).
+pub fn run_opening(conf_dir: &Path, opening: Option<state::Opening>) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         // ratatui::init installs a panic hook that restores the terminal before the report.
         let mut terminal = ratatui::init();
-        let result = event_loop(&mut terminal, conf_dir).await;
+        let result = event_loop(&mut terminal, conf_dir, opening).await;
         ratatui::restore();
         result
     })
 }
 
-async fn event_loop(terminal: &mut DefaultTerminal, conf_dir: &Path) -> Result<()> {
+async fn event_loop(
+    terminal: &mut DefaultTerminal,
+    conf_dir: &Path,
+    opening: Option<state::Opening>,
+) -> Result<()> {
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL_SIZE);
     spawn_input(tx.clone());
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
     let mut state = State::new(conf_dir.to_path_buf(), Theme::from_env());
+    state.opening = opening;
     spawn_effect(Effect::Load(conf_dir.to_path_buf()), tx.clone());
     if let Ok(size) = terminal.size() {
         update::update(&mut state, Action::Resized(size.width, size.height));

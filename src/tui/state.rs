@@ -103,6 +103,14 @@ pub enum Confirm {
     StopInstall,
 }
 
+/// Where the wizard opens once the files are read, instead of the Start screen, and what its
+/// status line says there: the demo opens the lab's conf at Review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opening {
+    pub screen: Screen,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Modal {
     Form(Form),
@@ -218,6 +226,8 @@ pub struct State {
     pub install: Option<Install>,
     /// The terminal's size (columns, rows) when known.
     pub size: Option<(u16, u16)>,
+    /// Taken by the first load of the files (see `Opening`).
+    pub opening: Option<Opening>,
     pub quit: bool,
 }
 
@@ -257,6 +267,7 @@ impl State {
             saving: false,
             install: None,
             size: None,
+            opening: None,
             quit: false,
         }
     }

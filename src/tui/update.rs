@@ -171,6 +171,15 @@ fn loaded(state: &mut State, outcome: Result<Disk, String>) {
     }
     state.disk = Some(outcome);
     state.start_selected = 0;
+    // Opened where the caller asked only when there is a cluster to open; else the Start screen
+    // says what was found.
+    if matches!(&state.disk, Some(Ok(d)) if d.cluster.is_some())
+        && let Some(opening) = state.opening.take()
+    {
+        open(state, StartChoice::Open);
+        state.screen = opening.screen;
+        state.set_status(StatusKind::Info, opening.message);
+    }
 }
 
 fn start_action(state: &mut State, action: Action) {

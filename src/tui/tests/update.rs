@@ -18,6 +18,48 @@ fn codes(s: &crate::tui::state::State) -> Vec<&'static str> {
     s.findings().iter().map(|f| f.code).collect()
 }
 
+/// The demo's entry: once the files are read the wizard is at Review of them with the demo's
+/// line, and `i` asks what the install would run.
+#[test]
+fn an_opening_opens_the_files_at_its_screen_with_its_message() {
+    let mut s = State::new("conf".into(), crate::tui::theme::Theme::color());
+    s.opening = Some(crate::tui::state::Opening {
+        screen: Screen::Review,
+        message: "Demo lab: i installs".into(),
+    });
+    let disk = crate::tui::effects::load(std::path::Path::new("conf"));
+    send(&mut s, [Action::Loaded(Box::new(disk))]);
+    assert_eq!(s.screen, Screen::Review);
+    assert!(s.opened && s.written() && s.opening.is_none());
+    assert_eq!(s.cluster.hosts.len(), 6);
+    assert_eq!(
+        s.status.as_ref().map(|st| st.text.as_str()),
+        Some("Demo lab: i installs")
+    );
+    assert!(matches!(
+        send(&mut s, [Action::Install]).as_slice(),
+        [Effect::PreviewInstall { .. }]
+    ));
+}
+
+#[test]
+fn an_opening_without_a_cluster_leaves_the_start_screen() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = State::new(dir.path().into(), crate::tui::theme::Theme::color());
+    s.opening = Some(crate::tui::state::Opening {
+        screen: Screen::Review,
+        message: "Demo lab: i installs".into(),
+    });
+    send(
+        &mut s,
+        [Action::Loaded(Box::new(crate::tui::effects::load(
+            dir.path(),
+        )))],
+    );
+    assert_eq!(s.screen, Screen::Start);
+    assert!(!s.opened);
+}
+
 #[test]
 fn open_goes_to_hosts_with_the_files_cluster() {
     let s = opened();
