@@ -50,8 +50,11 @@ free_gib() {
 }
 # KubeSphere's docs ask for 20 GiB for images; etcd's default quota is 2 GiB.
 gib=$(free_gib /var/lib/containerd)
+# Below 20 GiB the images KubeSphere pulls may not fit (a warning); below 5 GiB not even the
+# control plane's (a failure).
 if [ "$gib" -ge 20 ]; then check disk-containerd ok "$gib GiB free for /var/lib/containerd (minimum 20)"
-else check disk-containerd fail "$gib GiB free for /var/lib/containerd, need 20" "free space or mount a larger disk on /var/lib/containerd"; fi
+elif [ "$gib" -ge 5 ]; then check disk-containerd warn "$gib GiB free for /var/lib/containerd, KubeSphere's images want 20" "free space or mount a larger disk on /var/lib/containerd"
+else check disk-containerd fail "$gib GiB free for /var/lib/containerd, need at least 5 (20 for KubeSphere's images)" "free space or mount a larger disk on /var/lib/containerd"; fi
 if has_role etcd; then
   gib=$(free_gib /var/lib/etcd)
   if [ "$gib" -ge 2 ]; then check disk-etcd ok "$gib GiB free for /var/lib/etcd (minimum 2)"
