@@ -128,7 +128,7 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::PreflightDeclined { nodes } => write!(
                 f,
-                "preflight warned on {} and the install was not continued (no node was changed)",
+                "preflight warned on {} and the install was not continued: this run changed nothing",
                 nodes.join(", ")
             ),
             EngineError::JournalWrite(p, e) => write!(

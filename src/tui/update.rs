@@ -824,7 +824,7 @@ fn answer_preflight(state: &mut State, yes: bool) -> Vec<Effect> {
     } else {
         state.set_status(
             StatusKind::Info,
-            "Stopping before any step: nothing was changed.",
+            "Stopping before any step: this run changes nothing.",
         );
     }
     vec![Effect::AnswerPreflight(yes)]

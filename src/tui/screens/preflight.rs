@@ -48,23 +48,23 @@ fn message(p: &Preflight, running: bool) -> String {
     let (_, warned, _) = p.counts();
     match p.stage() {
         Stage::Running => format!(
-            "Waiting for the nodes' reports: {} of {} in. Nothing is changed before every node passes.",
+            "Waiting for the nodes' reports: {} of {} in. No step runs before every node passes.",
             p.reports.len(),
             p.expected.max(p.reports.len())
         ),
         Stage::Passed => "Every check passed on every node: the install goes on.".into(),
         Stage::Waiting => format!(
-            "Warnings on {warned} nodes, no failure. Nothing has been changed yet: c continues anyway, Esc stops here."
+            "Warnings on {warned} nodes, no failure. No step has run yet: c continues anyway, Esc stops here."
         ),
         Stage::Continued => "Continuing despite the warnings…".into(),
-        Stage::Declined if running => "Stopping before any step: nothing was changed.".into(),
+        Stage::Declined if running => "Stopping before any step: this run changes nothing.".into(),
         Stage::Declined => {
-            "Stopped at your answer: nothing was changed. i runs preflight and the install again; Esc goes back to Review.".into()
+            "Stopped at your answer before any step: this run changed nothing. i runs preflight and the install again; Esc: back to Review.".into()
         }
         Stage::Failed if running => {
-            "A check failed: the install stops before any node is changed.".into()
+            "A check failed: the install stops before any step runs.".into()
         }
-        Stage::Failed => "The install stopped: nothing was changed. Fix what failed (each failure says how), then i runs preflight and the install again; Esc goes back to Review.".into(),
+        Stage::Failed => "Stopped before any step: this run changed nothing. Fix what failed (each says how), then i runs preflight and the install again; Esc: back to Review.".into(),
     }
 }
 

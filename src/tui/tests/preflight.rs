@@ -227,7 +227,7 @@ fn esc_to_the_warnings_stops_the_install_with_nothing_changed() {
     send(
         &mut s,
         [Action::InstallEnded(Err(
-            "preflight warned on master1 and the install was not continued (no node was changed)"
+            "preflight warned on master1 and the install was not continued: this run changed nothing"
                 .into(),
         ))],
     );
