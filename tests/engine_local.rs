@@ -745,7 +745,13 @@ fn warnings_declined_stop_the_install_before_any_step_or_journal() {
 #[test]
 fn a_preflight_without_warnings_asks_nothing() {
     let b = Bench::new(1);
-    let plan = b.plan(&format!("steps:\n{}", counted("one", "all", "")));
+    let text = format!("preflight: pf.sh\nsteps:\n{}", counted("one", "all", ""))
+        .replace("TRACE", &b.trace().display().to_string());
+    // PREFLIGHT without its warning (and nobody failing).
+    let script = PREFLIGHT
+        .replace("echo \"CHECK cgroup warn v1 ;; use v2\"\n", "")
+        .replace("FAIL_ON", "nobody");
+    let plan = plan::parse(&text, Path::new("plan.yaml"), |_| Ok(script.clone())).unwrap();
     let (confirm, asks) = tokio::sync::mpsc::channel(1);
     // Nobody answers: an install that asked would end declined.
     drop(asks);
@@ -753,6 +759,10 @@ fn a_preflight_without_warnings_asks_nothing() {
         confirm_warnings: Some(confirm),
         ..b.opts()
     };
-    let (summary, _) = b.run(&plan, &opts).unwrap();
+    let (summary, events) = b.run(&plan, &opts).unwrap();
+    assert_eq!(
+        preflights(&events),
+        [("n1".to_string(), kswizard::engine::preflight::Level::Ok)]
+    );
     assert_eq!(summary.ok, 1);
 }
