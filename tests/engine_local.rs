@@ -672,3 +672,97 @@ fn warnings_do_not_stop_the_install_and_a_resume_with_nothing_to_run_skips_prefl
     assert_eq!(summary.already_done, 4);
     assert!(preflights(&events).is_empty(), "{events:?}");
 }
+
+/// The install up to "continue anyway?": the events sent before the question, and what the nodes
+/// and the journal show while it waits; then `answer` is given and the install's end returned.
+fn ask_on_warnings(
+    b: &Bench,
+    plan: &Plan,
+    answer: bool,
+) -> (Vec<Event>, Result<Summary, EngineError>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let (confirm, mut asks) = tokio::sync::mpsc::channel(1);
+        let opts = Options {
+            confirm_warnings: Some(confirm),
+            ..b.opts()
+        };
+        let install = tokio::spawn({
+            let (cluster, plan) = (b.cluster.clone(), plan.clone());
+            async move { executor::install(&cluster, &plan, &opts, tx).await }
+        });
+        let question = asks.recv().await.unwrap();
+        // A moment for anything the install might (wrongly) do without the answer.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut before = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            before.push(e);
+        }
+        assert_eq!(b.count("n1", "one") + b.count("n2", "one"), 0);
+        assert!(!b.journal().exists());
+        question.send(answer).unwrap();
+        while rx.recv().await.is_some() {}
+        (before, install.await.unwrap())
+    })
+}
+
+#[test]
+fn warnings_wait_for_continue_anyway_before_any_step() {
+    use kswizard::engine::preflight::Level;
+    let b = Bench::new(2);
+    let plan = with_preflight(&b, "nobody");
+    let (before, r) = ask_on_warnings(&b, &plan, true);
+    assert_eq!(
+        preflights(&before),
+        [
+            ("n1".to_string(), Level::Warn),
+            ("n2".to_string(), Level::Warn)
+        ]
+    );
+    assert!(
+        !before.iter().any(|e| matches!(e, Event::Started { .. })),
+        "{before:?}"
+    );
+    let summary = r.unwrap();
+    assert_eq!((summary.ok, summary.failed), (4, 0));
+    assert_eq!(b.count("n2", "two"), 1);
+}
+
+#[test]
+fn warnings_declined_stop_the_install_before_any_step_or_journal() {
+    let b = Bench::new(2);
+    let plan = with_preflight(&b, "nobody");
+    let (_, r) = ask_on_warnings(&b, &plan, false);
+    let Err(EngineError::PreflightDeclined { nodes }) = r else {
+        panic!("{r:?}");
+    };
+    assert_eq!(nodes, ["n1", "n2"]);
+    assert_eq!(b.count("n1", "one"), 0);
+    assert!(!b.journal().exists());
+}
+
+#[test]
+fn a_preflight_without_warnings_asks_nothing() {
+    let b = Bench::new(1);
+    let text = format!("preflight: pf.sh\nsteps:\n{}", counted("one", "all", ""))
+        .replace("TRACE", &b.trace().display().to_string());
+    // PREFLIGHT without its warning (and nobody failing).
+    let script = PREFLIGHT
+        .replace("echo \"CHECK cgroup warn v1 ;; use v2\"\n", "")
+        .replace("FAIL_ON", "nobody");
+    let plan = plan::parse(&text, Path::new("plan.yaml"), |_| Ok(script.clone())).unwrap();
+    let (confirm, asks) = tokio::sync::mpsc::channel(1);
+    // Nobody answers: an install that asked would end declined.
+    drop(asks);
+    let opts = Options {
+        confirm_warnings: Some(confirm),
+        ..b.opts()
+    };
+    let (summary, events) = b.run(&plan, &opts).unwrap();
+    assert_eq!(
+        preflights(&events),
+        [("n1".to_string(), kswizard::engine::preflight::Level::Ok)]
+    );
+    assert_eq!(summary.ok, 1);
+}

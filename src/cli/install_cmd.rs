@@ -194,8 +194,13 @@ pub fn install(a: InstallArgs) -> Outcome {
     let reconnect_for = a.reconnect_for;
     let conf_dir = a.conf.display().to_string();
     let started = std::time::Instant::now();
+    // Preflight warnings ask "continue anyway?" on a terminal; with --yes, or without a terminal
+    // (a resume: a new install needs --yes there), they are printed and the install goes on.
+    let ask_warnings = !a.yes && std::io::stdin().is_terminal();
     let result = rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
+        let (confirm, mut asks) =
+            tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<bool>>(1);
         let printer = tokio::spawn(async move {
             let mut text = TextReport::default();
             // What the steps did so far, for a summary of an interrupted install.
@@ -203,7 +208,27 @@ pub fn install(a: InstallArgs) -> Outcome {
             // A closed stdout (`| head`, a reader that went away) must not stop the install:
             // the events are still drained, just no longer printed.
             let mut open = true;
-            while let Some(e) = rx.recv().await {
+            loop {
+                // Events first: every preflight event was sent before the question.
+                let e = tokio::select! {
+                    biased;
+                    e = rx.recv() => match e {
+                        Some(e) => e,
+                        None => break,
+                    },
+                    Some(answer) = asks.recv() => {
+                        if let (true, false, Some(t)) = (open, json, text.finish()) {
+                            open = print(&t);
+                        }
+                        let yes = tokio::task::spawn_blocking(|| {
+                            ask("Preflight found warnings (above). Continue anyway?", false)
+                        })
+                        .await
+                        .unwrap_or(false);
+                        let _ = answer.send(yes);
+                        continue;
+                    }
+                };
                 if let Event::Finished { status, .. } = &e {
                     match status {
                         Status::Ok => seen.ok += 1,
@@ -230,6 +255,7 @@ pub fn install(a: InstallArgs) -> Outcome {
             resume,
             reconnect_for,
             bundle: crate::engine::paths::bundle_dir(a.conf, &cluster),
+            confirm_warnings: ask_warnings.then_some(confirm),
             ..Options::new(state)
         };
         let install = executor::install(&cluster, &plan, &opts, tx);
@@ -253,7 +279,13 @@ pub fn install(a: InstallArgs) -> Outcome {
         }
         (Some(Ok(_)), _) => Outcome::Failed,
         // The table is in the report already (text) or in its events (JSON): the first line.
-        (Some(Err(e @ executor::EngineError::Preflight { .. })), _) => {
+        (
+            Some(Err(
+                e @ (executor::EngineError::Preflight { .. }
+                | executor::EngineError::PreflightDeclined { .. }),
+            )),
+            _,
+        ) => {
             eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
             Outcome::Failed
         }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::decide::{self, Mode};
 use super::deliver::Bundle;
@@ -41,7 +41,15 @@ pub struct Options {
     pub bundle: Option<PathBuf>,
     /// Bundle files in flight at once, across all nodes.
     pub transfers: usize,
+    /// Ask before going on after a preflight with warnings (and no failures): the install sends
+    /// a oneshot here once every node's `preflight` event is out, and waits for its answer before
+    /// the journal is touched or any step runs. `true` goes on; `false` or a dropped answer ends
+    /// the install with `EngineError::PreflightDeclined`. `None`: warnings never stop it.
+    pub confirm_warnings: Option<ConfirmWarnings>,
 }
+
+/// Where the install asks "continue anyway?" (`Options::confirm_warnings`).
+pub type ConfirmWarnings = mpsc::Sender<oneshot::Sender<bool>>;
 
 impl Options {
     pub fn new(state_dir: PathBuf) -> Options {
@@ -53,6 +61,7 @@ impl Options {
             reconnect_for: Duration::from_secs(120),
             bundle: None,
             transfers: 8,
+            confirm_warnings: None,
         }
     }
 }
@@ -75,6 +84,10 @@ pub enum EngineError {
         nodes: Vec<String>,
         table: String,
     },
+    /// Preflight warned on these nodes and the answer to "continue anyway?" was no; no step ran.
+    PreflightDeclined {
+        nodes: Vec<String>,
+    },
 }
 
 impl std::error::Error for EngineError {
@@ -85,7 +98,8 @@ impl std::error::Error for EngineError {
             EngineError::Bundle(e) => Some(e),
             EngineError::Busy(_)
             | EngineError::NothingToResume(_)
-            | EngineError::Preflight { .. } => None,
+            | EngineError::Preflight { .. }
+            | EngineError::PreflightDeclined { .. } => None,
         }
     }
 }
@@ -110,6 +124,11 @@ impl std::fmt::Display for EngineError {
             EngineError::Preflight { nodes, table } => write!(
                 f,
                 "preflight failed on {} (no node was changed); fix what it found and install again\n{table}",
+                nodes.join(", ")
+            ),
+            EngineError::PreflightDeclined { nodes } => write!(
+                f,
+                "preflight warned on {} and the install was not continued: this run changed nothing",
                 nodes.join(", ")
             ),
             EngineError::JournalWrite(p, e) => write!(
@@ -545,7 +564,16 @@ pub async fn install(
                 secrets: &secrets,
                 events: &events,
             };
-            stage.run(&sched.nodes).await?
+            let (conns, warned) = stage.run(&sched.nodes).await?;
+            if let (false, Some(ask)) = (warned.is_empty(), &opts.confirm_warnings)
+                && !confirmed(ask).await
+            {
+                for c in conns.into_iter().flatten() {
+                    c.close().await;
+                }
+                return Err(EngineError::PreflightDeclined { nodes: warned });
+            }
+            conns
         }
         None => Vec::new(),
     };
@@ -728,17 +756,14 @@ struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    /// Each node's connection (by host index; `None` where it has nothing to run), or the
-    /// failures. Warnings do not stop the install.
-    async fn run(
-        &self,
-        todo: &[decide::NodeTodo],
-    ) -> Result<Vec<Option<transport::Conn>>, EngineError> {
+    /// Each node's connection (by host index; `None` where it has nothing to run) and the nodes
+    /// that warned, or the failures.
+    async fn run(&self, todo: &[decide::NodeTodo]) -> Result<StageEnd, EngineError> {
         let hosts: Vec<usize> = (0..self.cluster.hosts.len())
             .filter(|&i| todo.get(i).is_some_and(|t| !t.steps.is_empty()))
             .collect();
         if hosts.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         // All at once, each in a task of its own (owned copies: tasks outlive no borrow).
         let mut tasks = tokio::task::JoinSet::new();
@@ -817,7 +842,12 @@ impl Stage<'_> {
             .map(|r| r.node.clone())
             .collect();
         if failed.is_empty() {
-            return Ok(conns);
+            let warned = reports
+                .iter()
+                .filter(|r| r.level() == preflight::Level::Warn)
+                .map(|r| r.node.clone())
+                .collect();
+            return Ok((conns, warned));
         }
         for c in conns.into_iter().flatten() {
             c.close().await;
@@ -827,6 +857,19 @@ impl Stage<'_> {
             table: preflight::table(&reports),
         })
     }
+}
+
+/// What a preflight stage that found no failure hands on: each node's connection, the nodes
+/// that warned.
+type StageEnd = (Vec<Option<transport::Conn>>, Vec<String>);
+
+/// Ask "continue anyway?" and wait for the answer; a caller gone (either end dropped) is a no.
+async fn confirmed(ask: &ConfirmWarnings) -> bool {
+    let (answer, rx) = oneshot::channel();
+    if ask.send(answer).await.is_err() {
+        return false;
+    }
+    rx.await.unwrap_or(false)
 }
 
 fn new_install_id() -> String {

@@ -52,6 +52,10 @@ pub enum Action {
     WideLog,
     /// `n` on Install: select the next failed node (after the selected one, wrapping around).
     NextFailed,
+    /// `c` on Preflight: continue anyway after warnings.
+    ContinueAnyway,
+    /// The install found preflight warnings and waits for `ContinueAnyway` or Esc.
+    PreflightAsked,
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).
@@ -110,6 +114,8 @@ pub enum Effect {
         restart: bool,
         resume: bool,
     },
+    /// The answer to the install's "continue anyway?" after preflight warnings.
+    AnswerPreflight(bool),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {

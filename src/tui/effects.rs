@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Msg;
 use super::action::{Action, Effect};
@@ -34,6 +34,17 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             restart,
             resume,
         } => return install(*cluster, dir, restart, resume, tx).await,
+        Effect::AnswerPreflight(yes) => {
+            let asked = ASKED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            // No question waiting (the install ended meanwhile): nothing to answer.
+            if let Some(answer) = asked {
+                let _ = answer.send(yes);
+            }
+            return;
+        }
         Effect::PreviewInstall { cluster, dir } => {
             Action::InstallPreviewed(blocking(move || preview(&cluster, &dir)).await)
         }
@@ -83,10 +94,24 @@ async fn install(
     tx: mpsc::Sender<Msg>,
 ) {
     let (events, mut rx) = mpsc::channel::<Event>(EVENTS);
+    let (confirm, mut asks) = mpsc::channel(1);
     let forward = async {
-        while let Some(e) = rx.recv().await {
+        loop {
+            // Events first: the question comes after every preflight event, and the screen must
+            // have them all when it asks.
+            let action = tokio::select! {
+                biased;
+                e = rx.recv() => match e {
+                    Some(e) => Action::Engine(Box::new(e)),
+                    None => break,
+                },
+                Some(answer) = asks.recv() => {
+                    *ASKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
+                    Action::PreflightAsked
+                }
+            };
             // The UI is gone (quit): keep draining so the engine never waits on a dead reader.
-            let _ = tx.send(Msg::Action(Action::Engine(Box::new(e)))).await;
+            let _ = tx.send(Msg::Action(action)).await;
         }
     };
     let run = async {
@@ -96,6 +121,7 @@ async fn install(
             restart,
             resume,
             bundle: bundle_dir(&dir, &cluster),
+            confirm_warnings: Some(confirm),
             ..Options::new(state_dir(&dir, None))
         };
         executor::install(&cluster, &plan, &opts, events)
@@ -105,6 +131,10 @@ async fn install(
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
 }
+
+/// The install's "continue anyway?" waiting for the operator's answer (`Effect::AnswerPreflight`).
+/// Not in the state: `update` stays plain data, and one install runs at a time.
+static ASKED: std::sync::Mutex<Option<oneshot::Sender<bool>>> = std::sync::Mutex::new(None);
 
 /// What an install of `cluster` from `dir` would run: the plan and the journal read, nothing run.
 fn preview(cluster: &Cluster, dir: &Path) -> Result<Box<executor::Preview>, String> {
@@ -241,6 +271,19 @@ mod tests {
             Action::InstallEnded(Err(e)) => assert!(e.contains("no-such-plan.yaml"), "{e}"),
             a => panic!("{a:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_answer_to_continue_anyway_reaches_the_waiting_install() {
+        let (tx, mut rx) = mpsc::channel(4);
+        // Nothing asked: the answer goes nowhere and nothing is reported.
+        run(Effect::AnswerPreflight(true), tx.clone()).await;
+        let (answer, asked) = oneshot::channel();
+        *ASKED.lock().unwrap() = Some(answer);
+        run(Effect::AnswerPreflight(false), tx).await;
+        assert_eq!(asked.await, Ok(false));
+        assert!(ASKED.lock().unwrap().is_none());
+        assert!(rx.try_recv().is_err());
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@ use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
+use crate::tui::preflight::Preflight;
 
 /// Log lines kept per node; older ones are dropped (the node keeps the full log of each step).
 pub const LOG_LINES: usize = 500;
@@ -29,6 +30,8 @@ pub struct Install {
     pub probing: bool,
     /// The log pane takes the full width (`f`), the LB panel hidden.
     pub wide_log: bool,
+    /// The preflight stage, for the Preflight screen.
+    pub preflight: Preflight,
 }
 
 impl Install {
@@ -52,6 +55,7 @@ impl Install {
             lb: None,
             probing: false,
             wide_log: false,
+            preflight: Preflight::default(),
         }
     }
 
@@ -110,6 +114,7 @@ impl Install {
 
     /// Take one engine event into the progress.
     pub fn apply(&mut self, event: Event) {
+        self.preflight.see(&event);
         match event {
             Event::Plan {
                 install_id,

@@ -69,7 +69,12 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('a') => Action::Add,
         KeyCode::Char('r') => Action::AddRange,
         // `i` installs where an install can start; on Hosts it pastes inventory lines.
-        KeyCode::Char('i') if matches!(state.screen, Screen::Review | Screen::Install) => {
+        KeyCode::Char('i')
+            if matches!(
+                state.screen,
+                Screen::Review | Screen::Install | Screen::Preflight
+            ) =>
+        {
             Action::Install
         }
         KeyCode::Char('i') => Action::AddPaste,
@@ -78,6 +83,7 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('p') => Action::Preset,
         KeyCode::Char('f') if state.screen == Screen::Install => Action::WideLog,
         KeyCode::Char('n') if state.screen == Screen::Install => Action::NextFailed,
+        KeyCode::Char('c') if state.screen == Screen::Preflight => Action::ContinueAnyway,
         KeyCode::Char('t') if state.screen == Screen::Roles => Action::EtcdTopology,
         KeyCode::Char('t') => Action::TestSsh,
         KeyCode::Char('q') => Action::Quit,

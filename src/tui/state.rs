@@ -20,6 +20,8 @@ pub enum Screen {
     Review,
     /// Reached only by starting an install from Review, so not in `ALL` (no digit, no tab).
     Install,
+    /// The preflight table, shown while preflight runs and after it stops the install.
+    Preflight,
     Done,
 }
 
@@ -39,7 +41,9 @@ impl Screen {
             Screen::Roles => "Roles",
             Screen::LoadBalancer => "Load balancer",
             Screen::Review => "Review",
-            Screen::Install => "Install",
+            // Preflight is the install's first stage: the title bar says Install (and has no
+            // room for more).
+            Screen::Install | Screen::Preflight => "Install",
             Screen::Done => "Done",
         }
     }

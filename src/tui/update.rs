@@ -71,6 +71,10 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             install_ended(state, result);
             return Vec::new();
         }
+        Action::PreflightAsked => {
+            preflight_asked(state);
+            return Vec::new();
+        }
         Action::LbProbed(lb) => return lb_probed(state, *lb),
         Action::InstallPreviewed(preview) => {
             install_previewed(state, preview);
@@ -117,16 +121,29 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Quit => state.quit = true,
         Action::Save => return save(state, false),
+        Action::ContinueAnyway | Action::Back if waiting_for_answer(state) => {
+            return answer_preflight(state, matches!(action, Action::ContinueAnyway));
+        }
         Action::GoTo(_) | Action::Back if state.installing() => state.set_status(
             StatusKind::Info,
             "The install is running; the other screens open again when it ends.",
         ),
-        Action::Back if matches!(state.screen, Screen::Install | Screen::Done) => {
+        Action::Back
+            if matches!(
+                state.screen,
+                Screen::Install | Screen::Preflight | Screen::Done
+            ) =>
+        {
             go(state, Screen::Review);
         }
         Action::GoTo(screen) => go(state, screen),
         Action::Back => go(state, state.screen.prev()),
-        Action::Install if matches!(state.screen, Screen::Review | Screen::Install) => {
+        Action::Install
+            if matches!(
+                state.screen,
+                Screen::Review | Screen::Install | Screen::Preflight
+            ) =>
+        {
             return ask_install(state);
         }
         action => match state.screen {
@@ -136,6 +153,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             Screen::LoadBalancer => lb_action(state, action),
             Screen::Review => review_action(state, action),
             Screen::Install => install_action(state, action),
+            Screen::Preflight => preflight_action(state, &action),
             Screen::Done => {}
         },
     }
@@ -682,6 +700,20 @@ fn engine_event(state: &mut State, event: Event) {
         state.set_status(StatusKind::Info, text);
     }
     if let Some(install) = state.install.as_mut() {
+        // The Preflight screen while the stage runs; the Install screen once steps do.
+        match (&event, state.screen) {
+            (Event::Preflight { .. }, Screen::Install) if !install.preflight.started() => {
+                state.screen = Screen::Preflight;
+            }
+            (
+                Event::Started { .. }
+                | Event::Output { .. }
+                | Event::Finished { .. }
+                | Event::Delivered { .. },
+                Screen::Preflight,
+            ) => state.screen = Screen::Install,
+            _ => {}
+        }
         install.apply(event);
     }
 }
@@ -765,6 +797,63 @@ fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
         dir: state.conf_dir.clone(),
         after: LB_PROBE_EVERY,
     }]
+}
+
+/// The install waits for "continue anyway?": the Preflight screen says so, with the keys.
+fn preflight_asked(state: &mut State) {
+    let Some(install) = state.install.as_mut() else {
+        return;
+    };
+    install.preflight.asked = true;
+    state.screen = Screen::Preflight;
+    state.set_status(
+        StatusKind::Info,
+        "Preflight warned: c continues anyway, Esc stops.",
+    );
+}
+
+fn waiting_for_answer(state: &State) -> bool {
+    state.screen == Screen::Preflight
+        && state.install.as_ref().is_some_and(|i| {
+            i.running && i.preflight.stage() == crate::tui::preflight::Stage::Waiting
+        })
+}
+
+/// c or Esc to "continue anyway?": the engine hears the answer; c shows the steps' progress.
+fn answer_preflight(state: &mut State, yes: bool) -> Vec<Effect> {
+    if let Some(install) = state.install.as_mut() {
+        install.preflight.answered = Some(yes);
+    }
+    if yes {
+        state.screen = Screen::Install;
+        state.set_status(
+            StatusKind::Info,
+            "Continuing despite the preflight warnings…",
+        );
+    } else {
+        state.set_status(
+            StatusKind::Info,
+            "Stopping before any step: this run changes nothing.",
+        );
+    }
+    vec![Effect::AnswerPreflight(yes)]
+}
+
+/// ↑↓ and page up / down scroll the table's nodes, ←→ its checks.
+fn preflight_action(state: &mut State, action: &Action) {
+    let Some(install) = state.install.as_mut() else {
+        return;
+    };
+    let p = &mut install.preflight;
+    match action {
+        Action::Up => p.scroll(-1),
+        Action::Down => p.scroll(1),
+        Action::PageUp => p.scroll(-PAGE.cast_signed()),
+        Action::PageDown => p.scroll(PAGE.cast_signed()),
+        Action::Left => p.shift(-1),
+        Action::Right => p.shift(1),
+        _ => {}
+    }
 }
 
 fn install_action(state: &mut State, action: Action) {

@@ -7,7 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::form::Value;
-use super::screens::{done, help, hosts, install, load_balancer, review, roles, start};
+use super::screens::{done, help, hosts, install, load_balancer, preflight, review, roles, start};
 use super::state::{Confirm, Modal, Screen, State};
 use super::widgets::chrome::{self, Hint};
 use super::widgets::{form, popup::popup};
@@ -52,6 +52,7 @@ pub fn render(frame: &mut Frame, state: &State) {
         Screen::LoadBalancer => (load_balancer::PURPOSE, load_balancer::hints(state)),
         Screen::Review => (review::PURPOSE, review::hints(state)),
         Screen::Install => (install::PURPOSE, install::hints(state)),
+        Screen::Preflight => (preflight::PURPOSE, preflight::hints(state)),
         Screen::Done => (done::PURPOSE, done::hints(state)),
     };
     chrome::title_bar(frame, title, state);
@@ -63,6 +64,7 @@ pub fn render(frame: &mut Frame, state: &State) {
         Screen::LoadBalancer => load_balancer::render(frame, body, state),
         Screen::Review => review::render(frame, body, state),
         Screen::Install => install::render(frame, body, state),
+        Screen::Preflight => preflight::render(frame, body, state),
         Screen::Done => done::render(frame, body, state),
     }
     chrome::status_line(frame, status, state);

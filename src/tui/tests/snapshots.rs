@@ -353,61 +353,6 @@ fn install_in_progress() {
     check("install_failed_node", &s);
 }
 
-/// Preflight found a clock 60 s ahead on master2 and an old Docker on node1: those nodes show
-/// failed at preflight with the reason, the selected one's log has every failure with its fix;
-/// the install ended before any step.
-#[test]
-fn install_stopped_by_preflight() {
-    let mut s = planned();
-    let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
-    for node in nodes {
-        let mut checks = vec![
-            Check::new("swap", Level::Ok, "off", ""),
-            Check::new(
-                "cgroup",
-                Level::Warn,
-                "v1",
-                "boot with systemd.unified_cgroup_hierarchy=1",
-            ),
-        ];
-        match node {
-            "master2" => checks.push(Check::new(
-                "clock",
-                Level::Fail,
-                "60.0 s ahead of the taskbox (more than 30 s)",
-                "synchronise the clocks (timedatectl set-ntp true)",
-            )),
-            "node1" => checks.push(Check::new(
-                "docker",
-                Level::Fail,
-                "Docker is installed (/usr/bin/docker)",
-                "apt-get purge docker-ce docker.io; rm -rf /var/lib/docker",
-            )),
-            _ => {}
-        }
-        let status = checks.iter().map(|c| c.level).max().unwrap();
-        engine(
-            &mut s,
-            [Event::Preflight {
-                node: node.into(),
-                status,
-                checks,
-                facts: std::collections::BTreeMap::new(),
-            }],
-        );
-    }
-    send(
-        &mut s,
-        [
-            Action::Down,
-            Action::InstallEnded(Err(
-                "preflight failed on master2, node1 (no node was changed); fix what it found and install again\n(the table)".into(),
-            )),
-        ],
-    );
-    check("install_preflight_failed", &s);
-}
-
 #[test]
 fn install_with_the_built_in_lb_shows_the_vip_and_each_haproxy() {
     let mut s = mid_install();
