@@ -351,6 +351,9 @@ fn demo_installs_live_quits_in_the_middle_and_resumes_to_done() {
     tmux.keys(&["i"]);
     tmux.wait_for(&["Install? "]);
     tmux.keys(&["y"]);
+    // Preflight: the lab's nodes run cgroup v1, a warning, so the install waits for `c`.
+    tmux.wait_for(&["c continues anyway"]);
+    tmux.keys(&["c"]);
 
     // The Install screen: all six nodes, and the steps done counting up live.
     let mut wanted: Vec<&str> = nodes.to_vec();
@@ -391,6 +394,8 @@ fn demo_installs_live_quits_in_the_middle_and_resumes_to_done() {
     tmux.keys(&["i"]);
     tmux.wait_for(&["Resume the unfinished install?"]);
     tmux.keys(&["y"]);
+    tmux.wait_for(&["c continues anyway"]);
+    tmux.keys(&["c"]);
     tmux.wait_for(&["[Install]"]);
     let done = tmux.wait_until(DEMO_WAIT, "Done", |s| s.contains("[Done]"));
     assert!(
