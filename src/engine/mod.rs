@@ -12,10 +12,12 @@ pub mod paths;
 pub mod plan;
 pub mod preflight;
 pub mod progress;
+pub mod reach;
 pub mod report;
 pub mod runner;
 mod shared;
 pub mod status;
+pub mod step_logs;
 pub mod transport;
 
 pub use node::probe;
