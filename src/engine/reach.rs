@@ -73,10 +73,11 @@ pub fn lines(
             );
             push("", format!("scp {port}{user}@{at}:admin.conf ./admin.conf"));
         }
+        push("then", "kubectl --kubeconfig ./admin.conf get nodes".into());
         push(
-            "then",
+            "",
             format!(
-                "kubectl --kubeconfig ./admin.conf get nodes   ({} must resolve to {})",
+                "({} must resolve to {}: /etc/hosts)",
                 c.lb.domain,
                 c.lb.address.as_deref().unwrap_or(ip)
             ),
@@ -118,10 +119,8 @@ pub fn lines(
         .map(|h| format!("https://{}:2379", h.node_ip()))
         .collect();
     push("etcd", endpoints.join(","));
-    push(
-        "  files",
-        format!("--cacert {pki}/ca.crt --cert {client}.crt --key {client}.key (on every master)"),
-    );
+    push("  CA", format!("{pki}/ca.crt (on every master)"));
+    push("  client", format!("{client}.crt and .key"));
     if kubesphere && let Some(url) = c.console_url() {
         push(
             "console",
@@ -202,10 +201,9 @@ mod tests {
             t.contains("https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379"),
             "{t}"
         );
+        assert!(t.contains("CA             /etc/etcd/pki/ca.crt"), "{t}");
         assert!(
-            t.contains(
-                "--cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/apiserver-etcd-client.crt"
-            ),
+            t.contains("client         /etc/etcd/pki/apiserver-etcd-client.crt and .key"),
             "{t}"
         );
         assert!(t.contains("console          http://10.0.0.1:30880"), "{t}");
@@ -220,7 +218,7 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains("--cacert /etc/kubernetes/pki/etcd/ca.crt"),
+            t.contains("CA             /etc/kubernetes/pki/etcd/ca.crt"),
             "{t}"
         );
         assert!(!t.contains("console"), "{t}");

@@ -21,7 +21,7 @@ pub struct TextReport {
     nodes_table: super::reach::NodesTable,
     /// The taskbox's dir of the steps' logs, from the plan event.
     logs: Option<std::path::PathBuf>,
-    /// The plan installs KubeSphere: the end names its console.
+    /// The plan installs `KubeSphere`: the end names its console.
     kubesphere: bool,
 }
 

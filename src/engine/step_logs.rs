@@ -20,9 +20,12 @@ pub fn install_dir(state_dir: &Path, install_id: &str) -> PathBuf {
 
 /// The file of one node's step.
 pub fn path(state_dir: &Path, install_id: &str, node: &str, step: &str) -> PathBuf {
-    install_dir(state_dir, install_id)
-        .join(safe(node))
-        .join(format!("{}.log", safe(step)))
+    in_dir(&install_dir(state_dir, install_id), node, step)
+}
+
+/// The file of one node's step in an install's dir (`install_dir`).
+pub fn in_dir(dir: &Path, node: &str, step: &str) -> PathBuf {
+    dir.join(safe(node)).join(format!("{}.log", safe(step)))
 }
 
 /// A name as one path component: anything but `[A-Za-z0-9._-]` (a `/`, a space) becomes `_`,

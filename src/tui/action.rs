@@ -52,6 +52,19 @@ pub enum Action {
     WideLog,
     /// `n` on Install: select the next failed node (after the selected one, wrapping around).
     NextFailed,
+    /// `/` on Install: type the text to search the log for.
+    SearchLog,
+    /// `[` (true: an older line) or `]` (a newer one) on Install: the next match of the search.
+    NextMatch(bool),
+    /// `L` on Install: the selected node's current (or last) step's whole log, full screen.
+    FullLog,
+    /// `F` on Install: show all nodes, only failed ones, only running ones.
+    FilterNodes,
+    /// A step's log file was read (its lines), or why not.
+    LogRead {
+        path: PathBuf,
+        lines: Result<Vec<String>, String>,
+    },
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).
@@ -110,6 +123,8 @@ pub enum Effect {
         restart: bool,
         resume: bool,
     },
+    /// Read a step's whole log from the taskbox (`engine::step_logs`).
+    ReadLog(PathBuf),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {

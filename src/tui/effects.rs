@@ -42,6 +42,13 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             dir,
             after,
         } => probe_lb(*cluster, &dir, after).await,
+        Effect::ReadLog(path) => {
+            let p = path.clone();
+            Action::LogRead {
+                path,
+                lines: blocking(move || read_log(&p)).await,
+            }
+        }
         Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
         Effect::TestSsh { host, dir } => Action::Tested {
             host: host.name.clone(),
@@ -104,6 +111,29 @@ async fn install(
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
+}
+
+/// Bytes of a step's log the full view reads at most: the end of a longer one, saying so.
+const LOG_READ_MAX: u64 = 16 << 20;
+
+/// A step's log file as lines (its end, when it is very long).
+fn read_log(path: &Path) -> Result<Vec<String>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let why = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(why)?;
+    let size = f.metadata().map_err(why)?.len();
+    let mut lines = Vec::new();
+    if size > LOG_READ_MAX {
+        f.seek(SeekFrom::Start(size - LOG_READ_MAX)).map_err(why)?;
+        lines.push(format!(
+            "kswizard: the log's first {} MiB are not shown; the file has them",
+            (size - LOG_READ_MAX) >> 20
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(why)?;
+    lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+    Ok(lines)
 }
 
 /// What an install of `cluster` from `dir` would run: the plan and the journal read, nothing run.

@@ -1,9 +1,11 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
+use super::log_view::{Filter, FullLog, Search};
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
+use crate::engine::reach::NodesTable;
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
 
@@ -29,6 +31,20 @@ pub struct Install {
     pub probing: bool,
     /// The log pane takes the full width (`f`), the LB panel hidden.
     pub wide_log: bool,
+    /// The log search (`/`), its text kept between searches.
+    pub search: Option<Search>,
+    /// One step's whole log on the full screen (`L`).
+    pub full: Option<FullLog>,
+    /// Which nodes the table shows (`F`).
+    pub filter: Filter,
+    /// The taskbox's dir of the steps' logs (from the engine's plan).
+    pub logs: Option<std::path::PathBuf>,
+    /// The plan installs `KubeSphere`: Done names its console.
+    pub kubesphere: bool,
+    /// `kubectl get nodes` as the verify step printed it last.
+    pub nodes_table: NodesTable,
+    /// The first row Done shows (↑↓ scroll it).
+    pub done_top: usize,
 }
 
 impl Install {
@@ -52,6 +68,13 @@ impl Install {
             lb: None,
             probing: false,
             wide_log: false,
+            search: None,
+            full: None,
+            filter: Filter::All,
+            logs: None,
+            kubesphere: false,
+            nodes_table: NodesTable::default(),
+            done_top: 0,
         }
     }
 
@@ -63,6 +86,8 @@ impl Install {
         next.lb = previous.lb;
         next.probing = previous.probing;
         next.wide_log = previous.wide_log;
+        next.search = previous.search;
+        next.filter = previous.filter;
         if previous.cluster.hosts.iter().map(|h| &h.name).eq(next
             .cluster
             .hosts
@@ -108,6 +133,26 @@ impl Install {
         }
     }
 
+    /// A step an earlier run started is re-attached to: the runner sends its log again from the
+    /// first line, so the lines of it this log holds already go, and a line says why.
+    fn reattached(&mut self, node: &str, step: &str) {
+        let prefix = format!("{step}: ");
+        let selected = self.selected;
+        let Some(i) = self.nodes.iter().position(|n| n.name == node) else {
+            return;
+        };
+        let log = &mut self.nodes[i].log;
+        let before = log.len();
+        log.retain(|l| !l.starts_with(&prefix));
+        if i == selected {
+            self.log_scroll = self.log_scroll.saturating_sub(before - log.len());
+        }
+        self.log(
+            node,
+            format!("{step}: (re-attached: its log again from its first line)"),
+        );
+    }
+
     /// Take one engine event into the progress.
     pub fn apply(&mut self, event: Event) {
         match event {
@@ -115,9 +160,14 @@ impl Install {
                 install_id,
                 nodes,
                 done,
+                logs,
                 ..
             } => {
                 self.install_id = Some(install_id);
+                self.logs = Some(logs);
+                self.kubesphere = nodes
+                    .iter()
+                    .any(|n| n.steps.iter().any(|s| s == "kubesphere"));
                 self.already_done = done.len();
                 for plan in nodes {
                     if let Some(n) = self.node(&plan.node) {
@@ -126,12 +176,23 @@ impl Install {
                     }
                 }
             }
-            Event::Started { node, step, .. } => {
+            Event::Started {
+                node,
+                step,
+                reattached,
+                ..
+            } => {
+                if reattached {
+                    self.reattached(&node, &step);
+                }
                 if let Some(n) = self.node(&node) {
                     n.started(step);
                 }
             }
             Event::Output { node, step, line } => {
+                if step == "verify" {
+                    self.nodes_table.feed(&line);
+                }
                 self.log(&node, format!("{step}: {line}"));
             }
             Event::Finished {

@@ -13,6 +13,7 @@ pub mod form;
 pub mod input;
 pub mod install;
 pub mod keymap;
+pub mod log_view;
 pub mod screens;
 pub mod state;
 pub mod theme;

@@ -11,6 +11,7 @@ use super::state::{
 use std::time::Duration;
 
 use super::install::Install;
+use super::log_view::Reading;
 use crate::engine::events::{Event, Summary};
 use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, EtcdTopology, LbMode};
@@ -32,7 +33,7 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     // comparison, which costs a pass over every host (thousands of events a second at 500 nodes).
     let derived_unchanged = matches!(
         action,
-        Action::Engine(_) | Action::LbProbed(_) | Action::Resized(..)
+        Action::Engine(_) | Action::LbProbed(_) | Action::Resized(..) | Action::LogRead { .. }
     );
     let effects = apply(state, action);
     if !derived_unchanged {
@@ -65,6 +66,12 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Engine(event) => {
             engine_event(state, *event);
+            return Vec::new();
+        }
+        Action::LogRead { path, lines } => {
+            if let Some(install) = state.install.as_mut() {
+                install.log_read(&path, lines);
+            }
             return Vec::new();
         }
         Action::InstallEnded(result) => {
@@ -110,6 +117,12 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         lb_edit_action(state, action);
         return Vec::new();
     }
+    if state.screen == Screen::Install
+        && !matches!(action, Action::Help | Action::Quit | Action::Save)
+        && let Some(effects) = install_reading(state, &action)
+    {
+        return effects;
+    }
     match action {
         Action::Help => state.help = true,
         Action::Quit if state.dirty() || state.installing() => {
@@ -136,7 +149,14 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             Screen::LoadBalancer => lb_action(state, action),
             Screen::Review => review_action(state, action),
             Screen::Install => install_action(state, action),
-            Screen::Done => {}
+            Screen::Done => {
+                // ↑↓ scroll Done, which many nodes make longer than the screen.
+                if let Some(i) = state.install.as_mut() {
+                    let mut top = i.done_top;
+                    move_in(&mut top, usize::from(u16::MAX), &action);
+                    i.done_top = top;
+                }
+            }
         },
     }
     Vec::new()
@@ -756,6 +776,21 @@ fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
         dir: state.conf_dir.clone(),
         after: LB_PROBE_EVERY,
     }]
+}
+
+/// The Install screen's keys of reading the logs (`log_view`), before its others: Esc closes
+/// the full view or the search before it leaves the screen. None: not one of them.
+fn install_reading(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
+    let install = state.install.as_mut()?;
+    match install.read(action) {
+        Reading::NotMine => None,
+        Reading::Done => Some(Vec::new()),
+        Reading::Say(text) => {
+            state.set_status(StatusKind::Info, text);
+            Some(Vec::new())
+        }
+        Reading::Effect(e) => Some(vec![e]),
+    }
 }
 
 fn install_action(state: &mut State, action: Action) {

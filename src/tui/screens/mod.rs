@@ -6,6 +6,7 @@ pub mod help;
 pub mod hosts;
 pub mod install;
 pub mod load_balancer;
+pub mod log_view;
 pub mod review;
 pub mod roles;
 pub mod start;
