@@ -4,6 +4,7 @@ pub mod batch;
 pub mod copy_id;
 pub mod decide;
 pub mod deliver;
+pub mod eta;
 pub mod events;
 pub mod executor;
 pub mod journal;

@@ -60,6 +60,14 @@ pub enum Action {
     FullLog,
     /// `F` on Install: show all nodes, only failed ones, only running ones.
     FilterNodes,
+    /// The clock, seconds since the epoch (once a second while an install runs).
+    Tick(u64),
+    /// What the install's timing starts from: the steps' durations in the journal, and each
+    /// plan step's timeout (seconds).
+    History {
+        history: crate::engine::eta::History,
+        timeouts: std::collections::HashMap<String, u64>,
+    },
     /// A step's log file was read (its lines), or why not.
     LogRead {
         path: PathBuf,
@@ -123,6 +131,8 @@ pub enum Effect {
         restart: bool,
         resume: bool,
     },
+    /// Tell the time (`Action::Tick`) after this long.
+    Tick(std::time::Duration),
     /// Read a step's whole log from the taskbox (`engine::step_logs`).
     ReadLog(PathBuf),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the

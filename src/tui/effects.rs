@@ -42,6 +42,10 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             dir,
             after,
         } => probe_lb(*cluster, &dir, after).await,
+        Effect::Tick(after) => {
+            tokio::time::sleep(after).await;
+            Action::Tick(crate::engine::journal::now())
+        }
         Effect::ReadLog(path) => {
             let p = path.clone();
             Action::LogRead {
@@ -98,6 +102,21 @@ async fn install(
     };
     let run = async {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
+        // The ETA's start: the journal's durations (it is read again by the engine; a missing
+        // or unreadable one is no history) and the plan's timeouts.
+        let journal = executor::journal_path(&state_dir(&dir, None));
+        let text = tokio::fs::read_to_string(&journal)
+            .await
+            .unwrap_or_default();
+        let timeouts = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.timeout))
+            .collect();
+        let history = crate::engine::eta::History::from_journal(&text);
+        let _ = tx
+            .send(Msg::Action(Action::History { history, timeouts }))
+            .await;
         // Neither flag: an unfinished install is resumed, a finished one starts over.
         let opts = Options {
             restart,

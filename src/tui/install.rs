@@ -45,17 +45,29 @@ pub struct Install {
     pub nodes_table: NodesTable,
     /// The first row Done shows (↑↓ scroll it).
     pub done_top: usize,
+    /// The clock (seconds since the epoch) as last ticked, and when this run was first ticked.
+    pub now: u64,
+    pub begun: Option<u64>,
+    /// Per node: when its running step started (by the clock then).
+    pub since: Vec<Option<u64>>,
+    /// The steps' recorded durations: the journal's, then this run's.
+    pub history: crate::engine::eta::History,
+    /// Each plan step's timeout (seconds).
+    pub timeouts: std::collections::HashMap<String, u64>,
+    /// A clock tick is asked for: a resume must not start a second.
+    pub ticking: bool,
 }
 
 impl Install {
     /// A running install of `cluster`; its nodes are known from the start, their steps once the
     /// engine sends the plan.
     pub fn new(cluster: Cluster) -> Self {
-        let nodes = cluster
+        let nodes: Vec<NodeProgress> = cluster
             .hosts
             .iter()
             .map(|h| NodeProgress::new(&h.name, h.roles.names().join(",")))
             .collect();
+        let count = nodes.len();
         Install {
             cluster,
             running: true,
@@ -75,6 +87,12 @@ impl Install {
             kubesphere: false,
             nodes_table: NodesTable::default(),
             done_top: 0,
+            now: 0,
+            begun: None,
+            since: vec![None; count],
+            history: crate::engine::eta::History::default(),
+            timeouts: std::collections::HashMap::new(),
+            ticking: false,
         }
     }
 
@@ -87,6 +105,9 @@ impl Install {
         next.probing = previous.probing;
         next.wide_log = previous.wide_log;
         next.search = previous.search;
+        next.ticking = previous.ticking;
+        next.now = previous.now;
+        next.history = previous.history;
         next.filter = previous.filter;
         if previous.cluster.hosts.iter().map(|h| &h.name).eq(next
             .cluster
@@ -185,8 +206,10 @@ impl Install {
                 if reattached {
                     self.reattached(&node, &step);
                 }
-                if let Some(n) = self.node(&node) {
-                    n.started(step);
+                let now = self.now;
+                if let Some(i) = self.nodes.iter().position(|n| n.name == node) {
+                    self.nodes[i].started(step);
+                    self.since[i] = Some(now);
                 }
             }
             Event::Output { node, step, line } => {
@@ -206,6 +229,9 @@ impl Install {
                 // (a node that could not be reached has no other line there).
                 if let (Status::Failed, Some(why)) = (status, &reason) {
                     self.log(&node, format!("{step}: ✗ failed: {why}"));
+                }
+                if status == Status::Ok {
+                    self.history.add(&step, elapsed_ms / 1000);
                 }
                 if let Some(n) = self.node(&node) {
                     n.finished(step, status, elapsed_ms, reason);

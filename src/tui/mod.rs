@@ -17,6 +17,7 @@ pub mod log_view;
 pub mod screens;
 pub mod state;
 pub mod theme;
+pub mod timing;
 pub mod update;
 pub mod view;
 pub mod widgets;

@@ -21,6 +21,9 @@ use crate::validate::has_errors;
 /// hint to resume, it still fits 80 columns).
 const REASON_ON_STATUS: usize = 24;
 
+/// How often the Install screen's clocks move.
+const TICK: Duration = Duration::from_secs(1);
+
 /// Rows a `PageUp` / `PageDown` moves.
 const PAGE: usize = 10;
 /// The roles of the Roles screen's columns.
@@ -33,7 +36,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     // comparison, which costs a pass over every host (thousands of events a second at 500 nodes).
     let derived_unchanged = matches!(
         action,
-        Action::Engine(_) | Action::LbProbed(_) | Action::Resized(..) | Action::LogRead { .. }
+        Action::Engine(_)
+            | Action::LbProbed(_)
+            | Action::Resized(..)
+            | Action::LogRead { .. }
+            | Action::Tick(_)
+            | Action::History { .. }
     );
     let effects = apply(state, action);
     if !derived_unchanged {
@@ -66,6 +74,31 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Engine(event) => {
             engine_event(state, *event);
+            return Vec::new();
+        }
+        Action::Tick(now) => {
+            let Some(install) = state.install.as_mut() else {
+                return Vec::new();
+            };
+            install.tick(now);
+            install.ticking = install.running;
+            return if install.running {
+                vec![Effect::Tick(TICK)]
+            } else {
+                Vec::new()
+            };
+        }
+        Action::History { history, timeouts } => {
+            if let Some(install) = state.install.as_mut() {
+                // This run's finished steps, if any came first, stay counted.
+                let run = std::mem::replace(&mut install.history, history);
+                for (step, secs) in run.samples {
+                    for s in secs {
+                        install.history.add(&step, s);
+                    }
+                }
+                install.timeouts = timeouts;
+            }
             return Vec::new();
         }
         Action::LogRead { path, lines } => {
@@ -651,6 +684,10 @@ fn start_install(
         restart: rerun == Some(Rerun::All),
         resume: rerun == Some(Rerun::Changed),
     }];
+    if !install.ticking {
+        install.ticking = true;
+        effects.push(Effect::Tick(Duration::ZERO));
+    }
     if !install.probing {
         install.probing = true;
         effects.push(Effect::ProbeLb {

@@ -107,7 +107,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         .map(|(n, i)| {
             let s = n.state();
             let step = match (&n.running, &n.failed, s) {
-                (Some(step), ..) => step.clone(),
+                // The running step's own clock (with its usual time and timeout once late).
+                (Some(step), ..) => match install.step_clock(i) {
+                    Some(clock) => format!("{step} {clock}"),
+                    None => step.clone(),
+                },
                 // The row says why too; the log pane has it whole.
                 (_, Some((step, why)), _) => format!("{step}: {why}"),
                 (.., NodeState::Done) => "all done".into(),
@@ -142,15 +146,20 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Constraint::Length(7),
     ];
     let header = vec!["", "state", "node", "roles", "step", "done", "", "time"];
-    let title = match install.filter {
+    let mut title = match install.filter {
         Filter::All => "Nodes".to_string(),
         f => format!(
-            "Nodes: {} {} of {} (F: next filter)",
+            "Nodes: {} {} of {}",
             f.label(),
             kept.len(),
             install.nodes.len()
         ),
     };
+    // The install's clock and ETA ride on the table's title: the overall line is full.
+    let time = install.time_line();
+    if !time.is_empty() {
+        title = format!("{title} · {time}");
+    }
     frame.render_widget(table(rows, &widths, header, &title, theme), nodes_area);
     frame.render_widget(Paragraph::new(overall(install, theme)), overall_area);
 

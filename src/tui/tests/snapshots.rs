@@ -275,6 +275,25 @@ fn monochrome(mut state: State) -> String {
 /// master1 is installing packages, the others wait for it at the etcd barrier or still run.
 fn mid_install() -> State {
     let mut s = planned();
+    // The clock: the install began at t0; its last steps started then too; now t0 + 12.
+    let t0: u64 = 1_800_000_000;
+    // No earlier run in the journal; the plan's timeouts.
+    let plan = crate::engine::paths::load_plan(std::path::Path::new(crate::engine::paths::BUNDLED))
+        .unwrap();
+    send(
+        &mut s,
+        [
+            Action::Tick(t0),
+            Action::History {
+                history: crate::engine::eta::History::default(),
+                timeouts: plan
+                    .steps
+                    .iter()
+                    .map(|s| (s.id.clone(), s.timeout))
+                    .collect(),
+            },
+        ],
+    );
     let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
     for (i, node) in nodes.iter().enumerate() {
         let ms = 900 + 100 * i as u64;
@@ -339,6 +358,7 @@ fn mid_install() -> State {
             finished("master3", "kube-packages", Status::Ok, 3300),
         ],
     );
+    send(&mut s, [Action::Tick(t0 + 12)]);
     send(&mut s, [Action::LbProbed(Box::new(lb(false)))]);
     s
 }

@@ -615,7 +615,7 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
     assert!(matches!(
         &effects[..],
-        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::ProbeLb { after, .. }]
+        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::Tick(_), Effect::ProbeLb { after, .. }]
             if cluster.hosts.len() == 6 && dir.as_path() == std::path::Path::new("conf")
                 && after.is_zero()
     ));
