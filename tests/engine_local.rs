@@ -213,8 +213,9 @@ fn secret_outputs_are_never_shown_nor_journaled() {
         text.ends_with("creds *** key *** public plain-value\n"),
         "{text}"
     );
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions())
+            & 0o777;
     assert_eq!(mode, 0o600);
 }
 
