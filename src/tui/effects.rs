@@ -263,6 +263,16 @@ mod tests {
     use crate::lb_status::ProbeState;
     use crate::model::{Host, LbMode};
 
+    #[test]
+    fn a_step_log_reads_as_lines_and_a_missing_one_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("verify.log");
+        std::fs::write(&p, "one\ntwo \u{fffd}\n").unwrap();
+        assert_eq!(read_log(&p).unwrap(), ["one", "two \u{fffd}"]);
+        let missing = read_log(&dir.path().join("none.log")).unwrap_err();
+        assert!(missing.contains("none.log"), "{missing}");
+    }
+
     async fn next_action(rx: &mut mpsc::Receiver<Msg>) -> Action {
         match rx.recv().await {
             Some(Msg::Action(a)) => a,
