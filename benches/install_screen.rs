@@ -57,6 +57,7 @@ fn main() {
         done: Vec::new(),
         changed: Vec::new(),
         left: Vec::new(),
+        logs: "/root/.kswizard/logs/bench".into(),
     }];
     let lines_per_step = LINES / (NODES * STEPS);
     for step in &steps {

@@ -203,6 +203,20 @@ fn secret_outputs_are_never_shown_nor_journaled() {
         "{journal}"
     );
     assert!(journal.contains("plain-value"));
+    // The step's whole log kept on the taskbox is scrubbed too, and private.
+    let Some(Event::Plan { logs, nodes, .. }) = events.first() else {
+        panic!("{events:?}");
+    };
+    let file = kswizard::engine::step_logs::in_dir(logs, &nodes[0].node, "leak");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.ends_with("creds *** key *** public plain-value\n"),
+        "{text}"
+    );
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions())
+            & 0o777;
+    assert_eq!(mode, 0o600);
 }
 
 #[test]

@@ -174,21 +174,8 @@ pub fn install(a: InstallArgs) -> Outcome {
             return Outcome::BadInput;
         }
     };
-    // Where the console is, said at the end of an install whose plan installs KubeSphere.
-    let console: Vec<String> = if plan.steps.iter().any(|s| s.id == "kubesphere") {
-        let on_node = cluster.console_url().map(|u| {
-            format!(
-                "KubeSphere console: {u} (every node serves it on :{})",
-                crate::model::CONSOLE_PORT
-            )
-        });
-        let via_lb = cluster
-            .console_lb_url()
-            .map(|u| format!("KubeSphere console through the load balancer: {u}"));
-        on_node.into_iter().chain(via_lb).collect()
-    } else {
-        Vec::new()
-    };
+    // The end says how to reach the cluster; the install task takes `cluster` itself.
+    let installed = cluster.clone();
     let json = a.json;
     let resume = a.resume;
     let reconnect_for = a.reconnect_for;
@@ -248,7 +235,7 @@ pub fn install(a: InstallArgs) -> Outcome {
             if let (true, Some(l)) = (open && !json, text.finish()) {
                 print(&l);
             }
-            seen
+            (seen, text)
         });
         let opts = Options {
             restart,
@@ -265,35 +252,33 @@ pub fn install(a: InstallArgs) -> Outcome {
             r = install => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
-        let seen = printer.await.unwrap_or_default();
-        (r, seen)
+        let (seen, text) = printer.await.unwrap_or_default();
+        (r, seen, text)
     });
     match result {
-        (Some(Ok(s)), _) if s.failed == 0 && s.skipped == 0 => {
+        (Some(Ok(s)), _, text) if s.failed == 0 && s.skipped == 0 => {
             if !json {
-                for line in &console {
-                    println!("{line}");
-                }
+                print(&text.reach(&installed));
             }
             Outcome::Ok
         }
-        (Some(Ok(_)), _) => Outcome::Failed,
+        (Some(Ok(_)), ..) => Outcome::Failed,
         // The table is in the report already (text) or in its events (JSON): the first line.
         (
             Some(Err(
                 e @ (executor::EngineError::Preflight { .. }
                 | executor::EngineError::PreflightDeclined { .. }),
             )),
-            _,
+            ..
         ) => {
             eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
             Outcome::Failed
         }
-        (Some(Err(e)), _) => {
+        (Some(Err(e)), ..) => {
             eprintln!("kswizard: {e}");
             Outcome::BadInput
         }
-        (None, seen) => {
+        (None, seen, _) => {
             let summary = Summary {
                 interrupted: true,
                 elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -26,6 +26,8 @@ pub enum Event {
         /// the install's accounting.
         #[serde(skip_serializing_if = "Vec::is_empty")]
         left: Vec<(String, String)>,
+        /// The taskbox's dir of this install's step logs (`engine::step_logs`).
+        logs: std::path::PathBuf,
     },
     /// A node's preflight (before any step runs anywhere): every check with its level, reason
     /// and fix (the cross-node ones included), and what the node said it is. `status` is the

@@ -544,6 +544,7 @@ pub async fn install(
             done: sched.done.clone(),
             changed: sched.changed.clone(),
             left: sched.left.clone(),
+            logs: super::step_logs::install_dir(&opts.state_dir, &install_id),
         })
         .await;
 
@@ -647,6 +648,7 @@ pub async fn install(
             ..Summary::default()
         }),
         bundle,
+        step_logs: super::step_logs::StepLogs::new(&opts.state_dir, &install_id),
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();

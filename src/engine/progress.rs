@@ -41,6 +41,8 @@ pub struct NodeProgress {
     /// The first step skipped: where the node stopped.
     pub first_skipped: Option<String>,
     pub running: Option<String>,
+    /// The step it started last (running or not).
+    pub last: Option<String>,
     /// The step that failed and why.
     pub failed: Option<(String, String)>,
     /// Time the node's finished steps took in this run.
@@ -59,6 +61,7 @@ impl NodeProgress {
             skipped: 0,
             first_skipped: None,
             running: None,
+            last: None,
             failed: None,
             elapsed_ms: 0,
             log: VecDeque::new(),
@@ -72,6 +75,7 @@ impl NodeProgress {
     }
 
     pub fn started(&mut self, step: String) {
+        self.last = Some(step.clone());
         self.running = Some(step);
     }
 

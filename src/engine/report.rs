@@ -17,6 +17,12 @@ pub struct TextReport {
     /// Preflight reports not yet shown: they are shown as one table once all are in (the next
     /// other event, or the end).
     preflight: Vec<Report>,
+    /// `kubectl get nodes` as the verify step printed it last.
+    nodes_table: super::reach::NodesTable,
+    /// The taskbox's dir of the steps' logs, from the plan event.
+    logs: Option<std::path::PathBuf>,
+    /// The plan installs `KubeSphere`: the end names its console.
+    kubesphere: bool,
 }
 
 /// A node's state in the closing table.
@@ -76,8 +82,13 @@ impl TextReport {
                 done,
                 changed,
                 left,
+                logs,
                 ..
             } => {
+                self.logs = Some(logs.clone());
+                self.kubesphere = nodes
+                    .iter()
+                    .any(|n| n.steps.iter().any(|s| s == "kubesphere"));
                 for np in nodes {
                     let mut n = NodeProgress::new(&np.node, String::new());
                     let before = done.iter().filter(|(n, _)| *n == np.node).count();
@@ -142,8 +153,14 @@ impl TextReport {
                     crate::bundle::deliver::rate(*bytes, *elapsed_ms as f64 / 1000.0)
                 )
             }),
+            Event::Output { step, line, .. } => {
+                if step == "verify" {
+                    self.nodes_table.feed(line);
+                }
+                None
+            }
             // Preflight events are taken (as a table) in `line`.
-            Event::Started { .. } | Event::Output { .. } | Event::Preflight { .. } => None,
+            Event::Started { .. } | Event::Preflight { .. } => None,
             Event::Finished {
                 node,
                 step,
@@ -180,6 +197,20 @@ impl TextReport {
             }
             Event::Summary(sum) => Some(self.table(sum)),
         }
+    }
+
+    /// How to reach the installed `cluster` (`engine::reach`), for the end of a successful install.
+    pub fn reach(&self, cluster: &crate::model::Cluster) -> String {
+        let lines = super::reach::lines(
+            cluster,
+            self.kubesphere,
+            &self.nodes_table.lines,
+            self.logs.as_deref(),
+        );
+        format!(
+            "\nHow to reach the cluster:\n{}",
+            super::reach::text(&lines)
+        )
     }
 
     fn table(&self, sum: &Summary) -> String {
@@ -222,6 +253,12 @@ impl TextReport {
                 out.push_str(&format!("  | {l}\n"));
             }
         }
+        if let Some(dir) = &self.logs {
+            out.push_str(&format!(
+                "\nEvery step's whole log: {}/<node>/<step>.log\n",
+                dir.display()
+            ));
+        }
         if sum.failed > 0 {
             out.push_str("\nFix the cause, then run `kswizard install --resume`: finished steps are not run again.\n");
         }
@@ -262,6 +299,7 @@ mod tests {
             done: vec![],
             changed: vec![],
             left: vec![],
+            logs: "/s/logs/i".into(),
         };
         assert_eq!(r.line(&plan).unwrap(), "plan: 5 steps on 2 nodes");
         let lines: Vec<Option<String>> = [

@@ -170,6 +170,8 @@ pub(super) struct Shared {
     pub(super) counts: Mutex<Summary>,
     /// The bundle the plan's `deliver` steps copy, verified before the install began.
     pub(super) bundle: Option<super::deliver::Bundle>,
+    /// Every step's whole log on the taskbox.
+    pub(super) step_logs: super::step_logs::StepLogs,
 }
 
 impl Shared {
@@ -184,6 +186,7 @@ impl Shared {
             },
             other => other,
         };
+        self.step_logs.take(&e);
         let _ = self.events.send(e).await;
     }
 

@@ -56,6 +56,27 @@ pub enum Action {
     ContinueAnyway,
     /// The install found preflight warnings and waits for `ContinueAnyway` or Esc.
     PreflightAsked,
+    /// `/` on Install: type the text to search the log for.
+    SearchLog,
+    /// `[` (true: an older line) or `]` (a newer one) on Install: the next match of the search.
+    NextMatch(bool),
+    /// `L` on Install: the selected node's current (or last) step's whole log, full screen.
+    FullLog,
+    /// `F` on Install: show all nodes, only failed ones, only running ones.
+    FilterNodes,
+    /// The clock, seconds since the epoch (once a second while an install runs).
+    Tick(u64),
+    /// What the install's timing starts from: the steps' durations in the journal, and each
+    /// plan step's timeout (seconds).
+    History {
+        history: crate::engine::eta::History,
+        timeouts: std::collections::HashMap<String, u64>,
+    },
+    /// A step's log file was read (its lines), or why not.
+    LogRead {
+        path: PathBuf,
+        lines: Result<Vec<String>, String>,
+    },
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).
@@ -116,6 +137,10 @@ pub enum Effect {
     },
     /// The answer to the install's "continue anyway?" after preflight warnings.
     AnswerPreflight(bool),
+    /// Tell the time (`Action::Tick`) after this long.
+    Tick(std::time::Duration),
+    /// Read a step's whole log from the taskbox (`engine::step_logs`).
+    ReadLog(PathBuf),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {

@@ -53,6 +53,17 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             dir,
             after,
         } => probe_lb(*cluster, &dir, after).await,
+        Effect::Tick(after) => {
+            tokio::time::sleep(after).await;
+            Action::Tick(crate::engine::journal::now())
+        }
+        Effect::ReadLog(path) => {
+            let p = path.clone();
+            Action::LogRead {
+                path,
+                lines: blocking(move || read_log(&p)).await,
+            }
+        }
         Effect::Load(dir) => Action::Loaded(Box::new(blocking(move || load(&dir)).await)),
         Effect::TestSsh { host, dir } => Action::Tested {
             host: host.name.clone(),
@@ -116,6 +127,21 @@ async fn install(
     };
     let run = async {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
+        // The ETA's start: the journal's durations (it is read again by the engine; a missing
+        // or unreadable one is no history) and the plan's timeouts.
+        let journal = executor::journal_path(&state_dir(&dir, None));
+        let text = tokio::fs::read_to_string(&journal)
+            .await
+            .unwrap_or_default();
+        let timeouts = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.timeout))
+            .collect();
+        let history = crate::engine::eta::History::from_journal(&text);
+        let _ = tx
+            .send(Msg::Action(Action::History { history, timeouts }))
+            .await;
         // Neither flag: an unfinished install is resumed, a finished one starts over.
         let opts = Options {
             restart,
@@ -135,6 +161,28 @@ async fn install(
 /// The install's "continue anyway?" waiting for the operator's answer (`Effect::AnswerPreflight`).
 /// Not in the state: `update` stays plain data, and one install runs at a time.
 static ASKED: std::sync::Mutex<Option<oneshot::Sender<bool>>> = std::sync::Mutex::new(None);
+/// Bytes of a step's log the full view reads at most: the end of a longer one, saying so.
+const LOG_READ_MAX: u64 = 16 << 20;
+
+/// A step's log file as lines (its end, when it is very long).
+fn read_log(path: &Path) -> Result<Vec<String>, String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let why = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut f = std::fs::File::open(path).map_err(why)?;
+    let size = f.metadata().map_err(why)?.len();
+    let mut lines = Vec::new();
+    if size > LOG_READ_MAX {
+        f.seek(SeekFrom::Start(size - LOG_READ_MAX)).map_err(why)?;
+        lines.push(format!(
+            "kswizard: the log's first {} MiB are not shown; the file has them",
+            (size - LOG_READ_MAX) >> 20
+        ));
+    }
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(why)?;
+    lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
+    Ok(lines)
+}
 
 /// What an install of `cluster` from `dir` would run: the plan and the journal read, nothing run.
 fn preview(cluster: &Cluster, dir: &Path) -> Result<Box<executor::Preview>, String> {
@@ -243,6 +291,16 @@ mod tests {
     use super::*;
     use crate::lb_status::ProbeState;
     use crate::model::{Host, LbMode};
+
+    #[test]
+    fn a_step_log_reads_as_lines_and_a_missing_one_says_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("verify.log");
+        std::fs::write(&p, "one\ntwo \u{fffd}\n").unwrap();
+        assert_eq!(read_log(&p).unwrap(), ["one", "two \u{fffd}"]);
+        let missing = read_log(&dir.path().join("none.log")).unwrap_err();
+        assert!(missing.contains("none.log"), "{missing}");
+    }
 
     async fn next_action(rx: &mut mpsc::Receiver<Msg>) -> Action {
         match rx.recv().await {

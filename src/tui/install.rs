@@ -1,9 +1,11 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
+use super::log_view::{Filter, FullLog, Search};
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
+use crate::engine::reach::NodesTable;
 use crate::lb_status::LbStatus;
 use crate::model::Cluster;
 use crate::tui::preflight::Preflight;
@@ -32,17 +34,43 @@ pub struct Install {
     pub wide_log: bool,
     /// The preflight stage, for the Preflight screen.
     pub preflight: Preflight,
+    /// The log search (`/`), its text kept between searches.
+    pub search: Option<Search>,
+    /// One step's whole log on the full screen (`L`).
+    pub full: Option<FullLog>,
+    /// Which nodes the table shows (`F`).
+    pub filter: Filter,
+    /// The taskbox's dir of the steps' logs (from the engine's plan).
+    pub logs: Option<std::path::PathBuf>,
+    /// The plan installs `KubeSphere`: Done names its console.
+    pub kubesphere: bool,
+    /// `kubectl get nodes` as the verify step printed it last.
+    pub nodes_table: NodesTable,
+    /// The first row Done shows (↑↓ scroll it).
+    pub done_top: usize,
+    /// The clock (seconds since the epoch) as last ticked, and when this run was first ticked.
+    pub now: u64,
+    pub begun: Option<u64>,
+    /// Per node: when its running step started (by the clock then).
+    pub since: Vec<Option<u64>>,
+    /// The steps' recorded durations: the journal's, then this run's.
+    pub history: crate::engine::eta::History,
+    /// Each plan step's timeout (seconds).
+    pub timeouts: std::collections::HashMap<String, u64>,
+    /// A clock tick is asked for: a resume must not start a second.
+    pub ticking: bool,
 }
 
 impl Install {
     /// A running install of `cluster`; its nodes are known from the start, their steps once the
     /// engine sends the plan.
     pub fn new(cluster: Cluster) -> Self {
-        let nodes = cluster
+        let nodes: Vec<NodeProgress> = cluster
             .hosts
             .iter()
             .map(|h| NodeProgress::new(&h.name, h.roles.names().join(",")))
             .collect();
+        let count = nodes.len();
         Install {
             cluster,
             running: true,
@@ -56,6 +84,19 @@ impl Install {
             probing: false,
             wide_log: false,
             preflight: Preflight::default(),
+            search: None,
+            full: None,
+            filter: Filter::All,
+            logs: None,
+            kubesphere: false,
+            nodes_table: NodesTable::default(),
+            done_top: 0,
+            now: 0,
+            begun: None,
+            since: vec![None; count],
+            history: crate::engine::eta::History::default(),
+            timeouts: std::collections::HashMap::new(),
+            ticking: false,
         }
     }
 
@@ -67,6 +108,11 @@ impl Install {
         next.lb = previous.lb;
         next.probing = previous.probing;
         next.wide_log = previous.wide_log;
+        next.search = previous.search;
+        next.ticking = previous.ticking;
+        next.now = previous.now;
+        next.history = previous.history;
+        next.filter = previous.filter;
         if previous.cluster.hosts.iter().map(|h| &h.name).eq(next
             .cluster
             .hosts
@@ -112,6 +158,26 @@ impl Install {
         }
     }
 
+    /// A step an earlier run started is re-attached to: the runner sends its log again from the
+    /// first line, so the lines of it this log holds already go, and a line says why.
+    fn reattached(&mut self, node: &str, step: &str) {
+        let prefix = format!("{step}: ");
+        let selected = self.selected;
+        let Some(i) = self.nodes.iter().position(|n| n.name == node) else {
+            return;
+        };
+        let log = &mut self.nodes[i].log;
+        let before = log.len();
+        log.retain(|l| !l.starts_with(&prefix));
+        if i == selected {
+            self.log_scroll = self.log_scroll.saturating_sub(before - log.len());
+        }
+        self.log(
+            node,
+            format!("{step}: (re-attached: its log again from its first line)"),
+        );
+    }
+
     /// Take one engine event into the progress.
     pub fn apply(&mut self, event: Event) {
         self.preflight.see(&event);
@@ -120,9 +186,14 @@ impl Install {
                 install_id,
                 nodes,
                 done,
+                logs,
                 ..
             } => {
                 self.install_id = Some(install_id);
+                self.logs = Some(logs);
+                self.kubesphere = nodes
+                    .iter()
+                    .any(|n| n.steps.iter().any(|s| s == "kubesphere"));
                 self.already_done = done.len();
                 for plan in nodes {
                     if let Some(n) = self.node(&plan.node) {
@@ -131,12 +202,25 @@ impl Install {
                     }
                 }
             }
-            Event::Started { node, step, .. } => {
-                if let Some(n) = self.node(&node) {
-                    n.started(step);
+            Event::Started {
+                node,
+                step,
+                reattached,
+                ..
+            } => {
+                if reattached {
+                    self.reattached(&node, &step);
+                }
+                let now = self.now;
+                if let Some(i) = self.nodes.iter().position(|n| n.name == node) {
+                    self.nodes[i].started(step);
+                    self.since[i] = Some(now);
                 }
             }
             Event::Output { node, step, line } => {
+                if step == "verify" {
+                    self.nodes_table.feed(&line);
+                }
                 self.log(&node, format!("{step}: {line}"));
             }
             Event::Finished {
@@ -150,6 +234,9 @@ impl Install {
                 // (a node that could not be reached has no other line there).
                 if let (Status::Failed, Some(why)) = (status, &reason) {
                     self.log(&node, format!("{step}: ✗ failed: {why}"));
+                }
+                if status == Status::Ok {
+                    self.history.add(&step, elapsed_ms / 1000);
                 }
                 if let Some(n) = self.node(&node) {
                     n.finished(step, status, elapsed_ms, reason);

@@ -44,7 +44,7 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         Some(Modal::Form(form)) => return form_key(&form.focused().value, key),
         None => {}
     }
-    if state.lb_edit.is_some() {
+    if state.lb_edit.is_some() || state.searching() {
         return text_key(key);
     }
     if ctrl {
@@ -84,6 +84,11 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char('f') if state.screen == Screen::Install => Action::WideLog,
         KeyCode::Char('n') if state.screen == Screen::Install => Action::NextFailed,
         KeyCode::Char('c') if state.screen == Screen::Preflight => Action::ContinueAnyway,
+        KeyCode::Char('/') if state.screen == Screen::Install => Action::SearchLog,
+        KeyCode::Char('[') if state.screen == Screen::Install => Action::NextMatch(true),
+        KeyCode::Char(']') if state.screen == Screen::Install => Action::NextMatch(false),
+        KeyCode::Char('L') if state.screen == Screen::Install => Action::FullLog,
+        KeyCode::Char('F') if state.screen == Screen::Install => Action::FilterNodes,
         KeyCode::Char('t') if state.screen == Screen::Roles => Action::EtcdTopology,
         KeyCode::Char('t') => Action::TestSsh,
         KeyCode::Char('q') => Action::Quit,

@@ -288,6 +288,16 @@ impl State {
         }
     }
 
+    /// The Install screen's log search prompt has the keyboard.
+    pub fn searching(&self) -> bool {
+        self.screen == Screen::Install
+            && self
+                .install
+                .as_ref()
+                .and_then(|i| i.search.as_ref())
+                .is_some_and(|s| s.editing)
+    }
+
     pub fn installing(&self) -> bool {
         self.install.as_ref().is_some_and(|i| i.running)
     }

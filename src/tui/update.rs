@@ -11,6 +11,7 @@ use super::state::{
 use std::time::Duration;
 
 use super::install::Install;
+use super::log_view::Reading;
 use crate::engine::events::{Event, Summary};
 use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, EtcdTopology, LbMode};
@@ -19,6 +20,9 @@ use crate::validate::has_errors;
 /// The longest failure reason the status line shows itself (with the node, the step and the
 /// hint to resume, it still fits 80 columns).
 const REASON_ON_STATUS: usize = 24;
+
+/// How often the Install screen's clocks move.
+const TICK: Duration = Duration::from_secs(1);
 
 /// Rows a `PageUp` / `PageDown` moves.
 const PAGE: usize = 10;
@@ -32,7 +36,12 @@ pub fn update(state: &mut State, action: Action) -> Vec<Effect> {
     // comparison, which costs a pass over every host (thousands of events a second at 500 nodes).
     let derived_unchanged = matches!(
         action,
-        Action::Engine(_) | Action::LbProbed(_) | Action::Resized(..)
+        Action::Engine(_)
+            | Action::LbProbed(_)
+            | Action::Resized(..)
+            | Action::LogRead { .. }
+            | Action::Tick(_)
+            | Action::History { .. }
     );
     let effects = apply(state, action);
     if !derived_unchanged {
@@ -65,6 +74,37 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Engine(event) => {
             engine_event(state, *event);
+            return Vec::new();
+        }
+        Action::Tick(now) => {
+            let Some(install) = state.install.as_mut() else {
+                return Vec::new();
+            };
+            install.tick(now);
+            install.ticking = install.running;
+            return if install.running {
+                vec![Effect::Tick(TICK)]
+            } else {
+                Vec::new()
+            };
+        }
+        Action::History { history, timeouts } => {
+            if let Some(install) = state.install.as_mut() {
+                // This run's finished steps, if any came first, stay counted.
+                let run = std::mem::replace(&mut install.history, history);
+                for (step, secs) in run.samples {
+                    for s in secs {
+                        install.history.add(&step, s);
+                    }
+                }
+                install.timeouts = timeouts;
+            }
+            return Vec::new();
+        }
+        Action::LogRead { path, lines } => {
+            if let Some(install) = state.install.as_mut() {
+                install.log_read(&path, lines);
+            }
             return Vec::new();
         }
         Action::InstallEnded(result) => {
@@ -114,6 +154,12 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         lb_edit_action(state, action);
         return Vec::new();
     }
+    if state.screen == Screen::Install
+        && !matches!(action, Action::Help | Action::Quit | Action::Save)
+        && let Some(effects) = install_reading(state, &action)
+    {
+        return effects;
+    }
     match action {
         Action::Help => state.help = true,
         Action::Quit if state.dirty() || state.installing() => {
@@ -154,7 +200,14 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             Screen::Review => review_action(state, action),
             Screen::Install => install_action(state, action),
             Screen::Preflight => preflight_action(state, &action),
-            Screen::Done => {}
+            Screen::Done => {
+                // ↑↓ scroll Done, which many nodes make longer than the screen.
+                if let Some(i) = state.install.as_mut() {
+                    let mut top = i.done_top;
+                    move_in(&mut top, usize::from(u16::MAX), &action);
+                    i.done_top = top;
+                }
+            }
         },
     }
     Vec::new()
@@ -658,6 +711,10 @@ fn start_install(
         restart: rerun == Some(Rerun::All),
         resume: rerun == Some(Rerun::Changed),
     }];
+    if !install.ticking {
+        install.ticking = true;
+        effects.push(Effect::Tick(Duration::ZERO));
+    }
     if !install.probing {
         install.probing = true;
         effects.push(Effect::ProbeLb {
@@ -853,6 +910,21 @@ fn preflight_action(state: &mut State, action: &Action) {
         Action::Left => p.shift(-1),
         Action::Right => p.shift(1),
         _ => {}
+    }
+}
+
+/// The Install screen's keys of reading the logs (`log_view`), before its others: Esc closes
+/// the full view or the search before it leaves the screen. None: not one of them.
+fn install_reading(state: &mut State, action: &Action) -> Option<Vec<Effect>> {
+    let install = state.install.as_mut()?;
+    match install.read(action) {
+        Reading::NotMine => None,
+        Reading::Done => Some(Vec::new()),
+        Reading::Say(text) => {
+            state.set_status(StatusKind::Info, text);
+            Some(Vec::new())
+        }
+        Reading::Effect(e) => Some(vec![e]),
     }
 }
 

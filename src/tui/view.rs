@@ -100,6 +100,7 @@ pub fn render(frame: &mut Frame, state: &State) {
                     ],
                 }
             }
+            None if state.searching() => vec![("Enter", "search"), ("Esc", "cancel")],
             None if state.lb_edit.is_some() => {
                 vec![("Enter", "keep"), ("Esc", "undo"), ("Ctrl-u", "clear")]
             }

@@ -1,13 +1,15 @@
-//! Done: what the install built and where to go next: hosts by role, the LB, the admin
-//! kubeconfig on the first master, the `KubeSphere` console (any node's 30880, and with
-//! `console_lb` the LB's console listener and its backends), and the LB as last probed.
+//! Done: what the install built and how to reach it: hosts by role, then `engine::reach` (the
+//! admin kubeconfig and how to copy it, `kubectl get nodes` as the verify step saw it, the LB and
+//! its backends, the etcd endpoints and the files that reach them, the `KubeSphere` console when
+//! the plan installs it, where the steps' logs are), the console listener and the LB as last
+//! probed.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::model::{CONSOLE_PORT, Host};
+use crate::model::Host;
 use crate::tui::state::State;
 use crate::tui::theme::SYM_OK;
 use crate::tui::widgets::chrome::Hint;
@@ -15,7 +17,7 @@ use crate::tui::widgets::chrome::Hint;
 pub const PURPOSE: &str = "The cluster is installed: what was built and where to find it.";
 
 pub fn hints(_: &State) -> Vec<Hint> {
-    vec![("Esc", "Review")]
+    vec![("↑↓", "scroll"), ("Esc", "Review")]
 }
 
 fn names<'a>(hosts: impl Iterator<Item = &'a Host>) -> String {
@@ -27,9 +29,34 @@ fn names<'a>(hosts: impl Iterator<Item = &'a Host>) -> String {
     }
 }
 
+/// The label column's width.
+const LABEL: usize = 16;
+
+/// `text` in lines of at most `width` chars, broken after a space or a comma where it can.
+fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while rest.len() > width {
+        let cut = rest[..width]
+            .iter()
+            .rposition(|&c| c == ' ' || c == ',')
+            .map_or(width, |i| i + 1);
+        out.push(
+            rest[..cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
+        rest.drain(..cut);
+    }
+    out.push(rest.into_iter().collect());
+    out
+}
+
 fn field(label: &str, value: String, state: &State) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("  {label:<18}"), state.theme.key),
+        Span::styled(format!("  {label:<LABEL$} "), state.theme.key),
         Span::raw(value),
     ])
 }
@@ -60,44 +87,41 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     }
     lines.push(field("masters", names(c.masters()), state));
     lines.push(field("workers", names(c.workers()), state));
-    lines.push(field("etcd", names(c.etcd()), state));
-    let lb = match (&c.lb.address, c.lb.is_configured()) {
-        (Some(a), true) => format!(
-            "{a}:{}  {}  ({})",
-            c.lb.port,
-            c.lb.domain,
-            c.lb.mode.label()
-        ),
-        _ => "none".into(),
-    };
-    lines.push(field("load balancer", lb, state));
-    if let Some(first) = c.masters().next() {
-        lines.push(field(
-            "admin kubeconfig",
-            format!(
-                "/etc/kubernetes/admin.conf on {} ({})",
-                first.name,
-                first.node_ip()
-            ),
-            state,
-        ));
+    lines.push(field("etcd hosts", names(c.etcd()), state));
+    lines.push(Line::raw(""));
+    lines.push(Line::styled("  How to reach the cluster", theme.key));
+    let reach = crate::engine::reach::lines(
+        c,
+        install.kubesphere,
+        &install.nodes_table.lines,
+        install.logs.as_deref(),
+    );
+    // Values wrap under themselves, the label column kept clear.
+    let room = usize::from(area.width).saturating_sub(LABEL + 3).max(20);
+    for (label, value) in reach {
+        for (i, piece) in wrap_words(&value, room).into_iter().enumerate() {
+            lines.push(field(if i == 0 { &label } else { "" }, piece, state));
+        }
     }
     let indent = |l: Line<'static>| {
         let mut spans = vec![Span::raw("    ")];
         spans.extend(l.spans);
         Line::from(spans).style(l.style)
     };
-    lines.push(Line::raw(""));
-    lines.push(Line::styled("  KubeSphere console", theme.key));
-    lines.extend(
-        super::install::console_lines(c, install.lb.as_ref(), theme)
-            .into_iter()
-            .map(indent),
-    );
-    lines.push(Line::styled(
-        format!("    (every node serves it on :{CONSOLE_PORT})"),
-        theme.dim,
-    ));
+    // The console listener as last probed (its URL is above).
+    if install.kubesphere && c.settings.console_lb {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "  KubeSphere console through the LB",
+            theme.key,
+        ));
+        lines.extend(
+            super::install::console_lines(c, install.lb.as_ref(), theme)
+                .into_iter()
+                .skip(1)
+                .map(indent),
+        );
+    }
     lines.push(Line::raw(""));
     lines.push(Line::styled("  Load balancer, last probe", theme.key));
     lines.extend(
@@ -105,5 +129,26 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             .into_iter()
             .map(indent),
     );
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+    // Longer than the screen with many nodes: ↑↓ scroll it.
+    let top = install
+        .done_top
+        .min(lines.len().saturating_sub(usize::from(area.height)));
+    let top = u16::try_from(top).unwrap_or(u16::MAX);
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .scroll((top, 0)),
+        area,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_wrap_after_spaces_and_commas() {
+        assert_eq!(super::wrap_words("a,b,c", 4), ["a,b,", "c"]);
+        assert_eq!(super::wrap_words("ab cd ef", 5), ["ab", "cd ef"]);
+        assert_eq!(super::wrap_words("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(super::wrap_words("", 3), [""]);
+    }
 }

@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Paragraph, Row};
 use crate::lb_status::{LbStatus, ProbeState, short, short_vip};
 use crate::model::{CONSOLE_PORT, Cluster};
 use crate::tui::install::{Install, NodeState};
+use crate::tui::log_view::Filter;
 use crate::tui::state::State;
 use crate::tui::theme::{SYM_ERROR, SYM_OK, Theme};
 use crate::tui::widgets::chrome::Hint;
@@ -24,11 +25,14 @@ const LB_WIDTH: u16 = 40;
 const LB_WIDTH_NARROW: u16 = 30;
 
 pub fn hints(state: &State) -> Vec<Hint> {
+    if state.install.as_ref().is_some_and(|i| i.full.is_some()) {
+        return super::log_view::full_hints();
+    }
     let wide = state.install.as_ref().is_some_and(|i| i.wide_log);
     let mut hints = vec![
         ("↑↓", "node"),
         ("PgUp/PgDn", "log"),
-        ("f", if wide { "log and LB" } else { "full-width log" }),
+        ("f", if wide { "log and LB" } else { "wide log" }),
     ];
     if state
         .install
@@ -39,6 +43,17 @@ pub fn hints(state: &State) -> Vec<Hint> {
     }
     if !state.installing() {
         hints.extend([("i", "resume"), ("Esc", "Review")]);
+    }
+    // Last: a narrow footer drops these first (help lists them all).
+    hints.extend([("/", "find"), ("L", "step log"), ("F", "filter")]);
+    // `[` `]` only once there is something found to move between.
+    if state
+        .install
+        .as_ref()
+        .and_then(|i| i.search.as_ref())
+        .is_some_and(|s| s.active().is_some())
+    {
+        hints.push(("[ ]", "match"));
     }
     hints
 }
@@ -58,7 +73,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         return;
     };
     let theme = &state.theme;
-    let table_height = (install.nodes.len() as u16 + 3).min(area.height / 2);
+    if let Some(full) = &install.full {
+        super::log_view::render_full(frame, area, install, full, theme);
+        return;
+    }
+    // The nodes the filter keeps (all of them, by default).
+    let kept = install.shown();
+    let table_height = (kept.len().max(1) as u16 + 3).min(area.height / 2);
     let [nodes_area, overall_area, bottom] = Layout::vertical([
         Constraint::Length(table_height),
         Constraint::Length(1),
@@ -75,18 +96,22 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     let [log_area, lb_area] =
         Layout::horizontal([Constraint::Min(0), Constraint::Length(lb_width)]).areas(bottom);
 
-    let shown = visible(
-        install.selected,
-        install.nodes.len(),
-        usize::from(table_height.saturating_sub(3)),
-    );
-    let rows = install.nodes[shown.clone()]
+    let at = kept
         .iter()
-        .zip(shown)
+        .position(|&i| i == install.selected)
+        .unwrap_or(0);
+    let shown = visible(at, kept.len(), usize::from(table_height.saturating_sub(3)));
+    let rows = kept[shown]
+        .iter()
+        .map(|&i| (&install.nodes[i], i))
         .map(|(n, i)| {
             let s = n.state();
             let step = match (&n.running, &n.failed, s) {
-                (Some(step), ..) => step.clone(),
+                // The running step's own clock (with its usual time and timeout once late).
+                (Some(step), ..) => match install.step_clock(i) {
+                    Some(clock) => format!("{step} {clock}"),
+                    None => step.clone(),
+                },
                 // The row says why too; the log pane has it whole.
                 (_, Some((step, why)), _) => format!("{step}: {why}"),
                 (.., NodeState::Done) => "all done".into(),
@@ -121,25 +146,40 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         Constraint::Length(7),
     ];
     let header = vec!["", "state", "node", "roles", "step", "done", "", "time"];
-    frame.render_widget(table(rows, &widths, header, "Nodes", theme), nodes_area);
+    let mut title = match install.filter {
+        Filter::All => "Nodes".to_string(),
+        f => format!(
+            "Nodes: {} {} of {}",
+            f.label(),
+            kept.len(),
+            install.nodes.len()
+        ),
+    };
+    // The install's clock and ETA ride on the table's title: the overall line is full.
+    let time = install.time_line();
+    if !time.is_empty() {
+        title = format!("{title} · {time}");
+    }
+    frame.render_widget(table(rows, &widths, header, &title, theme), nodes_area);
     frame.render_widget(Paragraph::new(overall(install, theme)), overall_area);
 
     let node = install.nodes.get(install.selected);
     let height = usize::from(log_area.height.saturating_sub(2));
     let width = usize::from(log_area.width.saturating_sub(2)).max(1);
+    let query = install.search.as_ref().and_then(|s| s.active());
     let log: Vec<Line> = match node {
         Some(n) if !n.log.is_empty() => {
             // The pane stays full: scrolling back stops at the first page. Long lines wrap (a
             // failure's reason is read whole), wrapped here so the newest stays at the bottom.
             let end = n.log.len() - install.log_scroll.min(n.log.len());
             let start = end.saturating_sub(height);
-            let rows: Vec<String> = n
+            let rows: Vec<Line> = n
                 .log
                 .range(start..end.max((start + height).min(n.log.len())))
-                .flat_map(|l| wrap(l, width))
+                .flat_map(|l| super::log_view::wrapped(l, width, query, theme))
                 .collect();
             let keep = rows.len().saturating_sub(height);
-            rows.into_iter().skip(keep).map(Line::raw).collect()
+            rows.into_iter().skip(keep).collect()
         }
         _ => vec![Line::styled("no output yet", theme.dim)],
     };
@@ -148,10 +188,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         0 => format!(" Log: {name} "),
         _ => format!(" Log: {name}, scrolled back "),
     };
-    frame.render_widget(
-        Paragraph::new(log).block(Block::bordered().title(title)),
-        log_area,
-    );
+    let mut block = Block::bordered().title(title);
+    if let Some(t) = super::log_view::search_title(install) {
+        block = block.title_bottom(t);
+    }
+    frame.render_widget(Paragraph::new(log).block(block), log_area);
     if lb_width > 0 {
         let mut lines = lb_lines(install.lb.as_ref(), theme);
         // The console listener is the LB's too; without it the console is the Done screen's.
@@ -161,15 +202,6 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         }
         frame.render_widget(crate::tui::widgets::panel(lines, "Load balancer"), lb_area);
     }
-}
-
-/// `line` in pieces of at most `width` characters (at least one piece).
-fn wrap(line: &str, width: usize) -> Vec<String> {
-    let chars: Vec<char> = line.chars().collect();
-    if chars.is_empty() {
-        return vec![String::new()];
-    }
-    chars.chunks(width).map(|c| c.iter().collect()).collect()
 }
 
 /// The roles column's width: "master,etcd" whole; longer lists in short words.
@@ -364,13 +396,6 @@ pub fn console_lines(c: &Cluster, lb: Option<&LbStatus>, theme: &Theme) -> Vec<L
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn long_lines_wrap_and_none_is_lost() {
-        assert_eq!(super::wrap("abcdefg", 3), ["abc", "def", "g"]);
-        assert_eq!(super::wrap("", 3), [""]);
-        assert_eq!(super::wrap("✗ ab", 2), ["✗ ", "ab"]);
-    }
-
     #[test]
     fn roles_are_never_cut() {
         assert_eq!(super::short_roles("master,etcd"), "master,etcd");

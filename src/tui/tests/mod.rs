@@ -105,6 +105,7 @@ pub fn plan_event(s: &State) -> Event {
         done: Vec::new(),
         changed: Vec::new(),
         left: Vec::new(),
+        logs: "/home/op/.kswizard/logs/20261123-020521-4f2a".into(),
     }
 }
 

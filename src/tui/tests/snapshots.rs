@@ -275,6 +275,25 @@ fn monochrome(mut state: State) -> String {
 /// master1 is installing packages, the others wait for it at the etcd barrier or still run.
 fn mid_install() -> State {
     let mut s = planned();
+    // The clock: the install began at t0; its last steps started then too; now t0 + 12.
+    let t0: u64 = 1_800_000_000;
+    // No earlier run in the journal; the plan's timeouts.
+    let plan = crate::engine::paths::load_plan(std::path::Path::new(crate::engine::paths::BUNDLED))
+        .unwrap();
+    send(
+        &mut s,
+        [
+            Action::Tick(t0),
+            Action::History {
+                history: crate::engine::eta::History::default(),
+                timeouts: plan
+                    .steps
+                    .iter()
+                    .map(|s| (s.id.clone(), s.timeout))
+                    .collect(),
+            },
+        ],
+    );
     let nodes = ["master1", "master2", "master3", "node1", "node2", "node3"];
     for (i, node) in nodes.iter().enumerate() {
         let ms = 900 + 100 * i as u64;
@@ -339,6 +358,7 @@ fn mid_install() -> State {
             finished("master3", "kube-packages", Status::Ok, 3300),
         ],
     );
+    send(&mut s, [Action::Tick(t0 + 12)]);
     send(&mut s, [Action::LbProbed(Box::new(lb(false)))]);
     s
 }
@@ -360,9 +380,32 @@ fn install_with_the_built_in_lb_shows_the_vip_and_each_haproxy() {
     check("install_built_in_lb", &s);
 }
 
+/// The verify step's output on master1 as the bundled step prints it: its checks, then
+/// `kubectl get nodes`.
+fn verified(s: &mut State) {
+    let mut lines = vec![
+        "ok    apiserver 192.168.0.1:6443 /readyz".to_string(),
+        "ok    6 of 6 nodes Ready".to_string(),
+        "NAME      STATUS   ROLES           AGE   VERSION".to_string(),
+    ];
+    for (n, r) in [
+        ("master1", "control-plane"),
+        ("master2", "control-plane"),
+        ("master3", "control-plane"),
+        ("node1", "<none>"),
+        ("node2", "<none>"),
+        ("node3", "<none>"),
+    ] {
+        lines.push(format!("{n:<9} Ready    {r:<15} 4m    v1.29.3"));
+    }
+    lines.push("verified".into());
+    engine(s, lines.iter().map(|l| output("master1", "verify", l)));
+}
+
 #[test]
 fn install_done() {
-    let (mut s, _) = installing();
+    let mut s = planned();
+    verified(&mut s);
     let summary = Summary {
         ok: 44,
         elapsed_ms: 312_400,
@@ -376,6 +419,92 @@ fn install_done() {
         ],
     );
     check("done", &s);
+    // The rest, scrolled to.
+    send(&mut s, std::iter::repeat_n(Action::Down, 12));
+    check("done_scrolled", &s);
+}
+
+/// `/` types "etcd", Enter finds the newest match, `[` the one before: the pane's bottom line.
+#[test]
+fn install_log_search() {
+    let mut s = mid_install();
+    engine(
+        &mut s,
+        (0..30).map(|i| {
+            let line = match i % 10 {
+                3 => format!("waiting for etcd endpoint {i}"),
+                _ => format!("unpacking layer {i} of 30"),
+            };
+            output("master1", "kube-packages", &line)
+        }),
+    );
+    send(&mut s, [Action::SearchLog]);
+    type_text(&mut s, "ETCD");
+    check("install_log_search_typing", &s);
+    send(&mut s, [Action::Confirm, Action::NextMatch(true)]);
+    check("install_log_search", &s);
+    // The match is highlighted in the cells themselves (reversed: NO_COLOR shows it too).
+    let mut terminal = ratatui::Terminal::new(TestBackend::new(120, 40)).unwrap();
+    terminal.draw(|f| view::render(f, &s)).unwrap();
+    let buffer = terminal.backend().buffer();
+    let reversed: String = buffer
+        .content
+        .iter()
+        .filter(|c| c.modifier.contains(ratatui::style::Modifier::REVERSED))
+        .map(ratatui::buffer::Cell::symbol)
+        .collect();
+    assert!(reversed.contains("etcd"), "{reversed}");
+}
+
+/// `L`: the selected node's step's whole log, read from the taskbox, searched and moved
+/// sideways past a long line.
+#[test]
+fn install_full_log() {
+    let mut s = mid_install();
+    let effects = crate::tui::update::update(&mut s, Action::FullLog);
+    let Some(crate::tui::action::Effect::ReadLog(path)) = effects.first() else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(
+        path,
+        std::path::Path::new(
+            "/home/op/.kswizard/logs/20261123-020521-4f2a/master1/kube-packages.log"
+        )
+    );
+    let mut lines = vec!["kswizard: kube-packages attempt 1 on master1".to_string()];
+    lines.extend((1..=60).map(|i| format!("Get:{i} http://deb.example/pool kubelet-part-{i}")));
+    lines.push(format!("{} the end of a very long line", "x".repeat(150)));
+    send(
+        &mut s,
+        [Action::LogRead {
+            path: path.clone(),
+            lines: Ok(lines),
+        }],
+    );
+    check("install_full_log", &s);
+    send(&mut s, [Action::SearchLog]);
+    type_text(&mut s, "part-42");
+    send(&mut s, [Action::Confirm]);
+    check("install_full_log_search", &s);
+    send(
+        &mut s,
+        [Action::PageDown, Action::PageDown, Action::PageDown],
+    );
+    send(&mut s, std::iter::repeat_n(Action::Right, 9));
+    check("install_full_log_sideways", &s);
+    send(&mut s, [Action::Back]);
+    assert!(s.install.as_ref().unwrap().full.is_none());
+    assert_eq!(s.screen, Screen::Install);
+}
+
+/// `F`: only the failed nodes, with the count.
+#[test]
+fn install_filter() {
+    let mut s = mid_install();
+    send(&mut s, [Action::FilterNodes]);
+    check("install_filter_failed", &s);
+    send(&mut s, [Action::FilterNodes]);
+    check("install_filter_running", &s);
 }
 
 #[test]
@@ -391,7 +520,8 @@ fn install_with_the_console_listener_shows_it_and_its_backends() {
 
 #[test]
 fn install_done_with_the_console_listener() {
-    let (mut s, _) = installing();
+    let mut s = planned();
+    verified(&mut s);
     s.install.as_mut().unwrap().cluster.settings.console_lb = true;
     let summary = Summary {
         ok: 48,

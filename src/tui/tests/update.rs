@@ -657,7 +657,7 @@ fn install_asks_then_starts_the_engine_and_the_lb_probe() {
     assert_eq!(s.status.unwrap().text, "Installing on 6 hosts…");
     assert!(matches!(
         &effects[..],
-        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::ProbeLb { after, .. }]
+        [Effect::Install { cluster, dir, restart: false, resume: false }, Effect::Tick(_), Effect::ProbeLb { after, .. }]
             if cluster.hosts.len() == 6 && dir.as_path() == std::path::Path::new("conf")
                 && after.is_zero()
     ));
@@ -1086,4 +1086,94 @@ fn findings_and_diffs_follow_the_cluster_whatever_changed_it() {
     s.cluster.hosts[0].roles.etcd = true;
     send(&mut s, [Action::Help, Action::Help]);
     assert_eq!((codes(&s).len(), diff_lines(&s)), (0, 0));
+}
+
+/// A re-attached step: the runner sends its log again from the first line, so the lines the
+/// node's log holds of it go first; no line shows twice.
+#[test]
+fn a_reattached_step_does_not_show_its_lines_twice() {
+    let mut s = planned();
+    let lines = ["pulling images", "kubeadm init phase preflight"];
+    engine(&mut s, [started("master1", "kubeadm-init")]);
+    engine(&mut s, lines.map(|l| output("master1", "kubeadm-init", l)));
+    let (previous, cluster) = (s.install.take().unwrap(), s.cluster.clone());
+    s.install = Some(crate::tui::install::Install::next_run(previous, cluster));
+    engine(
+        &mut s,
+        [Event::Started {
+            node: "master1".into(),
+            step: "kubeadm-init".into(),
+            attempt: 1,
+            reattached: true,
+            already_done: false,
+        }],
+    );
+    engine(&mut s, lines.map(|l| output("master1", "kubeadm-init", l)));
+    let log = &s.install.as_ref().unwrap().nodes[0].log;
+    for l in lines {
+        let n = log.iter().filter(|x| x.ends_with(l)).count();
+        assert_eq!(n, 1, "{log:?}");
+    }
+    assert!(log.iter().any(|l| l.contains("re-attached")), "{log:?}");
+}
+
+/// `/` takes letters (n among them) as text; Enter searches; `[` `]` move; Esc drops the
+/// search before it leaves the screen; `F` cycles the filter and ↑↓ move among kept nodes.
+#[test]
+fn search_and_filter_keys_on_install() {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    let mut s = planned();
+    for i in 0..5 {
+        let line = if i % 2 == 0 {
+            format!("etcd {i}")
+        } else {
+            format!("other {i}")
+        };
+        engine(&mut s, [output("master1", "os-prep", &line)]);
+    }
+    let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
+    assert!(matches!(
+        crate::tui::keymap::map_key(&s, key('/')),
+        Some(Action::SearchLog)
+    ));
+    send(&mut s, [Action::SearchLog]);
+    assert!(matches!(
+        crate::tui::keymap::map_key(&s, key('n')),
+        Some(Action::Text(Edit::Insert('n')))
+    ));
+    type_text(&mut s, "etcd");
+    send(&mut s, [Action::Confirm]);
+    let at = |s: &State| s.install.as_ref().unwrap().log_at();
+    let i = s.install.as_ref().unwrap();
+    assert_eq!(i.nodes[0].log[at(&s)], "os-prep: etcd 4");
+    send(&mut s, [Action::NextMatch(true)]);
+    assert_eq!(
+        s.install.as_ref().unwrap().nodes[0].log[at(&s)],
+        "os-prep: etcd 2"
+    );
+    send(&mut s, [Action::NextMatch(false)]);
+    assert_eq!(
+        s.install.as_ref().unwrap().nodes[0].log[at(&s)],
+        "os-prep: etcd 4"
+    );
+    send(&mut s, [Action::NextMatch(false)]);
+    assert!(s.status.as_ref().unwrap().text.contains("No later line"));
+    send(&mut s, [Action::Back]);
+    assert!(s.install.as_ref().unwrap().search.is_none());
+    assert_eq!(s.screen, Screen::Install);
+
+    engine(
+        &mut s,
+        [started("node1", "os-prep"), started("node3", "os-prep")],
+    );
+    send(&mut s, [Action::FilterNodes, Action::FilterNodes]);
+    let i = s.install.as_ref().unwrap();
+    assert_eq!(i.filter, crate::tui::log_view::Filter::Running);
+    assert_eq!(i.nodes[i.selected].name, "node1");
+    send(&mut s, [Action::Down]);
+    let i = s.install.as_ref().unwrap();
+    assert_eq!(i.nodes[i.selected].name, "node3");
+    send(&mut s, [Action::Up]);
+    let i = s.install.as_ref().unwrap();
+    assert_eq!(i.nodes[i.selected].name, "node1");
 }

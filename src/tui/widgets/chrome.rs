@@ -102,8 +102,20 @@ pub fn status_line(frame: &mut Frame, area: Rect, state: &State) {
 }
 
 pub fn footer(frame: &mut Frame, area: Rect, hints: &[Hint], state: &State) {
+    // Too many for the width: the screen's last hints go, never the last two (help, quit);
+    // the help overlay lists them all.
+    let width = |h: &[Hint]| {
+        1 + h
+            .iter()
+            .map(|(k, w)| k.chars().count() + w.chars().count() + 3)
+            .sum::<usize>()
+    };
+    let mut hints = hints.to_vec();
+    while hints.len() > 2 && width(&hints) > usize::from(area.width) + 2 {
+        hints.remove(hints.len() - 3);
+    }
     let mut spans = vec![Span::raw(" ")];
-    for (key, what) in hints {
+    for (key, what) in &hints {
         spans.push(Span::styled(*key, state.theme.key));
         spans.push(Span::raw(format!(" {what}  ")));
     }
