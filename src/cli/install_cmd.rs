@@ -269,7 +269,7 @@ pub fn install(a: InstallArgs) -> Outcome {
                 e @ (executor::EngineError::Preflight { .. }
                 | executor::EngineError::PreflightDeclined { .. }),
             )),
-            ..
+            ..,
         ) => {
             eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
             Outcome::Failed

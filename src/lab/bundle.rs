@@ -82,6 +82,8 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
             )?;
         }
     }
+    // One Debian package version for both; etcdctl's own --version is v2-style help in 3.4.
+    let etcd_version = etcd_version(ETCD[0].1);
     for (name, from) in ETCD {
         let body = std::fs::read(from).wrap_err_with(|| {
             format!("{from}: the lab's nodes get etcd from this machine; install Debian's etcd-server and etcd-client")
@@ -93,7 +95,7 @@ pub fn write(dir: &Path) -> Result<PathBuf> {
             "0755",
             vec![Role::Etcd, Role::Master],
             false,
-            &etcd_version(from),
+            &etcd_version,
         )?;
     }
     if files.is_empty() {

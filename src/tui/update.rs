@@ -838,14 +838,18 @@ pub fn took(s: &Summary) -> String {
     }
 }
 
-/// A probe ended: keep it for the LB panel, and ask for the next one while the Install screen
-/// is shown (the delay is the effect's, so `update` never waits).
+/// A probe ended: keep it for the LB panel, and ask for the next one while the install's screens
+/// are shown — Preflight first, Done last, which shows the LB as last probed (the delay is the
+/// effect's, so `update` never waits).
 fn lb_probed(state: &mut State, lb: LbStatus) -> Vec<Effect> {
     let Some(install) = state.install.as_mut() else {
         return Vec::new();
     };
     install.lb = Some(lb);
-    install.probing = state.screen == Screen::Install;
+    install.probing = matches!(
+        state.screen,
+        Screen::Preflight | Screen::Install | Screen::Done
+    );
     if !install.probing {
         return Vec::new();
     }

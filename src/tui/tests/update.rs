@@ -1048,7 +1048,7 @@ fn other_screens_wait_until_the_install_ends() {
 }
 
 #[test]
-fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
+fn the_lb_is_probed_again_only_while_the_install_screens_show() {
     let (mut s, _) = installing();
     let effects = send(&mut s, [Action::LbProbed(Box::new(lb(false)))]);
     assert!(matches!(
@@ -1060,10 +1060,25 @@ fn the_lb_is_probed_again_only_while_the_install_screen_shows() {
     let effects = install_yes(&mut s);
     assert!(matches!(&effects[..], [Effect::Install { .. }]));
 
+    // Done shows the LB as last probed, so probes go on there; elsewhere they stop.
     send(&mut s, [Action::InstallEnded(Ok(Summary::default()))]);
     assert_eq!(s.screen, Screen::Done);
+    let effects = send(&mut s, [Action::LbProbed(Box::new(lb(true)))]);
+    assert!(matches!(&effects[..], [Effect::ProbeLb { .. }]));
+    assert!(
+        s.install
+            .as_ref()
+            .unwrap()
+            .lb
+            .as_ref()
+            .unwrap()
+            .frontend
+            .as_ref()
+            .unwrap()
+            .up
+    );
+    s.screen = Screen::Review;
     assert!(send(&mut s, [Action::LbProbed(Box::new(lb(true)))]).is_empty());
-    assert!(s.install.unwrap().lb.unwrap().frontend.unwrap().up);
 }
 
 #[test]
