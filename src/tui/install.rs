@@ -1,6 +1,7 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
+use crate::engine::control::Waiting;
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
@@ -29,6 +30,8 @@ pub struct Install {
     pub probing: bool,
     /// The log pane takes the full width (`f`), the LB panel hidden.
     pub wide_log: bool,
+    /// Nodes stopped at a failed step, waiting for the operator's decision (`Event::Awaiting`).
+    pub awaiting: std::collections::BTreeMap<String, Waiting>,
 }
 
 impl Install {
@@ -52,6 +55,7 @@ impl Install {
             lb: None,
             probing: false,
             wide_log: false,
+            awaiting: std::collections::BTreeMap::new(),
         }
     }
 
@@ -127,6 +131,7 @@ impl Install {
                 }
             }
             Event::Started { node, step, .. } => {
+                self.awaiting.remove(&node);
                 if let Some(n) = self.node(&node) {
                     n.started(step);
                 }
@@ -145,6 +150,10 @@ impl Install {
                 // (a node that could not be reached has no other line there).
                 if let (Status::Failed, Some(why)) = (status, &reason) {
                     self.log(&node, format!("{step}: ✗ failed: {why}"));
+                }
+                // A decision was carried out (skip, or abort: the later steps skip).
+                if status == Status::Skipped {
+                    self.awaiting.remove(&node);
                 }
                 if let Some(n) = self.node(&node) {
                     n.finished(step, status, elapsed_ms, reason);
@@ -172,7 +181,21 @@ impl Install {
                     n.preflight(&checks);
                 }
             }
-            Event::Summary(s) => self.summary = Some(s),
+            Event::Awaiting {
+                node,
+                step,
+                skippable,
+            } => {
+                self.log(
+                    &node,
+                    format!("{step}: kswizard: waiting for your decision (see the keys below)"),
+                );
+                self.awaiting.insert(node, Waiting { step, skippable });
+            }
+            Event::Summary(s) => {
+                self.awaiting.clear();
+                self.summary = Some(s);
+            }
             // The Hosts screen's SSH test shows facts; here they add nothing to the progress. A
             // delivery's figures are in the step's log already, a line per file and a total.
             Event::Facts { .. } | Event::Delivered { .. } => {}
