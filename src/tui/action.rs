@@ -52,6 +52,8 @@ pub enum Action {
     WideLog,
     /// `n` on Install: select the next failed node (after the selected one, wrapping around).
     NextFailed,
+    /// `r` / `s` / `a` / `A` on Install: a decision about the selected failed node.
+    Decide(super::decision::Choice),
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).
@@ -110,6 +112,8 @@ pub enum Effect {
         restart: bool,
         resume: bool,
     },
+    /// Hand the operator's decision to the running install (`executor::install_with`).
+    Command(crate::engine::control::Command),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {

@@ -101,6 +101,8 @@ pub enum Confirm {
     Install(Box<crate::engine::executor::Preview>),
     /// Quit while the install runs (it stops; steps already running go on on the nodes).
     StopInstall,
+    /// Abort the running install (`A`): running steps finish, no node starts another.
+    AbortInstall,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -37,6 +37,7 @@ pub fn hints(state: &State) -> Vec<Hint> {
     {
         hints.push(("n", "next failed"));
     }
+    hints.extend(crate::tui::decision::hints(state));
     if !state.installing() {
         hints.extend([("i", "resume"), ("Esc", "Review")]);
     }
