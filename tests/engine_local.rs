@@ -754,18 +754,15 @@ fn a_failed_step_retried_after_its_cause_is_removed_completes_the_install() {
     // The retry is a later attempt, and the failure's reason said why.
     assert!(events.iter().any(|e| matches!(e,
         Event::Started { node, step, attempt: 2, .. } if node == "n2" && step == "b")));
-    let (_, why) = events
-        .iter()
-        .find_map(|e| match e {
-            Event::Finished {
-                node,
-                status: Status::Failed,
-                reason,
-                ..
-            } if node == "n2" => Some(((), reason.clone())),
-            _ => None,
-        })
-        .unwrap();
+    let why = events.iter().find_map(|e| match e {
+        Event::Finished {
+            node,
+            status: Status::Failed,
+            reason,
+            ..
+        } if node == "n2" => reason.clone(),
+        _ => None,
+    });
     assert!(why.unwrap().contains("exit code 3"));
     // The journal has the decision, and the install is complete.
     let text = std::fs::read_to_string(b.journal()).unwrap();

@@ -434,4 +434,18 @@ mod tests {
         b.failed.insert("s".into(), "failed on n1".into());
         assert!(!b.passed("s"));
     }
+
+    #[test]
+    fn a_step_skipped_by_the_operator_opens_its_barrier_and_an_aborted_one_never_does() {
+        let mut b = Board::default();
+        b.remaining.insert("s".into(), 2);
+        b.remaining.insert("t".into(), 1);
+        b.remaining.insert("s".into(), 1);
+        b.skip_chosen("s");
+        assert!(b.passed("s"));
+        b.fail("t", "n2", "failed");
+        b.fail("t", "n3", "was skipped");
+        assert!(!b.passed("t"));
+        assert_eq!(b.failed["t"], "failed on n2", "the first reason stays");
+    }
 }
