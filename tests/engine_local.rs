@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use kswizard::engine::control::Command;
 use kswizard::engine::events::{Event, Status, Summary};
 use kswizard::engine::executor::{self, EngineError, Options};
 use kswizard::engine::journal;
@@ -779,4 +780,143 @@ fn a_preflight_without_warnings_asks_nothing() {
         [("n1".to_string(), kswizard::engine::preflight::Level::Ok)]
     );
     assert_eq!(summary.ok, 1);
+}
+
+/// A plan whose step `b` (on the workers) fails on n2 until TRACE/fixed exists; every run of it is
+/// counted in TRACE/<node>-b-runs, before it can fail. `c` waits for `b` on every node.
+fn failing_b(b: &Bench, skippable: bool) -> Plan {
+    let fail = "echo x >> TRACE/$KSW_NODE-b-runs; if [ $KSW_NODE = n2 ] && [ ! -e TRACE/fixed ]; then echo 'TRACE/fixed is missing'; exit 3; fi";
+    let mut text = String::from("steps:\n");
+    text.push_str(&counted("a", "all", ""));
+    text.push_str(&counted("b", "worker", fail));
+    if skippable {
+        text.push_str("  skippable: true\n");
+    }
+    text.push_str(&counted("c", "all", ""));
+    text.push_str("  after: [b]\n");
+    b.plan(&text)
+}
+
+/// Run an install that takes commands: `answer` gets each `Awaiting` (node, step) and says what
+/// to send, if anything.
+fn run_with(
+    b: &Bench,
+    plan: &Plan,
+    mut answer: impl FnMut(&str, &str) -> Option<Command>,
+) -> (Summary, Vec<Event>) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+        let (ctx, crx) = tokio::sync::mpsc::channel(4);
+        let opts = b.opts();
+        let install = executor::install_with(&b.cluster, plan, &opts, tx, Some(crx));
+        let drive = async {
+            let mut v = Vec::new();
+            while let Some(e) = rx.recv().await {
+                if let Event::Awaiting { node, step, .. } = &e
+                    && let Some(cmd) = answer(node, step)
+                {
+                    ctx.send(cmd).await.unwrap();
+                }
+                v.push(e);
+            }
+            v
+        };
+        let (r, events) = tokio::join!(install, drive);
+        (r.unwrap(), events)
+    })
+}
+
+#[test]
+fn a_failed_step_retried_after_its_cause_is_removed_completes_the_install() {
+    let b = Bench::new(3);
+    let plan = failing_b(&b, false);
+    let fixed = b.trace().join("fixed");
+    let (sum, events) = run_with(&b, &plan, |node, step| {
+        assert_eq!((node, step), ("n2", "b"), "only n2's b fails");
+        // The operator removes the cause, then retries from the screen.
+        std::fs::write(&fixed, "").unwrap();
+        Some(Command::Retry {
+            node: node.into(),
+            step: step.into(),
+        })
+    });
+    assert_eq!(
+        (sum.ok, sum.failed, sum.skipped),
+        (8, 0, 0),
+        "{sum:?}\n{events:#?}"
+    );
+    assert!(sum.failures.is_empty(), "{:?}", sum.failures);
+    // Counted on the nodes: b ran twice on n2, every other step once.
+    assert_eq!(b.count("n2", "b-runs"), 2);
+    assert_eq!(b.count("n3", "b-runs"), 1);
+    for node in ["n1", "n2", "n3"] {
+        assert_eq!(b.count(node, "a"), 1, "{node} a");
+        assert_eq!(
+            b.count(node, "c"),
+            1,
+            "{node} c: waited at b's barrier, then ran"
+        );
+    }
+    assert_eq!(b.count("n1", "b-runs"), 0);
+    // The retry is a later attempt, and the failure's reason said why.
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Started { node, step, attempt: 2, .. } if node == "n2" && step == "b")));
+    let why = events.iter().find_map(|e| match e {
+        Event::Finished {
+            node,
+            status: Status::Failed,
+            reason,
+            ..
+        } if node == "n2" => reason.clone(),
+        _ => None,
+    });
+    assert!(why.unwrap().contains("exit code 3"));
+    // The journal has the decision, and the install is complete.
+    let text = std::fs::read_to_string(b.journal()).unwrap();
+    assert!(
+        text.contains(r#""t":"decision","node":"n2","step":"b","decision":"retry""#),
+        "{text}"
+    );
+    let replay = journal::replay(&b.journal()).unwrap();
+    assert!(!replay.unfinished());
+}
+
+#[test]
+fn a_skippable_failed_step_skipped_lets_the_node_and_its_barrier_go_on() {
+    let b = Bench::new(3);
+    let plan = failing_b(&b, true);
+    let (sum, events) = run_with(&b, &plan, |node, step| {
+        Some(Command::Skip {
+            node: node.into(),
+            step: step.into(),
+        })
+    });
+    assert_eq!((sum.ok, sum.failed, sum.skipped), (7, 0, 1), "{sum:?}");
+    assert_eq!(
+        finished(&events, "n2", "b"),
+        Some((Status::Skipped, Some("skipped by the operator".into())))
+    );
+    for node in ["n1", "n2", "n3"] {
+        assert_eq!(b.count(node, "c"), 1, "{node} c");
+    }
+    assert_eq!(b.count("n2", "b-runs"), 1);
+}
+
+#[test]
+fn an_aborted_node_releases_the_steps_waiting_for_it_as_skipped() {
+    let b = Bench::new(3);
+    let plan = failing_b(&b, false);
+    let (sum, events) = run_with(&b, &plan, |node, _| {
+        Some(Command::AbortNode { node: node.into() })
+    });
+    assert_eq!((sum.ok, sum.failed, sum.skipped), (4, 1, 3), "{sum:?}");
+    let (status, why) = finished(&events, "n1", "c").unwrap();
+    assert_eq!(status, Status::Skipped);
+    assert!(
+        why.unwrap()
+            .contains("waits for step 'b', which failed on n2")
+    );
+    let text = std::fs::read_to_string(b.journal()).unwrap();
+    assert!(text.contains(r#""decision":"abort""#), "{text}");
 }

@@ -77,6 +77,13 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
     },
+    /// A step failed on the node and it waits for the operator's decision (retry, skip when
+    /// `skippable`, abort): only when the install takes commands (`executor::install_with`).
+    Awaiting {
+        node: String,
+        step: String,
+        skippable: bool,
+    },
     Summary(Summary),
 }
 
@@ -125,7 +132,8 @@ impl Event {
             | Event::Started { node, .. }
             | Event::Output { node, .. }
             | Event::Delivered { node, .. }
-            | Event::Finished { node, .. } => Some(node),
+            | Event::Finished { node, .. }
+            | Event::Awaiting { node, .. } => Some(node),
             Event::Plan { .. } | Event::Summary(_) => None,
         }
     }

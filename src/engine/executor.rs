@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use super::control::{Command, Control};
 use super::decide::{self, Mode};
 use super::deliver::Bundle;
 use super::events::{Event, Summary};
@@ -455,11 +456,25 @@ pub fn preview(
 }
 
 /// Run `plan` on `cluster`. Events go to `events`; the returned summary is also the last event.
+/// A node whose step fails stops (its later steps are skipped).
 pub async fn install(
     cluster: &Cluster,
     plan: &Plan,
     opts: &Options,
     events: mpsc::Sender<Event>,
+) -> Result<Summary, EngineError> {
+    install_with(cluster, plan, opts, events, None).await
+}
+
+/// `install`, taking the operator's decisions from `commands`: a node whose step fails waits
+/// (an `Awaiting` event) for a `Command` about it, and steps at barriers on that step wait
+/// with it. Once `commands` closes, failed nodes stop as in `install`.
+pub async fn install_with(
+    cluster: &Cluster,
+    plan: &Plan,
+    opts: &Options,
+    events: mpsc::Sender<Event>,
+    commands: Option<mpsc::Receiver<Command>>,
 ) -> Result<Summary, EngineError> {
     let started = Instant::now();
     ensure_state_dir(&opts.state_dir)?;
@@ -641,6 +656,7 @@ pub async fn install(
         state_root: opts.state_root.clone(),
         scheduled: sched.scheduled.clone(),
         secrets,
+        control: Control::new(commands.is_some()),
         failures: Mutex::new(Vec::new()),
         ended: Mutex::new(HashSet::new()),
         counts: Mutex::new(Summary {
@@ -649,6 +665,18 @@ pub async fn install(
         }),
         bundle,
         step_logs: super::step_logs::StepLogs::new(&opts.state_dir, &install_id),
+    });
+    // The operator's commands reach waiting nodes through `Control`; the reader ends with the
+    // install.
+    let reader = commands.map(|mut rx| {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            while let Some(cmd) = rx.recv().await {
+                // A command about no waiting node (sent twice, or late) changes nothing.
+                let _ = shared.control.apply(&cmd);
+            }
+            shared.control.close();
+        })
     });
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
@@ -716,6 +744,10 @@ pub async fn install(
         }
     }
 
+    if let Some(r) = reader {
+        r.abort();
+        let _ = r.await;
+    }
     let mut summary = shared
         .counts
         .lock()

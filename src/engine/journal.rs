@@ -58,6 +58,14 @@ pub enum Record {
     Reconfigured { config: String, ts: u64 },
     /// The host left the conf, or the step left the plan: no longer part of the install.
     Left { node: String, step: String, ts: u64 },
+    /// The operator's decision about a failed step (`retry`, `skip`, `abort`, or `stop`: no
+    /// operator was there), before it is carried out.
+    Decision {
+        node: String,
+        step: String,
+        decision: String,
+        ts: u64,
+    },
     /// Every step finished (ok or not): nothing left to resume unless something failed.
     Complete { ts: u64 },
 }
@@ -269,6 +277,7 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 r.steps.remove(&key);
                 r.redacted.remove(&key);
             }
+            Record::Decision { .. } => {}
             Record::Complete { .. } => r.complete = true,
         }
     }

@@ -1,6 +1,7 @@
 //! The install engine: a plan of steps run over SSH on every node, in parallel, journaled.
 
 pub mod batch;
+pub mod control;
 pub mod copy_id;
 pub mod decide;
 pub mod deliver;

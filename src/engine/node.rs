@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::batch::{self, Batch, Closed, Ended, Expected, Transition, Verdict};
+use super::control::Decision;
 use super::decide::{self, Todo};
 use super::deliver;
 use super::events::{Event, Facts, Status};
@@ -277,6 +278,16 @@ impl NodeRun<'_> {
                 skip_rest(self.shared, &node, &ids[i..], &reason).await;
                 return self.close().await;
             }
+            if self.shared.control.aborted() {
+                skip_rest(
+                    self.shared,
+                    &node,
+                    &ids[i..],
+                    "the operator aborted the install",
+                )
+                .await;
+                return self.close().await;
+            }
             let Some(step) = self.step(&ids[i]) else {
                 break;
             };
@@ -292,9 +303,10 @@ impl NodeRun<'_> {
                     BatchEnd::AllOk => i += 1,
                     BatchEnd::Retry(_, after) => tokio::time::sleep(after).await,
                     BatchEnd::Stop(failed) => {
-                        let reason = format!("step '{failed}' failed on this node");
-                        skip_rest(self.shared, &node, &ids[i + 1..], &reason).await;
-                        return self.close().await;
+                        match self.after_failure(&failed, &ids, &mut pending).await {
+                            Some(next) => i = next,
+                            None => return self.close().await,
+                        }
                     }
                 }
                 continue;
@@ -321,14 +333,55 @@ impl NodeRun<'_> {
                     tokio::time::sleep(after).await;
                 }
                 BatchEnd::Stop(failed) => {
-                    let reason = format!("step '{failed}' failed on this node");
-                    let at = ids.iter().position(|s| *s == failed).map_or(i, |k| k + 1);
-                    skip_rest(self.shared, &node, &ids[at..], &reason).await;
-                    return self.close().await;
+                    match self.after_failure(&failed, &ids, &mut pending).await {
+                        Some(next) => i = next,
+                        None => return self.close().await,
+                    }
                 }
             }
         }
         self.close().await;
+    }
+
+    /// Step `failed` failed: what the operator decides (`Shared::decide`; without an operator,
+    /// the node stops). `Some(i)`: go on from `pending[i]` (the failed step again, as a later
+    /// attempt, or the one after it); `None`: the node's later steps were skipped, it stops.
+    async fn after_failure(
+        &self,
+        failed: &str,
+        ids: &[String],
+        pending: &mut [Pending],
+    ) -> Option<usize> {
+        let node = self.node().to_string();
+        let at = ids.iter().position(|s| s == failed)?;
+        let skippable = self.step(failed).is_some_and(|s| s.skippable);
+        let d = self.shared.decide(&node, failed, skippable).await;
+        match d {
+            Decision::Retry => {
+                let p = &mut pending[at];
+                p.todo.attempt += 1;
+                p.retries_left = self.step(failed).map_or(0, |s| s.retries);
+                self.say(
+                    failed,
+                    format!(
+                        "kswizard: the operator retries step '{failed}' (attempt {})",
+                        p.todo.attempt
+                    ),
+                )
+                .await;
+                Some(at)
+            }
+            Decision::Skip => Some(at + 1),
+            Decision::Abort | Decision::Stop => {
+                let reason = if d == Decision::Abort {
+                    format!("step '{failed}' failed on this node and the operator aborted it")
+                } else {
+                    format!("step '{failed}' failed on this node")
+                };
+                skip_rest(self.shared, &node, &ids[at + 1..], &reason).await;
+                None
+            }
+        }
     }
 
     /// Connect (again) to the node; every connection gets control paths of its own.
@@ -629,6 +682,7 @@ impl NodeRun<'_> {
                                 &step,
                                 StepEnd {
                                     lost: true,
+                                    hold: self.shared.control.interactive,
                                     ..StepEnd::plain(Status::Failed, reason)
                                 },
                             )
@@ -757,6 +811,7 @@ impl NodeRun<'_> {
                     tail: Vec::new(),
                     lost: false,
                     how: ended.how,
+                    hold: false,
                 },
             )
             .await;
@@ -775,6 +830,7 @@ impl NodeRun<'_> {
                     tail,
                     lost: false,
                     how: How::Start,
+                    hold: self.shared.control.interactive,
                 },
             )
             .await;

@@ -68,6 +68,9 @@ struct RawStep {
     etcd: Option<Vec<EtcdTopology>>,
     /// `deliver: bundle`: kswizard itself copies the bundle's files to the node (no script).
     deliver: Option<Delivery>,
+    /// The operator may skip it when it failed (`skippable: true`): nothing later needs it.
+    #[serde(default)]
+    skippable: bool,
 }
 
 /// What a `deliver` step delivers; only the bundle so far.
@@ -117,6 +120,10 @@ pub struct Step {
     /// runs only when the conf names a bundle.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub deliver: bool,
+    /// When it failed, the operator may skip it and the node goes on (`skippable: true`): the
+    /// plan says nothing later depends on it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub skippable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +184,7 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('preflight:' script, 'steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd, deliver): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('preflight:' script, 'steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd, deliver, skippable): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
@@ -283,6 +290,7 @@ pub fn parse(
             lb: r.lb.unwrap_or_default(),
             etcd: r.etcd.unwrap_or_default(),
             deliver: r.deliver.is_some(),
+            skippable: r.skippable,
         });
     }
     if steps.is_empty() {

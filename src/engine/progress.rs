@@ -75,6 +75,10 @@ impl NodeProgress {
     }
 
     pub fn started(&mut self, step: String) {
+        // The operator retries the failed step: the node is no longer failed.
+        if self.failed.as_ref().is_some_and(|(f, _)| *f == step) {
+            self.failed = None;
+        }
         self.last = Some(step.clone());
         self.running = Some(step);
     }
@@ -94,6 +98,10 @@ impl NodeProgress {
             Status::Ok => self.done += 1,
             Status::Failed => self.failed = Some((step, reason.unwrap_or_default())),
             Status::Skipped => {
+                // The operator skipped the failed step: the node goes on.
+                if self.failed.as_ref().is_some_and(|(f, _)| *f == step) {
+                    self.failed = None;
+                }
                 self.skipped += 1;
                 self.first_skipped.get_or_insert(step);
             }

@@ -195,6 +195,14 @@ impl TextReport {
                 }
                 Some(s)
             }
+            Event::Awaiting {
+                node,
+                step,
+                skippable,
+            } => Some(format!(
+                "waiting {node:<14} {step}: retry{}, or abort the node or the install",
+                if *skippable { ", skip" } else { "" }
+            )),
             Event::Summary(sum) => Some(self.table(sum)),
         }
     }

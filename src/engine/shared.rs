@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, mpsc};
 
+use super::control::{Control, Decision, Waiting};
 use super::events::{Event, Failure, Status, Summary};
 use super::journal::{self, Journal, Record};
 use super::runner::How;
@@ -85,6 +86,9 @@ pub(super) struct StepEnd {
     /// How the node took it: an ok step that an earlier run started or finished is not counted
     /// as run by this one.
     pub(super) how: How,
+    /// Leave the board as it is: the node waits for the operator's decision, which then tells
+    /// the board (`Shared::decide`), so steps waiting at its barrier wait too.
+    pub(super) hold: bool,
 }
 
 impl StepEnd {
@@ -97,6 +101,7 @@ impl StepEnd {
             tail: Vec::new(),
             lost: false,
             how: How::Start,
+            hold: false,
         }
     }
 }
@@ -150,6 +155,20 @@ impl Board {
     pub(super) fn passed(&self, step: &str) -> bool {
         !self.failed.contains_key(step) && self.remaining.get(step).copied().unwrap_or(0) == 0
     }
+
+    /// `step` will not finish on `node` (`what`: "failed", "was skipped"): its barrier never opens.
+    pub(super) fn fail(&mut self, step: &str, node: &str, what: &str) {
+        self.failed
+            .entry(step.to_string())
+            .or_insert_with(|| format!("{what} on {node}"));
+    }
+
+    /// The operator chose to go on without `step` on one node: its barrier counts it as finished.
+    pub(super) fn skip_chosen(&mut self, step: &str) {
+        if let Some(n) = self.remaining.get_mut(step) {
+            *n = n.saturating_sub(1);
+        }
+    }
 }
 
 pub(super) struct Shared {
@@ -164,6 +183,8 @@ pub(super) struct Shared {
     pub(super) scheduled: std::collections::HashSet<String>,
     /// Text never shown: every host's passwords and the secret values steps published.
     pub(super) secrets: Secrets,
+    /// The operator's decisions about failed nodes.
+    pub(super) control: Control,
     pub(super) failures: Mutex<Vec<Failure>>,
     /// (node, step) pairs this run ended, whatever the status.
     pub(super) ended: Mutex<std::collections::HashSet<(String, String)>>,
@@ -238,9 +259,7 @@ impl Shared {
             } else {
                 "was skipped"
             };
-            b.failed
-                .entry(step.to_string())
-                .or_insert_with(|| format!("{what} on {node}"));
+            b.fail(step, node, what);
         }
         drop(b);
         self.changed.notify_waiters();
@@ -255,6 +274,7 @@ impl Shared {
             tail,
             lost,
             how,
+            hold,
         } = end;
         // Reasons carry ssh's and sudo's words, tails a step's lines: neither reaches the journal,
         // an event or the summary with a secret in it.
@@ -284,7 +304,7 @@ impl Shared {
                 log_tail: tail,
             });
         }
-        if status != Status::Ok {
+        if status != Status::Ok && !hold {
             self.step_done(step, node, status, &BTreeMap::new());
         }
         self.emit(Event::Finished {
@@ -295,6 +315,67 @@ impl Shared {
             reason,
         })
         .await;
+    }
+}
+
+impl Shared {
+    /// `step` failed on `node` (held: see `StepEnd::hold`): wait for the operator's decision,
+    /// journal it and tell the board. A retry takes the failure back (the step runs again); a
+    /// skip ends the step as skipped and opens its barrier; an abort, or no operator, lets the
+    /// steps waiting for it skip.
+    pub(super) async fn decide(&self, node: &str, step: &str, skippable: bool) -> Decision {
+        if !self.control.interactive {
+            return Decision::Stop;
+        }
+        let w = Waiting {
+            step: step.into(),
+            skippable,
+        };
+        self.control.stopped(node, w);
+        self.emit(Event::Awaiting {
+            node: node.into(),
+            step: step.into(),
+            skippable,
+        })
+        .await;
+        let d = self.control.wait(node).await;
+        self.journal.log(Record::Decision {
+            node: node.into(),
+            step: step.into(),
+            decision: d.word().into(),
+            ts: journal::now(),
+        });
+        if matches!(d, Decision::Retry | Decision::Skip) {
+            self.failures
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .retain(|f| f.node != node || f.step != step);
+            let mut c = self
+                .counts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            c.failed = c.failed.saturating_sub(1);
+        }
+        match d {
+            Decision::Retry => {}
+            Decision::Skip => {
+                let end = StepEnd {
+                    hold: true,
+                    ..StepEnd::plain(Status::Skipped, "skipped by the operator")
+                };
+                self.finish(node, step, end).await;
+                self.board.lock().expect("board lock").skip_chosen(step);
+                self.changed.notify_waiters();
+            }
+            Decision::Abort | Decision::Stop => {
+                self.board
+                    .lock()
+                    .expect("board lock")
+                    .fail(step, node, "failed");
+                self.changed.notify_waiters();
+            }
+        }
+        d
     }
 }
 
@@ -355,5 +436,18 @@ mod tests {
         assert!(b.passed("s") && b.passed("not-in-this-install"));
         b.failed.insert("s".into(), "failed on n1".into());
         assert!(!b.passed("s"));
+    }
+
+    #[test]
+    fn a_step_skipped_by_the_operator_opens_its_barrier_and_an_aborted_one_never_does() {
+        let mut b = Board::default();
+        b.remaining.insert("s".into(), 1);
+        b.remaining.insert("t".into(), 1);
+        b.skip_chosen("s");
+        assert!(b.passed("s"));
+        b.fail("t", "n2", "failed");
+        b.fail("t", "n3", "was skipped");
+        assert!(!b.passed("t"));
+        assert_eq!(b.failed["t"], "failed on n2", "the first reason stays");
     }
 }

@@ -77,6 +77,8 @@ pub enum Action {
         path: PathBuf,
         lines: Result<Vec<String>, String>,
     },
+    /// `r` / `s` / `a` / `A` on Install: a decision about the selected failed node.
+    Decide(super::decision::Choice),
     /// On a complete install's question: run everything again, or only what changed.
     Rerun(Rerun),
     /// What an install would run, looked up for the question `i` asks (or why it cannot).
@@ -141,6 +143,8 @@ pub enum Effect {
     Tick(std::time::Duration),
     /// Read a step's whole log from the taskbox (`engine::step_logs`).
     ReadLog(PathBuf),
+    /// Hand the operator's decision to the running install (`executor::install_with`).
+    Command(crate::engine::control::Command),
     /// Probe the LB after `after` (the Install screen asks again each time a probe ends); the
     /// built-in LB's SSH host keys are those of the state dir of the conf directory `dir`.
     ProbeLb {

@@ -12,6 +12,7 @@ use super::Msg;
 use super::action::{Action, Effect};
 use super::state::Disk;
 use crate::conf::{self, Source};
+use crate::engine::control::Command;
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
 use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
@@ -24,10 +25,14 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 /// The engine's own event channel; the UI channel behind it is the one that bounds the flow.
 const EVENTS: usize = 64;
 
+/// Decisions in flight to the engine: a few keys at most.
+const COMMANDS_QUEUE: usize = 8;
+
 /// Do `effect` and send its action(s) into the loop's channel. A send fails only once the loop
 /// has ended (quit); nothing is waiting for the result then.
 pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
     let action = match effect {
+        Effect::Command(cmd) => return command(cmd).await,
         Effect::Install {
             cluster,
             dir,
@@ -150,9 +155,17 @@ async fn install(
             confirm_warnings: Some(confirm),
             ..Options::new(state_dir(&dir, None))
         };
-        executor::install(&cluster, &plan, &opts, events)
-            .await
-            .map_err(|e| e.to_string())
+        // A failed node waits for the operator's decision (the Install screen's keys).
+        let (commands, rx) = mpsc::channel(COMMANDS_QUEUE);
+        *COMMANDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(commands);
+        let r = executor::install_with(&cluster, &plan, &opts, events, Some(rx)).await;
+        COMMANDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        r.map_err(|e| e.to_string())
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
@@ -182,6 +195,21 @@ fn read_log(path: &Path) -> Result<Vec<String>, String> {
     f.read_to_end(&mut bytes).map_err(why)?;
     lines.extend(String::from_utf8_lossy(&bytes).lines().map(str::to_string));
     Ok(lines)
+}
+
+/// Where the running install takes the operator's decisions: set while `install` runs. A
+/// static, like the LB prober: `update` stays pure and only names the command.
+static COMMANDS: std::sync::Mutex<Option<mpsc::Sender<Command>>> = std::sync::Mutex::new(None);
+
+/// Hand `cmd` to the running install; none runs any more: nothing to do.
+async fn command(cmd: Command) {
+    let tx = COMMANDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some(tx) = tx {
+        let _ = tx.send(cmd).await;
+    }
 }
 
 /// What an install of `cluster` from `dir` would run: the plan and the journal read, nothing run.

@@ -2,6 +2,7 @@
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
 use super::log_view::{Filter, FullLog, Search};
+use crate::engine::control::Waiting;
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::preflight;
 pub use crate::engine::progress::{NodeProgress, NodeState};
@@ -59,6 +60,8 @@ pub struct Install {
     pub timeouts: std::collections::HashMap<String, u64>,
     /// A clock tick is asked for: a resume must not start a second.
     pub ticking: bool,
+    /// Nodes stopped at a failed step, waiting for the operator's decision (`Event::Awaiting`).
+    pub awaiting: std::collections::BTreeMap<String, Waiting>,
 }
 
 impl Install {
@@ -97,6 +100,7 @@ impl Install {
             history: crate::engine::eta::History::default(),
             timeouts: std::collections::HashMap::new(),
             ticking: false,
+            awaiting: std::collections::BTreeMap::new(),
         }
     }
 
@@ -208,6 +212,7 @@ impl Install {
                 reattached,
                 ..
             } => {
+                self.awaiting.remove(&node);
                 if reattached {
                     self.reattached(&node, &step);
                 }
@@ -234,6 +239,10 @@ impl Install {
                 // (a node that could not be reached has no other line there).
                 if let (Status::Failed, Some(why)) = (status, &reason) {
                     self.log(&node, format!("{step}: ✗ failed: {why}"));
+                }
+                // A decision was carried out (skip, or abort: the later steps skip).
+                if status == Status::Skipped {
+                    self.awaiting.remove(&node);
                 }
                 if status == Status::Ok {
                     self.history.add(&step, elapsed_ms / 1000);
@@ -264,7 +273,21 @@ impl Install {
                     n.preflight(&checks);
                 }
             }
-            Event::Summary(s) => self.summary = Some(s),
+            Event::Awaiting {
+                node,
+                step,
+                skippable,
+            } => {
+                self.log(
+                    &node,
+                    format!("{step}: kswizard: waiting for your decision (see the keys below)"),
+                );
+                self.awaiting.insert(node, Waiting { step, skippable });
+            }
+            Event::Summary(s) => {
+                self.awaiting.clear();
+                self.summary = Some(s);
+            }
             // The Hosts screen's SSH test shows facts; here they add nothing to the progress. A
             // delivery's figures are in the step's log already, a line per file and a total.
             Event::Facts { .. } | Event::Delivered { .. } => {}

@@ -5,6 +5,7 @@
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::action::{Action, Rerun};
+use super::decision;
 use super::form::Value;
 use super::input::Edit;
 use super::state::{Confirm, Modal, Screen, State};
@@ -54,6 +55,10 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         };
     }
     Some(match key.code {
+        // The Install screen's decisions about a failed node take r, s, a and A there.
+        KeyCode::Char(c) if state.screen == Screen::Install && decision::of_key(c).is_some() => {
+            Action::Decide(decision::of_key(c)?)
+        }
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::Left | KeyCode::Char('h') => Action::Left,

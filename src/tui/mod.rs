@@ -7,6 +7,7 @@
 
 pub mod action;
 pub mod bulk;
+pub mod decision;
 pub mod diff;
 pub mod effects;
 pub mod form;

@@ -105,6 +105,8 @@ pub enum Confirm {
     Install(Box<crate::engine::executor::Preview>),
     /// Quit while the install runs (it stops; steps already running go on on the nodes).
     StopInstall,
+    /// Abort the running install (`A`): running steps finish, no node starts another.
+    AbortInstall,
 }
 
 /// Where the wizard opens once the files are read, instead of the Start screen, and what its

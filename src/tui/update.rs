@@ -3,6 +3,7 @@
 
 use super::action::{Action, Effect, Rerun};
 use super::bulk;
+use super::decision;
 use super::form::{FieldId, Form, FormKind};
 use super::input::Input;
 use super::state::{
@@ -192,6 +193,9 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         {
             return ask_install(state);
         }
+        Action::Decide(choice) if state.screen == Screen::Install => {
+            return decision::choose(state, choice);
+        }
         action => match state.screen {
             Screen::Start => start_action(state, action),
             Screen::Hosts => return hosts_action(state, action),
@@ -316,6 +320,7 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
     }
     match question {
         Confirm::Quit { .. } | Confirm::StopInstall => state.quit = true,
+        Confirm::AbortInstall => return decision::abort_install(state),
         Confirm::DeleteHost(i) if i < state.cluster.hosts.len() => {
             let host = state.cluster.hosts.remove(i);
             state.set_status(StatusKind::Info, format!("Deleted {}.", host.name));

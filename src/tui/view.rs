@@ -174,6 +174,9 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
         Confirm::StopInstall => "Quit and stop the install? Steps already running keep running \
             on the nodes; `kswizard install --resume` or the wizard (i on Review) picks them up."
             .to_string(),
+        Confirm::AbortInstall => "Abort the install? Steps running on other nodes finish and \
+            are recorded; no node starts another. i resumes it later."
+            .to_string(),
     };
     let keys = answers(question)
         .iter()
@@ -183,7 +186,7 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
     // The install questions need more lines of text.
     let height = match question {
         Confirm::Install(p) if p.complete => 8,
-        Confirm::StopInstall | Confirm::Install(_) => 7,
+        Confirm::StopInstall | Confirm::AbortInstall | Confirm::Install(_) => 7,
         _ => 5,
     };
     let inner = popup(frame, "Confirm", 60, height, &state.theme);

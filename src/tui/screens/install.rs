@@ -29,11 +29,9 @@ pub fn hints(state: &State) -> Vec<Hint> {
         return super::log_view::full_hints();
     }
     let wide = state.install.as_ref().is_some_and(|i| i.wide_log);
-    let mut hints = vec![
-        ("↑↓", "node"),
-        ("PgUp/PgDn", "log"),
-        ("f", if wide { "log and LB" } else { "wide log" }),
-    ];
+    // A decision the install waits for first: a narrow footer keeps the first hints.
+    let mut hints = crate::tui::decision::hints(state);
+    hints.extend([("↑↓", "node"), ("PgUp/PgDn", "log")]);
     if state
         .install
         .as_ref()
@@ -41,6 +39,7 @@ pub fn hints(state: &State) -> Vec<Hint> {
     {
         hints.push(("n", "next failed"));
     }
+    hints.push(("f", if wide { "log and LB" } else { "wide log" }));
     if !state.installing() {
         hints.extend([("i", "resume"), ("Esc", "Review")]);
     }

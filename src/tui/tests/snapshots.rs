@@ -23,7 +23,7 @@ fn draw(state: &State, width: u16, height: u16) -> String {
     terminal.backend().to_string()
 }
 
-fn check(name: &str, state: &State) {
+pub(super) fn check(name: &str, state: &State) {
     for (w, h) in SIZES {
         insta::assert_snapshot!(format!("{name}_{w}x{h}"), draw(state, w, h));
     }
