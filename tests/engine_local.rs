@@ -901,6 +901,64 @@ fn a_skippable_failed_step_skipped_lets_the_node_and_its_barrier_go_on() {
         assert_eq!(b.count(node, "c"), 1, "{node} c");
     }
     assert_eq!(b.count("n2", "b-runs"), 1);
+    // A resume honours the skip: b is not run again, and the install counts as finished.
+    let resume = Options {
+        resume: true,
+        ..b.opts()
+    };
+    let (sum, _) = b.run(&plan, &resume).unwrap();
+    assert_eq!((sum.ok, sum.failed, sum.skipped), (0, 0, 0), "{sum:?}");
+    assert_eq!(b.count("n2", "b-runs"), 1);
+    assert!(!journal::replay(&b.journal()).unwrap().unfinished());
+}
+
+#[test]
+fn resume_honours_an_abort_until_the_node_is_retried_and_skips_only_what_the_plan_allows() {
+    let b = Bench::new(3);
+    let plan = failing_b(&b, false);
+    run_with(&b, &plan, |node, _| {
+        Some(Command::AbortNode { node: node.into() })
+    });
+    assert_eq!(b.count("n2", "b-runs"), 1);
+    // The cause removed, a plain resume still leaves the aborted node alone, saying how to go on.
+    std::fs::write(b.trace().join("fixed"), "").unwrap();
+    let resume = Options {
+        resume: true,
+        ..b.opts()
+    };
+    let (sum, events) = b.run(&plan, &resume).unwrap();
+    assert_eq!(b.count("n2", "b-runs"), 1);
+    let (status, why) = finished(&events, "n2", "b").unwrap();
+    assert_eq!(status, Status::Skipped, "{sum:?}");
+    assert!(why.unwrap().contains("--retry n2"));
+    // A skip the plan does not allow, or of an unknown node, is refused before anything runs.
+    let skip = |node: &str| Options {
+        decisions: vec![Command::Skip {
+            node: node.into(),
+            step: "b".into(),
+        }],
+        ..resume.clone()
+    };
+    let err = b.run(&plan, &skip("n2")).unwrap_err().to_string();
+    assert!(err.contains("does not mark 'b' skippable"), "{err}");
+    let err = b.run(&plan, &skip("n9")).unwrap_err().to_string();
+    assert!(err.contains("n9: no such host"), "{err}");
+    // `--retry n2`: its steps run, and every step ends run once more than it had to, b twice.
+    let retry = Options {
+        decisions: vec![Command::Retry {
+            node: "n2".into(),
+            step: kswizard::engine::journal::ANY_STEP.into(),
+        }],
+        ..resume
+    };
+    let (sum, events) = b.run(&plan, &retry).unwrap();
+    assert_eq!(sum.failed, 0, "{sum:?} {events:#?}");
+    assert_eq!(b.count("n2", "b-runs"), 2);
+    for node in ["n1", "n2", "n3"] {
+        assert_eq!(b.count(node, "c"), 1, "{node} c");
+        assert_eq!(b.count(node, "a"), 1, "{node} a");
+    }
+    assert!(!journal::replay(&b.journal()).unwrap().unfinished());
 }
 
 #[test]

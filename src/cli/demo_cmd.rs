@@ -256,7 +256,7 @@ fn text_run(args: &DemoArgs) -> Outcome {
     }
 
     println!(
-        "\n== 3/4 install: preflight, OS prep, runtime, etcd (TLS), kubeadm init/join, verify"
+        "\n== 3/4 install: preflight, delivery, OS prep, runtime, etcd (TLS), kubeadm init/join, CNI, verify, KubeSphere"
     );
     let installed = install_cmd::install(InstallArgs {
         conf: &lab.conf_dir,
@@ -266,6 +266,8 @@ fn text_run(args: &DemoArgs) -> Outcome {
         resume: false,
         restart: true,
         reconnect_for: std::time::Duration::from_secs(120),
+        retry: &[],
+        skip: &[],
         json: false,
     });
 

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::{Format, Outcome, findings};
 use crate::conf::{self, ConfError};
+use crate::engine::control::Command;
 use crate::engine::decide;
 use crate::engine::events::{Event, Status, Summary};
 use crate::engine::executor::{self, Options};
@@ -109,10 +110,47 @@ pub struct InstallArgs<'a> {
     pub resume: bool,
     pub restart: bool,
     pub reconnect_for: std::time::Duration,
+    /// `--retry NODE[:STEP]` and `--skip NODE:STEP`, as typed.
+    pub retry: &'a [String],
+    pub skip: &'a [String],
     pub json: bool,
 }
 
+/// The command line's `--retry` / `--skip` as the engine's commands; `Err` names the bad one.
+fn decisions(retry: &[String], skip: &[String]) -> Result<Vec<Command>, String> {
+    let mut out = Vec::new();
+    for r in retry {
+        let (node, step) = r
+            .split_once(':')
+            .unwrap_or((r, crate::engine::journal::ANY_STEP));
+        if node.is_empty() || step.is_empty() {
+            return Err(format!("--retry {r}: expected NODE or NODE:STEP"));
+        }
+        out.push(Command::Retry {
+            node: node.into(),
+            step: step.into(),
+        });
+    }
+    for s in skip {
+        match s.split_once(':') {
+            Some((node, step)) if !node.is_empty() && !step.is_empty() => out.push(Command::Skip {
+                node: node.into(),
+                step: step.into(),
+            }),
+            _ => return Err(format!("--skip {s}: expected NODE:STEP")),
+        }
+    }
+    Ok(out)
+}
+
 pub fn install(a: InstallArgs) -> Outcome {
+    let decided = match decisions(a.retry, a.skip) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
+    };
     let (cluster, plan) = match load(a.conf, a.plan, a.json) {
         Ok(x) => x,
         Err(o) => return o,
@@ -243,6 +281,7 @@ pub fn install(a: InstallArgs) -> Outcome {
             reconnect_for,
             bundle: crate::engine::paths::bundle_dir(a.conf, &cluster),
             confirm_warnings: ask_warnings.then_some(confirm),
+            decisions: decided,
             ..Options::new(state)
         };
         let install = executor::install(&cluster, &plan, &opts, tx);

@@ -98,6 +98,14 @@ pub enum Command {
         /// counts as lost (seconds).
         #[arg(long, default_value_t = 120, value_name = "SECS")]
         reconnect_for: u64,
+        /// With --resume: run NODE again (a node aborted from the wizard), or only its STEP
+        /// (one skipped earlier). Repeatable.
+        #[arg(long, value_name = "NODE[:STEP]", requires = "resume")]
+        retry: Vec<String>,
+        /// With --resume: go on without NODE's STEP (only a step the plan marks skippable).
+        /// Repeatable.
+        #[arg(long, value_name = "NODE:STEP", requires = "resume")]
+        skip: Vec<String>,
         /// Output: text for people, or json (one event per line, see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
@@ -284,6 +292,8 @@ pub fn main() -> ExitCode {
             resume,
             restart,
             reconnect_for,
+            retry,
+            skip,
             output,
         }) => install_cmd::install(install_cmd::InstallArgs {
             conf: &conf,
@@ -293,6 +303,8 @@ pub fn main() -> ExitCode {
             resume,
             restart,
             reconnect_for: std::time::Duration::from_secs(reconnect_for),
+            retry: &retry,
+            skip: &skip,
             json: output == Format::Json,
         }),
         Some(Command::Lb {

@@ -86,6 +86,10 @@ pub struct Schedule {
     /// (node, step) pairs of the journal that the cluster and plan no longer have (a host left
     /// the conf, a step left the plan): they leave the install's accounting.
     pub left: Vec<(String, String)>,
+    /// (node, step) pairs the operator skipped: not run, their barriers open.
+    pub skipped: Vec<(String, String)>,
+    /// (node, step) pairs of aborted nodes: not run, and steps waiting for them are skipped.
+    pub aborted: Vec<(String, String)>,
 }
 
 /// Decide, for every node and step, whether it runs and as which attempt. `fps[i]` are the
@@ -102,6 +106,18 @@ pub fn schedule(
             let key = (np.node.clone(), sid.clone());
             let fp = fps.get(sid).map_or("", String::as_str);
             let recall = replay.redacted.contains(&key);
+            let done = replay.is_done(&np.node, sid);
+            if replay.aborted.contains(&np.node) && !done {
+                s.aborted.push(key);
+                continue;
+            }
+            let unchanged = replay.steps.get(&key).is_some_and(|p| p.fp == fp);
+            if replay.skipped.contains(&key) && unchanged {
+                // Not run again, like a finished step.
+                s.skipped.push(key.clone());
+                s.done.push(key);
+                continue;
+            }
             let run = match replay.steps.get(&key) {
                 None => Some((1, Why::New)),
                 // Started, end unknown: whatever changed, the node may still run it.

@@ -13,13 +13,13 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::control::{Command, Control};
 use super::decide::{self, Mode};
 use super::deliver::Bundle;
-use super::events::{Event, Summary};
+use super::events::{Event, Status, Summary};
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{NodePlan, Plan, fingerprint};
 use super::preflight;
 use super::runner;
-use super::shared::{Board, JournalWriter, Secrets, Shared, fail_rest};
+use super::shared::{Board, JournalWriter, Secrets, Shared, StepEnd, fail_rest};
 use super::transport;
 use crate::bundle::{BundleError, Manifest};
 use crate::conf::ConfError;
@@ -47,6 +47,9 @@ pub struct Options {
     /// the journal is touched or any step runs. `true` goes on; `false` or a dropped answer ends
     /// the install with `EngineError::PreflightDeclined`. `None`: warnings never stop it.
     pub confirm_warnings: Option<ConfirmWarnings>,
+    /// With `resume`: the operator's decisions from the command line (`--retry NODE[:STEP]`,
+    /// `--skip NODE:STEP`), journaled before anything runs.
+    pub decisions: Vec<crate::engine::control::Command>,
 }
 
 /// Where the install asks "continue anyway?" (`Options::confirm_warnings`).
@@ -63,6 +66,7 @@ impl Options {
             bundle: None,
             transfers: 8,
             confirm_warnings: None,
+            decisions: Vec::new(),
         }
     }
 }
@@ -79,6 +83,8 @@ pub enum EngineError {
     JournalWrite(PathBuf, std::io::Error),
     /// The bundle the plan delivers is missing, damaged or for another version.
     Bundle(BundleError),
+    /// A `--retry` / `--skip` that does not apply.
+    Decision(String),
     /// Preflight failed on these nodes; no step ran. `table` is every node's checks
     /// (`preflight::table`), the failures with their reasons and fixes.
     Preflight {
@@ -100,7 +106,8 @@ impl std::error::Error for EngineError {
             EngineError::Busy(_)
             | EngineError::NothingToResume(_)
             | EngineError::Preflight { .. }
-            | EngineError::PreflightDeclined { .. } => None,
+            | EngineError::PreflightDeclined { .. }
+            | EngineError::Decision(_) => None,
         }
     }
 }
@@ -116,6 +123,7 @@ impl std::fmt::Display for EngineError {
             EngineError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             EngineError::Journal(e) => write!(f, "{e}"),
             EngineError::Bundle(e) => write!(f, "{e}"),
+            EngineError::Decision(msg) => write!(f, "{msg}"),
             EngineError::NothingToResume(p) => write!(
                 f,
                 "{}: there is no install to resume (the journal is missing or holds no install); `kswizard install` without --resume starts one (steps already done on the nodes check before they act)",
@@ -331,6 +339,51 @@ pub struct Preview {
     pub changed: Vec<(String, String)>,
 }
 
+/// The command line's decisions checked against the cluster, the plan and the journal, as
+/// (node, step, decision) records: refused without a resume, for an unknown node or step, or a
+/// skip of a step the plan does not mark skippable or that already finished.
+fn operator_decisions(
+    cluster: &Cluster,
+    plan: &Plan,
+    replay: &Replay,
+    mode: Mode,
+    commands: &[crate::engine::control::Command],
+) -> Result<Vec<(String, String, &'static str)>, EngineError> {
+    use crate::engine::control::Command;
+    let refuse = |msg: String| Err(EngineError::Decision(msg));
+    if !commands.is_empty() && mode != Mode::Resume {
+        return refuse(
+            "--retry and --skip act on an unfinished install: there is none to resume".into(),
+        );
+    }
+    let mut out = Vec::new();
+    for c in commands {
+        let (node, step, word) = match c {
+            Command::Retry { node, step } => (node, step, "retry"),
+            Command::Skip { node, step } => (node, step, "skip"),
+            Command::AbortNode { .. } | Command::AbortInstall => continue,
+        };
+        let Some(i) = cluster.hosts.iter().position(|h| h.name == *node) else {
+            return refuse(format!("{node}: no such host in hosts.ini"));
+        };
+        if step != journal::ANY_STEP {
+            let Some(s) = plan.step(step).filter(|s| s.targets(cluster, i)) else {
+                return refuse(format!("{node}: the plan runs no step '{step}' there"));
+            };
+            if word == "skip" && !s.skippable {
+                return refuse(format!(
+                    "{node}:{step}: the plan does not mark '{step}' skippable (later steps build on it); fix its cause and resume"
+                ));
+            }
+            if word == "skip" && replay.is_done(node, step) {
+                return refuse(format!("{node}:{step} already finished: nothing to skip"));
+            }
+        }
+        out.push((node.clone(), step.clone(), word));
+    }
+    Ok(out)
+}
+
 /// Each node's step fingerprints. A `deliver` step's covers the bundle files the node gets, so
 /// that a changed bundle is delivered again.
 fn fingerprints(
@@ -509,13 +562,17 @@ pub async fn install_with(
     let config = config_fingerprint(cluster, plan);
     let mode = decide::mode(&previous, opts.resume, opts.restart)
         .map_err(|decide::Refusal::NothingToResume| EngineError::NothingToResume(jpath.clone()))?;
-    let (replay, install_id) = match mode {
+    let (mut replay, install_id) = match mode {
         Mode::Resume => {
             let id = previous.install_id.clone().unwrap_or_default();
             (previous, id)
         }
         Mode::Fresh => (Replay::default(), new_install_id()),
     };
+    let decided = operator_decisions(cluster, plan, &replay, mode, &opts.decisions)?;
+    for (node, step, word) in &decided {
+        replay.decided(node, step, word);
+    }
 
     // A resumed install began in an earlier run.
     let begun = replay.begun;
@@ -633,6 +690,17 @@ pub async fn install_with(
             },
         )?;
     }
+    for (node, step, decision) in decided {
+        append(
+            &mut journal,
+            Record::Decision {
+                node,
+                step,
+                decision: decision.into(),
+                ts: journal::now(),
+            },
+        )?;
+    }
     for (node, step) in &sched.left {
         append(
             &mut journal,
@@ -678,6 +746,15 @@ pub async fn install_with(
             shared.control.close();
         })
     });
+    // Steps of nodes the operator aborted: skipped, so the steps waiting for them skip too.
+    for (node, step) in &sched.aborted {
+        let reason = format!(
+            "{node} was aborted by the operator; `kswizard install --resume --retry {node}` runs it again"
+        );
+        shared
+            .finish(node, step, StepEnd::plain(Status::Skipped, reason))
+            .await;
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let mut by_task = HashMap::new();
     for (i, (((todo, env), fps), files)) in sched

@@ -146,6 +146,10 @@ pub struct Replay {
     pub outputs: Vec<(String, String)>,
     /// Steps whose secret outputs were kept off the journal: a resume recalls them from the node.
     pub redacted: std::collections::HashSet<(String, String)>,
+    /// (node, step) pairs the operator chose to skip: a resume does not run them again.
+    pub skipped: std::collections::HashSet<(String, String)>,
+    /// Nodes the operator aborted: a resume runs nothing on them until they are retried.
+    pub aborted: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +161,29 @@ pub struct StepState {
     pub reason: Option<String>,
 }
 
+/// A retry of every step of a node (`--retry NODE`): takes back its abort and its skips.
+pub const ANY_STEP: &str = "*";
+
 impl Replay {
+    /// The operator's decision about `node`'s `step`; the last word stands: a retry takes back a
+    /// skip or an abort.
+    pub fn decided(&mut self, node: &str, step: &str, decision: &str) {
+        match decision {
+            "skip" => {
+                self.skipped.insert((node.to_string(), step.to_string()));
+            }
+            "abort" => {
+                self.aborted.insert(node.to_string());
+            }
+            "retry" => {
+                self.aborted.remove(node);
+                self.skipped
+                    .retain(|(n, s)| n != node || (step != ANY_STEP && s != step));
+            }
+            _ => {}
+        }
+    }
+
     pub fn is_done(&self, node: &str, step: &str) -> bool {
         self.steps
             .get(&(node.to_string(), step.to_string()))
@@ -166,8 +192,13 @@ impl Replay {
 
     /// An install exists that did not finish, or finished with failures.
     pub fn unfinished(&self) -> bool {
+        // A step the operator skipped is as finished as it will be.
         self.install_id.is_some()
-            && (!self.complete || self.steps.values().any(|s| s.status != Some(Status::Ok)))
+            && (!self.complete
+                || self
+                    .steps
+                    .iter()
+                    .any(|(k, s)| s.status != Some(Status::Ok) && !self.skipped.contains(k)))
     }
 }
 
@@ -277,7 +308,12 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 r.steps.remove(&key);
                 r.redacted.remove(&key);
             }
-            Record::Decision { .. } => {}
+            Record::Decision {
+                node,
+                step,
+                decision,
+                ..
+            } => r.decided(&node, &step, &decision),
             Record::Complete { .. } => r.complete = true,
         }
     }
