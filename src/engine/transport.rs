@@ -861,14 +861,20 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn push_streams_data_past_the_script_and_keeps_quotes() {
+    /// A connection to this machine's shell, and the temp dir it keeps its files in.
+    async fn local_conn() -> (Conn, tempfile::TempDir) {
         let mut h = Host::new("t", "127.0.0.1");
         h.auth = Auth::Local;
         let dir = tempfile::tempdir().unwrap();
         let c = connect(&h, &dir.path().join("kh"), dir.path(), 0)
             .await
             .unwrap();
+        (c, dir)
+    }
+
+    #[tokio::test]
+    async fn push_streams_data_past_the_script_and_keeps_quotes() {
+        let (c, dir) = local_conn().await;
         let out = dir.path().join("out");
         // More than a pipe buffer, so a shell that read ahead would lose some of it.
         let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
@@ -888,12 +894,7 @@ mod tests {
 
     #[tokio::test]
     async fn local_exec_streams_lines_and_exit_code() {
-        let mut h = Host::new("t", "127.0.0.1");
-        h.auth = Auth::Local;
-        let dir = tempfile::tempdir().unwrap();
-        let c = connect(&h, &dir.path().join("kh"), dir.path(), 0)
-            .await
-            .unwrap();
+        let (c, _dir) = local_conn().await;
         let (code, out, _) = c.run("echo one; echo two; exit 3\n", false).await.unwrap();
         assert_eq!(code, 3);
         assert_eq!(out, "one\ntwo\n");
