@@ -167,7 +167,9 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
         unanswered.len()
     );
     assert_eq!(moves, 0);
-    assert!(gap < Duration::from_secs(3), "{unanswered:?}");
+    // The checks' rise takes about 2 s here alone; lab tests running beside it on 2 cores have
+    // stretched it to 3.5 s. The bound is for "a rise, not a failover", not a stopwatch.
+    assert!(gap < Duration::from_secs(6), "{unanswered:?}");
 
     // One master's apiserver stopped: lb status says so within 5 s, the frontend stays ready.
     masters[2]
