@@ -566,6 +566,35 @@ fn a_bundle_is_delivered_once_and_a_damaged_one_is_refused_before_anything_is_co
     assert_eq!(std::fs::read(b.journal()).unwrap(), journal);
 }
 
+#[test]
+fn a_bundle_for_another_kubernetes_version_is_refused_saying_which_to_fetch() {
+    let mut b = Bench::new(1);
+    let dir = bundle(&b, &[("tool", b"#!/bin/sh\n", "0755")]);
+    let manifest = dir.join(kswizard::bundle::MANIFEST);
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(kswizard::model::KUBERNETES_VERSION, "v1.29.0"),
+    )
+    .unwrap();
+    b.cluster.settings.bundle = Some(dir.display().to_string());
+    let plan = b.plan("steps:\n- {id: deliver, roles: [all], deliver: bundle, become: false}\n");
+    let opts = Options {
+        bundle: Some(dir),
+        ..b.opts()
+    };
+    let err = b.run(&plan, &opts).unwrap_err().to_string();
+    assert!(
+        err.contains("the bundle is for Kubernetes v1.29.0")
+            && err.contains(&format!(
+                "bundle fetch --version {}",
+                kswizard::model::KUBERNETES_VERSION
+            )),
+        "{err}"
+    );
+    assert!(!b.journal().exists());
+}
+
 /// A node-side preflight for local "nodes": facts of their own, a warning everywhere, and a
 /// failure on the node named in `FAIL_ON` (written into the script by the test).
 const PREFLIGHT: &str = r#"echo "FACT time=$(date -u +%s.%N)"

@@ -95,18 +95,10 @@ mod tests {
 
     fn entry(name: &str, roles: Vec<Role>, sha: char) -> Entry {
         Entry {
-            name: name.into(),
-            version: "v1".into(),
-            file: format!("bin/{name}"),
-            target: format!("/usr/local/bin/{name}"),
-            mode: "0755".into(),
             sha256: sha.to_string().repeat(64),
             size: 3,
             roles,
-            source: None,
-            member: None,
-            checksum_url: None,
-            standin: false,
+            ..Entry::for_test(name, b"")
         }
     }
 

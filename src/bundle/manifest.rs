@@ -58,6 +58,26 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A file for `/usr/local/bin/NAME` from `bin/NAME` holding `content`, for every role: the
+    /// tests' starting point.
+    #[cfg(test)]
+    pub(crate) fn for_test(name: &str, content: &[u8]) -> Entry {
+        Entry {
+            name: name.into(),
+            version: "v1".into(),
+            file: format!("bin/{name}"),
+            target: format!("/usr/local/bin/{name}"),
+            mode: "0755".into(),
+            sha256: format!("{:x}", Sha256::digest(content)),
+            size: content.len() as u64,
+            roles: vec![Role::All],
+            source: None,
+            member: None,
+            checksum_url: None,
+            standin: false,
+        }
+    }
+
     /// The mode as a number; `load` has checked that it parses.
     pub fn mode_bits(&self) -> u32 {
         u32::from_str_radix(&self.mode, 8).unwrap_or(0o644)
@@ -241,20 +261,7 @@ mod tests {
     use super::*;
 
     fn entry(name: &str, content: &[u8]) -> Entry {
-        Entry {
-            name: name.into(),
-            version: "v1".into(),
-            file: format!("bin/{name}"),
-            target: format!("/usr/local/bin/{name}"),
-            mode: "0755".into(),
-            sha256: format!("{:x}", Sha256::digest(content)),
-            size: content.len() as u64,
-            roles: vec![Role::All],
-            source: None,
-            member: None,
-            checksum_url: None,
-            standin: false,
-        }
+        Entry::for_test(name, content)
     }
 
     fn bundle(entries: &[(&str, &[u8])]) -> (tempfile::TempDir, Manifest) {

@@ -120,21 +120,23 @@ impl StepLogs {
     }
 
     fn line(&self, node: &str, step: &str, line: &str) -> std::io::Result<()> {
+        use std::collections::hash_map::Entry;
         let mut open = self.lock();
-        let key = (node.to_string(), step.to_string());
-        if !open.contains_key(&key) {
-            // Output of a step whose start this run did not see (a delivery's own lines):
-            // appended to whatever the file holds.
-            let dir = self.dir.join(safe(node));
-            create_private_dir(&dir)?;
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(dir.join(format!("{}.log", safe(step))))?;
-            open.insert(key.clone(), file);
-        }
-        let f = open.get_mut(&key).expect("inserted above");
+        let f = match open.entry((node.to_string(), step.to_string())) {
+            Entry::Occupied(e) => e.into_mut(),
+            // Output of a step whose start this run did not see: appended to what the file holds.
+            Entry::Vacant(v) => {
+                let dir = self.dir.join(safe(node));
+                create_private_dir(&dir)?;
+                v.insert(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .mode(0o600)
+                        .open(dir.join(format!("{}.log", safe(step))))?,
+                )
+            }
+        };
         writeln!(f, "{line}")
     }
 }
