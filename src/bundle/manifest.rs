@@ -111,7 +111,7 @@ impl std::fmt::Display for BundleError {
                 problem,
             } => write!(
                 f,
-                "{}: {problem}; nothing was copied to any node. Fetch the bundle again \
+                "{}: {problem}. Fetch the bundle again \
                  (`kswizard bundle fetch`) or restore the file, then `kswizard bundle check {}`",
                 bundle.join(file).display(),
                 bundle.display()
@@ -295,7 +295,7 @@ mod tests {
         std::fs::write(d.path().join("bin/kubelet"), b"kubelet bytez").unwrap();
         let err = verify(d.path(), &m).unwrap_err().to_string();
         assert!(err.contains("bin/kubelet: sha256"), "{err}");
-        assert!(err.contains("nothing was copied"), "{err}");
+        assert!(err.contains("then `kswizard bundle check"), "{err}");
         std::fs::write(d.path().join("bin/kubelet"), b"kube").unwrap();
         let err = verify(d.path(), &m).unwrap_err().to_string();
         assert!(err.contains("4 bytes, the manifest says 13"), "{err}");

@@ -122,7 +122,8 @@ impl std::fmt::Display for EngineError {
             ),
             EngineError::Io(p, e) => write!(f, "{}: {e}", p.display()),
             EngineError::Journal(e) => write!(f, "{e}"),
-            EngineError::Bundle(e) => write!(f, "{e}"),
+            // `bundle check` says the same of a file; only an install can say what it spared.
+            EngineError::Bundle(e) => write!(f, "{e} (nothing was copied to any node)"),
             EngineError::Decision(msg) => write!(f, "{msg}"),
             EngineError::NothingToResume(p) => write!(
                 f,
