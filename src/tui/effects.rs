@@ -40,10 +40,7 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             resume,
         } => return install(*cluster, dir, restart, resume, tx).await,
         Effect::AnswerPreflight(yes) => {
-            let asked = ASKED
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
+            let asked = running().asked.take();
             // No question waiting (the install ended meanwhile): nothing to answer.
             if let Some(answer) = asked {
                 let _ = answer.send(yes);
@@ -122,7 +119,7 @@ async fn install(
                     None => break,
                 },
                 Some(answer) = asks.recv() => {
-                    *ASKED.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answer);
+                    running().asked = Some(answer);
                     Action::PreflightAsked
                 }
             };
@@ -157,23 +154,35 @@ async fn install(
         };
         // A failed node waits for the operator's decision (the Install screen's keys).
         let (commands, rx) = mpsc::channel(COMMANDS_QUEUE);
-        *COMMANDS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(commands);
+        running().commands = Some(commands);
         let r = executor::install_with(&cluster, &plan, &opts, events, Some(rx)).await;
-        COMMANDS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        running().commands = None;
         r.map_err(|e| e.to_string())
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
 }
 
-/// The install's "continue anyway?" waiting for the operator's answer (`Effect::AnswerPreflight`).
-/// Not in the state: `update` stays plain data, and one install runs at a time.
-static ASKED: std::sync::Mutex<Option<oneshot::Sender<bool>>> = std::sync::Mutex::new(None);
+/// The running install's ways in, set while `install` runs. Not in the state: `update` stays
+/// plain data and only names what to send; one install runs at a time.
+struct Running {
+    /// Its "continue anyway?" waiting for the operator's answer (`Effect::AnswerPreflight`).
+    asked: Option<oneshot::Sender<bool>>,
+    /// Where it takes the operator's decisions about failed nodes (`Effect::Command`).
+    commands: Option<mpsc::Sender<Command>>,
+}
+
+static RUNNING: std::sync::Mutex<Running> = std::sync::Mutex::new(Running {
+    asked: None,
+    commands: None,
+});
+
+fn running() -> std::sync::MutexGuard<'static, Running> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Bytes of a step's log the full view reads at most: the end of a longer one, saying so.
 const LOG_READ_MAX: u64 = 16 << 20;
 
@@ -197,16 +206,9 @@ fn read_log(path: &Path) -> Result<Vec<String>, String> {
     Ok(lines)
 }
 
-/// Where the running install takes the operator's decisions: set while `install` runs. A
-/// static, like the LB prober: `update` stays pure and only names the command.
-static COMMANDS: std::sync::Mutex<Option<mpsc::Sender<Command>>> = std::sync::Mutex::new(None);
-
 /// Hand `cmd` to the running install; none runs any more: nothing to do.
 async fn command(cmd: Command) {
-    let tx = COMMANDS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let tx = running().commands.clone();
     if let Some(tx) = tx {
         let _ = tx.send(cmd).await;
     }
@@ -365,10 +367,10 @@ mod tests {
         // Nothing asked: the answer goes nowhere and nothing is reported.
         run(Effect::AnswerPreflight(true), tx.clone()).await;
         let (answer, asked) = oneshot::channel();
-        *ASKED.lock().unwrap() = Some(answer);
+        running().asked = Some(answer);
         run(Effect::AnswerPreflight(false), tx).await;
         assert_eq!(asked.await, Ok(false));
-        assert!(ASKED.lock().unwrap().is_none());
+        assert!(running().asked.is_none());
         assert!(rx.try_recv().is_err());
     }
 
