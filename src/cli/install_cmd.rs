@@ -165,6 +165,29 @@ pub fn install(a: InstallArgs) -> Outcome {
             return report_error(&e, a.json);
         }
     };
+    // Day 2: hosts added to an installed cluster are what this install does; other changes
+    // are refused here, before any question.
+    let record = match crate::engine::installed::Installed::load(&state) {
+        Ok(r) => r,
+        Err(e) => return report_error(&e, a.json),
+    };
+    let added: Vec<crate::engine::installed::Change> =
+        match executor::day2(&cluster, record.as_ref()) {
+            Ok(_) => record
+                .as_ref()
+                .map(|r| crate::engine::installed::diff(r, &cluster))
+                .unwrap_or_default(),
+            Err(changes) => {
+                eprintln!("kswizard: {}", executor::EngineError::Membership(changes));
+                return Outcome::BadInput;
+            }
+        };
+    if !added.is_empty() && !a.json {
+        println!("Adding to the installed cluster:");
+        for c in &added {
+            println!("  {}: {}", c.what(), c.what_it_does());
+        }
+    }
     let mut restart = a.restart;
     let mut resuming = a.resume;
     let goes_on = decide::mode(&previous, false, a.restart) == Ok(decide::Mode::Resume);
@@ -196,11 +219,18 @@ pub fn install(a: InstallArgs) -> Outcome {
             );
             return Outcome::BadInput;
         }
-        let q = format!(
-            "Install on {} hosts with plan {}?",
-            cluster.hosts.len(),
-            plan.file.display()
-        );
+        let q = if added.is_empty() {
+            format!(
+                "Install on {} hosts with plan {}?",
+                cluster.hosts.len(),
+                plan.file.display()
+            )
+        } else {
+            format!(
+                "Add {} host(s) to the installed cluster (their steps, and the re-wiring steps on the others)?",
+                added.len()
+            )
+        };
         if !ask(&q, false) {
             return Outcome::Failed;
         }
