@@ -419,11 +419,19 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         Err(e) => return report_error(&e, json),
     };
     let rows = crate::engine::status::rows(&cluster, &plan, &replay);
+    let day2: Vec<crate::engine::installed::Change> =
+        match crate::engine::installed::Installed::load(&state) {
+            Ok(r) => r
+                .map(|r| crate::engine::installed::diff(&r, &cluster))
+                .unwrap_or_default(),
+            Err(e) => return report_error(&e, json),
+        };
     if json {
         let v = serde_json::json!({
             "install_id": replay.install_id,
             "complete": replay.install_id.is_some() && !replay.unfinished(),
             "nodes": rows,
+            "conf_vs_installed": day2.iter().map(|c| serde_json::json!({"change": c.what(), "does": c.what_it_does()})).collect::<Vec<_>>(),
         });
         println!("{v}");
     } else if replay.install_id.is_none() {
@@ -433,6 +441,12 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         println!("{:<14} {:>9}  state", "node", "steps");
         for r in &rows {
             println!("{:<14} {:>4}/{:<4}  {}", r.node, r.done, r.total, r.state);
+        }
+    }
+    if !json && !day2.is_empty() {
+        println!("\nthe conf differs from the installed cluster:");
+        for c in &day2 {
+            println!("  {}\n      {}", c.what(), c.what_it_does());
         }
     }
     Outcome::Ok
