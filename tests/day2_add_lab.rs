@@ -1,9 +1,9 @@
 //! Day 2, adding nodes (issue 12 item 2) on the lab: the 6-host example installed with the built-in
 //! LB; a worker and a master added to the conf and `kswizard install` run again: only the new
 //! hosts' steps and the membership steps run, the new master serves through the VIP and is in
-//! every master's haproxy, every kubelet talks to the LB; then two etcd hosts added: etcd grows
-//! from 3 to 5 voting members one at a time and every apiserver's `--etcd-servers` lists the five,
-//! restarted one master at a time.
+//! every master's haproxy, every kubelet talks to the LB; then two etcd hosts added, one of them
+//! left a learner by a run cut short after `member add`: etcd grows from 3 to 5 voting members one
+//! at a time and every apiserver's `--etcd-servers` lists the five, restarted one master at a time.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -176,6 +176,16 @@ fn sessions_to(node: &Node, ip: &str) -> u64 {
         .unwrap()
 }
 
+/// etcdctl `args` on the master `m` against its etcd client certificate and the first member.
+fn etcdctl(m: &Node, args: &str) -> String {
+    m.exec(&format!(
+        "ETCDCTL_API=3 etcdctl --endpoints https://{}:2379 --cacert /etc/etcd/pki/ca.crt \
+         --cert /etc/etcd/pki/apiserver-etcd-client.crt --key /etc/etcd/pki/apiserver-etcd-client.key {args}",
+        m.ip
+    ))
+    .unwrap()
+}
+
 fn node<'a>(g: &'a LabGuard, name: &str) -> &'a Node {
     g.lab.nodes.iter().find(|n| n.name == name).unwrap()
 }
@@ -292,6 +302,15 @@ fn added_worker_and_master_join_and_etcd_grows_from_3_to_5() {
     let old: Vec<&str> = old.iter().map(String::as_str).collect();
     c.hosts.push(as_role(&all, "worker6", etcd));
     c.hosts.push(as_role(&all, "worker7", etcd));
+    // As a run cut short after `member add` leaves it: worker6 a learner that never started.
+    let w6 = node(&g, "worker6").ip.clone();
+    etcdctl(
+        &masters[0],
+        &format!(
+            "member add etcd-{} --peer-urls https://{w6}:2380 --learner",
+            w6.replace('.', "-")
+        ),
+    );
     let conf = g.conf_dir("c", &c);
     let t = Instant::now();
     let events = install_ok(&conf);
@@ -310,33 +329,39 @@ fn added_worker_and_master_join_and_etcd_grows_from_3_to_5() {
         ],
     );
     let joined = one_at_a_time(&events, "etcd-start");
-    assert_eq!(joined.len(), 2, "{joined:?}");
+    let mut hosts = joined.clone();
+    hosts.sort();
+    hosts.dedup();
+    assert_eq!(hosts, ["worker6", "worker7"], "{joined:?}");
     assert_eq!(one_at_a_time(&events, "apiserver-etcd").len(), 4);
-    // The first to join makes etcd four members for a moment, and says so.
-    let first = output_of(&events, &joined[0], "etcd-start");
+    let w6 = output_of(&events, "worker6", "etcd-start");
+    let w7 = output_of(&events, "worker7", "etcd-start");
     assert!(
-        first.contains("snapshot of the cluster before adding")
-            && first.contains("/var/lib/kswizard/backups/"),
-        "{first}"
+        w6.contains("was added as a learner before: going on"),
+        "{w6}"
     );
     assert!(
-        first.contains("an even count, for the moment only"),
-        "{first}"
+        w7.contains("snapshot of the cluster before adding")
+            && w7.contains("/var/lib/kswizard/backups/"),
+        "{w7}"
     );
-    let second = output_of(&events, &joined[1], "etcd-start");
-    assert!(second.contains("etcd has 5 voting members"), "{second}");
+    // The first to be promoted makes etcd four members for a moment, and says so.
+    let (even, odd) = if w6.contains("etcd has 5 voting members") {
+        (&w7, &w6)
+    } else {
+        (&w6, &w7)
+    };
+    assert!(
+        even.contains("an even count, for the moment only"),
+        "{even}"
+    );
+    assert!(odd.contains("etcd has 5 voting members"), "{odd}");
 
     let ips: Vec<String> = ["master1", "master2", "master3", "worker6", "worker7"]
         .iter()
         .map(|n| node(&g, n).ip.clone())
         .collect();
-    let members = masters[0]
-        .exec(&format!(
-            "ETCDCTL_API=3 etcdctl --endpoints https://{}:2379 --cacert /etc/etcd/pki/ca.crt \
-             --cert /etc/etcd/pki/apiserver-etcd-client.crt --key /etc/etcd/pki/apiserver-etcd-client.key member list",
-            ips[0]
-        ))
-        .unwrap();
+    let members = etcdctl(&masters[0], "member list");
     // ID, STATUS, NAME, PEER ADDRS, CLIENT ADDRS, IS LEARNER
     let rows: Vec<Vec<&str>> = members.lines().map(|l| l.split(", ").collect()).collect();
     assert_eq!(rows.len(), 5, "{members}");
