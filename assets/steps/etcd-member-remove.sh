@@ -19,7 +19,7 @@ leaving() {
   ctl --endpoints "${endpoints%,}" member list -w simple | while IFS=', ' read -r id _ name peer client _; do
     ip=${peer#https://}
     ip=${ip%:*}
-    [[ ",$KSW_LEAVING," == *",$ip,"* ]] && echo "$id $name ${client:--}"
+    if [[ ",$KSW_LEAVING," == *",$ip,"* ]]; then echo "$id $name ${client:--}"; fi
   done
 }
 wait_healthy() {

@@ -83,10 +83,12 @@ fi
 
 # 4. The kubelet and containerd (kube-packages.sh, container-runtime.sh): units stopped; the unit
 # files kswizard wrote for the bundle's binaries removed (packages keep their own until purged).
-stop_unit kubelet.service
-grep -qs '/usr/local/bin/kubelet' /etc/systemd/system/kubelet.service && stop_unit kubelet.service 1
-stop_unit containerd.service
-grep -qs 'Written by kswizard' /etc/systemd/system/containerd.service && stop_unit containerd.service 1
+ours=0
+grep -qs '/usr/local/bin/kubelet' /etc/systemd/system/kubelet.service && ours=1
+stop_unit kubelet.service "$ours"
+ours=0
+grep -qs 'Written by kswizard' /etc/systemd/system/containerd.service && ours=1
+stop_unit containerd.service "$ours"
 if [ -e /etc/containerd/config.toml.kswizard-old ]; then
   mv -f /etc/containerd/config.toml.kswizard-old /etc/containerd/config.toml && say "/etc/containerd/config.toml: the earlier one put back"
 else
