@@ -2,3 +2,4 @@
 
 pub mod quorum;
 pub mod remove;
+pub mod reset;
