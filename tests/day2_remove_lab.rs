@@ -209,15 +209,24 @@ fn remove_keeps_quorum_shrinks_etcd_and_takes_out_workers_and_the_first_master()
     let (code, out) = remove(&conf, &["worker1", "worker2", "--yes"]);
     let shrunk_in = t.elapsed();
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("quorum after          3 of 3: 3 healthy staying ≥ 3: kept"), "{out}");
+    assert!(
+        out.contains("quorum after          3 of 3: 3 healthy staying ≥ 3: kept"),
+        "{out}"
+    );
     assert_eq!(members(m1), ips(&s, &[1, 2, 3]));
     for m in [m1, m2, m3] {
         assert_eq!(etcd_servers(m), endpoints(&s, &[1, 2, 3]), "{}", m.name);
     }
     assert_eq!(k8s_nodes(m1), ["master1", "master2", "master3", "worker3"]);
     let ini = hosts_ini(&conf);
-    assert!(!ini.contains("worker1") && !ini.contains("worker2"), "{ini}");
-    assert_eq!(installed_names(&conf), ["master1", "master2", "master3", "worker3"]);
+    assert!(
+        !ini.contains("worker1") && !ini.contains("worker2"),
+        "{ini}"
+    );
+    assert_eq!(
+        installed_names(&conf),
+        ["master1", "master2", "master3", "worker3"]
+    );
     for w in ["worker1", "worker2"] {
         assert_reset(node(&g, w));
     }
@@ -286,7 +295,11 @@ fn reset_then_install_gives_a_healthy_cluster_again() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(node(&g, "master1").path("/etc/kubernetes/admin.conf").exists());
+    assert!(
+        node(&g, "master1")
+            .path("/etc/kubernetes/admin.conf")
+            .exists()
+    );
 
     let before = snapshot(&conf);
     let t = Instant::now();
