@@ -82,6 +82,55 @@ pub async fn etcd_members(
 mod tests {
     use super::*;
 
+    /// The bundled op plans load with every script, and select what their comments say.
+    #[test]
+    fn the_remove_and_reset_plans_load_and_select_the_leaving_and_staying_hosts() {
+        use crate::engine::paths::{load_plan, op_plan};
+        let mut c = Cluster::default();
+        for i in 1..=5 {
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+        }
+        c.apply_preset();
+        c.leaving.insert("n1".into());
+        c.leaving.insert("n5".into());
+        let nowhere = Path::new("/nonexistent/conf");
+        let remove = load_plan(&op_plan(nowhere, "remove")).unwrap();
+        let on = |node: &str| -> Vec<String> {
+            remove
+                .expand(&c)
+                .into_iter()
+                .find(|n| n.node == node)
+                .map(|n| n.steps)
+                .unwrap_or_default()
+        };
+        // n1 was the first master: it gives the CA key and is reset; n2 takes it and drains.
+        assert_eq!(on("n1"), ["etcd-ca-give", "node-reset"]);
+        assert_eq!(
+            on("n2"),
+            [
+                "etcd-ca-give",
+                "etcd-ca-take",
+                "drain",
+                "apiserver-etcd",
+                "etcd-member-remove",
+                "delete-node",
+                "verify"
+            ]
+        );
+        assert_eq!(on("n3"), ["apiserver-etcd", "verify"]);
+        assert_eq!(on("n4"), Vec::<String>::new());
+        assert_eq!(on("n5"), ["etcd-ca-give", "node-reset"]);
+        let reset = load_plan(&op_plan(nowhere, "reset")).unwrap();
+        let nodes: Vec<String> = reset
+            .expand(&c)
+            .into_iter()
+            .filter(|n| !n.steps.is_empty())
+            .map(|n| n.node)
+            .collect();
+        assert_eq!(nodes, ["n1", "n5"]);
+    }
+
     /// The pre-check is POSIX sh (the transport runs `sh -s`): its inputs quoted in front of it.
     #[test]
     fn the_pre_check_asks_every_member_with_its_inputs_in_front() {

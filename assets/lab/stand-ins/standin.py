@@ -700,17 +700,16 @@ def kubeadm_reset(opts):
         shutil.rmtree(ETCD_DATA, ignore_errors=True)
     print("[reset] Stopping the kubelet service", flush=True)
     subprocess.run(["systemctl", "stop", "kubelet"], capture_output=True)
-    try:
-        os.kill(int(read("%s/apiserver.pid" % RUN)), signal.SIGTERM)
-        print("[reset] Stopped the control plane (stand-in apiserver)")
-    except (OSError, ValueError):
-        pass
+    # The static pods' containers, as kubeadm removes them through the CRI: the stand-in's unit.
+    if running("apiserver"):
+        stop_apiserver()
+        print("[reset] Stopped the control plane's static pods (stand-in apiserver)")
     dirs = [K8S + "/manifests", "/var/lib/kubelet", PKI]
     print("[reset] Deleting contents of directories: %s" % dirs)
     for d in dirs:
         shutil.rmtree(d, ignore_errors=True)
     files = [K8S + "/" + f for f in ("admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
-                                      "controller-manager.conf", "scheduler.conf")] + [APISERVER_CONF]
+                                      "controller-manager.conf", "scheduler.conf")]
     print("[reset] Deleting files: %s" % files)
     for f in files:
         if os.path.exists(f):
