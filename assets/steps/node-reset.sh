@@ -18,7 +18,8 @@ has_systemd() { [ -d /run/systemd/system ]; }
 stop_unit() {
   local unit=$1 remove=${2:-0} file=/etc/systemd/system/$1
   has_systemd || return 0
-  if systemctl list-unit-files "$unit" 2>/dev/null | grep -q "^$unit"; then
+  # Not `list-unit-files | grep -q`: grep leaving early fails the pipeline under pipefail.
+  if systemctl cat "$unit" >/dev/null 2>&1; then
     systemctl disable --now --quiet "$unit" 2>/dev/null || systemctl stop "$unit" 2>/dev/null || true
     say "$unit: stopped and disabled"
   fi
