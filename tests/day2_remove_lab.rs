@@ -379,3 +379,49 @@ fn reset_then_install_gives_a_healthy_cluster_again() {
         started.elapsed()
     );
 }
+
+/// The stacked member of `n` (a master) asked with kubeadm's healthcheck client: peer addresses.
+fn stacked_members(n: &Node) -> Vec<String> {
+    let out = sh(
+        n,
+        "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
+         --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key \
+         member list -w simple 2>&1 || true",
+    );
+    let mut ips: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split(", ").nth(3))
+        .map(|p| {
+            p.trim_start_matches("https://")
+                .trim_end_matches(":2380")
+                .to_string()
+        })
+        .collect();
+    ips.sort();
+    ips
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
+    let g = lab_up(238, 4);
+    let s = g.lab.subnet.clone();
+    let mut c = g.cluster();
+    c.settings.etcd_topology = kswizard::model::EtcdTopology::Stacked;
+    let conf = g.conf_dir("k", &c);
+    let (code, out) = install_json(&conf, &[]);
+    assert_eq!(code, 0, "{out}");
+    let m1 = node(&g, "master1");
+    assert_eq!(stacked_members(m1), ips(&s, &[1, 2, 3]));
+
+    let t = Instant::now();
+    let (code, out) = remove(&conf, &["master3", "--yes"]);
+    let took = t.elapsed();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("removing              1 (master3)"), "{out}");
+    assert_eq!(stacked_members(m1), ips(&s, &[1, 2]));
+    assert_eq!(k8s_nodes(m1), ["master1", "master2", "worker1"]);
+    assert_reset(node(&g, "master3"));
+    assert!(!hosts_ini(&conf).contains("master3"));
+    eprintln!("figures: stacked master removed in {took:.1?}");
+}
