@@ -93,13 +93,15 @@ fn sh(n: &Node, script: &str) -> String {
         .unwrap_or_else(|e| panic!("{}: {script}: {e}", n.name))
 }
 
-/// The etcd members' peer addresses, asked on `n` (a master) with its apiserver's client cert.
-fn members(n: &Node) -> Vec<String> {
+/// The etcd members' peer addresses, asked on `n` (a master) at `endpoints` with a client
+/// certificate: the apiserver's (external etcd) or kubeadm's healthcheck client (stacked).
+fn members_at(n: &Node, endpoints: &str, ca: &str, client: &str) -> Vec<String> {
     let out = sh(
         n,
-        "ETCDCTL_API=3 etcdctl --endpoints https://$(hostname -I | cut -d' ' -f1):2379,https://127.0.0.1:2379 \
-         --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/apiserver-etcd-client.crt \
-         --key /etc/etcd/pki/apiserver-etcd-client.key member list -w simple 2>&1 || true",
+        &format!(
+            "ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {ca} --cert {client}.crt \
+             --key {client}.key member list -w simple 2>&1 || true"
+        ),
     );
     let mut ips: Vec<String> = out
         .lines()
@@ -112,6 +114,26 @@ fn members(n: &Node) -> Vec<String> {
         .collect();
     ips.sort();
     ips
+}
+
+/// External etcd's members, asked on master `n`.
+fn members(n: &Node) -> Vec<String> {
+    members_at(
+        n,
+        "https://$(hostname -I | cut -d' ' -f1):2379,https://127.0.0.1:2379",
+        "/etc/etcd/pki/ca.crt",
+        "/etc/etcd/pki/apiserver-etcd-client",
+    )
+}
+
+/// Stacked etcd's members, asked on master `n`'s own member.
+fn stacked_members(n: &Node) -> Vec<String> {
+    members_at(
+        n,
+        "https://127.0.0.1:2379",
+        "/etc/kubernetes/pki/etcd/ca.crt",
+        "/etc/kubernetes/pki/etcd/healthcheck-client",
+    )
 }
 
 /// The `--etcd-servers=` of the apiserver's manifest on `n`.
@@ -378,27 +400,6 @@ fn reset_then_install_gives_a_healthy_cluster_again() {
         "figures: reset of 4 hosts {reset_in:.1?}, install again {reinstalled_in:.1?}, whole test {:.1?}",
         started.elapsed()
     );
-}
-
-/// The stacked member of `n` (a master) asked with kubeadm's healthcheck client: peer addresses.
-fn stacked_members(n: &Node) -> Vec<String> {
-    let out = sh(
-        n,
-        "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
-         --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key \
-         member list -w simple 2>&1 || true",
-    );
-    let mut ips: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.split(", ").nth(3))
-        .map(|p| {
-            p.trim_start_matches("https://")
-                .trim_end_matches(":2380")
-                .to_string()
-        })
-        .collect();
-    ips.sort();
-    ips
 }
 
 #[test]

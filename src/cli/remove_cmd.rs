@@ -8,20 +8,12 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::Outcome;
 use super::install_cmd::{ask, load_cluster, outcome, report_error, run_reported};
+use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
 use crate::engine::paths::state_dir;
 use crate::ops::{self, quorum};
-
-pub struct RemoveArgs<'a> {
-    pub conf: &'a Path,
-    pub state: Option<&'a Path>,
-    pub nodes: &'a [String],
-    pub yes: bool,
-    pub json: bool,
-}
 
 /// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
 /// go on, so that no host is left half removed and out of mind.
@@ -45,12 +37,12 @@ fn refuse(why: &str, json: bool) -> Outcome {
     Outcome::Failed
 }
 
-pub fn run(a: RemoveArgs) -> Outcome {
-    let (cluster, source) = match load_cluster(a.conf, a.json) {
+pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
+    let (cluster, source) = match load_cluster(&a.conf, a.json) {
         Ok(x) => x,
         Err(o) => return o,
     };
-    let state = state_dir(a.conf, a.state);
+    let state = state_dir(&a.conf, a.state.as_deref());
     let record = match Installed::load(&state) {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -64,7 +56,7 @@ pub fn run(a: RemoveArgs) -> Outcome {
         }
         Err(e) => return report_error(&e, a.json),
     };
-    let asked: BTreeSet<String> = a.nodes.iter().cloned().collect();
+    let asked: BTreeSet<String> = nodes.iter().cloned().collect();
     if let Some(pending) = read_pending(&state) {
         if pending != asked {
             let names: Vec<String> = pending.into_iter().collect();
@@ -78,11 +70,11 @@ pub fn run(a: RemoveArgs) -> Outcome {
         }
         // Killed after the conf was written: only the installed record is left to update.
         if asked.iter().all(|n| cluster.host(n).is_none()) {
-            return finish(&cluster, &source, a.conf, &state, &record, &asked, a.json);
+            return finish(&cluster, &source, &a.conf, &state, &record, &asked, a.json);
         }
     }
     let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
-    let leaving = match quorum::leaving(&cluster, &installed, a.nodes) {
+    let leaving = match quorum::leaving(&cluster, &installed, nodes) {
         Ok(l) => l,
         Err(r) => return refuse(&r.to_string(), a.json),
     };
@@ -151,7 +143,7 @@ pub fn run(a: RemoveArgs) -> Outcome {
         eprintln!("kswizard: {}: {e}", pending_path(&state).display());
         return Outcome::BadInput;
     }
-    let op = match ops::prepare(a.conf, a.state, &cluster, "remove", &names) {
+    let op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "remove", &names) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");
@@ -164,9 +156,9 @@ pub fn run(a: RemoveArgs) -> Outcome {
         a.conf.display()
     );
     match run_reported(op.cluster, op.plan, op.options, a.json, false) {
-        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => {
-            finish(&cluster, &source, a.conf, &state, &record, &leaving, a.json)
-        }
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => finish(
+            &cluster, &source, &a.conf, &state, &record, &leaving, a.json,
+        ),
         other => outcome(other, a.json, &resume_hint),
     }
 }

@@ -19,7 +19,7 @@ fn six() -> Cluster {
 }
 
 fn names(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(ToString::to_string).collect()
 }
 
 fn all_installed(c: &Cluster) -> BTreeSet<String> {
@@ -46,7 +46,7 @@ fn hosts_that_leave_are_named_in_the_conf_and_installed() {
         leaving(&c, &all, &names(&["worker1", "master2", "worker1"])),
         Ok(["master2", "worker1"]
             .iter()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect())
     );
     assert_eq!(leaving(&c, &all, &[]), Err(Refusal::Nothing));
