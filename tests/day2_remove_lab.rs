@@ -16,7 +16,7 @@ use kswizard::model::LbMode;
 
 mod common;
 use common::lab::{LabGuard, lab_up, readyz};
-use common::{install_json, kswizard, snapshot};
+use common::{install_json, kswizard, kubesphere_conf, snapshot};
 
 const LB_PORT: i64 = 8443;
 
@@ -425,4 +425,75 @@ fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
     assert_reset(node(&g, "master3"));
     assert!(!hosts_ini(&conf).contains("master3"));
     eprintln!("figures: stacked master removed in {took:.1?}");
+}
+
+/// `kswizard ARGS` with no terminal on stdin: exit code and stderr.
+fn refused(args: &[&str], conf: &Path) -> (i32, String) {
+    let out = kswizard()
+        .args(args)
+        .arg("--conf")
+        .arg(conf)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Without the lab: every refusal happens before any node is asked (the sample's hosts are never
+/// contacted), says why, and leaves the conf and the state as they were.
+#[test]
+fn remove_and_reset_refuse_bad_requests_before_anything_runs() {
+    let dir = kubesphere_conf();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    for f in ["hosts.ini", "common.yaml"] {
+        std::fs::rename(dir.path().join(f), conf.join(f)).unwrap();
+    }
+    let state = dir.path().join(".kswizard");
+
+    let (code, err) = refused(&["remove", "node1", "--yes"], &conf);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing was installed from this conf"),
+        "{err}"
+    );
+
+    // Installed: the master and node1; node2 is in the conf only.
+    let (mut cluster, _) = kswizard::conf::load(&conf).unwrap();
+    cluster.hosts.retain(|h| h.name != "node2");
+    std::fs::create_dir(&state).unwrap();
+    kswizard::engine::installed::Installed::of(&cluster, "i1")
+        .save(&state)
+        .unwrap();
+    let before = (snapshot(&conf), snapshot(&state));
+    for (args, want) in [
+        (
+            &["remove", "node9", "--yes"][..],
+            "not a host of the conf: node9",
+        ),
+        (&["remove", "node2", "--yes"][..], "not installed: node2"),
+        (&["remove", "master", "--yes"][..], "removes every master"),
+        (
+            &["remove", "node1", "master", "--yes"][..],
+            "removes every master",
+        ),
+    ] {
+        let (code, err) = refused(args, &conf);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {want:?} not in {err}");
+    }
+    let (code, err) = refused(&["reset"], &conf);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("type the cluster's name (192.168.0.5)"),
+        "{err}"
+    );
+    assert!(err.contains("--yes"), "{err}");
+    let (code, err) = refused(&["reset", "node9", "--yes"], &conf);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a host of the conf: node9"), "{err}");
+    assert_eq!((snapshot(&conf), snapshot(&state)), before);
 }
