@@ -17,7 +17,7 @@ use kswizard::lab::Node;
 use kswizard::model::{Cluster, Roles};
 
 mod common;
-use common::lab::{LB_PORT, LabGuard, holders, lab_up, readyz};
+use common::lab::{LB_PORT, LabGuard, holders, lab_up, readyz, readyz_within};
 use common::{install_run, lb_status_json, output_of};
 
 /// The plan's steps that depend on membership (`membership: true`): the only ones that may run on
@@ -106,10 +106,11 @@ fn as_role(c: &Cluster, name: &str, roles: Roles) -> kswizard::model::Host {
 }
 
 /// While it lives, samples every 200 ms which masters hold the VIP and whether `/readyz` answers
-/// through it; `stop` gives (samples, samples whose holders were not exactly `holder`, unanswered).
+/// through it; `stop` gives (samples, the holders of samples whose holders were not exactly
+/// `holder`, when and what `/readyz` answered when not 200, 0 for nothing).
 struct Watch {
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<(usize, Vec<String>, usize)>,
+    thread: std::thread::JoinHandle<(usize, Vec<String>, Vec<(Duration, u32)>)>,
 }
 
 impl Watch {
@@ -117,15 +118,19 @@ impl Watch {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let (mut n, mut moved, mut unanswered) = (0, Vec::new(), 0);
+            let (mut n, mut moved, mut unanswered) = (0, Vec::new(), Vec::new());
+            let t = Instant::now();
             while !flag.load(Ordering::Relaxed) {
                 n += 1;
                 let now = holders(&masters, &vip);
                 if now != [holder] {
                     moved.push(now.join(","));
                 }
-                if readyz(&format!("{vip}:{LB_PORT}")) != 200 {
-                    unanswered += 1;
+                // 5 s: on two loaded cores an answer can be slow; an LB without a backend or
+                // listener answers at once (503, refused).
+                let code = readyz_within(&format!("{vip}:{LB_PORT}"), 5);
+                if code != 200 {
+                    unanswered.push((t.elapsed(), code));
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -134,7 +139,7 @@ impl Watch {
         Watch { stop, thread }
     }
 
-    fn stop(self) -> (usize, Vec<String>, usize) {
+    fn stop(self) -> (usize, Vec<String>, Vec<(Duration, u32)>) {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().unwrap()
     }
@@ -157,7 +162,7 @@ fn kubelet_servers(nodes: &[Node]) -> Vec<(String, String)> {
 /// kube-apiserver backend's server for `ip`.
 fn sessions_to(node: &Node, ip: &str) -> u64 {
     let stat = node
-        .exec("exec 3<>/dev/tcp/127.0.0.1/8405 && printf 'show stat\\n' >&3 && cat <&3")
+        .exec("bash -c 'exec 3<>/dev/tcp/127.0.0.1/8405 && echo show stat >&3 && cat <&3'")
         .unwrap();
     let server = format!("apiserver-{}", ip.replace('.', "-"));
     stat.lines()
@@ -205,19 +210,15 @@ fn added_worker_and_master_join_and_etcd_grows_from_3_to_5() {
         .iter()
         .map(|n| node(&g, n).clone())
         .collect();
-    let watch = Watch::start(masters[..3].to_vec(), vip.clone(), "master1");
+    let watch = Watch::start(masters.clone(), vip.clone(), "master1");
     let t = Instant::now();
     let events = install_ok(&conf);
     let add_nodes = t.elapsed();
     let (samples, moved, unanswered) = watch.stop();
     eprintln!(
-        "adding a worker and a master: {add_nodes:?}; VIP watched {samples} times: moved {moved:?}, /readyz unanswered {unanswered}"
+        "adding a worker and a master: {add_nodes:?}; VIP watched {samples} times: moved {moved:?}, /readyz unanswered at {unanswered:?}"
     );
-    assert!(moved.is_empty(), "the VIP left master1: {moved:?}");
-    assert_eq!(
-        unanswered, 0,
-        "the LB stopped answering while haproxy reloaded"
-    );
+    assert!(moved.is_empty(), "the VIP left master1 alone: {moved:?}");
     only_membership_steps_on(
         &old,
         &events,
@@ -355,5 +356,10 @@ fn added_worker_and_master_join_and_etcd_grows_from_3_to_5() {
     eprintln!(
         "figures: install {installed:?}, add a worker and a master {add_nodes:?}, grow etcd 3 -> 5 {grow:?}, whole test {:?}",
         t0.elapsed()
+    );
+    // Last, so that a failure here still shows whether the rest holds.
+    assert!(
+        unanswered.is_empty(),
+        "the LB stopped answering while the worker and master were added, at {unanswered:?}"
     );
 }
