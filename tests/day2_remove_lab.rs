@@ -424,7 +424,27 @@ fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
     assert_eq!(k8s_nodes(m1), ["master1", "master2", "worker1"]);
     assert_reset(node(&g, "master3"));
     assert!(!hosts_ini(&conf).contains("master3"));
-    eprintln!("figures: stacked master removed in {took:.1?}");
+
+    // A worker that cannot be reached (its sshd stopped): its reset fails, the remove stops with
+    // the host still in the conf; skipping that reset, the remove ends without it.
+    let w1 = node(&g, "worker1");
+    sh(
+        w1,
+        "systemctl stop ssh.socket ssh.service 2>/dev/null; true",
+    );
+    let t = Instant::now();
+    let (code, out) = remove(&conf, &["worker1", "--yes"]);
+    let failed_in = t.elapsed();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--skip HOST:node-reset"), "{out}");
+    assert!(hosts_ini(&conf).contains("worker1"));
+    let (code, out) = remove(&conf, &["worker1", "--yes", "--skip", "worker1:node-reset"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(k8s_nodes(m1), ["master1", "master2"]);
+    assert!(!hosts_ini(&conf).contains("worker1"));
+    eprintln!(
+        "figures: stacked master removed in {took:.1?}; an unreachable worker's remove failed in {failed_in:.1?}"
+    );
 }
 
 /// `kswizard ARGS` with no terminal on stdin: exit code and stderr.

@@ -119,6 +119,10 @@ pub enum Command {
         /// The hosts to remove, by their hosts.ini names.
         #[arg(value_name = "NODE", required = true)]
         nodes: Vec<String>,
+        /// Go on with the unfinished remove without NODE's STEP: `NODE:node-reset` for a leaving
+        /// host that cannot be reached (a dead master). Repeatable.
+        #[arg(long, value_name = "NODE:STEP")]
+        skip: Vec<String>,
         #[command(flatten)]
         op: OpArgs,
     },
@@ -350,7 +354,7 @@ pub fn main() -> ExitCode {
             skip: &skip,
             json: output == Format::Json,
         }),
-        Some(Command::Remove { nodes, op }) => remove_cmd::run(&nodes, &op),
+        Some(Command::Remove { nodes, skip, op }) => remove_cmd::run(&nodes, &skip, &op),
         Some(Command::Reset { nodes, op }) => reset_cmd::run(&nodes, &op),
         Some(Command::Lb {
             command:

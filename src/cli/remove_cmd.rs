@@ -8,12 +8,17 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::install_cmd::{ask, load_cluster, outcome, report_error, run_reported};
+use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_reported};
 use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
 use crate::engine::paths::state_dir;
 use crate::ops::{self, quorum};
+
+/// Conf errors a remove goes on with: removing a master of three (stacked etcd, or etcd on the
+/// masters) leaves two members, an even count that install refuses until a host is added or
+/// removed; a remove (or reset) must still be possible then.
+pub(super) const TOLERATED: &[&str] = &["etcd-count-even"];
 
 /// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
 /// go on, so that no host is left half removed and out of mind.
@@ -37,8 +42,15 @@ fn refuse(why: &str, json: bool) -> Outcome {
     Outcome::Failed
 }
 
-pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
-    let (cluster, source) = match load_cluster(&a.conf, a.json) {
+pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
+    let skips = match decisions(&[], skip) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let (cluster, source) = match load_cluster(&a.conf, a.json, TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -127,6 +139,9 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         "kswizard: removing {} (drain, kubeadm reset, node object deleted, etcd member removed, backends and endpoint lists re-wired; then the conf)\n{arithmetic}\n  (etcd asked on {from})",
         names.join(", ")
     );
+    if let Some(note) = arithmetic.even_note() {
+        eprintln!("{note}");
+    }
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             eprintln!(
@@ -143,22 +158,35 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         eprintln!("kswizard: {}: {e}", pending_path(&state).display());
         return Outcome::BadInput;
     }
-    let op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "remove", &names) {
+    let mut op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "remove", &names) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
     };
+    // The operator's skips apply to the unfinished remove: the engine checks that each names a
+    // skippable step that failed there.
+    if !skips.is_empty() {
+        op.options.resume = true;
+        op.options.decisions = skips;
+    }
     let resume_hint = format!(
         "kswizard remove {} --conf {}",
         names.join(" "),
         a.conf.display()
     );
     match run_reported(op.cluster, op.plan, op.options, a.json, false) {
-        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => finish(
+        // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 => finish(
             &cluster, &source, &a.conf, &state, &record, &leaving, a.json,
         ),
+        Ok((Some(Ok(_)), ..)) => {
+            eprintln!(
+                "kswizard: the remove did not end; the hosts stay in the conf. Fix what failed (above) and run `{resume_hint}` again: it goes on where it stopped. A leaving host that cannot be reached: add --skip HOST:node-reset."
+            );
+            Outcome::Failed
+        }
         other => outcome(other, a.json, &resume_hint),
     }
 }

@@ -17,7 +17,7 @@ use crate::engine::paths::state_dir;
 use crate::ops::{self, reset};
 
 pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
-    let (cluster, _) = match load_cluster(&a.conf, a.json) {
+    let (cluster, _) = match load_cluster(&a.conf, a.json, super::remove_cmd::TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };

@@ -153,6 +153,18 @@ fn the_refusal_shows_the_numbers() {
 }
 
 #[test]
+fn an_even_count_left_is_said() {
+    let three = [member(1, true), member(2, true), member(3, true)];
+    let note = check(&three, &ips(&[3])).unwrap().even_note().unwrap();
+    assert!(
+        note.contains("2 etcd members tolerate 0 failure(s), as 1 do"),
+        "{note}"
+    );
+    assert_eq!(check(&three, &ips(&[2, 3])).unwrap().even_note(), None);
+    assert_eq!(check(&three, &ips(&[9])).unwrap().even_note(), None);
+}
+
+#[test]
 fn unhealthy_members_are_removed_first() {
     let members = [
         member(1, true),
