@@ -74,7 +74,12 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
-        if !a.json {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({ "event": "reset", "hosts": done, "all": done.len() == cluster.hosts.len() })
+            );
+        } else {
             println!(
                 "reset {}: the next `kswizard install` {}; the conf is unchanged",
                 done.iter().cloned().collect::<Vec<_>>().join(", "),
