@@ -8,6 +8,8 @@ mod findings;
 mod install_cmd;
 mod lab_cmd;
 mod lb_cmd;
+mod remove_cmd;
+mod reset_cmd;
 pub(crate) mod validate_cmd;
 mod write_cmd;
 
@@ -110,6 +112,30 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
     },
+    /// Take installed hosts out of the cluster: drain, kubeadm reset, node object and etcd
+    /// member removed (refused when etcd would lose quorum), LB backends and endpoint lists
+    /// re-wired, then the hosts removed from the conf. A killed remove goes on when run again.
+    Remove {
+        /// The hosts to remove, by their hosts.ini names.
+        #[arg(value_name = "NODE", required = true)]
+        nodes: Vec<String>,
+        /// Go on with the unfinished remove without NODE's STEP: `NODE:node-reset` for a leaving
+        /// host that cannot be reached (a dead master). Repeatable.
+        #[arg(long, value_name = "NODE:STEP")]
+        skip: Vec<String>,
+        #[command(flatten)]
+        op: OpArgs,
+    },
+    /// Undo the install on hosts (all by default): kubeadm reset, etcd, the built-in LB, the
+    /// kubelet and containerd, the bundle's files, /etc/hosts line. Asks for the cluster's name
+    /// first; the conf stays; the next install starts over on those hosts.
+    Reset {
+        /// The hosts to reset, by their hosts.ini names (default: every host).
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+        #[command(flatten)]
+        op: OpArgs,
+    },
     /// The apiserver load balancer: its frontend and every master's apiserver behind it.
     Lb {
         #[command(subcommand)]
@@ -182,6 +208,24 @@ pub enum Command {
     },
 }
 
+/// What every day-2 operation's command takes.
+#[derive(clap::Args, Debug)]
+pub struct OpArgs {
+    /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+    #[arg(long, default_value = "conf")]
+    pub conf: PathBuf,
+    /// Where the journals and the installed record live (default: .kswizard next to the conf).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Do not ask (remove: the confirmation, needed without a terminal; reset: the cluster's
+    /// name, for scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// Output JSON lines (remove: the quorum check first; then the engine's events).
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum LbCommand {
     /// Probe the LB address and each master's apiserver port (exit 1 if any is down).
@@ -246,7 +290,10 @@ pub fn main() -> ExitCode {
     }
     // Reports die quietly when their reader goes away (`| head`), as Unix tools do. An install
     // and the wizard keep running instead: they handle write errors themselves.
-    if !matches!(cli.command, None | Some(Command::Install { .. })) {
+    if !matches!(
+        cli.command,
+        None | Some(Command::Install { .. } | Command::Remove { .. } | Command::Reset { .. })
+    ) {
         // SAFETY: setting a signal's disposition to the default at start-up, before any thread
         // exists, has no preconditions.
         unsafe {
@@ -307,6 +354,8 @@ pub fn main() -> ExitCode {
             skip: &skip,
             json: output == Format::Json,
         }),
+        Some(Command::Remove { nodes, skip, op }) => remove_cmd::run(&nodes, &skip, &op),
+        Some(Command::Reset { nodes, op }) => reset_cmd::run(&nodes, &op),
         Some(Command::Lb {
             command:
                 LbCommand::Status {

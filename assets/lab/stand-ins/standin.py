@@ -413,7 +413,24 @@ def apiserver(argv):
                                         "console": console_port(config["manifest"]) if config and installer else None})
             if self.path == "/standin/apply" and self.is_admin():
                 return self.apply(req)
+            if self.path == "/standin/node" and self.is_admin():
+                return self.node_op(req)
             return self.reply(404, "not found")
+
+        def node_op(self, req):
+            """kubectl cordon / uncordon (spec.unschedulable) and delete node, on the stored node."""
+            key = "nodes/" + req.get("name", "")
+            node = etcd_get(etcd, key).get(key)
+            if not node:
+                return self.reply(404, 'Error from server (NotFound): nodes "%s" not found' % req.get("name"))
+            if req.get("op") == "delete":
+                etcd_call(etcd, "/v3/kv/deleterange", {"key": b64(PREFIX + key)})
+            elif req.get("op") in ("cordon", "uncordon"):
+                node["unschedulable"] = req["op"] == "cordon"
+                etcd_put(etcd, key, node)
+            else:
+                return self.reply(400, "unknown node operation")
+            return self.reply(200, {"name": node["name"]})
 
         def apply(self, req):
             try:
@@ -657,7 +674,54 @@ def kubeadm(argv):
         return kubeadm_init(opts)
     if pos[:1] == ["join"] and len(pos) > 1:
         return kubeadm_join(pos[1], opts)
-    die("kubeadm stand-in: unsupported command %s (supported: init, join, token create, version)" % argv)
+    if pos[:1] == ["reset"]:
+        return kubeadm_reset(opts)
+    die("kubeadm stand-in: unsupported command %s (supported: init, join, reset, token create, version)" % argv)
+
+
+def kubeadm_reset(opts):
+    """As `kubeadm reset -f`: a stacked member leaves the etcd cluster (if still in it) and its data
+    goes; the control plane stops (the stand-in apiserver), the kubelet stops; kubeadm's files go.
+    Like kubeadm, it leaves CNI config, iptables and the kubelet's unit alone."""
+    if not opts.get("f") and not opts.get("force"):
+        die("[reset] Are you sure you want to proceed? [y/N]: no terminal to ask: pass -f (kubeadm reset -f)")
+    if os.path.exists("/etc/systemd/system/" + ETCD_UNIT):
+        ok, out = etcdctl(["https://127.0.0.1:2379"], "member", "list", "-w", "json")
+        mine = set(local_peer_urls())
+        members = json.loads(out).get("members", []) if ok else []
+        for m in [m for m in members if mine & set(m.get("peerURLs") or [])]:
+            ok, said = etcdctl(["https://127.0.0.1:2379"], "member", "remove", "%x" % m["ID"])
+            print("[reset] Removing this member from the etcd cluster: %s" % (said.strip() if ok else "failed: " + said),
+                  flush=True)
+        subprocess.run(["systemctl", "disable", "--now", ETCD_UNIT], capture_output=True)
+        os.unlink("/etc/systemd/system/" + ETCD_UNIT)
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
+        print("[reset] Deleting contents of the stacked etcd member's data directory: %s" % ETCD_DATA)
+        shutil.rmtree(ETCD_DATA, ignore_errors=True)
+    print("[reset] Stopping the kubelet service", flush=True)
+    subprocess.run(["systemctl", "stop", "kubelet"], capture_output=True)
+    # The static pods' containers, as kubeadm removes them through the CRI: the stand-in's unit.
+    if running("apiserver"):
+        stop_apiserver()
+        print("[reset] Stopped the control plane's static pods (stand-in apiserver)")
+    dirs = [K8S + "/manifests", "/var/lib/kubelet", PKI]
+    print("[reset] Deleting contents of directories: %s" % dirs)
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    files = [K8S + "/" + f for f in ("admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
+                                      "controller-manager.conf", "scheduler.conf")]
+    print("[reset] Deleting files: %s" % files)
+    for f in files:
+        if os.path.exists(f):
+            os.unlink(f)
+    print("\nThe reset process does not clean CNI configuration, iptables or IPVS tables, or your "
+          "$HOME/.kube/config file (kswizard lab STAND-IN of kubeadm reset).")
+
+
+def local_peer_urls():
+    """This node's peer URLs, as the stacked member advertised them (its addresses on :2380)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return ["https://%s:2380" % ip for ip in out]
 
 
 def upload_config(opts):
@@ -956,23 +1020,52 @@ def kubectl(argv):
         return print("Client Version: %s (kswizard lab STAND-IN kubectl, not the real kubectl)" % VERSION)
     if pos[:1] == ["apply"]:
         return kubectl_apply(opts)
-    if pos[:1] == ["get"] and pos[1:2] != ["nodes"] and len(pos) > 1:
+    if pos[:1] in (["cordon"], ["uncordon"], ["drain"]) and len(pos) == 2:
+        return kubectl_cordon(pos[0], pos[1], opts)
+    if pos[:1] == ["delete"] and pos[1:2] in (["node"], ["nodes"]) and len(pos) == 3:
+        return kubectl_delete_node(pos[2], opts)
+    node_kind = pos[1:2] in (["node"], ["nodes"], ["no"])
+    if pos[:1] == ["get"] and not node_kind and len(pos) > 1:
         return kubectl_get(pos[1], pos[2] if len(pos) > 2 else None, opts)
-    if pos[:2] != ["get", "nodes"]:
-        die("kubectl stand-in: only `get nodes [-o json]`, `get KIND [NAME] [-n NS] [-o yaml]`, "
-            "`apply -f FILE` and `version` are supported")
+    if pos[:1] != ["get"] or not node_kind:
+        die("kubectl stand-in: only `get nodes [NAME] [-o json]`, `get KIND [NAME] [-n NS] [-o yaml]`, "
+            "`apply -f FILE`, `cordon|uncordon|drain NODE`, `delete node NODE` and `version` are supported")
     nodes = api(opts, "/api/v1/nodes")["items"]
+    if len(pos) > 2:
+        nodes = [n for n in nodes if n["name"] == pos[2]]
+        if not nodes:
+            die('Error from server (NotFound): nodes "%s" not found' % pos[2])
     now = time.time()
     for n in nodes:
         n.pop("secret", None)
         alive = now - n.get("heartbeat", 0) < 4 * HEARTBEAT_S
         n["status"] = "Ready" if alive and n.get("networkReady") else "NotReady"
+        if n.get("unschedulable"):
+            n["status"] += ",SchedulingDisabled"
     if "json" in argv:
         return print(json.dumps({"kind": "NodeList", "items": nodes}, indent=2))
     print("%-12s %-9s %-14s %-6s %s" % ("NAME", "STATUS", "ROLES", "AGE", "VERSION"))
     for n in sorted(nodes, key=lambda n: n["name"]):
         print("%-12s %-9s %-14s %-6s %s" % (n["name"], n["status"], ",".join(n["roles"]) or "<none>",
                                            "%dm" % ((now - n["joined"]) // 60), VERSION))
+
+
+def kubectl_cordon(verb, name, opts):
+    """cordon / uncordon mark the node (un)schedulable; drain cordons, then evicts its pods: the lab
+    runs no pods, so nothing is evicted, as on a node with only DaemonSet pods (--ignore-daemonsets)."""
+    api(opts, "/standin/node", {"name": name, "op": "uncordon" if verb == "uncordon" else "cordon"})
+    print("node/%s %s" % (name, {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "cordoned"}[verb]))
+    if verb == "drain":
+        print("evicting pods on node %s: none (kswizard lab STAND-IN: no pods run in the lab)" % name)
+        print("node/%s drained" % name)
+
+
+def kubectl_delete_node(name, opts):
+    if opts.get("ignore-not-found") and not any(
+            n["name"] == name for n in api(opts, "/api/v1/nodes")["items"]):
+        return
+    api(opts, "/standin/node", {"name": name, "op": "delete"})
+    print('node "%s" deleted' % name)
 
 
 # The CRI, as far as the stand-ins use it: the stand-in containerd answers `info` on its unix socket
