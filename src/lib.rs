@@ -8,5 +8,6 @@ pub mod engine;
 pub mod lab;
 pub mod lb_status;
 pub mod model;
+pub mod ops;
 pub mod tui;
 pub mod validate;

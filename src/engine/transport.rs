@@ -645,6 +645,24 @@ impl Conn {
         Ok(running)
     }
 
+    /// Run `script` on the node (as root when `root` is set) and copy its standard output, bytes
+    /// as they are, into `to` (the node → taskbox direction of `push`: `kswizard etcd backup`
+    /// fetches its snapshot so). Returns the exit code, what it wrote to stderr and the bytes
+    /// copied.
+    pub async fn pull(
+        &self,
+        script: &str,
+        root: bool,
+        to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<(i32, String, u64), Lost> {
+        let mut r = self.exec(script, root).await?;
+        let bytes = tokio::io::copy(&mut r.out, to)
+            .await
+            .map_err(|e| Lost(e.to_string()))?;
+        let (code, err) = r.finish().await?;
+        Ok((code, err, bytes))
+    }
+
     /// Start `command` on the node with piped standard streams.
     async fn spawn(&self, command: &str) -> Result<(Writer, Running), Lost> {
         let (stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {

@@ -1,0 +1,3 @@
+//! Day-2 operations.
+
+pub mod etcd;
