@@ -25,8 +25,8 @@ for ip in ${KSW_ETCD//,/ }; do
     continue
   fi
   # Keys now, at about the snapshot's revision (read just before it), for `etcd restore`'s
-  # "what will be lost".
-  keys=$(ctl --endpoints "https://$ip:2379" get "" --prefix --count-only -w json | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
+  # "what will be lost": a range's count is all its keys, whatever the limit; no value is read.
+  keys=$(ctl --endpoints "https://$ip:2379" get "" --prefix --keys-only --limit 1 -w json | sed -n 's/.*"count":\([0-9]*\).*/\1/p')
   if ctl --endpoints "https://$ip:2379" snapshot save "$snap" >/dev/null 2>&1; then
     used=$ip
     break

@@ -28,7 +28,7 @@ look() {
   done
   if [ -n "$first" ]; then
     local count
-    count=$(ctl --endpoints "https://$first:2379" get "" --prefix --count-only -w json 2>/dev/null || true)
+    count=$(ctl --endpoints "https://$first:2379" get "" --prefix --keys-only --limit 1 -w json 2>/dev/null || true)
     report+="REVISION $(sed -n 's/.*"revision":\([0-9]*\).*/\1/p' <<<"$count")"$'\n'
     report+="KEYS $(sed -n 's/.*"count":\([0-9]*\).*/\1/p' <<<"$count")"$'\n'
   fi

@@ -1,0 +1,426 @@
+//! `kswizard etcd backup` and `kswizard etcd restore FILE` (issue 12 item 4): each runs its op
+//! plan (`assets/etcd-backup.yaml`, `assets/etcd-restore.yaml`) with the install's engine, its own
+//! journal, resume and events; around it the taskbox's part: the fetched snapshot and its backup
+//! directory, the health check before a restore and what it will lose (`ops::etcd`, pure).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Subcommand;
+
+use super::Outcome;
+use super::install_cmd::ask;
+use crate::conf::{self, ConfError};
+use crate::engine::events::{Event, Status, Summary};
+use crate::engine::executor::{self, EngineError, Options};
+use crate::engine::journal::{self, Replay};
+use crate::engine::paths::state_dir;
+use crate::engine::plan::Plan;
+use crate::engine::report::{self, TextReport};
+use crate::model::Cluster;
+use crate::ops::etcd::{self as decide, Live, Meta};
+use crate::ops::etcd_io;
+use crate::validate::{has_errors, validate};
+
+const BACKUP: &str = "etcd-backup";
+const RESTORE: &str = "etcd-restore";
+/// The backup plan's step that takes the snapshot and publishes where it is.
+const SNAPSHOT_STEP: &str = "etcd-snapshot";
+/// The restore plan's step whose script reports the cluster's health (`steps/etcd-status.sh`):
+/// also what kswizard runs before a restore, so both read the cluster the same way.
+const HEALTH_STEP: &str = "etcd-healthy";
+
+#[derive(Subcommand, Debug)]
+pub enum EtcdAction {
+    /// Take a snapshot from a healthy etcd member over SSH and keep it on this machine with the
+    /// conf, journal and installed record of this moment (`<state>/backups/etcd-<UTC time>/`).
+    Backup {
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Where the journals and `known_hosts` live (default: .kswizard next to the conf directory).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Where the backup directories go (default: `<state>/backups`).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Keep only the newest N backups in the backup directory (this one included).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        keep: Option<u32>,
+        /// JSON lines: the engine's events, then a `backup` object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore the whole etcd cluster from a snapshot: stop the apiservers, restore every member
+    /// with the install's names and cluster token, start it, check health, start the apiservers.
+    /// A healthy cluster is refused unless --force; what will be lost is shown first.
+    Restore {
+        /// A backup directory (`etcd-<time>/`) or a snapshot file.
+        file: PathBuf,
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Where the journals and `known_hosts` live (default: .kswizard next to the conf directory).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Restore even though every member is healthy (its newer data is lost).
+        #[arg(long)]
+        force: bool,
+        /// Do not ask before restoring.
+        #[arg(long)]
+        yes: bool,
+        /// JSON lines: a `restore` object (the check), then the engine's events.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(action: EtcdAction) -> Outcome {
+    match action {
+        EtcdAction::Backup {
+            conf,
+            state,
+            out,
+            keep,
+            json,
+        } => backup(&conf, state.as_deref(), out, keep, json),
+        EtcdAction::Restore {
+            file,
+            conf,
+            state,
+            force,
+            yes,
+            json,
+        } => restore(&file, &conf, state.as_deref(), force, yes, json),
+    }
+}
+
+fn bad(e: &ConfError) -> Outcome {
+    eprintln!("kswizard: {e}");
+    Outcome::BadInput
+}
+
+/// The conf, validated, and the op plan `op`.
+fn load(conf_dir: &Path, op: &str) -> Result<(Cluster, Plan), Outcome> {
+    let (cluster, _) = conf::load(conf_dir).map_err(|e| bad(&e))?;
+    let found = validate(&cluster);
+    if has_errors(&found) {
+        eprint!("{}", super::findings::text(&found));
+        eprintln!("kswizard: {}", super::findings::summary(&cluster, &found));
+        return Err(Outcome::Failed);
+    }
+    let plan = crate::engine::paths::op_plan(conf_dir, &cluster, op).map_err(|e| bad(&e))?;
+    Ok((cluster, plan))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
+    tokio::runtime::Runtime::new().map_err(|e| {
+        eprintln!("kswizard: cannot start the runtime: {e}");
+        Outcome::BadInput
+    })
+}
+
+/// Run the op plan with the engine, its events printed as `kswizard install` prints them.
+async fn run_op(
+    conf_dir: &Path,
+    cluster: &Cluster,
+    op: &str,
+    opts: Options,
+    json: bool,
+) -> Result<Summary, EngineError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
+    let printer = tokio::spawn(async move {
+        let mut text = TextReport::default();
+        while let Some(e) = rx.recv().await {
+            let line = if json {
+                Some(report::json_line(&e))
+            } else {
+                text.line(&e)
+            };
+            if let Some(l) = line {
+                println!("{l}");
+            }
+        }
+        if let (false, Some(l)) = (json, text.finish()) {
+            println!("{l}");
+        }
+    });
+    let r = crate::ops::run(conf_dir, cluster, op, &[], &opts, tx, None).await;
+    let _ = printer.await;
+    r
+}
+
+/// The engine's end as an outcome, said on stderr when it is not a success.
+fn ended(r: &Result<Summary, EngineError>, op: &str) -> Outcome {
+    match r {
+        Ok(s) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
+        Ok(_) => {
+            eprintln!(
+                "kswizard: the {op} did not finish (above); run the same command again to resume it"
+            );
+            Outcome::Failed
+        }
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            Outcome::Failed
+        }
+    }
+}
+
+/// The last value a step of the op published under `name`.
+fn output<'a>(replay: &'a Replay, name: &str) -> Option<&'a str> {
+    replay
+        .outputs
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn backup(
+    conf_dir: &Path,
+    state: Option<&Path>,
+    out: Option<PathBuf>,
+    keep: Option<u32>,
+    json: bool,
+) -> Outcome {
+    let started = Instant::now();
+    let (cluster, _) = match load(conf_dir, BACKUP) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let state = state_dir(conf_dir, state);
+    let out = out.unwrap_or_else(|| state.join("backups"));
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(o) => return o,
+    };
+    let r = rt.block_on(run_op(
+        conf_dir,
+        &cluster,
+        BACKUP,
+        Options::new(state.clone()),
+        json,
+    ));
+    let o = ended(&r, "backup");
+    if o != Outcome::Ok {
+        return o;
+    }
+    let fail = |msg: String| {
+        eprintln!("kswizard: {msg}");
+        Outcome::Failed
+    };
+    let replay = match journal::replay(&executor::journal_for(&state, Some(BACKUP))) {
+        Ok(r) => r,
+        Err(e) => return bad(&e),
+    };
+    let taken_on = replay
+        .steps
+        .iter()
+        .find(|((_, step), s)| step == SNAPSHOT_STEP && s.status == Some(Status::Ok))
+        .and_then(|((node, _), _)| cluster.hosts.iter().find(|h| &h.name == node));
+    let (Some(host), Some(remote), Some(sha256)) = (
+        taken_on,
+        output(&replay, "SNAPSHOT_FILE"),
+        output(&replay, "SNAPSHOT_SHA256"),
+    ) else {
+        return fail(format!(
+            "the {SNAPSHOT_STEP} step published no snapshot (its outputs are not in the journal)"
+        ));
+    };
+    let now = journal::now();
+    let dir = match etcd_io::new_backup_dir(&out, now) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
+    let fetch_started = Instant::now();
+    let fetched = rt.block_on(etcd_io::fetch(
+        host,
+        &state,
+        remote,
+        sha256,
+        &dir.join(decide::SNAPSHOT),
+    ));
+    let fetch_s = fetch_started.elapsed().as_secs_f64();
+    let number = |k: &str| output(&replay, k).and_then(|v| v.parse().ok());
+    let kept = fetched.and_then(|size| {
+        let meta = Meta {
+            taken: now,
+            node: host.name.clone(),
+            member: output(&replay, "SNAPSHOT_MEMBER").unwrap_or("").to_string(),
+            revision: number("SNAPSHOT_REVISION"),
+            keys: number("SNAPSHOT_KEYS"),
+            size,
+            sha256: sha256.to_ascii_lowercase(),
+            install_id: journal::replay(&executor::journal_for(&state, None))
+                .ok()
+                .and_then(|r| r.install_id),
+        };
+        etcd_io::keep_beside(&dir, &meta, conf_dir, &state).map(|copies| (meta, copies))
+    });
+    let (meta, copies) = match kept {
+        Ok(k) => k,
+        Err(e) => {
+            // No half backup: a directory here always holds a checked snapshot.
+            let _ = std::fs::remove_dir_all(&dir);
+            return fail(e);
+        }
+    };
+    let pruned = match keep.map(|k| etcd_io::prune(&out, k as usize)) {
+        Some(Err(e)) => return fail(e),
+        Some(Ok(p)) => p,
+        None => Vec::new(),
+    };
+    let total_s = started.elapsed().as_secs_f64();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "backup", "dir": dir, "meta": meta, "copies": copies,
+                "pruned": pruned, "fetch_s": fetch_s, "total_s": total_s})
+        );
+        return Outcome::Ok;
+    }
+    println!("\nbackup  {}", dir.display());
+    println!(
+        "  {}  {} bytes, sha256 {}, revision {}, {} keys, from member {} (taken on {})",
+        decide::SNAPSHOT,
+        meta.size,
+        meta.sha256,
+        meta.revision.map_or("?".into(), |r| r.to_string()),
+        meta.keys.map_or("?".into(), |k| k.to_string()),
+        meta.member,
+        meta.node
+    );
+    println!("  beside it    {}", copies.join(", "));
+    println!("  fetched in {fetch_s:.1} s; the backup took {total_s:.1} s");
+    if !pruned.is_empty() {
+        println!("  --keep {}: removed {}", keep.unwrap_or(0), pruned.join(", "));
+    }
+    println!(
+        "  restore it   kswizard etcd restore {} --conf {}",
+        dir.display(),
+        conf_dir.display()
+    );
+    Outcome::Ok
+}
+
+/// Where an unfinished restore records the snapshot it restores: a later run with another file
+/// must not resume it with that one.
+fn record_path(state: &Path) -> PathBuf {
+    state.join("ops").join("etcd-restore.snapshot.json")
+}
+
+fn restore(
+    given: &Path,
+    conf_dir: &Path,
+    state: Option<&Path>,
+    force: bool,
+    yes: bool,
+    json: bool,
+) -> Outcome {
+    let refuse = |msg: String| {
+        eprintln!("kswizard: {msg}");
+        Outcome::Failed
+    };
+    let snapshot = match etcd_io::open_snapshot(given) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let (cluster, plan) = match load(conf_dir, RESTORE) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let state = state_dir(conf_dir, state);
+    let previous = match journal::replay(&executor::journal_for(&state, Some(RESTORE))) {
+        Ok(r) => r,
+        Err(e) => return bad(&e),
+    };
+    let record = record_path(&state);
+    // An unfinished restore goes on (its members may be stopped: no health refusal), but only
+    // with the snapshot it began with.
+    let resuming = previous.install_id.is_some() && previous.unfinished();
+    if resuming {
+        let begun: Option<serde_json::Value> = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let same = begun
+            .as_ref()
+            .is_some_and(|b| b["sha256"] == snapshot.sha256.as_str());
+        if !same {
+            let file = begun
+                .as_ref()
+                .and_then(|b| b["file"].as_str().map(String::from))
+                .unwrap_or_else(|| "(not recorded)".into());
+            return refuse(format!(
+                "an unfinished restore from another snapshot ({file}) is in {}: finish it first with `kswizard etcd restore {file}`",
+                state.display()
+            ));
+        }
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(o) => return o,
+    };
+    let status_script = plan
+        .step(HEALTH_STEP)
+        .map(|s| s.body.clone())
+        .unwrap_or_default();
+    let live = rt.block_on(etcd_io::live(&cluster, &state, &status_script));
+    let loss = decide::loss_lines(snapshot.meta.as_ref(), journal::now(), live.as_ref());
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"event": "restore", "file": snapshot.file, "sha256": snapshot.sha256,
+                "meta": snapshot.meta, "live": live, "loss": loss, "resuming": resuming})
+        );
+    } else {
+        if resuming {
+            println!("Resuming the unfinished restore from {}.", snapshot.file.display());
+        }
+        for l in &loss {
+            println!("{l}");
+        }
+    }
+    if !resuming
+        && let Some(why) = decide::refusal(live.as_ref().unwrap_or(&Live::default()), force)
+    {
+        return refuse(why);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return refuse(
+                "a restore replaces etcd's data on every member; pass --yes to confirm without a terminal".into(),
+            );
+        }
+        if !ask(
+            &format!("Restore etcd from {}?", snapshot.file.display()),
+            false,
+        ) {
+            return Outcome::Failed;
+        }
+    }
+    let begun = serde_json::json!({"file": snapshot.file, "sha256": snapshot.sha256});
+    if let Err(e) = crate::conf::atomic::write_atomic_mode(&record, begun.to_string().as_bytes(), 0o600)
+    {
+        return refuse(format!("{}: {e}", record.display()));
+    }
+    let started = Instant::now();
+    let opts = Options {
+        snapshot: Some(snapshot.file.clone()),
+        ..Options::new(state.clone())
+    };
+    let r = rt.block_on(run_op(conf_dir, &cluster, RESTORE, opts, json));
+    let o = ended(&r, "restore");
+    if o == Outcome::Ok && !json {
+        println!(
+            "\netcd restored from {} in {:.1} s; each member's old data is kept in /var/lib/kswizard-restore/<restore id>/member.old",
+            snapshot.file.display(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    o
+}

@@ -1,0 +1,281 @@
+//! The I/O of `kswizard etcd backup` / `etcd restore` around `ops::etcd`'s decisions: the
+//! snapshot fetched from its node over the install's SSH transport (`Conn::pull`) and checked,
+//! the etcd cluster's health asked over SSH, and the backup directories on the taskbox (dirs
+//! 0700, files 0600: a snapshot holds every secret of the cluster).
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::etcd::{self, Live, Meta};
+use crate::bundle::manifest::sha256_file;
+use crate::engine::transport::{self, Conn, ControlDir};
+use crate::model::{Cluster, Host};
+
+/// A connection to `host` with the install's host keys and a control dir in the state dir; the
+/// dir must outlive the connection.
+async fn connect(host: &Host, state: &Path) -> Result<(Conn, ControlDir), String> {
+    let ctl = transport::control_dir_in(state)
+        .map_err(|e| format!("{}: {e}", state.join("ctl").display()))?;
+    let conn = transport::connect(host, &state.join("known_hosts"), ctl.path(), 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((conn, ctl))
+}
+
+/// A path the node reported, safe to put between single quotes in a command.
+fn node_path(p: &str) -> Result<&str, String> {
+    if p.starts_with('/') && !p.contains(['\'', '\n']) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "the node reported the snapshot at '{p}': expected an absolute path"
+        ))
+    }
+}
+
+/// Bring the node's `remote` file to `dest` (0600): streamed over the connection into a part
+/// file beside it, its sha256 checked against `sha256` (the node's), then renamed into place; a
+/// mismatch is refused and nothing is kept. The node's copy is removed afterwards either way.
+/// Returns the bytes fetched.
+pub async fn fetch(
+    host: &Host,
+    state: &Path,
+    remote: &str,
+    sha256: &str,
+    dest: &Path,
+) -> Result<u64, String> {
+    let remote = node_path(remote)?;
+    let (conn, _ctl) = connect(host, state).await?;
+    let part = dest.with_extension("db.part");
+    let fetched = async {
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&part)
+            .await
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+        let (code, err, bytes) = conn
+            .pull(&format!("cat -- '{remote}'"), true, &mut file)
+            .await
+            .map_err(|e| e.to_string())?;
+        if code != 0 {
+            return Err(format!(
+                "{}: could not read {remote} (exit {code}): {}",
+                host.name,
+                conn.redact(err.trim())
+            ));
+        }
+        file.sync_all()
+            .await
+            .map_err(|e| format!("{}: {e}", part.display()))?;
+        let (sum, _) = sha256_file(&part).map_err(|e| format!("{}: {e}", part.display()))?;
+        if !sum.eq_ignore_ascii_case(sha256) {
+            return Err(format!(
+                "the snapshot's sha256 is {sum} on the taskbox but {sha256} on {}: the copy was cut or damaged, nothing was kept; run the backup again",
+                host.name
+            ));
+        }
+        std::fs::rename(&part, dest).map_err(|e| format!("{}: {e}", dest.display()))?;
+        Ok(bytes)
+    }
+    .await;
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    // The snapshot holds the cluster's secrets: it does not stay on the node.
+    let removed = conn.run(&format!("rm -f -- '{remote}'"), true).await;
+    conn.close().await;
+    let bytes = fetched?;
+    match removed {
+        Ok((0, ..)) => Ok(bytes),
+        _ => Err(format!(
+            "the snapshot was fetched, but {remote} could not be removed from {}: remove it by hand",
+            host.name
+        )),
+    }
+}
+
+/// The etcd cluster as the first etcd host that answers sees it (`steps/etcd-status.sh`, one
+/// look), or `None` when no etcd host could be reached.
+pub async fn live(cluster: &Cluster, state: &Path, status_script: &str) -> Option<Live> {
+    for host in cluster.hosts.iter().filter(|h| h.roles.etcd) {
+        let Ok((conn, _ctl)) = connect(host, state).await else {
+            continue;
+        };
+        let env: String = crate::engine::executor::base_env(cluster, host, "")
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("KSW_ETCD") || k == "KSW_IP")
+            .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
+            .collect();
+        let ran = conn
+            .run(&format!("{env}export KSW_WAIT=0\n{status_script}"), true)
+            .await;
+        conn.close().await;
+        if let Ok((_, out, _)) = ran {
+            let live = Live::parse(&out);
+            if !live.members.is_empty() {
+                return Some(live);
+            }
+        }
+    }
+    None
+}
+
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// A new backup directory `out/etcd-<time>/` (0700, and `out` too when it is new). Two backups
+/// in one second are refused rather than mixed.
+pub fn new_backup_dir(out: &Path, now: u64) -> Result<PathBuf, String> {
+    let at = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    private_dir(out).map_err(|e| at(e, out))?;
+    let dir = out.join(etcd::backup_name(now));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| at(e, &dir))?;
+    Ok(dir)
+}
+
+/// The rest of a backup beside its snapshot: the sha256sum line, the record, and copies (0600)
+/// of the conf and of the install's journal and installed record of this moment (those that
+/// exist). Returns the copies' names.
+pub fn keep_beside(
+    dir: &Path,
+    meta: &Meta,
+    conf: &Path,
+    state: &Path,
+) -> Result<Vec<String>, String> {
+    let at = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    let write = |name: &str, bytes: &[u8]| {
+        let p = dir.join(name);
+        private_file(&p, bytes).map_err(|e| at(e, &p))
+    };
+    write(etcd::SNAPSHOT_SUM, etcd::sum_line(&meta.sha256).as_bytes())?;
+    let record = serde_json::to_string_pretty(meta).map_err(|e| e.to_string())?;
+    write(etcd::META, record.as_bytes())?;
+    let conf_copy = dir.join("conf");
+    private_dir(&conf_copy).map_err(|e| at(e, &conf_copy))?;
+    let mut kept = Vec::new();
+    let sources = [
+        crate::conf::HOSTS_INI,
+        crate::conf::COMMON_YAML,
+        crate::conf::VARS_YML,
+        crate::conf::SETTINGS_YAML,
+    ]
+    .map(|n| (conf.join(n), format!("conf/{n}")))
+    .into_iter()
+    .chain([
+        (
+            crate::engine::executor::journal_path(state),
+            "journal.jsonl".to_string(),
+        ),
+        (state.join("installed.json"), "installed.json".to_string()),
+    ]);
+    for (from, name) in sources {
+        match std::fs::read(&from) {
+            Ok(bytes) => {
+                write(&name, &bytes)?;
+                kept.push(name);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(at(e, &from)),
+        }
+    }
+    Ok(kept)
+}
+
+/// `--keep N`: remove all but the newest `keep` backup directories in `out`; returns their names.
+pub fn prune(out: &Path, keep: usize) -> Result<Vec<String>, String> {
+    let at = |e: std::io::Error, p: &Path| format!("{}: {e}", p.display());
+    let names: Vec<String> = std::fs::read_dir(out)
+        .map_err(|e| at(e, out))?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let gone = etcd::to_prune(&names, keep);
+    for name in &gone {
+        let p = out.join(name);
+        std::fs::remove_dir_all(&p).map_err(|e| at(e, &p))?;
+    }
+    Ok(gone)
+}
+
+/// A snapshot to restore: `FILE` is a backup directory or a snapshot file. Its sha256 is taken
+/// and, when a `snapshot.db.sha256` is beside it, checked (a damaged file is refused); the record
+/// beside it is read when there is one.
+pub struct Snapshot {
+    pub file: PathBuf,
+    pub sha256: String,
+    pub meta: Option<Meta>,
+}
+
+pub fn open_snapshot(given: &Path) -> Result<Snapshot, String> {
+    let file = if given.is_dir() {
+        given.join(etcd::SNAPSHOT)
+    } else {
+        given.to_path_buf()
+    };
+    let file = std::path::absolute(&file).unwrap_or(file);
+    let (sha256, _) = sha256_file(&file).map_err(|e| {
+        format!(
+            "{}: {e} (expected a snapshot file, or a backup directory holding {})",
+            file.display(),
+            etcd::SNAPSHOT
+        )
+    })?;
+    let beside = |name: &str| file.parent().map(|d| d.join(name));
+    if let Some(sum_file) = beside(etcd::SNAPSHOT_SUM).filter(|p| p.exists()) {
+        let text = std::fs::read_to_string(&sum_file)
+            .map_err(|e| format!("{}: {e}", sum_file.display()))?;
+        let Some(recorded) = etcd::parse_sum_line(&text) else {
+            return Err(format!(
+                "{}:1: expected `<sha256>  {}` as sha256sum writes it",
+                sum_file.display(),
+                etcd::SNAPSHOT
+            ));
+        };
+        if recorded != sha256 {
+            return Err(format!(
+                "{}: its sha256 is {sha256}, but {} says {recorded}: the file is damaged; restore another backup",
+                file.display(),
+                sum_file.display()
+            ));
+        }
+    }
+    let meta = match beside(etcd::META).filter(|p| p.exists()) {
+        Some(p) => {
+            let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(serde_json::from_str(&text).map_err(|e| {
+                format!(
+                    "{}:{}: {e} (expected the record `kswizard etcd backup` writes)",
+                    p.display(),
+                    e.line()
+                )
+            })?)
+        }
+        None => None,
+    };
+    Ok(Snapshot {
+        file,
+        sha256,
+        meta,
+    })
+}
