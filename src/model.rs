@@ -3,6 +3,7 @@
 //! Pure data. Readers in `conf/` build it from the installer's files, `validate` checks it, writers in
 //! `conf/` turn it back into files, and the engine derives an install from it.
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -281,6 +282,9 @@ pub struct Cluster {
     pub pods_subnet: Option<String>,
     pub undefined: Vec<UndefinedRef>,
     pub ini: IniLayout,
+    /// Hosts a day-2 operation takes out of the cluster (`kswizard remove`, `reset`): still in
+    /// the conf while it runs, but no longer members. Never read from or written to a file.
+    pub leaving: BTreeSet<String>,
 }
 
 impl Cluster {
@@ -288,8 +292,33 @@ impl Cluster {
         self.hosts.iter().find(|h| h.name == name)
     }
 
+    pub fn is_leaving(&self, host: &Host) -> bool {
+        self.leaving.contains(&host.name)
+    }
+
+    /// The hosts that are (or stay) members: every host but the leaving ones, in file order.
+    pub fn staying(&self) -> impl Iterator<Item = &Host> {
+        self.hosts.iter().filter(|h| !self.is_leaving(h))
+    }
+
+    /// The first staying master: where the cluster-wide steps run.
+    pub fn first_master(&self) -> Option<&Host> {
+        self.staying().find(|h| h.roles.master)
+    }
+
+    /// The first staying etcd member: the first staying etcd host, or with stacked etcd the first
+    /// staying master.
+    pub fn first_etcd(&self) -> Option<&Host> {
+        if self.settings.etcd_topology.is_external() {
+            self.staying().find(|h| h.roles.etcd)
+        } else {
+            self.first_master()
+        }
+    }
+
+    /// The staying hosts with a role.
     pub fn with_role(&self, pick: impl Fn(&Roles) -> bool) -> impl Iterator<Item = &Host> {
-        self.hosts.iter().filter(move |h| pick(&h.roles))
+        self.staying().filter(move |h| pick(&h.roles))
     }
 
     pub fn masters(&self) -> impl Iterator<Item = &Host> {

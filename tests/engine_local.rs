@@ -305,8 +305,8 @@ fn a_host_that_left_the_conf_leaves_the_install_accounting() {
         },
     )
     .unwrap();
-    // n1's step runs again: its environment (KSW_WORKERS) changed with the cluster.
-    assert_eq!((s.ok, s.failed, s.skipped), (1, 0, 0));
+    // n1's step does not run again: only `membership` steps follow who is in the cluster.
+    assert_eq!((s.ok, s.failed, s.skipped, s.already_done), (0, 0, 0, 1));
     assert!(events.iter().any(|e| matches!(e, Event::Plan { left, .. }
         if left == &[("n2".to_string(), "a".to_string())])));
     let r = journal::replay(&b.journal()).unwrap();
@@ -1006,4 +1006,131 @@ fn an_aborted_node_releases_the_steps_waiting_for_it_as_skipped() {
     );
     let text = std::fs::read_to_string(b.journal()).unwrap();
     assert!(text.contains(r#""decision":"abort""#), "{text}");
+}
+
+/// Day 2: hosts added to the conf of a complete install.
+#[test]
+fn an_added_host_runs_its_steps_and_the_others_only_their_membership_steps() {
+    let b = Bench::new(3);
+    let plan = b.plan(&format!(
+        "steps:\n{}{}",
+        counted("a", "all", ""),
+        counted(
+            "m",
+            "all",
+            "echo \"masters=$KSW_MASTERS workers=$KSW_WORKER_NAMES\""
+        )
+        .replace("  become: false\n", "  become: false\n  membership: true\n")
+    ));
+    let mut two = b.cluster.clone();
+    two.hosts.truncate(2);
+    let (s, _) = run(&two, &plan, &b.opts()).unwrap();
+    assert_eq!(s.ok, 4);
+    // n3 added to the conf: the same install goes on, no question, no --resume.
+    let (s, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((s.ok, s.failed, s.already_done), (4, 0, 2), "{events:?}");
+    for (node, a, m) in [("n1", 1, 2), ("n2", 1, 2), ("n3", 1, 1)] {
+        assert_eq!((b.count(node, "a"), b.count(node, "m")), (a, m), "{node}");
+    }
+    let out: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Output { node, line, .. } if node == "n1" => Some(line.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(out.contains(&"masters=127.0.0.1 workers=n2,n3"), "{out:?}");
+    // The record now holds all three: a plain install again starts a new one, as before.
+    let rec = kswizard::engine::installed::Installed::load(&b.dir.path().join("state"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(rec.hosts.len(), 3);
+}
+
+#[test]
+fn install_refuses_a_conf_that_lost_an_installed_host_and_names_kswizard_remove() {
+    let b = Bench::new(2);
+    let plan = b.plan(&format!("steps:\n{}", counted("a", "all", "")));
+    b.run(&plan, &b.opts()).unwrap();
+    let mut one = b.cluster.clone();
+    one.hosts.truncate(1);
+    let e = run(&one, &plan, &b.opts()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, EngineError::Membership(_)), "{text}");
+    assert!(
+        text.contains("- n2 (worker) no longer in the conf"),
+        "{text}"
+    );
+    assert!(text.contains("`kswizard remove n2`"), "{text}");
+    assert_eq!(b.count("n1", "a"), 1, "nothing ran");
+}
+
+#[test]
+fn a_serial_step_runs_on_one_node_at_a_time() {
+    let b = Bench::new(3);
+    // mkdir is atomic: a second node inside at the same time fails its step.
+    let plan = b.plan(&format!(
+        "steps:\n{}",
+        counted(
+            "one-by-one",
+            "all",
+            "mkdir TRACE/inside || exit 7; sleep 0.3; rmdir TRACE/inside"
+        )
+        .replace("  become: false\n", "  become: false\n  serial: true\n")
+    ));
+    let (s, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((s.ok, s.failed), (3, 0), "{events:?}");
+    // And the same plan without `serial` does overlap (the check above is not vacuous).
+    let b = Bench::new(3);
+    let plan = b.plan(&format!(
+        "steps:\n{}",
+        counted(
+            "together",
+            "all",
+            "mkdir TRACE/inside || exit 7; sleep 0.3; rmdir TRACE/inside"
+        )
+    ));
+    let (s, _) = b.run(&plan, &b.opts()).unwrap();
+    assert!(s.failed > 0, "{s:?}");
+}
+
+#[test]
+fn an_operation_has_a_journal_of_its_own_and_leaves_the_installed_record() {
+    let b = Bench::new(2);
+    let plan = b.plan(&format!("steps:\n{}", counted("a", "all", "")));
+    b.run(&plan, &b.opts()).unwrap();
+    let state = b.dir.path().join("state");
+    let before = std::fs::read(b.journal()).unwrap();
+    let mut cluster = b.cluster.clone();
+    cluster.leaving.insert("n2".into());
+    let op = b.plan(&format!(
+        "steps:\n{}{}",
+        counted(
+            "bye",
+            "leaving",
+            "echo \"leaving=$KSW_LEAVING_NAMES workers=$KSW_WORKERS\""
+        ),
+        counted("rewire", "first-master", "")
+    ));
+    let opts = Options {
+        operation: Some("remove".into()),
+        ..b.opts()
+    };
+    let (s, events) = run(&cluster, &op, &opts).unwrap();
+    assert_eq!(s.ok, 2, "{events:?}");
+    assert_eq!((b.count("n2", "bye"), b.count("n1", "bye")), (1, 0));
+    assert_eq!(b.count("n1", "rewire"), 1);
+    assert!(events.iter().any(|e| matches!(e, Event::Output { line, .. }
+        if line == "leaving=n2 workers=")));
+    assert_eq!(std::fs::read(b.journal()).unwrap(), before);
+    let own = journal::replay(&executor::journal_for(&state, "remove")).unwrap();
+    assert!(own.install_id.is_some() && !own.unfinished());
+    let rec = kswizard::engine::installed::Installed::load(&state)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        rec.hosts.len(),
+        2,
+        "the operation decides what the record says"
+    );
 }

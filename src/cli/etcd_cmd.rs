@@ -13,14 +13,11 @@ use super::Outcome;
 use super::install_cmd::ask;
 use crate::conf::{self, ConfError};
 use crate::engine::events::{Event, Status, Summary};
-use crate::engine::executor::{self, EngineError, Options};
+use crate::engine::executor::{self, EngineError};
 use crate::engine::journal::{self, Replay};
-use crate::engine::paths::state_dir;
-use crate::engine::plan::Plan;
 use crate::engine::report::{self, TextReport};
-use crate::model::Cluster;
 use crate::ops::etcd::{self as decide, Live, Meta};
-use crate::ops::etcd_io;
+use crate::ops::{Operation, etcd_io};
 use crate::validate::{has_errors, validate};
 
 const BACKUP: &str = "etcd-backup";
@@ -101,8 +98,8 @@ fn bad(e: &ConfError) -> Outcome {
     Outcome::BadInput
 }
 
-/// The conf, validated, and the op plan `op`.
-fn load(conf_dir: &Path, op: &str) -> Result<(Cluster, Plan), Outcome> {
+/// The conf, validated, and the operation `op` prepared on it.
+fn load(conf_dir: &Path, state: Option<&Path>, op: &str) -> Result<Operation, Outcome> {
     let (cluster, _) = conf::load(conf_dir).map_err(|e| bad(&e))?;
     let found = validate(&cluster);
     if has_errors(&found) {
@@ -110,8 +107,10 @@ fn load(conf_dir: &Path, op: &str) -> Result<(Cluster, Plan), Outcome> {
         eprintln!("kswizard: {}", super::findings::summary(&cluster, &found));
         return Err(Outcome::Failed);
     }
-    let plan = crate::engine::paths::op_plan(conf_dir, &cluster, op).map_err(|e| bad(&e))?;
-    Ok((cluster, plan))
+    crate::ops::prepare(conf_dir, state, &cluster, op, &[]).map_err(|e| {
+        eprintln!("kswizard: {e}");
+        Outcome::BadInput
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
@@ -121,14 +120,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
     })
 }
 
-/// Run the op plan with the engine, its events printed as `kswizard install` prints them.
-async fn run_op(
-    conf_dir: &Path,
-    cluster: &Cluster,
-    op: &str,
-    opts: Options,
-    json: bool,
-) -> Result<Summary, EngineError> {
+/// Run the operation with the engine, its events printed as `kswizard install` prints them.
+async fn run_op(op: &Operation, json: bool) -> Result<Summary, EngineError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
     let printer = tokio::spawn(async move {
         let mut text = TextReport::default();
@@ -146,7 +139,7 @@ async fn run_op(
             println!("{l}");
         }
     });
-    let r = crate::ops::run(conf_dir, cluster, op, &[], &opts, tx, None).await;
+    let r = executor::install(&op.cluster, &op.plan, &op.options, tx).await;
     let _ = printer.await;
     r
 }
@@ -186,23 +179,17 @@ fn backup(
     json: bool,
 ) -> Outcome {
     let started = Instant::now();
-    let (cluster, _) = match load(conf_dir, BACKUP) {
+    let op = match load(conf_dir, state, BACKUP) {
         Ok(x) => x,
         Err(o) => return o,
     };
-    let state = state_dir(conf_dir, state);
+    let (cluster, state) = (&op.cluster, op.options.state_dir.clone());
     let out = out.unwrap_or_else(|| state.join("backups"));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(o) => return o,
     };
-    let r = rt.block_on(run_op(
-        conf_dir,
-        &cluster,
-        BACKUP,
-        Options::new(state.clone()),
-        json,
-    ));
+    let r = rt.block_on(run_op(&op, json));
     let o = ended(&r, "backup");
     if o != Outcome::Ok {
         return o;
@@ -211,7 +198,7 @@ fn backup(
         eprintln!("kswizard: {msg}");
         Outcome::Failed
     };
-    let replay = match journal::replay(&executor::journal_for(&state, Some(BACKUP))) {
+    let replay = match journal::replay(&executor::journal_for(&state, BACKUP)) {
         Ok(r) => r,
         Err(e) => return bad(&e),
     };
@@ -253,7 +240,7 @@ fn backup(
             keys: number("SNAPSHOT_KEYS"),
             size,
             sha256: sha256.to_ascii_lowercase(),
-            install_id: journal::replay(&executor::journal_for(&state, None))
+            install_id: journal::replay(&executor::journal_path(&state))
                 .ok()
                 .and_then(|r| r.install_id),
         };
@@ -295,7 +282,11 @@ fn backup(
     println!("  beside it    {}", copies.join(", "));
     println!("  fetched in {fetch_s:.1} s; the backup took {total_s:.1} s");
     if !pruned.is_empty() {
-        println!("  --keep {}: removed {}", keep.unwrap_or(0), pruned.join(", "));
+        println!(
+            "  --keep {}: removed {}",
+            keep.unwrap_or(0),
+            pruned.join(", ")
+        );
     }
     println!(
         "  restore it   kswizard etcd restore {} --conf {}",
@@ -330,12 +321,12 @@ fn restore(
             return Outcome::BadInput;
         }
     };
-    let (cluster, plan) = match load(conf_dir, RESTORE) {
+    let mut op = match load(conf_dir, state, RESTORE) {
         Ok(x) => x,
         Err(o) => return o,
     };
-    let state = state_dir(conf_dir, state);
-    let previous = match journal::replay(&executor::journal_for(&state, Some(RESTORE))) {
+    let state = op.options.state_dir.clone();
+    let previous = match journal::replay(&executor::journal_for(&state, RESTORE)) {
         Ok(r) => r,
         Err(e) => return bad(&e),
     };
@@ -365,11 +356,12 @@ fn restore(
         Ok(rt) => rt,
         Err(o) => return o,
     };
-    let status_script = plan
+    let status_script = op
+        .plan
         .step(HEALTH_STEP)
         .map(|s| s.body.clone())
         .unwrap_or_default();
-    let live = rt.block_on(etcd_io::live(&cluster, &state, &status_script));
+    let live = rt.block_on(etcd_io::live(&op.cluster, &state, &status_script));
     let loss = decide::loss_lines(snapshot.meta.as_ref(), journal::now(), live.as_ref());
     if json {
         println!(
@@ -379,7 +371,10 @@ fn restore(
         );
     } else {
         if resuming {
-            println!("Resuming the unfinished restore from {}.", snapshot.file.display());
+            println!(
+                "Resuming the unfinished restore from {}.",
+                snapshot.file.display()
+            );
         }
         for l in &loss {
             println!("{l}");
@@ -404,16 +399,14 @@ fn restore(
         }
     }
     let begun = serde_json::json!({"file": snapshot.file, "sha256": snapshot.sha256});
-    if let Err(e) = crate::conf::atomic::write_atomic_mode(&record, begun.to_string().as_bytes(), 0o600)
+    if let Err(e) =
+        crate::conf::atomic::write_atomic_mode(&record, begun.to_string().as_bytes(), 0o600)
     {
         return refuse(format!("{}: {e}", record.display()));
     }
     let started = Instant::now();
-    let opts = Options {
-        snapshot: Some(snapshot.file.clone()),
-        ..Options::new(state.clone())
-    };
-    let r = rt.block_on(run_op(conf_dir, &cluster, RESTORE, opts, json));
+    op.options.snapshot = Some(snapshot.file.clone());
+    let r = rt.block_on(run_op(&op, json));
     let o = ended(&r, "restore");
     if o == Outcome::Ok && !json {
         println!(

@@ -205,32 +205,66 @@ pub fn install(a: InstallArgs) -> Outcome {
             return Outcome::Failed;
         }
     }
+    // The end says how to reach the cluster; the engine takes `cluster` itself.
+    let installed = cluster.clone();
+    // Preflight warnings ask "continue anyway?" on a terminal; with --yes, or without a terminal
+    // (a resume: a new install needs --yes there), they are printed and the install goes on.
+    let ask_warnings = !a.yes && std::io::stdin().is_terminal();
+    let opts = Options {
+        restart,
+        resume: a.resume,
+        reconnect_for: a.reconnect_for,
+        bundle: crate::engine::paths::bundle_dir(a.conf, &cluster),
+        decisions: decided,
+        ..Options::new(state)
+    };
+    let resume_hint = format!("kswizard install --resume --conf {}", a.conf.display());
+    match run_reported(cluster, plan, opts, a.json, ask_warnings) {
+        Ok((Some(Ok(s)), _, text)) if s.failed == 0 && s.skipped == 0 => {
+            if !a.json {
+                print(&text.reach(&installed));
+            }
+            Outcome::Ok
+        }
+        other => outcome(other, a.json, &resume_hint),
+    }
+}
+
+/// How a run of the engine ended (`None` when Ctrl-C stopped it), what its events showed until
+/// then (the summary of an interrupted run), and the text report of its events.
+pub(super) type Ran = (
+    Option<Result<Summary, executor::EngineError>>,
+    Summary,
+    TextReport,
+);
+
+/// Run the engine (the install or a day-2 operation: `opts.operation`) with its report printed
+/// as it goes, text or JSON lines; Ctrl-C stops kswizard, not the steps. `ask_warnings`: preflight
+/// warnings ask "continue anyway?" on the terminal. `Err` is the outcome to exit with.
+pub(super) fn run_reported(
+    cluster: Cluster,
+    plan: Plan,
+    mut opts: Options,
+    json: bool,
+    ask_warnings: bool,
+) -> Result<Ran, Outcome> {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("kswizard: cannot start the runtime: {e}");
-            return Outcome::BadInput;
+            return Err(Outcome::BadInput);
         }
     };
-    // The end says how to reach the cluster; the install task takes `cluster` itself.
-    let installed = cluster.clone();
-    let json = a.json;
-    let resume = a.resume;
-    let reconnect_for = a.reconnect_for;
-    let conf_dir = a.conf.display().to_string();
     let started = std::time::Instant::now();
-    // Preflight warnings ask "continue anyway?" on a terminal; with --yes, or without a terminal
-    // (a resume: a new install needs --yes there), they are printed and the install goes on.
-    let ask_warnings = !a.yes && std::io::stdin().is_terminal();
-    let result = rt.block_on(async move {
+    Ok(rt.block_on(async move {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
         let (confirm, mut asks) =
             tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<bool>>(1);
         let printer = tokio::spawn(async move {
             let mut text = TextReport::default();
-            // What the steps did so far, for a summary of an interrupted install.
+            // What the steps did so far, for a summary of an interrupted run.
             let mut seen = Summary::default();
-            // A closed stdout (`| head`, a reader that went away) must not stop the install:
+            // A closed stdout (`| head`, a reader that went away) must not stop the run:
             // the events are still drained, just no longer printed.
             let mut open = true;
             loop {
@@ -275,59 +309,52 @@ pub fn install(a: InstallArgs) -> Outcome {
             }
             (seen, text)
         });
-        let opts = Options {
-            restart,
-            resume,
-            reconnect_for,
-            bundle: crate::engine::paths::bundle_dir(a.conf, &cluster),
-            confirm_warnings: ask_warnings.then_some(confirm),
-            decisions: decided,
-            ..Options::new(state)
-        };
-        let install = executor::install(&cluster, &plan, &opts, tx);
-        // Ctrl-C stops kswizard, not the steps: those already started go on, detached, on their
-        // nodes, and the journal has what it needs for a resume to pick them up.
+        opts.confirm_warnings = ask_warnings.then_some(confirm);
+        let run = executor::install(&cluster, &plan, &opts, tx);
+        // Steps already started go on, detached, on their nodes, and the journal has what it
+        // needs for a resume to pick them up.
         let r = tokio::select! {
-            r = install => Some(r),
+            r = run => Some(r),
             _ = tokio::signal::ctrl_c() => None,
         };
         let (seen, text) = printer.await.unwrap_or_default();
+        let seen = Summary {
+            interrupted: true,
+            elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ..seen
+        };
         (r, seen, text)
-    });
-    match result {
-        (Some(Ok(s)), _, text) if s.failed == 0 && s.skipped == 0 => {
-            if !json {
-                print(&text.reach(&installed));
-            }
-            Outcome::Ok
-        }
-        (Some(Ok(_)), ..) => Outcome::Failed,
+    }))
+}
+
+/// The exit of a run that did not end well (or was stopped): the reasons on stderr, the summary
+/// of an interrupted run as a JSON line, and how to go on (`resume_hint`, a command line).
+pub(super) fn outcome(ran: Result<Ran, Outcome>, json: bool, resume_hint: &str) -> Outcome {
+    match ran {
+        Err(o) => o,
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => Outcome::Ok,
+        Ok((Some(Ok(_)), ..)) => Outcome::Failed,
         // The table is in the report already (text) or in its events (JSON): the first line.
-        (
+        Ok((
             Some(Err(
                 e @ (executor::EngineError::Preflight { .. }
                 | executor::EngineError::PreflightDeclined { .. }),
             )),
             ..,
-        ) => {
+        )) => {
             eprintln!("kswizard: {}", e.to_string().lines().next().unwrap_or(""));
             Outcome::Failed
         }
-        (Some(Err(e)), ..) => {
+        Ok((Some(Err(e)), ..)) => {
             eprintln!("kswizard: {e}");
             Outcome::BadInput
         }
-        (None, seen, _) => {
-            let summary = Summary {
-                interrupted: true,
-                elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                ..seen
-            };
+        Ok((None, seen, _)) => {
             if json {
-                print(&report::json_line(&Event::Summary(summary)));
+                print(&report::json_line(&Event::Summary(seen)));
             }
             eprintln!(
-                "kswizard: interrupted. Steps already started go on on their nodes; `kswizard install --resume --conf {conf_dir}` picks them up and runs the rest."
+                "kswizard: interrupted. Steps already started go on on their nodes; `{resume_hint}` picks them up and runs the rest."
             );
             Outcome::Interrupted
         }

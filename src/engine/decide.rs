@@ -201,6 +201,7 @@ pub fn facts_first(
 /// How many of `todo[from..]` go to the node in one command: the first, then each next one with
 /// the same `become` whose barriers are open (`passed`) and whose needed values are known
 /// (`known`): a value published by a step of the same batch is not known when the batch is sent.
+/// A `serial` step goes alone: the node holds the step's turn only while it runs.
 pub fn batch_len(
     plan: &Plan,
     todo: &[&Step],
@@ -211,9 +212,13 @@ pub fn batch_len(
     let Some(first) = todo.first() else {
         return 0;
     };
+    if first.serial {
+        return 1;
+    }
     let mut n = 1;
     for s in &todo[1..] {
-        let ready = s.become_root == first.become_root
+        let ready = !s.serial
+            && s.become_root == first.become_root
             && waits_for(plan, s, scheduled).iter().all(|a| passed(a))
             && s.needs.iter().all(|k| known(k))
             && !todo[..n]

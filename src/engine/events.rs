@@ -113,6 +113,9 @@ pub struct Summary {
     /// The install was stopped (Ctrl-C) before it ended: the counts are what it saw until then.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interrupted: bool,
+    /// What went wrong outside the steps without failing any (the installed record unwritten).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,6 +14,7 @@ use super::control::{Command, Control};
 use super::decide::{self, Mode};
 use super::deliver::Bundle;
 use super::events::{Event, Status, Summary};
+use super::installed;
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
 use super::plan::{Delivery, NodePlan, Plan, fingerprint};
@@ -53,6 +54,10 @@ pub struct Options {
     /// With `resume`: the operator's decisions from the command line (`--retry NODE[:STEP]`,
     /// `--skip NODE:STEP`), journaled before anything runs.
     pub decisions: Vec<crate::engine::control::Command>,
+    /// `None`: the install. `Some(op)`: a day-2 operation's plan (`remove`, `reset`,
+    /// `etcd-restore`, ...): its own journal (`journal_for`), the same resume; the installed
+    /// record is left to the operation.
+    pub operation: Option<String>,
 }
 
 /// Where the install asks "continue anyway?" (`Options::confirm_warnings`).
@@ -71,6 +76,7 @@ impl Options {
             snapshot: None,
             confirm_warnings: None,
             decisions: Vec::new(),
+            operation: None,
         }
     }
 }
@@ -89,6 +95,9 @@ pub enum EngineError {
     Bundle(BundleError),
     /// A `--retry` / `--skip` that does not apply.
     Decision(String),
+    /// The conf differs from the installed cluster in a way `install` does not carry out
+    /// (a host gone, roles or IP, LB or topology changed): each change with what to do.
+    Membership(Vec<installed::Change>),
     /// Preflight failed on these nodes; no step ran. `table` is every node's checks
     /// (`preflight::table`), the failures with their reasons and fixes.
     Preflight {
@@ -111,7 +120,8 @@ impl std::error::Error for EngineError {
             | EngineError::NothingToResume(_)
             | EngineError::Preflight { .. }
             | EngineError::PreflightDeclined { .. }
-            | EngineError::Decision(_) => None,
+            | EngineError::Decision(_)
+            | EngineError::Membership(_) => None,
         }
     }
 }
@@ -129,6 +139,16 @@ impl std::fmt::Display for EngineError {
             // `bundle check` says the same of a file; only an install can say what it spared.
             EngineError::Bundle(e) => write!(f, "{e} (nothing was copied to any node)"),
             EngineError::Decision(msg) => write!(f, "{msg}"),
+            EngineError::Membership(changes) => {
+                write!(
+                    f,
+                    "the conf differs from the installed cluster in ways `install` does not carry out (nothing was changed):"
+                )?;
+                for c in changes {
+                    write!(f, "\n  {}: {}", c.what(), c.what_it_does())?;
+                }
+                Ok(())
+            }
             EngineError::NothingToResume(p) => write!(
                 f,
                 "{}: there is no install to resume (the journal is missing or holds no install); `kswizard install` without --resume starts one (steps already done on the nodes check before they act)",
@@ -156,6 +176,19 @@ impl std::fmt::Display for EngineError {
 
 pub fn journal_path(state_dir: &Path) -> PathBuf {
     state_dir.join("journal.jsonl")
+}
+
+/// A day-2 operation's journal: `<state>/ops/<op>.jsonl`.
+pub fn journal_for(state_dir: &Path, operation: &str) -> PathBuf {
+    state_dir.join("ops").join(format!("{operation}.jsonl"))
+}
+
+/// The journal `opts` runs with: the install's, or its operation's.
+pub fn journal_of(opts: &Options) -> PathBuf {
+    match &opts.operation {
+        None => journal_path(&opts.state_dir),
+        Some(op) => journal_for(&opts.state_dir, op),
+    }
 }
 
 /// The state directory: created 0700 when it does not exist; an existing one is used as it is
@@ -214,9 +247,15 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
             .collect::<Vec<_>>()
             .join(",")
     };
+    let names = |pick: fn(&crate::model::Roles) -> bool| {
+        cluster
+            .with_role(pick)
+            .map(|h| h.name.clone())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let first_master = cluster
-        .masters()
-        .next()
+        .first_master()
         .map(|h| h.node_ip().to_string())
         .unwrap_or_default();
     let lb = &cluster.lb;
@@ -236,6 +275,9 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ("KSW_MASTERS".into(), ips(|r| r.master)),
         ("KSW_ETCD".into(), ips(|r| r.etcd)),
         ("KSW_WORKERS".into(), ips(|r| r.worker)),
+        ("KSW_MASTER_NAMES".into(), names(|r| r.master)),
+        ("KSW_ETCD_NAMES".into(), names(|r| r.etcd)),
+        ("KSW_WORKER_NAMES".into(), names(|r| r.worker)),
         ("KSW_FIRST_MASTER".into(), first_master),
         ("KSW_LB_ADDRESS".into(), lb_address),
         ("KSW_LB_PORT".into(), lb_port),
@@ -255,6 +297,14 @@ pub fn base_env(cluster: &Cluster, host: &Host, install_id: &str) -> Vec<(String
         ),
     ];
     env.push(("KSW_LB_MODE".into(), lb_mode_name(lb.mode).into()));
+    if !cluster.leaving.is_empty() {
+        // Only a day-2 operation has hosts leaving: installs keep the environment they had.
+        let leaving = cluster.hosts.iter().filter(|h| cluster.is_leaving(h));
+        let (ips, names): (Vec<&str>, Vec<&str>) =
+            leaving.map(|h| (h.node_ip(), h.name.as_str())).unzip();
+        env.push(("KSW_LEAVING".into(), ips.join(",")));
+        env.push(("KSW_LEAVING_NAMES".into(), names.join(",")));
+    }
     let topology = cluster.settings.etcd_topology;
     if !topology.is_external() {
         // Absent means external: the steps' environment (and fingerprints) of external-etcd
@@ -607,7 +657,27 @@ pub async fn install_with(
 
     // A bad bundle is refused before the journal or any node hears of this install.
     let bundle = checked_bundle(cluster, plan, opts).await?;
-    let jpath = journal_path(&opts.state_dir);
+    let jpath = journal_of(opts);
+    if let Some(dir) = jpath.parent() {
+        ensure_state_dir(dir)?;
+    }
+    // Day 2: the conf against the installed cluster. Added hosts are what an install carries
+    // out (it goes on with the installed one); anything else is refused before anything runs.
+    let adds = match &opts.operation {
+        None => match installed::Installed::load(&opts.state_dir).map_err(EngineError::Journal)? {
+            Some(rec) => {
+                let changes = installed::diff(&rec, cluster);
+                if changes.iter().any(|c| !c.is_addition()) {
+                    return Err(EngineError::Membership(
+                        changes.into_iter().filter(|c| !c.is_addition()).collect(),
+                    ));
+                }
+                !changes.is_empty()
+            }
+            None => false,
+        },
+        Some(_) => false,
+    };
     let previous = if opts.restart {
         Replay::default()
     } else {
@@ -618,8 +688,12 @@ pub async fn install_with(
         })?
     };
     let config = config_fingerprint(cluster, plan);
-    let mode = decide::mode(&previous, opts.resume, opts.restart)
-        .map_err(|decide::Refusal::NothingToResume| EngineError::NothingToResume(jpath.clone()))?;
+    let mode = decide::mode(
+        &previous,
+        opts.resume || (adds && previous.install_id.is_some()),
+        opts.restart,
+    )
+    .map_err(|decide::Refusal::NothingToResume| EngineError::NothingToResume(jpath.clone()))?;
     let (mut replay, install_id) = match mode {
         Mode::Resume => {
             let id = previous.install_id.clone().unwrap_or_default();
@@ -791,6 +865,12 @@ pub async fn install_with(
         }),
         bundle,
         step_logs: super::step_logs::StepLogs::new(&opts.state_dir, &install_id),
+        turns: plan
+            .steps
+            .iter()
+            .filter(|s| s.serial)
+            .map(|s| (s.id.clone(), tokio::sync::Mutex::new(())))
+            .collect(),
     });
     // The operator's commands reach waiting nodes through `Control`; the reader ends with the
     // install.
@@ -899,6 +979,16 @@ pub async fn install_with(
         journal::now().saturating_sub(b)
     });
     shared.journal.log(Record::Complete { ts: journal::now() });
+    if opts.operation.is_none() && summary.failed == 0 && summary.skipped == 0 {
+        // What day 2 compares the conf with. Not writing it loses no step: said, not failed.
+        let rec = installed::Installed::of(cluster, &install_id);
+        if let Err(e) = rec.save(&opts.state_dir) {
+            summary.warnings.push(format!(
+                "{}: the record of the installed cluster could not be written ({e}); day 2 compares the conf with the previous one",
+                installed::path(&opts.state_dir).display()
+            ));
+        }
+    }
     shared.emit(Event::Summary(summary.clone())).await;
     drop(ctl);
     if let Ok(mut s) = Arc::try_unwrap(shared) {

@@ -8,6 +8,7 @@ pub mod deliver;
 pub mod eta;
 pub mod events;
 pub mod executor;
+pub mod installed;
 pub mod journal;
 mod node;
 pub mod paths;

@@ -326,7 +326,14 @@ impl NodeRun<'_> {
                     |k| board.outputs.contains_key(k),
                 )
             };
-            match self.run_batch(&mut pending[i..i + n]).await {
+            // A serial step waits for its turn (tokio's lock is fair: first come, first served).
+            let turn = match self.shared.turns.get(&step.id) {
+                Some(lock) => Some(lock.lock().await),
+                None => None,
+            };
+            let end = self.run_batch(&mut pending[i..i + n]).await;
+            drop(turn);
+            match end {
                 BatchEnd::AllOk => i += n,
                 BatchEnd::Retry(k, after) => {
                     i += k;

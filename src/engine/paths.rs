@@ -21,6 +21,8 @@ pub fn state_dir(conf: &Path, state: Option<&Path>) -> PathBuf {
 
 /// The plan kswizard carries in its binary: `assets/plan.yaml` and its step scripts.
 pub const BUNDLED: &str = "<bundled>/plan.yaml";
+/// How a plan carried in the binary is named: `<bundled>/remove.yaml`.
+const BUNDLED_DIR: &str = "<bundled>/";
 
 /// Every file under `assets/` as (path relative to it, content), found by `build.rs`.
 pub const ASSETS: &[(&str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/assets.rs"));
@@ -54,17 +56,29 @@ pub fn plan_path(conf: &Path, cluster: &Cluster, flag: Option<&Path>) -> PathBuf
         .unwrap_or_else(|_| PathBuf::from(BUNDLED))
 }
 
+/// A day-2 operation's plan (`remove`, `reset`, `etcd-backup`, `etcd-restore`):
+/// `assets/<name>.yaml` next to the conf directory (as in this repository), else the bundled one.
+/// Its scripts are read relative to it, so they share `steps/` with the install plan.
+pub fn op_plan(conf: &Path, name: &str) -> PathBuf {
+    let file = format!("{name}.yaml");
+    conf.join("..")
+        .join("assets")
+        .join(&file)
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(format!("{BUNDLED_DIR}{file}")))
+}
+
 /// The bundle the conf names (kswizard.yaml's `bundle`, relative to the conf directory).
 pub fn bundle_dir(conf: &Path, cluster: &Cluster) -> Option<PathBuf> {
     cluster.settings.bundle.as_ref().map(|b| conf.join(b))
 }
 
-/// Load the plan `plan_path` chose.
+/// Load the plan `plan_path` or `op_plan` chose.
 pub fn load_plan(path: &Path) -> Result<Plan, ConfError> {
-    if path != Path::new(BUNDLED) {
+    let Some(name) = path.to_str().and_then(|p| p.strip_prefix(BUNDLED_DIR)) else {
         return super::plan::load(path);
-    }
-    let text = bundled_text("plan.yaml").map_err(|e| ConfError::io(path, &e))?;
+    };
+    let text = bundled_text(name).map_err(|e| ConfError::io(path, &e))?;
     super::plan::parse(&text, path, bundled_text)
 }
 

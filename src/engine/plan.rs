@@ -18,6 +18,11 @@ pub enum Role {
     Worker,
     Etcd,
     FirstMaster,
+    /// The first staying etcd member (stacked: the first staying master).
+    FirstEtcd,
+    /// The hosts a day-2 operation takes out of the cluster (`Cluster::leaving`); no other role
+    /// selects them.
+    Leaving,
 }
 
 impl Role {
@@ -29,6 +34,8 @@ impl Role {
             Role::Worker => "worker",
             Role::Etcd => "etcd",
             Role::FirstMaster => "first-master",
+            Role::FirstEtcd => "first-etcd",
+            Role::Leaving => "leaving",
         }
     }
 }
@@ -71,6 +78,12 @@ struct RawStep {
     /// The operator may skip it when it failed (`skippable: true`): nothing later needs it.
     #[serde(default)]
     skippable: bool,
+    /// It depends on who is in the cluster: it runs again on every node when that changes.
+    #[serde(default)]
+    membership: bool,
+    /// One node at a time across the cluster.
+    #[serde(default)]
+    serial: bool,
 }
 
 /// What a `deliver` step delivers.
@@ -130,7 +143,31 @@ pub struct Step {
     /// plan says nothing later depends on it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub skippable: bool,
+    /// It depends on who is in the cluster (`membership: true`): its fingerprint holds the
+    /// membership variables (`MEMBERSHIP_VARS`), so it runs again on the nodes that stay when
+    /// hosts are added or removed. Every other step's fingerprint leaves them out: adding a host
+    /// runs no such step on the others.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub membership: bool,
+    /// At most one node runs it at a time, nodes taking turns as they come (`serial: true`):
+    /// etcd members added one by one, apiservers restarted one by one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub serial: bool,
 }
+
+/// The `KSW_*` variables that say who is in the cluster; only `membership` steps' fingerprints
+/// hold them.
+pub const MEMBERSHIP_VARS: &[&str] = &[
+    "KSW_MASTERS",
+    "KSW_ETCD",
+    "KSW_WORKERS",
+    "KSW_FIRST_MASTER",
+    "KSW_MASTER_NAMES",
+    "KSW_ETCD_NAMES",
+    "KSW_WORKER_NAMES",
+    "KSW_LEAVING",
+    "KSW_LEAVING_NAMES",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -190,7 +227,7 @@ pub fn parse(
         let line = e.location().map_or(0, |l| l.line());
         let msg = e.to_string();
         let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        ConfError::new(file, line, format!("expected a plan ('preflight:' script, 'steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd, deliver, skippable): {msg}"))
+        ConfError::new(file, line, format!("expected a plan ('preflight:' script, 'steps:' with id, roles, script or run, after, timeout, retries, become, outputs, secrets, needs, lb, etcd, deliver, skippable, membership, serial): {msg}"))
     })?;
     let err = |id: &str, msg: String| {
         ConfError::new(file, step_line(text, id), format!("step '{id}': {msg}"))
@@ -216,7 +253,7 @@ pub fn parse(
         if r.roles.is_empty() {
             return Err(err(
                 &r.id,
-                "expected at least one role (all, master, worker, etcd, first-master)".into(),
+                "expected at least one role (all, master, worker, etcd, first-master, first-etcd, leaving)".into(),
             ));
         }
         if r.lb.as_ref().is_some_and(Vec::is_empty) {
@@ -316,6 +353,8 @@ pub fn parse(
             etcd: r.etcd.unwrap_or_default(),
             deliver: r.deliver,
             skippable: r.skippable,
+            membership: r.membership,
+            serial: r.serial,
         });
     }
     if steps.is_empty() {
@@ -442,7 +481,9 @@ impl Step {
     pub fn fingerprint(&self, env: &[(String, String)]) -> String {
         let env: Vec<String> = env
             .iter()
-            .filter(|(k, _)| k != "KSW_INSTALL_ID")
+            .filter(|(k, _)| {
+                k != "KSW_INSTALL_ID" && (self.membership || !MEMBERSHIP_VARS.contains(&k.as_str()))
+            })
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let timeout = self.timeout.to_string();
@@ -477,13 +518,17 @@ impl Step {
 /// Whether the cluster's host `host_index` has one of `roles`.
 pub fn holds_any(roles: &[Role], cluster: &Cluster, host_index: usize) -> bool {
     let h = &cluster.hosts[host_index];
-    let first_master = cluster.hosts.iter().position(|h| h.roles.master) == Some(host_index);
+    let leaving = cluster.is_leaving(h);
+    let is = |first: Option<&crate::model::Host>| first.is_some_and(|f| std::ptr::eq(f, h));
     roles.iter().any(|r| match r {
+        Role::Leaving => leaving,
+        _ if leaving => false,
         Role::All => true,
         Role::Master => h.roles.master,
         Role::Worker => h.roles.worker,
         Role::Etcd => h.roles.etcd,
-        Role::FirstMaster => first_master,
+        Role::FirstMaster => is(cluster.first_master()),
+        Role::FirstEtcd => is(cluster.first_etcd()),
     })
 }
 
@@ -581,6 +626,44 @@ mod tests {
             both.message.contains("either the bundle or a snapshot"),
             "{both}"
         );
+    }
+
+    #[test]
+    fn leaving_hosts_have_only_the_leaving_role_and_first_roles_move_past_them() {
+        let p = plan(
+            "steps:\n- {id: all, roles: [all], run: x}\n- {id: first, roles: [first-master], run: x}\n- {id: etcd1, roles: [first-etcd], run: x}\n- {id: bye, roles: [leaving], run: x}\n",
+        )
+        .unwrap();
+        let mut c = cluster();
+        assert_eq!(p.expand(&c)[0].steps, ["all", "first", "etcd1"]);
+        c.leaving.insert("n1".into());
+        let e = p.expand(&c);
+        assert_eq!(e[0].steps, ["bye"]);
+        assert_eq!(e[1].steps, ["all", "first", "etcd1"]);
+        assert_eq!(e[3].steps, ["all"]);
+        c.settings.etcd_topology = EtcdTopology::Stacked;
+        c.leaving.clear();
+        c.hosts[0].roles.etcd = false;
+        // Stacked: the first member is the first master's.
+        assert_eq!(p.expand(&c)[0].steps, ["all", "first", "etcd1"]);
+    }
+
+    #[test]
+    fn only_membership_steps_fingerprint_who_is_in_the_cluster() {
+        let p = plan(
+            "steps:\n- {id: a, roles: [all], run: x}\n- {id: m, roles: [all], run: x, membership: true, serial: true}\n",
+        )
+        .unwrap();
+        let env = |masters: &str| {
+            vec![
+                ("KSW_NODE".to_string(), "n1".to_string()),
+                ("KSW_MASTERS".to_string(), masters.to_string()),
+            ]
+        };
+        let (a, m) = (p.step("a").unwrap(), p.step("m").unwrap());
+        assert!(m.membership && m.serial && !a.membership && !a.serial);
+        assert_eq!(a.fingerprint(&env("1")), a.fingerprint(&env("1,2")));
+        assert_ne!(m.fingerprint(&env("1")), m.fingerprint(&env("1,2")));
     }
 
     #[test]

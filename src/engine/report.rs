@@ -252,6 +252,9 @@ impl TextReport {
                 String::new()
             }
         ));
+        for w in &sum.warnings {
+            out.push_str(&format!("warning: {w}\n"));
+        }
         for f in &sum.failures {
             out.push_str(&format!(
                 "\n{} failed at step '{}': {}\n",

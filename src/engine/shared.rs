@@ -193,6 +193,8 @@ pub(super) struct Shared {
     pub(super) bundle: Option<super::deliver::Bundle>,
     /// Every step's whole log on the taskbox.
     pub(super) step_logs: super::step_logs::StepLogs,
+    /// A turn for each `serial` step: the node running it holds the step's lock.
+    pub(super) turns: HashMap<String, tokio::sync::Mutex<()>>,
 }
 
 impl Shared {

@@ -186,7 +186,10 @@ pub fn keep_beside(
             crate::engine::executor::journal_path(state),
             "journal.jsonl".to_string(),
         ),
-        (state.join("installed.json"), "installed.json".to_string()),
+        (
+            crate::engine::installed::path(state),
+            "installed.json".to_string(),
+        ),
     ]);
     for (from, name) in sources {
         match std::fs::read(&from) {
@@ -273,9 +276,5 @@ pub fn open_snapshot(given: &Path) -> Result<Snapshot, String> {
         }
         None => None,
     };
-    Ok(Snapshot {
-        file,
-        sha256,
-        meta,
-    })
+    Ok(Snapshot { file, sha256, meta })
 }

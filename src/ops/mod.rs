@@ -1,4 +1,79 @@
-//! Day-2 operations.
+//! Day-2 operations (issue 12): each is a plan under `assets/` (`remove.yaml`, `reset.yaml`,
+//! `etcd-backup.yaml`, `etcd-restore.yaml`) run by the same engine as the install, with a
+//! journal of its own (`executor::journal_for`), the same resume, events and screens. This
+//! module prepares one: the plan, the cluster with the hosts it takes out (`Cluster::leaving`),
+//! and the engine's options; what each operation decides before it runs is in its own module.
 
 pub mod etcd;
 pub mod etcd_io;
+
+use std::path::Path;
+
+use crate::conf::ConfError;
+use crate::engine::executor::Options;
+use crate::engine::paths;
+use crate::engine::plan::Plan;
+use crate::model::Cluster;
+
+/// A day-2 operation ready to run: `executor::install_with(&op.cluster, &op.plan, &op.options, ..)`.
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// Its name: the plan's file name and its journal's (`<state>/ops/<name>.jsonl`).
+    pub name: String,
+    pub plan: Plan,
+    pub cluster: Cluster,
+    pub options: Options,
+}
+
+/// Why an operation cannot be prepared.
+#[derive(Debug)]
+pub enum OpError {
+    /// Its plan file is missing or bad.
+    Plan(ConfError),
+    /// A host named on the command line (or picked in the wizard) is not in the conf.
+    UnknownHost(String),
+}
+
+impl std::fmt::Display for OpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpError::Plan(e) => write!(f, "{e}"),
+            OpError::UnknownHost(h) => write!(
+                f,
+                "{h}: no host of that name in hosts.ini; name hosts as the conf does (`kswizard status` lists them)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpError {}
+
+/// Prepare operation `name` on `cluster` (as read from `conf_dir`), taking `leaving` out of it;
+/// the state directory is `state` (`--state`) or the conf's.
+pub fn prepare(
+    conf_dir: &Path,
+    state: Option<&Path>,
+    cluster: &Cluster,
+    name: &str,
+    leaving: &[String],
+) -> Result<Operation, OpError> {
+    let mut cluster = cluster.clone();
+    for h in leaving {
+        if cluster.host(h).is_none() {
+            return Err(OpError::UnknownHost(h.clone()));
+        }
+        cluster.leaving.insert(h.clone());
+    }
+    let plan = paths::load_plan(&paths::op_plan(conf_dir, name)).map_err(OpError::Plan)?;
+    let options = Options {
+        operation: Some(name.to_string()),
+        bundle: paths::bundle_dir(conf_dir, &cluster),
+        ..Options::new(paths::state_dir(conf_dir, state))
+    };
+    Ok(Operation {
+        name: name.to_string(),
+        plan,
+        cluster,
+        options,
+    })
+}

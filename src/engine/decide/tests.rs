@@ -271,6 +271,26 @@ fn batches_stop_at_a_closed_barrier_a_become_change_or_an_unknown_value() {
 }
 
 #[test]
+fn a_serial_step_goes_alone_in_its_batch() {
+    let p = plan();
+    let mut steps: Vec<Step> = ["prep", "check", "user"]
+        .iter()
+        .map(|s| p.step(s).unwrap().clone())
+        .collect();
+    steps[2].become_root = true;
+    let all = |st: &[Step]| -> usize {
+        let refs: Vec<&Step> = st.iter().collect();
+        batch_len(&p, &refs, &HashSet::new(), |_| true, |_| true)
+    };
+    assert_eq!(all(&steps), 3);
+    steps[1].serial = true;
+    // Before it: the batch stops. It: alone.
+    assert_eq!(all(&steps), 1);
+    assert_eq!(all(&steps[1..]), 1);
+    assert_eq!(all(&steps[2..]), 1);
+}
+
+#[test]
 fn a_step_sees_only_the_values_it_needs() {
     let p = plan();
     let base = vec![("KSW_NODE".to_string(), "w1".to_string())];
