@@ -188,8 +188,8 @@ pub fn loss_lines(meta: Option<&Meta>, now: u64, live: Option<&Live>) -> Vec<Str
     let (snap_rev, live_rev) = (meta.and_then(|m| m.revision), live.revision);
     out.push(match (snap_rev, live_rev) {
         (Some(s), Some(l)) if l > s => format!(
-            "Restoring loses the {} revisions (writes) made since the snapshot{}.",
-            l - s,
+            "Restoring loses the {} made since the snapshot{}.",
+            count(l - s, "revision (write)", "revisions (writes)"),
             keys_change(meta.and_then(|m| m.keys), live.keys)
         ),
         (Some(s), Some(l)) if l == s => {
@@ -203,13 +203,25 @@ pub fn loss_lines(meta: Option<&Meta>, now: u64, live: Option<&Live>) -> Vec<Str
     out
 }
 
+/// `1 key`, `4 keys`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// `; the cluster has 4 keys more than the snapshot` and the like, or nothing when unknown.
 fn keys_change(snapshot: Option<u64>, live: Option<u64>) -> String {
     match (snapshot, live) {
-        (Some(s), Some(l)) if l > s => format!(": it has {} keys more now than then", l - s),
-        (Some(s), Some(l)) if l < s => {
-            format!(": {} keys deleted since come back", s - l)
+        (Some(s), Some(l)) if l > s => {
+            format!(
+                ": it has {} more now than then",
+                count(l - s, "key", "keys")
+            )
         }
+        (Some(s), Some(l)) if l < s => format!(
+            ": {} deleted since {} back",
+            count(s - l, "key", "keys"),
+            if s - l == 1 { "comes" } else { "come" }
+        ),
         (Some(_), Some(_)) => ": as many keys now as then, some of them changed".into(),
         _ => String::new(),
     }

@@ -109,8 +109,12 @@ pub async fn live(cluster: &Cluster, state: &Path, status_script: &str) -> Optio
             .filter(|(k, _)| k.starts_with("KSW_ETCD") || k == "KSW_IP")
             .map(|(k, v)| format!("export {k}='{}'\n", v.replace('\'', "'\\''")))
             .collect();
+        // The script is bash's (as steps are), the command's shell is sh: a quoted here-document.
         let ran = conn
-            .run(&format!("{env}export KSW_WAIT=0\n{status_script}"), true)
+            .run(
+                &format!("{env}export KSW_WAIT=0\nexec bash <<'KSW_STATUS'\n{status_script}\nKSW_STATUS\n"),
+                true,
+            )
             .await;
         conn.close().await;
         if let Ok((_, out, _)) = ran {

@@ -112,6 +112,15 @@ fn what_a_restore_loses_in_words() {
         ..live.clone()
     };
     assert!(loss_lines(Some(&meta()), now, Some(&earlier))[2].contains("EARLIER revision"));
+    let one_more = Live {
+        revision: Some(1235),
+        keys: Some(57),
+        ..live.clone()
+    };
+    assert_eq!(
+        loss_lines(Some(&meta()), now, Some(&one_more))[2],
+        "Restoring loses the 1 revision (write) made since the snapshot: it has 1 key more now than then."
+    );
     let fewer = Live {
         keys: Some(50),
         ..live.clone()
