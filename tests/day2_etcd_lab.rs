@@ -3,7 +3,8 @@
 //! (`--keep` prunes), a key written after the backup with the taskbox's own etcdctl is gone after
 //! `kswizard etcd restore`, which a healthy cluster refuses without `--force`; the members, their
 //! health and every apiserver's /readyz are checked after it. A restore killed with SIGKILL once
-//! its etcd-stop step started resumes from its journal and ends healthy.
+//! its etcd-stop step started resumes from its journal and ends healthy. With stacked etcd
+//! (kubeadm's members on the masters) the same backup and restore.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
@@ -31,9 +32,14 @@ fn kswizard(conf: &Path, args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// The lab installed with the bundled plan.
-fn installed(subnet: u8) -> LabGuard {
+/// The lab installed with the bundled plan, with stacked etcd when `stacked`.
+fn installed(subnet: u8, stacked: bool) -> LabGuard {
     let g = lab_up(subnet, 3);
+    if stacked {
+        let settings = g.lab.conf_dir.join("kswizard.yaml");
+        let text = std::fs::read_to_string(&settings).unwrap();
+        std::fs::write(&settings, format!("{text}etcd_topology: stacked\n")).unwrap();
+    }
     let (code, _, err) = common::install_run(&g.lab.conf_dir, &[]);
     assert_eq!(code, Some(0), "{err}");
     g
@@ -47,13 +53,21 @@ struct Etcdctl {
 }
 
 impl Etcdctl {
-    fn new(g: &LabGuard) -> Etcdctl {
+    /// With external etcd, a member's certificate; stacked, kubeadm's healthcheck client.
+    fn new(g: &LabGuard, stacked: bool) -> Etcdctl {
         let pki = g.tmp.path().join("pki");
         std::fs::create_dir_all(&pki).unwrap();
         std::fs::set_permissions(&pki, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let (from, client) = if stacked {
+            ("/etc/kubernetes/pki/etcd", "healthcheck-client")
+        } else {
+            ("/etc/etcd/pki", "member")
+        };
         let m1 = &g.lab.nodes[0];
-        for f in ["ca.crt", "member.crt", "member.key"] {
-            std::fs::copy(m1.path("/etc/etcd/pki").join(f), pki.join(f)).unwrap();
+        std::fs::copy(m1.path(from).join("ca.crt"), pki.join("ca.crt")).unwrap();
+        for ext in ["crt", "key"] {
+            let f = format!("{client}.{ext}");
+            std::fs::copy(m1.path(from).join(&f), pki.join(format!("client.{ext}"))).unwrap();
         }
         let endpoints = g
             .lab
@@ -72,9 +86,9 @@ impl Etcdctl {
             .arg("--cacert")
             .arg(self.pki.join("ca.crt"))
             .arg("--cert")
-            .arg(self.pki.join("member.crt"))
+            .arg(self.pki.join("client.crt"))
             .arg("--key")
-            .arg(self.pki.join("member.key"))
+            .arg(self.pki.join("client.key"))
             .args(args)
             .output()
             .expect("etcdctl on the taskbox (Debian's etcd-client)");
@@ -95,8 +109,9 @@ impl Etcdctl {
         Some(out.trim().to_string()).filter(|v| !v.is_empty())
     }
 
-    /// Every member started and healthy, and each master's apiserver and the LB ready.
-    fn assert_healthy(&self, g: &LabGuard) {
+    /// Every member started and healthy (named as the install named it), and each master's
+    /// apiserver and the LB ready.
+    fn assert_healthy(&self, g: &LabGuard, stacked: bool) {
         let (ok, health) = self.run(&["endpoint", "health"]);
         assert!(ok, "{health}");
         assert_eq!(health.matches("is healthy").count(), 3, "{health}");
@@ -104,10 +119,12 @@ impl Etcdctl {
         assert!(ok, "{members}");
         assert_eq!(members.matches(", started, ").count(), 3, "{members}");
         for n in &g.lab.nodes {
-            assert!(
-                members.contains(&format!("etcd-{}", n.ip.replace('.', "-"))),
-                "{members}"
-            );
+            let name = if stacked {
+                n.name.clone()
+            } else {
+                format!("etcd-{}", n.ip.replace('.', "-"))
+            };
+            assert!(members.contains(&format!(", {name}, ")), "{members}");
             assert_eq!(readyz(&format!("{}:6443", n.ip)), 200, "{}", n.name);
         }
         assert_eq!(
@@ -149,9 +166,9 @@ fn backup(conf: &Path, extra: &[&str]) -> serde_json::Value {
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_restore_takes_the_cluster_back_to_its_backup_and_refuses_a_healthy_one_without_force() {
-    let g = installed(240);
+    let g = installed(240, false);
     let conf = &g.lab.conf_dir;
-    let etcd = Etcdctl::new(&g);
+    let etcd = Etcdctl::new(&g, false);
     let (ok, out) = etcd.run(&["put", "/ksw-test/before", "kept"]);
     assert!(ok, "{out}");
 
@@ -239,7 +256,7 @@ fn a_restore_takes_the_cluster_back_to_its_backup_and_refuses_a_healthy_one_with
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(etcd.get("/ksw-test/after"), None);
     assert_eq!(etcd.get("/ksw-test/before").as_deref(), Some("kept"));
-    etcd.assert_healthy(&g);
+    etcd.assert_healthy(&g, false);
     for n in &g.lab.nodes {
         assert!(!n.path("/var/lib/kswizard-restore/snapshot.db").exists());
         assert!(
@@ -253,9 +270,9 @@ fn a_restore_takes_the_cluster_back_to_its_backup_and_refuses_a_healthy_one_with
 #[test]
 #[ignore = "needs root and the lab"]
 fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
-    let g = installed(241);
+    let g = installed(241, false);
     let conf = &g.lab.conf_dir;
-    let etcd = Etcdctl::new(&g);
+    let etcd = Etcdctl::new(&g, false);
     let dir = backup(conf, &[])["dir"].as_str().unwrap().to_string();
     let (ok, out) = etcd.run(&["put", "/ksw-test/after", "lost"]);
     assert!(ok, "{out}");
@@ -289,11 +306,26 @@ fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
     let check: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(check["resuming"], true, "{check}");
     assert_eq!(etcd.get("/ksw-test/after"), None);
-    etcd.assert_healthy(&g);
+    etcd.assert_healthy(&g, false);
 
     // Another snapshot does not take over an unfinished restore: here the restore is finished, so
     // a second one would start afresh and is refused on the healthy cluster.
     let (code, _, err) = kswizard(conf, &["etcd", "restore", &dir, "--yes"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("etcd is healthy"), "{err}");
+}
+
+#[test]
+#[ignore = "needs root and the lab"]
+fn stacked_etcd_is_backed_up_and_restored_through_kubeadms_certificates() {
+    let g = installed(242, true);
+    let conf = &g.lab.conf_dir;
+    let etcd = Etcdctl::new(&g, true);
+    let dir = backup(conf, &[])["dir"].as_str().unwrap().to_string();
+    let (ok, out) = etcd.run(&["put", "/ksw-test/after", "lost"]);
+    assert!(ok, "{out}");
+    let (code, out, err) = kswizard(conf, &["etcd", "restore", &dir, "--yes", "--force"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(etcd.get("/ksw-test/after"), None);
+    etcd.assert_healthy(&g, true);
 }
