@@ -58,7 +58,8 @@ pub fn to_send<'a>(
 /// (an etcd snapshot: 0600) is written under umask 077, so it is never readable by others, even
 /// while it arrives, and a directory made for it is 0700.
 pub fn receive_script(e: &Entry) -> String {
-    let private = e.mode_bits() & 0o077 == 0;
+    // No permission for the group or others: mode & 0o077 is 0.
+    let private = e.mode_bits().trailing_zeros() >= 6;
     format!(
         "set -e; umask {umask}; t='{t}'; p=\"$t.ksw-part\"; mkdir -p \"$(dirname \"$t\")\"; \
          head -c {size} >\"$p\"; s=$(sha256sum \"$p\"); s=${{s%% *}}; \
