@@ -120,11 +120,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
     })
 }
 
-/// Run the operation with the engine, its events printed as `kswizard install` prints them.
-async fn run_op(op: &Operation, json: bool) -> Result<Summary, EngineError> {
+/// Run the operation with the engine, its events printed as `kswizard install` prints them;
+/// `again` is the command that resumes it.
+async fn run_op(op: &Operation, again: String, json: bool) -> Result<Summary, EngineError> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Event>(1024);
     let printer = tokio::spawn(async move {
-        let mut text = TextReport::default();
+        let mut text = TextReport::resumed_by(again);
         while let Some(e) = rx.recv().await {
             let line = if json {
                 Some(report::json_line(&e))
@@ -189,7 +190,8 @@ fn backup(
         Ok(rt) => rt,
         Err(o) => return o,
     };
-    let r = rt.block_on(run_op(&op, json));
+    let again = format!("kswizard etcd backup --conf {}", conf_dir.display());
+    let r = rt.block_on(run_op(&op, again, json));
     let o = ended(&r, "backup");
     if o != Outcome::Ok {
         return o;
@@ -406,7 +408,12 @@ fn restore(
     }
     let started = Instant::now();
     op.options.snapshot = Some(snapshot.file.clone());
-    let r = rt.block_on(run_op(&op, json));
+    let again = format!(
+        "kswizard etcd restore {} --conf {}",
+        snapshot.file.display(),
+        conf_dir.display()
+    );
+    let r = rt.block_on(run_op(&op, again, json));
     let o = ended(&r, "restore");
     if o == Outcome::Ok && !json {
         println!(
