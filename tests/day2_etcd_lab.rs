@@ -329,3 +329,43 @@ fn stacked_etcd_is_backed_up_and_restored_through_kubeadms_certificates() {
     assert_eq!(etcd.get("/ksw-test/after"), None);
     etcd.assert_healthy(&g, true);
 }
+
+/// A backup directory in a temp dir: a snapshot's bytes and, beside it, `sum` as its sha256 line.
+fn fake_backup(sum: &str) -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("snapshot.db"), b"not really a snapshot").unwrap();
+    std::fs::write(d.path().join("snapshot.db.sha256"), sum).unwrap();
+    d
+}
+
+#[test]
+fn a_damaged_or_unreadable_backup_is_refused_before_any_node_is_asked() {
+    let conf = Path::new("conf");
+    let damaged = fake_backup(&format!("{}  snapshot.db\n", "0".repeat(64)));
+    let d = damaged.path().display().to_string();
+    let (code, _, err) = kswizard(conf, &["etcd", "restore", &d, "--yes", "--force"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("the file is damaged; restore another backup"),
+        "{err}"
+    );
+
+    let garbled = fake_backup("not a sum line\n");
+    let g = garbled.path().display().to_string();
+    let (code, _, err) = kswizard(conf, &["etcd", "restore", &g, "--yes"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("snapshot.db.sha256:1: expected `<sha256>  snapshot.db`"),
+        "{err}"
+    );
+
+    let (code, _, err) = kswizard(conf, &["etcd", "restore", "/nonexistent/etcd-x", "--yes"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("expected a snapshot file, or a backup directory"),
+        "{err}"
+    );
+
+    let (code, _, err) = kswizard(conf, &["etcd", "backup", "--keep", "0"]);
+    assert_eq!(code, Some(2), "{err}");
+}

@@ -349,8 +349,9 @@ fn restore(
                 .and_then(|b| b["file"].as_str().map(String::from))
                 .unwrap_or_else(|| "(not recorded)".into());
             return refuse(format!(
-                "an unfinished restore from another snapshot ({file}) is in {}: finish it first with `kswizard etcd restore {file}`",
-                state.display()
+                "an unfinished restore from another snapshot ({file}) is in {}: finish it first with `kswizard etcd restore {file}` (or, to give it up, remove {})",
+                state.display(),
+                executor::journal_for(&state, RESTORE).display()
             ));
         }
     }
