@@ -200,6 +200,8 @@ fn a_restore_takes_the_cluster_back_to_its_backup_and_refuses_a_healthy_one_with
 
     // What a backup holds, private to root; the node's copy is gone.
     assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
+    assert_eq!(mode(&dir.join("conf")), 0o700);
     for f in [
         "snapshot.db",
         "snapshot.db.sha256",
@@ -303,8 +305,27 @@ fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
     // Run again: the unfinished restore goes on (no --force: its cluster may be half stopped).
     let (code, out, err) = kswizard(conf, &["etcd", "restore", &dir, "--yes", "--json"]);
     assert_eq!(code, Some(0), "{out}{err}");
-    let check: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
-    assert_eq!(check["resuming"], true, "{check}");
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["resuming"], true, "{}", events[0]);
+    // Resumed from the journal: the snapshot's delivery and the apiservers' stop are not run
+    // again anywhere.
+    let plan = events.iter().find(|e| e["event"] == "plan").unwrap();
+    for n in &g.lab.nodes {
+        for step in ["deliver-snapshot", "apiserver-stop"] {
+            assert!(
+                plan["done"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&serde_json::json!([n.name, step])),
+                "{plan}"
+            );
+        }
+    }
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    eprintln!("figures: the resumed restore: {summary}");
     assert_eq!(etcd.get("/ksw-test/after"), None);
     etcd.assert_healthy(&g, false);
 
