@@ -911,6 +911,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn pull_copies_the_output_byte_for_byte() {
+        let (c, dir) = local_conn().await;
+        let file = dir.path().join("in");
+        // Every byte value, no line structure, more than a pipe buffer.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
+        std::fs::write(&file, &data).unwrap();
+        let mut got = Vec::new();
+        let (code, _, bytes) = c
+            .pull(&format!("cat -- '{}'", file.display()), false, &mut got)
+            .await
+            .unwrap();
+        assert_eq!((code, bytes), (0, 300_000));
+        assert_eq!(got, data);
+        let (code, err, bytes) = c
+            .pull("echo gone >&2; exit 4", false, &mut got)
+            .await
+            .unwrap();
+        assert_eq!((code, err.as_str(), bytes), (4, "gone\n", 0));
+    }
+
+    #[tokio::test]
     async fn local_exec_streams_lines_and_exit_code() {
         let (c, _dir) = local_conn().await;
         let (code, out, _) = c.run("echo one; echo two; exit 3\n", false).await.unwrap();

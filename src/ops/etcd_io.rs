@@ -282,3 +282,52 @@ pub fn open_snapshot(given: &Path) -> Result<Snapshot, String> {
     };
     Ok(Snapshot { file, sha256, meta })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Auth;
+
+    /// This machine as a node (the local transport), a state dir, a "remote" snapshot and where
+    /// the taskbox keeps it.
+    fn setup() -> (Host, tempfile::TempDir, PathBuf, PathBuf) {
+        let mut h = Host::new("here", "127.0.0.1");
+        h.auth = Auth::Local;
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("node-snapshot.db");
+        std::fs::write(&remote, b"etcd snapshot bytes").unwrap();
+        let dest = dir.path().join("backup").join(etcd::SNAPSHOT);
+        std::fs::create_dir(dest.parent().unwrap()).unwrap();
+        (h, dir, remote, dest)
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root: the fetch reads the node's file as root"]
+    async fn a_fetched_snapshot_is_checked_kept_private_and_gone_from_the_node() {
+        use std::os::unix::fs::PermissionsExt;
+        let (h, dir, remote, dest) = setup();
+        let (sha, _) = sha256_file(&remote).unwrap();
+        let r = remote.display().to_string();
+        let bytes = fetch(&h, dir.path(), &r, &sha, &dest).await.unwrap();
+        assert_eq!(bytes, 19);
+        assert_eq!(std::fs::read(&dest).unwrap(), b"etcd snapshot bytes");
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(!remote.exists(), "the node keeps no copy");
+    }
+
+    #[tokio::test]
+    #[ignore = "needs root: the fetch reads the node's file as root"]
+    async fn a_snapshot_that_arrives_otherwise_is_refused_and_nothing_is_kept() {
+        let (h, dir, remote, dest) = setup();
+        let r = remote.display().to_string();
+        let err = fetch(&h, dir.path(), &r, &"0".repeat(64), &dest)
+            .await
+            .unwrap_err();
+        assert!(err.contains("the copy was cut or damaged"), "{err}");
+        assert!(!dest.exists() && !dest.with_extension("db.part").exists());
+        assert!(!remote.exists(), "the node keeps no copy either way");
+        let quoted = fetch(&h, dir.path(), "/tmp/it's", "x", &dest).await;
+        assert!(quoted.unwrap_err().contains("expected an absolute path"));
+    }
+}
