@@ -51,7 +51,7 @@ pub enum EtcdAction {
     },
     /// Restore the whole etcd cluster from a snapshot: stop the apiservers, restore every member
     /// with the install's names and cluster token, start it, check health, start the apiservers.
-    /// A healthy cluster is refused unless --force; what will be lost is shown first.
+    /// Refused while etcd has quorum unless --force; what will be lost is shown first.
     Restore {
         /// A backup directory (`etcd-<time>/`) or a snapshot file.
         file: PathBuf,
@@ -61,7 +61,7 @@ pub enum EtcdAction {
         /// Where the journals and `known_hosts` live (default: .kswizard next to the conf directory).
         #[arg(long)]
         state: Option<PathBuf>,
-        /// Restore even though every member is healthy (its newer data is lost).
+        /// Restore even though etcd has quorum (a majority of members healthy; its newer data is lost).
         #[arg(long)]
         force: bool,
         /// Do not ask before restoring.

@@ -227,13 +227,21 @@ fn keys_change(snapshot: Option<u64>, live: Option<u64>) -> String {
     }
 }
 
-/// Why a restore is refused on this cluster without `--force`, if it is.
+/// Why a restore is refused on this cluster without `--force`, if it is: while a majority of its
+/// members is healthy it has quorum and serves, and a restore would throw away what it holds; a
+/// member or two down is mended by replacing them, not by a restore.
 pub fn refusal(live: &Live, force: bool) -> Option<String> {
-    (live.healthy() && !force).then(|| {
+    let (up, all) = (live.healthy_count(), live.members.len());
+    if force || up * 2 <= all {
+        return None;
+    }
+    Some(if up == all {
         format!(
-            "etcd is healthy ({} of {} members): a restore would replace its data with the snapshot's. Back it up first (`kswizard etcd backup`), then pass --force to restore anyway.",
-            live.healthy_count(),
-            live.members.len()
+            "etcd is healthy ({up} of {all} members): a restore would replace its data with the snapshot's. Back it up first (`kswizard etcd backup`), then pass --force to restore anyway."
+        )
+    } else {
+        format!(
+            "etcd has quorum ({up} of {all} members healthy) and serves: a restore would replace its data with the snapshot's. A member down is replaced (`kswizard remove`, then install it again), not restored; pass --force to restore anyway."
         )
     })
 }

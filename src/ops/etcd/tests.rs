@@ -155,5 +155,19 @@ fn a_healthy_cluster_is_restored_only_with_force() {
     );
     assert!(refused.contains("--force"));
     assert_eq!(refusal(&healthy, true), None);
-    assert_eq!(refusal(&Live::parse(STATUS), false), None);
+    // 2 of 3: quorum, it serves.
+    let quorum = refusal(&Live::parse(STATUS), false).unwrap();
+    assert!(
+        quorum.starts_with("etcd has quorum (2 of 3 members healthy)"),
+        "{quorum}"
+    );
+    assert_eq!(refusal(&Live::parse(STATUS), true), None);
+    // 1 of 3, 1 of 2, none: no quorum (or no answer), a restore is what it needs.
+    for lost in [
+        "MEMBER a healthy\nMEMBER b unhealthy\nMEMBER c unhealthy\n",
+        "MEMBER a healthy\nMEMBER b unhealthy\n",
+        "",
+    ] {
+        assert_eq!(refusal(&Live::parse(lost), false), None, "{lost}");
+    }
 }
