@@ -417,8 +417,12 @@ fn restore(
     let r = rt.block_on(run_op(&op, again, json));
     let o = ended(&r, "restore");
     if o == Outcome::Ok && !json {
+        let id = journal::replay(&executor::journal_for(&state, RESTORE))
+            .ok()
+            .and_then(|r| r.install_id)
+            .unwrap_or_else(|| "<restore id>".into());
         println!(
-            "\netcd restored from {} in {:.1} s; each member's old data is kept in /var/lib/kswizard-restore/<restore id>/member.old",
+            "\netcd restored from {} in {:.1} s; each member's old data is kept in /var/lib/kswizard-restore/{id}/member.old",
             snapshot.file.display(),
             started.elapsed().as_secs_f64()
         );
