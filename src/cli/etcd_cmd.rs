@@ -12,18 +12,15 @@ use clap::Subcommand;
 use super::Outcome;
 use super::install_cmd::ask;
 use crate::conf::{self, ConfError};
-use crate::engine::events::{Event, Status, Summary};
+use crate::engine::events::{Event, Summary};
 use crate::engine::executor::{self, EngineError};
-use crate::engine::journal::{self, Replay};
+use crate::engine::journal;
 use crate::engine::report::{self, TextReport};
-use crate::ops::etcd::{self as decide, Live, Meta};
-use crate::ops::{Operation, etcd_io};
+use crate::ops::Operation;
+use crate::ops::etcd::{self as decide, Live};
+use crate::ops::etcd_io::{self, BACKUP, RESTORE};
 use crate::validate::{has_errors, validate};
 
-const BACKUP: &str = "etcd-backup";
-const RESTORE: &str = "etcd-restore";
-/// The backup plan's step that takes the snapshot and publishes where it is.
-const SNAPSHOT_STEP: &str = "etcd-snapshot";
 /// The restore plan's step whose script reports the cluster's health (`steps/etcd-status.sh`):
 /// also what kswizard runs before a restore, so both read the cluster the same way.
 const HEALTH_STEP: &str = "etcd-healthy";
@@ -162,16 +159,6 @@ fn ended(r: &Result<Summary, EngineError>, op: &str) -> Outcome {
     }
 }
 
-/// The last value a step of the op published under `name`.
-fn output<'a>(replay: &'a Replay, name: &str) -> Option<&'a str> {
-    replay
-        .outputs
-        .iter()
-        .rev()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
 fn backup(
     conf_dir: &Path,
     state: Option<&Path>,
@@ -196,70 +183,25 @@ fn backup(
     if o != Outcome::Ok {
         return o;
     }
-    let fail = |msg: String| {
-        eprintln!("kswizard: {msg}");
-        Outcome::Failed
-    };
-    let replay = match journal::replay(&executor::journal_for(&state, BACKUP)) {
-        Ok(r) => r,
-        Err(e) => return bad(&e),
-    };
-    let taken_on = replay
-        .steps
-        .iter()
-        .find(|((_, step), s)| step == SNAPSHOT_STEP && s.status == Some(Status::Ok))
-        .and_then(|((node, _), _)| cluster.hosts.iter().find(|h| &h.name == node));
-    let (Some(host), Some(remote), Some(sha256)) = (
-        taken_on,
-        output(&replay, "SNAPSHOT_FILE"),
-        output(&replay, "SNAPSHOT_SHA256"),
-    ) else {
-        return fail(format!(
-            "the {SNAPSHOT_STEP} step published no snapshot (its outputs are not in the journal)"
-        ));
-    };
-    let now = journal::now();
-    let dir = match etcd_io::new_backup_dir(&out, now) {
-        Ok(d) => d,
-        Err(e) => return fail(e),
-    };
-    let fetch_started = Instant::now();
-    let fetched = rt.block_on(etcd_io::fetch(
-        host,
+    let stored = rt.block_on(etcd_io::store(
+        cluster,
+        conf_dir,
         &state,
-        remote,
-        sha256,
-        &dir.join(decide::SNAPSHOT),
+        &out,
+        keep.map(|k| k as usize),
     ));
-    let fetch_s = fetch_started.elapsed().as_secs_f64();
-    let number = |k: &str| output(&replay, k).and_then(|v| v.parse().ok());
-    let kept = fetched.and_then(|size| {
-        let meta = Meta {
-            taken: now,
-            node: host.name.clone(),
-            member: output(&replay, "SNAPSHOT_MEMBER").unwrap_or("").to_string(),
-            revision: number("SNAPSHOT_REVISION"),
-            keys: number("SNAPSHOT_KEYS"),
-            size,
-            sha256: sha256.to_ascii_lowercase(),
-            install_id: journal::replay(&executor::journal_path(&state))
-                .ok()
-                .and_then(|r| r.install_id),
-        };
-        etcd_io::keep_beside(&dir, &meta, conf_dir, &state).map(|copies| (meta, copies))
-    });
-    let (meta, copies) = match kept {
-        Ok(k) => k,
+    let etcd_io::Stored {
+        dir,
+        meta,
+        copies,
+        pruned,
+        fetch_s,
+    } = match stored {
+        Ok(s) => s,
         Err(e) => {
-            // No half backup: a directory here always holds a checked snapshot.
-            let _ = std::fs::remove_dir_all(&dir);
-            return fail(e);
+            eprintln!("kswizard: {e}");
+            return Outcome::Failed;
         }
-    };
-    let pruned = match keep.map(|k| etcd_io::prune(&out, k as usize)) {
-        Some(Err(e)) => return fail(e),
-        Some(Ok(p)) => p,
-        None => Vec::new(),
     };
     let total_s = started.elapsed().as_secs_f64();
     if json {

@@ -225,6 +225,97 @@ pub fn prune(out: &Path, keep: usize) -> Result<Vec<String>, String> {
     Ok(gone)
 }
 
+/// The operations (`assets/<name>.yaml`, journal `<state>/ops/<name>.jsonl`).
+pub const BACKUP: &str = "etcd-backup";
+pub const RESTORE: &str = "etcd-restore";
+
+/// The backup plan's step that takes the snapshot and publishes where it is.
+pub const SNAPSHOT_STEP: &str = "etcd-snapshot";
+
+/// What `store` kept.
+pub struct Stored {
+    pub dir: PathBuf,
+    pub meta: Meta,
+    /// The copies beside the snapshot (`conf/hosts.ini`, `journal.jsonl`, ...).
+    pub copies: Vec<String>,
+    /// The backup directories `--keep` removed.
+    pub pruned: Vec<String>,
+    /// Seconds the fetch took.
+    pub fetch_s: f64,
+}
+
+/// After the `etcd-backup` operation ran: the snapshot its journal says it took, fetched into a
+/// new backup directory under `out` with the rest kept beside it, then `keep` applied. A
+/// directory there always holds a checked snapshot: one that fails half way is removed.
+pub async fn store(
+    cluster: &Cluster,
+    conf: &Path,
+    state: &Path,
+    out: &Path,
+    keep: Option<usize>,
+) -> Result<Stored, String> {
+    use crate::engine::executor::{journal_for, journal_path};
+    use crate::engine::journal;
+    let replay = journal::replay(&journal_for(state, BACKUP)).map_err(|e| e.to_string())?;
+    let output = |name: &str| {
+        replay
+            .outputs
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let taken_on = replay
+        .steps
+        .iter()
+        .find(|((_, step), s)| {
+            step == SNAPSHOT_STEP && s.status == Some(crate::engine::events::Status::Ok)
+        })
+        .and_then(|((node, _), _)| cluster.hosts.iter().find(|h| &h.name == node));
+    let (Some(host), Some(remote), Some(sha256)) =
+        (taken_on, output("SNAPSHOT_FILE"), output("SNAPSHOT_SHA256"))
+    else {
+        return Err(format!(
+            "the {SNAPSHOT_STEP} step published no snapshot (its outputs are not in the journal)"
+        ));
+    };
+    let now = journal::now();
+    let dir = new_backup_dir(out, now)?;
+    let started = std::time::Instant::now();
+    let fetched = fetch(host, state, remote, sha256, &dir.join(etcd::SNAPSHOT)).await;
+    let fetch_s = started.elapsed().as_secs_f64();
+    let number = |k: &str| output(k).and_then(|v| v.parse().ok());
+    let kept = fetched.and_then(|size| {
+        let meta = Meta {
+            taken: now,
+            node: host.name.clone(),
+            member: output("SNAPSHOT_MEMBER").unwrap_or("").to_string(),
+            revision: number("SNAPSHOT_REVISION"),
+            keys: number("SNAPSHOT_KEYS"),
+            size,
+            sha256: sha256.to_ascii_lowercase(),
+            install_id: journal::replay(&journal_path(state))
+                .ok()
+                .and_then(|r| r.install_id),
+        };
+        keep_beside(&dir, &meta, conf, state).map(|copies| (meta, copies))
+    });
+    let (meta, copies) = kept.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&dir);
+    })?;
+    let pruned = match keep {
+        Some(k) => prune(out, k)?,
+        None => Vec::new(),
+    };
+    Ok(Stored {
+        dir,
+        meta,
+        copies,
+        pruned,
+        fetch_s,
+    })
+}
+
 /// A snapshot to restore: `FILE` is a backup directory or a snapshot file. Its sha256 is taken
 /// and, when a `snapshot.db.sha256` is beside it, checked (a damaged file is refused); the record
 /// beside it is read when there is one.
