@@ -281,6 +281,8 @@ fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
     let g = installed(241, false);
     let conf = &g.lab.conf_dir;
     let etcd = Etcdctl::new(&g, false);
+    let other = backup(conf, &[])["dir"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     let dir = backup(conf, &[])["dir"].as_str().unwrap().to_string();
     let (ok, out) = etcd.run(&["put", "/ksw-test/after", "lost"]);
     assert!(ok, "{out}");
@@ -307,6 +309,14 @@ fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
     assert!(seen, "no etcd-stop step started");
     child.kill().unwrap();
     child.wait().unwrap();
+
+    // Another snapshot does not take over the unfinished restore.
+    let (code, _, err) = kswizard(conf, &["etcd", "restore", &other, "--yes", "--force"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("an unfinished restore from another snapshot"),
+        "{err}"
+    );
 
     // Run again: the unfinished restore goes on (no --force: its cluster may be half stopped).
     let (code, out, err) = kswizard(conf, &["etcd", "restore", &dir, "--yes", "--json"]);
@@ -335,8 +345,7 @@ fn a_restore_killed_once_etcd_stops_resumes_and_ends_healthy() {
     assert_eq!(etcd.get("/ksw-test/after"), None);
     etcd.assert_healthy(&g, false);
 
-    // Another snapshot does not take over an unfinished restore: here the restore is finished, so
-    // a second one would start afresh and is refused on the healthy cluster.
+    // Finished: a second restore would start afresh, and is refused on the healthy cluster.
     let (code, _, err) = kswizard(conf, &["etcd", "restore", &dir, "--yes"]);
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("etcd is healthy"), "{err}");

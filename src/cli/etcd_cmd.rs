@@ -17,13 +17,9 @@ use crate::engine::executor::{self, EngineError};
 use crate::engine::journal;
 use crate::engine::report::{self, TextReport};
 use crate::ops::Operation;
-use crate::ops::etcd::{self as decide, Live};
+use crate::ops::etcd as decide;
 use crate::ops::etcd_io::{self, BACKUP, RESTORE};
 use crate::validate::{has_errors, validate};
-
-/// The restore plan's step whose script reports the cluster's health (`steps/etcd-status.sh`):
-/// also what kswizard runs before a restore, so both read the cluster the same way.
-const HEALTH_STEP: &str = "etcd-healthy";
 
 #[derive(Subcommand, Debug)]
 pub enum EtcdAction {
@@ -240,12 +236,6 @@ fn backup(
     Outcome::Ok
 }
 
-/// Where an unfinished restore records the snapshot it restores: a later run with another file
-/// must not resume it with that one.
-fn record_path(state: &Path) -> PathBuf {
-    state.join("ops").join("etcd-restore.snapshot.json")
-}
-
 fn restore(
     given: &Path,
     conf_dir: &Path,
@@ -270,44 +260,19 @@ fn restore(
         Err(o) => return o,
     };
     let state = op.options.state_dir.clone();
-    let previous = match journal::replay(&executor::journal_for(&state, RESTORE)) {
-        Ok(r) => r,
-        Err(e) => return bad(&e),
-    };
-    let record = record_path(&state);
-    // An unfinished restore goes on (its members may be stopped: no health refusal), but only
-    // with the snapshot it began with.
-    let resuming = previous.install_id.is_some() && previous.unfinished();
-    if resuming {
-        let begun: Option<serde_json::Value> = std::fs::read_to_string(&record)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let same = begun
-            .as_ref()
-            .is_some_and(|b| b["sha256"] == snapshot.sha256.as_str());
-        if !same {
-            let file = begun
-                .as_ref()
-                .and_then(|b| b["file"].as_str().map(String::from))
-                .unwrap_or_else(|| "(not recorded)".into());
-            return refuse(format!(
-                "an unfinished restore from another snapshot ({file}) is in {}: finish it first with `kswizard etcd restore {file}` (or, to give it up, remove {})",
-                state.display(),
-                executor::journal_for(&state, RESTORE).display()
-            ));
-        }
-    }
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(o) => return o,
     };
-    let status_script = op
-        .plan
-        .step(HEALTH_STEP)
-        .map(|s| s.body.clone())
-        .unwrap_or_default();
-    let live = rt.block_on(etcd_io::live(&op.cluster, &state, &status_script));
-    let loss = decide::loss_lines(snapshot.meta.as_ref(), journal::now(), live.as_ref());
+    let etcd_io::Check {
+        live,
+        loss,
+        resuming,
+        refused,
+    } = match rt.block_on(etcd_io::check_restore(&op, &snapshot, force)) {
+        Ok(c) => c,
+        Err(e) => return refuse(e),
+    };
     if json {
         println!(
             "{}",
@@ -325,9 +290,7 @@ fn restore(
             println!("{l}");
         }
     }
-    if !resuming
-        && let Some(why) = decide::refusal(live.as_ref().unwrap_or(&Live::default()), force)
-    {
+    if let Some(why) = refused {
         return refuse(why);
     }
     if !yes {
@@ -343,14 +306,10 @@ fn restore(
             return Outcome::Failed;
         }
     }
-    let begun = serde_json::json!({"file": snapshot.file, "sha256": snapshot.sha256});
-    if let Err(e) =
-        crate::conf::atomic::write_atomic_mode(&record, begun.to_string().as_bytes(), 0o600)
-    {
-        return refuse(format!("{}: {e}", record.display()));
+    if let Err(e) = etcd_io::begin_restore(&mut op, &snapshot) {
+        return refuse(e);
     }
     let started = Instant::now();
-    op.options.snapshot = Some(snapshot.file.clone());
     let again = format!(
         "kswizard etcd restore {} --conf {}",
         snapshot.file.display(),

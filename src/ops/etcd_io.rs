@@ -316,6 +316,95 @@ pub async fn store(
     })
 }
 
+/// The restore plan's step whose script reports the cluster's health (`steps/etcd-status.sh`):
+/// also what kswizard runs before a restore, so both read the cluster the same way.
+const HEALTH_STEP: &str = "etcd-healthy";
+
+/// What a restore found before it changes anything.
+pub struct Check {
+    /// The cluster's etcd as it answered; `None`: no etcd host could be asked.
+    pub live: Option<Live>,
+    /// What the restore will lose (`etcd::loss_lines`).
+    pub loss: Vec<String>,
+    /// An unfinished restore of the same snapshot goes on (its members may be stopped: no
+    /// refusal for health then).
+    pub resuming: bool,
+    /// Why it does not go on without `--force` (`etcd::refusal`).
+    pub refused: Option<String>,
+}
+
+/// Where an unfinished restore records the snapshot it restores: a later run with another file
+/// must not resume it with that one.
+fn record_path(state: &Path) -> PathBuf {
+    state.join("ops").join("etcd-restore.snapshot.json")
+}
+
+/// Before a restore (the `etcd-restore` operation `op`) of `snapshot`: an unfinished restore of
+/// another snapshot is an error; the cluster's health and what will be lost.
+pub async fn check_restore(
+    op: &crate::ops::Operation,
+    snapshot: &Snapshot,
+    force: bool,
+) -> Result<Check, String> {
+    use crate::engine::executor::journal_for;
+    let state = &op.options.state_dir;
+    let journal = journal_for(state, RESTORE);
+    let previous = crate::engine::journal::replay(&journal).map_err(|e| e.to_string())?;
+    let resuming = previous.install_id.is_some() && previous.unfinished();
+    if resuming {
+        let begun: Option<serde_json::Value> = std::fs::read_to_string(record_path(state))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let same = begun
+            .as_ref()
+            .is_some_and(|b| b["sha256"] == snapshot.sha256.as_str());
+        if !same {
+            let file = begun
+                .as_ref()
+                .and_then(|b| b["file"].as_str())
+                .unwrap_or("(not recorded)");
+            return Err(format!(
+                "an unfinished restore from another snapshot ({file}) is in {}: finish it first with `kswizard etcd restore {file}` (or, to give it up, remove {})",
+                state.display(),
+                journal.display()
+            ));
+        }
+    }
+    let script = op
+        .plan
+        .step(HEALTH_STEP)
+        .map(|s| s.body.clone())
+        .unwrap_or_default();
+    let live = live(&op.cluster, state, &script).await;
+    let loss = etcd::loss_lines(
+        snapshot.meta.as_ref(),
+        crate::engine::journal::now(),
+        live.as_ref(),
+    );
+    let refused = if resuming {
+        None
+    } else {
+        etcd::refusal(live.as_ref().unwrap_or(&Live::default()), force)
+    };
+    Ok(Check {
+        live,
+        loss,
+        resuming,
+        refused,
+    })
+}
+
+/// The restore goes ahead: its snapshot recorded (for `check_restore` of a later run) and given
+/// to the operation's `deliver: snapshot` step.
+pub fn begin_restore(op: &mut crate::ops::Operation, snapshot: &Snapshot) -> Result<(), String> {
+    let record = record_path(&op.options.state_dir);
+    let begun = serde_json::json!({"file": snapshot.file, "sha256": snapshot.sha256});
+    crate::conf::atomic::write_atomic_mode(&record, begun.to_string().as_bytes(), 0o600)
+        .map_err(|e| format!("{}: {e}", record.display()))?;
+    op.options.snapshot = Some(snapshot.file.clone());
+    Ok(())
+}
+
 /// A snapshot to restore: `FILE` is a backup directory or a snapshot file. Its sha256 is taken
 /// and, when a `snapshot.db.sha256` is beside it, checked (a damaged file is refused); the record
 /// beside it is read when there is one.
