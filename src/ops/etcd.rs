@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::installed::Change;
+
 /// A backup directory under `<state>/backups/` (or `--out`): `etcd-` and the UTC time it was
 /// taken, `etcd-20261202T043000Z`, so that names sort as times do.
 const PREFIX: &str = "etcd-";
@@ -242,6 +244,28 @@ pub fn refusal(live: &Live, force: bool) -> Option<String> {
     } else {
         format!(
             "etcd has quorum ({up} of {all} members healthy) and serves: a restore would replace its data with the snapshot's. A member down is replaced (`kswizard remove`, then install it again), not restored; pass --force to restore anyway."
+        )
+    })
+}
+
+/// Why a restore is refused while the conf's etcd members are not the installed ones: it
+/// rebuilds exactly the members the conf lists (`KSW_ETCD`), so a host added to or removed from
+/// `[etcd]` but not yet installed or removed would be given a member that never was, or lose one.
+pub fn membership_refusal(changes: &[Change]) -> Option<String> {
+    let etcd: Vec<String> = changes
+        .iter()
+        .filter(|c| match c {
+            Change::Added { roles, .. } | Change::Removed { roles, .. } => roles.etcd,
+            Change::RolesChanged { from, to, .. } => from.etcd != to.etcd,
+            Change::IpChanged { .. } | Change::TopologyChanged { .. } => true,
+            Change::LbChanged { .. } => false,
+        })
+        .map(Change::what)
+        .collect();
+    (!etcd.is_empty()).then(|| {
+        format!(
+            "the conf's etcd members are not the installed cluster's ({}): a restore rebuilds the members the conf lists. Install the added hosts or remove the removed ones first (`kswizard status` shows the differences).",
+            etcd.join("; ")
         )
     })
 }

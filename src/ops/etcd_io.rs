@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::etcd::{self, Live, Meta};
 use crate::bundle::manifest::sha256_file;
+use crate::engine::installed::{Installed, diff};
 use crate::engine::transport::{self, Conn, ControlDir};
 use crate::model::{Cluster, Host};
 
@@ -369,6 +370,11 @@ pub async fn check_restore(
                 journal.display()
             ));
         }
+    }
+    if let Some(installed) = Installed::load(state).map_err(|e| e.to_string())?
+        && let Some(why) = etcd::membership_refusal(&diff(&installed, &op.cluster))
+    {
+        return Err(why);
     }
     let script = op
         .plan

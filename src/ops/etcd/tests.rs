@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::Roles;
 
 #[test]
 fn backup_names_are_utc_times_that_sort() {
@@ -170,4 +171,38 @@ fn a_healthy_cluster_is_restored_only_with_force() {
     ] {
         assert_eq!(refusal(&Live::parse(lost), false), None, "{lost}");
     }
+}
+
+#[test]
+fn a_restore_waits_until_the_conf_lists_the_installed_etcd_members() {
+    let roles = |master, etcd| Roles {
+        master,
+        worker: !master,
+        etcd,
+    };
+    let worker = Change::Added {
+        name: "w9".into(),
+        roles: roles(false, false),
+    };
+    let lb = Change::LbChanged {
+        from: "a".into(),
+        to: "b".into(),
+    };
+    assert_eq!(membership_refusal(&[worker.clone(), lb]), None);
+    let etcd = Change::Added {
+        name: "e4".into(),
+        roles: roles(false, true),
+    };
+    let moved = Change::RolesChanged {
+        name: "m2".into(),
+        from: roles(true, true),
+        to: roles(true, false),
+    };
+    let why = membership_refusal(&[worker, etcd, moved]).unwrap();
+    assert!(
+        why.starts_with("the conf's etcd members are not the installed cluster's (+ e4 "),
+        "{why}"
+    );
+    assert!(why.contains("; ~ m2: roles "), "{why}");
+    assert!(!why.contains("w9"), "{why}");
 }
