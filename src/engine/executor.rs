@@ -599,7 +599,7 @@ async fn snapshot_bundle(plan: &Plan, opts: &Options) -> Result<Bundle, EngineEr
                 standin: false,
             }],
         },
-        transfers: tokio::sync::Semaphore::new(1),
+        transfers: tokio::sync::Semaphore::new(opts.transfers.max(1)),
     })
 }
 
