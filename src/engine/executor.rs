@@ -1166,6 +1166,7 @@ fn new_install_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::plan::Role;
     use crate::model::{Host, LbMode};
 
     fn ha3(mode: LbMode) -> Cluster {
@@ -1183,6 +1184,53 @@ mod tests {
 
     fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
         env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_delivered_as_a_private_bundle_of_one_to_the_steps_roles() {
+        let plan = super::super::plan::parse(
+            "steps:\n- {id: snap, roles: [etcd], deliver: snapshot}\n",
+            Path::new("etcd-restore.yaml"),
+            |_| Ok(String::new()),
+        )
+        .unwrap();
+        let c = ha3(LbMode::External);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::new(dir.path().into());
+        let Err(EngineError::Bundle(e)) = checked_bundle(&c, &plan, &opts).await else {
+            panic!("a snapshot plan without a snapshot must be refused");
+        };
+        assert!(
+            e.to_string().contains("`kswizard etcd restore FILE`"),
+            "{e}"
+        );
+        let file = dir.path().join("snapshot.db");
+        std::fs::write(&file, b"abc").unwrap();
+        let opts = Options {
+            snapshot: Some(file),
+            ..opts
+        };
+        let b = checked_bundle(&c, &plan, &opts).await.unwrap().unwrap();
+        let [e] = b.manifest.files.as_slice() else {
+            panic!("one entry: {:?}", b.manifest.files);
+        };
+        assert_eq!(
+            (
+                e.target.as_str(),
+                e.mode.as_str(),
+                e.size,
+                e.roles.as_slice()
+            ),
+            (
+                super::super::plan::SNAPSHOT_TARGET,
+                "0600",
+                3,
+                [Role::Etcd].as_slice()
+            )
+        );
+        // sha256("abc")
+        assert!(e.sha256.starts_with("ba7816bf8f01cfea"), "{}", e.sha256);
+        assert_eq!(b.dir, dir.path());
     }
 
     #[test]
