@@ -235,7 +235,8 @@ impl TextReport {
     fn table(&self, sum: &Summary) -> String {
         let mut out = String::new();
         out.push_str(&format!("\n{:<14} {:>9}  state\n", "node", "steps"));
-        for n in &self.nodes {
+        // A node the plan gives nothing (most nodes of a day-2 operation) has nothing to say.
+        for n in self.nodes.iter().filter(|n| !n.steps.is_empty()) {
             out.push_str(&format!(
                 "{:<14} {:>4}/{:<4}  {}\n",
                 n.name,
