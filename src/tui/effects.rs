@@ -15,6 +15,7 @@ use crate::conf::{self, Source};
 use crate::engine::control::Command;
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
+use crate::engine::installed::Installed;
 use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
 use crate::lb_status::Prober;
 use crate::model::Cluster;
@@ -39,6 +40,14 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             restart,
             resume,
         } => return install(*cluster, dir, restart, resume, tx).await,
+        Effect::Remove { cluster, dir, node } => return remove(*cluster, dir, node, tx).await,
+        Effect::PrepareRemove { cluster, dir, node } => {
+            let name = node.clone();
+            Action::RemovePrepared {
+                node,
+                check: prepare_remove(&cluster, &dir, &name),
+            }
+        }
         Effect::AnswerPreflight(yes) => {
             let asked = running().asked.take();
             // No question waiting (the install ended meanwhile): nothing to answer.
@@ -106,8 +115,86 @@ async fn install(
     resume: bool,
     tx: mpsc::Sender<Msg>,
 ) {
+    let sender = tx.clone();
+    drive(tx, |events, confirm, commands| async move {
+        let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
+        // The ETA's start: the journal's durations (it is read again by the engine; a missing
+        // or unreadable one is no history) and the plan's timeouts.
+        let journal = executor::journal_path(&state_dir(&dir, None));
+        let text = tokio::fs::read_to_string(&journal)
+            .await
+            .unwrap_or_default();
+        let timeouts = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.timeout))
+            .collect();
+        let history = crate::engine::eta::History::from_journal(&text);
+        let _ = sender
+            .send(Msg::Action(Action::History { history, timeouts }))
+            .await;
+        // Neither flag: an unfinished install is resumed, a finished one starts over.
+        let opts = Options {
+            restart,
+            resume,
+            bundle: bundle_dir(&dir, &cluster),
+            confirm_warnings: Some(confirm),
+            ..Options::new(state_dir(&dir, None))
+        };
+        executor::install_with(&cluster, &plan, &opts, events, Some(commands))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// Take `node` out of the cluster of the conf directory `dir`: the remove operation
+/// (`ops::prepare`, its plan and journal), run by the install's engine, its events forwarded.
+async fn remove(cluster: Cluster, dir: PathBuf, node: String, tx: mpsc::Sender<Msg>) {
+    drive(tx, |events, confirm, commands| async move {
+        let op = crate::ops::prepare(&dir, None, &cluster, "remove", &[node])
+            .map_err(|e| e.to_string())?;
+        let opts = Options {
+            confirm_warnings: Some(confirm),
+            ..op.options
+        };
+        executor::install_with(&op.cluster, &op.plan, &opts, events, Some(commands))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// Whether `node` may leave the cluster of `dir`: the quorum arithmetic, or why not. Until the
+/// remove pre-check is in this build, the wizard hands the removal to the command line.
+fn prepare_remove(_cluster: &Cluster, dir: &Path, node: &str) -> Result<String, String> {
+    Err(format!(
+        "this build of the wizard does not remove installed hosts: run `kswizard remove {node} --conf {}` (drain, kubeadm reset, etcd member removed, backends re-wired, then the conf)",
+        dir.display()
+    ))
+}
+
+/// Run the engine (`run`: the install or an operation, given its event, "continue anyway?" and
+/// command channels) while forwarding what it says to the loop; `InstallEnded` comes last.
+async fn drive<F, R>(tx: mpsc::Sender<Msg>, run: F)
+where
+    F: FnOnce(
+        mpsc::Sender<Event>,
+        mpsc::Sender<oneshot::Sender<bool>>,
+        mpsc::Receiver<Command>,
+    ) -> R,
+    R: std::future::Future<Output = Result<crate::engine::events::Summary, String>>,
+{
     let (events, mut rx) = mpsc::channel::<Event>(EVENTS);
     let (confirm, mut asks) = mpsc::channel(1);
+    // A failed node waits for the operator's decision (the Install screen's keys).
+    let (commands, commands_rx) = mpsc::channel(COMMANDS_QUEUE);
+    running().commands = Some(commands);
+    let run = async {
+        let r = run(events, confirm, commands_rx).await;
+        running().commands = None;
+        r
+    };
     let forward = async {
         loop {
             // Events first: the question comes after every preflight event, and the screen must
@@ -126,38 +213,6 @@ async fn install(
             // The UI is gone (quit): keep draining so the engine never waits on a dead reader.
             let _ = tx.send(Msg::Action(action)).await;
         }
-    };
-    let run = async {
-        let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
-        // The ETA's start: the journal's durations (it is read again by the engine; a missing
-        // or unreadable one is no history) and the plan's timeouts.
-        let journal = executor::journal_path(&state_dir(&dir, None));
-        let text = tokio::fs::read_to_string(&journal)
-            .await
-            .unwrap_or_default();
-        let timeouts = plan
-            .steps
-            .iter()
-            .map(|s| (s.id.clone(), s.timeout))
-            .collect();
-        let history = crate::engine::eta::History::from_journal(&text);
-        let _ = tx
-            .send(Msg::Action(Action::History { history, timeouts }))
-            .await;
-        // Neither flag: an unfinished install is resumed, a finished one starts over.
-        let opts = Options {
-            restart,
-            resume,
-            bundle: bundle_dir(&dir, &cluster),
-            confirm_warnings: Some(confirm),
-            ..Options::new(state_dir(&dir, None))
-        };
-        // A failed node waits for the operator's decision (the Install screen's keys).
-        let (commands, rx) = mpsc::channel(COMMANDS_QUEUE);
-        running().commands = Some(commands);
-        let r = executor::install_with(&cluster, &plan, &opts, events, Some(rx)).await;
-        running().commands = None;
-        r.map_err(|e| e.to_string())
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
@@ -266,6 +321,7 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
             },
             files: Vec::new(),
             install: None,
+            installed: installed(dir),
         });
     }
     let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
@@ -284,10 +340,16 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
     let install = crate::engine::status::of_conf(dir, &cluster);
     Ok(Disk {
         install,
+        installed: installed(dir),
         cluster: source.hosts_exists.then_some(cluster),
         source,
         files,
     })
+}
+
+/// The installed record of the state dir found from the conf directory `dir`.
+fn installed(dir: &Path) -> Result<Option<Installed>, String> {
+    Installed::load(&state_dir(dir, None)).map_err(|e| e.to_string())
 }
 
 /// Write the files, then read them back so the Review diff compares against what is on disk now.

@@ -19,6 +19,17 @@ use crate::tui::widgets::{bar, table, visible};
 pub const PURPOSE: &str =
     "The install runs on every node at once; ↑↓ picks the node whose log is shown.";
 
+/// A day-2 operation's line: its plan runs on the nodes it concerns.
+const OPERATION_PURPOSE: &str =
+    "Its plan runs on the nodes it concerns; ↑↓ picks the node whose log is shown.";
+
+pub fn purpose(state: &State) -> &'static str {
+    match state.install.as_ref().and_then(|i| i.operation.as_ref()) {
+        Some(_) => OPERATION_PURPOSE,
+        None => PURPOSE,
+    }
+}
+
 /// Width of the LB panel (frontend and backends with their addresses), on a wide terminal and at
 /// 80 columns, where the log needs the room more.
 const LB_WIDTH: u16 = 40;

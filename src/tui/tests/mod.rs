@@ -1,5 +1,6 @@
 //! Tests of the pure parts: `update` along the key paths, and snapshots of every screen.
 
+mod day2;
 mod decisions;
 mod preflight;
 mod snapshots;
