@@ -352,3 +352,45 @@ fn ctrl_c_on_install_says_how_to_resume_and_exits_130() {
     assert_eq!(std::fs::read_to_string(&trace).unwrap(), "x\n");
     let _ = std::fs::remove_dir_all(format!("/var/lib/kswizard/{install_id}"));
 }
+
+#[test]
+fn status_says_how_the_conf_differs_from_the_installed_cluster_and_install_refuses_a_lost_host() {
+    let dir = conf_dir(&[(
+        "hosts.ini",
+        "[all]\nm1 ansible_host=127.0.0.1\nw1 ansible_host=127.0.0.2\n[kube-master]\nm1\n[kube-node]\nw1\n[etcd]\nm1\n",
+    )]);
+    let conf = dir.path();
+    let state = tempfile::tempdir().unwrap();
+    // The record of an install that also had w2 (a worker since taken out of the conf by hand).
+    let (mut cluster, _) = kswizard::conf::load(conf).unwrap();
+    let mut w2 = cluster.hosts[1].clone();
+    w2.name = "w2".into();
+    cluster.hosts.push(w2);
+    cluster.hosts.remove(1);
+    kswizard::engine::installed::Installed::of(&cluster, "i1")
+        .save(state.path())
+        .unwrap();
+    let (c, s) = (conf.to_str().unwrap(), state.path().to_str().unwrap());
+    let run = kswizard(&["status", "--conf", c, "--state", s]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("+ w1 (worker) added\n      `install` joins as a worker"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("- w2 (worker) no longer in the conf\n      `install` refuses while it is missing: `kswizard remove w2`"), "{}", run.stdout);
+    let run = kswizard(&["status", "--conf", c, "--state", s, "--format", "json"]);
+    assert_eq!(
+        json(&run)["conf_vs_installed"][0]["change"],
+        "+ w1 (worker) added"
+    );
+    let run = kswizard(&["install", "--conf", c, "--state", s, "--yes"]);
+    assert!(
+        run.stderr.contains("`kswizard remove w2`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(!state.path().join("journal.jsonl").exists(), "nothing ran");
+}

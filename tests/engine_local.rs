@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use kswizard::engine::control::Command;
+use kswizard::engine::decide::Mode;
 use kswizard::engine::events::{Event, Status, Summary};
 use kswizard::engine::executor::{self, EngineError, Options};
 use kswizard::engine::journal;
@@ -414,7 +415,6 @@ fn an_edited_step_runs_its_new_text_after_an_interrupted_old_one() {
 
 #[test]
 fn the_preview_says_what_an_install_would_run() {
-    use kswizard::engine::decide::Mode;
     let b = Bench::new(2);
     let text = format!(
         "steps:\n{}{}",
@@ -423,19 +423,19 @@ fn the_preview_says_what_an_install_would_run() {
     );
     let plan = b.plan(&text);
     let replay = || journal::replay(&b.journal()).unwrap();
-    let p = executor::preview(&b.cluster, &plan, &replay(), None);
+    let p = executor::preview(&b.cluster, &plan, &replay(), None, None);
     assert_eq!(
         (p.mode, p.complete, p.steps, p.nodes, p.done),
         (Mode::Fresh, false, 4, 2, 0)
     );
     b.run(&plan, &b.opts()).unwrap();
     // Complete, nothing changed: a plain install would run everything again.
-    let p = executor::preview(&b.cluster, &plan, &replay(), None);
+    let p = executor::preview(&b.cluster, &plan, &replay(), None, None);
     assert_eq!((p.mode, p.complete, p.steps), (Mode::Fresh, true, 4));
     assert!(p.changed.is_empty());
     // One step edited: named as changed, which a resume would run.
     let edited = b.plan(&text.replacen("KSW_STEP=b", "KSW_STEP=b; true", 1));
-    let p = executor::preview(&b.cluster, &edited, &replay(), None);
+    let p = executor::preview(&b.cluster, &edited, &replay(), None, None);
     assert_eq!(
         p.changed,
         [
@@ -446,7 +446,7 @@ fn the_preview_says_what_an_install_would_run() {
     // An unfinished install goes on with what is left.
     let failing = b.plan(&text.replacen("KSW_STEP=b", "exit 1", 1));
     b.run(&failing, &b.opts()).unwrap();
-    let p = executor::preview(&b.cluster, &failing, &replay(), None);
+    let p = executor::preview(&b.cluster, &failing, &replay(), None, None);
     assert_eq!(
         (p.mode, p.complete, p.steps, p.done),
         (Mode::Resume, false, 2, 2)
@@ -1026,7 +1026,14 @@ fn an_added_host_runs_its_steps_and_the_others_only_their_membership_steps() {
     two.hosts.truncate(2);
     let (s, _) = run(&two, &plan, &b.opts()).unwrap();
     assert_eq!(s.ok, 4);
-    // n3 added to the conf: the same install goes on, no question, no --resume.
+    // n3 added to the conf: the same install goes on, no question, no --resume; the wizard's
+    // preview says so before.
+    let state = b.dir.path().join("state");
+    let record = kswizard::engine::installed::Installed::load(&state).unwrap();
+    let replay = journal::replay(&b.journal()).unwrap();
+    let p = executor::preview(&b.cluster, &plan, &replay, None, record.as_ref());
+    assert_eq!((p.mode, p.steps, p.nodes), (Mode::Resume, 4, 3));
+    assert_eq!(p.day2.len(), 1);
     let (s, events) = b.run(&plan, &b.opts()).unwrap();
     assert_eq!((s.ok, s.failed, s.already_done), (4, 0, 2), "{events:?}");
     for (node, a, m) in [("n1", 1, 2), ("n2", 1, 2), ("n3", 1, 1)] {
@@ -1041,7 +1048,7 @@ fn an_added_host_runs_its_steps_and_the_others_only_their_membership_steps() {
         .collect();
     assert!(out.contains(&"masters=127.0.0.1 workers=n2,n3"), "{out:?}");
     // The record now holds all three: a plain install again starts a new one, as before.
-    let rec = kswizard::engine::installed::Installed::load(&b.dir.path().join("state"))
+    let rec = kswizard::engine::installed::Installed::load(&state)
         .unwrap()
         .unwrap();
     assert_eq!(rec.hosts.len(), 3);

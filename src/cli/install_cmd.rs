@@ -165,6 +165,29 @@ pub fn install(a: InstallArgs) -> Outcome {
             return report_error(&e, a.json);
         }
     };
+    // Day 2: hosts added to an installed cluster are what this install does; other changes
+    // are refused here, before any question.
+    let record = match crate::engine::installed::Installed::load(&state) {
+        Ok(r) => r,
+        Err(e) => return report_error(&e, a.json),
+    };
+    let added: Vec<crate::engine::installed::Change> =
+        match executor::day2(&cluster, record.as_ref()) {
+            Ok(_) => record
+                .as_ref()
+                .map(|r| crate::engine::installed::diff(r, &cluster))
+                .unwrap_or_default(),
+            Err(changes) => {
+                eprintln!("kswizard: {}", executor::EngineError::Membership(changes));
+                return Outcome::BadInput;
+            }
+        };
+    if !added.is_empty() && !a.json {
+        println!("Adding to the installed cluster:");
+        for c in &added {
+            println!("  {}: {}", c.what(), c.what_it_does());
+        }
+    }
     let mut restart = a.restart;
     let mut resuming = a.resume;
     let goes_on = decide::mode(&previous, false, a.restart) == Ok(decide::Mode::Resume);
@@ -196,11 +219,18 @@ pub fn install(a: InstallArgs) -> Outcome {
             );
             return Outcome::BadInput;
         }
-        let q = format!(
-            "Install on {} hosts with plan {}?",
-            cluster.hosts.len(),
-            plan.file.display()
-        );
+        let q = if added.is_empty() {
+            format!(
+                "Install on {} hosts with plan {}?",
+                cluster.hosts.len(),
+                plan.file.display()
+            )
+        } else {
+            format!(
+                "Add {} host(s) to the installed cluster (their steps, and the re-wiring steps on the others)?",
+                added.len()
+            )
+        };
         if !ask(&q, false) {
             return Outcome::Failed;
         }
@@ -389,11 +419,19 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         Err(e) => return report_error(&e, json),
     };
     let rows = crate::engine::status::rows(&cluster, &plan, &replay);
+    let day2: Vec<crate::engine::installed::Change> =
+        match crate::engine::installed::Installed::load(&state) {
+            Ok(r) => r
+                .map(|r| crate::engine::installed::diff(&r, &cluster))
+                .unwrap_or_default(),
+            Err(e) => return report_error(&e, json),
+        };
     if json {
         let v = serde_json::json!({
             "install_id": replay.install_id,
             "complete": replay.install_id.is_some() && !replay.unfinished(),
             "nodes": rows,
+            "conf_vs_installed": day2.iter().map(|c| serde_json::json!({"change": c.what(), "does": c.what_it_does()})).collect::<Vec<_>>(),
         });
         println!("{v}");
     } else if replay.install_id.is_none() {
@@ -403,6 +441,12 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         println!("{:<14} {:>9}  state", "node", "steps");
         for r in &rows {
             println!("{:<14} {:>4}/{:<4}  {}", r.node, r.done, r.total, r.state);
+        }
+    }
+    if !json && !day2.is_empty() {
+        println!("\nthe conf differs from the installed cluster:");
+        for c in &day2 {
+            println!("  {}\n      {}", c.what(), c.what_it_does());
         }
     }
     Outcome::Ok

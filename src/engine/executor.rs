@@ -388,6 +388,31 @@ pub struct Preview {
     /// (node, step) pairs the last install finished whose content or configuration changed
     /// since: what `--resume` on a complete install runs.
     pub changed: Vec<(String, String)>,
+    /// The conf against the installed cluster (`installed::diff`): added hosts make the install
+    /// go on with the installed one; any other change is refused by the install.
+    pub day2: Vec<installed::Change>,
+}
+
+/// Day 2: whether the conf adds hosts to the installed cluster (`Ok(true)`: the install goes on
+/// with it), or changes it in a way an install does not carry out (`Err`, each change).
+pub fn day2(
+    cluster: &Cluster,
+    record: Option<&installed::Installed>,
+) -> Result<bool, Vec<installed::Change>> {
+    let Some(rec) = record else {
+        return Ok(false);
+    };
+    let changes = installed::diff(rec, cluster);
+    let refused: Vec<installed::Change> = changes
+        .iter()
+        .filter(|c| !c.is_addition())
+        .cloned()
+        .collect();
+    if refused.is_empty() {
+        Ok(!changes.is_empty())
+    } else {
+        Err(refused)
+    }
 }
 
 /// The command line's decisions checked against the cluster, the plan and the journal, as
@@ -527,6 +552,7 @@ pub fn preview(
     plan: &Plan,
     replay: &Replay,
     bundle: Option<&Manifest>,
+    record: Option<&installed::Installed>,
 ) -> Preview {
     let node_plans = plan.expand(cluster);
     let id = replay.install_id.clone().unwrap_or_default();
@@ -536,7 +562,9 @@ pub fn preview(
         .map(|h| base_env(cluster, h, &id))
         .collect();
     let fps = fingerprints(cluster, plan, &node_plans, &envs, bundle);
-    let mode = decide::mode(replay, false, false).unwrap_or(Mode::Fresh);
+    let adds = day2(cluster, record).unwrap_or(false);
+    let mode =
+        decide::mode(replay, adds && replay.install_id.is_some(), false).unwrap_or(Mode::Fresh);
     let on_journal = decide::schedule(&node_plans, &fps, replay);
     let would = match mode {
         Mode::Resume => on_journal.clone(),
@@ -556,6 +584,7 @@ pub fn preview(
         nodes: would.nodes.iter().filter(|n| runs(n) > 0).count(),
         done: would.done.len(),
         changed: on_journal.changed,
+        day2: record.map_or_else(Vec::new, |r| installed::diff(r, cluster)),
     }
 }
 
@@ -607,18 +636,10 @@ pub async fn install_with(
     // Day 2: the conf against the installed cluster. Added hosts are what an install carries
     // out (it goes on with the installed one); anything else is refused before anything runs.
     let adds = match &opts.operation {
-        None => match installed::Installed::load(&opts.state_dir).map_err(EngineError::Journal)? {
-            Some(rec) => {
-                let changes = installed::diff(&rec, cluster);
-                if changes.iter().any(|c| !c.is_addition()) {
-                    return Err(EngineError::Membership(
-                        changes.into_iter().filter(|c| !c.is_addition()).collect(),
-                    ));
-                }
-                !changes.is_empty()
-            }
-            None => false,
-        },
+        None => {
+            let rec = installed::Installed::load(&opts.state_dir).map_err(EngineError::Journal)?;
+            day2(cluster, rec.as_ref()).map_err(EngineError::Membership)?
+        }
         Some(_) => false,
     };
     let previous = if opts.restart {

@@ -174,7 +174,11 @@ impl Change {
                 format!("- {name} ({}) no longer in the conf", roles_text(*roles))
             }
             Change::RolesChanged { name, from, to } => {
-                format!("~ {name}: roles {} -> {}", roles_text(*from), roles_text(*to))
+                format!(
+                    "~ {name}: roles {} -> {}",
+                    roles_text(*from),
+                    roles_text(*to)
+                )
             }
             Change::IpChanged { name, from, to } => format!("~ {name}: IP {from} -> {to}"),
             Change::LbChanged { from, to } => format!("~ load balancer: {from} -> {to}"),

@@ -276,11 +276,14 @@ fn preview(cluster: &Cluster, dir: &Path) -> Result<Box<executor::Preview>, Stri
         .map_err(|e| e.to_string())?;
     // A bundle that cannot be read changes no preview: the install refuses it, saying why.
     let bundle = bundle_dir(dir, cluster).and_then(|b| crate::bundle::Manifest::load(&b).ok());
+    let record = crate::engine::installed::Installed::load(&state_dir(dir, None))
+        .map_err(|e| e.to_string())?;
     Ok(Box::new(executor::preview(
         cluster,
         &plan,
         &replay,
         bundle.as_ref(),
+        record.as_ref(),
     )))
 }
 

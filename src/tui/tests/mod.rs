@@ -64,6 +64,7 @@ pub fn preview(mode: Mode, steps: usize, done: usize) -> Box<Preview> {
         nodes: 6,
         done,
         changed: Vec::new(),
+        day2: Vec::new(),
     })
 }
 

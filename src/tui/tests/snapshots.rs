@@ -570,6 +570,7 @@ fn install_question_on_a_complete_install() {
                     ("master1".into(), "os-prep".into()),
                     ("node1".into(), "os-prep".into()),
                 ],
+                day2: Vec::new(),
             }))),
         ],
     );

@@ -819,6 +819,7 @@ fn a_complete_install_is_never_run_again_silently() {
         nodes: 6,
         done: 0,
         changed: vec![("node1".into(), "os-prep".into())],
+        day2: Vec::new(),
     });
     send(
         &mut s,
