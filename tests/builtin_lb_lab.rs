@@ -9,35 +9,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use kswizard::lab::Node;
-use kswizard::model::LbMode;
 
 mod common;
-use common::lab::{LabGuard, lab_up, readyz};
+use common::lab::{LB_PORT, holders, lab_up, readyz};
 use common::{install_json, lb_status_json};
-
-const LB_PORT: i64 = 8443;
-
-/// The lab's cluster with the built-in LB: the VIP `.200` of the lab's subnet, port 8443.
-fn built_in(g: &LabGuard, name: &str) -> (std::path::PathBuf, String) {
-    let mut c = g.cluster();
-    let vip = format!("{}.200", g.lab.subnet);
-    c.lb.mode = LbMode::BuiltIn;
-    c.lb.address = Some(vip.clone());
-    c.lb.port = LB_PORT;
-    (g.conf_dir(name, &c), vip)
-}
-
-/// The masters that hold `vip` now, as each node's own `ip -o addr` says.
-fn holders<'a>(masters: &'a [Node], vip: &str) -> Vec<&'a str> {
-    masters
-        .iter()
-        .filter(|n| {
-            n.exec("ip -o -4 addr show")
-                .is_ok_and(|a| a.contains(&format!(" {vip}/")))
-        })
-        .map(|n| n.name.as_str())
-        .collect()
-}
 
 /// Wait (polling every 100 ms, at most `limit`) until `cond`; how long it took.
 fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
@@ -58,7 +33,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 #[ignore = "needs root and the lab"]
 fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     let g = lab_up(150, 6);
-    let (conf, vip) = built_in(&g, "b");
+    let (conf, vip) = g.built_in("b");
     let front = format!("{vip}:{LB_PORT}");
     let masters: Vec<Node> = g.lab.nodes[..3].to_vec();
 

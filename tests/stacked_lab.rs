@@ -58,7 +58,14 @@ fn kubeadm_gets_local_etcd_when_stacked_and_the_external_endpoints_otherwise() {
 }
 
 /// kswizard's own etcd steps, which run only with external etcd.
-const EXTERNAL_ETCD_STEPS: [&str; 4] = ["etcd-ca", "etcd-certs", "etcd-start", "etcd-health"];
+const EXTERNAL_ETCD_STEPS: [&str; 6] = [
+    "etcd-ca",
+    "etcd-certs",
+    "etcd-members",
+    "etcd-start",
+    "etcd-health",
+    "apiserver-etcd",
+];
 
 /// The taskbox's etcdctl against `endpoints` with the certificates in `pki`: (ok, stdout+stderr).
 fn etcdctl(pki: &Path, endpoints: &str, args: &[&str]) -> (bool, String) {

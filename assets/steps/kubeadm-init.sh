@@ -1,7 +1,7 @@
 #!/bin/bash
 # kubeadm init on the first master: the control plane behind the LB domain, with the external etcd
 # or (KSW_ETCD_TOPOLOGY=stacked) kubeadm's local etcd, a member on each master.
-# Publishes what the other nodes need to join (a fresh token each run, as kubeadm's expire).
+# The join credentials come from the join-token step.
 # `kubeadm-init.sh --render` only prints the kubeadm config (for tests).
 set -euo pipefail
 config=/etc/kubernetes/kubeadm-config.yaml
@@ -54,23 +54,6 @@ render_config >"$config"
 if [ -s /etc/kubernetes/admin.conf ]; then
   echo "control plane already initialized"
 else
-  # The token and certificate key go to later steps as secret outputs, not to the install's log.
+  # The token and certificate key stay out of the log (join-token makes those the joins use).
   kubeadm init --config "$config" --upload-certs --skip-token-print --skip-certificate-key-print
 fi
-
-join=$(kubeadm token create --print-join-command)
-cert_key=$(kubeadm init phase upload-certs --upload-certs | tail -n 1)
-read -r -a words <<<"$join"
-for ((i = 0; i < ${#words[@]}; i++)); do
-  case ${words[i]} in
-    --token) token=${words[i + 1]} ;;
-    --discovery-token-ca-cert-hash) ca_hash=${words[i + 1]} ;;
-  esac
-done
-{
-  echo "JOIN_ENDPOINT=$endpoint"
-  echo "JOIN_TOKEN=$token"
-  echo "JOIN_CA_HASH=$ca_hash"
-  echo "JOIN_CERT_KEY=$cert_key"
-} >>"$KSW_OUTPUT"
-echo "join parameters published (endpoint $endpoint)"

@@ -69,12 +69,21 @@ pub fn receive_script(e: &Entry) -> String {
     )
 }
 
-/// The node command that gives every target its mode (files the node already had too).
-pub fn modes_command(entries: &[&Entry]) -> String {
-    entries
+/// The node command that gives every target its mode (files the node already had too), then
+/// lists the targets in `<root>/bundle-files` (`root`: the runner's state root on the node), so
+/// that `kswizard reset` (`node-reset.sh`) knows which files the bundle put there.
+pub fn modes_command(entries: &[&Entry], root: &str) -> String {
+    let mut cmd: String = entries
         .iter()
         .map(|e| format!("chmod {} '{}'\n", e.mode, e.target))
-        .collect()
+        .collect();
+    let list: String = entries.iter().map(|e| format!("{}\n", e.target)).collect();
+    let root = crate::engine::runner::sh_quote(root);
+    cmd.push_str(&format!(
+        "mkdir -p {root} && printf '%s' {} >{root}/bundle-files\n",
+        crate::engine::runner::sh_quote(&list)
+    ));
+    cmd
 }
 
 /// `12.3 MB in 0.4 s (30.8 MB/s)`.
@@ -158,6 +167,33 @@ mod tests {
         let (send, kept) = to_send(&all, &parse_sums(&out));
         assert_eq!(names(&send), ["kubectl", "etcd", "calico.yaml"]);
         assert_eq!(names(&kept), ["kubelet"]);
+    }
+
+    /// Run for real in a temp dir: every mode set, and the targets listed for `node-reset.sh`.
+    #[test]
+    fn modes_are_set_and_the_targets_listed_for_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::write(&a, "x").unwrap();
+        let e = Entry {
+            target: a.display().to_string(),
+            mode: "0700".into(),
+            ..Entry::for_test("a", b"x")
+        };
+        let root = dir.path().join("state root");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(modes_command(&[&e], &root.display().to_string()))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&a).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(
+            std::fs::read_to_string(root.join("bundle-files")).unwrap(),
+            format!("{}\n", a.display())
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use crate::engine::report::{self, TextReport};
 use crate::model::Cluster;
 use crate::validate::{has_errors, validate};
 
-fn report_error(e: &ConfError, json: bool) -> Outcome {
+pub(super) fn report_error(e: &ConfError, json: bool) -> Outcome {
     if json {
         println!("{}", findings::error_json(e));
     } else {
@@ -27,7 +27,18 @@ fn report_error(e: &ConfError, json: bool) -> Outcome {
 
 /// Conf and plan, validated. Err is the outcome to exit with (already reported).
 fn load(conf_dir: &Path, plan_flag: Option<&Path>, json: bool) -> Result<(Cluster, Plan), Outcome> {
-    let (cluster, _) = conf::load(conf_dir).map_err(|e| report_error(&e, json))?;
+    let (cluster, _) = load_cluster(conf_dir, json)?;
+    let path = plan_path(conf_dir, &cluster, plan_flag);
+    let plan = load_plan(&path).map_err(|e| report_error(&e, json))?;
+    Ok((cluster, plan))
+}
+
+/// The conf, validated (errors reported, Err is the outcome to exit with), and its source.
+pub(super) fn load_cluster(
+    conf_dir: &Path,
+    json: bool,
+) -> Result<(Cluster, conf::Source), Outcome> {
+    let (cluster, source) = conf::load(conf_dir).map_err(|e| report_error(&e, json))?;
     let found = validate(&cluster);
     if has_errors(&found) {
         if json {
@@ -38,9 +49,7 @@ fn load(conf_dir: &Path, plan_flag: Option<&Path>, json: bool) -> Result<(Cluste
         }
         return Err(Outcome::Failed);
     }
-    let path = plan_path(conf_dir, &cluster, plan_flag);
-    let plan = load_plan(&path).map_err(|e| report_error(&e, json))?;
-    Ok((cluster, plan))
+    Ok((cluster, source))
 }
 
 pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcome {

@@ -8,6 +8,8 @@ mod findings;
 mod install_cmd;
 mod lab_cmd;
 mod lb_cmd;
+mod remove_cmd;
+mod reset_cmd;
 pub(crate) mod validate_cmd;
 mod write_cmd;
 
@@ -109,6 +111,46 @@ pub enum Command {
         /// Output: text for people, or json (one event per line, see README).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         output: Format,
+    },
+    /// Take installed hosts out of the cluster: drain, kubeadm reset, node object and etcd
+    /// member removed (refused when etcd would lose quorum), LB backends and endpoint lists
+    /// re-wired, then the hosts removed from the conf. A killed remove goes on when run again.
+    Remove {
+        /// The hosts to remove, by their hosts.ini names.
+        #[arg(value_name = "NODE", required = true)]
+        nodes: Vec<String>,
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Where the journals and the installed record live (default: .kswizard next to the conf).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Do not ask (needed without a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Output JSON lines (the quorum check, then the engine's events) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo the install on hosts (all by default): kubeadm reset, etcd, the built-in LB, the
+    /// kubelet and containerd, the bundle's files, /etc/hosts line. Asks for the cluster's name
+    /// first; the conf stays; the next install starts over on those hosts.
+    Reset {
+        /// The hosts to reset, by their hosts.ini names (default: every host).
+        #[arg(value_name = "NODE")]
+        nodes: Vec<String>,
+        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+        #[arg(long, default_value = "conf")]
+        conf: PathBuf,
+        /// Where the journals and the installed record live (default: .kswizard next to the conf).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Do not ask for the cluster's name (for scripts).
+        #[arg(long)]
+        yes: bool,
+        /// Output JSON lines (the engine's events) instead of text.
+        #[arg(long)]
+        json: bool,
     },
     /// The apiserver load balancer: its frontend and every master's apiserver behind it.
     Lb {
@@ -246,7 +288,10 @@ pub fn main() -> ExitCode {
     }
     // Reports die quietly when their reader goes away (`| head`), as Unix tools do. An install
     // and the wizard keep running instead: they handle write errors themselves.
-    if !matches!(cli.command, None | Some(Command::Install { .. })) {
+    if !matches!(
+        cli.command,
+        None | Some(Command::Install { .. } | Command::Remove { .. } | Command::Reset { .. })
+    ) {
         // SAFETY: setting a signal's disposition to the default at start-up, before any thread
         // exists, has no preconditions.
         unsafe {
@@ -306,6 +351,32 @@ pub fn main() -> ExitCode {
             retry: &retry,
             skip: &skip,
             json: output == Format::Json,
+        }),
+        Some(Command::Remove {
+            nodes,
+            conf,
+            state,
+            yes,
+            json,
+        }) => remove_cmd::run(remove_cmd::RemoveArgs {
+            conf: &conf,
+            state: state.as_deref(),
+            nodes: &nodes,
+            yes,
+            json,
+        }),
+        Some(Command::Reset {
+            nodes,
+            conf,
+            state,
+            yes,
+            json,
+        }) => reset_cmd::run(reset_cmd::ResetArgs {
+            conf: &conf,
+            state: state.as_deref(),
+            nodes: &nodes,
+            yes,
+            json,
         }),
         Some(Command::Lb {
             command:

@@ -53,6 +53,7 @@ pub(super) async fn deliver(
     shared: &Shared,
     (node, step): (&str, &str),
     root: bool,
+    state_root: &str,
 ) -> Result<Delivered, Failed> {
     let say = async |line: String| {
         shared
@@ -117,7 +118,9 @@ pub(super) async fn deliver(
         ))
         .await;
     }
-    let (code, _, err) = conn.run(&decide::modes_command(entries), root).await?;
+    let (code, _, err) = conn
+        .run(&decide::modes_command(entries, state_root), root)
+        .await?;
     if code != 0 {
         return Err(Failed::Error(format!(
             "could not set the files' modes: {}",

@@ -68,6 +68,15 @@ pub enum Record {
     },
     /// Every step finished (ok or not): nothing left to resume unless something failed.
     Complete { ts: u64 },
+    /// `kswizard reset` undid the install on `nodes`: replay forgets their steps, so the next
+    /// install runs them all again there; `all` (every host of the conf was reset) forgets the
+    /// install itself, and the next one starts fresh.
+    Reset {
+        nodes: Vec<String>,
+        #[serde(default)]
+        all: bool,
+        ts: u64,
+    },
 }
 
 pub fn now() -> u64 {
@@ -182,6 +191,17 @@ impl Replay {
             }
             _ => {}
         }
+    }
+
+    /// Forget what the install did on `nodes` (reset there): their steps, secrets kept there,
+    /// and the operator's decisions about them; the install is not complete any more.
+    fn forget(&mut self, nodes: &[String]) {
+        let gone = |n: &String| nodes.contains(n);
+        self.steps.retain(|(n, _), _| !gone(n));
+        self.redacted.retain(|(n, _)| !gone(n));
+        self.skipped.retain(|(n, _)| !gone(n));
+        self.aborted.retain(|n| !gone(n));
+        self.complete = false;
     }
 
     pub fn is_done(&self, node: &str, step: &str) -> bool {
@@ -315,6 +335,8 @@ pub fn replay_bytes(bytes: &[u8], path: &Path) -> Result<Replay, crate::conf::Co
                 ..
             } => r.decided(&node, &step, &decision),
             Record::Complete { .. } => r.complete = true,
+            Record::Reset { all: true, .. } => r = Replay::default(),
+            Record::Reset { nodes, .. } => r.forget(&nodes),
         }
     }
     Ok(r)
@@ -392,6 +414,71 @@ mod tests {
             b"{\"t\":\"complete\",\"ts\":1}\n{\"t\":\"bogus\"}\n{\"t\":\"complete\",\"ts\":2}\n";
         let e = replay_bytes(bytes, Path::new("j")).unwrap_err();
         assert_eq!(e.line, 2);
+    }
+
+    /// A reset of some nodes: their steps are forgotten (they run again), the others' stay
+    /// done, the install is unfinished; a reset of every node forgets the install.
+    #[test]
+    fn a_reset_forgets_the_nodes_steps_or_the_whole_install() {
+        let records = [
+            Record::Begin {
+                install_id: "i1".into(),
+                config: "c".into(),
+                plan: "plan.yaml".into(),
+                ts: 0,
+            },
+            start("n1", "a"),
+            end("n1", "a", Status::Ok),
+            start("n2", "a"),
+            end("n2", "a", Status::Failed),
+            Record::Decision {
+                node: "n2".into(),
+                step: "a".into(),
+                decision: "skip".into(),
+                ts: 3,
+            },
+            Record::Complete { ts: 4 },
+        ];
+        let text = |extra: &[Record]| -> Vec<u8> {
+            records
+                .iter()
+                .chain(extra)
+                .flat_map(|r| {
+                    let mut l = serde_json::to_vec(r).unwrap();
+                    l.push(b'\n');
+                    l
+                })
+                .collect()
+        };
+        let before = replay_bytes(&text(&[]), Path::new("j")).unwrap();
+        assert!(!before.unfinished());
+
+        let some = replay_bytes(
+            &text(&[Record::Reset {
+                nodes: vec!["n2".into()],
+                all: false,
+                ts: 5,
+            }]),
+            Path::new("j"),
+        )
+        .unwrap();
+        assert!(some.is_done("n1", "a"));
+        assert!(!some.steps.contains_key(&("n2".into(), "a".into())));
+        assert!(some.skipped.is_empty());
+        assert_eq!(some.install_id.as_deref(), Some("i1"));
+        assert!(some.unfinished(), "the reset node's steps are to run again");
+
+        let every = replay_bytes(
+            &text(&[Record::Reset {
+                nodes: vec!["n1".into(), "n2".into()],
+                all: true,
+                ts: 5,
+            }]),
+            Path::new("j"),
+        )
+        .unwrap();
+        assert_eq!(every, Replay::default());
+        assert!(!every.unfinished());
     }
 
     #[test]

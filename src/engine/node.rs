@@ -475,11 +475,20 @@ impl NodeRun<'_> {
         let (root, timeout) = self
             .step(&sid)
             .map_or((true, 600), |s| (s.become_root, s.timeout));
+        let state_root = self.shared.state_root.replace("{node}", &node);
         loop {
             let result = match self.conn.as_ref() {
                 Some(conn) => tokio::time::timeout(
                     Duration::from_secs(timeout),
-                    deliver::deliver(conn, bundle, &entries, self.shared, (&node, &sid), root),
+                    deliver::deliver(
+                        conn,
+                        bundle,
+                        &entries,
+                        self.shared,
+                        (&node, &sid),
+                        root,
+                        &state_root,
+                    ),
                 )
                 .await
                 .unwrap_or_else(|_| {

@@ -675,7 +675,14 @@ mod tests {
     fn the_bundled_plan_runs_its_own_etcd_steps_only_for_external_etcd() {
         let p = crate::engine::paths::load_plan(Path::new(crate::engine::paths::BUNDLED)).unwrap();
         let mut c = cluster();
-        let own = ["etcd-ca", "etcd-certs", "etcd-start", "etcd-health"];
+        let own = [
+            "etcd-ca",
+            "etcd-certs",
+            "etcd-members",
+            "etcd-start",
+            "etcd-health",
+            "apiserver-etcd",
+        ];
         let first = &p.expand(&c)[0].steps;
         assert!(
             own.iter().all(|s| first.contains(&s.to_string())),

@@ -4,6 +4,10 @@
 //! module prepares one: the plan, the cluster with the hosts it takes out (`Cluster::leaving`),
 //! and the engine's options; what each operation decides before it runs is in its own module.
 
+pub mod quorum;
+pub mod remove;
+pub mod reset;
+
 use std::path::Path;
 
 use crate::conf::ConfError;

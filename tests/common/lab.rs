@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kswizard::conf;
-use kswizard::lab::{self, Lab, Spec};
-use kswizard::model::Cluster;
+use kswizard::lab::{self, Lab, Node, Spec};
+use kswizard::model::{Cluster, LbMode};
 
 /// A lab that goes down when the test ends, whatever happens in it, with a temp dir beside it.
 pub struct LabGuard {
@@ -92,6 +92,23 @@ impl LabGuard {
         conf::load(&self.lab.conf_dir).unwrap().0
     }
 
+    /// The lab's cluster with the built-in LB (the VIP `.200` of the lab's subnet, port
+    /// `LB_PORT`) written as the conf dir `name`: the dir and the VIP.
+    pub fn built_in(&self, name: &str) -> (PathBuf, String) {
+        let mut c = self.cluster();
+        let vip = self.with_built_in_lb(&mut c);
+        (self.conf_dir(name, &c), vip)
+    }
+
+    /// `c` given the built-in LB of `built_in`: its VIP.
+    pub fn with_built_in_lb(&self, c: &mut Cluster) -> String {
+        let vip = format!("{}.200", self.lab.subnet);
+        c.lb.mode = LbMode::BuiltIn;
+        c.lb.address = Some(vip.clone());
+        c.lb.port = LB_PORT;
+        vip
+    }
+
     /// `cluster` written as a conf dir of its own, `<tmp>/<name>/conf` (its state dir is
     /// `<name>/.kswizard`).
     pub fn conf_dir(&self, name: &str, cluster: &Cluster) -> PathBuf {
@@ -100,6 +117,21 @@ impl LabGuard {
         conf::save(cluster, &source, &dir).unwrap();
         dir
     }
+}
+
+/// The built-in LB's port in the tests.
+pub const LB_PORT: i64 = 8443;
+
+/// The masters that hold `vip` now, as each node's own `ip -o addr` says.
+pub fn holders<'a>(masters: &'a [Node], vip: &str) -> Vec<&'a str> {
+    masters
+        .iter()
+        .filter(|n| {
+            n.exec("ip -o -4 addr show")
+                .is_ok_and(|a| a.contains(&format!(" {vip}/")))
+        })
+        .map(|n| n.name.as_str())
+        .collect()
 }
 
 /// A tmpfs of `size` (e.g. "64k") mounted on `dir` for a test, unmounted when it ends.

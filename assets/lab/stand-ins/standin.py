@@ -3,8 +3,10 @@
 
 The lab cannot have the Kubernetes binaries, so these keep the real tools' command line for what
 kswizard's install plan uses, and do real work behind it where the plan can check it:
-- `kubeadm init` makes a real CA and apiserver certificate (openssl), starts a TLS listener on the
-  node's IP:6443 (the "apiserver") answering /readyz, /healthz and /livez, and keeps the cluster's
+- `kubeadm init` makes a real CA and apiserver certificate (openssl), writes the apiserver's static
+  pod manifest (/etc/kubernetes/manifests/kube-apiserver.yaml, kube-apiserver's own flags such as
+  --etcd-servers), from which the kubelet starts a TLS listener on the node's IP:6443 (the
+  "apiserver") answering /readyz, /healthz and /livez, and keeps the cluster's
   state (bootstrap tokens, joined nodes) in the real etcd, as the apiserver does: the external etcd
   of the config's etcd.external, or, without it, kubeadm's local etcd ("stacked"): the etcd CA and
   certificates under /etc/kubernetes/pki/etcd/ and one member of the REAL etcd (`etcd` on PATH),
@@ -14,7 +16,11 @@ kswizard's install plan uses, and do real work behind it where the plan can chec
   starts a listener of its own, and with stacked etcd receives the etcd CA (as upload-certs hands
   it on: never in argv or a log), `etcdctl member add`s itself and starts its member, named after
   the node, with --initial-cluster-state existing;
-- `kubelet` runs as kubelet.service: it exits until kubeadm wrote its config and while containerd
+- `kubeadm init phase upload-config kubeadm --config` stores the config's etcd endpoints as the
+  cluster's (what later joins get), as kubeadm updates its kubeadm-config ConfigMap;
+- `kubelet` runs the apiserver's static pod (a transient systemd unit, so it outlives a kubelet
+  restart like a container), restarts it when its manifest changes and stops it when the manifest
+  goes; it runs as kubelet.service: it exits until kubeadm wrote its config and while containerd
   does not answer (systemd restarts it), then posts heartbeats, so `kubectl get nodes` shows Ready
   only for nodes whose kubelet is alive, and only once a CNI (Calico's calico-node DaemonSet) is
   applied, as real kubelets report "network plugin not ready" until then;
@@ -52,7 +58,16 @@ PKI = K8S + "/pki"
 ETCD_PKI = PKI + "/etcd"
 ETCD_DATA = "/var/lib/etcd"
 ETCD_UNIT = "kswizard-standin-etcd.service"
-APISERVER_CONF = K8S + "/standin-apiserver.json"
+# kubeadm's static pod manifest of the apiserver: the kubelet runs what it says (and restarts it
+# when it changes, stops it when the file goes), as the real kubelet does with static pods.
+MANIFESTS = K8S + "/manifests"
+APISERVER_MANIFEST = MANIFESTS + "/kube-apiserver.yaml"
+# The apiserver "container": a transient systemd unit of its own, so that it outlives a kubelet
+# restart as a container under containerd does.
+APISERVER_UNIT = "kswizard-standin-kube-apiserver.service"
+# The kubelet's delay before it starts again a static pod that exited on its own (CrashLoopBackOff's
+# first step); a changed manifest is acted on at once.
+POD_BACKOFF_S = 10
 RUN = "/var/lib/kubelet/standin"
 PREFIX = "/kswizard-standin/"
 HEARTBEAT_S = 5
@@ -342,9 +357,11 @@ def start_etcd(name, ip, initial_cluster, state):
 
 # --- the apiserver stand-in ---------------------------------------------------------------------
 
-def apiserver(conf_path):
-    conf = json.loads(read(conf_path))
-    etcd = conf["etcd"]
+def apiserver(argv):
+    """As the kubelet runs it from the manifest: kube-apiserver's own flags (the few it uses)."""
+    opts, _ = flags(argv)
+    etcd = etcd_of(opts)
+    bind, port = opts["advertise-address"], int(opts.get("secure-port", 6443))
 
     class Handler(BaseHTTPRequestHandler):
         def reply(self, code, body, ctype="text/plain"):
@@ -396,7 +413,24 @@ def apiserver(conf_path):
                                         "console": console_port(config["manifest"]) if config and installer else None})
             if self.path == "/standin/apply" and self.is_admin():
                 return self.apply(req)
+            if self.path == "/standin/node" and self.is_admin():
+                return self.node_op(req)
             return self.reply(404, "not found")
+
+        def node_op(self, req):
+            """kubectl cordon / uncordon (spec.unschedulable) and delete node, on the stored node."""
+            key = "nodes/" + req.get("name", "")
+            node = etcd_get(etcd, key).get(key)
+            if not node:
+                return self.reply(404, 'Error from server (NotFound): nodes "%s" not found' % req.get("name"))
+            if req.get("op") == "delete":
+                etcd_call(etcd, "/v3/kv/deleterange", {"key": b64(PREFIX + key)})
+            elif req.get("op") in ("cordon", "uncordon"):
+                node["unschedulable"] = req["op"] == "cordon"
+                etcd_put(etcd, key, node)
+            else:
+                return self.reply(400, "unknown node operation")
+            return self.reply(200, {"name": node["name"]})
 
         def apply(self, req):
             try:
@@ -444,13 +478,50 @@ def apiserver(conf_path):
             sys.stderr.write("%s %s\n" % (self.address_string(), fmt % args))
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(PKI + "/apiserver.crt", PKI + "/apiserver.key")
-    ctx.load_verify_locations(PKI + "/ca.crt")
+    ctx.load_cert_chain(opts.get("tls-cert-file", PKI + "/apiserver.crt"), opts.get("tls-private-key-file", PKI + "/apiserver.key"))
+    ctx.load_verify_locations(opts.get("client-ca-file", PKI + "/ca.crt"))
     ctx.verify_mode = ssl.CERT_OPTIONAL
-    server = ThreadingHTTPServer((conf["bind"], conf["port"]), Handler)
+    # The stand-in binds its advertise address only (the real one binds every address).
+    server = ThreadingHTTPServer((bind, port), Handler)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print("stand-in apiserver listening on https://%s:%d" % (conf["bind"], conf["port"]), flush=True)
+    print("stand-in apiserver listening on https://%s:%d, etcd %s" % (bind, port, ",".join(etcd["endpoints"])), flush=True)
     server.serve_forever()
+
+
+def etcd_of(opts):
+    """The apiserver's etcd from its --etcd-* flags."""
+    return {"endpoints": [e for e in opts.get("etcd-servers", "").split(",") if e],
+            "caFile": opts.get("etcd-cafile"), "certFile": opts.get("etcd-certfile"),
+            "keyFile": opts.get("etcd-keyfile")}
+
+
+def apiserver_manifest(ip, port, etcd):
+    """kubeadm's static pod manifest for the apiserver (the fields the stand-in kubelet reads)."""
+    command = ["kube-apiserver", "--advertise-address=%s" % ip, "--secure-port=%d" % port,
+               "--etcd-servers=%s" % ",".join(etcd["endpoints"]), "--etcd-cafile=%s" % etcd["caFile"],
+               "--etcd-certfile=%s" % etcd["certFile"], "--etcd-keyfile=%s" % etcd["keyFile"],
+               "--client-ca-file=%s/ca.crt" % PKI, "--tls-cert-file=%s/apiserver.crt" % PKI,
+               "--tls-private-key-file=%s/apiserver.key" % PKI]
+    return ("# kswizard lab STAND-IN: the stand-in kubelet runs the stand-in apiserver from this\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  annotations:\n"
+            "    kubeadm.kubernetes.io/kube-apiserver.advertise-address.endpoint: %s:%d\n"
+            "  labels:\n    component: kube-apiserver\n    tier: control-plane\n"
+            "  name: kube-apiserver\n  namespace: kube-system\nspec:\n  containers:\n  - command:\n%s"
+            "    image: registry.k8s.io/kube-apiserver:%s\n    name: kube-apiserver\n  hostNetwork: true\n"
+            % (ip, port, "".join("    - %s\n" % c for c in command), CONTRACT))
+
+
+def manifest_command(text):
+    """The container's command of a static pod manifest: the `- ` items under `command:`."""
+    command, inside = [], False
+    for line in text.splitlines():
+        if re.match(r"^\s*-?\s*command:\s*$", line):
+            inside = True
+        elif inside and re.match(r"^\s*- ", line) and not re.match(r"^\s*- \w+:", line):
+            command.append(line.split("- ", 1)[1].strip().strip("\"'"))
+        elif inside:
+            inside = False
+    return command
 
 
 def running(name):
@@ -476,20 +547,27 @@ def detach(name, argv):
     write("%s/%s.pid" % (RUN, name), str(p.pid))
 
 
-def start_apiserver(ip, port, etcd):
-    write(APISERVER_CONF, json.dumps({"bind": ip, "port": port, "etcd": etcd}))
-    detach("apiserver", standin("apiserver", APISERVER_CONF))
+def write_apiserver_manifest(ip, port, etcd):
+    write(APISERVER_MANIFEST, apiserver_manifest(ip, port, etcd), 0o600)
+    print("[control-plane] Creating static Pod manifest for \"kube-apiserver\" (%s)" % APISERVER_MANIFEST)
+
+
+def wait_apiserver(ip, port):
+    """kubeadm's wait-control-plane: the kubelet has started the apiserver from its manifest."""
+    print("[wait-control-plane] Waiting for the kubelet to boot up the control plane as static Pods "
+          "from directory %s" % MANIFESTS, flush=True)
     ctx = ssl.create_default_context(cafile=PKI + "/ca.crt")
-    for _ in range(100):
+    for _ in range(200):
         try:
             with urllib.request.urlopen("https://%s:%d/readyz" % (ip, port), context=ctx, timeout=2) as r:
                 if r.read() == b"ok":
-                    print("[control-plane] the stand-in apiserver is ready on https://%s:%d" % (ip, port))
+                    print("[apiclient] the stand-in apiserver is ready on https://%s:%d" % (ip, port))
                     return
         except OSError:
             pass
         time.sleep(0.2)
-    die("[control-plane] the stand-in apiserver did not become ready; see %s/apiserver.log" % RUN)
+    die("[wait-control-plane] the stand-in apiserver did not become ready; see journalctl -u %s "
+        "and journalctl -u kubelet" % APISERVER_UNIT)
 
 
 def kubeconfig(server, user, cred):
@@ -507,12 +585,38 @@ def write_admin_conf(endpoint):
     write(K8S + "/admin.conf", kubeconfig(endpoint, "kubernetes-admin", cred), 0o600)
 
 
-def start_kubelet(endpoint, name, secret):
+def start_kubelet(endpoint, name, secret, apiserver=None):
     """kubeadm's kubelet-start phase: the kubelet's kubeconfig, config.yaml and kubeadm-flags.env,
     then `systemctl restart kubelet` (kubelet.service runs the kubelet, as on a real host) and a wait
-    for the kubelet's /healthz on 127.0.0.1:10248, as kubeadm's kubelet-check does."""
+    for the kubelet's /healthz on 127.0.0.1:10248, as kubeadm's kubelet-check does; on a control
+    plane node (`apiserver` = (ip, port)) then the wait for the apiserver the kubelet starts from
+    its static pod manifest; last the node's registration through `endpoint`."""
     cred = "    token: %s\n" % secret
     write(K8S + "/kubelet.conf", kubeconfig(endpoint, "system:node:" + name, cred), 0o600)
+    write(KUBELET_CONFIG, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+          "# kswizard lab STAND-IN: the fields kubeadm sets that the stand-in kubelet reads\n"
+          "cgroupDriver: systemd\nstaticPodPath: %s\n" % MANIFESTS)
+    # kubeadm names the node to the kubelet only when it is not the host name.
+    override = "" if name == os.uname().nodename else " --hostname-override=" + name
+    write(KUBEADM_FLAGS, 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
+          'containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9%s"\n' % override)
+    if not os.path.isdir("/run/systemd/system"):
+        die("[kubelet-start] this host does not run systemd: kubeadm starts the kubelet as kubelet.service")
+    print("[kubelet-start] Starting the kubelet (systemctl restart kubelet)", flush=True)
+    subprocess.run(["systemctl", "restart", "kubelet"], check=True)
+    for attempt in range(80):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % KUBELET_HEALTHZ_PORT, timeout=1) as r:
+                if r.read() == b"ok":
+                    break
+        except OSError:
+            pass
+        if attempt == 79:
+            die("[kubelet-check] the kubelet is not healthy: see `journalctl -u kubelet`")
+        time.sleep(0.5)
+    print("[kubelet-check] The kubelet (stand-in) is healthy", flush=True)
+    if apiserver:
+        wait_apiserver(*apiserver)
     # As kubeadm waits for the kubelet's TLS bootstrap: the node is registered when this returns.
     # Through the LB, which may not have marked this node's apiserver up yet: retried.
     for attempt in range(80):
@@ -523,26 +627,7 @@ def start_kubelet(endpoint, name, secret):
             if attempt == 79:
                 die("[kubelet-start] the kubelet could not reach %s: %s" % (endpoint, e))
             time.sleep(0.5)
-    write(KUBELET_CONFIG, "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
-          "# kswizard lab STAND-IN: the fields kubeadm sets that the stand-in kubelet reads\n"
-          "cgroupDriver: systemd\n")
-    # kubeadm names the node to the kubelet only when it is not the host name.
-    override = "" if name == os.uname().nodename else " --hostname-override=" + name
-    write(KUBEADM_FLAGS, 'KUBELET_KUBEADM_ARGS="--container-runtime-endpoint=unix:///var/run/containerd/'
-          'containerd.sock --pod-infra-container-image=registry.k8s.io/pause:3.9%s"\n' % override)
-    if not os.path.isdir("/run/systemd/system"):
-        die("[kubelet-start] this host does not run systemd: kubeadm starts the kubelet as kubelet.service")
-    print("[kubelet-start] Starting the kubelet (systemctl restart kubelet)", flush=True)
-    subprocess.run(["systemctl", "restart", "kubelet"], check=True)
-    for _ in range(80):
-        try:
-            with urllib.request.urlopen("http://127.0.0.1:%d/healthz" % KUBELET_HEALTHZ_PORT, timeout=1) as r:
-                if r.read() == b"ok":
-                    return print("[kubelet-check] The kubelet (stand-in) is healthy, posting heartbeats as %s" % name)
-        except OSError:
-            pass
-        time.sleep(0.5)
-    die("[kubelet-check] the kubelet is not healthy: see `journalctl -u kubelet`")
+    print("[kubelet-start] the kubelet posts heartbeats as %s through %s" % (name, endpoint))
 
 
 def make_serving_cert(ip, endpoint, sans):
@@ -558,10 +643,12 @@ def new_token(etcd):
 
 
 def local_state():
-    if not os.path.exists(APISERVER_CONF):
-        die("this node runs no control plane: run kubeadm init or join --control-plane first")
-    conf = json.loads(read(APISERVER_CONF))
-    return conf["etcd"], etcd_get(conf["etcd"], "cluster")["cluster"]
+    """This master's etcd (its apiserver's, from the manifest) and the cluster's configuration."""
+    if not os.path.exists(APISERVER_MANIFEST):
+        die("this node runs no control plane (no %s): run kubeadm init or join --control-plane first"
+            % APISERVER_MANIFEST)
+    etcd = etcd_of(flags(manifest_command(read(APISERVER_MANIFEST).decode())[1:])[0])
+    return etcd, etcd_get(etcd, "cluster")["cluster"]
 
 
 def join_command(etcd, cluster):
@@ -578,6 +665,8 @@ def kubeadm(argv):
     if pos[:1] == ["token"] and pos[1:2] == ["create"]:
         etcd, cluster = local_state()
         return print(join_command(etcd, cluster) if opts.get("print-join-command") else new_token(etcd))
+    if pos[:4] == ["init", "phase", "upload-config", "kubeadm"]:
+        return upload_config(opts)
     if pos[:3] == ["init", "phase", "upload-certs"]:
         _, cluster = local_state()
         return print("[upload-certs] Using certificate key:\n" + cluster["certificateKey"])
@@ -585,7 +674,68 @@ def kubeadm(argv):
         return kubeadm_init(opts)
     if pos[:1] == ["join"] and len(pos) > 1:
         return kubeadm_join(pos[1], opts)
-    die("kubeadm stand-in: unsupported command %s (supported: init, join, token create, version)" % argv)
+    if pos[:1] == ["reset"]:
+        return kubeadm_reset(opts)
+    die("kubeadm stand-in: unsupported command %s (supported: init, join, reset, token create, version)" % argv)
+
+
+def kubeadm_reset(opts):
+    """As `kubeadm reset -f`: a stacked member leaves the etcd cluster (if still in it) and its data
+    goes; the control plane stops (the stand-in apiserver), the kubelet stops; kubeadm's files go.
+    Like kubeadm, it leaves CNI config, iptables and the kubelet's unit alone."""
+    if not opts.get("f") and not opts.get("force"):
+        die("[reset] Are you sure you want to proceed? [y/N]: no terminal to ask: pass -f (kubeadm reset -f)")
+    if os.path.exists("/etc/systemd/system/" + ETCD_UNIT):
+        ok, out = etcdctl(["https://127.0.0.1:2379"], "member", "list", "-w", "json")
+        mine = set(local_peer_urls())
+        members = json.loads(out).get("members", []) if ok else []
+        for m in [m for m in members if mine & set(m.get("peerURLs") or [])]:
+            ok, said = etcdctl(["https://127.0.0.1:2379"], "member", "remove", "%x" % m["ID"])
+            print("[reset] Removing this member from the etcd cluster: %s" % (said.strip() if ok else "failed: " + said),
+                  flush=True)
+        subprocess.run(["systemctl", "disable", "--now", ETCD_UNIT], capture_output=True)
+        os.unlink("/etc/systemd/system/" + ETCD_UNIT)
+        subprocess.run(["systemctl", "daemon-reload"], capture_output=True)
+        print("[reset] Deleting contents of the stacked etcd member's data directory: %s" % ETCD_DATA)
+        shutil.rmtree(ETCD_DATA, ignore_errors=True)
+    print("[reset] Stopping the kubelet service", flush=True)
+    subprocess.run(["systemctl", "stop", "kubelet"], capture_output=True)
+    # The static pods' containers, as kubeadm removes them through the CRI: the stand-in's unit.
+    if running("apiserver"):
+        stop_apiserver()
+        print("[reset] Stopped the control plane's static pods (stand-in apiserver)")
+    dirs = [K8S + "/manifests", "/var/lib/kubelet", PKI]
+    print("[reset] Deleting contents of directories: %s" % dirs)
+    for d in dirs:
+        shutil.rmtree(d, ignore_errors=True)
+    files = [K8S + "/" + f for f in ("admin.conf", "kubelet.conf", "bootstrap-kubelet.conf",
+                                      "controller-manager.conf", "scheduler.conf")]
+    print("[reset] Deleting files: %s" % files)
+    for f in files:
+        if os.path.exists(f):
+            os.unlink(f)
+    print("\nThe reset process does not clean CNI configuration, iptables or IPVS tables, or your "
+          "$HOME/.kube/config file (kswizard lab STAND-IN of kubeadm reset).")
+
+
+def local_peer_urls():
+    """This node's peer URLs, as the stacked member advertised them (its addresses on :2380)."""
+    out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    return ["https://%s:2380" % ip for ip in out]
+
+
+def upload_config(opts):
+    """The config's external etcd endpoints become the cluster's: what `kubeadm join` hands on."""
+    if "config" not in opts:
+        die("kubeadm init phase upload-config kubeadm: the stand-in needs --config")
+    etcd, cluster = local_state()
+    _, lists = parse_kubeadm_config(read(opts["config"]).decode())
+    if cluster.get("etcdTopology") == "external":
+        if not lists.get("endpoints"):
+            die("[upload-config] the config names no etcd.external.endpoints")
+        cluster["etcd"]["endpoints"] = lists["endpoints"]
+    etcd_put(etcd, "cluster", cluster)
+    print('[upload-config] Storing the configuration used in ConfigMap "kubeadm-config" in the "kube-system" Namespace')
 
 
 def preflight_cri():
@@ -628,12 +778,12 @@ def kubeadm_init(opts):
     cluster = {"endpoint": endpoint, "etcd": etcd, "certSANs": lists.get("certSANs", []),
                "certificateKey": secrets.token_hex(32), "etcdTopology": "stacked" if stacked else "external"}
     etcd_put(etcd, "cluster", cluster)
-    start_apiserver(ip, port, etcd)
+    write_apiserver_manifest(ip, port, etcd)
     write_admin_conf(endpoint)
     secret = secrets.token_hex(16)
     etcd_put(etcd, "nodes/" + name, {"name": name, "ip": ip, "secret": secret, "joined": time.time(),
                                      "roles": ["control-plane"]})
-    start_kubelet(endpoint, name, secret)
+    start_kubelet(endpoint, name, secret, (ip, port))
     join = join_command(etcd, cluster)
     # As kubeadm: --skip-token-print / --skip-certificate-key-print keep the secrets off the console.
     withheld = "<value withheld>"
@@ -709,9 +859,10 @@ def kubeadm_join(endpoint, opts):
             start_etcd(name, req["ip"], initial, "existing")
             etcd = local_etcd()
         make_serving_cert(req["ip"], cluster["endpoint"], cluster["certSANs"])
-        start_apiserver(req["ip"], int(opts.get("apiserver-bind-port", 6443)), etcd)
+        port = int(opts.get("apiserver-bind-port", 6443))
+        write_apiserver_manifest(req["ip"], port, etcd)
         write_admin_conf(cluster["endpoint"])
-    start_kubelet(endpoint, name, answer["nodeSecret"])
+    start_kubelet(endpoint, name, answer["nodeSecret"], (req["ip"], port) if cp else None)
     print("\nThis node (%s) has joined the cluster%s (kswizard lab STAND-IN)." % (name, " as a control-plane node" if cp else ""))
 
 
@@ -740,6 +891,8 @@ def kubelet(argv):
     name = opts.get("hostname-override", os.uname().nodename)
     serve_in_thread(("127.0.0.1", KUBELET_HEALTHZ_PORT), {"/healthz": lambda: "ok"})
     print("kubelet (kswizard lab STAND-IN) running as %s, healthz on 127.0.0.1:%d" % (name, KUBELET_HEALTHZ_PORT), flush=True)
+    static = re.search(r"^staticPodPath:\s*(\S+)", read(config).decode(), re.M)
+    threading.Thread(target=static_pods, args=(static.group(1) if static else MANIFESTS,), daemon=True).start()
     # As the real kubelet without --node-ip: the address the node's own name resolves to.
     node_ip = opts.get("node-ip") or socket.gethostbyname(os.uname().nodename)
     network, serving = None, None
@@ -761,6 +914,61 @@ def kubelet(argv):
         if port and serving is None:
             serving = serve_console(node_ip, port, name)
         time.sleep(HEARTBEAT_S)
+
+
+def static_pods(manifest_dir):
+    """The kubelet's static pods, as far as the stand-in has them: the apiserver's manifest run as
+    APISERVER_UNIT, started again at once when the manifest changes (the old one stopped first),
+    after POD_BACKOFF_S when it exited on its own, and stopped when the manifest goes (moving it
+    out of the directory stops the apiserver, as with the real kubelet)."""
+    path = os.path.join(manifest_dir, "kube-apiserver.yaml")
+    started = RUN + "/apiserver.manifest-sha256"
+    dead_since = None
+    while True:
+        try:
+            text = read(path).decode()
+        except OSError:
+            text = None
+        want = hashlib.sha256(text.encode()).hexdigest() if text is not None else None
+        try:
+            have = read(started).decode()
+        except OSError:
+            have = None
+        alive = running("apiserver")
+        if want is None and have is not None:
+            print("static pod kube-apiserver: %s is gone, stopping it" % path, flush=True)
+            stop_apiserver()
+            os.unlink(started)
+        elif want is not None and want != have:
+            if alive:
+                print("static pod kube-apiserver: %s changed, restarting it" % path, flush=True)
+                stop_apiserver()
+            run_apiserver(manifest_command(text)[1:])
+            write(started, want)
+            dead_since = None
+        elif want is not None and not alive:
+            dead_since = dead_since or time.time()
+            if time.time() - dead_since >= POD_BACKOFF_S:
+                print("static pod kube-apiserver exited: started again after %d s" % POD_BACKOFF_S, flush=True)
+                run_apiserver(manifest_command(text)[1:])
+                dead_since = None
+        time.sleep(0.5)
+
+
+def run_apiserver(args):
+    os.makedirs(RUN, exist_ok=True)
+    log = "%s/apiserver.log" % RUN
+    subprocess.run(["systemd-run", "--unit", APISERVER_UNIT, "--collect", "--quiet",
+                    "-p", "StandardOutput=append:" + log, "-p", "StandardError=append:" + log]
+                   + standin("apiserver", *args), check=True)
+    pid = subprocess.run(["systemctl", "show", "-p", "MainPID", "--value", APISERVER_UNIT],
+                         capture_output=True, text=True).stdout.strip()
+    write("%s/apiserver.pid" % RUN, pid)
+    print("static pod kube-apiserver started (unit %s, pid %s)" % (APISERVER_UNIT, pid), flush=True)
+
+
+def stop_apiserver():
+    subprocess.run(["systemctl", "stop", APISERVER_UNIT], capture_output=True)
 
 
 CONSOLE_PAGE = """<!DOCTYPE html>
@@ -812,23 +1020,52 @@ def kubectl(argv):
         return print("Client Version: %s (kswizard lab STAND-IN kubectl, not the real kubectl)" % VERSION)
     if pos[:1] == ["apply"]:
         return kubectl_apply(opts)
-    if pos[:1] == ["get"] and pos[1:2] != ["nodes"] and len(pos) > 1:
+    if pos[:1] in (["cordon"], ["uncordon"], ["drain"]) and len(pos) == 2:
+        return kubectl_cordon(pos[0], pos[1], opts)
+    if pos[:1] == ["delete"] and pos[1:2] in (["node"], ["nodes"]) and len(pos) == 3:
+        return kubectl_delete_node(pos[2], opts)
+    node_kind = pos[1:2] in (["node"], ["nodes"], ["no"])
+    if pos[:1] == ["get"] and not node_kind and len(pos) > 1:
         return kubectl_get(pos[1], pos[2] if len(pos) > 2 else None, opts)
-    if pos[:2] != ["get", "nodes"]:
-        die("kubectl stand-in: only `get nodes [-o json]`, `get KIND [NAME] [-n NS] [-o yaml]`, "
-            "`apply -f FILE` and `version` are supported")
+    if pos[:1] != ["get"] or not node_kind:
+        die("kubectl stand-in: only `get nodes [NAME] [-o json]`, `get KIND [NAME] [-n NS] [-o yaml]`, "
+            "`apply -f FILE`, `cordon|uncordon|drain NODE`, `delete node NODE` and `version` are supported")
     nodes = api(opts, "/api/v1/nodes")["items"]
+    if len(pos) > 2:
+        nodes = [n for n in nodes if n["name"] == pos[2]]
+        if not nodes:
+            die('Error from server (NotFound): nodes "%s" not found' % pos[2])
     now = time.time()
     for n in nodes:
         n.pop("secret", None)
         alive = now - n.get("heartbeat", 0) < 4 * HEARTBEAT_S
         n["status"] = "Ready" if alive and n.get("networkReady") else "NotReady"
+        if n.get("unschedulable"):
+            n["status"] += ",SchedulingDisabled"
     if "json" in argv:
         return print(json.dumps({"kind": "NodeList", "items": nodes}, indent=2))
     print("%-12s %-9s %-14s %-6s %s" % ("NAME", "STATUS", "ROLES", "AGE", "VERSION"))
     for n in sorted(nodes, key=lambda n: n["name"]):
         print("%-12s %-9s %-14s %-6s %s" % (n["name"], n["status"], ",".join(n["roles"]) or "<none>",
                                            "%dm" % ((now - n["joined"]) // 60), VERSION))
+
+
+def kubectl_cordon(verb, name, opts):
+    """cordon / uncordon mark the node (un)schedulable; drain cordons, then evicts its pods: the lab
+    runs no pods, so nothing is evicted, as on a node with only DaemonSet pods (--ignore-daemonsets)."""
+    api(opts, "/standin/node", {"name": name, "op": "uncordon" if verb == "uncordon" else "cordon"})
+    print("node/%s %s" % (name, {"cordon": "cordoned", "uncordon": "uncordoned", "drain": "cordoned"}[verb]))
+    if verb == "drain":
+        print("evicting pods on node %s: none (kswizard lab STAND-IN: no pods run in the lab)" % name)
+        print("node/%s drained" % name)
+
+
+def kubectl_delete_node(name, opts):
+    if opts.get("ignore-not-found") and not any(
+            n["name"] == name for n in api(opts, "/api/v1/nodes")["items"]):
+        return
+    api(opts, "/standin/node", {"name": name, "op": "delete"})
+    print('node "%s" deleted' % name)
 
 
 # The CRI, as far as the stand-ins use it: the stand-in containerd answers `info` on its unix socket
@@ -1073,7 +1310,7 @@ def serve_in_thread(address, routes):
 
 
 TOOLS = {"kubeadm": kubeadm, "kubelet": kubelet, "kubectl": kubectl, "crictl": crictl,
-         "containerd": containerd, "runc": runc, "apiserver": lambda a: apiserver(a[0])}
+         "containerd": containerd, "runc": runc, "apiserver": apiserver}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TOOLS:

@@ -1,0 +1,222 @@
+//! `kswizard remove NODE...`: take installed hosts out of the cluster (issue 12, item 3). The
+//! hosts are checked (`ops::quorum::leaving`), the etcd quorum arithmetic is done on what a staying
+//! master sees (`ops::remove::etcd_members`, then `ops::quorum::check`) and shown, the operator
+//! confirms, then `assets/remove.yaml` runs with its own journal; when it ends well the hosts leave
+//! the conf and the installed record. A killed remove goes on when the same command runs again.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use super::Outcome;
+use super::install_cmd::{ask, load_cluster, outcome, report_error, run_reported};
+use crate::conf;
+use crate::engine::installed::Installed;
+use crate::engine::paths::state_dir;
+use crate::ops::{self, quorum};
+
+pub struct RemoveArgs<'a> {
+    pub conf: &'a Path,
+    pub state: Option<&'a Path>,
+    pub nodes: &'a [String],
+    pub yes: bool,
+    pub json: bool,
+}
+
+/// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
+/// go on, so that no host is left half removed and out of mind.
+fn pending_path(state: &Path) -> PathBuf {
+    state.join("ops").join("remove.pending")
+}
+
+fn read_pending(state: &Path) -> Option<BTreeSet<String>> {
+    let text = std::fs::read_to_string(pending_path(state)).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
+fn refuse(why: &str, json: bool) -> Outcome {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "refused", "reason": why })
+        );
+    }
+    eprintln!("kswizard: {why}");
+    Outcome::Failed
+}
+
+pub fn run(a: RemoveArgs) -> Outcome {
+    let (cluster, source) = match load_cluster(a.conf, a.json) {
+        Ok(x) => x,
+        Err(o) => return o,
+    };
+    let state = state_dir(a.conf, a.state);
+    let record = match Installed::load(&state) {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return refuse(
+                &format!(
+                    "nothing was installed from this conf ({} is missing): remove hosts from the conf instead",
+                    crate::engine::installed::path(&state).display()
+                ),
+                a.json,
+            );
+        }
+        Err(e) => return report_error(&e, a.json),
+    };
+    let asked: BTreeSet<String> = a.nodes.iter().cloned().collect();
+    if let Some(pending) = read_pending(&state) {
+        if pending != asked {
+            let names: Vec<String> = pending.into_iter().collect();
+            return refuse(
+                &format!(
+                    "an earlier `kswizard remove {0}` has not ended: run it again to finish it first",
+                    names.join(" ")
+                ),
+                a.json,
+            );
+        }
+        // Killed after the conf was written: only the installed record is left to update.
+        if asked.iter().all(|n| cluster.host(n).is_none()) {
+            return finish(&cluster, &source, a.conf, &state, &record, &asked, a.json);
+        }
+    }
+    let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
+    let leaving = match quorum::leaving(&cluster, &installed, a.nodes) {
+        Ok(l) => l,
+        Err(r) => return refuse(&r.to_string(), a.json),
+    };
+
+    // The pre-check: the etcd members as a staying master sees them, and the arithmetic.
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kswizard: cannot start the runtime: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let members = rt.block_on(ops::remove::etcd_members(&cluster, &leaving, &state));
+    drop(rt);
+    let (members, from) = match members {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(
+                &format!("cannot check etcd quorum, so nothing is removed: {e}"),
+                a.json,
+            );
+        }
+    };
+    let ips: BTreeSet<String> = cluster
+        .hosts
+        .iter()
+        .filter(|h| leaving.contains(&h.name))
+        .map(|h| h.node_ip().to_string())
+        .collect();
+    let arithmetic = match quorum::check(&members, &ips) {
+        Ok(a) => a,
+        Err(r) => {
+            if let (true, quorum::Refusal::Quorum(arith)) = (a.json, &r) {
+                println!(
+                    "{}",
+                    serde_json::json!({ "event": "quorum", "asked": from, "arithmetic": arith, "keeps_quorum": false })
+                );
+            }
+            return refuse(&format!("{r}\n  (etcd asked on {from})"), a.json);
+        }
+    };
+    let names: Vec<String> = leaving.iter().cloned().collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "quorum", "asked": from, "arithmetic": arithmetic, "keeps_quorum": true })
+        );
+    }
+    eprintln!(
+        "kswizard: removing {} (drain, kubeadm reset, node object deleted, etcd member removed, backends and endpoint lists re-wired; then the conf)\n{arithmetic}\n  (etcd asked on {from})",
+        names.join(", ")
+    );
+    if !a.yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "kswizard: remove changes the cluster; pass --yes to confirm without a terminal"
+            );
+            return Outcome::BadInput;
+        }
+        if !ask(&format!("Remove {}?", names.join(", ")), false) {
+            return Outcome::Failed;
+        }
+    }
+
+    if let Err(e) = write_pending(&state, &names) {
+        eprintln!("kswizard: {}: {e}", pending_path(&state).display());
+        return Outcome::BadInput;
+    }
+    let op = match ops::prepare(a.conf, a.state, &cluster, "remove", &names) {
+        Ok(op) => op,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let resume_hint = format!(
+        "kswizard remove {} --conf {}",
+        names.join(" "),
+        a.conf.display()
+    );
+    match run_reported(op.cluster, op.plan, op.options, a.json, false) {
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => {
+            finish(&cluster, &source, a.conf, &state, &record, &leaving, a.json)
+        }
+        other => outcome(other, a.json, &resume_hint),
+    }
+}
+
+fn write_pending(state: &Path, names: &[String]) -> std::io::Result<()> {
+    let p = pending_path(state);
+    if let Some(dir) = p.parent() {
+        crate::engine::executor::ensure_state_dir(dir).map_err(std::io::Error::other)?;
+    }
+    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+    crate::conf::atomic::write_atomic_mode(&p, text.as_bytes(), 0o600)
+}
+
+/// The plan ended well: the hosts leave the conf, then the installed record.
+fn finish(
+    cluster: &crate::model::Cluster,
+    source: &conf::Source,
+    conf_dir: &Path,
+    state: &Path,
+    record: &Installed,
+    leaving: &BTreeSet<String>,
+    json: bool,
+) -> Outcome {
+    let mut kept = cluster.clone();
+    kept.hosts.retain(|h| !leaving.contains(&h.name));
+    if kept.hosts.len() != cluster.hosts.len()
+        && let Err(e) = conf::save(&kept, source, conf_dir)
+    {
+        return report_error(&e, json);
+    }
+    let names: Vec<String> = leaving.iter().cloned().collect();
+    if let Err(e) = record.without(&names).save(state) {
+        eprintln!(
+            "kswizard: {}: {e}",
+            crate::engine::installed::path(state).display()
+        );
+        return Outcome::BadInput;
+    }
+    let _ = std::fs::remove_file(pending_path(state));
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "event": "removed", "hosts": names })
+        );
+    } else {
+        println!(
+            "removed {} from the cluster, from {} and from the installed record",
+            names.join(", "),
+            conf_dir.join("hosts.ini").display()
+        );
+    }
+    Outcome::Ok
+}

@@ -1,0 +1,156 @@
+//! `kswizard remove`'s effects around the pure `quorum` decisions: the pre-check over SSH (the
+//! etcd members and their health, asked from a staying master), then, once the plan ran, the
+//! conf and the installed record without the hosts.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::quorum::{self, Member};
+use crate::engine::runner::sh_quote;
+use crate::engine::transport;
+use crate::model::{Cluster, Host};
+
+/// The node side of the pre-check (it only reads).
+const MEMBER_HEALTH: &str = include_str!("../../assets/steps/etcd-member-health.sh");
+
+/// The client URLs the pre-check asks: every etcd member's, leaving ones too (their health counts
+/// until they are removed). Stacked etcd's members are the masters.
+pub fn client_urls(cluster: &Cluster) -> Vec<String> {
+    let hosts: Vec<&Host> = if cluster.settings.etcd_topology.is_external() {
+        cluster.etcd().collect()
+    } else {
+        cluster.masters().collect()
+    };
+    hosts
+        .iter()
+        .map(|h| format!("https://{}:2379", h.node_ip()))
+        .collect()
+}
+
+/// The pre-check's script with its inputs set in front of it.
+pub fn member_health_script(cluster: &Cluster) -> String {
+    format!(
+        "KSW_ETCD_URLS={}\nKSW_ETCD_TOPOLOGY={}\nexport KSW_ETCD_URLS KSW_ETCD_TOPOLOGY\n{MEMBER_HEALTH}",
+        sh_quote(&client_urls(cluster).join(",")),
+        cluster.settings.etcd_topology.name()
+    )
+}
+
+/// The etcd members as a staying master sees them: asked on each staying master in turn until one
+/// answers with a whole report. `Err` says why none could (each master's reason).
+pub async fn etcd_members(
+    cluster: &Cluster,
+    leaving: &BTreeSet<String>,
+    state_dir: &Path,
+) -> Result<(Vec<Member>, String), String> {
+    crate::engine::executor::ensure_state_dir(state_dir).map_err(|e| e.to_string())?;
+    let ctl = transport::control_dir_in(state_dir)
+        .map_err(|e| format!("no directory for SSH control sockets: {e}"))?;
+    let known_hosts = state_dir.join("known_hosts");
+    let script = member_health_script(cluster);
+    let mut why = Vec::new();
+    for (n, host) in cluster
+        .masters()
+        .filter(|h| !leaving.contains(&h.name))
+        .enumerate()
+    {
+        let conn = match transport::connect(host, &known_hosts, ctl.path(), n).await {
+            Ok(c) => c,
+            Err(e) => {
+                why.push(format!("{}: {e}", host.name));
+                continue;
+            }
+        };
+        let answer = conn.run(&script, true).await;
+        let text = match &answer {
+            Ok((_, out, _)) => conn.redact(out),
+            Err(lost) => conn.redact(&lost.to_string()),
+        };
+        conn.close().await;
+        match quorum::parse_members(&text) {
+            Ok(members) => return Ok((members, host.name.clone())),
+            Err(e) => why.push(format!("{}: {e}", host.name)),
+        }
+    }
+    Err(format!(
+        "no staying master could list the etcd members: {}",
+        why.join("; ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled op plans load with every script, and select what their comments say.
+    #[test]
+    fn the_remove_and_reset_plans_load_and_select_the_leaving_and_staying_hosts() {
+        use crate::engine::paths::{load_plan, op_plan};
+        let mut c = Cluster::default();
+        for i in 1..=5 {
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+        }
+        c.apply_preset();
+        c.leaving.insert("n1".into());
+        c.leaving.insert("n5".into());
+        let nowhere = Path::new("/nonexistent/conf");
+        let remove = load_plan(&op_plan(nowhere, "remove")).unwrap();
+        let on = |node: &str| -> Vec<String> {
+            remove
+                .expand(&c)
+                .into_iter()
+                .find(|n| n.node == node)
+                .map(|n| n.steps)
+                .unwrap_or_default()
+        };
+        // n1 was the first master: it gives the CA key and is reset; n2 takes it and drains.
+        assert_eq!(on("n1"), ["etcd-ca-give", "node-reset"]);
+        assert_eq!(
+            on("n2"),
+            [
+                "etcd-ca-give",
+                "etcd-ca-take",
+                "drain",
+                "apiserver-etcd",
+                "etcd-member-remove",
+                "delete-node",
+                "verify"
+            ]
+        );
+        assert_eq!(on("n3"), ["apiserver-etcd", "verify"]);
+        assert_eq!(on("n4"), Vec::<String>::new());
+        assert_eq!(on("n5"), ["etcd-ca-give", "node-reset"]);
+        let reset = load_plan(&op_plan(nowhere, "reset")).unwrap();
+        let nodes: Vec<String> = reset
+            .expand(&c)
+            .into_iter()
+            .filter(|n| !n.steps.is_empty())
+            .map(|n| n.node)
+            .collect();
+        assert_eq!(nodes, ["n1", "n5"]);
+    }
+
+    /// The pre-check is POSIX sh (the transport runs `sh -s`): its inputs quoted in front of it.
+    #[test]
+    fn the_pre_check_asks_every_member_with_its_inputs_in_front() {
+        let mut c = Cluster::default();
+        for i in 1..=4 {
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+        }
+        c.apply_preset();
+        let s = member_health_script(&c);
+        assert!(s.starts_with(
+            "KSW_ETCD_URLS='https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379'\nKSW_ETCD_TOPOLOGY=external\n"
+        ), "{s}");
+        assert!(s.contains("#!/bin/sh\n"));
+        let out = std::process::Command::new("sh")
+            .arg("-n")
+            .arg("-c")
+            .arg(&s)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
