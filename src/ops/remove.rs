@@ -78,6 +78,56 @@ pub async fn etcd_members(
     ))
 }
 
+/// What the pre-check of a removal found: the hosts that leave and the etcd arithmetic, with
+/// the staying master etcd was asked on.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub leaving: BTreeSet<String>,
+    pub arithmetic: quorum::Arithmetic,
+    pub asked_on: String,
+}
+
+impl std::fmt::Display for Checked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n  (etcd asked on {})",
+            self.arithmetic, self.asked_on
+        )
+    }
+}
+
+/// The whole pre-check of removing `names` (the wizard's; `kswizard remove` does the same steps
+/// inline): installed hosts of the conf that may leave (`quorum::leaving`), and the etcd members
+/// as a staying master sees them keeping quorum without theirs (`quorum::check`). `Err` says why
+/// not, with the arithmetic when quorum is the reason.
+pub async fn precheck(
+    cluster: &Cluster,
+    record: &crate::engine::installed::Installed,
+    names: &[String],
+    state_dir: &Path,
+) -> Result<Checked, String> {
+    let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
+    let leaving = quorum::leaving(cluster, &installed, names).map_err(|r| r.to_string())?;
+    let (members, asked_on) = etcd_members(cluster, &leaving, state_dir)
+        .await
+        .map_err(|e| format!("cannot check etcd quorum, so nothing is removed: {e}"))?;
+    let ips: BTreeSet<String> = cluster
+        .hosts
+        .iter()
+        .filter(|h| leaving.contains(&h.name))
+        .map(|h| h.node_ip().to_string())
+        .collect();
+    match quorum::check(&members, &ips) {
+        Ok(arithmetic) => Ok(Checked {
+            leaving,
+            arithmetic,
+            asked_on,
+        }),
+        Err(r) => Err(format!("{r}\n  (etcd asked on {asked_on})")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -151,9 +151,11 @@ pub enum Effect {
         node: String,
     },
     /// Take `node` out of the cluster: the remove operation, run like the install (events, then
-    /// `InstallEnded`).
+    /// `InstallEnded`); when it ends well the conf is written without it (`source` keeps the
+    /// files' layout; `Saved` reports it) and the installed record drops it.
     Remove {
         cluster: Box<Cluster>,
+        source: Box<Source>,
         dir: PathBuf,
         node: String,
     },

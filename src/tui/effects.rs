@@ -40,12 +40,17 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             restart,
             resume,
         } => return install(*cluster, dir, restart, resume, tx).await,
-        Effect::Remove { cluster, dir, node } => return remove(*cluster, dir, node, tx).await,
+        Effect::Remove {
+            cluster,
+            source,
+            dir,
+            node,
+        } => return remove(*cluster, *source, dir, node, tx).await,
         Effect::PrepareRemove { cluster, dir, node } => {
             let name = node.clone();
             Action::RemovePrepared {
                 node,
-                check: prepare_remove(&cluster, &dir, &name),
+                check: prepare_remove(&cluster, &dir, &name).await,
             }
         }
         Effect::AnswerPreflight(yes) => {
@@ -150,28 +155,74 @@ async fn install(
 
 /// Take `node` out of the cluster of the conf directory `dir`: the remove operation
 /// (`ops::prepare`, its plan and journal), run by the install's engine, its events forwarded.
-async fn remove(cluster: Cluster, dir: PathBuf, node: String, tx: mpsc::Sender<Msg>) {
+/// When it ends well, as `kswizard remove` does: the conf without the node (reported as `Saved`,
+/// so the wizard's files are those on disk), then the installed record without it.
+async fn remove(
+    cluster: Cluster,
+    source: Source,
+    dir: PathBuf,
+    node: String,
+    tx: mpsc::Sender<Msg>,
+) {
+    let sender = tx.clone();
     drive(tx, |events, confirm, commands| async move {
-        let op = crate::ops::prepare(&dir, None, &cluster, "remove", &[node])
+        let names = [node.clone()];
+        let op = crate::ops::prepare(&dir, None, &cluster, "remove", &names)
             .map_err(|e| e.to_string())?;
         let opts = Options {
             confirm_warnings: Some(confirm),
             ..op.options
         };
-        executor::install_with(&op.cluster, &op.plan, &opts, events, Some(commands))
+        let summary = executor::install_with(&op.cluster, &op.plan, &opts, events, Some(commands))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        if summary.failed > 0 || summary.skipped > 0 {
+            return Ok(summary);
+        }
+        let mut kept = cluster;
+        kept.hosts.retain(|h| h.name != node);
+        let written = Box::new(kept.clone());
+        let outcome = blocking(move || {
+            conf::save(&kept, &source, &dir).map_err(|e| e.to_string())?;
+            let state = state_dir(&dir, None);
+            if let Some(r) = Installed::load(&state).map_err(|e| e.to_string())? {
+                let path = crate::engine::installed::path(&state);
+                r.without(&names)
+                    .save(&state)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            // Read back: Review compares with the files and the record as they are now.
+            load(&dir)
+        })
+        .await;
+        let failed = outcome.as_ref().err().cloned();
+        let _ = sender
+            .send(Msg::Action(Action::Saved {
+                outcome: Box::new(outcome),
+                written,
+            }))
+            .await;
+        match failed {
+            None => Ok(summary),
+            Some(e) => Err(format!(
+                "{node} left the cluster, but {e}; `kswizard remove {node}` finishes it"
+            )),
+        }
     })
     .await;
 }
 
-/// Whether `node` may leave the cluster of `dir`: the quorum arithmetic, or why not. Until the
-/// remove pre-check is in this build, the wizard hands the removal to the command line.
-fn prepare_remove(_cluster: &Cluster, dir: &Path, node: &str) -> Result<String, String> {
-    Err(format!(
-        "this build of the wizard does not remove installed hosts: run `kswizard remove {node} --conf {}` (drain, kubeadm reset, etcd member removed, backends re-wired, then the conf)",
-        dir.display()
-    ))
+/// Whether `node` may leave the cluster of `dir`: the installed record read and the remove
+/// pre-check (`ops::remove::precheck`: the hosts, then etcd's members over SSH and the quorum
+/// arithmetic), which the question shows either way.
+async fn prepare_remove(cluster: &Cluster, dir: &Path, node: &str) -> Result<String, String> {
+    let state = state_dir(dir, None);
+    let record = Installed::load(&state)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{node}: nothing was installed from this conf"))?;
+    crate::ops::remove::precheck(cluster, &record, &[node.to_string()], &state)
+        .await
+        .map(|checked| checked.to_string())
 }
 
 /// Run the engine (`run`: the install or an operation, given its event, "continue anyway?" and

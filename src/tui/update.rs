@@ -726,17 +726,24 @@ fn install_previewed(
     state: &mut State,
     preview: Result<Box<crate::engine::executor::Preview>, String>,
 ) {
-    // The hosts the conf adds to the installed cluster (`ask_install` let nothing else through).
-    let added: Vec<String> = state
-        .changes()
-        .iter()
-        .filter_map(|c| match c {
-            Change::Added { name, .. } => Some(name.clone()),
-            _ => None,
-        })
-        .collect();
     match preview {
+        // The files on disk against the installed record, as the install will see them.
+        Ok(p) if p.day2.iter().any(|c| !c.is_addition()) => {
+            if let Some(c) = p.day2.iter().find(|c| !c.is_addition()) {
+                let text = format!("Not installing: {}", c.what_it_does());
+                state.set_status(StatusKind::Error, text);
+            }
+        }
         Ok(p) if !state.installing() && state.modal.is_none() => {
+            // The hosts the files add to the installed cluster.
+            let added: Vec<String> = p
+                .day2
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Added { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
             state.modal = Some(Modal::Confirm(if added.is_empty() {
                 Confirm::Install(p)
             } else {
@@ -783,6 +790,7 @@ fn start_install(
 fn start_remove(state: &mut State, node: String) -> Vec<Effect> {
     let effect = Effect::Remove {
         cluster: Box::new(state.cluster.clone()),
+        source: Box::new(state.source.clone()),
         dir: state.conf_dir.clone(),
         node: node.clone(),
     };
@@ -915,17 +923,23 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effe
     };
     // The Done screen says what ran; the status line only how long it took.
     let took = took(&summary);
+    let run_s = summary.elapsed_ms as f64 / 1000.0;
     install.summary = Some(summary);
     match (text, operation) {
         (None, None) => {
             state.screen = Screen::Done;
             state.set_status(StatusKind::Ok, took);
         }
-        // The node is out of the cluster: now the conf says so too (the Install screen stays,
-        // showing what ran; the write's message follows).
+        // The node is out of the cluster, and the effect wrote the conf and the installed record
+        // without it (`Saved` came first); the Install screen stays, showing what ran.
         (None, Some(Operation::Remove(node))) => {
             state.cluster.hosts.retain(|h| h.name != node);
-            return save(state, true);
+            state.set_status(
+                StatusKind::Ok,
+                format!(
+                    "{node} left the cluster, the conf and the installed record ({run_s:.1}s)."
+                ),
+            );
         }
         (Some(failed), _) => state.set_status(
             StatusKind::Error,

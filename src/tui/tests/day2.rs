@@ -116,6 +116,7 @@ fn i_with_added_hosts_asks_to_add_only_them() {
     // node3's steps and the re-wiring steps on the others, as the preview counts them.
     let mut p = preview(Mode::Resume, 14, 180);
     p.complete = true;
+    p.day2 = s.changes().to_vec();
     send(&mut s, [Action::InstallPreviewed(Ok(p.clone()))]);
     assert_eq!(
         s.modal,
@@ -144,6 +145,22 @@ fn i_with_added_hosts_asks_to_add_only_them() {
         "Adding node3: 14 steps on 6 nodes…"
     );
     assert_eq!(s.install.as_ref().unwrap().operation, None);
+}
+
+#[test]
+fn a_preview_that_finds_a_change_install_refuses_asks_nothing() {
+    // The files changed on disk after `i`: the preview's comparison is the one the install makes.
+    let mut s = opened_with(without("node3"));
+    send(&mut s, [Action::GoTo(Screen::Review), Action::Install]);
+    let mut p = preview(Mode::Resume, 14, 180);
+    p.day2 = vec![Change::Removed {
+        name: "node9".into(),
+        roles: crate::model::Roles::default(),
+    }];
+    send(&mut s, [Action::InstallPreviewed(Ok(p))]);
+    assert!(s.modal.is_none());
+    let text = &s.status.as_ref().unwrap().text;
+    assert!(text.contains("kswizard remove node9"), "{text}");
 }
 
 #[test]
@@ -223,8 +240,8 @@ fn yes_runs_the_removal_on_the_install_screen_titled_for_it() {
     let mut s = asked_to_remove_node1();
     let effects = send(&mut s, [Action::Answer(true)]);
     assert!(
-        matches!(&effects[..], [Effect::Remove { node, cluster, .. }, Effect::Tick(_), Effect::ProbeLb { .. }]
-            if node == "node1" && cluster.hosts.len() == 6),
+        matches!(&effects[..], [Effect::Remove { node, cluster, dir, .. }, Effect::Tick(_), Effect::ProbeLb { .. }]
+            if node == "node1" && cluster.hosts.len() == 6 && dir.as_path() == Path::new("conf")),
         "{effects:?}"
     );
     assert_eq!(s.screen, Screen::Install);
@@ -357,20 +374,40 @@ fn removing() -> State {
 }
 
 #[test]
-fn a_finished_removal_writes_the_conf_without_the_node() {
+fn a_finished_removal_leaves_the_wizard_on_the_conf_written_without_the_node() {
     let mut s = removing();
+    // The effect wrote the conf and the record without node1 and read them back.
+    let mut kept = s.cluster.clone();
+    kept.hosts.retain(|h| h.name != "node1");
+    let mut disk = effects::load(Path::new("conf")).unwrap();
+    disk.cluster = Some(kept.clone());
+    disk.installed = Ok(Some(record(|c| c.hosts.retain(|h| h.name != "node1"))));
     let summary = Summary {
         ok: 8,
         elapsed_ms: 41_000,
         ..Summary::default()
     };
-    let effects = send(&mut s, [Action::InstallEnded(Ok(summary))]);
-    assert!(
-        matches!(&effects[..], [Effect::Save { cluster, .. }] if cluster.host("node1").is_none()
-            && cluster.hosts.len() == 5),
-        "{effects:?}"
+    let effects = send(
+        &mut s,
+        [
+            Action::Saved {
+                outcome: Box::new(Ok(disk)),
+                written: Box::new(kept),
+            },
+            Action::InstallEnded(Ok(summary)),
+        ],
     );
+    assert!(effects.is_empty(), "{effects:?}");
     assert!(s.cluster.host("node1").is_none());
+    assert!(!s.dirty());
+    // Nothing differs from the installed cluster any more.
+    assert!(s.changes().is_empty(), "{:?}", s.changes());
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.kind, StatusKind::Ok);
+    assert_eq!(
+        status.text,
+        "node1 left the cluster, the conf and the installed record (41.0s)."
+    );
     // The Install screen stays, showing what ran; no Done screen for a removal.
     assert_eq!(s.screen, Screen::Install);
     // `i` there has nothing left to resume.
@@ -441,6 +478,7 @@ fn snapshot_review_with_a_diff() {
     check("day2_review_added", &s);
     let mut p = preview(Mode::Resume, 14, 180);
     p.complete = true;
+    p.day2 = s.changes().to_vec();
     send(&mut s, [Action::Install, Action::InstallPreviewed(Ok(p))]);
     check("day2_add_question", &s);
 }
