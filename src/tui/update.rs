@@ -878,6 +878,21 @@ fn engine_event(state: &mut State, event: Event) {
 }
 
 fn install_ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
+    let install = state
+        .install
+        .as_ref()
+        .is_some_and(|i| i.operation.is_none());
+    let mut effects = ended(state, result);
+    // An install that ended well wrote the installed record: Start, Review and the Hosts
+    // screen's delete compare with it as it is now.
+    if install {
+        effects.push(Effect::Load(state.conf_dir.clone()));
+    }
+    effects
+}
+
+/// The run ended: the status line, and the screen that follows.
+fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
     let Some(install) = state.install.as_mut() else {
         return Vec::new();
     };
