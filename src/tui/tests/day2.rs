@@ -191,6 +191,21 @@ fn delete(s: &mut State, row: usize) -> Vec<Effect> {
     send(s, [Action::Delete])
 }
 
+/// The pre-check's answer for `node`, as its effect reports it.
+fn prepared(s: &mut State, node: &str, check: Result<&str, &str>) {
+    let check = check.map(str::to_string).map_err(str::to_string);
+    let node = node.to_string();
+    send(s, [Action::RemovePrepared { node, check }]);
+}
+
+/// The box that answer opens: the question, or the refusal.
+fn remove_box(node: &str, check: Result<&str, &str>) -> Option<Modal> {
+    Some(Modal::Confirm(Confirm::RemoveNode {
+        node: node.into(),
+        check: check.map(str::to_string).map_err(str::to_string),
+    }))
+}
+
 /// The pre-check's arithmetic for a worker: no etcd member leaves.
 const CHECK: &str = "  etcd members now      3 (3 healthy; quorum 2)
   removing              0
@@ -209,26 +224,14 @@ fn asked_to_remove_node1() -> State {
     // Nothing is asked before the check is in, nothing deleted.
     assert!(s.modal.is_none());
     assert_eq!(s.cluster.hosts.len(), 6);
-    send(
-        &mut s,
-        [Action::RemovePrepared {
-            node: "node1".into(),
-            check: Ok(CHECK.into()),
-        }],
-    );
+    prepared(&mut s, "node1", Ok(CHECK));
     s
 }
 
 #[test]
 fn deleting_an_installed_host_checks_then_asks_to_remove_it_from_the_cluster() {
     let mut s = asked_to_remove_node1();
-    assert_eq!(
-        s.modal,
-        Some(Modal::Confirm(Confirm::RemoveNode {
-            node: "node1".into(),
-            check: Ok(CHECK.into()),
-        }))
-    );
+    assert_eq!(s.modal, remove_box("node1", Ok(CHECK)));
     // No: nothing runs, nothing is deleted.
     assert!(send(&mut s, [Action::Answer(false)]).is_empty());
     assert_eq!(s.cluster.hosts.len(), 6);
@@ -276,13 +279,7 @@ const REFUSAL: &str = "refused: the removal would lose etcd quorum
 fn refused_to_remove_master1() -> State {
     let mut s = opened_with(record(|_| {}));
     delete(&mut s, 0);
-    send(
-        &mut s,
-        [Action::RemovePrepared {
-            node: "master1".into(),
-            check: Err(REFUSAL.into()),
-        }],
-    );
+    prepared(&mut s, "master1", Err(REFUSAL));
     s
 }
 
@@ -290,13 +287,7 @@ fn refused_to_remove_master1() -> State {
 fn a_removal_the_check_refuses_shows_why_and_deletes_nothing() {
     let mut s = refused_to_remove_master1();
     // The arithmetic in a box that only closes.
-    assert_eq!(
-        s.modal,
-        Some(Modal::Confirm(Confirm::RemoveNode {
-            node: "master1".into(),
-            check: Err(REFUSAL.into()),
-        }))
-    );
+    assert_eq!(s.modal, remove_box("master1", Err(REFUSAL)));
     let status = s.status.as_ref().unwrap();
     assert_eq!(status.kind, StatusKind::Error);
     assert_eq!(status.text, "Not removing master1.");
