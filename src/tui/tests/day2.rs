@@ -68,13 +68,10 @@ fn added(s: &State) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn the_conf_is_compared_with_the_installed_cluster_as_it_is_edited() {
-    let mut s = opened_with(without("node3"));
-    assert_eq!(added(&s), ["node3"]);
-    // master2 made a worker too: a role change on an installed host.
+/// On Roles: master2 (row 1) gets the worker role too.
+fn master2_a_worker_too(s: &mut State) {
     send(
-        &mut s,
+        s,
         [
             Action::GoTo(Screen::Roles),
             Action::Down,
@@ -82,6 +79,14 @@ fn the_conf_is_compared_with_the_installed_cluster_as_it_is_edited() {
             Action::Toggle,
         ],
     );
+}
+
+#[test]
+fn the_conf_is_compared_with_the_installed_cluster_as_it_is_edited() {
+    let mut s = opened_with(without("node3"));
+    assert_eq!(added(&s), ["node3"]);
+    // A role change on an installed host.
+    master2_a_worker_too(&mut s);
     assert!(
         s.changes()
             .iter()
@@ -300,16 +305,8 @@ fn a_removal_the_check_refuses_shows_why_and_deletes_nothing() {
 #[test]
 fn removing_needs_the_files_to_say_what_the_wizard_shows() {
     let mut s = opened_with(record(|_| {}));
-    // An unsaved change elsewhere: master2 made a worker too.
-    send(
-        &mut s,
-        [
-            Action::GoTo(Screen::Roles),
-            Action::Down,
-            Action::Right,
-            Action::Toggle,
-        ],
-    );
+    // An unsaved change elsewhere.
+    master2_a_worker_too(&mut s);
     let effects = delete(&mut s, 3);
     assert!(effects.is_empty());
     assert!(s.modal.is_none());
