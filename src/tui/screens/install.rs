@@ -51,8 +51,18 @@ pub fn hints(state: &State) -> Vec<Hint> {
         hints.push(("n", "next failed"));
     }
     hints.push(("f", if wide { "log and LB" } else { "wide log" }));
+    // An operation that ended well has nothing to resume.
+    let finished_op = state.install.as_ref().is_some_and(|i| {
+        i.operation.is_some()
+            && i.summary
+                .as_ref()
+                .is_some_and(|s| s.failed == 0 && s.skipped == 0)
+    });
+    if !state.installing() && !finished_op {
+        hints.push(("i", "resume"));
+    }
     if !state.installing() {
-        hints.extend([("i", "resume"), ("Esc", "Review")]);
+        hints.push(("Esc", "Review"));
     }
     // Last: a narrow footer drops these first (help lists them all).
     hints.extend([("/", "find"), ("L", "step log"), ("F", "filter")]);

@@ -14,6 +14,7 @@ use crate::model::Cluster;
 use crate::tui::action::{Action, Effect};
 use crate::tui::effects;
 use crate::tui::install::Operation;
+use crate::tui::screens::{hosts, install};
 use crate::tui::state::{Confirm, Modal, Screen, State, StatusKind};
 use crate::tui::theme::Theme;
 use crate::tui::update::update;
@@ -204,11 +205,11 @@ fn prepared(s: &mut State, node: &str, check: Result<&str, &str>) {
 }
 
 /// The box that answer opens: the question, or the refusal.
-fn remove_box(node: &str, check: Result<&str, &str>) -> Option<Modal> {
-    Some(Modal::Confirm(Confirm::RemoveNode {
+fn remove_box(node: &str, check: Result<&str, &str>) -> Modal {
+    Modal::Confirm(Confirm::RemoveNode {
         node: node.into(),
         check: check.map(str::to_string).map_err(str::to_string),
-    }))
+    })
 }
 
 /// The pre-check's arithmetic for a worker: no etcd member leaves.
@@ -236,7 +237,12 @@ fn asked_to_remove_node1() -> State {
 #[test]
 fn deleting_an_installed_host_checks_then_asks_to_remove_it_from_the_cluster() {
     let mut s = asked_to_remove_node1();
-    assert_eq!(s.modal, remove_box("node1", Ok(CHECK)));
+    assert_eq!(s.modal.as_ref(), Some(&remove_box("node1", Ok(CHECK))));
+    // The footer said so before the key.
+    send(&mut s, [Action::Answer(false)]);
+    assert!(hosts::hints(&s).contains(&("d", "remove")));
+    send(&mut s, [Action::Delete]);
+    prepared(&mut s, "node1", Ok(CHECK));
     // No: nothing runs, nothing is deleted.
     assert!(send(&mut s, [Action::Answer(false)]).is_empty());
     assert_eq!(s.cluster.hosts.len(), 6);
@@ -267,6 +273,8 @@ fn yes_runs_the_removal_on_the_install_screen_titled_for_it() {
 #[test]
 fn a_host_the_install_never_reached_is_only_deleted_from_the_conf() {
     let mut s = opened_with(without("node3"));
+    send(&mut s, std::iter::repeat_n(Action::Down, 5));
+    assert!(hosts::hints(&s).contains(&("d", "delete")));
     let effects = delete(&mut s, 5);
     assert!(effects.is_empty());
     assert_eq!(s.modal, Some(Modal::Confirm(Confirm::DeleteHost(5))));
@@ -292,7 +300,7 @@ fn refused_to_remove_master1() -> State {
 fn a_removal_the_check_refuses_shows_why_and_deletes_nothing() {
     let mut s = refused_to_remove_master1();
     // The arithmetic in a box that only closes.
-    assert_eq!(s.modal, remove_box("master1", Err(REFUSAL)));
+    assert_eq!(s.modal.as_ref(), Some(&remove_box("master1", Err(REFUSAL))));
     let status = s.status.as_ref().unwrap();
     assert_eq!(status.kind, StatusKind::Error);
     assert_eq!(status.text, "Not removing master1.");
@@ -398,7 +406,8 @@ fn a_finished_removal_leaves_the_wizard_on_the_conf_written_without_the_node() {
     );
     // The Install screen stays, showing what ran; no Done screen for a removal.
     assert_eq!(s.screen, Screen::Install);
-    // `i` there has nothing left to resume.
+    // `i` there has nothing left to resume: the footer does not offer it.
+    assert!(!install::hints(&s).iter().any(|(k, _)| *k == "i"));
     assert!(send(&mut s, [Action::Install]).is_empty());
     assert_eq!(
         s.status.as_ref().unwrap().text,
