@@ -16,7 +16,7 @@ use kswizard::model::LbMode;
 
 mod common;
 use common::lab::{LabGuard, lab_up, readyz};
-use common::{install_json, kswizard, snapshot};
+use common::{install_json, kswizard, kubesphere_conf, snapshot};
 
 const LB_PORT: i64 = 8443;
 
@@ -93,13 +93,15 @@ fn sh(n: &Node, script: &str) -> String {
         .unwrap_or_else(|e| panic!("{}: {script}: {e}", n.name))
 }
 
-/// The etcd members' peer addresses, asked on `n` (a master) with its apiserver's client cert.
-fn members(n: &Node) -> Vec<String> {
+/// The etcd members' peer addresses, asked on `n` (a master) at `endpoints` with a client
+/// certificate: the apiserver's (external etcd) or kubeadm's healthcheck client (stacked).
+fn members_at(n: &Node, endpoints: &str, ca: &str, client: &str) -> Vec<String> {
     let out = sh(
         n,
-        "ETCDCTL_API=3 etcdctl --endpoints https://$(hostname -I | cut -d' ' -f1):2379,https://127.0.0.1:2379 \
-         --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/apiserver-etcd-client.crt \
-         --key /etc/etcd/pki/apiserver-etcd-client.key member list -w simple 2>&1 || true",
+        &format!(
+            "ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {ca} --cert {client}.crt \
+             --key {client}.key member list -w simple 2>&1 || true"
+        ),
     );
     let mut ips: Vec<String> = out
         .lines()
@@ -112,6 +114,26 @@ fn members(n: &Node) -> Vec<String> {
         .collect();
     ips.sort();
     ips
+}
+
+/// External etcd's members, asked on master `n`.
+fn members(n: &Node) -> Vec<String> {
+    members_at(
+        n,
+        "https://$(hostname -I | cut -d' ' -f1):2379,https://127.0.0.1:2379",
+        "/etc/etcd/pki/ca.crt",
+        "/etc/etcd/pki/apiserver-etcd-client",
+    )
+}
+
+/// Stacked etcd's members, asked on master `n`'s own member.
+fn stacked_members(n: &Node) -> Vec<String> {
+    members_at(
+        n,
+        "https://127.0.0.1:2379",
+        "/etc/kubernetes/pki/etcd/ca.crt",
+        "/etc/kubernetes/pki/etcd/healthcheck-client",
+    )
 }
 
 /// The `--etcd-servers=` of the apiserver's manifest on `n`.
@@ -380,27 +402,6 @@ fn reset_then_install_gives_a_healthy_cluster_again() {
     );
 }
 
-/// The stacked member of `n` (a master) asked with kubeadm's healthcheck client: peer addresses.
-fn stacked_members(n: &Node) -> Vec<String> {
-    let out = sh(
-        n,
-        "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt \
-         --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key \
-         member list -w simple 2>&1 || true",
-    );
-    let mut ips: Vec<String> = out
-        .lines()
-        .filter_map(|l| l.split(", ").nth(3))
-        .map(|p| {
-            p.trim_start_matches("https://")
-                .trim_end_matches(":2380")
-                .to_string()
-        })
-        .collect();
-    ips.sort();
-    ips
-}
-
 #[test]
 #[ignore = "needs root and the lab"]
 fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
@@ -423,5 +424,96 @@ fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
     assert_eq!(k8s_nodes(m1), ["master1", "master2", "worker1"]);
     assert_reset(node(&g, "master3"));
     assert!(!hosts_ini(&conf).contains("master3"));
-    eprintln!("figures: stacked master removed in {took:.1?}");
+
+    // A worker that cannot be reached (its sshd stopped): its reset fails, the remove stops with
+    // the host still in the conf; skipping that reset, the remove ends without it.
+    let w1 = node(&g, "worker1");
+    sh(
+        w1,
+        "systemctl stop ssh.socket ssh.service 2>/dev/null; true",
+    );
+    let t = Instant::now();
+    let (code, out) = remove(&conf, &["worker1", "--yes"]);
+    let failed_in = t.elapsed();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("--skip HOST:node-reset"), "{out}");
+    assert!(hosts_ini(&conf).contains("worker1"));
+    let (code, out) = remove(&conf, &["worker1", "--yes", "--skip", "worker1:node-reset"]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(k8s_nodes(m1), ["master1", "master2"]);
+    assert!(!hosts_ini(&conf).contains("worker1"));
+    eprintln!(
+        "figures: stacked master removed in {took:.1?}; an unreachable worker's remove failed in {failed_in:.1?}"
+    );
+}
+
+/// `kswizard ARGS` with no terminal on stdin: exit code and stderr.
+fn refused(args: &[&str], conf: &Path) -> (i32, String) {
+    let out = kswizard()
+        .args(args)
+        .arg("--conf")
+        .arg(conf)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Without the lab: every refusal happens before any node is asked (the sample's hosts are never
+/// contacted), says why, and leaves the conf and the state as they were.
+#[test]
+fn remove_and_reset_refuse_bad_requests_before_anything_runs() {
+    let dir = kubesphere_conf();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    for f in ["hosts.ini", "common.yaml"] {
+        std::fs::rename(dir.path().join(f), conf.join(f)).unwrap();
+    }
+    let state = dir.path().join(".kswizard");
+
+    let (code, err) = refused(&["remove", "node1", "--yes"], &conf);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("nothing was installed from this conf"),
+        "{err}"
+    );
+
+    // Installed: the master and node1; node2 is in the conf only.
+    let (mut cluster, _) = kswizard::conf::load(&conf).unwrap();
+    cluster.hosts.retain(|h| h.name != "node2");
+    std::fs::create_dir(&state).unwrap();
+    kswizard::engine::installed::Installed::of(&cluster, "i1")
+        .save(&state)
+        .unwrap();
+    let before = (snapshot(&conf), snapshot(&state));
+    for (args, want) in [
+        (
+            &["remove", "node9", "--yes"][..],
+            "not a host of the conf: node9",
+        ),
+        (&["remove", "node2", "--yes"][..], "not installed: node2"),
+        (&["remove", "master", "--yes"][..], "removes every master"),
+        (
+            &["remove", "node1", "master", "--yes"][..],
+            "removes every master",
+        ),
+    ] {
+        let (code, err) = refused(args, &conf);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {want:?} not in {err}");
+    }
+    let (code, err) = refused(&["reset"], &conf);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("type the cluster's name (192.168.0.5)"),
+        "{err}"
+    );
+    assert!(err.contains("--yes"), "{err}");
+    let (code, err) = refused(&["reset", "node9", "--yes"], &conf);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("not a host of the conf: node9"), "{err}");
+    assert_eq!((snapshot(&conf), snapshot(&state)), before);
 }

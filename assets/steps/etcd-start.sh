@@ -102,12 +102,18 @@ if [ -z "$mine" ]; then
   [ -n "$taken" ] || fail "no member of $ETCD_CLUSTER gave a snapshot: the cluster is not healthy enough to add a member"
   echo "snapshot of the cluster before adding $name: $snap on $KSW_NODE ($(stat -c %s "$snap") bytes, from $taken)"
   echo "adding $name as a learner: the cluster has $voters voting members (quorum $((voters / 2 + 1))); a learner does not vote, so the quorum stays until it is promoted"
-  # etcd takes one learner at a time: another one being promoted is waited for.
+  # etcd takes no member while one it counts on has been connected for less than 5 s ("unhealthy
+  # cluster": one just promoted or restarted): waited for. It takes one learner at a time: with
+  # this step serial, another learner is another host's left by a run cut short, which gets its
+  # turn while this one waits for its retry.
   deadline=$((SECONDS + 100))
   until out=$(ctl member add "$name" --peer-urls "$peer" --learner 2>&1); do
-    [[ $out == *"too many learner members"* && $SECONDS -lt $deadline ]] ||
+    if [[ $out == *"too many learner members"* ]]; then
+      fail "etcd has a learner already ($(awk -F', ' '$6 == "true" { print $3 ($3 == "" ? $4 : "") }' <<<"$list" | paste -sd' ' -)), added by a run cut short: its host joins first, then this one (the step is retried)"
+    fi
+    [[ $out == *"unhealthy cluster"* && $SECONDS -lt $deadline ]] ||
       fail "etcdctl member add $name --learner failed: $out"
-    echo "another learner is catching up: waiting to add $name"
+    echo "etcd cannot take a member yet (${out##*Error: }): waiting to add $name"
     sleep 2
   done
   initial=$(sed -n 's/^ETCD_INITIAL_CLUSTER="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' <<<"$out")

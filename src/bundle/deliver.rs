@@ -172,6 +172,7 @@ mod tests {
     /// Run for real in a temp dir: every mode set, and the targets listed for `node-reset.sh`.
     #[test]
     fn modes_are_set_and_the_targets_listed_for_reset() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         std::fs::write(&a, "x").unwrap();
@@ -187,7 +188,6 @@ mod tests {
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&a).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
         assert_eq!(

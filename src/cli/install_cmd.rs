@@ -14,7 +14,7 @@ use crate::engine::paths::{load_plan, plan_path, state_dir};
 use crate::engine::plan::Plan;
 use crate::engine::report::{self, TextReport};
 use crate::model::Cluster;
-use crate::validate::{has_errors, validate};
+use crate::validate::validate;
 
 pub(super) fn report_error(e: &ConfError, json: bool) -> Outcome {
     if json {
@@ -27,29 +27,39 @@ pub(super) fn report_error(e: &ConfError, json: bool) -> Outcome {
 
 /// Conf and plan, validated. Err is the outcome to exit with (already reported).
 fn load(conf_dir: &Path, plan_flag: Option<&Path>, json: bool) -> Result<(Cluster, Plan), Outcome> {
-    let (cluster, _) = load_cluster(conf_dir, json)?;
+    let (cluster, _) = load_cluster(conf_dir, json, &[])?;
     let path = plan_path(conf_dir, &cluster, plan_flag);
     let plan = load_plan(&path).map_err(|e| report_error(&e, json))?;
     Ok((cluster, plan))
 }
 
 /// The conf, validated (errors reported, Err is the outcome to exit with), and its source.
+/// Errors whose code is in `tolerated` do not stop it: they are said on stderr.
 pub(super) fn load_cluster(
     conf_dir: &Path,
     json: bool,
+    tolerated: &[&str],
 ) -> Result<(Cluster, conf::Source), Outcome> {
     let (cluster, source) = conf::load(conf_dir).map_err(|e| report_error(&e, json))?;
     let found = validate(&cluster);
-    if has_errors(&found) {
-        if json {
-            println!("{}", findings::json(&found));
-        } else {
+    let error = |f: &&crate::validate::Finding| f.severity == crate::validate::Severity::Error;
+    if !found
+        .iter()
+        .filter(error)
+        .any(|f| !tolerated.contains(&f.code))
+    {
+        if found.iter().any(|f| error(&f)) {
             eprint!("{}", findings::text(&found));
-            eprintln!("kswizard: {}", findings::summary(&cluster, &found));
         }
-        return Err(Outcome::Failed);
+        return Ok((cluster, source));
     }
-    Ok((cluster, source))
+    if json {
+        println!("{}", findings::json(&found));
+    } else {
+        eprint!("{}", findings::text(&found));
+        eprintln!("kswizard: {}", findings::summary(&cluster, &found));
+    }
+    Err(Outcome::Failed)
 }
 
 pub fn plan(conf_dir: &Path, plan_flag: Option<&Path>, format: Format) -> Outcome {
@@ -126,7 +136,7 @@ pub struct InstallArgs<'a> {
 }
 
 /// The command line's `--retry` / `--skip` as the engine's commands; `Err` names the bad one.
-fn decisions(retry: &[String], skip: &[String]) -> Result<Vec<Command>, String> {
+pub(super) fn decisions(retry: &[String], skip: &[String]) -> Result<Vec<Command>, String> {
     let mut out = Vec::new();
     for r in retry {
         let (node, step) = r

@@ -119,18 +119,12 @@ pub enum Command {
         /// The hosts to remove, by their hosts.ini names.
         #[arg(value_name = "NODE", required = true)]
         nodes: Vec<String>,
-        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
-        #[arg(long, default_value = "conf")]
-        conf: PathBuf,
-        /// Where the journals and the installed record live (default: .kswizard next to the conf).
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Do not ask (needed without a terminal).
-        #[arg(long)]
-        yes: bool,
-        /// Output JSON lines (the quorum check, then the engine's events) instead of text.
-        #[arg(long)]
-        json: bool,
+        /// Go on with the unfinished remove without NODE's STEP: `NODE:node-reset` for a leaving
+        /// host that cannot be reached (a dead master). Repeatable.
+        #[arg(long, value_name = "NODE:STEP")]
+        skip: Vec<String>,
+        #[command(flatten)]
+        op: OpArgs,
     },
     /// Undo the install on hosts (all by default): kubeadm reset, etcd, the built-in LB, the
     /// kubelet and containerd, the bundle's files, /etc/hosts line. Asks for the cluster's name
@@ -139,18 +133,8 @@ pub enum Command {
         /// The hosts to reset, by their hosts.ini names (default: every host).
         #[arg(value_name = "NODE")]
         nodes: Vec<String>,
-        /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
-        #[arg(long, default_value = "conf")]
-        conf: PathBuf,
-        /// Where the journals and the installed record live (default: .kswizard next to the conf).
-        #[arg(long)]
-        state: Option<PathBuf>,
-        /// Do not ask for the cluster's name (for scripts).
-        #[arg(long)]
-        yes: bool,
-        /// Output JSON lines (the engine's events) instead of text.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        op: OpArgs,
     },
     /// The apiserver load balancer: its frontend and every master's apiserver behind it.
     Lb {
@@ -222,6 +206,24 @@ pub enum Command {
         #[command(subcommand)]
         action: lab_cmd::LabAction,
     },
+}
+
+/// What every day-2 operation's command takes.
+#[derive(clap::Args, Debug)]
+pub struct OpArgs {
+    /// The conf directory: hosts.ini and common.yaml (or vars.yml), kswizard.yaml.
+    #[arg(long, default_value = "conf")]
+    pub conf: PathBuf,
+    /// Where the journals and the installed record live (default: .kswizard next to the conf).
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Do not ask (remove: the confirmation, needed without a terminal; reset: the cluster's
+    /// name, for scripts).
+    #[arg(long)]
+    pub yes: bool,
+    /// Output JSON lines (remove: the quorum check first; then the engine's events).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -352,32 +354,8 @@ pub fn main() -> ExitCode {
             skip: &skip,
             json: output == Format::Json,
         }),
-        Some(Command::Remove {
-            nodes,
-            conf,
-            state,
-            yes,
-            json,
-        }) => remove_cmd::run(remove_cmd::RemoveArgs {
-            conf: &conf,
-            state: state.as_deref(),
-            nodes: &nodes,
-            yes,
-            json,
-        }),
-        Some(Command::Reset {
-            nodes,
-            conf,
-            state,
-            yes,
-            json,
-        }) => reset_cmd::run(reset_cmd::ResetArgs {
-            conf: &conf,
-            state: state.as_deref(),
-            nodes: &nodes,
-            yes,
-            json,
-        }),
+        Some(Command::Remove { nodes, skip, op }) => remove_cmd::run(&nodes, &skip, &op),
+        Some(Command::Reset { nodes, op }) => reset_cmd::run(&nodes, &op),
         Some(Command::Lb {
             command:
                 LbCommand::Status {

@@ -8,20 +8,17 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use super::Outcome;
-use super::install_cmd::{ask, load_cluster, outcome, report_error, run_reported};
+use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_reported};
+use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
 use crate::engine::paths::state_dir;
 use crate::ops::{self, quorum};
 
-pub struct RemoveArgs<'a> {
-    pub conf: &'a Path,
-    pub state: Option<&'a Path>,
-    pub nodes: &'a [String],
-    pub yes: bool,
-    pub json: bool,
-}
+/// Conf errors a remove goes on with: removing a master of three (stacked etcd, or etcd on the
+/// masters) leaves two members, an even count that install refuses until a host is added or
+/// removed; a remove (or reset) must still be possible then.
+pub(super) const TOLERATED: &[&str] = &["etcd-count-even"];
 
 /// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
 /// go on, so that no host is left half removed and out of mind.
@@ -45,12 +42,19 @@ fn refuse(why: &str, json: bool) -> Outcome {
     Outcome::Failed
 }
 
-pub fn run(a: RemoveArgs) -> Outcome {
-    let (cluster, source) = match load_cluster(a.conf, a.json) {
+pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
+    let skips = match decisions(&[], skip) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
+    };
+    let (cluster, source) = match load_cluster(&a.conf, a.json, TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };
-    let state = state_dir(a.conf, a.state);
+    let state = state_dir(&a.conf, a.state.as_deref());
     let record = match Installed::load(&state) {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -64,7 +68,7 @@ pub fn run(a: RemoveArgs) -> Outcome {
         }
         Err(e) => return report_error(&e, a.json),
     };
-    let asked: BTreeSet<String> = a.nodes.iter().cloned().collect();
+    let asked: BTreeSet<String> = nodes.iter().cloned().collect();
     if let Some(pending) = read_pending(&state) {
         if pending != asked {
             let names: Vec<String> = pending.into_iter().collect();
@@ -78,11 +82,11 @@ pub fn run(a: RemoveArgs) -> Outcome {
         }
         // Killed after the conf was written: only the installed record is left to update.
         if asked.iter().all(|n| cluster.host(n).is_none()) {
-            return finish(&cluster, &source, a.conf, &state, &record, &asked, a.json);
+            return finish(&cluster, &source, &a.conf, &state, &record, &asked, a.json);
         }
     }
     let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
-    let leaving = match quorum::leaving(&cluster, &installed, a.nodes) {
+    let leaving = match quorum::leaving(&cluster, &installed, nodes) {
         Ok(l) => l,
         Err(r) => return refuse(&r.to_string(), a.json),
     };
@@ -135,6 +139,9 @@ pub fn run(a: RemoveArgs) -> Outcome {
         "kswizard: removing {} (drain, kubeadm reset, node object deleted, etcd member removed, backends and endpoint lists re-wired; then the conf)\n{arithmetic}\n  (etcd asked on {from})",
         names.join(", ")
     );
+    if let Some(note) = arithmetic.even_note() {
+        eprintln!("{note}");
+    }
     if !a.yes {
         if !std::io::stdin().is_terminal() {
             eprintln!(
@@ -151,21 +158,34 @@ pub fn run(a: RemoveArgs) -> Outcome {
         eprintln!("kswizard: {}: {e}", pending_path(&state).display());
         return Outcome::BadInput;
     }
-    let op = match ops::prepare(a.conf, a.state, &cluster, "remove", &names) {
+    let mut op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "remove", &names) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
     };
+    // The operator's skips apply to the unfinished remove: the engine checks that each names a
+    // skippable step that failed there.
+    if !skips.is_empty() {
+        op.options.resume = true;
+        op.options.decisions = skips;
+    }
     let resume_hint = format!(
         "kswizard remove {} --conf {}",
         names.join(" "),
         a.conf.display()
     );
     match run_reported(op.cluster, op.plan, op.options, a.json, false) {
-        Ok((Some(Ok(s)), ..)) if s.failed == 0 && s.skipped == 0 => {
-            finish(&cluster, &source, a.conf, &state, &record, &leaving, a.json)
+        // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 => finish(
+            &cluster, &source, &a.conf, &state, &record, &leaving, a.json,
+        ),
+        Ok((Some(Ok(_)), ..)) => {
+            eprintln!(
+                "kswizard: the remove did not end; the hosts stay in the conf. Fix what failed (above) and run `{resume_hint}` again: it goes on where it stopped. A leaving host that cannot be reached: add --skip HOST:node-reset."
+            );
+            Outcome::Failed
         }
         other => outcome(other, a.json, &resume_hint),
     }

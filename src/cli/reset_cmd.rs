@@ -8,28 +8,20 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::Outcome;
 use super::install_cmd::{load_cluster, outcome, report_error, run_reported};
+use super::{OpArgs, Outcome};
 use crate::engine::executor;
 use crate::engine::installed::Installed;
 use crate::engine::journal::{self, Journal};
 use crate::engine::paths::state_dir;
 use crate::ops::{self, reset};
 
-pub struct ResetArgs<'a> {
-    pub conf: &'a Path,
-    pub state: Option<&'a Path>,
-    pub nodes: &'a [String],
-    pub yes: bool,
-    pub json: bool,
-}
-
-pub fn run(a: ResetArgs) -> Outcome {
-    let (cluster, _) = match load_cluster(a.conf, a.json) {
+pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
+    let (cluster, _) = match load_cluster(&a.conf, a.json, super::remove_cmd::TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };
-    let hosts = match reset::targets(&cluster, a.nodes) {
+    let hosts = match reset::targets(&cluster, nodes) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("kswizard: {e}");
@@ -52,14 +44,14 @@ pub fn run(a: ResetArgs) -> Outcome {
         }
     }
     let names: Vec<String> = hosts.iter().cloned().collect();
-    let op = match ops::prepare(a.conf, a.state, &cluster, "reset", &names) {
+    let op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "reset", &names) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
     };
-    let state = state_dir(a.conf, a.state);
+    let state = state_dir(&a.conf, a.state.as_deref());
     let resume_hint = format!(
         "kswizard reset --yes --conf {} {}",
         a.conf.display(),
@@ -82,7 +74,12 @@ pub fn run(a: ResetArgs) -> Outcome {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
-        if !a.json {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({ "event": "reset", "hosts": done, "all": done.len() == cluster.hosts.len() })
+            );
+        } else {
             println!(
                 "reset {}: the next `kswizard install` {}; the conf is unchanged",
                 done.iter().cloned().collect::<Vec<_>>().join(", "),

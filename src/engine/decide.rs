@@ -111,7 +111,12 @@ pub fn schedule(
                 s.aborted.push(key);
                 continue;
             }
-            let unchanged = replay.steps.get(&key).is_some_and(|p| p.fp == fp);
+            // A step that never started on its node (attempt 0: it could not be reached) has no
+            // content that could have changed since the operator chose to skip it.
+            let unchanged = replay
+                .steps
+                .get(&key)
+                .is_some_and(|p| p.fp == fp || p.attempt == 0);
             if replay.skipped.contains(&key) && unchanged {
                 // Not run again, like a finished step.
                 s.skipped.push(key.clone());

@@ -671,6 +671,65 @@ mod tests {
         assert!(json.get("etcd").is_none(), "{json}");
     }
 
+    /// (node, step) -> fingerprint of every step the plan runs on `c`.
+    fn fingerprints(p: &Plan, c: &Cluster) -> HashMap<(String, String), String> {
+        let mut out = HashMap::new();
+        for (h, np) in c.hosts.iter().zip(p.expand(c)) {
+            let env = crate::engine::executor::base_env(c, h, "id");
+            for s in np.steps {
+                let fp = p.step(&s).unwrap().fingerprint(&env);
+                out.insert((np.node.clone(), s), fp);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn adding_hosts_reruns_only_the_bundled_plans_membership_steps_on_the_others() {
+        let p = crate::engine::paths::load_plan(Path::new(crate::engine::paths::BUNDLED)).unwrap();
+        let serial: Vec<&str> = p
+            .steps
+            .iter()
+            .filter(|s| s.serial)
+            .map(|s| s.id.as_str())
+            .collect();
+        assert_eq!(serial, ["etcd-start", "apiserver-etcd"]);
+        for mode in [LbMode::External, LbMode::BuiltIn] {
+            let mut c = Cluster::default();
+            for i in 1..=6 {
+                c.hosts
+                    .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+            }
+            c.apply_preset();
+            c.lb.mode = mode;
+            c.lb.address = Some("10.0.0.200".into());
+            c.lb.port = 8443;
+            let before = fingerprints(&p, &c);
+            // A worker, a master, two etcd hosts.
+            for (i, roles) in [(7, "w"), (8, "m"), (9, "e"), (10, "e")] {
+                let mut h = Host::new(format!("n{i}"), format!("10.0.0.{i}"));
+                h.roles.worker = roles == "w";
+                h.roles.master = roles == "m";
+                h.roles.etcd = roles == "e";
+                c.hosts.push(h);
+            }
+            let after = fingerprints(&p, &c);
+            let mut changed: Vec<&str> = before
+                .iter()
+                .filter(|(k, fp)| after.get(*k) != Some(*fp))
+                .map(|((_, s), _)| s.as_str())
+                .collect();
+            changed.sort_unstable();
+            changed.dedup();
+            let mut want = vec!["apiserver-etcd", "etcd-members", "join-token", "verify"];
+            if mode == LbMode::BuiltIn {
+                want.insert(3, "lb-built-in");
+            }
+            assert_eq!(changed, want, "{mode:?}");
+            assert!(changed.iter().all(|s| p.step(s).unwrap().membership));
+        }
+    }
+
     #[test]
     fn the_bundled_plan_runs_its_own_etcd_steps_only_for_external_etcd() {
         let p = crate::engine::paths::load_plan(Path::new(crate::engine::paths::BUNDLED)).unwrap();

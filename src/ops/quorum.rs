@@ -183,6 +183,21 @@ impl Arithmetic {
     }
 }
 
+impl Arithmetic {
+    /// A note when members leave and an even number stays: no more failures tolerated than with
+    /// one fewer, and `install` refuses the conf until one is added or removed.
+    pub fn even_note(&self) -> Option<String> {
+        (!self.removing.is_empty() && self.staying > 0 && self.staying.is_multiple_of(2)).then(|| {
+            format!(
+                "  note: {} etcd members tolerate {} failure(s), as {} do; install refuses the even count (etcd-count-even) until an etcd host is added or removed",
+                self.staying,
+                (self.staying - 1) / 2,
+                self.staying - 1
+            )
+        })
+    }
+}
+
 impl fmt::Display for Arithmetic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(

@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use crate::engine::journal::{self, Record};
 use crate::model::Cluster;
 
-/// The hosts to reset: `names` (each a host of the conf), else every host.
+/// The hosts to reset: `names` (each a host of the conf; etcd members only with every host),
+/// else every host.
 pub fn targets(cluster: &Cluster, names: &[String]) -> Result<BTreeSet<String>, String> {
     if names.is_empty() {
         return Ok(cluster.hosts.iter().map(|h| h.name.clone()).collect());
@@ -16,12 +17,43 @@ pub fn targets(cluster: &Cluster, names: &[String]) -> Result<BTreeSet<String>, 
         .filter(|n| cluster.host(n).is_none())
         .map(String::as_str)
         .collect();
-    if unknown.is_empty() {
-        Ok(names.iter().cloned().collect())
-    } else {
-        Err(format!(
+    if !unknown.is_empty() {
+        return Err(format!(
             "not a host of the conf: {} (the names are hosts.ini's)",
             unknown.join(", ")
+        ));
+    }
+    let set: BTreeSet<String> = names.iter().cloned().collect();
+    if set.len() == cluster.hosts.len() {
+        return Ok(set);
+    }
+    // Some hosts only: an etcd member's data would go while the cluster still counts it (and
+    // may need it for quorum). `remove` takes members out properly.
+    let members: Vec<&str> = cluster
+        .hosts
+        .iter()
+        .filter(|h| set.contains(&h.name))
+        .filter(|h| {
+            if cluster.settings.etcd_topology.is_external() {
+                h.roles.etcd
+            } else {
+                h.roles.master
+            }
+        })
+        .map(|h| h.name.as_str())
+        .collect();
+    if members.is_empty() {
+        Ok(set)
+    } else {
+        Err(format!(
+            "{} {}: resetting it alone leaves the cluster counting a member without its data; `kswizard remove {}` takes it out (then add it back), or reset every host",
+            members.join(", "),
+            if members.len() == 1 {
+                "runs an etcd member"
+            } else {
+                "run etcd members"
+            },
+            members.join(" ")
         ))
     }
 }
@@ -91,12 +123,19 @@ mod tests {
         let c = cluster();
         assert_eq!(targets(&c, &[]).unwrap().len(), 4);
         assert_eq!(
-            targets(&c, &["n2".into()]).unwrap(),
-            BTreeSet::from(["n2".to_string()])
-        );
-        assert_eq!(
             targets(&c, &["n2".into(), "x".into()]).unwrap_err(),
             "not a host of the conf: x (the names are hosts.ini's)"
+        );
+        // n2 is an etcd member (the preset's masters): alone it is refused, with every host not.
+        assert_eq!(
+            targets(&c, &["n2".into()]).unwrap_err(),
+            "n2 runs an etcd member: resetting it alone leaves the cluster counting a member without its data; `kswizard remove n2` takes it out (then add it back), or reset every host"
+        );
+        let every: Vec<String> = c.hosts.iter().map(|h| h.name.clone()).collect();
+        assert_eq!(targets(&c, &every).unwrap().len(), 4);
+        assert_eq!(
+            targets(&c, &["n4".into()]).unwrap(),
+            BTreeSet::from(["n4".to_string()])
         );
     }
 
@@ -117,7 +156,7 @@ mod tests {
     #[test]
     fn a_reset_of_every_host_says_so_in_the_journal() {
         let c = cluster();
-        let some = BTreeSet::from(["n1".to_string()]);
+        let some = BTreeSet::from(["n4".to_string()]);
         assert!(matches!(
             record(&c, &some),
             Record::Reset { all: false, .. }

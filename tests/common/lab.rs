@@ -165,6 +165,11 @@ impl Drop for Tmpfs {
 /// HTTPS `/readyz` at `addr` (an apiserver or an LB), without certificate check, waiting at most
 /// 1 s: its HTTP status, 0 when none.
 pub fn readyz(addr: &str) -> u32 {
+    readyz_within(addr, 1)
+}
+
+/// `readyz` waiting at most `secs` (a slow answer on a loaded machine is still an answer).
+pub fn readyz_within(addr: &str, secs: u32) -> u32 {
     let out = Command::new("curl")
         .args([
             "-k",
@@ -174,8 +179,8 @@ pub fn readyz(addr: &str) -> u32 {
             "-w",
             "%{http_code}",
             "--max-time",
-            "1",
         ])
+        .arg(secs.to_string())
         .arg(format!("https://{addr}/readyz"))
         .output()
         .unwrap();

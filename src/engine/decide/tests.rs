@@ -309,3 +309,27 @@ fn a_step_sees_only_the_values_it_needs() {
         Err(vec!["URL".to_string()])
     );
 }
+
+/// A step that failed before it started (its node could not be reached: an `end` without a
+/// `start`) and that the operator skipped is not run again: `kswizard remove --skip` of a dead
+/// host's reset.
+#[test]
+fn a_skipped_step_that_never_started_is_not_run() {
+    let mut r = replay(&[
+        ("m1", "prep", state("prep", 1, Some(Status::Ok))),
+        (
+            "w1",
+            "prep",
+            StepState {
+                attempt: 0,
+                fp: String::new(),
+                status: Some(Status::Failed),
+                reason: Some("w1: cannot connect".into()),
+            },
+        ),
+    ]);
+    r.decided("w1", "prep", "skip");
+    let s = schedule(&node_plans(), &fps(&[]), &r);
+    assert!(s.skipped.contains(&("w1".into(), "prep".into())), "{s:?}");
+    assert!(!todo(&s, "w1").iter().any(|(step, ..)| step == "prep"));
+}

@@ -19,7 +19,7 @@ fn six() -> Cluster {
 }
 
 fn names(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| s.to_string()).collect()
+    v.iter().map(ToString::to_string).collect()
 }
 
 fn all_installed(c: &Cluster) -> BTreeSet<String> {
@@ -46,7 +46,7 @@ fn hosts_that_leave_are_named_in_the_conf_and_installed() {
         leaving(&c, &all, &names(&["worker1", "master2", "worker1"])),
         Ok(["master2", "worker1"]
             .iter()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect())
     );
     assert_eq!(leaving(&c, &all, &[]), Err(Refusal::Nothing));
@@ -150,6 +150,18 @@ fn the_refusal_shows_the_numbers() {
          \x20 staying               2 (1 healthy)\n\
          \x20 quorum after          2 of 2: 1 healthy staying < 2 needed: refused (bring a member back first)"
     );
+}
+
+#[test]
+fn an_even_count_left_is_said() {
+    let three = [member(1, true), member(2, true), member(3, true)];
+    let note = check(&three, &ips(&[3])).unwrap().even_note().unwrap();
+    assert!(
+        note.contains("2 etcd members tolerate 0 failure(s), as 1 do"),
+        "{note}"
+    );
+    assert_eq!(check(&three, &ips(&[2, 3])).unwrap().even_note(), None);
+    assert_eq!(check(&three, &ips(&[9])).unwrap().even_note(), None);
 }
 
 #[test]

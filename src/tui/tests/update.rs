@@ -928,7 +928,7 @@ fn engine_events_drive_each_nodes_progress() {
         ],
     );
     let m1 = node(&s, 0);
-    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 12, 1200));
+    assert_eq!((m1.done, m1.steps.len(), m1.elapsed_ms), (1, 15, 1200));
     assert_eq!(m1.state(), NodeState::Waiting);
     let n2 = node(&s, 4);
     assert_eq!(n2.state(), NodeState::Failed);
@@ -936,7 +936,7 @@ fn engine_events_drive_each_nodes_progress() {
         n2.failed,
         Some(("os-prep".to_string(), "exit code 1".to_string()))
     );
-    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 40));
+    assert_eq!(s.install.as_ref().unwrap().totals(), (1, 45));
 
     // The log keeps the newest LOG_LINES lines.
     let lines = (0..LOG_LINES + 10).map(|i| output("master2", "os-prep", &format!("line {i}")));
