@@ -85,13 +85,7 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
             return finish(&cluster, &source, &a.conf, &state, &record, &asked, a.json);
         }
     }
-    let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
-    let leaving = match quorum::leaving(&cluster, &installed, nodes) {
-        Ok(l) => l,
-        Err(r) => return refuse(&r.to_string(), a.json),
-    };
-
-    // The pre-check: the etcd members as a staying master sees them, and the arithmetic.
+    // The pre-check: the hosts, the etcd members as a staying master sees them, the arithmetic.
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -99,33 +93,29 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
             return Outcome::BadInput;
         }
     };
-    let members = rt.block_on(ops::remove::etcd_members(&cluster, &leaving, &state));
+    let checked = rt.block_on(ops::remove::precheck(&cluster, &record, nodes, &state));
     drop(rt);
-    let (members, from) = match members {
-        Ok(m) => m,
+    let ops::remove::Checked {
+        leaving,
+        arithmetic,
+        asked_on: from,
+    } = match checked {
+        Ok(c) => c,
         Err(e) => {
-            return refuse(
-                &format!("cannot check etcd quorum, so nothing is removed: {e}"),
-                a.json,
-            );
-        }
-    };
-    let ips: BTreeSet<String> = cluster
-        .hosts
-        .iter()
-        .filter(|h| leaving.contains(&h.name))
-        .map(|h| h.node_ip().to_string())
-        .collect();
-    let arithmetic = match quorum::check(&members, &ips) {
-        Ok(a) => a,
-        Err(r) => {
-            if let (true, quorum::Refusal::Quorum(arith)) = (a.json, &r) {
+            if let (
+                true,
+                ops::remove::NotRemoved::Etcd {
+                    refusal: quorum::Refusal::Quorum(arith),
+                    asked_on,
+                },
+            ) = (a.json, &e)
+            {
                 println!(
                     "{}",
-                    serde_json::json!({ "event": "quorum", "asked": from, "arithmetic": arith, "keeps_quorum": false })
+                    serde_json::json!({ "event": "quorum", "asked": asked_on, "arithmetic": arith, "keeps_quorum": false })
                 );
             }
-            return refuse(&format!("{r}\n  (etcd asked on {from})"), a.json);
+            return refuse(&e.to_string(), a.json);
         }
     };
     let names: Vec<String> = leaving.iter().cloned().collect();

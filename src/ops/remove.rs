@@ -87,31 +87,48 @@ pub struct Checked {
     pub asked_on: String,
 }
 
-impl std::fmt::Display for Checked {
+/// Why the pre-check says no.
+#[derive(Debug, Clone)]
+pub enum NotRemoved {
+    /// The hosts cannot leave (not in the conf, not installed, every master or etcd member).
+    Hosts(quorum::Refusal),
+    /// No staying master could list the etcd members.
+    NoMembers(String),
+    /// etcd would lose quorum (`quorum::check`), as the members listed on `asked_on` say.
+    Etcd {
+        refusal: quorum::Refusal,
+        asked_on: String,
+    },
+}
+
+impl std::fmt::Display for NotRemoved {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}\n  (etcd asked on {})",
-            self.arithmetic, self.asked_on
-        )
+        match self {
+            NotRemoved::Hosts(r) => write!(f, "{r}"),
+            NotRemoved::NoMembers(e) => {
+                write!(f, "cannot check etcd quorum, so nothing is removed: {e}")
+            }
+            NotRemoved::Etcd { refusal, asked_on } => {
+                write!(f, "{refusal}\n  (etcd asked on {asked_on})")
+            }
+        }
     }
 }
 
-/// The whole pre-check of removing `names` (the wizard's; `kswizard remove` does the same steps
-/// inline): installed hosts of the conf that may leave (`quorum::leaving`), and the etcd members
-/// as a staying master sees them keeping quorum without theirs (`quorum::check`). `Err` says why
-/// not, with the arithmetic when quorum is the reason.
+/// The whole pre-check of removing `names`, for `kswizard remove` and the wizard's delete:
+/// installed hosts of the conf that may leave (`quorum::leaving`), and the etcd members as a
+/// staying master sees them keeping quorum without theirs (`quorum::check`).
 pub async fn precheck(
     cluster: &Cluster,
     record: &crate::engine::installed::Installed,
     names: &[String],
     state_dir: &Path,
-) -> Result<Checked, String> {
+) -> Result<Checked, NotRemoved> {
     let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
-    let leaving = quorum::leaving(cluster, &installed, names).map_err(|r| r.to_string())?;
+    let leaving = quorum::leaving(cluster, &installed, names).map_err(NotRemoved::Hosts)?;
     let (members, asked_on) = etcd_members(cluster, &leaving, state_dir)
         .await
-        .map_err(|e| format!("cannot check etcd quorum, so nothing is removed: {e}"))?;
+        .map_err(NotRemoved::NoMembers)?;
     let ips: BTreeSet<String> = cluster
         .hosts
         .iter()
@@ -124,7 +141,7 @@ pub async fn precheck(
             arithmetic,
             asked_on,
         }),
-        Err(r) => Err(format!("{r}\n  (etcd asked on {asked_on})")),
+        Err(refusal) => Err(NotRemoved::Etcd { refusal, asked_on }),
     }
 }
 

@@ -220,9 +220,17 @@ async fn prepare_remove(cluster: &Cluster, dir: &Path, node: &str) -> Result<Str
     let record = Installed::load(&state)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{node}: nothing was installed from this conf"))?;
-    crate::ops::remove::precheck(cluster, &record, &[node.to_string()], &state)
+    let checked = crate::ops::remove::precheck(cluster, &record, &[node.to_string()], &state)
         .await
-        .map(|checked| checked.to_string())
+        .map_err(|e| e.to_string())?;
+    let mut text = format!(
+        "{}\n  (etcd asked on {})",
+        checked.arithmetic, checked.asked_on
+    );
+    if let Some(note) = checked.arithmetic.even_note() {
+        text.push_str(&format!("\n{note}"));
+    }
+    Ok(text)
 }
 
 /// Run the engine (`run`: the install or an operation, given its event, "continue anyway?" and
