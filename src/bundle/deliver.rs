@@ -54,14 +54,19 @@ pub fn to_send<'a>(
 
 /// The node-side script that takes one file on its standard input: written beside its target,
 /// checked against its sha256, given its mode, then renamed into place, so the target is never
-/// a partial file and a running binary is replaced, not overwritten.
+/// a partial file and a running binary is replaced, not overwritten. A file for its owner only
+/// (an etcd snapshot: 0600) is written under umask 077, so it is never readable by others, even
+/// while it arrives, and a directory made for it is 0700.
 pub fn receive_script(e: &Entry) -> String {
+    // No permission for the group or others: mode & 0o077 is 0.
+    let private = e.mode_bits().trailing_zeros() >= 6;
     format!(
-        "set -e; umask 022; t='{t}'; p=\"$t.ksw-part\"; mkdir -p \"$(dirname \"$t\")\"; \
+        "set -e; umask {umask}; t='{t}'; p=\"$t.ksw-part\"; mkdir -p \"$(dirname \"$t\")\"; \
          head -c {size} >\"$p\"; s=$(sha256sum \"$p\"); s=${{s%% *}}; \
          if [ \"$s\" != {sha} ]; then rm -f \"$p\"; \
          echo \"sha256 of $t is $s after the copy, expected {sha} (the copy was cut or damaged)\"; exit 1; fi; \
          chmod {mode} \"$p\"; mv -f \"$p\" \"$t\"",
+        umask = if private { "077" } else { "022" },
         t = e.target,
         size = e.size,
         sha = e.sha256.to_ascii_lowercase(),
@@ -214,6 +219,12 @@ mod tests {
         let rename = s.find("mv -f").unwrap();
         assert!(check < rename, "{s}");
         assert!(s.contains("head -c 3 "), "{s}");
+        assert!(s.contains("umask 022;"), "{s}");
+        let private = Entry {
+            mode: "0600".into(),
+            ..m.files[0].clone()
+        };
+        assert!(receive_script(&private).contains("umask 077;"));
         assert!(sums_command(&[&m.files[0]]).contains("'/usr/local/bin/kubelet'"));
         assert_eq!(rate(30_000_000, 2.0), "30.0 MB in 2.0 s (15.0 MB/s)");
     }

@@ -268,7 +268,7 @@ pub fn install(a: InstallArgs) -> Outcome {
         ..Options::new(state)
     };
     let resume_hint = format!("kswizard install --resume --conf {}", a.conf.display());
-    match run_reported(cluster, plan, opts, a.json, ask_warnings) {
+    match run_reported(cluster, plan, opts, a.json, ask_warnings, None) {
         Ok((Some(Ok(s)), _, text)) if s.failed == 0 && s.skipped == 0 => {
             if !a.json {
                 print(&text.reach(&installed));
@@ -289,13 +289,15 @@ pub(super) type Ran = (
 
 /// Run the engine (the install or a day-2 operation: `opts.operation`) with its report printed
 /// as it goes, text or JSON lines; Ctrl-C stops kswizard, not the steps. `ask_warnings`: preflight
-/// warnings ask "continue anyway?" on the terminal. `Err` is the outcome to exit with.
+/// warnings ask "continue anyway?" on the terminal. `resumed_by`: the command that goes on with
+/// an operation after a failure (`None`: the install's). `Err` is the outcome to exit with.
 pub(super) fn run_reported(
     cluster: Cluster,
     plan: Plan,
     mut opts: Options,
     json: bool,
     ask_warnings: bool,
+    resumed_by: Option<String>,
 ) -> Result<Ran, Outcome> {
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -310,7 +312,7 @@ pub(super) fn run_reported(
         let (confirm, mut asks) =
             tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<bool>>(1);
         let printer = tokio::spawn(async move {
-            let mut text = TextReport::default();
+            let mut text = resumed_by.map_or_else(TextReport::default, TextReport::resumed_by);
             // What the steps did so far, for a summary of an interrupted run.
             let mut seen = Summary::default();
             // A closed stdout (`| head`, a reader that went away) must not stop the run:

@@ -4,6 +4,7 @@
 mod bundle_cmd;
 mod copy_id_cmd;
 mod demo_cmd;
+mod etcd_cmd;
 mod findings;
 mod install_cmd;
 mod lab_cmd;
@@ -201,6 +202,12 @@ pub enum Command {
         #[command(subcommand)]
         action: bundle_cmd::BundleAction,
     },
+    /// etcd backup and restore: `etcd backup` keeps a snapshot on this machine, `etcd restore`
+    /// restores the whole etcd cluster from one.
+    Etcd {
+        #[command(subcommand)]
+        action: etcd_cmd::EtcdAction,
+    },
     /// Local SSH nodes for trying kswizard out and for tests (needs root).
     Lab {
         #[command(subcommand)]
@@ -381,6 +388,7 @@ pub fn main() -> ExitCode {
             hosts: &hosts,
         }),
         Some(Command::Bundle { action }) => bundle_cmd::run(action),
+        Some(Command::Etcd { action }) => etcd_cmd::run(action),
         Some(Command::Lab { action }) => lab_cmd::run(action),
         Some(Command::Demo {
             headless,

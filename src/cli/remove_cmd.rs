@@ -166,7 +166,14 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         names.join(" "),
         a.conf.display()
     );
-    match run_reported(op.cluster, op.plan, op.options, a.json, false) {
+    match run_reported(
+        op.cluster,
+        op.plan,
+        op.options,
+        a.json,
+        false,
+        Some(resume_hint.clone()),
+    ) {
         // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
         Ok((Some(Ok(s)), ..)) if s.failed == 0 => finish(
             &cluster, &source, &a.conf, &state, &record, &leaving, a.json,

@@ -57,7 +57,14 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         a.conf.display(),
         names.join(" ")
     );
-    let ran = run_reported(op.cluster, op.plan, op.options, a.json, false);
+    let ran = run_reported(
+        op.cluster,
+        op.plan,
+        op.options,
+        a.json,
+        false,
+        Some(resume_hint.clone()),
+    );
 
     // What was reset, as the operation's journal says (also after a failure on some hosts).
     let replay = match journal::replay(&executor::journal_for(&state, "reset")) {

@@ -17,7 +17,7 @@ use super::events::{Event, Status, Summary};
 use super::installed;
 use super::journal::{self, Journal, Record, Replay};
 use super::node::NodeRun;
-use super::plan::{NodePlan, Plan, fingerprint};
+use super::plan::{Delivery, NodePlan, Plan, fingerprint};
 use super::preflight;
 use super::runner;
 use super::shared::{Board, JournalWriter, Secrets, Shared, StepEnd, fail_rest};
@@ -43,6 +43,9 @@ pub struct Options {
     pub bundle: Option<PathBuf>,
     /// Bundle files in flight at once, across all nodes.
     pub transfers: usize,
+    /// The etcd snapshot file a plan's `deliver: snapshot` step gives its nodes
+    /// (`kswizard etcd restore`).
+    pub snapshot: Option<PathBuf>,
     /// Ask before going on after a preflight with warnings (and no failures): the install sends
     /// a oneshot here once every node's `preflight` event is out, and waits for its answer before
     /// the journal is touched or any step runs. `true` goes on; `false` or a dropped answer ends
@@ -70,6 +73,7 @@ impl Options {
             reconnect_for: Duration::from_secs(120),
             bundle: None,
             transfers: 8,
+            snapshot: None,
             confirm_warnings: None,
             decisions: Vec::new(),
             operation: None,
@@ -480,7 +484,7 @@ fn fingerprints(
                 .map(|s| {
                     let fp = s.fingerprint(env);
                     let fp = match bundle {
-                        Some(m) if s.deliver => {
+                        Some(m) if s.deliver.is_some() => {
                             let files = crate::bundle::deliver::for_host(m, cluster, i);
                             super::plan::fingerprint(&[
                                 &fp,
@@ -497,19 +501,21 @@ fn fingerprints(
 }
 
 /// The install's bundle, when its plan delivers one: the manifest read and every file checked
-/// against it, before any node is touched.
+/// against it, before any node is touched. A plan delivering a snapshot gets it as a bundle of one.
 async fn checked_bundle(
     cluster: &Cluster,
     plan: &Plan,
     opts: &Options,
 ) -> Result<Option<Bundle>, EngineError> {
-    let delivers = (0..cluster.hosts.len()).any(|i| {
-        plan.steps
-            .iter()
-            .any(|s| s.deliver && s.targets(cluster, i))
-    });
-    if !delivers {
-        return Ok(None);
+    let delivery = plan
+        .steps
+        .iter()
+        .filter(|s| (0..cluster.hosts.len()).any(|i| s.targets(cluster, i)))
+        .find_map(|s| s.deliver);
+    match delivery {
+        None => return Ok(None),
+        Some(Delivery::Snapshot) => return snapshot_bundle(plan, opts).await.map(Some),
+        Some(Delivery::Bundle) => {}
     }
     let Some(dir) = opts.bundle.clone() else {
         return Err(EngineError::Bundle(BundleError::Manifest(ConfError::new(
@@ -544,6 +550,57 @@ async fn checked_bundle(
         manifest,
         transfers: tokio::sync::Semaphore::new(opts.transfers.max(1)),
     }))
+}
+
+/// `Options::snapshot` as a bundle of one file, for the roles of the plan's `deliver: snapshot`
+/// steps: written to `SNAPSHOT_TARGET`, 0600 (it holds the cluster's secrets). Its sha256 is
+/// taken here and checked on each node before the file is renamed into place.
+async fn snapshot_bundle(plan: &Plan, opts: &Options) -> Result<Bundle, EngineError> {
+    let Some(path) = opts.snapshot.clone() else {
+        return Err(EngineError::Bundle(BundleError::Manifest(ConfError::new(
+            &plan.file,
+            0,
+            "the plan delivers an etcd snapshot, but none was given (`kswizard etcd restore FILE`)",
+        ))));
+    };
+    let roles = plan
+        .steps
+        .iter()
+        .filter(|s| s.deliver == Some(Delivery::Snapshot))
+        .flat_map(|s| s.roles.iter().copied())
+        .collect();
+    let at = path.clone();
+    let (sha256, size) =
+        tokio::task::spawn_blocking(move || crate::bundle::manifest::sha256_file(&at))
+            .await
+            .map_err(|e| EngineError::Io(path.clone(), std::io::Error::other(e)))?
+            .map_err(|e| EngineError::Io(path.clone(), e))?;
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Bundle {
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        manifest: Manifest {
+            kubernetes: crate::model::KUBERNETES_VERSION.into(),
+            arch: String::new(),
+            files: vec![crate::bundle::Entry {
+                name: "etcd snapshot".into(),
+                version: format!("sha256:{}", &sha256[..12]),
+                file,
+                target: super::plan::SNAPSHOT_TARGET.into(),
+                mode: "0600".into(),
+                sha256,
+                size,
+                roles,
+                source: None,
+                member: None,
+                checksum_url: None,
+                standin: false,
+            }],
+        },
+        transfers: tokio::sync::Semaphore::new(opts.transfers.max(1)),
+    })
 }
 
 /// What an install of `plan` on `cluster` would run, given the journal's `replay`. Pure.
@@ -1109,6 +1166,7 @@ fn new_install_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::plan::Role;
     use crate::model::{Host, LbMode};
 
     fn ha3(mode: LbMode) -> Cluster {
@@ -1126,6 +1184,53 @@ mod tests {
 
     fn get<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
         env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_is_delivered_as_a_private_bundle_of_one_to_the_steps_roles() {
+        let plan = super::super::plan::parse(
+            "steps:\n- {id: snap, roles: [etcd], deliver: snapshot}\n",
+            Path::new("etcd-restore.yaml"),
+            |_| Ok(String::new()),
+        )
+        .unwrap();
+        let c = ha3(LbMode::External);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options::new(dir.path().into());
+        let Err(EngineError::Bundle(e)) = checked_bundle(&c, &plan, &opts).await else {
+            panic!("a snapshot plan without a snapshot must be refused");
+        };
+        assert!(
+            e.to_string().contains("`kswizard etcd restore FILE`"),
+            "{e}"
+        );
+        let file = dir.path().join("snapshot.db");
+        std::fs::write(&file, b"abc").unwrap();
+        let opts = Options {
+            snapshot: Some(file),
+            ..opts
+        };
+        let b = checked_bundle(&c, &plan, &opts).await.unwrap().unwrap();
+        let [e] = b.manifest.files.as_slice() else {
+            panic!("one entry: {:?}", b.manifest.files);
+        };
+        assert_eq!(
+            (
+                e.target.as_str(),
+                e.mode.as_str(),
+                e.size,
+                e.roles.as_slice()
+            ),
+            (
+                super::super::plan::SNAPSHOT_TARGET,
+                "0600",
+                3,
+                [Role::Etcd].as_slice()
+            )
+        );
+        // sha256("abc")
+        assert!(e.sha256.starts_with("ba7816bf8f01cfea"), "{}", e.sha256);
+        assert_eq!(b.dir, dir.path());
     }
 
     #[test]

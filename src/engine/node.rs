@@ -298,7 +298,7 @@ impl NodeRun<'_> {
                     return self.close().await;
                 }
             }
-            if step.deliver {
+            if step.deliver.is_some() {
                 match self.deliver(&mut pending[i]).await {
                     BatchEnd::AllOk => i += 1,
                     BatchEnd::Retry(_, after) => tokio::time::sleep(after).await,

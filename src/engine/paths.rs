@@ -94,7 +94,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(plan.steps, on_disk.steps);
-        assert!(plan.steps.iter().all(|s| s.deliver || !s.body.is_empty()));
+        assert!(
+            plan.steps
+                .iter()
+                .all(|s| s.deliver.is_some() || !s.body.is_empty())
+        );
     }
 
     fn files_under(dir: &Path, root: &Path, out: &mut Vec<(String, Vec<u8>)>) {

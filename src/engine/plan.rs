@@ -73,7 +73,7 @@ struct RawStep {
     lb: Option<Vec<LbMode>>,
     /// The etcd topologies it runs in (`etcd: [external]`); absent: both.
     etcd: Option<Vec<EtcdTopology>>,
-    /// `deliver: bundle`: kswizard itself copies the bundle's files to the node (no script).
+    /// `deliver: bundle` / `deliver: snapshot`: kswizard itself copies files to the node (no script).
     deliver: Option<Delivery>,
     /// The operator may skip it when it failed (`skippable: true`): nothing later needs it.
     #[serde(default)]
@@ -86,12 +86,18 @@ struct RawStep {
     serial: bool,
 }
 
-/// What a `deliver` step delivers; only the bundle so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// What a `deliver` step delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
-enum Delivery {
+pub enum Delivery {
+    /// The bundle's files each node's roles get (`Options::bundle`); only when the conf names one.
     Bundle,
+    /// One etcd snapshot (`Options::snapshot`) to `SNAPSHOT_TARGET`, 0600: `kswizard etcd restore`.
+    Snapshot,
 }
+
+/// Where a `deliver: snapshot` step puts the snapshot on its nodes (the restore's scripts read it).
+pub const SNAPSHOT_TARGET: &str = "/var/lib/kswizard-restore/snapshot.db";
 
 fn default_timeout() -> u64 {
     600
@@ -129,10 +135,10 @@ pub struct Step {
     /// for the other topology is not part of the install.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub etcd: Vec<EtcdTopology>,
-    /// kswizard copies the bundle's files to the node itself (`deliver: bundle`); no body. It
-    /// runs only when the conf names a bundle.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub deliver: bool,
+    /// kswizard copies files to the node itself (`deliver: bundle` or `snapshot`); no body. A
+    /// bundle's runs only when the conf names a bundle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deliver: Option<Delivery>,
     /// When it failed, the operator may skip it and the node goes on (`skippable: true`): the
     /// plan says nothing later depends on it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -266,7 +272,17 @@ pub fn parse(
             return Err(err(&r.id, "timeout must be at least 1 second".into()));
         }
         let (body, source) = match (&r.script, &r.run) {
-            (None, None) if r.deliver.is_some() => (String::new(), "deliver: bundle".to_string()),
+            (None, None) if r.deliver.is_some() => (
+                String::new(),
+                format!(
+                    "deliver: {}",
+                    if r.deliver == Some(Delivery::Bundle) {
+                        "bundle"
+                    } else {
+                        "snapshot"
+                    }
+                ),
+            ),
             (Some(_), _) | (_, Some(_)) if r.deliver.is_some() => {
                 return Err(err(
                     &r.id,
@@ -286,6 +302,15 @@ pub fn parse(
                 ));
             }
         };
+        // The install's deliveries share one transfer budget and one file list per node.
+        if let (Some(d), Some(other)) = (r.deliver, steps.iter().find_map(|s: &Step| s.deliver))
+            && d != other
+        {
+            return Err(err(
+                &r.id,
+                "a plan delivers either the bundle or a snapshot, not both".into(),
+            ));
+        }
         for name in r.outputs.iter().chain(&r.needs) {
             if !is_value_name(name) {
                 return Err(err(
@@ -326,7 +351,7 @@ pub fn parse(
             needs: r.needs,
             lb: r.lb.unwrap_or_default(),
             etcd: r.etcd.unwrap_or_default(),
-            deliver: r.deliver.is_some(),
+            deliver: r.deliver,
             skippable: r.skippable,
             membership: r.membership,
             serial: r.serial,
@@ -483,7 +508,7 @@ impl Step {
         if !self.etcd.is_empty() && !self.etcd.contains(&topology) {
             return false;
         }
-        if self.deliver && cluster.settings.bundle.is_none() {
+        if self.deliver == Some(Delivery::Bundle) && cluster.settings.bundle.is_none() {
             return false;
         }
         holds_any(&self.roles, cluster, host_index)
@@ -581,6 +606,26 @@ mod tests {
         assert_eq!(p.step("init").unwrap().body, "echo init.sh");
         assert_eq!(p.step("pre").unwrap().timeout, 600);
         assert!(p.step("pre").unwrap().become_root);
+    }
+
+    #[test]
+    fn a_snapshot_is_delivered_without_a_bundle_and_never_beside_one() {
+        let p = plan("steps:\n- {id: snap, roles: [etcd], deliver: snapshot}\n").unwrap();
+        let s = p.step("snap").unwrap();
+        assert_eq!(
+            (s.deliver, s.source.as_str()),
+            (Some(Delivery::Snapshot), "deliver: snapshot")
+        );
+        // The conf names no bundle: a bundle's delivery would not run, a snapshot's does.
+        assert!(s.targets(&cluster(), 0));
+        let both = plan(
+            "steps:\n- {id: b, roles: [all], deliver: bundle}\n- {id: s, roles: [etcd], deliver: snapshot}\n",
+        )
+        .unwrap_err();
+        assert!(
+            both.message.contains("either the bundle or a snapshot"),
+            "{both}"
+        );
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct TextReport {
     logs: Option<std::path::PathBuf>,
     /// The plan installs `KubeSphere`: the end names its console.
     kubesphere: bool,
+    /// What resumes this run after a failure, for a day-2 operation (`kswizard etcd restore
+    /// FILE`); `None`: `kswizard install --resume`.
+    resume_with: Option<String>,
 }
 
 /// A node's state in the closing table.
@@ -41,6 +44,14 @@ fn state_text(n: &NodeProgress) -> String {
 }
 
 impl TextReport {
+    /// The report of a day-2 operation that `command` resumes after a failure.
+    pub fn resumed_by(command: String) -> TextReport {
+        TextReport {
+            resume_with: Some(command),
+            ..TextReport::default()
+        }
+    }
+
     /// The text for one event, if it shows.
     pub fn line(&mut self, e: &Event) -> Option<String> {
         if let Event::Preflight {
@@ -271,7 +282,13 @@ impl TextReport {
             ));
         }
         if sum.failed > 0 {
-            out.push_str("\nFix the cause, then run `kswizard install --resume`: finished steps are not run again.\n");
+            let command = self
+                .resume_with
+                .as_deref()
+                .unwrap_or("kswizard install --resume");
+            out.push_str(&format!(
+                "\nFix the cause, then run `{command}`: finished steps are not run again.\n"
+            ));
         }
         out
     }
@@ -370,6 +387,15 @@ mod tests {
             "{table}"
         );
         assert!(table.contains("kswizard install --resume"), "{table}");
+        // A day-2 operation names its own command, never the install's.
+        let mut op = TextReport::resumed_by("kswizard etcd restore F".into());
+        let failed = Event::Summary(Summary {
+            failed: 1,
+            ..Summary::default()
+        });
+        let end = op.line(&failed).unwrap();
+        assert!(end.contains("run `kswizard etcd restore F`"), "{end}");
+        assert!(!end.contains("install"), "{end}");
     }
 
     #[test]

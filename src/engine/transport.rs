@@ -645,6 +645,24 @@ impl Conn {
         Ok(running)
     }
 
+    /// Run `script` on the node (as root when `root` is set) and copy its standard output, bytes
+    /// as they are, into `to` (the node → taskbox direction of `push`: `kswizard etcd backup`
+    /// fetches its snapshot so). Returns the exit code, what it wrote to stderr and the bytes
+    /// copied.
+    pub async fn pull(
+        &self,
+        script: &str,
+        root: bool,
+        to: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<(i32, String, u64), Lost> {
+        let mut r = self.exec(script, root).await?;
+        let bytes = tokio::io::copy(&mut r.out, to)
+            .await
+            .map_err(|e| Lost(e.to_string()))?;
+        let (code, err) = r.finish().await?;
+        Ok((code, err, bytes))
+    }
+
     /// Start `command` on the node with piped standard streams.
     async fn spawn(&self, command: &str) -> Result<(Writer, Running), Lost> {
         let (stdin, stdout, stderr, child): (Writer, Reader, Reader, Child) = match &self.kind {
@@ -890,6 +908,27 @@ mod tests {
         assert_eq!(r.finish().await.unwrap().0, 0);
         assert_eq!(line, "it's 300000");
         assert_eq!(std::fs::read(&out).unwrap(), data);
+    }
+
+    #[tokio::test]
+    async fn pull_copies_the_output_byte_for_byte() {
+        let (c, dir) = local_conn().await;
+        let file = dir.path().join("in");
+        // Every byte value, no line structure, more than a pipe buffer.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
+        std::fs::write(&file, &data).unwrap();
+        let mut got = Vec::new();
+        let (code, _, bytes) = c
+            .pull(&format!("cat -- '{}'", file.display()), false, &mut got)
+            .await
+            .unwrap();
+        assert_eq!((code, bytes), (0, 300_000));
+        assert_eq!(got, data);
+        let (code, err, bytes) = c
+            .pull("echo gone >&2; exit 4", false, &mut got)
+            .await
+            .unwrap();
+        assert_eq!((code, err.as_str(), bytes), (4, "gone\n", 0));
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 //! module prepares one: the plan, the cluster with the hosts it takes out (`Cluster::leaving`),
 //! and the engine's options; what each operation decides before it runs is in its own module.
 
+pub mod etcd;
+pub mod etcd_io;
 pub mod quorum;
 pub mod remove;
 pub mod reset;
