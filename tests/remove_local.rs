@@ -69,6 +69,16 @@ fn hosts_that_cannot_leave_and_an_unanswered_pre_check_remove_nothing() {
         err.contains("cannot check etcd quorum, so nothing is removed: no staying master could list the etcd members: m1:"),
         "{err}"
     );
+    // An unfinished remove of another host comes first.
+    kswizard::ops::remove::write_pending(&state_dir(&conf, None), &["m9".to_string()]).unwrap();
+    let (code, err) = remove(&conf, "w1");
+    assert_ne!(code, 0);
+    assert!(
+        err.contains(
+            "an earlier `kswizard remove m9` has not ended: run it again to finish it first"
+        ),
+        "{err}"
+    );
     // Nothing changed: the conf, the record, no remove journal.
     assert_eq!(
         std::fs::read_to_string(conf.join("hosts.ini")).unwrap(),

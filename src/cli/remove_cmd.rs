@@ -6,30 +6,20 @@
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_reported};
 use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
 use crate::engine::paths::state_dir;
+use crate::ops::remove::{other_pending, pending_path, read_pending, write_pending};
 use crate::ops::{self, quorum};
 
 /// Conf errors a remove goes on with: removing a master of three (stacked etcd, or etcd on the
 /// masters) leaves two members, an even count that install refuses until a host is added or
 /// removed; a remove (or reset) must still be possible then.
 pub(super) const TOLERATED: &[&str] = &["etcd-count-even"];
-
-/// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
-/// go on, so that no host is left half removed and out of mind.
-fn pending_path(state: &Path) -> PathBuf {
-    state.join("ops").join("remove.pending")
-}
-
-fn read_pending(state: &Path) -> Option<BTreeSet<String>> {
-    let text = std::fs::read_to_string(pending_path(state)).ok()?;
-    Some(text.lines().map(str::to_string).collect())
-}
 
 fn refuse(why: &str, json: bool) -> Outcome {
     if json {
@@ -70,15 +60,8 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
     };
     let asked: BTreeSet<String> = nodes.iter().cloned().collect();
     if let Some(pending) = read_pending(&state) {
-        if pending != asked {
-            let names: Vec<String> = pending.into_iter().collect();
-            return refuse(
-                &format!(
-                    "an earlier `kswizard remove {0}` has not ended: run it again to finish it first",
-                    names.join(" ")
-                ),
-                a.json,
-            );
+        if let Some(why) = other_pending(&pending, &asked) {
+            return refuse(&why, a.json);
         }
         // Killed after the conf was written: only the installed record is left to update.
         if asked.iter().all(|n| cluster.host(n).is_none()) {
@@ -186,15 +169,6 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         }
         other => outcome(other, a.json, &resume_hint),
     }
-}
-
-fn write_pending(state: &Path, names: &[String]) -> std::io::Result<()> {
-    let p = pending_path(state);
-    if let Some(dir) = p.parent() {
-        crate::engine::executor::ensure_state_dir(dir).map_err(std::io::Error::other)?;
-    }
-    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
-    crate::conf::atomic::write_atomic_mode(&p, text.as_bytes(), 0o600)
 }
 
 /// The plan ended well: the hosts leave the conf, then the installed record.

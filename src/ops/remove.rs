@@ -3,7 +3,7 @@
 //! conf and the installed record without the hosts.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::quorum::{self, Member};
 use crate::engine::runner::sh_quote;
@@ -76,6 +76,38 @@ pub async fn etcd_members(
         "no staying master could list the etcd members: {}",
         why.join("; ")
     ))
+}
+
+/// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
+/// go on, so that no host is left half removed and out of mind. `kswizard remove` and the
+/// wizard's delete both keep it.
+pub fn pending_path(state: &Path) -> PathBuf {
+    state.join("ops").join("remove.pending")
+}
+
+pub fn read_pending(state: &Path) -> Option<BTreeSet<String>> {
+    let text = std::fs::read_to_string(pending_path(state)).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
+pub fn write_pending(state: &Path, names: &[String]) -> std::io::Result<()> {
+    let p = pending_path(state);
+    if let Some(dir) = p.parent() {
+        crate::engine::executor::ensure_state_dir(dir).map_err(std::io::Error::other)?;
+    }
+    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+    crate::conf::atomic::write_atomic_mode(&p, text.as_bytes(), 0o600)
+}
+
+/// Why a remove of `asked` must wait: an unfinished remove of other hosts (`pending`).
+pub fn other_pending(pending: &BTreeSet<String>, asked: &BTreeSet<String>) -> Option<String> {
+    (pending != asked).then(|| {
+        let names: Vec<&str> = pending.iter().map(String::as_str).collect();
+        format!(
+            "an earlier `kswizard remove {}` has not ended: run it again to finish it first",
+            names.join(" ")
+        )
+    })
 }
 
 /// What the pre-check of a removal found: the hosts that leave and the etcd arithmetic, with

@@ -19,6 +19,7 @@ use crate::engine::installed::Installed;
 use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
 use crate::lb_status::Prober;
 use crate::model::Cluster;
+use crate::ops::remove;
 
 /// How long the Hosts screen's SSH test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -169,6 +170,10 @@ async fn remove(
         let names = [node.clone()];
         let op = crate::ops::prepare(&dir, None, &cluster, "remove", &names)
             .map_err(|e| e.to_string())?;
+        // As `kswizard remove`: until it ends well, only this remove can go on.
+        let state = state_dir(&dir, None);
+        remove::write_pending(&state, &names)
+            .map_err(|e| format!("{}: {e}", remove::pending_path(&state).display()))?;
         let opts = Options {
             confirm_warnings: Some(confirm),
             ..op.options
@@ -184,13 +189,13 @@ async fn remove(
         let written = Box::new(kept.clone());
         let outcome = blocking(move || {
             conf::save(&kept, &source, &dir).map_err(|e| e.to_string())?;
-            let state = state_dir(&dir, None);
             if let Some(r) = Installed::load(&state).map_err(|e| e.to_string())? {
                 let path = crate::engine::installed::path(&state);
                 r.without(&names)
                     .save(&state)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
+            let _ = std::fs::remove_file(remove::pending_path(&state));
             // Read back: Review compares with the files and the record as they are now.
             load(&dir)
         })
@@ -220,7 +225,12 @@ async fn prepare_remove(cluster: &Cluster, dir: &Path, node: &str) -> Result<Str
     let record = Installed::load(&state)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("{node}: nothing was installed from this conf"))?;
-    let checked = crate::ops::remove::precheck(cluster, &record, &[node.to_string()], &state)
+    let asked = std::collections::BTreeSet::from([node.to_string()]);
+    if let Some(why) = remove::read_pending(&state).and_then(|p| remove::other_pending(&p, &asked))
+    {
+        return Err(why);
+    }
+    let checked = remove::precheck(cluster, &record, &[node.to_string()], &state)
         .await
         .map_err(|e| e.to_string())?;
     let mut text = format!(
@@ -483,6 +493,25 @@ mod tests {
             Action::InstallEnded(Err(e)) => assert!(e.contains("no-such-plan.yaml"), "{e}"),
             a => panic!("{a:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_remove_pre_check_needs_a_record_and_no_other_remove_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        let mut cluster = Cluster::default();
+        cluster.hosts.push(Host::new("w1", "127.0.99.2"));
+        let nothing = prepare_remove(&cluster, &conf, "w1").await.unwrap_err();
+        assert_eq!(nothing, "w1: nothing was installed from this conf");
+        let state = state_dir(&conf, None);
+        executor::ensure_state_dir(&state).unwrap();
+        Installed::of(&cluster, "id").save(&state).unwrap();
+        remove::write_pending(&state, &["m9".to_string()]).unwrap();
+        let other = prepare_remove(&cluster, &conf, "w1").await.unwrap_err();
+        assert!(
+            other.contains("`kswizard remove m9` has not ended"),
+            "{other}"
+        );
     }
 
     #[tokio::test]
