@@ -6,30 +6,20 @@
 
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_reported};
 use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
 use crate::engine::paths::state_dir;
+use crate::ops::remove::{other_pending, pending_path, read_pending, write_pending};
 use crate::ops::{self, quorum};
 
 /// Conf errors a remove goes on with: removing a master of three (stacked etcd, or etcd on the
 /// masters) leaves two members, an even count that install refuses until a host is added or
 /// removed; a remove (or reset) must still be possible then.
 pub(super) const TOLERATED: &[&str] = &["etcd-count-even"];
-
-/// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
-/// go on, so that no host is left half removed and out of mind.
-fn pending_path(state: &Path) -> PathBuf {
-    state.join("ops").join("remove.pending")
-}
-
-fn read_pending(state: &Path) -> Option<BTreeSet<String>> {
-    let text = std::fs::read_to_string(pending_path(state)).ok()?;
-    Some(text.lines().map(str::to_string).collect())
-}
 
 fn refuse(why: &str, json: bool) -> Outcome {
     if json {
@@ -70,28 +60,15 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
     };
     let asked: BTreeSet<String> = nodes.iter().cloned().collect();
     if let Some(pending) = read_pending(&state) {
-        if pending != asked {
-            let names: Vec<String> = pending.into_iter().collect();
-            return refuse(
-                &format!(
-                    "an earlier `kswizard remove {0}` has not ended: run it again to finish it first",
-                    names.join(" ")
-                ),
-                a.json,
-            );
+        if let Some(why) = other_pending(&pending, &asked) {
+            return refuse(&why, a.json);
         }
         // Killed after the conf was written: only the installed record is left to update.
         if asked.iter().all(|n| cluster.host(n).is_none()) {
             return finish(&cluster, &source, &a.conf, &state, &record, &asked, a.json);
         }
     }
-    let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
-    let leaving = match quorum::leaving(&cluster, &installed, nodes) {
-        Ok(l) => l,
-        Err(r) => return refuse(&r.to_string(), a.json),
-    };
-
-    // The pre-check: the etcd members as a staying master sees them, and the arithmetic.
+    // The pre-check: the hosts, the etcd members as a staying master sees them, the arithmetic.
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -99,33 +76,29 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
             return Outcome::BadInput;
         }
     };
-    let members = rt.block_on(ops::remove::etcd_members(&cluster, &leaving, &state));
+    let checked = rt.block_on(ops::remove::precheck(&cluster, &record, nodes, &state));
     drop(rt);
-    let (members, from) = match members {
-        Ok(m) => m,
+    let ops::remove::Checked {
+        leaving,
+        arithmetic,
+        asked_on: from,
+    } = match checked {
+        Ok(c) => c,
         Err(e) => {
-            return refuse(
-                &format!("cannot check etcd quorum, so nothing is removed: {e}"),
-                a.json,
-            );
-        }
-    };
-    let ips: BTreeSet<String> = cluster
-        .hosts
-        .iter()
-        .filter(|h| leaving.contains(&h.name))
-        .map(|h| h.node_ip().to_string())
-        .collect();
-    let arithmetic = match quorum::check(&members, &ips) {
-        Ok(a) => a,
-        Err(r) => {
-            if let (true, quorum::Refusal::Quorum(arith)) = (a.json, &r) {
+            if let (
+                true,
+                ops::remove::NotRemoved::Etcd {
+                    refusal: quorum::Refusal::Quorum(arith),
+                    asked_on,
+                },
+            ) = (a.json, &e)
+            {
                 println!(
                     "{}",
-                    serde_json::json!({ "event": "quorum", "asked": from, "arithmetic": arith, "keeps_quorum": false })
+                    serde_json::json!({ "event": "quorum", "asked": asked_on, "arithmetic": arith, "keeps_quorum": false })
                 );
             }
-            return refuse(&format!("{r}\n  (etcd asked on {from})"), a.json);
+            return refuse(&e.to_string(), a.json);
         }
     };
     let names: Vec<String> = leaving.iter().cloned().collect();
@@ -196,15 +169,6 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         }
         other => outcome(other, a.json, &resume_hint),
     }
-}
-
-fn write_pending(state: &Path, names: &[String]) -> std::io::Result<()> {
-    let p = pending_path(state);
-    if let Some(dir) = p.parent() {
-        crate::engine::executor::ensure_state_dir(dir).map_err(std::io::Error::other)?;
-    }
-    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
-    crate::conf::atomic::write_atomic_mode(&p, text.as_bytes(), 0o600)
 }
 
 /// The plan ended well: the hosts leave the conf, then the installed record.

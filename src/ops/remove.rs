@@ -3,7 +3,7 @@
 //! conf and the installed record without the hosts.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::quorum::{self, Member};
 use crate::engine::runner::sh_quote;
@@ -76,6 +76,105 @@ pub async fn etcd_members(
         "no staying master could list the etcd members: {}",
         why.join("; ")
     ))
+}
+
+/// The hosts of a remove that has not ended (`<state>/ops/remove.pending`): only that remove can
+/// go on, so that no host is left half removed and out of mind. `kswizard remove` and the
+/// wizard's delete both keep it.
+pub fn pending_path(state: &Path) -> PathBuf {
+    state.join("ops").join("remove.pending")
+}
+
+pub fn read_pending(state: &Path) -> Option<BTreeSet<String>> {
+    let text = std::fs::read_to_string(pending_path(state)).ok()?;
+    Some(text.lines().map(str::to_string).collect())
+}
+
+pub fn write_pending(state: &Path, names: &[String]) -> std::io::Result<()> {
+    let p = pending_path(state);
+    if let Some(dir) = p.parent() {
+        crate::engine::executor::ensure_state_dir(dir).map_err(std::io::Error::other)?;
+    }
+    let text: String = names.iter().map(|n| format!("{n}\n")).collect();
+    crate::conf::atomic::write_atomic_mode(&p, text.as_bytes(), 0o600)
+}
+
+/// Why a remove of `asked` must wait: an unfinished remove of other hosts (`pending`).
+pub fn other_pending(pending: &BTreeSet<String>, asked: &BTreeSet<String>) -> Option<String> {
+    (pending != asked).then(|| {
+        let names: Vec<&str> = pending.iter().map(String::as_str).collect();
+        format!(
+            "an earlier `kswizard remove {}` has not ended: run it again to finish it first",
+            names.join(" ")
+        )
+    })
+}
+
+/// What the pre-check of a removal found: the hosts that leave and the etcd arithmetic, with
+/// the staying master etcd was asked on.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub leaving: BTreeSet<String>,
+    pub arithmetic: quorum::Arithmetic,
+    pub asked_on: String,
+}
+
+/// Why the pre-check says no.
+#[derive(Debug, Clone)]
+pub enum NotRemoved {
+    /// The hosts cannot leave (not in the conf, not installed, every master or etcd member).
+    Hosts(quorum::Refusal),
+    /// No staying master could list the etcd members.
+    NoMembers(String),
+    /// etcd would lose quorum (`quorum::check`), as the members listed on `asked_on` say.
+    Etcd {
+        refusal: quorum::Refusal,
+        asked_on: String,
+    },
+}
+
+impl std::fmt::Display for NotRemoved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotRemoved::Hosts(r) => write!(f, "{r}"),
+            NotRemoved::NoMembers(e) => {
+                write!(f, "cannot check etcd quorum, so nothing is removed: {e}")
+            }
+            NotRemoved::Etcd { refusal, asked_on } => {
+                write!(f, "{refusal}\n  (etcd asked on {asked_on})")
+            }
+        }
+    }
+}
+
+/// The whole pre-check of removing `names`, for `kswizard remove` and the wizard's delete:
+/// installed hosts of the conf that may leave (`quorum::leaving`), and the etcd members as a
+/// staying master sees them keeping quorum without theirs (`quorum::check`).
+pub async fn precheck(
+    cluster: &Cluster,
+    record: &crate::engine::installed::Installed,
+    names: &[String],
+    state_dir: &Path,
+) -> Result<Checked, NotRemoved> {
+    let installed: BTreeSet<String> = record.hosts.iter().map(|h| h.name.clone()).collect();
+    let leaving = quorum::leaving(cluster, &installed, names).map_err(NotRemoved::Hosts)?;
+    let (members, asked_on) = etcd_members(cluster, &leaving, state_dir)
+        .await
+        .map_err(NotRemoved::NoMembers)?;
+    let ips: BTreeSet<String> = cluster
+        .hosts
+        .iter()
+        .filter(|h| leaving.contains(&h.name))
+        .map(|h| h.node_ip().to_string())
+        .collect();
+    match quorum::check(&members, &ips) {
+        Ok(arithmetic) => Ok(Checked {
+            leaving,
+            arithmetic,
+            asked_on,
+        }),
+        Err(refusal) => Err(NotRemoved::Etcd { refusal, asked_on }),
+    }
 }
 
 #[cfg(test)]

@@ -97,6 +97,12 @@ pub enum Action {
         outcome: Box<Result<Disk, String>>,
         written: Box<Cluster>,
     },
+    /// The remove pre-check of an installed host the operator deletes: what it found, or why
+    /// the host cannot be removed (quorum).
+    RemovePrepared {
+        node: String,
+        check: Result<String, String>,
+    },
     /// One event of the running install, forwarded as the engine sent it.
     Engine(Box<Event>),
     /// The install returned: its summary, or why it could not run.
@@ -136,6 +142,22 @@ pub enum Effect {
         /// (`--resume`); neither: an unfinished install goes on, otherwise a new one starts.
         restart: bool,
         resume: bool,
+    },
+    /// Check that `node` can leave the cluster of `dir` (`ops::remove`), without changing
+    /// anything; reports `RemovePrepared`.
+    PrepareRemove {
+        cluster: Box<Cluster>,
+        dir: PathBuf,
+        node: String,
+    },
+    /// Take `node` out of the cluster: the remove operation, run like the install (events, then
+    /// `InstallEnded`); when it ends well the conf is written without it (`source` keeps the
+    /// files' layout; `Saved` reports it) and the installed record drops it.
+    Remove {
+        cluster: Box<Cluster>,
+        source: Box<Source>,
+        dir: PathBuf,
+        node: String,
     },
     /// The answer to the install's "continue anyway?" after preflight warnings.
     AnswerPreflight(bool),

@@ -15,9 +15,11 @@ use crate::conf::{self, Source};
 use crate::engine::control::Command;
 use crate::engine::events::Event;
 use crate::engine::executor::{self, Options};
+use crate::engine::installed::Installed;
 use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
 use crate::lb_status::Prober;
 use crate::model::Cluster;
+use crate::ops::remove;
 
 /// How long the Hosts screen's SSH test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -39,6 +41,19 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             restart,
             resume,
         } => return install(*cluster, dir, restart, resume, tx).await,
+        Effect::Remove {
+            cluster,
+            source,
+            dir,
+            node,
+        } => return remove(*cluster, *source, dir, node, tx).await,
+        Effect::PrepareRemove { cluster, dir, node } => {
+            let name = node.clone();
+            Action::RemovePrepared {
+                node,
+                check: prepare_remove(&cluster, &dir, &name).await,
+            }
+        }
         Effect::AnswerPreflight(yes) => {
             let asked = running().asked.take();
             // No question waiting (the install ended meanwhile): nothing to answer.
@@ -106,8 +121,149 @@ async fn install(
     resume: bool,
     tx: mpsc::Sender<Msg>,
 ) {
+    let sender = tx.clone();
+    drive(tx, |events, confirm, commands| async move {
+        let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
+        // The ETA's start: the journal's durations (it is read again by the engine; a missing
+        // or unreadable one is no history) and the plan's timeouts.
+        let journal = executor::journal_path(&state_dir(&dir, None));
+        let text = tokio::fs::read_to_string(&journal)
+            .await
+            .unwrap_or_default();
+        let timeouts = plan
+            .steps
+            .iter()
+            .map(|s| (s.id.clone(), s.timeout))
+            .collect();
+        let history = crate::engine::eta::History::from_journal(&text);
+        let _ = sender
+            .send(Msg::Action(Action::History { history, timeouts }))
+            .await;
+        // Neither flag: an unfinished install is resumed, a finished one starts over.
+        let opts = Options {
+            restart,
+            resume,
+            bundle: bundle_dir(&dir, &cluster),
+            confirm_warnings: Some(confirm),
+            ..Options::new(state_dir(&dir, None))
+        };
+        executor::install_with(&cluster, &plan, &opts, events, Some(commands))
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// Take `node` out of the cluster of the conf directory `dir`: the remove operation
+/// (`ops::prepare`, its plan and journal), run by the install's engine, its events forwarded.
+/// When it ends well, as `kswizard remove` does: the conf without the node (reported as `Saved`,
+/// so the wizard's files are those on disk), then the installed record without it.
+async fn remove(
+    cluster: Cluster,
+    source: Source,
+    dir: PathBuf,
+    node: String,
+    tx: mpsc::Sender<Msg>,
+) {
+    let sender = tx.clone();
+    drive(tx, |events, confirm, commands| async move {
+        let names = [node.clone()];
+        let op = crate::ops::prepare(&dir, None, &cluster, "remove", &names)
+            .map_err(|e| e.to_string())?;
+        // As `kswizard remove`: until it ends well, only this remove can go on.
+        let state = state_dir(&dir, None);
+        remove::write_pending(&state, &names)
+            .map_err(|e| format!("{}: {e}", remove::pending_path(&state).display()))?;
+        let opts = Options {
+            confirm_warnings: Some(confirm),
+            ..op.options
+        };
+        let summary = executor::install_with(&op.cluster, &op.plan, &opts, events, Some(commands))
+            .await
+            .map_err(|e| e.to_string())?;
+        if summary.failed > 0 || summary.skipped > 0 {
+            return Ok(summary);
+        }
+        let mut kept = cluster;
+        kept.hosts.retain(|h| h.name != node);
+        let written = Box::new(kept.clone());
+        let outcome = blocking(move || {
+            conf::save(&kept, &source, &dir).map_err(|e| e.to_string())?;
+            if let Some(r) = Installed::load(&state).map_err(|e| e.to_string())? {
+                let path = crate::engine::installed::path(&state);
+                r.without(&names)
+                    .save(&state)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let _ = std::fs::remove_file(remove::pending_path(&state));
+            // Read back: Review compares with the files and the record as they are now.
+            load(&dir)
+        })
+        .await;
+        let failed = outcome.as_ref().err().cloned();
+        let _ = sender
+            .send(Msg::Action(Action::Saved {
+                outcome: Box::new(outcome),
+                written,
+            }))
+            .await;
+        match failed {
+            None => Ok(summary),
+            Some(e) => Err(format!(
+                "{node} left the cluster, but {e}; `kswizard remove {node}` finishes it"
+            )),
+        }
+    })
+    .await;
+}
+
+/// Whether `node` may leave the cluster of `dir`: the installed record read and the remove
+/// pre-check (`ops::remove::precheck`: the hosts, then etcd's members over SSH and the quorum
+/// arithmetic), which the question shows either way.
+async fn prepare_remove(cluster: &Cluster, dir: &Path, node: &str) -> Result<String, String> {
+    let state = state_dir(dir, None);
+    let record = Installed::load(&state)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("{node}: nothing was installed from this conf"))?;
+    let asked = std::collections::BTreeSet::from([node.to_string()]);
+    if let Some(why) = remove::read_pending(&state).and_then(|p| remove::other_pending(&p, &asked))
+    {
+        return Err(why);
+    }
+    let checked = remove::precheck(cluster, &record, &[node.to_string()], &state)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut text = format!(
+        "{}\n  (etcd asked on {})",
+        checked.arithmetic, checked.asked_on
+    );
+    if let Some(note) = checked.arithmetic.even_note() {
+        text.push_str(&format!("\n{note}"));
+    }
+    Ok(text)
+}
+
+/// Run the engine (`run`: the install or an operation, given its event, "continue anyway?" and
+/// command channels) while forwarding what it says to the loop; `InstallEnded` comes last.
+async fn drive<F, R>(tx: mpsc::Sender<Msg>, run: F)
+where
+    F: FnOnce(
+        mpsc::Sender<Event>,
+        mpsc::Sender<oneshot::Sender<bool>>,
+        mpsc::Receiver<Command>,
+    ) -> R,
+    R: std::future::Future<Output = Result<crate::engine::events::Summary, String>>,
+{
     let (events, mut rx) = mpsc::channel::<Event>(EVENTS);
     let (confirm, mut asks) = mpsc::channel(1);
+    // A failed node waits for the operator's decision (the Install screen's keys).
+    let (commands, commands_rx) = mpsc::channel(COMMANDS_QUEUE);
+    running().commands = Some(commands);
+    let run = async {
+        let r = run(events, confirm, commands_rx).await;
+        running().commands = None;
+        r
+    };
     let forward = async {
         loop {
             // Events first: the question comes after every preflight event, and the screen must
@@ -126,38 +282,6 @@ async fn install(
             // The UI is gone (quit): keep draining so the engine never waits on a dead reader.
             let _ = tx.send(Msg::Action(action)).await;
         }
-    };
-    let run = async {
-        let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
-        // The ETA's start: the journal's durations (it is read again by the engine; a missing
-        // or unreadable one is no history) and the plan's timeouts.
-        let journal = executor::journal_path(&state_dir(&dir, None));
-        let text = tokio::fs::read_to_string(&journal)
-            .await
-            .unwrap_or_default();
-        let timeouts = plan
-            .steps
-            .iter()
-            .map(|s| (s.id.clone(), s.timeout))
-            .collect();
-        let history = crate::engine::eta::History::from_journal(&text);
-        let _ = tx
-            .send(Msg::Action(Action::History { history, timeouts }))
-            .await;
-        // Neither flag: an unfinished install is resumed, a finished one starts over.
-        let opts = Options {
-            restart,
-            resume,
-            bundle: bundle_dir(&dir, &cluster),
-            confirm_warnings: Some(confirm),
-            ..Options::new(state_dir(&dir, None))
-        };
-        // A failed node waits for the operator's decision (the Install screen's keys).
-        let (commands, rx) = mpsc::channel(COMMANDS_QUEUE);
-        running().commands = Some(commands);
-        let r = executor::install_with(&cluster, &plan, &opts, events, Some(rx)).await;
-        running().commands = None;
-        r.map_err(|e| e.to_string())
     };
     let (result, ()) = tokio::join!(run, forward);
     let _ = tx.send(Msg::Action(Action::InstallEnded(result))).await;
@@ -269,6 +393,7 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
             },
             files: Vec::new(),
             install: None,
+            installed: installed(dir),
         });
     }
     let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
@@ -287,10 +412,16 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
     let install = crate::engine::status::of_conf(dir, &cluster);
     Ok(Disk {
         install,
+        installed: installed(dir),
         cluster: source.hosts_exists.then_some(cluster),
         source,
         files,
     })
+}
+
+/// The installed record of the state dir found from the conf directory `dir`.
+fn installed(dir: &Path) -> Result<Option<Installed>, String> {
+    Installed::load(&state_dir(dir, None)).map_err(|e| e.to_string())
 }
 
 /// Write the files, then read them back so the Review diff compares against what is on disk now.
@@ -362,6 +493,25 @@ mod tests {
             Action::InstallEnded(Err(e)) => assert!(e.contains("no-such-plan.yaml"), "{e}"),
             a => panic!("{a:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn the_remove_pre_check_needs_a_record_and_no_other_remove_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("conf");
+        let mut cluster = Cluster::default();
+        cluster.hosts.push(Host::new("w1", "127.0.99.2"));
+        let nothing = prepare_remove(&cluster, &conf, "w1").await.unwrap_err();
+        assert_eq!(nothing, "w1: nothing was installed from this conf");
+        let state = state_dir(&conf, None);
+        executor::ensure_state_dir(&state).unwrap();
+        Installed::of(&cluster, "id").save(&state).unwrap();
+        remove::write_pending(&state, &["m9".to_string()]).unwrap();
+        let other = prepare_remove(&cluster, &conf, "w1").await.unwrap_err();
+        assert!(
+            other.contains("`kswizard remove m9` has not ended"),
+            "{other}"
+        );
     }
 
     #[tokio::test]

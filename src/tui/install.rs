@@ -14,10 +14,44 @@ use crate::tui::preflight::Preflight;
 /// Log lines kept per node; older ones are dropped (the node keeps the full log of each step).
 pub const LOG_LINES: usize = 500;
 
+/// A day-2 operation the Install screen runs instead of the install (issue 12): same engine,
+/// same screen, its own plan and journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    /// Take this installed node out of the cluster, then write the conf without it (the Hosts
+    /// screen deletes one host at a time).
+    Remove(String),
+}
+
+impl Operation {
+    /// The title bar's name for the screen: "Remove node3".
+    pub fn title(&self) -> String {
+        match self {
+            Operation::Remove(node) => format!("Remove {node}"),
+        }
+    }
+
+    /// What the status line calls it: "the removal of node3".
+    pub fn what(&self) -> String {
+        match self {
+            Operation::Remove(node) => format!("the removal of {node}"),
+        }
+    }
+
+    /// The command that resumes it from a shell.
+    pub fn command(&self) -> String {
+        match self {
+            Operation::Remove(node) => format!("kswizard remove {node}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Install {
     /// The cluster being installed, as it was when the install was confirmed.
     pub cluster: Cluster,
+    /// None: the install; else the day-2 operation this screen runs.
+    pub operation: Option<Operation>,
     pub running: bool,
     pub install_id: Option<String>,
     /// Steps an earlier run finished (a resume skips them).
@@ -76,6 +110,7 @@ impl Install {
         let count = nodes.len();
         Install {
             cluster,
+            operation: None,
             running: true,
             install_id: None,
             already_done: 0,

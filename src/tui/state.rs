@@ -8,6 +8,7 @@ use super::input::Input;
 use super::install::Install;
 use super::theme::Theme;
 use crate::conf::{self, Source};
+use crate::engine::installed::{self, Change, Installed};
 use crate::model::{Cluster, LoadBalancer};
 use crate::validate::{Finding, Severity, validate};
 
@@ -82,6 +83,9 @@ pub struct Disk {
     pub files: Vec<(String, String)>,
     /// The last install started from this conf directory: unfinished?, and its progress in a line.
     pub install: Option<(bool, String)>,
+    /// The cluster as installed (`<state>/installed.json`): none before a complete install, or
+    /// why the record cannot be read.
+    pub installed: Result<Option<Installed>, String>,
 }
 
 /// The Start screen's choices; only those that work are offered.
@@ -97,12 +101,25 @@ pub enum Confirm {
         unsaved: bool,
     },
     DeleteHost(usize),
+    /// Delete an installed host: take it out of the cluster (the remove operation on the
+    /// Install screen), then write the conf without it. `check` is what the pre-check found
+    /// (the etcd quorum arithmetic), or why it refuses: then the box only says so.
+    RemoveNode {
+        node: String,
+        check: Result<String, String>,
+    },
     /// Write although warnings remain (errors are never overridable).
     WriteWithWarnings(usize),
     /// Open or start over, dropping unsaved changes.
     Replace(StartChoice),
     /// Install: what it would run, as looked up on disk.
     Install(Box<crate::engine::executor::Preview>),
+    /// Install on a cluster installed before, with hosts added to the conf: only their steps
+    /// and the re-wiring steps run.
+    AddHosts {
+        nodes: Vec<String>,
+        preview: Box<crate::engine::executor::Preview>,
+    },
     /// Quit while the install runs (it stops; steps already running go on on the nodes).
     StopInstall,
     /// Abort the running install (`A`): running steps finish, no node starts another.
@@ -186,6 +203,8 @@ struct DerivedFrom {
     cluster: Cluster,
     source: Source,
     files: Vec<(String, String)>,
+    installed: Option<Installed>,
+    opened: bool,
 }
 
 /// Sections of the Review screen's summary, in order; Enter jumps to the screen.
@@ -209,7 +228,9 @@ pub struct State {
     /// The diff of each file `save` would write, or why it cannot be rendered; derived like
     /// `findings`.
     diffs: Result<Vec<FileDiff>, String>,
-    /// What `findings` and `diffs` were computed from.
+    /// The differences between the installed cluster and this one; derived like `findings`.
+    changes: Vec<Change>,
+    /// What `findings`, `diffs` and `changes` were computed from.
     derived_from: Option<DerivedFrom>,
     pub start_selected: usize,
     pub host_selected: usize,
@@ -258,6 +279,7 @@ impl State {
             ssh_tests: std::collections::HashMap::new(),
             findings: Vec::new(),
             diffs: Ok(Vec::new()),
+            changes: Vec::new(),
             derived_from: None,
             start_selected: 0,
             host_selected: 0,
@@ -337,6 +359,25 @@ impl State {
             .filter(move |f| Screen::of_field(f.field) == screen)
     }
 
+    /// The cluster as installed, when the record was read and there is one.
+    pub fn installed(&self) -> Option<&Installed> {
+        match &self.disk {
+            Some(Ok(d)) => d.installed.as_ref().ok()?.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// `name` is a host of the installed cluster: deleting it takes it out of the cluster.
+    pub fn is_installed(&self, name: &str) -> bool {
+        self.installed()
+            .is_some_and(|i| i.hosts.iter().any(|h| h.name == name))
+    }
+
+    /// How the cluster being edited differs from the installed one (see `refresh`).
+    pub fn changes(&self) -> &[Change] {
+        &self.changes
+    }
+
     /// The files as the conf directory holds them (empty before it is read).
     fn on_disk(&self) -> &[(String, String)] {
         match &self.disk {
@@ -354,12 +395,21 @@ impl State {
         self.host_selected = self.host_selected.min(last_host);
         self.role_row = self.role_row.min(last_host);
         let current = self.derived_from.as_ref().is_some_and(|d| {
-            d.cluster == self.cluster && d.source == self.source && d.files == self.on_disk()
+            d.cluster == self.cluster
+                && d.source == self.source
+                && d.files == self.on_disk()
+                && d.installed.as_ref() == self.installed()
+                && d.opened == self.opened
         });
         if current {
             return;
         }
         self.findings = validate(&self.cluster);
+        // Before the first open there is no cluster to compare, only the empty one.
+        self.changes = match self.installed() {
+            Some(i) if self.opened => installed::diff(i, &self.cluster),
+            _ => Vec::new(),
+        };
         let on_disk = |name: &str| -> &str {
             self.on_disk()
                 .iter()
@@ -407,6 +457,8 @@ impl State {
             cluster: self.cluster.clone(),
             source: self.source.clone(),
             files: self.on_disk().to_vec(),
+            installed: self.installed().cloned(),
+            opened: self.opened,
         });
     }
 

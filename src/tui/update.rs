@@ -11,9 +11,10 @@ use super::state::{
 };
 use std::time::Duration;
 
-use super::install::Install;
+use super::install::{Install, Operation};
 use super::log_view::Reading;
 use crate::engine::events::{Event, Summary};
+use crate::engine::installed::Change;
 use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, EtcdTopology, LbMode};
 use crate::validate::has_errors;
@@ -108,10 +109,7 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             }
             return Vec::new();
         }
-        Action::InstallEnded(result) => {
-            install_ended(state, result);
-            return Vec::new();
-        }
+        Action::InstallEnded(result) => return install_ended(state, result),
         Action::PreflightAsked => {
             preflight_asked(state);
             return Vec::new();
@@ -119,6 +117,10 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         Action::LbProbed(lb) => return lb_probed(state, *lb),
         Action::InstallPreviewed(preview) => {
             install_previewed(state, preview);
+            return Vec::new();
+        }
+        Action::RemovePrepared { node, check } => {
+            remove_prepared(state, node, check);
             return Vec::new();
         }
         Action::Resized(w, h) => {
@@ -185,6 +187,15 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::GoTo(screen) => go(state, screen),
         Action::Back => go(state, state.screen.prev()),
+        Action::Install
+            if matches!(state.screen, Screen::Install | Screen::Preflight)
+                && state
+                    .install
+                    .as_ref()
+                    .is_some_and(|i| i.operation.is_some()) =>
+        {
+            return again(state);
+        }
         Action::Install
             if matches!(
                 state.screen,
@@ -325,12 +336,26 @@ fn answer(state: &mut State, question: Confirm, action: Action) -> Vec<Effect> {
             let host = state.cluster.hosts.remove(i);
             state.set_status(StatusKind::Info, format!("Deleted {}.", host.name));
         }
-        Confirm::DeleteHost(_) => {}
+        // A refusal's box only closes.
+        Confirm::DeleteHost(_) | Confirm::RemoveNode { check: Err(_), .. } => {}
+        Confirm::RemoveNode { node, check: Ok(_) } => return start_remove(state, node),
         Confirm::WriteWithWarnings(_) => return save(state, true),
         Confirm::Replace(choice) => open(state, choice),
         // y runs what the question said: the unfinished install goes on, or a new one starts.
         // A complete install is never run again by y: that question offers r and c instead.
         Confirm::Install(p) if !p.complete => return start_install(state, &p, None),
+        // The engine goes on with the installed cluster by itself when hosts are added.
+        Confirm::AddHosts { nodes, preview } => {
+            let effects = start_install(state, &preview, None);
+            let text = format!(
+                "Adding {}: {} steps on {} nodes…",
+                nodes.join(", "),
+                preview.steps,
+                preview.nodes
+            );
+            state.set_status(StatusKind::Info, text);
+            return effects;
+        }
         Confirm::Install(p) => state.modal = Some(Modal::Confirm(Confirm::Install(p))),
     }
     Vec::new()
@@ -436,6 +461,10 @@ fn hosts_action(state: &mut State, action: Action) -> Vec<Effect> {
             state.modal = Some(Modal::Form(form));
         }
         Action::Delete if n > 0 => {
+            let name = state.cluster.hosts[state.host_selected].name.clone();
+            if state.is_installed(&name) {
+                return ask_remove(state, name);
+            }
             state.modal = Some(Modal::Confirm(Confirm::DeleteHost(state.host_selected)));
         }
         Action::Confirm => go(state, Screen::Roles),
@@ -679,6 +708,13 @@ fn ask_install(state: &mut State) -> Vec<Effect> {
         );
         return Vec::new();
     }
+    // The install adds hosts to an installed cluster, nothing else: what it would refuse is
+    // refused here, with what to do instead (Review lists every difference).
+    if let Some(c) = state.changes().iter().find(|c| !c.is_addition()) {
+        let text = format!("Not installing: {}", c.what_it_does());
+        state.set_status(StatusKind::Error, text);
+        return Vec::new();
+    }
     vec![Effect::PreviewInstall {
         cluster: Box::new(state.cluster.clone()),
         dir: state.conf_dir.clone(),
@@ -691,8 +727,31 @@ fn install_previewed(
     preview: Result<Box<crate::engine::executor::Preview>, String>,
 ) {
     match preview {
+        // The files on disk against the installed record, as the install will see them.
+        Ok(p) if p.day2.iter().any(|c| !c.is_addition()) => {
+            if let Some(c) = p.day2.iter().find(|c| !c.is_addition()) {
+                let text = format!("Not installing: {}", c.what_it_does());
+                state.set_status(StatusKind::Error, text);
+            }
+        }
         Ok(p) if !state.installing() && state.modal.is_none() => {
-            state.modal = Some(Modal::Confirm(Confirm::Install(p)));
+            // The hosts the files add to the installed cluster.
+            let added: Vec<String> = p
+                .day2
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Added { name, .. } => Some(name.clone()),
+                    _ => None,
+                })
+                .collect();
+            state.modal = Some(Modal::Confirm(if added.is_empty() {
+                Confirm::Install(p)
+            } else {
+                Confirm::AddHosts {
+                    nodes: added,
+                    preview: p,
+                }
+            }));
         }
         Ok(_) => {}
         Err(e) => state.set_status(StatusKind::Error, format!("Not installing: {e}")),
@@ -706,16 +765,68 @@ fn start_install(
     preview: &crate::engine::executor::Preview,
     rerun: Option<Rerun>,
 ) -> Vec<Effect> {
-    let mut install = match state.install.take() {
-        Some(previous) => Install::next_run(previous, state.cluster.clone()),
-        None => Install::new(state.cluster.clone()),
+    let n = state.cluster.hosts.len();
+    // Says "resuming" only when it resumes; the engine's plan event then counts what runs.
+    let text = match (preview.mode, rerun) {
+        (_, Some(Rerun::Changed)) => {
+            format!("Running the {} changed steps again…", preview.changed.len())
+        }
+        (crate::engine::decide::Mode::Resume, None) => format!(
+            "Resuming the unfinished install: {} steps on {} nodes…",
+            preview.steps, preview.nodes
+        ),
+        _ => format!("Installing on {n} hosts…"),
     };
-    let mut effects = vec![Effect::Install {
+    let effect = Effect::Install {
         cluster: Box::new(state.cluster.clone()),
         dir: state.conf_dir.clone(),
         restart: rerun == Some(Rerun::All),
         resume: rerun == Some(Rerun::Changed),
-    }];
+    };
+    begin(state, None, effect, text)
+}
+
+/// The removal of `node` was confirmed: the same Install screen, titled for it.
+fn start_remove(state: &mut State, node: String) -> Vec<Effect> {
+    let effect = Effect::Remove {
+        cluster: Box::new(state.cluster.clone()),
+        source: Box::new(state.source.clone()),
+        dir: state.conf_dir.clone(),
+        node: node.clone(),
+    };
+    let text = format!("Removing {node} from the cluster…");
+    begin(state, Some(Operation::Remove(node)), effect, text)
+}
+
+/// Show the Install screen for a run of the engine (`effect`: the install, or `operation`), with
+/// its clock and, unless one is already going, an LB probe loop.
+fn begin(
+    state: &mut State,
+    operation: Option<Operation>,
+    effect: Effect,
+    text: String,
+) -> Vec<Effect> {
+    let mut install = match state.install.take() {
+        // The same run again (a resume): what the operator was reading stays.
+        Some(previous) if previous.operation == operation => {
+            Install::next_run(previous, state.cluster.clone())
+        }
+        Some(previous) => {
+            let mut next = Install::new(state.cluster.clone());
+            (next.lb, next.probing, next.ticking) =
+                (previous.lb, previous.probing, previous.ticking);
+            next
+        }
+        None => Install::new(state.cluster.clone()),
+    };
+    // The log shown first is that of the node the operation is about.
+    if let Some(Operation::Remove(node)) = &operation
+        && let Some(i) = install.nodes.iter().position(|n| &n.name == node)
+    {
+        install.selected = i;
+    }
+    install.operation = operation;
+    let mut effects = vec![effect];
     if !install.ticking {
         install.ticking = true;
         effects.push(Effect::Tick(Duration::ZERO));
@@ -728,21 +839,7 @@ fn start_install(
             after: Duration::ZERO,
         });
     }
-    let n = state.cluster.hosts.len();
-    // Says "resuming" only when it resumes; the engine's plan event then counts what runs.
-    state.set_status(
-        StatusKind::Info,
-        match (preview.mode, rerun) {
-            (_, Some(Rerun::Changed)) => {
-                format!("Running the {} changed steps again…", preview.changed.len())
-            }
-            (crate::engine::decide::Mode::Resume, None) => format!(
-                "Resuming the unfinished install: {} steps on {} nodes…",
-                preview.steps, preview.nodes
-            ),
-            _ => format!("Installing on {n} hosts…"),
-        },
-    );
+    state.set_status(StatusKind::Info, text);
     state.install = Some(install);
     state.screen = Screen::Install;
     effects
@@ -780,17 +877,43 @@ fn engine_event(state: &mut State, event: Event) {
     }
 }
 
-fn install_ended(state: &mut State, result: Result<Summary, String>) {
+fn install_ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
+    let install = state
+        .install
+        .as_ref()
+        .is_some_and(|i| i.operation.is_none());
+    let mut effects = ended(state, result);
+    // An install that ended well wrote the installed record: Start, Review and the Hosts
+    // screen's delete compare with it as it is now.
+    if install {
+        effects.push(Effect::Load(state.conf_dir.clone()));
+    }
+    effects
+}
+
+/// The run ended: the status line, and the screen that follows.
+fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
     let Some(install) = state.install.as_mut() else {
-        return;
+        return Vec::new();
     };
     install.running = false;
+    let operation = install.operation.clone();
+    let (what, resume) = operation.as_ref().map_or_else(
+        || {
+            (
+                "the install".to_string(),
+                "kswizard install --resume".to_string(),
+            )
+        },
+        |op| (op.what(), op.command()),
+    );
     let summary = match result {
         Err(e) => {
             // A preflight's table follows its first line: the nodes' logs show it.
             let first = e.lines().next().unwrap_or_default();
-            let text = format!("The install stopped: {first}. i tries again.");
-            return state.set_status(StatusKind::Error, text);
+            let text = format!("{} stopped: {first}. i tries again.", capital(&what));
+            state.set_status(StatusKind::Error, text);
+            return Vec::new();
         }
         Ok(s) => s,
     };
@@ -815,16 +938,97 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) {
     };
     // The Done screen says what ran; the status line only how long it took.
     let took = took(&summary);
+    let run_s = summary.elapsed_ms as f64 / 1000.0;
     install.summary = Some(summary);
-    match text {
-        None => {
+    match (text, operation) {
+        (None, None) => {
             state.screen = Screen::Done;
             state.set_status(StatusKind::Ok, took);
         }
-        Some(failed) => state.set_status(
+        // The node is out of the cluster, and the effect wrote the conf and the installed record
+        // without it (`Saved` came first); the Install screen stays, showing what ran.
+        (None, Some(Operation::Remove(node))) => {
+            state.cluster.hosts.retain(|h| h.name != node);
+            state.set_status(
+                StatusKind::Ok,
+                format!(
+                    "{node} left the cluster, the conf and the installed record ({run_s:.1}s)."
+                ),
+            );
+        }
+        (Some(failed), _) => state.set_status(
             StatusKind::Error,
-            format!("{failed} i resumes (or kswizard install --resume)."),
+            format!("{failed} i resumes (or {resume})."),
         ),
+    }
+    Vec::new()
+}
+
+/// "the removal of node3" → "The removal of node3".
+fn capital(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().chain(chars).collect::<String>()
+    })
+}
+
+/// Deleting an installed host: it leaves the cluster before the conf. Only from files that say
+/// what the wizard shows (the operation reads the conf on disk as the CLI would), and never
+/// while something runs; the pre-check comes first, the question after it.
+fn ask_remove(state: &mut State, node: String) -> Vec<Effect> {
+    if state.installing() {
+        return Vec::new();
+    }
+    if !state.written() {
+        state.set_status(
+            StatusKind::Error,
+            format!(
+                "{node} is installed: removing it runs on the cluster, then writes the conf; \
+                 write (Ctrl-s) or undo your other changes first."
+            ),
+        );
+        return Vec::new();
+    }
+    state.set_status(
+        StatusKind::Info,
+        format!("Checking that {node} can leave the cluster…"),
+    );
+    vec![Effect::PrepareRemove {
+        cluster: Box::new(state.cluster.clone()),
+        dir: state.conf_dir.clone(),
+        node,
+    }]
+}
+
+/// The pre-check is in: ask, or say why not, in a box with the quorum arithmetic either way.
+fn remove_prepared(state: &mut State, node: String, check: Result<String, String>) {
+    if state.installing() || state.modal.is_some() {
+        return;
+    }
+    match &check {
+        Ok(_) => state.status = None,
+        Err(_) => state.set_status(StatusKind::Error, format!("Not removing {node}.")),
+    }
+    state.modal = Some(Modal::Confirm(Confirm::RemoveNode { node, check }));
+}
+
+/// `i` on the Install screen of an operation: the same operation again (the engine resumes its
+/// journal), asked first; once it is done there is nothing to resume.
+fn again(state: &mut State) -> Vec<Effect> {
+    let Some(install) = state.install.as_ref().filter(|i| !i.running) else {
+        return Vec::new();
+    };
+    match &install.operation {
+        Some(Operation::Remove(node)) if state.cluster.host(node).is_some() => {
+            let node = node.clone();
+            ask_remove(state, node)
+        }
+        Some(Operation::Remove(node)) => {
+            let text = format!("{node} is removed; Esc goes to Review.");
+            state.set_status(StatusKind::Info, text);
+            Vec::new()
+        }
+        None => Vec::new(),
     }
 }
 

@@ -51,7 +51,7 @@ pub fn render(frame: &mut Frame, state: &State) {
         Screen::Roles => (roles::PURPOSE, roles::hints(state)),
         Screen::LoadBalancer => (load_balancer::PURPOSE, load_balancer::hints(state)),
         Screen::Review => (review::PURPOSE, review::hints(state)),
-        Screen::Install => (install::PURPOSE, install::hints(state)),
+        Screen::Install => (install::purpose(state), install::hints(state)),
         Screen::Preflight => (preflight::PURPOSE, preflight::hints(state)),
         Screen::Done => (done::PURPOSE, done::hints(state)),
     };
@@ -123,6 +123,7 @@ fn answers(question: &Confirm) -> Vec<Hint> {
             ("n Esc", "nothing"),
         ],
         Confirm::Install(p) if p.complete => vec![("r", "all again"), ("n Esc", "nothing")],
+        Confirm::RemoveNode { check: Err(_), .. } => vec![("Esc", "close")],
         _ => vec![("y", "yes"), ("n Esc", "no")],
     }
 }
@@ -164,6 +165,16 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
             "Delete host {}?",
             state.cluster.hosts.get(*i).map_or("?", |h| h.name.as_str())
         ),
+        Confirm::RemoveNode { node, check: Ok(_) } => format!(
+            "Remove {node} from the cluster? (cordon, drain, kubeadm reset, etcd member \
+             removed, backends re-wired; then the conf)"
+        ),
+        Confirm::RemoveNode {
+            node,
+            check: Err(_),
+        } => {
+            format!("{node} cannot be removed; the conf keeps it.")
+        }
         Confirm::WriteWithWarnings(n) => format!(
             "{n} warning{} remain{} (see Review). Write the files anyway?",
             if *n == 1 { "" } else { "s" },
@@ -171,6 +182,15 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
         ),
         Confirm::Replace(_) => "Drop your unsaved changes and start again?".to_string(),
         Confirm::Install(p) => install_question(p),
+        Confirm::AddHosts { nodes, preview } => format!(
+            "Add {} to the installed cluster? Only {} steps and the re-wiring steps run: {} \
+             steps on {} nodes; {} done are not run again.",
+            nodes.join(", "),
+            if nodes.len() == 1 { "its" } else { "their" },
+            preview.steps,
+            preview.nodes,
+            preview.done
+        ),
         Confirm::StopInstall => "Quit and stop the install? Steps already running keep running \
             on the nodes; `kswizard install --resume` or the wizard (i on Review) picks them up."
             .to_string(),
@@ -183,20 +203,31 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
         .map(|(k, what)| format!("{k} {what}"))
         .collect::<Vec<_>>()
         .join("    ");
-    // The install questions need more lines of text.
-    let height = match question {
-        Confirm::Install(p) if p.complete => 8,
-        Confirm::StopInstall | Confirm::AbortInstall | Confirm::Install(_) => 7,
-        _ => 5,
+    // The pre-check's findings (the etcd arithmetic), line by line under the question.
+    let detail: Vec<&str> = match question {
+        Confirm::RemoveNode {
+            check: Ok(d) | Err(d),
+            ..
+        } => d.lines().collect(),
+        _ => Vec::new(),
     };
-    let inner = popup(frame, "Confirm", 60, height, &state.theme);
-    frame.render_widget(
-        Paragraph::new(vec![
-            Line::raw(text),
-            Line::raw(""),
-            Line::styled(keys, state.theme.key),
-        ])
-        .wrap(Wrap { trim: true }),
-        inner,
-    );
+    // The install questions need more lines of text.
+    let (width, height) = match question {
+        Confirm::Install(p) if p.complete => (60, 8),
+        Confirm::StopInstall | Confirm::AbortInstall | Confirm::Install(_) => (60, 7),
+        Confirm::AddHosts { .. } => (60, 8),
+        // Wide enough for the arithmetic's columns.
+        Confirm::RemoveNode { .. } => (76, 8 + detail.len() as u16),
+        _ => (60, 5),
+    };
+    let inner = popup(frame, "Confirm", width, height, &state.theme);
+    // The arithmetic's columns keep their indent: not trimmed.
+    let trim = detail.is_empty();
+    let mut lines = vec![Line::raw(text)];
+    if !detail.is_empty() {
+        lines.push(Line::raw(""));
+        lines.extend(detail.into_iter().map(Line::raw));
+    }
+    lines.extend([Line::raw(""), Line::styled(keys, state.theme.key)]);
+    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim }), inner);
 }

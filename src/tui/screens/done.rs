@@ -13,6 +13,7 @@ use crate::model::Host;
 use crate::tui::state::State;
 use crate::tui::theme::SYM_OK;
 use crate::tui::widgets::chrome::Hint;
+use crate::tui::widgets::wrap_words;
 
 pub const PURPOSE: &str = "The cluster is installed: what was built and where to find it.";
 
@@ -31,28 +32,6 @@ fn names<'a>(hosts: impl Iterator<Item = &'a Host>) -> String {
 
 /// The label column's width.
 const LABEL: usize = 16;
-
-/// `text` in lines of at most `width` chars, broken after a space or a comma where it can.
-fn wrap_words(text: &str, width: usize) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest: Vec<char> = text.chars().collect();
-    while rest.len() > width {
-        let cut = rest[..width]
-            .iter()
-            .rposition(|&c| c == ' ' || c == ',')
-            .map_or(width, |i| i + 1);
-        out.push(
-            rest[..cut]
-                .iter()
-                .collect::<String>()
-                .trim_end()
-                .to_string(),
-        );
-        rest.drain(..cut);
-    }
-    out.push(rest.into_iter().collect());
-    out
-}
 
 fn field(label: &str, value: String, state: &State) -> Line<'static> {
     Line::from(vec![
@@ -140,15 +119,4 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             .scroll((top, 0)),
         area,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn values_wrap_after_spaces_and_commas() {
-        assert_eq!(super::wrap_words("a,b,c", 4), ["a,b,", "c"]);
-        assert_eq!(super::wrap_words("ab cd ef", 5), ["ab", "cd ef"]);
-        assert_eq!(super::wrap_words("abcdefgh", 3), ["abc", "def", "gh"]);
-        assert_eq!(super::wrap_words("", 3), [""]);
-    }
 }

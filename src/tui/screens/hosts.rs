@@ -15,13 +15,19 @@ use crate::tui::widgets::{findings, panel, table, table_and_notes, visible};
 pub const PURPOSE: &str =
     "The machines of the cluster and how kswizard reaches them (SSH or local).";
 
-pub fn hints(_: &State) -> Vec<Hint> {
+pub fn hints(state: &State) -> Vec<Hint> {
+    // An installed host is not just deleted: it leaves the cluster first.
+    let installed = state
+        .cluster
+        .hosts
+        .get(state.host_selected)
+        .is_some_and(|h| state.is_installed(&h.name));
     vec![
         ("a", "add"),
         ("r", "range"),
         ("i", "paste ini"),
         ("e", "edit"),
-        ("d", "delete"),
+        ("d", if installed { "remove" } else { "delete" }),
         ("t", "test SSH"),
         ("Enter", "next"),
     ]

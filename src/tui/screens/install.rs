@@ -19,6 +19,17 @@ use crate::tui::widgets::{bar, table, visible};
 pub const PURPOSE: &str =
     "The install runs on every node at once; ↑↓ picks the node whose log is shown.";
 
+/// A day-2 operation's line: its plan runs on the nodes it concerns.
+const OPERATION_PURPOSE: &str =
+    "Its plan runs on the nodes it concerns; ↑↓ picks the node whose log is shown.";
+
+pub fn purpose(state: &State) -> &'static str {
+    match state.install.as_ref().and_then(|i| i.operation.as_ref()) {
+        Some(_) => OPERATION_PURPOSE,
+        None => PURPOSE,
+    }
+}
+
 /// Width of the LB panel (frontend and backends with their addresses), on a wide terminal and at
 /// 80 columns, where the log needs the room more.
 const LB_WIDTH: u16 = 40;
@@ -40,8 +51,18 @@ pub fn hints(state: &State) -> Vec<Hint> {
         hints.push(("n", "next failed"));
     }
     hints.push(("f", if wide { "log and LB" } else { "wide log" }));
+    // An operation that ended well has nothing to resume.
+    let finished_op = state.install.as_ref().is_some_and(|i| {
+        i.operation.is_some()
+            && i.summary
+                .as_ref()
+                .is_some_and(|s| s.failed == 0 && s.skipped == 0)
+    });
+    if !state.installing() && !finished_op {
+        hints.push(("i", "resume"));
+    }
     if !state.installing() {
-        hints.extend([("i", "resume"), ("Esc", "Review")]);
+        hints.push(("Esc", "Review"));
     }
     // Last: a narrow footer drops these first (help lists them all).
     hints.extend([("/", "find"), ("L", "step log"), ("F", "filter")]);

@@ -1,5 +1,6 @@
-//! Review: a summary per section (Enter jumps there), every finding, and the exact diff of the
-//! files Ctrl-S would write.
+//! Review: a summary per section (Enter jumps there), every finding, how the cluster differs
+//! from the installed one (when one is) and what each difference will do, and the exact diff of
+//! the files Ctrl-S would write.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -10,7 +11,7 @@ use crate::tui::diff::Kind;
 use crate::tui::state::{REVIEW_SECTIONS, Screen, State};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_SELECTED, SYM_WARNING};
 use crate::tui::widgets::chrome::Hint;
-use crate::tui::widgets::{boxed_height, findings, panel};
+use crate::tui::widgets::{boxed_height, changes, findings, panel};
 use crate::validate::Severity;
 
 pub const PURPOSE: &str =
@@ -61,9 +62,18 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         findings::lines(state.findings(), theme)
     };
     let findings_height = boxed_height(&finding_lines, area.width).min(area.height / 3);
-    let [sections_area, findings_area, diff_area] = Layout::vertical([
+    // Against the installed cluster, when there is one: what differs and what each will do.
+    let installed = state.installed().map(|i| {
+        let lines = changes::lines(state.changes(), usize::from(area.width) - 2, theme);
+        (changes::title(&i.install_id, state.changes()), lines)
+    });
+    let changes_height = installed
+        .as_ref()
+        .map_or(0, |(_, l)| boxed_height(l, area.width).min(area.height / 3));
+    let [sections_area, findings_area, changes_area, diff_area] = Layout::vertical([
         Constraint::Length(REVIEW_SECTIONS.len() as u16 + 2),
         Constraint::Length(findings_height),
+        Constraint::Length(changes_height),
         Constraint::Min(3),
     ])
     .areas(area);
@@ -101,6 +111,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     frame.render_widget(panel(sections, "Sections"), sections_area);
     let title = format!("Findings ({})", state.findings().len());
     frame.render_widget(panel(finding_lines, &title), findings_area);
+    if let Some((title, lines)) = installed {
+        frame.render_widget(panel(lines, &title), changes_area);
+    }
 
     let diff_lines: Vec<Line> = match (&state.disk, state.diffs()) {
         // No diff against a file kswizard could not read: it would look like a new file.

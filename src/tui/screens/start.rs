@@ -1,14 +1,16 @@
 //! Start: open the files found in the conf directory, or start a new cluster. An install started
 //! from there is shown with its progress; `i` on Review (or `kswizard install --resume`) resumes
-//! it.
+//! it. Once a cluster is installed, how the conf differs from it and what each difference does.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 
-use crate::tui::state::{StartChoice, State};
-use crate::tui::theme::{SYM_ERROR, SYM_SELECTED, SYM_WARNING};
+use crate::engine::installed;
+use crate::tui::state::{Disk, StartChoice, State};
+use crate::tui::theme::{SYM_ERROR, SYM_SELECTED, SYM_WARNING, Theme};
+use crate::tui::widgets::changes;
 use crate::tui::widgets::chrome::Hint;
 
 pub const PURPOSE: &str = "Open the cluster described in the conf directory, or start a new one.";
@@ -84,5 +86,37 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         ]));
         lines.push(Line::styled(format!("      {detail}"), theme.dim));
     }
+    if let Some(Ok(disk)) = &state.disk {
+        lines.extend(installed(disk, usize::from(area.width), theme));
+    }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+/// The installed cluster against the conf on disk: each difference and what it will do.
+fn installed(disk: &Disk, width: usize, theme: &Theme) -> Vec<Line<'static>> {
+    let record = match &disk.installed {
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            return vec![
+                Line::raw(""),
+                Line::styled(format!("  {SYM_ERROR} {e}"), theme.error),
+            ];
+        }
+        Ok(Some(record)) => record,
+    };
+    let conf = disk.cluster.clone().unwrap_or_default();
+    let diff = installed::diff(record, &conf);
+    let mut lines = vec![
+        Line::raw(""),
+        Line::raw(format!("  {}", changes::title(&record.install_id, &diff))),
+    ];
+    lines.extend(
+        changes::lines(&diff, width.saturating_sub(4), theme)
+            .into_iter()
+            .map(|mut l| {
+                l.spans.insert(0, Span::raw("    "));
+                l
+            }),
+    );
+    lines
 }

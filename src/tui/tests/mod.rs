@@ -1,5 +1,7 @@
 //! Tests of the pure parts: `update` along the key paths, and snapshots of every screen.
 
+mod day2;
+mod day2_lab;
 mod decisions;
 mod preflight;
 mod snapshots;

@@ -6,6 +6,7 @@ use ratatui::layout::{Alignment, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
+use crate::tui::install::Operation;
 use crate::tui::state::{Screen, State, StatusKind};
 use crate::tui::theme::{SYM_ERROR, SYM_OK, SYM_WARNING};
 
@@ -14,6 +15,24 @@ pub type Hint = (&'static str, &'static str);
 
 pub fn title_bar(frame: &mut Frame, area: Rect, state: &State) {
     let theme = &state.theme;
+    // Install and Done have no digit: they are reached by installing, and shown only then.
+    // A day-2 operation names itself there instead ("Remove node3").
+    let extra =
+        (!Screen::ALL.contains(&state.screen)).then(|| match (&state.install, state.screen) {
+            (Some(i), Screen::Install | Screen::Preflight) => i
+                .operation
+                .as_ref()
+                .map_or_else(|| state.screen.title().to_string(), Operation::title),
+            _ => state.screen.title().to_string(),
+        });
+    let tabs: usize = Screen::ALL.iter().map(|s| s.title().len() + 5).sum();
+    let needed = 10 + tabs + extra.as_ref().map_or(0, |t| t.chars().count() + 3);
+    // Too wide for the terminal: the other tabs lose their padding.
+    let pad = if needed > usize::from(area.width) {
+        ""
+    } else {
+        " "
+    };
     let mut spans = vec![Span::styled(" kswizard ", theme.title)];
     for (i, screen) in Screen::ALL.iter().enumerate() {
         let label = format!("{} {}", i + 1, screen.title());
@@ -21,16 +40,12 @@ pub fn title_bar(frame: &mut Frame, area: Rect, state: &State) {
         if *screen == state.screen {
             spans.push(Span::styled(format!("[{label}]"), theme.selected));
         } else {
-            spans.push(Span::styled(format!(" {label} "), theme.dim));
+            spans.push(Span::styled(format!("{pad}{label}{pad}"), theme.dim));
         }
     }
-    // Install and Done have no digit: they are reached by installing, and shown only then.
-    if !Screen::ALL.contains(&state.screen) {
+    if let Some(title) = extra {
         spans.push(Span::raw(" "));
-        spans.push(Span::styled(
-            format!("[{}]", state.screen.title()),
-            theme.selected,
-        ));
+        spans.push(Span::styled(format!("[{title}]"), theme.selected));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }

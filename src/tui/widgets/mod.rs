@@ -1,5 +1,6 @@
 //! Pieces every screen uses: the frame around a screen, popups, findings lists, scrolling.
 
+pub mod changes;
 pub mod chrome;
 pub mod findings;
 pub mod form;
@@ -68,8 +69,38 @@ pub fn bar(done: usize, total: usize, width: usize) -> String {
     format!("{}{}", "█".repeat(filled), "░".repeat(width - filled))
 }
 
+/// `text` in lines of at most `width` chars, broken after a space or a comma where it can.
+pub fn wrap_words(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest: Vec<char> = text.chars().collect();
+    while rest.len() > width {
+        let cut = rest[..width]
+            .iter()
+            .rposition(|&c| c == ' ' || c == ',')
+            .map_or(width, |i| i + 1);
+        out.push(
+            rest[..cut]
+                .iter()
+                .collect::<String>()
+                .trim_end()
+                .to_string(),
+        );
+        rest.drain(..cut);
+    }
+    out.push(rest.into_iter().collect());
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn values_wrap_after_spaces_and_commas() {
+        assert_eq!(super::wrap_words("a,b,c", 4), ["a,b,", "c"]);
+        assert_eq!(super::wrap_words("ab cd ef", 5), ["ab", "cd ef"]);
+        assert_eq!(super::wrap_words("abcdefgh", 3), ["abc", "def", "gh"]);
+        assert_eq!(super::wrap_words("", 3), [""]);
+    }
+
     #[test]
     fn window_follows_the_selection() {
         assert_eq!(super::visible(0, 100, 10), 0..10);
