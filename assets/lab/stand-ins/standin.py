@@ -481,9 +481,26 @@ def apiserver(argv):
     ctx.load_cert_chain(opts.get("tls-cert-file", PKI + "/apiserver.crt"), opts.get("tls-private-key-file", PKI + "/apiserver.key"))
     ctx.load_verify_locations(opts.get("client-ca-file", PKI + "/ca.crt"))
     ctx.verify_mode = ssl.CERT_OPTIONAL
+    class TLSServer(ThreadingHTTPServer):
+        """TLS per connection, its handshake in the connection's own thread: a client that
+        connects and never finishes a handshake (haproxy's checks around a reload) holds up only
+        itself, never the accept loop, as with the real apiserver."""
+        daemon_threads = True
+
+        def get_request(self):
+            sock, addr = self.socket.accept()
+            sock.settimeout(10)
+            return ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+        def finish_request(self, request, client_address):
+            try:
+                request.do_handshake()
+            except (OSError, ssl.SSLError):
+                return
+            super().finish_request(request, client_address)
+
     # The stand-in binds its advertise address only (the real one binds every address).
-    server = ThreadingHTTPServer((bind, port), Handler)
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server = TLSServer((bind, port), Handler)
     print("stand-in apiserver listening on https://%s:%d, etcd %s" % (bind, port, ",".join(etcd["endpoints"])), flush=True)
     server.serve_forever()
 
