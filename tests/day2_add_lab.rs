@@ -69,8 +69,9 @@ fn only_membership_steps_on(old: &[&str], events: &[serde_json::Value], expected
     }
 }
 
-/// The runs of `step` never overlap: each node's `finished` comes before the next one's
-/// `started`. The nodes in the order they ran it.
+/// The runs of `step` never overlap: each node's `finished` (or, for an attempt that is tried
+/// again, its "trying again" line: the node gives up its turn until the retry) comes before the
+/// next one's `started`. The nodes in the order they ran it.
 fn one_at_a_time(events: &[serde_json::Value], step: &str) -> Vec<String> {
     let mut running: Option<&str> = None;
     let mut order = Vec::new();
@@ -87,6 +88,14 @@ fn one_at_a_time(events: &[serde_json::Value], step: &str) -> Vec<String> {
             }
             "finished" => {
                 assert_eq!(running, Some(node), "{step} finished on {node}");
+                running = None;
+            }
+            "output"
+                if e["line"].as_str().is_some_and(|l| {
+                    l.starts_with("kswizard: attempt ") && l.ends_with("trying again")
+                }) =>
+            {
+                assert_eq!(running, Some(node), "{step} tried again on {node}");
                 running = None;
             }
             _ => {}
