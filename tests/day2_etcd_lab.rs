@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod common;
-use common::lab::{LabGuard, lab_up, readyz};
+use common::lab::{LabGuard, etcdctl, lab_up, readyz};
 
 /// `kswizard ARGS --conf CONF`: exit code, stdout, stderr.
 fn kswizard(conf: &Path, args: &[&str]) -> (Option<i32>, String, String) {
@@ -81,26 +81,7 @@ impl Etcdctl {
     }
 
     fn run(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .args(["--endpoints", &self.endpoints, "--dial-timeout", "3s"])
-            .arg("--cacert")
-            .arg(self.pki.join("ca.crt"))
-            .arg("--cert")
-            .arg(self.pki.join("client.crt"))
-            .arg("--key")
-            .arg(self.pki.join("client.key"))
-            .args(args)
-            .output()
-            .expect("etcdctl on the taskbox (Debian's etcd-client)");
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        etcdctl(&self.pki, &self.endpoints, args)
     }
 
     /// The value of `key`, if it is there.

@@ -15,7 +15,7 @@ use std::process::Command;
 use kswizard::model::EtcdTopology;
 
 mod common;
-use common::lab::{lab_up, readyz};
+use common::lab::{etcdctl, lab_up, readyz};
 
 /// `kubeadm-init.sh --render` with the environment the engine gives the repository's first master.
 fn kubeadm_config(topology: EtcdTopology) -> String {
@@ -69,30 +69,6 @@ fn external_etcd_steps() -> Vec<String> {
         .collect();
     assert!(own.iter().any(|s| s == "etcd-start"), "{own:?}");
     own
-}
-
-/// The taskbox's etcdctl against `endpoints` with the certificates in `pki`: (ok, stdout+stderr).
-fn etcdctl(pki: &Path, endpoints: &str, args: &[&str]) -> (bool, String) {
-    let out = Command::new("etcdctl")
-        .env("ETCDCTL_API", "3")
-        .args(["--endpoints", endpoints, "--dial-timeout", "3s"])
-        .arg("--cacert")
-        .arg(pki.join("ca.crt"))
-        .arg("--cert")
-        .arg(pki.join("client.crt"))
-        .arg("--key")
-        .arg(pki.join("client.key"))
-        .args(args)
-        .output()
-        .expect("etcdctl on the taskbox (Debian's etcd-client)");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
 }
 
 #[test]
