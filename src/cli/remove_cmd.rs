@@ -65,7 +65,7 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         }
         // Killed after the conf was written: only the installed record is left to update.
         if asked.iter().all(|n| cluster.host(n).is_none()) {
-            return finish(&cluster, &source, &a.conf, &state, &record, &asked, a.json);
+            return finish(&cluster, &source, &a.conf, &state, &asked, a.json);
         }
     }
     // The pre-check: the hosts, the etcd members as a staying master sees them, the arithmetic.
@@ -158,9 +158,9 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         Some(resume_hint.clone()),
     ) {
         // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
-        Ok((Some(Ok(s)), ..)) if s.failed == 0 => finish(
-            &cluster, &source, &a.conf, &state, &record, &leaving, a.json,
-        ),
+        Ok((Some(Ok(s)), ..)) if s.failed == 0 => {
+            finish(&cluster, &source, &a.conf, &state, &leaving, a.json)
+        }
         Ok((Some(Ok(_)), ..)) => {
             eprintln!(
                 "kswizard: the remove did not end; the hosts stay in the conf. Fix what failed (above) and run `{resume_hint}` again: it goes on where it stopped. A leaving host that cannot be reached: add --skip HOST:node-reset."
@@ -177,26 +177,18 @@ fn finish(
     source: &conf::Source,
     conf_dir: &Path,
     state: &Path,
-    record: &Installed,
     leaving: &BTreeSet<String>,
     json: bool,
 ) -> Outcome {
-    let mut kept = cluster.clone();
-    kept.hosts.retain(|h| !leaving.contains(&h.name));
-    if kept.hosts.len() != cluster.hosts.len()
-        && let Err(e) = conf::save(&kept, source, conf_dir)
-    {
-        return report_error(&e, json);
-    }
     let names: Vec<String> = leaving.iter().cloned().collect();
-    if let Err(e) = record.without(&names).save(state) {
-        eprintln!(
-            "kswizard: {}: {e}",
-            crate::engine::installed::path(state).display()
-        );
-        return Outcome::BadInput;
+    match crate::ops::remove::write_removed(cluster, source, conf_dir, state, &names) {
+        Ok(()) => {}
+        Err(crate::ops::remove::NotWritten::Conf(e)) => return report_error(&e, json),
+        Err(e) => {
+            eprintln!("kswizard: {e}");
+            return Outcome::BadInput;
+        }
     }
-    let _ = std::fs::remove_file(pending_path(state));
     if json {
         println!(
             "{}",

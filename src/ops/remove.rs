@@ -253,3 +253,48 @@ mod tests {
         assert!(out.status.success(), "{out:?}");
     }
 }
+
+/// What could not be written after a remove ended well.
+#[derive(Debug)]
+pub enum NotWritten {
+    Conf(crate::conf::ConfError),
+    Record(String),
+}
+
+impl std::fmt::Display for NotWritten {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotWritten::Conf(e) => write!(f, "{e}"),
+            NotWritten::Record(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// After a remove that ended well (the command's and the wizard's): the conf written without
+/// `names`, then the installed record, then the pending file dropped, in that order, so that a
+/// crash between them leaves a state the same command finishes.
+pub fn write_removed(
+    cluster: &Cluster,
+    source: &crate::conf::Source,
+    conf_dir: &Path,
+    state: &Path,
+    names: &[String],
+) -> Result<(), NotWritten> {
+    let mut kept = cluster.clone();
+    kept.hosts.retain(|h| !names.contains(&h.name));
+    if kept.hosts.len() != cluster.hosts.len() {
+        crate::conf::save(&kept, source, conf_dir).map_err(NotWritten::Conf)?;
+    }
+    let record = crate::engine::installed::Installed::load(state)
+        .map_err(|e| NotWritten::Record(e.to_string()))?;
+    if let Some(r) = record {
+        r.without(names).save(state).map_err(|e| {
+            NotWritten::Record(format!(
+                "{}: {e}",
+                crate::engine::installed::path(state).display()
+            ))
+        })?;
+    }
+    let _ = std::fs::remove_file(pending_path(state));
+    Ok(())
+}

@@ -184,18 +184,12 @@ async fn remove(
         if summary.failed > 0 || summary.skipped > 0 {
             return Ok(summary);
         }
-        let mut kept = cluster;
+        let mut kept = cluster.clone();
         kept.hosts.retain(|h| h.name != node);
-        let written = Box::new(kept.clone());
+        let written = Box::new(kept);
         let outcome = blocking(move || {
-            conf::save(&kept, &source, &dir).map_err(|e| e.to_string())?;
-            if let Some(r) = Installed::load(&state).map_err(|e| e.to_string())? {
-                let path = crate::engine::installed::path(&state);
-                r.without(&names)
-                    .save(&state)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            let _ = std::fs::remove_file(remove::pending_path(&state));
+            remove::write_removed(&cluster, &source, &dir, &state, &names)
+                .map_err(|e| e.to_string())?;
             // Read back: Review compares with the files and the record as they are now.
             load(&dir)
         })
