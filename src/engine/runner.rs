@@ -89,7 +89,9 @@ start() {
   echo "$1" > attempt
   echo "$4" > fp
   begin "$1" start
-  setsid sh -c 'timeout --verbose -k 10 "$1" sh ./wrap 2> tmo; c=$?; if [ -s tmo ]; then c=124; elif [ -s code ]; then read -r c < code; fi; echo "$c" > rc' sh "$2" < /dev/null &
+  # timeout's KILL reaches every process of its group at once, but they die in their own time:
+  # after a timeout the step is over once its group is gone (bounded, should a zombie linger).
+  setsid sh -c 'timeout --verbose -k 10 "$1" sh ./wrap 2> tmo & t=$!; wait $t; c=$?; if [ -s tmo ]; then c=124; n=0; while kill -0 "-$t" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n + 1)); done; elif [ -s code ]; then read -r c < code; fi; echo "$c" > rc' sh "$2" < /dev/null &
   echo $! > pid
   wait $!
 }
