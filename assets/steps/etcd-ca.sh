@@ -6,6 +6,10 @@ pki=/etc/etcd/pki
 mkdir -p "$pki"
 if [ -s "$pki/ca.crt" ] && [ -s "$pki/ca.key" ]; then
   echo "etcd CA exists, kept"
+elif [ -s "$pki/ca.crt" ]; then
+  # A new CA would cut this master off the running members: never made over an existing one.
+  echo "FAIL  $pki/ca.crt is here without its key: copy ca.key from another master of this cluster (or remove /etc/etcd/pki and the etcd data to start over)"
+  exit 1
 else
   (umask 077; openssl ecparam -name prime256v1 -genkey -noout -out "$pki/ca.key")
   openssl req -x509 -new -key "$pki/ca.key" -days 3650 -subj "/CN=kswizard-etcd-ca" -out "$pki/ca.crt"

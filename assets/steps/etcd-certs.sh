@@ -15,6 +15,13 @@ if [ -s "$pki/ca.crt" ] && ! cmp -s "$pki/ca.crt" "$ca/ca.crt"; then
   exit 1
 fi
 cp "$ca/ca.crt" "$pki/ca.crt"
+# Every master keeps the CA's key (as kubeadm's control-plane join copies its CAs): whichever is
+# the first master issues the certificates of members added later, also once the first one died.
+if has_role master && ! cmp -s "$ca/ca.key" "$pki/ca.key" 2>/dev/null; then
+  (umask 077; cp "$ca/ca.key" "$pki/ca.key.kswizard-new")
+  mv -f "$pki/ca.key.kswizard-new" "$pki/ca.key"
+  echo "etcd CA key kept for later members"
+fi
 
 # issue NAME CN EXTENDED_KEY_USAGE [SUBJECT_ALT_NAMES]
 issue() {

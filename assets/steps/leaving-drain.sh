@@ -9,5 +9,17 @@ for n in ${KSW_LEAVING_NAMES//,/ }; do
     echo "$n: no node object, nothing to drain"
     continue
   fi
+  # A dead node's kubelet never confirms its pods are gone, so a drain would only wait out its
+  # timeout: cordoned, its pods go when delete-node deletes the node object (the pod garbage
+  # collector removes them and their controllers start them elsewhere).
+  status=$(kubectl get node "$n" | awk 'NR == 2 { print $2 }')
+  case $status in
+    Ready | Ready,*) ;;
+    *)
+      kubectl cordon "$n"
+      echo "$n is $status (its kubelet does not answer): cordoned, not drained; its pods are deleted with the node object"
+      continue
+      ;;
+  esac
   kubectl drain "$n" --ignore-daemonsets --delete-emptydir-data --force --timeout=120s
 done
