@@ -1141,3 +1141,24 @@ fn an_operation_has_a_journal_of_its_own_and_leaves_the_installed_record() {
         "the operation decides what the record says"
     );
 }
+
+#[test]
+fn a_host_with_nothing_to_run_is_never_contacted() {
+    let mut b = Bench::new(3);
+    // n3 cannot be reached: nothing listens on loopback port 1 (as a host that is down).
+    b.cluster.hosts[2].auth = Auth::Key { file: None };
+    b.cluster.hosts[2].port = Some(1);
+    let plan = b.plan(&format!(
+        "steps:\n{}",
+        counted("only-masters", "master", "")
+    ));
+    let (summary, events) = b.run(&plan, &b.opts()).unwrap();
+    assert_eq!((summary.ok, summary.failed), (1, 0), "{events:?}");
+    assert_eq!(b.count("n1", "only-masters"), 1);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::Facts { node, .. } if node != "n1")),
+        "{events:?}"
+    );
+}

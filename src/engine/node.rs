@@ -227,6 +227,11 @@ impl NodeRun<'_> {
     }
 
     pub(super) async fn run(mut self, todo: Vec<Todo>) {
+        // Nothing to run, nothing to ask: a host an operation leaves alone (down, even) is not
+        // contacted, and a resume does not wait for nodes that are done.
+        if todo.is_empty() {
+            return;
+        }
         let node = self.node().to_string();
         let ids: Vec<String> = todo.iter().map(|t| t.step.clone()).collect();
         let mut pending: Vec<Pending> = todo
