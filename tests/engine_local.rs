@@ -1162,3 +1162,39 @@ fn a_host_with_nothing_to_run_is_never_contacted() {
         "{events:?}"
     );
 }
+
+#[test]
+fn an_unreachable_node_waits_for_the_operator_who_may_skip_its_skippable_step() {
+    let mut b = Bench::new(3);
+    // n3 cannot be reached (nothing listens on loopback port 1), as a dead host being removed.
+    b.cluster.hosts[2].auth = Auth::Key { file: None };
+    b.cluster.hosts[2].port = Some(1);
+    let mut text = String::from("steps:\n");
+    text.push_str(&counted("reset", "worker", ""));
+    text.push_str("  skippable: true\n");
+    text.push_str(&counted("after-reset", "master", ""));
+    text.push_str("  after: [reset]\n");
+    let plan = b.plan(&text);
+    let mut asked = Vec::new();
+    let (sum, events) = run_with(&b, &plan, |node, step| {
+        asked.push(format!("{node}:{step}"));
+        Some(Command::Skip {
+            node: node.into(),
+            step: step.into(),
+        })
+    });
+    assert_eq!(asked, ["n3:reset"]);
+    let (status, _) = finished(&events, "n3", "reset").unwrap();
+    assert_eq!(status, Status::Skipped);
+    assert_eq!((sum.ok, sum.failed, sum.skipped), (2, 0, 1), "{sum:?}");
+    // The step waiting at its barrier ran once the operator skipped it.
+    assert_eq!(b.count("n1", "after-reset"), 1);
+    assert_eq!(b.count("n2", "reset"), 1);
+    // Why it failed first: the connection's own reason.
+    assert!(
+        events.iter().any(|e| matches!(e,
+        Event::Finished { node, status: Status::Failed, reason: Some(r), .. }
+            if node == "n3" && r.contains("cannot connect"))),
+        "{events:#?}"
+    );
+}

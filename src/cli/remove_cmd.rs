@@ -159,7 +159,13 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
     ) {
         // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
         Ok((Some(Ok(s)), ..)) if s.failed == 0 => {
-            finish(&cluster, &source, &a.conf, &state, &leaving, a.json)
+            let outcome = finish(&cluster, &source, &a.conf, &state, &leaving, a.json);
+            if (s.skipped > 0 || !skip.is_empty()) && outcome == Outcome::Ok {
+                eprintln!(
+                    "kswizard: a host whose reset was skipped still holds its kubelet and etcd data; wipe it before it is used again."
+                );
+            }
+            outcome
         }
         Ok((Some(Ok(_)), ..)) => {
             eprintln!(

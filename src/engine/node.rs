@@ -241,12 +241,6 @@ impl NodeRun<'_> {
                 todo: t,
             })
             .collect();
-        // The preflight stage hands over the connection it made.
-        if self.conn.is_none()
-            && let Err(e) = self.connect().await
-        {
-            return fail_rest(self.shared, &node, &ids, e.to_string()).await;
-        }
         let first_waits = decide::facts_first(
             self.plan,
             pending.first().and_then(|p| self.step(&p.todo.step)),
@@ -258,6 +252,22 @@ impl NodeRun<'_> {
         let root = ids
             .iter()
             .any(|s| self.step(s).is_some_and(|s| s.become_root));
+        let mut i = 0;
+        // The preflight stage hands over the connection it made. A node that cannot be reached
+        // fails its next step, and the operator decides as for any failure: retry connects again,
+        // skip (a skippable step: a dead host's reset in `remove`) goes on to the next one.
+        while self.conn.is_none() && i < pending.len() {
+            let Err(e) = self.connect().await else { break };
+            let end = StepEnd {
+                hold: self.shared.control.interactive,
+                ..StepEnd::plain(Status::Failed, e.to_string())
+            };
+            self.shared.finish(&node, &ids[i], end).await;
+            match self.after_failure(&ids[i], &ids, &mut pending).await {
+                Some(next) => i = next,
+                None => return,
+            }
+        }
         if first_waits && let Some(conn) = self.conn.as_ref() {
             match check_facts(self.host, conn, root).await {
                 Ok(facts) => {
@@ -270,11 +280,10 @@ impl NodeRun<'_> {
                 }
                 Err(e) => {
                     self.close().await;
-                    return fail_rest(self.shared, &node, &ids, e.to_string()).await;
+                    return fail_rest(self.shared, &node, &ids[i..], e.to_string()).await;
                 }
             }
         }
-        let mut i = 0;
         while i < pending.len() {
             if let Some(e) = self.shared.journal.broken() {
                 let reason = format!(

@@ -46,6 +46,13 @@ impl Operation {
     }
 }
 
+/// Whether a run of the install or `operation` ended well: nothing failed, nor skipped, but for
+/// a removal, whose skipped steps are the operator's (as `kswizard remove --skip`: a dead host's
+/// reset) and whose host leaves all the same.
+pub fn ended_well(operation: Option<&Operation>, summary: &Summary) -> bool {
+    summary.failed == 0 && (summary.skipped == 0 || matches!(operation, Some(Operation::Remove(_))))
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Install {
     /// The cluster being installed, as it was when the install was confirmed.

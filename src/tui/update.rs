@@ -11,7 +11,7 @@ use super::state::{
 };
 use std::time::Duration;
 
-use super::install::{Install, Operation};
+use super::install::{Install, Operation, ended_well};
 use super::log_view::Reading;
 use crate::engine::events::{Event, Summary};
 use crate::engine::installed::Change;
@@ -852,8 +852,13 @@ fn engine_event(state: &mut State, event: Event) {
         && !done.is_empty()
         && state.install.is_some()
     {
+        let what = state
+            .install
+            .as_ref()
+            .and_then(|i| i.operation.as_ref())
+            .map_or_else(|| format!("install {install_id}"), Operation::what);
         let text = format!(
-            "Resuming install {install_id}: {} steps an earlier run finished are not run again.",
+            "Resuming {what}: {} steps an earlier run finished are not run again.",
             done.len()
         );
         state.set_status(StatusKind::Info, text);
@@ -918,7 +923,7 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
         Ok(s) => s,
     };
     let text = match summary.failures.first() {
-        _ if summary.failed == 0 && summary.skipped == 0 => None,
+        _ if ended_well(operation.as_ref(), &summary) => None,
         Some(f) => Some(format!(
             "{} failed at {}: {}{}.",
             f.node,
@@ -949,10 +954,21 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
         // without it (`Saved` came first); the Install screen stays, showing what ran.
         (None, Some(Operation::Remove(node))) => {
             state.cluster.hosts.retain(|h| h.name != node);
+            // The leaving host's only step is its reset: skipped, the host still holds its
+            // kubelet's credentials and its etcd data.
+            let unreset = install
+                .nodes
+                .iter()
+                .any(|n| n.name == node && n.skipped > 0);
+            let skipped = if unreset {
+                format!(" Not reset: wipe {node} before reuse.")
+            } else {
+                String::new()
+            };
             state.set_status(
                 StatusKind::Ok,
                 format!(
-                    "{node} left the cluster, the conf and the installed record ({run_s:.1}s)."
+                    "{node} left the cluster, the conf and the installed record ({run_s:.1}s).{skipped}"
                 ),
             );
         }

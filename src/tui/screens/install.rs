@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Paragraph, Row};
 
 use crate::lb_status::{LbStatus, ProbeState, short, short_vip};
 use crate::model::{CONSOLE_PORT, Cluster};
-use crate::tui::install::{Install, NodeState};
+use crate::tui::install::{Install, NodeState, ended_well};
 use crate::tui::log_view::Filter;
 use crate::tui::state::State;
 use crate::tui::theme::{SYM_ERROR, SYM_OK, Theme};
@@ -56,7 +56,7 @@ pub fn hints(state: &State) -> Vec<Hint> {
         i.operation.is_some()
             && i.summary
                 .as_ref()
-                .is_some_and(|s| s.failed == 0 && s.skipped == 0)
+                .is_some_and(|s| ended_well(i.operation.as_ref(), s))
     });
     if !state.installing() && !finished_op {
         hints.push(("i", "resume"));

@@ -415,6 +415,48 @@ fn a_finished_removal_leaves_the_wizard_on_the_conf_written_without_the_node() {
     );
 }
 
+/// A dead host's reset skipped by the operator (`s`): the removal ended all the same, and the
+/// status says the host still needs wiping.
+#[test]
+fn a_removal_with_the_hosts_reset_skipped_ends_and_says_to_wipe_it() {
+    let mut s = removing();
+    engine(
+        &mut s,
+        [
+            finished("node1", "cordon-drain", Status::Ok, 900),
+            finished("node1", "kubeadm-reset", Status::Skipped, 0),
+        ],
+    );
+    let mut kept = s.cluster.clone();
+    kept.hosts.retain(|h| h.name != "node1");
+    let mut disk = effects::load(Path::new("conf")).unwrap();
+    disk.cluster = Some(kept.clone());
+    let summary = Summary {
+        ok: 5,
+        skipped: 1,
+        elapsed_ms: 12_000,
+        ..Summary::default()
+    };
+    send(
+        &mut s,
+        [
+            Action::Saved {
+                outcome: Box::new(Ok(disk)),
+                written: Box::new(kept),
+            },
+            Action::InstallEnded(Ok(summary)),
+        ],
+    );
+    assert!(s.cluster.host("node1").is_none());
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.kind, StatusKind::Ok);
+    assert_eq!(
+        status.text,
+        "node1 left the cluster, the conf and the installed record (12.0s). Not reset: wipe node1 before reuse."
+    );
+    assert!(!install::hints(&s).iter().any(|(k, _)| *k == "i"));
+}
+
 #[test]
 fn a_failed_removal_keeps_the_node_and_i_runs_it_again_after_the_check() {
     let mut s = removing();
