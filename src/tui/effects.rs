@@ -124,21 +124,8 @@ async fn install(
     let sender = tx.clone();
     drive(tx, |events, confirm, commands| async move {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
-        // The ETA's start: the journal's durations (it is read again by the engine; a missing
-        // or unreadable one is no history) and the plan's timeouts.
         let journal = executor::journal_path(&state_dir(&dir, None));
-        let text = tokio::fs::read_to_string(&journal)
-            .await
-            .unwrap_or_default();
-        let timeouts = plan
-            .steps
-            .iter()
-            .map(|s| (s.id.clone(), s.timeout))
-            .collect();
-        let history = crate::engine::eta::History::from_journal(&text);
-        let _ = sender
-            .send(Msg::Action(Action::History { history, timeouts }))
-            .await;
+        let _ = sender.send(Msg::Action(history(&plan, &[journal]).await)).await;
         // Neither flag: an unfinished install is resumed, a finished one starts over.
         let opts = Options {
             restart,
@@ -152,6 +139,24 @@ async fn install(
             .map_err(|e| e.to_string())
     })
     .await;
+}
+
+/// The ETA's start: the durations in `journals` (read again by the engine; a missing or
+/// unreadable one is no history) and the plan's timeouts.
+async fn history(plan: &crate::engine::plan::Plan, journals: &[PathBuf]) -> Action {
+    let mut text = String::new();
+    for j in journals {
+        text.push_str(&tokio::fs::read_to_string(j).await.unwrap_or_default());
+    }
+    let timeouts = plan
+        .steps
+        .iter()
+        .map(|s| (s.id.clone(), s.timeout))
+        .collect();
+    Action::History {
+        history: crate::engine::eta::History::from_journal(&text),
+        timeouts,
+    }
 }
 
 /// Take `node` out of the cluster of the conf directory `dir`: the remove operation
@@ -174,6 +179,14 @@ async fn remove(
         let state = state_dir(&dir, None);
         remove::write_pending(&state, &names)
             .map_err(|e| format!("{}: {e}", remove::pending_path(&state).display()))?;
+        // Earlier removes' steps, and the install's for the re-wiring steps it shares.
+        let journals = [
+            executor::journal_path(&state),
+            executor::journal_of(&op.options),
+        ];
+        let _ = sender
+            .send(Msg::Action(history(&op.plan, &journals).await))
+            .await;
         let opts = Options {
             confirm_warnings: Some(confirm),
             ..op.options
