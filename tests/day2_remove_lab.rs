@@ -3,7 +3,8 @@
 //! a removal that would lose quorum (two members stopped) is refused with the arithmetic and
 //! nothing changes; the two etcd workers removed (etcd 5 -> 3, every apiserver's endpoint list
 //! checked), a plain worker removed, then the first master, dead (its network cut): its member
-//! removed, haproxy backends and endpoint lists re-wired, the VIP serving from another master.
+//! removed, haproxy backends and endpoint lists re-wired, the VIP serving from another master;
+//! then a replacement master (the reset worker3's machine) added with its etcd member.
 //! Then `reset` of every host and `install` again give a healthy cluster.
 // A test fails by panicking: unwrap and panic are its assertions.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -240,7 +241,7 @@ fn until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
 
 #[test]
 #[ignore = "needs root and the lab"]
-fn remove_keeps_quorum_shrinks_etcd_and_takes_out_workers_and_the_first_master() {
+fn remove_keeps_quorum_shrinks_etcd_takes_out_workers_and_a_dead_first_master_then_replaces_it() {
     let started = Instant::now();
     let g = lab_up(236, 6);
     let s = g.lab.subnet.clone();
@@ -372,9 +373,36 @@ fn remove_keeps_quorum_shrinks_etcd_and_takes_out_workers_and_the_first_master()
     until(Duration::from_secs(30), "the VIP serves", || {
         readyz(&format!("{vip}:{LB_PORT}")) == 200
     });
+
+    // The dead master replaced: worker3's machine (reset above) joins as a master and etcd
+    // member. master2, now the first master, issues its etcd certificates with the CA key it
+    // got at the install; every apiserver lists the three members.
+    let (mut c, _) = kswizard::conf::load(&conf).unwrap();
+    let mut m4 = g.cluster().host("worker3").unwrap().clone();
+    m4.roles = kswizard::model::Roles {
+        master: true,
+        etcd: true,
+        worker: false,
+    };
+    c.hosts.push(m4);
+    let conf = g.conf_dir("r", &c);
+    let t = Instant::now();
+    let (code, out) = install_json(&conf, &[]);
+    let replaced_in = t.elapsed();
+    assert_eq!(code, 0, "{out}");
+    let w3 = node(&g, "worker3");
+    assert_eq!(members(m2), ips(&s, &[2, 3, 6]));
+    for m in [m2, m3, w3] {
+        assert_eq!(etcd_servers(m), endpoints(&s, &[2, 3, 6]), "{}", m.name);
+    }
+    assert_eq!(k8s_nodes(m2), ["master2", "master3", "worker3"]);
+    until(Duration::from_secs(30), "the VIP serves", || {
+        readyz(&format!("{vip}:{LB_PORT}")) == 200
+    });
     eprintln!(
         "figures: install {installed:.1?}, quorum refusal {refused_in:.1?}, etcd 5->3 {shrunk_in:.1?}, \
-         worker {worker_in:.1?}, first master {master_in:.1?}, whole test {:.1?}",
+         worker {worker_in:.1?}, dead first master {master_in:.1?}, its replacement {replaced_in:.1?}, \
+         whole test {:.1?}",
         started.elapsed()
     );
 }

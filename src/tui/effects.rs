@@ -125,7 +125,9 @@ async fn install(
     drive(tx, |events, confirm, commands| async move {
         let plan = load_plan(&plan_path(&dir, &cluster, None)).map_err(|e| e.to_string())?;
         let journal = executor::journal_path(&state_dir(&dir, None));
-        let _ = sender.send(Msg::Action(history(&plan, &[journal]).await)).await;
+        let _ = sender
+            .send(Msg::Action(history(&plan, &[journal]).await))
+            .await;
         // Neither flag: an unfinished install is resumed, a finished one starts over.
         let opts = Options {
             restart,
