@@ -394,3 +394,43 @@ fn status_says_how_the_conf_differs_from_the_installed_cluster_and_install_refus
     assert_eq!(run.code, 2, "{}", run.stdout);
     assert!(!state.path().join("journal.jsonl").exists(), "nothing ran");
 }
+
+#[test]
+fn status_names_an_unfinished_operation_and_the_command_that_goes_on_with_it() {
+    let dir = conf_dir(&[(
+        "hosts.ini",
+        "[all]\nm1 ansible_host=127.0.0.1\nw1 ansible_host=127.0.0.2\n[kube-master]\nm1\n[kube-node]\nw1\n[etcd]\nm1\n",
+    )]);
+    let state = tempfile::tempdir().unwrap();
+    // A remove of w1 cut after its drain: its journal and its pending hosts, as the command left them.
+    let ops = state.path().join("ops");
+    std::fs::create_dir_all(&ops).unwrap();
+    std::fs::write(
+        ops.join("remove.jsonl"),
+        concat!(
+            r#"{"t":"begin","install_id":"op-1","config":"","ts":1}"#,
+            "\n",
+            r#"{"t":"start","node":"m1","step":"drain","attempt":1,"fp":"f","ts":2}"#,
+            "\n",
+            r#"{"t":"end","node":"m1","step":"drain","status":"ok","ts":3}"#,
+            "\n",
+            r#"{"t":"start","node":"w1","step":"node-reset","attempt":1,"fp":"f","ts":4}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(ops.join("remove.pending"), "w1\n").unwrap();
+    let (c, s) = (dir.path().to_str().unwrap(), state.path().to_str().unwrap());
+    let run = kswizard(&["status", "--conf", c, "--state", s]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let want = format!(
+        "unfinished: remove of w1 (1 of 2 steps done): `kswizard remove w1 --conf {c}` goes on where it stopped"
+    );
+    assert!(run.stdout.contains(&want), "{}", run.stdout);
+    let run = kswizard(&["status", "--conf", c, "--state", s, "--format", "json"]);
+    let u = &json(&run)["unfinished_operations"][0];
+    assert_eq!(
+        (&u["operation"], &u["done"], &u["known"]),
+        (&"remove".into(), &1.into(), &2.into())
+    );
+}

@@ -447,11 +447,16 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
                 .unwrap_or_default(),
             Err(e) => return report_error(&e, json),
         };
+    let unfinished = match crate::ops::unfinished::find(&state, conf_dir) {
+        Ok(u) => u,
+        Err(e) => return report_error(&e, json),
+    };
     if json {
         let v = serde_json::json!({
             "install_id": replay.install_id,
             "complete": replay.install_id.is_some() && !replay.unfinished(),
             "nodes": rows,
+            "unfinished_operations": unfinished,
             "conf_vs_installed": day2.iter().map(|c| serde_json::json!({"change": c.what(), "does": c.what_it_does()})).collect::<Vec<_>>(),
         });
         println!("{v}");
@@ -462,6 +467,18 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
         println!("{:<14} {:>9}  state", "node", "steps");
         for r in &rows {
             println!("{:<14} {:>4}/{:<4}  {}", r.node, r.done, r.total, r.state);
+        }
+    }
+    if !json {
+        for u in &unfinished {
+            println!(
+                "\nunfinished: {} of {} ({} of {} steps done): `{}` goes on where it stopped",
+                u.operation,
+                u.hosts.join(", "),
+                u.done,
+                u.known,
+                u.resume
+            );
         }
     }
     if !json && !day2.is_empty() {

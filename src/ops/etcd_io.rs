@@ -340,6 +340,13 @@ fn record_path(state: &Path) -> PathBuf {
     state.join("ops").join("etcd-restore.snapshot.json")
 }
 
+/// The snapshot file an unfinished restore began with, as recorded.
+pub fn restoring(state: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(record_path(state)).ok()?;
+    let begun: serde_json::Value = serde_json::from_str(&text).ok()?;
+    begun["file"].as_str().map(str::to_string)
+}
+
 /// Before a restore (the `etcd-restore` operation `op`) of `snapshot`: an unfinished restore of
 /// another snapshot is an error; the cluster's health and what will be lost.
 pub async fn check_restore(
