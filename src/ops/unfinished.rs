@@ -60,13 +60,13 @@ pub fn of(
     if !replay.unfinished() && pending.is_none() {
         return None;
     }
-    let hosts: Vec<String> = match pending {
-        Some(p) => p.iter().cloned().collect(),
-        None => {
+    let hosts: Vec<String> = pending.map_or_else(
+        || {
             let nodes: BTreeSet<&String> = replay.steps.keys().map(|(n, _)| n).collect();
             nodes.into_iter().cloned().collect()
-        }
-    };
+        },
+        |p| p.iter().cloned().collect(),
+    );
     let done = replay
         .steps
         .values()
