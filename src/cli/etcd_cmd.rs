@@ -178,16 +178,7 @@ fn backup(
         return Outcome::Ok;
     }
     println!("\nbackup  {}", dir.display());
-    println!(
-        "  {}  {} bytes, sha256 {}, revision {}, {} keys, from member {} (taken on {})",
-        decide::SNAPSHOT,
-        meta.size,
-        meta.sha256,
-        meta.revision.map_or("?".into(), |r| r.to_string()),
-        meta.keys.map_or("?".into(), |k| k.to_string()),
-        meta.member,
-        meta.node
-    );
+    println!("  {}  {}", decide::SNAPSHOT, decide::holds(&meta));
     println!("  beside it    {}", copies.join(", "));
     println!("  fetched in {fetch_s:.1} s; the backup took {total_s:.1} s");
     if !pruned.is_empty() {
