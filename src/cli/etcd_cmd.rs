@@ -138,7 +138,7 @@ fn backup(
         Err(o) => return o,
     };
     let (cluster, state) = (&op.cluster, op.options.state_dir.clone());
-    let out = out.unwrap_or_else(|| state.join("backups"));
+    let out = out.unwrap_or_else(|| etcd_io::backups_dir(&state));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(o) => return o,

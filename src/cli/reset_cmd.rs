@@ -76,7 +76,7 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
                 serde_json::json!({ "event": "reset", "hosts": done, "all": done.len() == cluster.hosts.len() })
             );
         } else {
-            println!("{}", reset_io::outcome(&cluster, &done));
+            println!("{}", reset::outcome(&cluster, &done));
         }
     }
     outcome(ran, a.json, &resume_hint)

@@ -226,6 +226,11 @@ pub fn prune(out: &Path, keep: usize) -> Result<Vec<String>, String> {
     Ok(gone)
 }
 
+/// Where backups go unless told otherwise (`--out`): `<state>/backups`.
+pub fn backups_dir(state: &Path) -> PathBuf {
+    state.join("backups")
+}
+
 /// A backup directory found under the backups dir, with its record when it has a readable one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backup {

@@ -50,17 +50,3 @@ pub fn record(
     }
     Ok(done)
 }
-
-/// What a reset of `done` means for the next install, in words (the command prints it, the
-/// wizard's status line says it).
-pub fn outcome(cluster: &Cluster, done: &BTreeSet<String>) -> String {
-    format!(
-        "reset {}: the next install {}; the conf is unchanged",
-        done.iter().cloned().collect::<Vec<_>>().join(", "),
-        if done.len() == cluster.hosts.len() {
-            "starts fresh"
-        } else {
-            "installs them again"
-        }
-    )
-}

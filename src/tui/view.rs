@@ -7,7 +7,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::form::Value;
-use super::screens::{done, help, hosts, install, load_balancer, preflight, review, roles, start};
+use super::screens::{
+    done, help, hosts, install, load_balancer, ops, preflight, review, roles, start,
+};
 use super::state::{Confirm, Modal, Screen, State};
 use super::widgets::chrome::{self, Hint};
 use super::widgets::{form, popup::popup};
@@ -77,6 +79,10 @@ pub fn render(frame: &mut Frame, state: &State) {
             Some(Modal::Confirm(question)) => {
                 confirm(frame, question, state);
                 answers(question)
+            }
+            Some(Modal::Ops(dialog)) => {
+                ops::render(frame, dialog, state);
+                ops::answers(dialog)
             }
             Some(Modal::Form(f)) => {
                 form::render(frame, f, &state.theme);
