@@ -39,7 +39,13 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         }
     }
     let names: Vec<String> = hosts.iter().cloned().collect();
-    let op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, reset_io::RESET, &names) {
+    let op = match ops::prepare(
+        &a.conf,
+        a.state.as_deref(),
+        &cluster,
+        reset_io::RESET,
+        &names,
+    ) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");

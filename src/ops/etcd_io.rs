@@ -554,8 +554,7 @@ mod tests {
                     sha256: "0".repeat(64),
                     install_id: None,
                 };
-                std::fs::write(dir.join(etcd::META), serde_json::to_string(&m).unwrap())
-                    .unwrap();
+                std::fs::write(dir.join(etcd::META), serde_json::to_string(&m).unwrap()).unwrap();
             }
         }
         std::fs::create_dir(out.path().join("not-a-backup")).unwrap();

@@ -24,7 +24,8 @@ pub fn record(
     cluster: &Cluster,
     hosts: &BTreeSet<String>,
 ) -> Result<BTreeSet<String>, String> {
-    let replay = journal::replay(&executor::journal_for(state, RESET)).map_err(|e| e.to_string())?;
+    let replay =
+        journal::replay(&executor::journal_for(state, RESET)).map_err(|e| e.to_string())?;
     let done: BTreeSet<String> = hosts
         .iter()
         .filter(|h| replay.is_done(h, NODE_RESET))

@@ -58,8 +58,9 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             force,
         } => return run_op(*cluster, dir, op, force, tx).await,
         Effect::ListBackups(dir) => {
-            let list = blocking(move || etcd_io::list(&etcd_io::backups_dir(&state_dir(&dir, None))))
-                .await;
+            let list =
+                blocking(move || etcd_io::list(&etcd_io::backups_dir(&state_dir(&dir, None))))
+                    .await;
             Action::BackupsListed {
                 now: crate::engine::journal::now(),
                 list,
@@ -289,10 +290,15 @@ async fn run_op(cluster: Cluster, dir: PathBuf, op: Operation, force: bool, tx: 
             confirm_warnings: Some(confirm),
             ..prepared.options
         };
-        let summary =
-            executor::install_with(&prepared.cluster, &prepared.plan, &opts, events, Some(commands))
-                .await
-                .map_err(|e| e.to_string())?;
+        let summary = executor::install_with(
+            &prepared.cluster,
+            &prepared.plan,
+            &opts,
+            events,
+            Some(commands),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let ended_well = summary.failed == 0 && summary.skipped == 0;
         match op {
             Operation::Reset { hosts, .. } => {
@@ -301,14 +307,9 @@ async fn run_op(cluster: Cluster, dir: PathBuf, op: Operation, force: bool, tx: 
                     .map_err(|e| format!("the reset ran, but {e}"))?;
             }
             Operation::Backup if ended_well => {
-                let stored = etcd_io::store(
-                    &cluster,
-                    &dir,
-                    &state,
-                    &etcd_io::backups_dir(&state),
-                    None,
-                )
-                .await?;
+                let stored =
+                    etcd_io::store(&cluster, &dir, &state, &etcd_io::backups_dir(&state), None)
+                        .await?;
                 let kept = Kept {
                     dir: stored.dir,
                     meta: stored.meta,

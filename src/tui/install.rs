@@ -62,7 +62,10 @@ impl Operation {
             Operation::Restore(dir) => format!("kswizard etcd restore {}", dir.display()),
             Operation::Reset { all: true, .. } => "kswizard reset".into(),
             Operation::Reset { hosts, .. } => {
-                format!("kswizard reset {}", hosts.iter().cloned().collect::<Vec<_>>().join(" "))
+                format!(
+                    "kswizard reset {}",
+                    hosts.iter().cloned().collect::<Vec<_>>().join(" ")
+                )
             }
         }
     }

@@ -232,7 +232,9 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                     forced: true,
                 }),
                 // y alone never restores a cluster that has quorum: F comes first.
-                Action::Answer(true) if !needs_force => Step::Run(Operation::Restore(backup), forced),
+                Action::Answer(true) if !needs_force => {
+                    Step::Run(Operation::Restore(backup), forced)
+                }
                 _ => stay(Dialog::Restore {
                     backup,
                     check: Some(Ok(c)),
@@ -241,7 +243,13 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
             }
         }
         // A check that failed only closes.
-        (Dialog::Restore { check: Some(Err(_)), .. }, Action::Answer(_)) => Step::Close(None),
+        (
+            Dialog::Restore {
+                check: Some(Err(_)),
+                ..
+            },
+            Action::Answer(_),
+        ) => Step::Close(None),
         (Dialog::Reset { hosts, mut input }, Action::Text(e)) => {
             input.apply(e);
             stay(Dialog::Reset { hosts, input })
@@ -292,7 +300,13 @@ pub fn row(b: &Backup, now: u64) -> [String; 5] {
             m.revision.map_or_else(unknown, |r| r.to_string()),
             m.keys.map_or_else(unknown, |k| k.to_string()),
         ],
-        None => [b.name(), "(no meta.json)".into(), unknown(), unknown(), unknown()],
+        None => [
+            b.name(),
+            "(no meta.json)".into(),
+            unknown(),
+            unknown(),
+            unknown(),
+        ],
     }
 }
 

@@ -12,8 +12,8 @@ use super::state::{
 use std::time::Duration;
 
 use super::install::{Install, Operation};
-use super::ops;
 use super::log_view::Reading;
+use super::ops;
 use crate::engine::events::{Event, Summary};
 use crate::engine::installed::Change;
 use crate::lb_status::LbStatus;
@@ -911,9 +911,10 @@ fn engine_event(state: &mut State, event: Event) {
 }
 
 fn install_ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
-    let install = state.install.as_ref().is_some_and(|i| {
-        matches!(i.operation, None | Some(Operation::Reset { .. }))
-    });
+    let install = state
+        .install
+        .as_ref()
+        .is_some_and(|i| matches!(i.operation, None | Some(Operation::Reset { .. })));
     let mut effects = ended(state, result);
     // An install that ended well wrote the installed record, and a reset dropped hosts from it:
     // Start, Review and the Hosts screen's delete compare with it as it is now.
@@ -1005,8 +1006,13 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
             state.set_status(StatusKind::Ok, text);
         }
         (None, Some(Operation::Restore(backup))) => {
-            let id = install.install_id.clone().unwrap_or_else(|| "<restore id>".into());
-            let name = backup.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            let id = install
+                .install_id
+                .clone()
+                .unwrap_or_else(|| "<restore id>".into());
+            let name = backup
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             state.set_status(
                 StatusKind::Ok,
                 format!(

@@ -152,7 +152,11 @@ fn body(
                     lines
                 }
             };
-            ("Restore etcd: choose a backup (newest first)".into(), lines, None)
+            (
+                "Restore etcd: choose a backup (newest first)".into(),
+                lines,
+                None,
+            )
         }
         Dialog::Restore {
             backup,

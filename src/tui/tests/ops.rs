@@ -148,9 +148,20 @@ fn o_offers_the_operations_only_for_an_installed_cluster_whose_files_are_written
     assert!(matches!(dialog(&s), Dialog::Menu { choices, .. } if choices.len() == 4));
     // Unsaved edits: the operations read the conf on disk, so first write or undo.
     let mut s = on(Screen::Roles);
-    send(&mut s, [Action::Toggle, Action::GoTo(Screen::Done), Action::Operations]);
+    send(
+        &mut s,
+        [
+            Action::Toggle,
+            Action::GoTo(Screen::Done),
+            Action::Operations,
+        ],
+    );
     assert!(s.modal.is_none());
-    assert!(status(&s).contains("write (Ctrl-s) or undo"), "{}", status(&s));
+    assert!(
+        status(&s).contains("write (Ctrl-s) or undo"),
+        "{}",
+        status(&s)
+    );
 }
 
 #[test]
@@ -184,8 +195,9 @@ fn a_backup_runs_on_the_install_screen_and_says_where_it_is_kept_and_what_it_hol
     );
     let log = &s.install.as_ref().unwrap().nodes[0].log;
     assert!(
-        log.iter().any(|l| l
-            == "kswizard: backup kept in /home/op/.kswizard/backups/etcd-20261202T065800Z"),
+        log.iter()
+            .any(|l| l
+                == "kswizard: backup kept in /home/op/.kswizard/backups/etcd-20261202T065800Z"),
         "{log:?}"
     );
     // Done: i has nothing to resume.
@@ -229,10 +241,7 @@ fn backing_up(s: &mut State) {
 
 /// The snapshot step ended, the backup was kept, the operation ended.
 fn backed_up(s: &mut State) {
-    engine(
-        s,
-        [finished("master1", "etcd-snapshot", Status::Ok, 2_300)],
-    );
+    engine(s, [finished("master1", "etcd-snapshot", Status::Ok, 2_300)]);
     let kept = Kept {
         dir: PathBuf::from("/home/op/.kswizard/backups/etcd-20261202T065800Z"),
         meta: meta(NOW - 120, 18_204, 1_187),
@@ -337,7 +346,11 @@ fn a_restore_without_quorum_asks_y_and_a_cut_one_is_asked_again_with_i() {
         ..Summary::default()
     };
     send(&mut s, [Action::InstallEnded(Ok(summary))]);
-    assert!(status(&s).contains("i resumes (or kswizard etcd restore"), "{}", status(&s));
+    assert!(
+        status(&s).contains("i resumes (or kswizard etcd restore"),
+        "{}",
+        status(&s)
+    );
     let effects = send(&mut s, [Action::Install]);
     assert!(
         matches!(&effects[..], [Effect::CheckRestore { backup, .. }] if *backup == second),
@@ -351,7 +364,12 @@ fn a_reset_needs_the_clusters_address_typed_and_wrong_text_refuses() {
     let mut s = on(Screen::Review);
     send(
         &mut s,
-        [Action::Operations, Action::Down, Action::Down, Action::Confirm],
+        [
+            Action::Operations,
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
     );
     assert!(matches!(dialog(&s), Dialog::Reset { hosts, .. } if hosts.len() == 6));
     type_text(&mut s, "lb.kubesphere.local");
@@ -366,7 +384,12 @@ fn a_reset_needs_the_clusters_address_typed_and_wrong_text_refuses() {
     // The address: the reset of every host runs, titled for it.
     send(
         &mut s,
-        [Action::Operations, Action::Down, Action::Down, Action::Confirm],
+        [
+            Action::Operations,
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
     );
     type_text(&mut s, "192.168.0.253");
     let effects = send(&mut s, [Action::Confirm]);
@@ -454,7 +477,12 @@ fn snapshot_reset_question() {
     let mut s = on(Screen::Review);
     send(
         &mut s,
-        [Action::Operations, Action::Down, Action::Down, Action::Confirm],
+        [
+            Action::Operations,
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
     );
     type_text(&mut s, "192.168.0.2");
     check("ops_reset_question", &s);
