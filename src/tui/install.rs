@@ -261,6 +261,26 @@ impl Install {
         self.kept = Some(kept);
     }
 
+    /// A restore from `backup` ended well (operation `id`): each member's log says where its old
+    /// data is kept (the status line has no room for it).
+    pub fn restored(&mut self, backup: &std::path::Path, id: &str) {
+        let members: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.steps.is_empty())
+            .map(|n| n.name.clone())
+            .collect();
+        for m in members {
+            self.log(
+                &m,
+                format!(
+                    "kswizard: etcd restored from {}; this member's old data is kept in /var/lib/kswizard-restore/{id}/member.old",
+                    backup.display()
+                ),
+            );
+        }
+    }
+
     /// Whether node `i` takes part in the run: during an operation, once its plan is known, a
     /// node without a step of it does not (the table leaves it out).
     pub fn involved(&self, i: usize) -> bool {

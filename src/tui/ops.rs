@@ -95,6 +95,8 @@ pub enum Dialog {
         hosts: BTreeSet<String>,
         input: Input,
     },
+    /// Why not, in a box that only closes (a status line would cut it).
+    Refused { title: String, why: String },
 }
 
 /// What a key in the dialog leads to.
@@ -102,8 +104,8 @@ pub enum Dialog {
 pub enum Step {
     /// The dialog stays (changed or not), with these effects.
     Stay(Dialog, Vec<Effect>),
-    /// The dialog closes; a status line says why when `Some` (an error).
-    Close(Option<String>),
+    /// The dialog closes.
+    Close,
     /// The dialog closes and the operation runs on the Install screen; `true`: a restore the
     /// operator forced (etcd has quorum).
     Run(Operation, bool),
@@ -132,7 +134,7 @@ pub fn again(op: &Operation, conf_dir: &std::path::Path, cluster: &Cluster) -> S
             },
             Vec::new(),
         ),
-        Operation::Remove(_) => Step::Close(None),
+        Operation::Remove(_) => Step::Close,
     }
 }
 
@@ -165,7 +167,9 @@ fn moved(selected: usize, len: usize, action: &Action) -> usize {
 pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: &Cluster) -> Step {
     let stay = |d| Step::Stay(d, Vec::new());
     match (dialog, action) {
-        (_, Action::Back) | (Dialog::Restore { .. }, Action::Answer(false)) => Step::Close(None),
+        (_, Action::Back)
+        | (Dialog::Restore { .. }, Action::Answer(false))
+        | (Dialog::Refused { .. }, Action::Confirm) => Step::Close,
         (Dialog::Menu { choices, selected }, a @ (Action::Up | Action::Down)) => {
             let selected = moved(selected, choices.len(), &a);
             stay(Dialog::Menu { choices, selected })
@@ -192,7 +196,10 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                             hosts,
                             input: Input::default(),
                         }),
-                        Err(e) => Step::Close(Some(format!("Not resetting: {e}."))),
+                        Err(why) => stay(Dialog::Refused {
+                            title: "Not resetting".into(),
+                            why: format!("{why}."),
+                        }),
                     }
                 }
                 None => stay(Dialog::Menu { choices, selected }),
@@ -249,7 +256,7 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                 ..
             },
             Action::Answer(_),
-        ) => Step::Close(None),
+        ) => Step::Close,
         (Dialog::Reset { hosts, mut input }, Action::Text(e)) => {
             input.apply(e);
             stay(Dialog::Reset { hosts, input })
@@ -259,10 +266,14 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                 let all = hosts.len() == cluster.hosts.len();
                 Step::Run(Operation::Reset { hosts, all }, false)
             } else {
-                Step::Close(Some(format!(
-                    "Not the cluster's name ({}): nothing was reset.",
-                    reset::cluster_name(cluster)
-                )))
+                stay(Dialog::Refused {
+                    title: "Not resetting".into(),
+                    why: format!(
+                        "'{}' is not the cluster's name ({}): nothing was reset.",
+                        input.text().trim(),
+                        reset::cluster_name(cluster)
+                    ),
+                })
             }
         }
         (d, _) => stay(d),
@@ -316,8 +327,37 @@ pub fn kept_lines(k: &Kept) -> Vec<String> {
         format!("kswizard: backup kept in {}", k.dir.display()),
         format!("kswizard: {}  {}", etcd::SNAPSHOT, etcd::holds(&k.meta)),
         format!(
-            "kswizard: restore it with o on Review, or `kswizard etcd restore {}`",
+            "kswizard: restore it with o (Hosts, Review, Done), or `kswizard etcd restore {}`",
             k.dir.display()
         ),
     ]
+}
+
+/// A size in the largest binary unit under it: `512 B`, `60.0 KiB`, `2.0 MiB`, `1.5 GiB`.
+pub fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = UNITS[0];
+    for u in UNITS {
+        value /= 1024.0;
+        unit = u;
+        if value < 1024.0 {
+            break;
+        }
+    }
+    format!("{value:.1} {unit}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_in_their_unit() {
+        assert_eq!(super::size_text(512), "512 B");
+        assert_eq!(super::size_text(61_472), "60.0 KiB");
+        assert_eq!(super::size_text(2_129_952), "2.0 MiB");
+        assert_eq!(super::size_text(3 << 30), "3.0 GiB");
+    }
 }

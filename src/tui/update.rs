@@ -996,10 +996,10 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
                 |k| {
                     let or_unknown = |n: Option<u64>| n.map_or("?".into(), |n| n.to_string());
                     format!(
-                        "etcd backed up: revision {}, {} keys, {:.1} MiB; the log says where it is.",
+                        "etcd backed up: revision {}, {} keys, {}; the log says where it is.",
                         or_unknown(k.meta.revision),
                         or_unknown(k.meta.keys),
-                        k.meta.size as f64 / f64::from(1u32 << 20)
+                        ops::size_text(k.meta.size)
                     )
                 },
             );
@@ -1010,6 +1010,7 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
                 .install_id
                 .clone()
                 .unwrap_or_else(|| "<restore id>".into());
+            install.restored(&backup, &id);
             let name = backup
                 .file_name()
                 .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
@@ -1089,7 +1090,7 @@ fn ask_ops(state: &mut State) {
     if state.installed().is_none() {
         state.set_status(
             StatusKind::Error,
-            "No operation: nothing is installed from this conf (no installed record); install first.",
+            "No operation: nothing is installed from this conf yet.",
         );
         return;
     }
@@ -1118,12 +1119,7 @@ fn ops_step(state: &mut State, step: ops::Step) -> Vec<Effect> {
             state.modal = Some(Modal::Ops(dialog));
             effects
         }
-        ops::Step::Close(why) => {
-            if let Some(why) = why {
-                state.set_status(StatusKind::Error, why);
-            }
-            Vec::new()
-        }
+        ops::Step::Close => Vec::new(),
         ops::Step::Run(op, force) => {
             let text = match &op {
                 Operation::Backup => "Backing up etcd…".to_string(),

@@ -222,6 +222,11 @@ fn body(
             };
             (title, lines, None)
         }
+        Dialog::Refused { title, why } => (
+            title.clone(),
+            wrapped(&format!("{SYM_ERROR} {why}"), width, "", theme.error),
+            None,
+        ),
         Dialog::Reset { hosts, input } => {
             let mut lines: Vec<Line> = reset::question(cluster, hosts)
                 .lines()

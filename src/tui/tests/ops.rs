@@ -16,7 +16,7 @@ use crate::ops::etcd_io::Backup;
 use crate::tui::action::{Action, Effect};
 use crate::tui::install::Operation;
 use crate::tui::ops::{Dialog, Kept, RestoreCheck};
-use crate::tui::state::{Modal, Screen, State, StatusKind};
+use crate::tui::state::{Modal, Screen, State};
 use crate::tui::update::update;
 
 /// 2026-12-02 07:00:00 UTC: the clock of the listing.
@@ -375,12 +375,18 @@ fn a_reset_needs_the_clusters_address_typed_and_wrong_text_refuses() {
     type_text(&mut s, "lb.kubesphere.local");
     let effects = send(&mut s, [Action::Confirm]);
     assert!(effects.is_empty());
-    assert!(s.modal.is_none());
     assert_eq!(
-        status(&s),
-        "Not the cluster's name (192.168.0.253): nothing was reset."
+        dialog(&s),
+        &Dialog::Refused {
+            title: "Not resetting".into(),
+            why: "'lb.kubesphere.local' is not the cluster's name (192.168.0.253): nothing was reset.".into()
+        }
     );
-    assert_eq!(s.status.as_ref().unwrap().kind, StatusKind::Error);
+    check("ops_reset_refused", &s);
+    // The box only closes.
+    assert!(send(&mut s, [Action::Confirm]).is_empty());
+    assert!(s.modal.is_none());
+    assert_eq!(s.screen, Screen::Review);
     // The address: the reset of every host runs, titled for it.
     send(
         &mut s,
@@ -428,12 +434,13 @@ fn resetting_an_etcd_member_alone_is_refused_as_the_command_refuses_it() {
         Action::Confirm,
     ];
     send(&mut s, reset_selected.clone());
-    assert!(s.modal.is_none());
     assert!(
-        status(&s).starts_with("Not resetting: master1 runs an etcd member"),
-        "{}",
-        status(&s)
+        matches!(dialog(&s), Dialog::Refused { why, .. } if why.starts_with("master1 runs an etcd member: resetting it alone")),
+        "{:?}",
+        s.modal
     );
+    send(&mut s, [Action::Back]);
+    assert!(s.modal.is_none());
     // A worker alone: asked, titled for it.
     send(&mut s, std::iter::repeat_n(Action::Down, 3));
     send(&mut s, reset_selected);
