@@ -169,7 +169,7 @@ fn body(
             let title = format!("Restore etcd from {name}");
             let lines = match check {
                 None => vec![Line::styled(
-                    "Asking etcd how it is, and reading the snapshot…",
+                    "Asking etcd how it is, and reading the snapshot… (up to 20 s while members are down)",
                     theme.dim,
                 )],
                 Some(Err(e)) => wrapped(&format!("{SYM_ERROR} {e}"), width, "", theme.error),

@@ -506,6 +506,16 @@ fn snapshot_install_screen_backing_up_and_backed_up() {
 }
 
 #[test]
+fn snapshot_quitting_during_a_restore_names_it_and_its_command() {
+    let mut s = restore_refused();
+    send(
+        &mut s,
+        [Action::ForceRestore, Action::Answer(true), Action::Quit],
+    );
+    check("ops_quit_restoring", &s);
+}
+
+#[test]
 fn update_is_pure_for_an_action_with_no_dialog() {
     // A late listing or check with no dialog open changes nothing.
     let mut s = on(Screen::Review);
