@@ -167,8 +167,16 @@ fn moved(selected: usize, len: usize, action: &Action) -> usize {
 pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: &Cluster) -> Step {
     let stay = |d| Step::Stay(d, Vec::new());
     match (dialog, action) {
+        // Esc, n, and any answer to a check that failed (its box only closes) or a refusal.
         (_, Action::Back)
         | (Dialog::Restore { .. }, Action::Answer(false))
+        | (
+            Dialog::Restore {
+                check: Some(Err(_)),
+                ..
+            },
+            Action::Answer(_),
+        )
         | (Dialog::Refused { .. }, Action::Confirm) => Step::Close,
         (Dialog::Menu { choices, selected }, a @ (Action::Up | Action::Down)) => {
             let selected = moved(selected, choices.len(), &a);
@@ -212,17 +220,17 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                 selected,
             },
             a,
-        ) => match (&a, list.get(selected)) {
-            (Action::Confirm, Some(b)) => check(b.dir.clone(), conf_dir, cluster),
-            _ => {
-                let selected = moved(selected, list.len(), &a);
-                stay(Dialog::Backups {
-                    list: Some(Ok(list)),
-                    now,
-                    selected,
-                })
+        ) => {
+            if let (Action::Confirm, Some(b)) = (&a, list.get(selected)) {
+                return check(b.dir.clone(), conf_dir, cluster);
             }
-        },
+            let selected = moved(selected, list.len(), &a);
+            stay(Dialog::Backups {
+                list: Some(Ok(list)),
+                now,
+                selected,
+            })
+        }
         (
             Dialog::Restore {
                 backup,
@@ -249,14 +257,6 @@ pub fn act(dialog: Dialog, action: Action, conf_dir: &std::path::Path, cluster: 
                 }),
             }
         }
-        // A check that failed only closes.
-        (
-            Dialog::Restore {
-                check: Some(Err(_)),
-                ..
-            },
-            Action::Answer(_),
-        ) => Step::Close,
         (Dialog::Reset { hosts, mut input }, Action::Text(e)) => {
             input.apply(e);
             stay(Dialog::Reset { hosts, input })

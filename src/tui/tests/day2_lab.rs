@@ -228,7 +228,7 @@ async fn backup_from_the_wizard_then_a_forced_restore_loses_what_was_written_sin
     let kept = s.install.as_ref().unwrap().kept.clone().unwrap();
     assert!(kept.dir.join("snapshot.db").is_file());
     assert!(kept.meta.keys.is_some_and(|k| k > 0), "{:?}", kept.meta);
-    let backed_up_in = started.elapsed() - installed_in;
+    let backed_up_in = started.elapsed().saturating_sub(installed_in);
 
     // A key written after the backup.
     let (ok, out) = etcdctl_on_node(&lab, "put /kswizard-test/after-backup written");
@@ -285,7 +285,9 @@ async fn backup_from_the_wizard_then_a_forced_restore_loses_what_was_written_sin
         status.text.starts_with("etcd restored from etcd-"),
         "{status:?}"
     );
-    let restored_in = started.elapsed() - installed_in - backed_up_in;
+    let restored_in = started
+        .elapsed()
+        .saturating_sub(installed_in + backed_up_in);
 
     // The key is gone, every member healthy.
     let (ok, out) = etcdctl_on_node(&lab, "get /kswizard-test/after-backup --print-value-only");
