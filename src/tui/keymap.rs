@@ -224,6 +224,41 @@ mod tests {
     }
 
     #[test]
+    fn o_opens_the_operations_and_their_dialog_has_the_keyboard() {
+        use crate::tui::ops::Dialog;
+        let mut s = State::new("conf".into(), Theme::color());
+        s.screen = Screen::Review;
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('o'))),
+            Some(Action::Operations)
+        ));
+        s.screen = Screen::Roles;
+        assert!(map_key(&s, key(KeyCode::Char('o'))).is_none());
+        // The restore's question: F forces, f is nothing, y answers.
+        s.modal = Some(Modal::Ops(Dialog::Restore {
+            backup: "b".into(),
+            check: None,
+            forced: false,
+        }));
+        let shift_f = KeyEvent::new(KeyCode::Char('F'), KeyModifiers::SHIFT);
+        assert!(matches!(map_key(&s, shift_f), Some(Action::ForceRestore)));
+        assert!(map_key(&s, key(KeyCode::Char('f'))).is_none());
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('y'))),
+            Some(Action::Answer(true))
+        ));
+        // The reset's field: q is a letter.
+        s.modal = Some(Modal::Ops(Dialog::Reset {
+            hosts: std::collections::BTreeSet::new(),
+            input: crate::tui::input::Input::default(),
+        }));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Text(Edit::Insert('q')))
+        ));
+    }
+
+    #[test]
     fn i_installs_on_review_and_pastes_on_hosts() {
         let mut s = State::new("conf".into(), Theme::color());
         s.screen = Screen::Review;

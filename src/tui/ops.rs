@@ -44,9 +44,13 @@ impl Choice {
                     cluster.hosts.len()
                 ),
             ),
+            // Said before it is chosen: an etcd member alone is refused.
             Choice::ResetHost(h) => (
                 format!("Reset {h}"),
-                "undo the install on it alone; the conf stays".into(),
+                match reset::targets(cluster, std::slice::from_ref(h)) {
+                    Ok(_) => "undo the install on it alone; the conf stays".into(),
+                    Err(_) => "refused: it runs an etcd member (remove it instead)".into(),
+                },
             ),
         }
     }
