@@ -1125,7 +1125,7 @@ fn ops_step(state: &mut State, step: ops::Step) -> Vec<Effect> {
                 Operation::Backup => "Backing up etcd…".to_string(),
                 Operation::Restore(b) => format!(
                     "Restoring etcd from {}{}…",
-                    b.display(),
+                    b.file_name().unwrap_or(b.as_os_str()).to_string_lossy(),
                     if force { " (forced)" } else { "" }
                 ),
                 other => format!("{}…", capital(&other.what())),
