@@ -138,7 +138,7 @@ fn backup(
         Err(o) => return o,
     };
     let (cluster, state) = (&op.cluster, op.options.state_dir.clone());
-    let out = out.unwrap_or_else(|| state.join("backups"));
+    let out = out.unwrap_or_else(|| etcd_io::backups_dir(&state));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(o) => return o,
@@ -178,16 +178,7 @@ fn backup(
         return Outcome::Ok;
     }
     println!("\nbackup  {}", dir.display());
-    println!(
-        "  {}  {} bytes, sha256 {}, revision {}, {} keys, from member {} (taken on {})",
-        decide::SNAPSHOT,
-        meta.size,
-        meta.sha256,
-        meta.revision.map_or("?".into(), |r| r.to_string()),
-        meta.keys.map_or("?".into(), |k| k.to_string()),
-        meta.member,
-        meta.node
-    );
+    println!("  {}  {}", decide::SNAPSHOT, decide::holds(&meta));
     println!("  beside it    {}", copies.join(", "));
     println!("  fetched in {fetch_s:.1} s; the backup took {total_s:.1} s");
     if !pruned.is_empty() {

@@ -4,17 +4,12 @@
 //! install runs those hosts' steps again, or starts fresh when every host was reset) and the
 //! installed record drops the hosts.
 
-use std::collections::BTreeSet;
 use std::io::IsTerminal;
-use std::path::Path;
 
-use super::install_cmd::{load_cluster, outcome, report_error, run_reported};
+use super::install_cmd::{load_cluster, outcome, run_reported};
 use super::{OpArgs, Outcome};
-use crate::engine::executor;
-use crate::engine::installed::Installed;
-use crate::engine::journal::{self, Journal};
 use crate::engine::paths::state_dir;
-use crate::ops::{self, reset};
+use crate::ops::{self, reset, reset_io};
 
 pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
     let (cluster, _) = match load_cluster(&a.conf, a.json, super::remove_cmd::TOLERATED) {
@@ -44,7 +39,13 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         }
     }
     let names: Vec<String> = hosts.iter().cloned().collect();
-    let op = match ops::prepare(&a.conf, a.state.as_deref(), &cluster, "reset", &names) {
+    let op = match ops::prepare(
+        &a.conf,
+        a.state.as_deref(),
+        &cluster,
+        reset_io::RESET,
+        &names,
+    ) {
         Ok(op) => op,
         Err(e) => {
             eprintln!("kswizard: {e}");
@@ -67,59 +68,22 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
     );
 
     // What was reset, as the operation's journal says (also after a failure on some hosts).
-    let replay = match journal::replay(&executor::journal_for(&state, "reset")) {
-        Ok(r) => r,
-        Err(e) => return report_error(&e, a.json),
-    };
-    let done: BTreeSet<String> = hosts
-        .iter()
-        .filter(|h| replay.is_done(h, "node-reset"))
-        .cloned()
-        .collect();
-    if !done.is_empty() {
-        if let Err(e) = record(&state, &cluster, &done) {
+    let done = match reset_io::record(&state, &cluster, &hosts) {
+        Ok(d) => d,
+        Err(e) => {
             eprintln!("kswizard: {e}");
             return Outcome::BadInput;
         }
+    };
+    if !done.is_empty() {
         if a.json {
             println!(
                 "{}",
                 serde_json::json!({ "event": "reset", "hosts": done, "all": done.len() == cluster.hosts.len() })
             );
         } else {
-            println!(
-                "reset {}: the next `kswizard install` {}; the conf is unchanged",
-                done.iter().cloned().collect::<Vec<_>>().join(", "),
-                if done.len() == cluster.hosts.len() {
-                    "starts fresh"
-                } else {
-                    "installs them again"
-                }
-            );
+            println!("{}", reset::outcome(&cluster, &done));
         }
     }
     outcome(ran, a.json, &resume_hint)
-}
-
-/// The reset in the install journal and the installed record.
-fn record(
-    state: &Path,
-    cluster: &crate::model::Cluster,
-    done: &BTreeSet<String>,
-) -> Result<(), String> {
-    let jpath = executor::journal_path(state);
-    if jpath.exists() {
-        Journal::open(&jpath, false)
-            .and_then(|mut j| j.append(&reset::record(cluster, done)))
-            .map_err(|e| format!("{}: {e}", jpath.display()))?;
-    }
-    let names: Vec<String> = done.iter().cloned().collect();
-    match Installed::load(state) {
-        Ok(Some(rec)) => rec
-            .without(&names)
-            .save(state)
-            .map_err(|e| format!("{}: {e}", crate::engine::installed::path(state).display())),
-        Ok(None) => Ok(()),
-        Err(e) => Err(e.to_string()),
-    }
 }

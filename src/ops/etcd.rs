@@ -101,6 +101,20 @@ pub struct Meta {
     pub install_id: Option<String>,
 }
 
+/// What a backup's snapshot holds, in a line: `12345 bytes, sha256 ab…, revision 812, 431 keys,
+/// from member m1 (taken on master1)`; the command prints it and the wizard shows it.
+pub fn holds(meta: &Meta) -> String {
+    format!(
+        "{} bytes, sha256 {}, revision {}, {} keys, from member {} (taken on {})",
+        meta.size,
+        meta.sha256,
+        meta.revision.map_or("?".into(), |r| r.to_string()),
+        meta.keys.map_or("?".into(), |k| k.to_string()),
+        meta.member,
+        meta.node
+    )
+}
+
 /// The `sha256sum` line kept beside the snapshot (`sha256sum -c` checks it).
 pub fn sum_line(sha256: &str) -> String {
     format!("{sha256}  {SNAPSHOT}\n")

@@ -226,6 +226,56 @@ pub fn prune(out: &Path, keep: usize) -> Result<Vec<String>, String> {
     Ok(gone)
 }
 
+/// Where backups go unless told otherwise (`--out`): `<state>/backups`.
+pub fn backups_dir(state: &Path) -> PathBuf {
+    state.join("backups")
+}
+
+/// A backup directory found under the backups dir, with its record when it has a readable one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backup {
+    pub dir: PathBuf,
+    pub meta: Option<Meta>,
+}
+
+impl Backup {
+    /// Its directory's name (`etcd-20261202T043000Z`).
+    pub fn name(&self) -> String {
+        self.dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    }
+}
+
+/// The backups under `out` (the directories named as `backup_name` makes them), newest first;
+/// none when `out` does not exist yet. What the wizard's restore offers.
+pub fn list(out: &Path) -> Result<Vec<Backup>, String> {
+    let entries = match std::fs::read_dir(out) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", out.display())),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| etcd::is_backup_name(n))
+        .collect();
+    // The names sort as the times they were taken.
+    names.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let dir = out.join(n);
+            // A record that cannot be read leaves the backup listed, its figures unknown.
+            let meta = std::fs::read_to_string(dir.join(etcd::META))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok());
+            Backup { dir, meta }
+        })
+        .collect())
+}
+
 /// The operations (`assets/<name>.yaml`, journal `<state>/ops/<name>.jsonl`).
 pub const BACKUP: &str = "etcd-backup";
 pub const RESTORE: &str = "etcd-restore";
@@ -492,6 +542,41 @@ mod tests {
         let dest = dir.path().join("backup").join(etcd::SNAPSHOT);
         std::fs::create_dir(dest.parent().unwrap()).unwrap();
         (h, dir, remote, dest)
+    }
+
+    #[test]
+    fn backups_are_listed_newest_first_with_their_records() {
+        let out = tempfile::tempdir().unwrap();
+        assert!(list(&out.path().join("none")).unwrap().is_empty());
+        for (t, meta) in [(1_000, true), (3_000, false), (2_000, true)] {
+            let dir = new_backup_dir(out.path(), t).unwrap();
+            if meta {
+                let m = Meta {
+                    taken: t,
+                    node: "m1".into(),
+                    member: "m1".into(),
+                    revision: Some(t),
+                    keys: Some(7),
+                    size: 9,
+                    sha256: "0".repeat(64),
+                    install_id: None,
+                };
+                std::fs::write(dir.join(etcd::META), serde_json::to_string(&m).unwrap()).unwrap();
+            }
+        }
+        std::fs::create_dir(out.path().join("not-a-backup")).unwrap();
+        let found = list(out.path()).unwrap();
+        let names: Vec<String> = found.iter().map(Backup::name).collect();
+        assert_eq!(
+            names,
+            [
+                etcd::backup_name(3_000),
+                etcd::backup_name(2_000),
+                etcd::backup_name(1_000)
+            ]
+        );
+        assert!(found[0].meta.is_none());
+        assert_eq!(found[1].meta.as_ref().unwrap().revision, Some(2_000));
     }
 
     #[tokio::test]

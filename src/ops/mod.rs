@@ -9,6 +9,7 @@ pub mod etcd_io;
 pub mod quorum;
 pub mod remove;
 pub mod reset;
+pub mod reset_io;
 pub mod unfinished;
 
 use std::path::Path;

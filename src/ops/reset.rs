@@ -94,6 +94,20 @@ pub fn confirmed(cluster: &Cluster, typed: &str) -> bool {
     !name.is_empty() && typed.trim() == name
 }
 
+/// What a reset of `done` means for the next install, in words (the command prints it, the
+/// wizard's status line says it).
+pub fn outcome(cluster: &Cluster, done: &BTreeSet<String>) -> String {
+    format!(
+        "reset {}: the next install {}; the conf is unchanged",
+        done.iter().cloned().collect::<Vec<_>>().join(", "),
+        if done.len() == cluster.hosts.len() {
+            "starts fresh"
+        } else {
+            "installs them again"
+        }
+    )
+}
+
 /// The install journal's record of a reset whose node-reset step ended ok on `done`.
 pub fn record(cluster: &Cluster, done: &BTreeSet<String>) -> Record {
     Record::Reset {

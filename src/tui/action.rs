@@ -103,6 +103,23 @@ pub enum Action {
         node: String,
         check: Result<String, String>,
     },
+    /// `o` on Hosts, Review and Done: the day-2 operations (etcd backup, restore, reset).
+    Operations,
+    /// `F` in the restore's question: restore although etcd has quorum (y then restores).
+    ForceRestore,
+    /// The backups under the state dir, newest first, as listed at `now` (seconds since the
+    /// epoch, for their ages), or why they cannot be.
+    BackupsListed {
+        now: u64,
+        list: Result<Vec<crate::ops::etcd_io::Backup>, String>,
+    },
+    /// The restore's check of `backup`: what it loses, whether it is refused, or why it cannot.
+    RestoreChecked {
+        backup: PathBuf,
+        check: Result<super::ops::RestoreCheck, String>,
+    },
+    /// The backup operation's snapshot is kept on the taskbox (before its `InstallEnded`).
+    BackedUp(Box<super::ops::Kept>),
     /// One event of the running install, forwarded as the engine sent it.
     Engine(Box<Event>),
     /// The install returned: its summary, or why it could not run.
@@ -158,6 +175,24 @@ pub enum Effect {
         source: Box<Source>,
         dir: PathBuf,
         node: String,
+    },
+    /// List the backups under the state dir of the conf directory; reports `BackupsListed`.
+    ListBackups(PathBuf),
+    /// Before a restore from `backup`: `ops::etcd_io::check_restore` (the unfinished restore of
+    /// another snapshot refused, the cluster's health, what is lost); reports `RestoreChecked`.
+    CheckRestore {
+        cluster: Box<Cluster>,
+        dir: PathBuf,
+        backup: PathBuf,
+    },
+    /// Run the day-2 operation `op` (backup, restore, reset) like the install (events, then
+    /// `InstallEnded`), and what the command does after it: the backup kept (`BackedUp`), the
+    /// reset recorded. `force`: a restore although etcd has quorum.
+    RunOp {
+        cluster: Box<Cluster>,
+        dir: PathBuf,
+        op: super::install::Operation,
+        force: bool,
     },
     /// The answer to the install's "continue anyway?" after preflight warnings.
     AnswerPreflight(bool),

@@ -19,7 +19,11 @@ use crate::engine::installed::Installed;
 use crate::engine::paths::{bundle_dir, load_plan, plan_path, state_dir};
 use crate::lb_status::Prober;
 use crate::model::Cluster;
+use crate::ops::etcd_io::{self, BACKUP, RESTORE};
 use crate::ops::remove;
+use crate::ops::reset_io::{self, RESET};
+use crate::tui::install::Operation;
+use crate::tui::ops::{Kept, RestoreCheck};
 
 /// How long the Hosts screen's SSH test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -47,6 +51,29 @@ pub(crate) async fn run(effect: Effect, tx: mpsc::Sender<Msg>) {
             dir,
             node,
         } => return remove(*cluster, *source, dir, node, tx).await,
+        Effect::RunOp {
+            cluster,
+            dir,
+            op,
+            force,
+        } => return run_op(*cluster, dir, op, force, tx).await,
+        Effect::ListBackups(dir) => {
+            let list =
+                blocking(move || etcd_io::list(&etcd_io::backups_dir(&state_dir(&dir, None))))
+                    .await;
+            Action::BackupsListed {
+                now: crate::engine::journal::now(),
+                list,
+            }
+        }
+        Effect::CheckRestore {
+            cluster,
+            dir,
+            backup,
+        } => Action::RestoreChecked {
+            check: check_restore(&cluster, &dir, &backup).await,
+            backup,
+        },
         Effect::PrepareRemove { cluster, dir, node } => {
             let name = node.clone();
             Action::RemovePrepared {
@@ -181,7 +208,7 @@ async fn remove(
         let state = state_dir(&dir, None);
         remove::write_pending(&state, &names)
             .map_err(|e| format!("{}: {e}", remove::pending_path(&state).display()))?;
-        // Earlier removes' steps, and the install's for the re-wiring steps it shares.
+        // Earlier removes' steps, and the install's for the re-wiring steps they share.
         let journals = [
             executor::journal_path(&state),
             executor::journal_of(&op.options),
@@ -224,6 +251,100 @@ async fn remove(
                 "{node} left the cluster, but {e}; `kswizard remove {node}` finishes it"
             )),
         }
+    })
+    .await;
+}
+
+/// Before a restore from `backup`: the snapshot opened (its sha256 checked against the file
+/// beside it) and `etcd_io::check_restore` without `--force`, as `kswizard etcd restore` does;
+/// nothing is changed.
+async fn check_restore(
+    cluster: &Cluster,
+    dir: &Path,
+    backup: &Path,
+) -> Result<RestoreCheck, String> {
+    let given = backup.to_path_buf();
+    let snapshot = blocking(move || etcd_io::open_snapshot(&given)).await?;
+    let op = crate::ops::prepare(dir, None, cluster, RESTORE, &[]).map_err(|e| e.to_string())?;
+    let check = etcd_io::check_restore(&op, &snapshot, false).await?;
+    Ok(RestoreCheck {
+        loss: check.loss,
+        refused: check.refused,
+        resuming: check.resuming,
+    })
+}
+
+/// Run the day-2 operation `op` on the cluster of the conf directory `dir` as its command does
+/// (`ops::prepare`, its plan and journal, the install's engine, its events forwarded), with
+/// what the command does around it: a restore checked again and its snapshot recorded first
+/// (`force`: although etcd has quorum); after a backup that ended well the snapshot kept
+/// (`BackedUp`, the command's default dir and no `--keep`); after a reset, also one that failed
+/// on some hosts, the hosts it reset recorded.
+async fn run_op(cluster: Cluster, dir: PathBuf, op: Operation, force: bool, tx: mpsc::Sender<Msg>) {
+    let sender = tx.clone();
+    drive(tx, |events, confirm, commands| async move {
+        let (name, leaving): (&str, Vec<String>) = match &op {
+            Operation::Backup => (BACKUP, Vec::new()),
+            Operation::Restore(_) => (RESTORE, Vec::new()),
+            Operation::Reset { hosts, .. } => (RESET, hosts.iter().cloned().collect()),
+            Operation::Remove(node) => {
+                return Err(format!("the removal of {node} is Effect::Remove's"));
+            }
+        };
+        let mut prepared =
+            crate::ops::prepare(&dir, None, &cluster, name, &leaving).map_err(|e| e.to_string())?;
+        let state = prepared.options.state_dir.clone();
+        let journals = [
+            executor::journal_path(&state),
+            executor::journal_of(&prepared.options),
+        ];
+        let _ = sender
+            .send(Msg::Action(history(&prepared.plan, &journals).await))
+            .await;
+        if let Operation::Restore(backup) = &op {
+            let given = backup.clone();
+            let snapshot = blocking(move || etcd_io::open_snapshot(&given)).await?;
+            let check = etcd_io::check_restore(&prepared, &snapshot, force).await?;
+            if let Some(why) = check.refused {
+                return Err(why);
+            }
+            etcd_io::begin_restore(&mut prepared, &snapshot)?;
+        }
+        let opts = Options {
+            confirm_warnings: Some(confirm),
+            ..prepared.options
+        };
+        let summary = executor::install_with(
+            &prepared.cluster,
+            &prepared.plan,
+            &opts,
+            events,
+            Some(commands),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let ended_well = summary.failed == 0 && summary.skipped == 0;
+        match op {
+            Operation::Reset { hosts, .. } => {
+                blocking(move || reset_io::record(&state, &cluster, &hosts))
+                    .await
+                    .map_err(|e| format!("the reset ran, but {e}"))?;
+            }
+            Operation::Backup if ended_well => {
+                let stored =
+                    etcd_io::store(&cluster, &dir, &state, &etcd_io::backups_dir(&state), None)
+                        .await?;
+                let kept = Kept {
+                    dir: stored.dir,
+                    meta: stored.meta,
+                };
+                let _ = sender
+                    .send(Msg::Action(Action::BackedUp(Box::new(kept))))
+                    .await;
+            }
+            _ => {}
+        }
+        Ok(summary)
     })
     .await;
 }

@@ -1,6 +1,9 @@
 //! The install as the Install and Done screens show it: per-node progress built from the engine's
 //! events, the last lines of each node's log, and the last LB probe. Pure: `update` feeds it.
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
 use super::log_view::{Filter, FullLog, Search};
 use crate::engine::control::Waiting;
 use crate::engine::events::{Event, Status, Summary};
@@ -21,6 +24,12 @@ pub enum Operation {
     /// Take this installed node out of the cluster, then write the conf without it (the Hosts
     /// screen deletes one host at a time).
     Remove(String),
+    /// Snapshot etcd and keep it on the taskbox (`kswizard etcd backup`).
+    Backup,
+    /// Restore etcd from this backup directory (`kswizard etcd restore DIR`).
+    Restore(PathBuf),
+    /// Undo the install on these hosts (`all`: every host of the conf).
+    Reset { hosts: BTreeSet<String>, all: bool },
 }
 
 impl Operation {
@@ -28,6 +37,10 @@ impl Operation {
     pub fn title(&self) -> String {
         match self {
             Operation::Remove(node) => format!("Remove {node}"),
+            Operation::Backup => "Back up etcd".into(),
+            Operation::Restore(_) => "Restore etcd".into(),
+            Operation::Reset { all: true, .. } => "Reset the cluster".into(),
+            Operation::Reset { hosts, .. } => format!("Reset {}", names(hosts)),
         }
     }
 
@@ -35,6 +48,9 @@ impl Operation {
     pub fn what(&self) -> String {
         match self {
             Operation::Remove(node) => format!("the removal of {node}"),
+            Operation::Backup => "the etcd backup".into(),
+            Operation::Restore(_) => "the etcd restore".into(),
+            Operation::Reset { hosts, .. } => format!("the reset of {}", names(hosts)),
         }
     }
 
@@ -42,6 +58,15 @@ impl Operation {
     pub fn command(&self) -> String {
         match self {
             Operation::Remove(node) => format!("kswizard remove {node}"),
+            Operation::Backup => "kswizard etcd backup".into(),
+            Operation::Restore(dir) => format!("kswizard etcd restore {}", dir.display()),
+            Operation::Reset { all: true, .. } => "kswizard reset".into(),
+            Operation::Reset { hosts, .. } => {
+                format!(
+                    "kswizard reset {}",
+                    hosts.iter().cloned().collect::<Vec<_>>().join(" ")
+                )
+            }
         }
     }
 }
@@ -51,6 +76,10 @@ impl Operation {
 /// reset) and whose host leaves all the same.
 pub fn ended_well(operation: Option<&Operation>, summary: &Summary) -> bool {
     summary.failed == 0 && (summary.skipped == 0 || matches!(operation, Some(Operation::Remove(_))))
+}
+
+fn names(hosts: &BTreeSet<String>) -> String {
+    hosts.iter().cloned().collect::<Vec<_>>().join(", ")
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -103,6 +132,8 @@ pub struct Install {
     pub ticking: bool,
     /// Nodes stopped at a failed step, waiting for the operator's decision (`Event::Awaiting`).
     pub awaiting: std::collections::BTreeMap<String, Waiting>,
+    /// The backup operation's snapshot as kept on the taskbox.
+    pub kept: Option<super::ops::Kept>,
 }
 
 impl Install {
@@ -143,6 +174,7 @@ impl Install {
             timeouts: std::collections::HashMap::new(),
             ticking: false,
             awaiting: std::collections::BTreeMap::new(),
+            kept: None,
         }
     }
 
@@ -224,6 +256,44 @@ impl Install {
         );
     }
 
+    /// The backup was kept: where and what, in the log of the node that took it, selected.
+    pub fn backed_up(&mut self, kept: super::ops::Kept) {
+        for line in super::ops::kept_lines(&kept) {
+            self.log(&kept.meta.node, line);
+        }
+        if let Some(i) = self.nodes.iter().position(|n| n.name == kept.meta.node) {
+            self.selected = i;
+            self.log_scroll = 0;
+        }
+        self.kept = Some(kept);
+    }
+
+    /// A restore from `backup` ended well (operation `id`): each member's log says where its old
+    /// data is kept (the status line has no room for it).
+    pub fn restored(&mut self, backup: &std::path::Path, id: &str) {
+        let members: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.steps.is_empty())
+            .map(|n| n.name.clone())
+            .collect();
+        for m in members {
+            self.log(
+                &m,
+                format!(
+                    "kswizard: etcd restored from {}; this member's old data is kept in /var/lib/kswizard-restore/{id}/member.old",
+                    backup.display()
+                ),
+            );
+        }
+    }
+
+    /// Whether node `i` takes part in the run: during an operation, once its plan is known, a
+    /// node without a step of it does not (the table leaves it out).
+    pub fn involved(&self, i: usize) -> bool {
+        self.operation.is_none() || self.logs.is_none() || !self.nodes[i].steps.is_empty()
+    }
+
     /// Take one engine event into the progress.
     pub fn apply(&mut self, event: Event) {
         self.preflight.see(&event);
@@ -246,6 +316,13 @@ impl Install {
                         let before = done.iter().filter(|(node, _)| *node == n.name).count();
                         n.planned(plan.steps, before);
                     }
+                }
+                // The selected node may have no step of an operation: the first that has one.
+                if !self.involved(self.selected)
+                    && let Some(i) = (0..self.nodes.len()).find(|&i| self.involved(i))
+                {
+                    self.selected = i;
+                    self.log_scroll = 0;
                 }
             }
             Event::Started {

@@ -8,6 +8,7 @@ use super::action::{Action, Rerun};
 use super::decision;
 use super::form::Value;
 use super::input::Edit;
+use super::ops::Dialog;
 use super::state::{Confirm, Modal, Screen, State};
 
 pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
@@ -43,6 +44,7 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         }
         Some(Modal::Confirm(_)) => return answer_key(key),
         Some(Modal::Form(form)) => return form_key(&form.focused().value, key),
+        Some(Modal::Ops(dialog)) => return ops_key(dialog, key),
         None => {}
     }
     if state.lb_edit.is_some() || state.searching() {
@@ -94,6 +96,11 @@ pub fn map_key(state: &State, key: KeyEvent) -> Option<Action> {
         KeyCode::Char(']') if state.screen == Screen::Install => Action::NextMatch(false),
         KeyCode::Char('L') if state.screen == Screen::Install => Action::FullLog,
         KeyCode::Char('F') if state.screen == Screen::Install => Action::FilterNodes,
+        KeyCode::Char('o')
+            if matches!(state.screen, Screen::Hosts | Screen::Review | Screen::Done) =>
+        {
+            Action::Operations
+        }
         KeyCode::Char('t') if state.screen == Screen::Roles => Action::EtcdTopology,
         KeyCode::Char('t') => Action::TestSsh,
         KeyCode::Char('q') => Action::Quit,
@@ -106,6 +113,21 @@ fn answer_key(key: KeyEvent) -> Option<Action> {
     match key.code {
         KeyCode::Char('y' | 'Y') => Some(Action::Answer(true)),
         KeyCode::Char('n' | 'N') | KeyCode::Esc => Some(Action::Answer(false)),
+        _ => None,
+    }
+}
+
+/// In the operations dialog: the reset's name is typed; the restore's question takes y / n and
+/// F (force, only offered while etcd has quorum); the lists move and choose.
+fn ops_key(dialog: &Dialog, key: KeyEvent) -> Option<Action> {
+    match (dialog, key.code) {
+        (Dialog::Reset { .. }, _) => text_key(key),
+        (Dialog::Restore { .. }, KeyCode::Char('F')) => Some(Action::ForceRestore),
+        (Dialog::Restore { .. }, _) => answer_key(key),
+        (_, KeyCode::Up | KeyCode::Char('k')) => Some(Action::Up),
+        (_, KeyCode::Down | KeyCode::Char('j')) => Some(Action::Down),
+        (_, KeyCode::Enter) => Some(Action::Confirm),
+        (_, KeyCode::Esc) => Some(Action::Back),
         _ => None,
     }
 }
@@ -199,6 +221,41 @@ mod tests {
         ));
         let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
         assert!(matches!(map_key(&s, ctrl_c), Some(Action::Interrupt)));
+    }
+
+    #[test]
+    fn o_opens_the_operations_and_their_dialog_has_the_keyboard() {
+        use crate::tui::ops::Dialog;
+        let mut s = State::new("conf".into(), Theme::color());
+        s.screen = Screen::Review;
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('o'))),
+            Some(Action::Operations)
+        ));
+        s.screen = Screen::Roles;
+        assert!(map_key(&s, key(KeyCode::Char('o'))).is_none());
+        // The restore's question: F forces, f is nothing, y answers.
+        s.modal = Some(Modal::Ops(Dialog::Restore {
+            backup: "b".into(),
+            check: None,
+            forced: false,
+        }));
+        let shift_f = KeyEvent::new(KeyCode::Char('F'), KeyModifiers::SHIFT);
+        assert!(matches!(map_key(&s, shift_f), Some(Action::ForceRestore)));
+        assert!(map_key(&s, key(KeyCode::Char('f'))).is_none());
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('y'))),
+            Some(Action::Answer(true))
+        ));
+        // The reset's field: q is a letter.
+        s.modal = Some(Modal::Ops(Dialog::Reset {
+            hosts: std::collections::BTreeSet::new(),
+            input: crate::tui::input::Input::default(),
+        }));
+        assert!(matches!(
+            map_key(&s, key(KeyCode::Char('q'))),
+            Some(Action::Text(Edit::Insert('q')))
+        ));
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl Install {
     /// The nodes the table shows, by index, in order.
     pub fn shown(&self) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.filter.keeps(self.nodes[i].state()))
+            .filter(|&i| self.involved(i) && self.filter.keeps(self.nodes[i].state()))
             .collect()
     }
 
@@ -234,8 +234,8 @@ impl Install {
                 self.search = None;
                 Reading::Done
             }
-            Action::Up | Action::Down if self.filter != Filter::All => {
-                // Only among the nodes shown.
+            // Only among the nodes shown, when the filter or an operation leaves some out.
+            Action::Up | Action::Down if self.shown().len() != self.nodes.len() => {
                 let shown = self.shown();
                 let at = shown.iter().position(|&i| i >= self.selected).unwrap_or(0);
                 let to = match action {

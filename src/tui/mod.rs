@@ -15,6 +15,7 @@ pub mod input;
 pub mod install;
 pub mod keymap;
 pub mod log_view;
+pub mod ops;
 pub mod preflight;
 pub mod screens;
 pub mod state;

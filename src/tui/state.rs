@@ -138,6 +138,8 @@ pub struct Opening {
 pub enum Modal {
     Form(Form),
     Confirm(Confirm),
+    /// The day-2 operations dialog (`o`).
+    Ops(super::ops::Dialog),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use super::install::{Install, Operation, ended_well};
 use super::log_view::Reading;
+use super::ops;
 use crate::engine::events::{Event, Summary};
 use crate::engine::installed::Change;
 use crate::lb_status::LbStatus;
@@ -119,6 +120,24 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             install_previewed(state, preview);
             return Vec::new();
         }
+        Action::BackupsListed { now, list } => {
+            if let Some(Modal::Ops(d)) = state.modal.as_mut() {
+                ops::listed(d, list, now);
+            }
+            return Vec::new();
+        }
+        Action::RestoreChecked { backup, check } => {
+            if let Some(Modal::Ops(d)) = state.modal.as_mut() {
+                ops::checked(d, &backup, check);
+            }
+            return Vec::new();
+        }
+        Action::BackedUp(kept) => {
+            if let Some(install) = state.install.as_mut() {
+                install.backed_up(*kept);
+            }
+            return Vec::new();
+        }
         Action::RemovePrepared { node, check } => {
             remove_prepared(state, node, check);
             return Vec::new();
@@ -150,6 +169,10 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
         Some(Modal::Form(form)) => {
             form_action(state, form, action);
             return Vec::new();
+        }
+        Some(Modal::Ops(dialog)) => {
+            let step = ops::act(dialog, action, &state.conf_dir, &state.cluster);
+            return ops_step(state, step);
         }
         None => {}
     }
@@ -203,6 +226,11 @@ fn apply(state: &mut State, action: Action) -> Vec<Effect> {
             ) =>
         {
             return ask_install(state);
+        }
+        Action::Operations
+            if matches!(state.screen, Screen::Hosts | Screen::Review | Screen::Done) =>
+        {
+            ask_ops(state);
         }
         Action::Decide(choice) if state.screen == Screen::Install => {
             return decision::choose(state, choice);
@@ -820,7 +848,12 @@ fn begin(
         None => Install::new(state.cluster.clone()),
     };
     // The log shown first is that of the node the operation is about.
-    if let Some(Operation::Remove(node)) = &operation
+    let about = match &operation {
+        Some(Operation::Remove(node)) => Some(node),
+        Some(Operation::Reset { hosts, all: false }) => hosts.first(),
+        _ => None,
+    };
+    if let Some(node) = about
         && let Some(i) = install.nodes.iter().position(|n| &n.name == node)
     {
         install.selected = i;
@@ -886,10 +919,10 @@ fn install_ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effe
     let install = state
         .install
         .as_ref()
-        .is_some_and(|i| i.operation.is_none());
+        .is_some_and(|i| matches!(i.operation, None | Some(Operation::Reset { .. })));
     let mut effects = ended(state, result);
-    // An install that ended well wrote the installed record: Start, Review and the Hosts
-    // screen's delete compare with it as it is now.
+    // An install that ended well wrote the installed record, and a reset dropped hosts from it:
+    // Start, Review and the Hosts screen's delete compare with it as it is now.
     if install {
         effects.push(Effect::Load(state.conf_dir.clone()));
     }
@@ -972,6 +1005,42 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
                 ),
             );
         }
+        (None, Some(Operation::Backup)) => {
+            // The figures first: a narrow status line cuts the end; the log has the directory.
+            let text = install.kept.as_ref().map_or_else(
+                || format!("etcd backed up ({run_s:.1}s)."),
+                |k| {
+                    let or_unknown = |n: Option<u64>| n.map_or("?".into(), |n| n.to_string());
+                    format!(
+                        "etcd backed up: revision {}, {} keys, {}; the log says where it is.",
+                        or_unknown(k.meta.revision),
+                        or_unknown(k.meta.keys),
+                        ops::size_text(k.meta.size)
+                    )
+                },
+            );
+            state.set_status(StatusKind::Ok, text);
+        }
+        (None, Some(Operation::Restore(backup))) => {
+            let id = install
+                .install_id
+                .clone()
+                .unwrap_or_else(|| "<restore id>".into());
+            install.restored(&backup, &id);
+            let name = backup
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+            state.set_status(
+                StatusKind::Ok,
+                format!(
+                    "etcd restored from {name} in {run_s:.1}s; each member's old data is in /var/lib/kswizard-restore/{id}/member.old."
+                ),
+            );
+        }
+        (None, Some(Operation::Reset { hosts, .. })) => {
+            let text = capital(&crate::ops::reset::outcome(&state.cluster, &hosts));
+            state.set_status(StatusKind::Ok, format!("{text} ({run_s:.1}s)."));
+        }
         (Some(failed), _) => state.set_status(
             StatusKind::Error,
             format!("{failed} i resumes (or {resume})."),
@@ -1028,6 +1097,66 @@ fn remove_prepared(state: &mut State, node: String, check: Result<String, String
     state.modal = Some(Modal::Confirm(Confirm::RemoveNode { node, check }));
 }
 
+/// `o`: the operations menu, on the conf as the disk has it (the operations read it as the
+/// commands do), of an installed cluster, never while something runs.
+fn ask_ops(state: &mut State) {
+    if state.installing() {
+        return;
+    }
+    if state.installed().is_none() {
+        state.set_status(
+            StatusKind::Error,
+            "No operation: nothing is installed from this conf yet.",
+        );
+        return;
+    }
+    if !state.written() {
+        state.set_status(
+            StatusKind::Error,
+            "The operations run on the conf on disk: write (Ctrl-s) or undo your changes first.",
+        );
+        return;
+    }
+    if has_errors(state.findings()) {
+        state.refuse_for_errors("No operation");
+        return;
+    }
+    let host = (state.screen == Screen::Hosts)
+        .then(|| state.cluster.hosts.get(state.host_selected))
+        .flatten()
+        .map(|h| h.name.clone());
+    state.modal = Some(Modal::Ops(ops::menu(host.as_deref())));
+}
+
+/// Where a key in the operations dialog leads: the dialog again, closed, or the operation run.
+fn ops_step(state: &mut State, step: ops::Step) -> Vec<Effect> {
+    match step {
+        ops::Step::Stay(dialog, effects) => {
+            state.modal = Some(Modal::Ops(dialog));
+            effects
+        }
+        ops::Step::Close => Vec::new(),
+        ops::Step::Run(op, force) => {
+            let text = match &op {
+                Operation::Backup => "Backing up etcd…".to_string(),
+                Operation::Restore(b) => format!(
+                    "Restoring etcd from {}{}…",
+                    b.file_name().unwrap_or(b.as_os_str()).to_string_lossy(),
+                    if force { " (forced)" } else { "" }
+                ),
+                other => format!("{}…", capital(&other.what())),
+            };
+            let effect = Effect::RunOp {
+                cluster: Box::new(state.cluster.clone()),
+                dir: state.conf_dir.clone(),
+                op: op.clone(),
+                force,
+            };
+            begin(state, Some(op), effect, text)
+        }
+    }
+}
+
 /// `i` on the Install screen of an operation: the same operation again (the engine resumes its
 /// journal), asked first; once it is done there is nothing to resume.
 fn again(state: &mut State) -> Vec<Effect> {
@@ -1043,6 +1172,20 @@ fn again(state: &mut State) -> Vec<Effect> {
             let text = format!("{node} is removed; Esc goes to Review.");
             state.set_status(StatusKind::Info, text);
             Vec::new()
+        }
+        Some(op)
+            if install
+                .summary
+                .as_ref()
+                .is_some_and(|s| s.failed == 0 && s.skipped == 0) =>
+        {
+            let text = format!("{} is done; Esc goes to Review.", capital(&op.what()));
+            state.set_status(StatusKind::Info, text);
+            Vec::new()
+        }
+        Some(op) => {
+            let step = ops::again(op, &state.conf_dir, &state.cluster);
+            ops_step(state, step)
         }
         None => Vec::new(),
     }

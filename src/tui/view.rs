@@ -7,7 +7,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Wrap};
 
 use super::form::Value;
-use super::screens::{done, help, hosts, install, load_balancer, preflight, review, roles, start};
+use super::screens::{
+    done, help, hosts, install, load_balancer, ops, preflight, review, roles, start,
+};
 use super::state::{Confirm, Modal, Screen, State};
 use super::widgets::chrome::{self, Hint};
 use super::widgets::{form, popup::popup};
@@ -77,6 +79,10 @@ pub fn render(frame: &mut Frame, state: &State) {
             Some(Modal::Confirm(question)) => {
                 confirm(frame, question, state);
                 answers(question)
+            }
+            Some(Modal::Ops(dialog)) => {
+                ops::render(frame, dialog, state);
+                ops::answers(dialog)
             }
             Some(Modal::Form(f)) => {
                 form::render(frame, f, &state.theme);
@@ -191,9 +197,18 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
             preview.nodes,
             preview.done
         ),
-        Confirm::StopInstall => "Quit and stop the install? Steps already running keep running \
-            on the nodes; `kswizard install --resume` or the wizard (i on Review) picks them up."
-            .to_string(),
+        // An operation names itself and the command that goes on with it.
+        Confirm::StopInstall => match state.install.as_ref().and_then(|i| i.operation.as_ref()) {
+            Some(op) => format!(
+                "Quit and stop {}? Steps already running keep running on the nodes; `{}` or the \
+                 wizard (the same operation again) picks them up.",
+                op.what(),
+                op.command()
+            ),
+            None => "Quit and stop the install? Steps already running keep running on the nodes; \
+                `kswizard install --resume` or the wizard (i on Review) picks them up."
+                .to_string(),
+        },
         Confirm::AbortInstall => "Abort the install? Steps running on other nodes finish and \
             are recorded; no node starts another. i resumes it later."
             .to_string(),
@@ -214,6 +229,15 @@ fn confirm(frame: &mut Frame, question: &Confirm, state: &State) {
     // The install questions need more lines of text.
     let (width, height) = match question {
         Confirm::Install(p) if p.complete => (60, 8),
+        // An operation's command may name a backup's path.
+        Confirm::StopInstall
+            if state
+                .install
+                .as_ref()
+                .is_some_and(|i| i.operation.is_some()) =>
+        {
+            (72, 9)
+        }
         Confirm::StopInstall | Confirm::AbortInstall | Confirm::Install(_) => (60, 7),
         Confirm::AddHosts { .. } => (60, 8),
         // Wide enough for the arithmetic's columns.

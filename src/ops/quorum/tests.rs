@@ -157,7 +157,9 @@ fn an_even_count_left_is_said() {
     let three = [member(1, true), member(2, true), member(3, true)];
     let note = check(&three, &ips(&[3])).unwrap().even_note().unwrap();
     assert!(
-        note.contains("2 etcd members tolerate 0 failed member(s), no more than 1 would: add an etcd host"),
+        note.contains(
+            "2 etcd members tolerate 0 failed member(s), no more than 1 would: add an etcd host"
+        ),
         "{note}"
     );
     assert_eq!(check(&three, &ips(&[2, 3])).unwrap().even_note(), None);

@@ -17,8 +17,10 @@ use crate::tui::widgets::wrap_words;
 
 pub const PURPOSE: &str = "The cluster is installed: what was built and where to find it.";
 
-pub fn hints(_: &State) -> Vec<Hint> {
-    vec![("↑↓", "scroll"), ("Esc", "Review")]
+pub fn hints(state: &State) -> Vec<Hint> {
+    let mut hints = vec![("↑↓", "scroll"), ("Esc", "Review")];
+    hints.extend(super::ops::hint(state));
+    hints
 }
 
 fn names<'a>(hosts: impl Iterator<Item = &'a Host>) -> String {

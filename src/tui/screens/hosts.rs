@@ -22,7 +22,7 @@ pub fn hints(state: &State) -> Vec<Hint> {
         .hosts
         .get(state.host_selected)
         .is_some_and(|h| state.is_installed(&h.name));
-    vec![
+    let mut hints = vec![
         ("a", "add"),
         ("r", "range"),
         ("i", "paste ini"),
@@ -30,7 +30,9 @@ pub fn hints(state: &State) -> Vec<Hint> {
         ("d", if installed { "remove" } else { "delete" }),
         ("t", "test SSH"),
         ("Enter", "next"),
-    ]
+    ];
+    hints.extend(super::ops::hint(state));
+    hints
 }
 
 /// The Auth column: how, never the secret; a set password shows as a fixed run of dots so its

@@ -167,6 +167,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
     ];
     let header = vec!["", "state", "node", "roles", "step", "done", "", "time"];
     let mut title = match install.filter {
+        // An operation's table leaves out the nodes without a step of it: say how many take part.
+        Filter::All if kept.len() < install.nodes.len() => format!(
+            "Nodes taking part: {} of {}",
+            kept.len(),
+            install.nodes.len()
+        ),
         Filter::All => "Nodes".to_string(),
         f => format!(
             "Nodes: {} {} of {}",

@@ -7,6 +7,7 @@ pub mod hosts;
 pub mod install;
 pub mod load_balancer;
 pub mod log_view;
+pub mod ops;
 pub mod preflight;
 pub mod review;
 pub mod roles;

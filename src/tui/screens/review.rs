@@ -17,14 +17,16 @@ use crate::validate::Severity;
 pub const PURPOSE: &str =
     "Check the findings and the diff, write the files with Ctrl-s, then install (i).";
 
-pub fn hints(_: &State) -> Vec<Hint> {
-    vec![
+pub fn hints(state: &State) -> Vec<Hint> {
+    let mut hints = vec![
         ("↑↓", "section"),
         ("Enter", "open"),
         ("PgUp/PgDn", "diff"),
         ("Ctrl-s", "write"),
         ("i", "install"),
-    ]
+    ];
+    hints.extend(super::ops::hint(state));
+    hints
 }
 
 fn summary(state: &State, screen: Screen) -> String {

@@ -19,10 +19,10 @@ use crate::tui::state::{Confirm, Modal, Screen, State, StatusKind};
 use crate::tui::theme::Theme;
 use crate::tui::update::update;
 
-const INSTALL_ID: &str = "20261123-020521-4f2a";
+pub const INSTALL_ID: &str = "20261123-020521-4f2a";
 
 /// The repository's conf/ as read, its cluster.
-fn conf() -> Cluster {
+pub fn conf() -> Cluster {
     effects::load(Path::new("conf"))
         .unwrap()
         .cluster
@@ -43,7 +43,7 @@ fn without(name: &str) -> Installed {
 }
 
 /// conf/ read with `installed` as its state dir's record, on Start.
-fn loaded_with(installed: Installed) -> State {
+pub fn loaded_with(installed: Installed) -> State {
     let mut s = State::new("conf".into(), Theme::color());
     let mut disk = effects::load(Path::new("conf")).unwrap();
     disk.installed = Ok(Some(installed));
@@ -52,7 +52,7 @@ fn loaded_with(installed: Installed) -> State {
 }
 
 /// `loaded_with`, opened (the Hosts screen).
-fn opened_with(installed: Installed) -> State {
+pub fn opened_with(installed: Installed) -> State {
     let mut s = loaded_with(installed);
     send(&mut s, [Action::Confirm]);
     s

@@ -151,3 +151,155 @@ async fn install_then_delete_a_worker_removes_it_from_the_cluster_then_the_conf(
     assert!(record.host("worker1").is_none());
     assert_eq!(record.hosts.len(), 3);
 }
+
+/// `etcdctl ARGS` on the lab's first node (its member's certificates, every member as an
+/// endpoint) over the lab's own ssh, as root through sudo: (ok, stdout and stderr).
+fn etcdctl_on_node(lab: &lab::Lab, args: &str) -> (bool, String) {
+    let endpoints: Vec<String> = lab
+        .nodes
+        .iter()
+        .map(|n| format!("https://{}:2379", n.ip))
+        .collect();
+    let command = format!(
+        "sudo -n env ETCDCTL_API=3 etcdctl --endpoints {} --dial-timeout 3s \
+         --cacert /etc/etcd/pki/ca.crt --cert /etc/etcd/pki/member.crt \
+         --key /etc/etcd/pki/member.key {args}",
+        endpoints.join(",")
+    );
+    let out = lab
+        .ssh()
+        .arg(format!("{}@{}", lab.key_user, lab.nodes[0].ip))
+        .arg(command)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab"]
+async fn backup_from_the_wizard_then_a_forced_restore_loses_what_was_written_since() {
+    let started = std::time::Instant::now();
+    let tmp = tempfile::tempdir_in("/tmp").unwrap();
+    let spec = Spec {
+        dir: tmp.path().join("lab"),
+        nodes: 3,
+        subnet: Some("10.231.246".into()),
+    };
+    let lab = tokio::task::spawn_blocking(move || lab::up(&spec, true))
+        .await
+        .unwrap()
+        .expect("the lab (needs root and its packages)");
+    let _down = Down(lab.dir.clone());
+    let conf = lab.conf_dir.clone();
+    let minute = Duration::from_secs(60);
+
+    let mut s = State::new(conf.clone(), Theme::monochrome());
+    until(&mut s, vec![Effect::Load(conf.clone())], minute, |s| {
+        s.disk.is_some()
+    })
+    .await;
+    send(&mut s, [Action::Confirm, Action::GoTo(Screen::Review)]);
+    let ask = send(&mut s, [Action::Install]);
+    until(&mut s, ask, minute, |s| s.modal.is_some()).await;
+    let go = send(&mut s, [Action::Answer(true)]);
+    until(&mut s, go, 5 * minute, |s| {
+        !s.installing() && s.installed().is_some()
+    })
+    .await;
+    assert_eq!(s.screen, Screen::Done, "{:?}", s.status);
+    let installed_in = started.elapsed();
+
+    // Done, o, Back up etcd: the operation, then the snapshot kept on the taskbox.
+    let go = send(&mut s, [Action::Operations, Action::Confirm]);
+    assert_eq!(s.screen, Screen::Install);
+    until(&mut s, go, 2 * minute, |s| !s.installing()).await;
+    let status = s.status.clone().unwrap();
+    assert!(
+        status.text.starts_with("etcd backed up: revision "),
+        "{status:?}"
+    );
+    let kept = s.install.as_ref().unwrap().kept.clone().unwrap();
+    assert!(kept.dir.join("snapshot.db").is_file());
+    assert!(kept.meta.keys.is_some_and(|k| k > 0), "{:?}", kept.meta);
+    let backed_up_in = started.elapsed().saturating_sub(installed_in);
+
+    // A key written after the backup.
+    let (ok, out) = etcdctl_on_node(&lab, "put /kswizard-test/after-backup written");
+    assert!(ok, "{out}");
+
+    // Review, o, Restore: the backup listed first, checked; etcd is healthy, so refused until F.
+    send(&mut s, [Action::Back, Action::GoTo(Screen::Review)]);
+    let list = send(&mut s, [Action::Operations, Action::Down, Action::Confirm]);
+    until(&mut s, list, minute, |s| {
+        matches!(
+            &s.modal,
+            Some(Modal::Ops(crate::tui::ops::Dialog::Backups {
+                list: Some(_),
+                ..
+            }))
+        )
+    })
+    .await;
+    let checking = send(&mut s, [Action::Confirm]);
+    until(&mut s, checking, minute, |s| {
+        matches!(
+            &s.modal,
+            Some(Modal::Ops(crate::tui::ops::Dialog::Restore {
+                check: Some(_),
+                ..
+            }))
+        )
+    })
+    .await;
+    let Some(Modal::Ops(crate::tui::ops::Dialog::Restore {
+        backup,
+        check: Some(Ok(check)),
+        ..
+    })) = &s.modal
+    else {
+        panic!("{:?}", s.modal)
+    };
+    assert_eq!(backup, &kept.dir);
+    assert!(check.refused.is_some(), "a healthy cluster is refused");
+    assert!(
+        check
+            .loss
+            .iter()
+            .any(|l| l.starts_with("Restoring loses the ")),
+        "{:?}",
+        check.loss
+    );
+    assert!(send(&mut s, [Action::Answer(true)]).is_empty(), "y alone");
+    let go = send(&mut s, [Action::ForceRestore, Action::Answer(true)]);
+    assert_eq!(s.screen, Screen::Install);
+    until(&mut s, go, 3 * minute, |s| !s.installing()).await;
+    let status = s.status.clone().unwrap();
+    assert!(
+        status.text.starts_with("etcd restored from etcd-"),
+        "{status:?}"
+    );
+    let restored_in = started
+        .elapsed()
+        .saturating_sub(installed_in + backed_up_in);
+
+    // The key is gone, every member healthy.
+    let (ok, out) = etcdctl_on_node(&lab, "get /kswizard-test/after-backup --print-value-only");
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "", "the key written after the backup is gone");
+    let (ok, health) = etcdctl_on_node(&lab, "endpoint health");
+    assert!(ok, "{health}");
+    assert_eq!(health.matches("is healthy").count(), 3, "{health}");
+    eprintln!(
+        "install {:.1}s, backup {:.1}s, restore {:.1}s",
+        installed_in.as_secs_f64(),
+        backed_up_in.as_secs_f64(),
+        restored_in.as_secs_f64()
+    );
+}

@@ -3,6 +3,7 @@
 mod day2;
 mod day2_lab;
 mod decisions;
+mod ops;
 mod preflight;
 mod snapshots;
 mod update;
