@@ -526,6 +526,7 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
             files: Vec::new(),
             install: None,
             installed: installed(dir),
+            unfinished: unfinished(dir),
         });
     }
     let (cluster, source) = conf::load(dir).map_err(|e| e.to_string())?;
@@ -545,10 +546,16 @@ pub fn load(dir: &Path) -> Result<Disk, String> {
     Ok(Disk {
         install,
         installed: installed(dir),
+        unfinished: unfinished(dir),
         cluster: source.hosts_exists.then_some(cluster),
         source,
         files,
     })
+}
+
+/// The day-2 operations of the state dir found from the conf directory `dir` that did not end.
+fn unfinished(dir: &Path) -> Result<Vec<crate::ops::unfinished::Unfinished>, String> {
+    crate::ops::unfinished::find(&state_dir(dir, None), dir).map_err(|e| e.to_string())
 }
 
 /// The installed record of the state dir found from the conf directory `dir`.

@@ -86,6 +86,8 @@ pub struct Disk {
     /// The cluster as installed (`<state>/installed.json`): none before a complete install, or
     /// why the record cannot be read.
     pub installed: Result<Option<Installed>, String>,
+    /// Day-2 operations that did not end, or why their journals cannot be read.
+    pub unfinished: Result<Vec<crate::ops::unfinished::Unfinished>, String>,
 }
 
 /// The Start screen's choices; only those that work are offered.

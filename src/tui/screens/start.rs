@@ -1,6 +1,7 @@
 //! Start: open the files found in the conf directory, or start a new cluster. An install started
 //! from there is shown with its progress; `i` on Review (or `kswizard install --resume`) resumes
-//! it. Once a cluster is installed, how the conf differs from it and what each difference does.
+//! it. Once a cluster is installed, how the conf differs from it and what each difference does,
+//! and any day-2 operation that did not end, with how to go on with it.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -65,6 +66,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
             lines.push(Line::raw(format!("  Last install: {progress}")));
         }
     }
+    if let Some(Ok(disk)) = &state.disk {
+        lines.extend(unfinished(disk, theme));
+    }
     lines.push(Line::raw(""));
     for (i, choice) in state.start_choices().into_iter().enumerate() {
         let selected = i == state.start_selected;
@@ -90,6 +94,35 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State) {
         lines.extend(installed(disk, usize::from(area.width), theme));
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }), area);
+}
+
+/// Day-2 operations that did not end: each goes on where it stopped, from the wizard or its
+/// command.
+fn unfinished(disk: &Disk, theme: &Theme) -> Vec<Line<'static>> {
+    let found = match &disk.unfinished {
+        Ok(found) => found,
+        Err(e) => return vec![Line::styled(format!("  {SYM_ERROR} {e}"), theme.error)],
+    };
+    let mut lines = Vec::new();
+    for u in found {
+        lines.push(Line::styled(
+            format!(
+                "  {SYM_WARNING} Unfinished {} of {}: {} of {} steps done",
+                u.operation,
+                u.hosts.join(", "),
+                u.done,
+                u.known
+            ),
+            theme.warning,
+        ));
+        let wizard = match u.operation.as_str() {
+            "remove" => "d on the host in Hosts",
+            _ => "o (operations) in Hosts",
+        };
+        lines.push(Line::raw(format!("    go on with Open, then {wizard}, or")));
+        lines.push(Line::raw(format!("    `{}`", u.resume)));
+    }
+    lines
 }
 
 /// The installed cluster against the conf on disk: each difference and what it will do.

@@ -47,6 +47,23 @@ fn start_with_an_unfinished_install() {
 }
 
 #[test]
+fn start_with_an_unfinished_removal() {
+    let mut s = loaded();
+    if let Some(Ok(disk)) = s.disk.as_mut() {
+        disk.install = Some((false, "46 of 46 steps done".into()));
+        let resume = "kswizard remove master1 --conf conf".to_string();
+        disk.unfinished = Ok(vec![crate::ops::unfinished::Unfinished {
+            operation: "remove".into(),
+            hosts: vec!["master1".into()],
+            done: 4,
+            known: 5,
+            resume,
+        }]);
+    }
+    check("start_unfinished_removal", &s);
+}
+
+#[test]
 fn hosts_with_an_ssh_test() {
     let mut s = opened();
     send(&mut s, [Action::Down]);
