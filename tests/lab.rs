@@ -43,9 +43,10 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// Wait (health checks run every second) until haproxy sees all three masters in `state`.
+/// Wait (health checks run every second; 60 s is room for a loaded machine, not a measure) until
+/// haproxy sees all three masters in `state`.
 fn assert_backends(lab: &Lab, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60);
     let backends = loop {
         let b = lab.backends().unwrap();
         if b.len() == 3 && b.iter().all(|(_, s)| s == state) || Instant::now() > deadline {
@@ -120,7 +121,7 @@ fn lab_nodes_are_separate_hosts() {
     );
     assert!(!cut.status.success(), "{}", text(&cut));
     lab.nodes[1].link_up().unwrap();
-    lab.nodes[1].wait_ready(Duration::from_secs(10)).unwrap();
+    lab.nodes[1].wait_ready(Duration::from_secs(60)).unwrap();
 
     // The subnet is taken now: another lab on it is refused, naming what uses it.
     let other = tempfile::Builder::new()
@@ -237,7 +238,8 @@ fn lab_nodes_are_separate_hosts() {
         ])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // A python3 starting in a node: seconds on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !node.exec("ss -Hltn").unwrap().contains("0.0.0.0:6443") {
         assert!(
             Instant::now() < deadline,
