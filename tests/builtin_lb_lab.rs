@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kswizard::lab::Node;
 
 mod common;
-use common::lab::{LB_PORT, holders, lab_up, readyz};
+use common::lab::{LB_PORT, holders, lab_up, readyz, readyz_within};
 use common::{install_json, lb_status_json};
 
 /// Wait (polling every 100 ms, at most `limit`) until `cond`; how long it took.
@@ -51,7 +51,15 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
         assert_eq!(b["state"], "ready", "{after}");
     }
     assert_eq!(after["built_in"]["holders"], serde_json::json!(["master1"]));
-    assert_eq!(readyz(&front), 200);
+    // One answer, waited for as long as a loaded machine needs: what counts is that it is 200.
+    assert_eq!(readyz_within(&front, 10), 200);
+
+    // What a failover takes by design: 2 failed checks 1 s apart (up to 2 s after the stop), then
+    // the backups' master-down interval (3 missed adverts + skew, about 3.2 s), then a probe
+    // (up to 1.1 s): about 4 s measured alone, up to 6.3 s by design. The bound is that plus room
+    // for a loaded machine (2 cores beside the whole suite): "a failover", not a stopwatch, and
+    // still far from anything slower (a restarted node, a manual move). The medians are printed.
+    let failover = Duration::from_secs(8);
 
     // haproxy stopped on the VIP holder: the VIP moves and /readyz answers again through it.
     let mut haproxy_gone = Vec::new();
@@ -76,7 +84,7 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     eprintln!(
         "haproxy stopped on the VIP holder: /readyz through the VIP again after {haproxy_gone:?}, median {haproxy_median:?}"
     );
-    assert!(haproxy_median < Duration::from_secs(5), "{haproxy_gone:?}");
+    assert!(haproxy_median < failover, "{haproxy_gone:?}");
 
     // The holder cut off entirely (its link down): the same.
     let mut cut = Vec::new();
@@ -113,7 +121,7 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     eprintln!(
         "VIP holder's link down: /readyz through the VIP again after {cut:?}, median {cut_median:?}"
     );
-    assert!(cut_median < Duration::from_secs(5), "{cut:?}");
+    assert!(cut_median < failover, "{cut:?}");
 
     // haproxy restarted on the holder: the VIP does not flap. The cluster is unreachable through it
     // only while the new haproxy's checks rise (it starts its backends down: 2 checks, 0.5 s apart).
@@ -146,11 +154,13 @@ fn the_built_in_lb_serves_the_vip_and_moves_it_when_haproxy_or_its_node_goes() {
     // stretched it to 3.5 s. The bound is for "a rise, not a failover", not a stopwatch.
     assert!(gap < Duration::from_secs(6), "{unanswered:?}");
 
-    // One master's apiserver stopped: lb status says so within 5 s, the frontend stays ready.
+    // One master's apiserver stopped: lb status says so, the frontend stays ready. haproxy marks it
+    // down after 2 failed checks 2 s apart (up to 4 s), and each `lb status` asks 3 masters over
+    // SSH (seconds when loaded): 10 s is that with room, not a measurement.
     masters[2]
         .exec("kill $(cat /var/lib/kubelet/standin/apiserver.pid)")
         .unwrap();
-    until(Duration::from_secs(5), "master3 reported down", || {
+    until(Duration::from_secs(10), "master3 reported down", || {
         let s = lb_status_json(&conf);
         let m3 = s["backends"]
             .as_array()
@@ -173,15 +183,21 @@ fn a_node_cut_off_for_20_s_mid_step_finishes_and_the_step_runs_once() {
     std::fs::write(
         &plan,
         format!(
-            "steps:\n- id: long\n  roles: [all]\n  run: 'sleep 8; echo x >> {t}/$KSW_NODE'\n- id: after\n  roles: [all]\n  after: [long]\n  run: 'true'\n",
+            "steps:\n- id: long\n  roles: [all]\n  run: 'touch {t}/$KSW_NODE.began; sleep 8; echo x >> {t}/$KSW_NODE'\n- id: after\n  roles: [all]\n  after: [long]\n  run: 'true'\n",
             t = trace.display()
         ),
     )
     .unwrap();
     let conf = g.conf_dir("c", &g.cluster());
     let victim = g.lab.nodes[1].clone();
+    // Cut once the victim's step has begun (its mark is in the shared dir, seen here without the
+    // network), not after a guessed time: on a loaded machine the install may still be in its
+    // preflight 2 s in, and a node cut off there fails the install before any step.
+    let began = trace.join(format!("{}.began", victim.name));
     let cutter = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(2));
+        until(Duration::from_secs(120), "the victim's step began", || {
+            began.exists()
+        });
         victim.link_down().unwrap();
         std::thread::sleep(Duration::from_secs(20));
         victim.link_up().unwrap();

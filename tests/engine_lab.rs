@@ -10,7 +10,7 @@ use std::time::Duration;
 
 mod common;
 use common::lab::{LabGuard, Tmpfs, lab_up};
-use common::{finished, install, kswizard};
+use common::{finished, install, install_plan_watched, kswizard};
 use kswizard::model::{Auth, Cluster, Secret};
 
 /// The engine's view of a test lab: traces of what steps ran, plans next to conf dirs.
@@ -52,6 +52,30 @@ impl Traced {
     fn count(&self, node: &str, step: &str) -> usize {
         std::fs::read_to_string(self.trace().join(format!("{node}-{step}")))
             .map_or(0, |s| s.lines().count())
+    }
+
+    /// Let `node`'s `GATED` step go on (before it starts: it does not wait at all).
+    fn let_go(&self, node: &str) {
+        std::fs::write(self.trace().join(format!("{node}.go")), "").unwrap();
+    }
+}
+
+/// A step's `extra` that holds it on its node until the test lets it go (`Traced::let_go`), so
+/// that "mid-step" is a fact and not a guess about how long the install takes to get there: it
+/// leaves `<node>.began` in the trace dir, then waits for `<node>.go` (at most 120 s).
+const GATED: &str = "touch TRACE/$KSW_NODE.began; for _ in $(seq 1200); do [ -e TRACE/$KSW_NODE.go ] && break; sleep 0.1; done";
+
+/// Wait (at most 120 s: an install on a loaded machine takes its time to get there) until
+/// `node`'s `GATED` step has begun.
+fn wait_began(trace: &Path, node: &str) {
+    let began = trace.join(format!("{node}.began"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !began.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{node}'s step did not begin within 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -401,14 +425,19 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
     let g = traced_lab(74, 3);
     let plan = format!(
         "steps:\n{}{}",
-        traced_step("long", "all", "", "sleep 3"),
+        traced_step("long", "all", "", GATED),
         traced_step("after", "all", "", "")
     );
     let (conf, plan) = g.conf_with("d", &g.cluster(), &plan);
     let victim = g.lab.nodes[1].clone();
+    for n in g.lab.nodes.iter().filter(|n| n.name != victim.name) {
+        g.let_go(&n.name);
+    }
+    // sshd dies while the victim's step runs (it waits for the test: still running after).
     let node = victim.clone();
+    let trace = g.trace();
     let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
+        wait_began(&trace, &node.name);
         node.stop_ssh().unwrap();
     });
     let (code, events) = install(&conf, &plan, &["--reconnect-for", "4"]);
@@ -435,6 +464,7 @@ fn an_sshd_killed_mid_step_fails_that_node_and_the_rest_finish() {
     // sshd comes back: a resume finds the step the node went on running, and does not run it
     // a second time.
     victim.start_ssh().unwrap();
+    g.let_go(&victim.name);
     let (code, events) = install(&conf, &plan, &["--resume"]);
     assert_eq!(code, 0, "{events:#?}");
     assert_eq!(g.count(&victim.name, "long"), 1);
@@ -447,19 +477,33 @@ fn a_node_whose_sshd_comes_back_is_reconnected_and_its_step_not_run_twice() {
     let g = traced_lab(82, 2);
     let plan = format!(
         "steps:\n{}{}",
-        traced_step("long", "all", "", "sleep 6"),
+        traced_step("long", "all", "", GATED),
         traced_step("after", "all", "long", "")
     );
     let (conf, plan) = g.conf_with("r", &g.cluster(), &plan);
     let victim = g.lab.nodes[1].clone();
-    // sshd dies 1.5 s into the step and is back 2.5 s later (the first reconnects fail).
+    for n in g.lab.nodes.iter().filter(|n| n.name != victim.name) {
+        g.let_go(&n.name);
+    }
+    // sshd dies while the victim's step runs and is back 2.5 s later (the first reconnects
+    // fail); the step goes on only once kswizard has re-attached to it.
+    let node = victim.clone();
+    let trace = g.trace();
     let bouncer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        victim.stop_ssh().unwrap();
+        wait_began(&trace, &node.name);
+        node.stop_ssh().unwrap();
         std::thread::sleep(Duration::from_millis(2500));
-        victim.start_ssh().unwrap();
+        node.start_ssh().unwrap();
     });
-    let (code, events) = install(&conf, &plan, &[]);
+    let (code, events) = install_plan_watched(&conf, &plan, &[], |e| {
+        if e["event"] == "started"
+            && e["node"] == victim.name.as_str()
+            && e["step"] == "long"
+            && e["reattached"] == true
+        {
+            g.let_go(&victim.name);
+        }
+    });
     bouncer.join().unwrap();
     assert_eq!(code, 0, "{events:#?}");
     for n in &g.lab.nodes {

@@ -162,7 +162,8 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
     // seen it up (the step waited for the listener to answer, not for every backend).
     let t = Instant::now();
     let mut served: Vec<String> = Vec::new();
-    while served.len() < lab.nodes.len() && t.elapsed() < Duration::from_secs(15) {
+    // 60 s: room for a loaded machine; the checks need a few seconds.
+    while served.len() < lab.nodes.len() && t.elapsed() < Duration::from_secs(60) {
         let (code, body) = get(&format!("{lb}:30880"));
         assert_eq!(code, 200, "through the LB: {body}");
         let node = lab
@@ -198,7 +199,7 @@ fn install_and_check(g: &LabGuard, conf: &Path, lb: &str) -> serde_json::Value {
     };
     let t = Instant::now();
     let mut status = lb_status_json(conf);
-    while !all_up(&status) && t.elapsed() < Duration::from_secs(15) {
+    while !all_up(&status) && t.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(500));
         status = lb_status_json(conf);
     }

@@ -59,7 +59,8 @@ fn preflight_finds_skew_duplicate_hostname_taken_port_and_old_docker_before_any_
         ])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // A python3 starting in a node: seconds on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while !n[2].exec("ss -Hltn").unwrap().contains(":10250") {
         assert!(Instant::now() < deadline, "the listener on {}", n[2].name);
         std::thread::sleep(Duration::from_millis(100));
@@ -94,8 +95,14 @@ fn preflight_finds_skew_duplicate_hostname_taken_port_and_old_docker_before_any_
     assert_eq!(clock["level"], "fail", "{clock}");
     let reason = text(&clock["reason"]);
     let secs: f64 = reason.split(' ').next().unwrap().parse().unwrap();
-    // The script's own run time drops out (it reads the time first and last): about 60 s.
-    assert!((58.0..=61.0).contains(&secs), "{reason}");
+    // The script's own run time drops out (it reads the time first and last): 60 s less the
+    // report's way back, which a loaded machine stretches to seconds (never more than the
+    // install took).
+    let lowest = 60.0 - took.as_secs_f64() - 1.0;
+    assert!(
+        (lowest..=61.0).contains(&secs),
+        "{reason} (install took {took:?})"
+    );
     assert!(
         reason.contains("ahead of the taskbox (more than 30 s)"),
         "{reason}"

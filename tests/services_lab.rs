@@ -127,12 +127,13 @@ fn the_bundled_plan_runs_containerd_kubelet_and_etcd_as_enabled_systemd_services
         "{up}"
     );
 
-    // A killed kubelet is restarted by systemd (RestartSec=10) and posts heartbeats again.
+    // A killed kubelet is restarted by systemd (RestartSec=10) and posts heartbeats again. The
+    // bounds are give-up times with room for a loaded machine; the restart's time is printed.
     let before = kubelet_pid(worker);
     worker.exec(&format!("kill -9 {before}")).unwrap();
     let killed = Instant::now();
     let mut after = before.clone();
-    while killed.elapsed() < Duration::from_secs(30) {
+    while killed.elapsed() < Duration::from_secs(60) {
         after = kubelet_pid(worker);
         if after != before
             && after != "0"
@@ -152,7 +153,7 @@ fn the_bundled_plan_runs_containerd_kubelet_and_etcd_as_enabled_systemd_services
     );
     let master = &g.lab.nodes[0];
     let mut listing = String::new();
-    while killed.elapsed() < Duration::from_secs(45) {
+    while killed.elapsed() < Duration::from_secs(90) {
         listing = master
             .exec("kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes")
             .unwrap();

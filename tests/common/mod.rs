@@ -96,31 +96,61 @@ pub fn kswizard() -> Command {
 
 /// `kswizard install --yes --output json --conf CONF` with `extra`: exit code, events, stderr.
 pub fn install_run(conf: &Path, extra: &[&str]) -> (Option<i32>, Vec<serde_json::Value>, String) {
-    let out = kswizard()
+    install_watched(conf, extra, |_| {})
+}
+
+/// `install_run` that hands each event to `on` as it comes: a test acts at a point of the run
+/// (sshd killed once a step re-attached) instead of after a guessed time.
+pub fn install_watched(
+    conf: &Path,
+    extra: &[&str],
+    mut on: impl FnMut(&serde_json::Value),
+) -> (Option<i32>, Vec<serde_json::Value>, String) {
+    use std::io::{BufRead, Read};
+    let mut child = kswizard()
         .args(["install", "--yes", "--output", "json", "--conf"])
         .arg(conf)
         .args(extra)
-        .output()
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let events = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (
-        out.status.code(),
-        events,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut stderr = child.stderr.take().unwrap();
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut events = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let l = line.unwrap();
+        let e: serde_json::Value = serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        on(&e);
+        events.push(e);
+    }
+    let status = child.wait().unwrap();
+    (status.code(), events, err.join().unwrap())
 }
 
 /// `install_run` with `--plan PLAN`, which must start: exit code and the events.
 pub fn install(conf: &Path, plan: &Path, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+    install_plan_watched(conf, plan, extra, |_| {})
+}
+
+/// `install` with `install_watched`'s `on`.
+pub fn install_plan_watched(
+    conf: &Path,
+    plan: &Path,
+    extra: &[&str],
+    on: impl FnMut(&serde_json::Value),
+) -> (i32, Vec<serde_json::Value>) {
     let plan = plan.display().to_string();
     let args: Vec<&str> = ["--plan", plan.as_str()]
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
-    let (code, events, err) = install_run(conf, &args);
+    let (code, events, err) = install_watched(conf, &args, on);
     assert!(code != Some(2), "install failed to start: {err}");
     (code.unwrap_or(-1), events)
 }
