@@ -166,8 +166,9 @@ check_inputs() {
   [ "$KSW_LB_PORT" != 6443 ] || fail "the LB port is 6443, which the apiserver on this master uses: set loadbalancer_apiserver.port in conf/common.yaml to another port (e.g. 8443)"
   [[ $KSW_LB_ADDRESS =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "the VIP '$KSW_LB_ADDRESS' is not an IPv4 address: the built-in LB moves an IPv4 address between the masters; set loadbalancer_apiserver.address in conf/common.yaml"
   [ "$KSW_LB_ADDRESS" != "$KSW_IP" ] || fail "the VIP $KSW_LB_ADDRESS is this master's own address: pick a free address in the masters' subnet"
-  [[ $KSW_KEEPALIVED_ROUTER_ID =~ ^[0-9]+$ ]] && [ "$KSW_KEEPALIVED_ROUTER_ID" -ge 1 ] && [ "$KSW_KEEPALIVED_ROUTER_ID" -le 255 ] ||
+  if ! [[ $KSW_KEEPALIVED_ROUTER_ID =~ ^[0-9]+$ ]] || [ "$KSW_KEEPALIVED_ROUTER_ID" -lt 1 ] || [ "$KSW_KEEPALIVED_ROUTER_ID" -gt 255 ]; then
     fail "keepalived_router_id $KSW_KEEPALIVED_ROUTER_ID in conf/kswizard.yaml: expected 1 to 255"
+  fi
 }
 
 case ${1:-} in

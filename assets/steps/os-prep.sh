@@ -35,9 +35,9 @@ else
   echo "/etc/hosts: $KSW_LB_DOMAIN -> $KSW_LB_ADDRESS"
 fi
 
-modules="overlay br_netfilter"
-printf '%s\n' $modules >/etc/modules-load.d/kswizard-kubernetes.conf
-for m in $modules; do
+modules=(overlay br_netfilter)
+printf '%s\n' "${modules[@]}" >/etc/modules-load.d/kswizard-kubernetes.conf
+for m in "${modules[@]}"; do
   # A kernel without module loading (containers) may have them built in; the kubelet reports it.
   modprobe "$m" 2>/dev/null && echo "module $m loaded" || echo "warn  module $m could not be loaded"
 done

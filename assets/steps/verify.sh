@@ -18,17 +18,17 @@ etcd_count=$(tr , '\n' <<<"$KSW_ETCD" | grep -c .)
 check() {
   local failed=0
   readyz=$(curl -sS --max-time 5 --cacert "$ca" "https://$KSW_IP:6443/readyz" 2>&1)
-  [ "$readyz" = ok ] && echo "ok    apiserver $KSW_IP:6443 /readyz" || { echo "FAIL  apiserver $KSW_IP:6443 /readyz: $readyz"; failed=1; }
+  if [ "$readyz" = ok ]; then echo "ok    apiserver $KSW_IP:6443 /readyz"; else echo "FAIL  apiserver $KSW_IP:6443 /readyz: $readyz"; failed=1; fi
   if health=$(etcdctl endpoint health 2>&1); then echo "ok    etcd: all endpoints healthy"; else echo "FAIL  etcd: $health"; failed=1; fi
   members=$(etcdctl member list 2>/dev/null | grep -c started)
-  [ "$members" = "$etcd_count" ] && echo "ok    etcd: $members of $etcd_count members started" || { echo "FAIL  etcd: $members of $etcd_count members started"; failed=1; }
+  if [ "$members" = "$etcd_count" ]; then echo "ok    etcd: $members of $etcd_count members started"; else echo "FAIL  etcd: $members of $etcd_count members started"; failed=1; fi
   # By the domain, as kubelets and kubectl reach it; /etc/hosts maps it to the LB address.
   lb=$(curl -sS --max-time 5 --cacert "$ca" "https://$KSW_LB_DOMAIN:$KSW_LB_PORT/readyz" 2>&1)
-  [ "$lb" = ok ] && echo "ok    apiserver through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT" || { echo "FAIL  through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT: $lb"; failed=1; }
+  if [ "$lb" = ok ]; then echo "ok    apiserver through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT"; else echo "FAIL  through the LB $KSW_LB_DOMAIN:$KSW_LB_PORT: $lb"; failed=1; fi
   if [ "$KSW_IP" = "$KSW_FIRST_MASTER" ]; then
     nodes=$(kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes 2>&1)
     ready=$(awk 'NR > 1 && $2 == "Ready"' <<<"$nodes" | wc -l)
-    [ "$ready" = "$all_nodes" ] && echo "ok    $ready of $all_nodes nodes Ready" || { echo "FAIL  $ready of $all_nodes nodes Ready"; failed=1; }
+    if [ "$ready" = "$all_nodes" ]; then echo "ok    $ready of $all_nodes nodes Ready"; else echo "FAIL  $ready of $all_nodes nodes Ready"; failed=1; fi
     echo "$nodes"
   fi
   return "$failed"
