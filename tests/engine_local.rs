@@ -1187,6 +1187,8 @@ fn an_unreachable_node_waits_for_the_operator_who_may_skip_its_skippable_step() 
     let (status, _) = finished(&events, "n3", "reset").unwrap();
     assert_eq!(status, Status::Skipped);
     assert_eq!((sum.ok, sum.failed, sum.skipped), (2, 0, 1), "{sum:?}");
+    assert_eq!(sum.skipped_by_operator, 1);
+    assert!(sum.ended_as_chosen());
     // The step waiting at its barrier ran once the operator skipped it.
     assert_eq!(b.count("n1", "after-reset"), 1);
     assert_eq!(b.count("n2", "reset"), 1);

@@ -447,10 +447,11 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
                 .unwrap_or_default(),
             Err(e) => return report_error(&e, json),
         };
-    let unfinished = match crate::ops::unfinished::find(&state, conf_dir) {
-        Ok(u) => u,
-        Err(e) => return report_error(&e, json),
-    };
+    // What status shows otherwise stands without it: an unreadable operation journal is said.
+    let unfinished = crate::ops::unfinished::find(&state, conf_dir).unwrap_or_else(|e| {
+        eprintln!("kswizard: {e} (day-2 operations left out)");
+        Vec::new()
+    });
     if json {
         let v = serde_json::json!({
             "install_id": replay.install_id,

@@ -157,8 +157,9 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         false,
         Some(resume_hint.clone()),
     ) {
-        // Skipped steps are the operator's (`--skip`, the wizard's `s`): only skippable ones.
-        Ok((Some(Ok(s)), ..)) if s.failed == 0 => {
+        // Steps skipped by the operator's choice (`--skip`, the wizard's `s`: only skippable
+        // ones) do not keep the hosts in; a failure, an abort or a broken journal does.
+        Ok((Some(Ok(s)), ..)) if s.ended_as_chosen() => {
             let outcome = finish(&cluster, &source, &a.conf, &state, &leaving, a.json);
             if (s.skipped > 0 || !skip.is_empty()) && outcome == Outcome::Ok {
                 eprintln!(

@@ -103,6 +103,10 @@ pub struct Summary {
     pub reattached: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// Of the skipped steps, those the operator chose to skip in this run (`s` on a failed
+    /// skippable step); the others were skipped for a failure, an abort or a broken journal.
+    #[serde(default)]
+    pub skipped_by_operator: usize,
     /// Steps an earlier run finished (as the journal or the node says), not run again.
     pub already_done: usize,
     pub elapsed_ms: u64,
@@ -116,6 +120,15 @@ pub struct Summary {
     /// What went wrong outside the steps without failing any (the installed record unwritten).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// Nothing failed, the run was not interrupted, and every step skipped was skipped by the
+    /// operator's choice: a removal ends with its host out even when its reset was skipped (a
+    /// dead host), never after an abort or a broken journal, whose steps are skipped too.
+    pub fn ended_as_chosen(&self) -> bool {
+        self.failed == 0 && !self.interrupted && self.skipped == self.skipped_by_operator
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

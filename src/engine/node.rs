@@ -241,23 +241,25 @@ impl NodeRun<'_> {
                 todo: t,
             })
             .collect();
-        let first_waits = decide::facts_first(
-            self.plan,
-            pending.first().and_then(|p| self.step(&p.todo.step)),
-            &self.shared.scheduled,
-            |a| self.shared.passed(a),
-        );
-        self.facts_pending = !first_waits;
         // A plan whose steps on this node all run as the login user needs no sudo.
         let root = ids
             .iter()
             .any(|s| self.step(s).is_some_and(|s| s.become_root));
         let mut i = 0;
         // The preflight stage hands over the connection it made. A node that cannot be reached
-        // fails its next step, and the operator decides as for any failure: retry connects again,
+        // fails its next step at that step's turn (after its barriers: a skip must not open a
+        // barrier early), and the operator decides as for any failure: retry connects again,
         // skip (a skippable step: a dead host's reset in `remove`) goes on to the next one.
         while self.conn.is_none() && i < pending.len() {
             let Err(e) = self.connect().await else { break };
+            if let Some(step) = self.step(&ids[i]) {
+                for a in &self.waits_for(step) {
+                    if let Err(on) = self.shared.barrier(a).await {
+                        let reason = format!("waits for step '{a}', which {on}");
+                        return skip_rest(self.shared, &node, &ids[i..], &reason).await;
+                    }
+                }
+            }
             let end = StepEnd {
                 hold: self.shared.control.interactive,
                 ..StepEnd::plain(Status::Failed, e.to_string())
@@ -268,6 +270,13 @@ impl NodeRun<'_> {
                 None => return,
             }
         }
+        let first_waits = decide::facts_first(
+            self.plan,
+            pending.get(i).and_then(|p| self.step(&p.todo.step)),
+            &self.shared.scheduled,
+            |a| self.shared.passed(a),
+        );
+        self.facts_pending = !first_waits;
         if first_waits && let Some(conn) = self.conn.as_ref() {
             match check_facts(self.host, conn, root).await {
                 Ok(facts) => {

@@ -366,6 +366,7 @@ impl Shared {
                     ..StepEnd::plain(Status::Skipped, "skipped by the operator")
                 };
                 self.finish(node, step, end).await;
+                self.counts.lock().expect("counts lock").skipped_by_operator += 1;
                 self.board.lock().expect("board lock").skip_chosen(step);
                 self.changed.notify_waiters();
             }

@@ -189,7 +189,7 @@ impl Arithmetic {
     pub fn even_note(&self) -> Option<String> {
         (!self.removing.is_empty() && self.staying > 0 && self.staying.is_multiple_of(2)).then(|| {
             format!(
-                "  note: {} etcd members tolerate {} failed member(s), no more than {} would: add an etcd host (install refuses an even count, etcd-count-even, until one is added or removed)",
+                "  note: {} etcd members tolerate {} failed member(s), the same as {}: add an etcd host (install refuses an even count, etcd-count-even, until one is added or removed)",
                 self.staying,
                 (self.staying - 1) / 2,
                 self.staying - 1

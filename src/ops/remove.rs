@@ -209,6 +209,7 @@ mod tests {
         assert_eq!(
             on("n2"),
             [
+                "etcd-ca-here",
                 "drain",
                 "apiserver-etcd",
                 "etcd-member-remove",

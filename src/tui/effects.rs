@@ -223,9 +223,9 @@ async fn remove(
         let summary = executor::install_with(&op.cluster, &op.plan, &opts, events, Some(commands))
             .await
             .map_err(|e| e.to_string())?;
-        // As `kswizard remove`: skipped steps are the operator's (`s`, only skippable ones: a
-        // dead host's reset), and the host leaves all the same.
-        if summary.failed > 0 {
+        // As `kswizard remove`: the host leaves also when the operator skipped a step (`s`, only
+        // skippable ones: a dead host's reset), never after an abort.
+        if !summary.ended_as_chosen() {
             return Ok(summary);
         }
         let mut kept = cluster.clone();

@@ -72,10 +72,13 @@ impl Operation {
 }
 
 /// Whether a run of the install or `operation` ended well: nothing failed, nor skipped, but for
-/// a removal, whose skipped steps are the operator's (as `kswizard remove --skip`: a dead host's
-/// reset) and whose host leaves all the same.
+/// a removal, whose host leaves all the same when the operator chose to skip a step (a dead
+/// host's reset, as `kswizard remove --skip`).
 pub fn ended_well(operation: Option<&Operation>, summary: &Summary) -> bool {
-    summary.failed == 0 && (summary.skipped == 0 || matches!(operation, Some(Operation::Remove(_))))
+    match operation {
+        Some(Operation::Remove(_)) => summary.ended_as_chosen(),
+        _ => summary.failed == 0 && summary.skipped == 0,
+    }
 }
 
 fn names(hosts: &BTreeSet<String>) -> String {

@@ -158,7 +158,7 @@ fn an_even_count_left_is_said() {
     let note = check(&three, &ips(&[3])).unwrap().even_note().unwrap();
     assert!(
         note.contains(
-            "2 etcd members tolerate 0 failed member(s), no more than 1 would: add an etcd host"
+            "2 etcd members tolerate 0 failed member(s), the same as 1: add an etcd host"
         ),
         "{note}"
     );

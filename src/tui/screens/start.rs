@@ -115,11 +115,13 @@ fn unfinished(disk: &Disk, theme: &Theme) -> Vec<Line<'static>> {
             ),
             theme.warning,
         ));
-        let wizard = match u.operation.as_str() {
-            "remove" => "d on the host in Hosts",
-            _ => "o (operations) in Hosts",
-        };
-        lines.push(Line::raw(format!("    go on with Open, then {wizard}, or")));
+        // A removal goes on from its host's `d`; the others from their command (a reset of
+        // some hosts is not one the Operations menu offers).
+        lines.push(Line::raw(if u.operation == "remove" {
+            "    go on with Open, then d on the host in Hosts, or"
+        } else {
+            "    go on with its command:"
+        }));
         lines.push(Line::raw(format!("    `{}`", u.resume)));
     }
     lines

@@ -434,6 +434,7 @@ fn a_removal_with_the_hosts_reset_skipped_ends_and_says_to_wipe_it() {
     let summary = Summary {
         ok: 5,
         skipped: 1,
+        skipped_by_operator: 1,
         elapsed_ms: 12_000,
         ..Summary::default()
     };
@@ -455,6 +456,28 @@ fn a_removal_with_the_hosts_reset_skipped_ends_and_says_to_wipe_it() {
         "node1 left the cluster, the conf and the installed record (12.0s). Not reset: wipe node1 before reuse."
     );
     assert!(!install::hints(&s).iter().any(|(k, _)| *k == "i"));
+}
+
+/// Steps skipped for an abort (`A`), not by the operator's choice: the removal did not end, and
+/// the host stays in the conf.
+#[test]
+fn a_removal_whose_steps_were_skipped_by_an_abort_keeps_the_node() {
+    let mut s = removing();
+    let summary = Summary {
+        ok: 2,
+        skipped: 3,
+        ..Summary::default()
+    };
+    let effects = send(&mut s, [Action::InstallEnded(Ok(summary))]);
+    assert!(effects.is_empty());
+    assert!(s.cluster.host("node1").is_some());
+    let status = s.status.as_ref().unwrap();
+    assert_eq!(status.kind, StatusKind::Error);
+    assert_eq!(
+        status.text,
+        "3 steps were skipped. i resumes (or kswizard remove node1)."
+    );
+    assert!(install::hints(&s).iter().any(|(k, _)| *k == "i"));
 }
 
 #[test]
