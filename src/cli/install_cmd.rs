@@ -473,11 +473,8 @@ pub fn status(conf_dir: &Path, state: Option<&Path>, format: Format) -> Outcome 
     if !json {
         for u in &unfinished {
             println!(
-                "\nunfinished: {} of {} ({} of {} steps done): `{}` goes on where it stopped",
-                u.operation,
-                u.hosts.join(", "),
-                u.done,
-                u.known,
+                "\nunfinished: {}: `{}` goes on where it stopped",
+                u.what(),
                 u.resume
             );
         }

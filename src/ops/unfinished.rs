@@ -22,11 +22,23 @@ pub struct Unfinished {
     pub operation: String,
     /// The hosts it concerns (a remove's leaving hosts; the hosts with steps in its journal).
     pub hosts: Vec<String>,
-    /// Steps that ended ok, of the steps its journal knows of.
+    /// Steps that ended ok (its journal does not know the steps that never started).
     pub done: usize,
-    pub known: usize,
     /// The command that goes on with it.
     pub resume: String,
+}
+
+impl Unfinished {
+    /// "remove of worker3 (4 steps done)".
+    pub fn what(&self) -> String {
+        let s = if self.done == 1 { "" } else { "s" };
+        format!(
+            "{} of {} ({} step{s} done)",
+            self.operation,
+            self.hosts.join(", "),
+            self.done
+        )
+    }
 }
 
 /// The command that goes on with `operation` on `hosts` (a restore: with `snapshot`, the file
@@ -77,7 +89,6 @@ pub fn of(
         resume: resume_command(operation, &hosts, snapshot, conf),
         hosts,
         done,
-        known: replay.steps.len(),
     })
 }
 
@@ -136,7 +147,7 @@ mod tests {
         let pending: BTreeSet<String> = ["worker3".to_string()].into();
         let u = of("remove", &cut, Some(&pending), None, conf).unwrap();
         assert_eq!(u.resume, "kswizard remove worker3 --conf conf");
-        assert_eq!((u.done, u.known), (1, 2));
+        assert_eq!(u.done, 1);
         assert_eq!(u.hosts, ["worker3"]);
         // A reset's hosts are those its journal has steps on.
         let u = of("reset", &cut, None, None, conf).unwrap();
@@ -164,6 +175,6 @@ mod tests {
         assert_eq!(of("remove", &Replay::default(), None, None, conf), None);
         let pending: BTreeSet<String> = ["worker3".to_string()].into();
         let u = of("remove", &done, Some(&pending), None, conf).unwrap();
-        assert_eq!((u.done, u.known), (1, 1));
+        assert_eq!(u.done, 1);
     }
 }

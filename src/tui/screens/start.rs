@@ -106,13 +106,7 @@ fn unfinished(disk: &Disk, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = Vec::new();
     for u in found {
         lines.push(Line::styled(
-            format!(
-                "  {SYM_WARNING} Unfinished {} of {}: {} of {} steps done",
-                u.operation,
-                u.hosts.join(", "),
-                u.done,
-                u.known
-            ),
+            format!("  {SYM_WARNING} Unfinished {}", u.what()),
             theme.warning,
         ));
         // A removal goes on from its host's `d`; the others from their command (a reset of

@@ -56,7 +56,6 @@ fn start_with_an_unfinished_removal() {
             operation: "remove".into(),
             hosts: vec!["master1".into()],
             done: 4,
-            known: 5,
             resume,
         }]);
     }
