@@ -291,6 +291,27 @@ impl Install {
         }
     }
 
+    /// `node` left the cluster: whether its reset was skipped (a dead host), said in its log,
+    /// which then shows (the status line has no room for it).
+    pub fn left_unreset(&mut self, node: &str) -> bool {
+        let Some(i) = self
+            .nodes
+            .iter()
+            .position(|n| n.name == node && n.skipped > 0)
+        else {
+            return false;
+        };
+        self.log(
+            node,
+            format!(
+                "kswizard: {node} left the cluster without its reset: it still holds its kubelet's credentials and etcd data; wipe it before it is used again"
+            ),
+        );
+        self.selected = i;
+        self.log_scroll = 0;
+        true
+    }
+
     /// Whether node `i` takes part in the run: during an operation, once its plan is known, a
     /// node without a step of it does not (the table leaves it out).
     pub fn involved(&self, i: usize) -> bool {

@@ -987,16 +987,10 @@ fn ended(state: &mut State, result: Result<Summary, String>) -> Vec<Effect> {
         // without it (`Saved` came first); the Install screen stays, showing what ran.
         (None, Some(Operation::Remove(node))) => {
             state.cluster.hosts.retain(|h| h.name != node);
-            // The leaving host's only step is its reset: skipped, the host still holds its
-            // kubelet's credentials and its etcd data.
-            let unreset = install
-                .nodes
-                .iter()
-                .any(|n| n.name == node && n.skipped > 0);
-            let skipped = if unreset {
-                format!(" Not reset: wipe {node} before reuse.")
+            let skipped = if install.left_unreset(&node) {
+                " Not reset: see its log."
             } else {
-                String::new()
+                ""
             };
             state.set_status(
                 StatusKind::Ok,

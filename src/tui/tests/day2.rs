@@ -453,8 +453,13 @@ fn a_removal_with_the_hosts_reset_skipped_ends_and_says_to_wipe_it() {
     assert_eq!(status.kind, StatusKind::Ok);
     assert_eq!(
         status.text,
-        "node1 left the cluster, the conf and the installed record (12.0s). Not reset: wipe node1 before reuse."
+        "node1 left the cluster, the conf and the installed record (12.0s). Not reset: see its log."
     );
+    // Its log, shown, says why that matters.
+    let install = s.install.as_ref().unwrap();
+    assert_eq!(install.nodes[install.selected].name, "node1");
+    let last = install.nodes[install.selected].log.back().unwrap();
+    assert!(last.contains("wipe it before it is used again"), "{last}");
     assert!(!install::hints(&s).iter().any(|(k, _)| *k == "i"));
 }
 
