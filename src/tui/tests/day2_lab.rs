@@ -64,30 +64,31 @@ async fn until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs root and the lab"]
-async fn install_then_delete_a_worker_removes_it_from_the_cluster_then_the_conf() {
+/// A lab of `nodes` hosts on `subnet` (down when the guard drops), installed from the wizard's
+/// Review (open, Review, i, yes), which ends at Done with the record read again.
+async fn installed_from_review(
+    nodes: usize,
+    subnet: &str,
+) -> (tempfile::TempDir, Down, lab::Lab, State) {
     let tmp = tempfile::tempdir_in("/tmp").unwrap();
     let spec = Spec {
         dir: tmp.path().join("lab"),
-        nodes: 4,
-        subnet: Some("10.231.245".into()),
+        nodes,
+        subnet: Some(subnet.into()),
     };
     let lab = tokio::task::spawn_blocking(move || lab::up(&spec, true))
         .await
         .unwrap()
         .expect("the lab (needs root and its packages)");
-    let _down = Down(lab.dir.clone());
+    let down = Down(lab.dir.clone());
     let conf = lab.conf_dir.clone();
     let minute = Duration::from_secs(60);
-
     let mut s = State::new(conf.clone(), Theme::monochrome());
-    until(&mut s, vec![Effect::Load(conf.clone())], minute, |s| {
+    until(&mut s, vec![Effect::Load(conf)], minute, |s| {
         s.disk.is_some()
     })
     .await;
     assert!(s.installed().is_none(), "nothing installed yet");
-    // Open, Review, i, yes: the install, to Done.
     send(&mut s, [Action::Confirm, Action::GoTo(Screen::Review)]);
     let ask = send(&mut s, [Action::Install]);
     until(&mut s, ask, minute, |s| s.modal.is_some()).await;
@@ -97,6 +98,15 @@ async fn install_then_delete_a_worker_removes_it_from_the_cluster_then_the_conf(
     })
     .await;
     assert_eq!(s.screen, Screen::Done, "{:?}", s.status);
+    (tmp, down, lab, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs root and the lab"]
+async fn install_then_delete_a_worker_removes_it_from_the_cluster_then_the_conf() {
+    let (_tmp, _down, lab, mut s) = installed_from_review(4, "10.231.245").await;
+    let conf = lab.conf_dir.clone();
+    let minute = Duration::from_secs(60);
     // The record was read again: the conf says what is installed.
     assert!(s.changes().is_empty(), "{:?}", s.changes());
 
@@ -186,34 +196,8 @@ fn etcdctl_on_node(lab: &lab::Lab, args: &str) -> (bool, String) {
 #[ignore = "needs root and the lab"]
 async fn backup_from_the_wizard_then_a_forced_restore_loses_what_was_written_since() {
     let started = std::time::Instant::now();
-    let tmp = tempfile::tempdir_in("/tmp").unwrap();
-    let spec = Spec {
-        dir: tmp.path().join("lab"),
-        nodes: 3,
-        subnet: Some("10.231.246".into()),
-    };
-    let lab = tokio::task::spawn_blocking(move || lab::up(&spec, true))
-        .await
-        .unwrap()
-        .expect("the lab (needs root and its packages)");
-    let _down = Down(lab.dir.clone());
-    let conf = lab.conf_dir.clone();
+    let (_tmp, _down, lab, mut s) = installed_from_review(3, "10.231.246").await;
     let minute = Duration::from_secs(60);
-
-    let mut s = State::new(conf.clone(), Theme::monochrome());
-    until(&mut s, vec![Effect::Load(conf.clone())], minute, |s| {
-        s.disk.is_some()
-    })
-    .await;
-    send(&mut s, [Action::Confirm, Action::GoTo(Screen::Review)]);
-    let ask = send(&mut s, [Action::Install]);
-    until(&mut s, ask, minute, |s| s.modal.is_some()).await;
-    let go = send(&mut s, [Action::Answer(true)]);
-    until(&mut s, go, 5 * minute, |s| {
-        !s.installing() && s.installed().is_some()
-    })
-    .await;
-    assert_eq!(s.screen, Screen::Done, "{:?}", s.status);
     let installed_in = started.elapsed();
 
     // Done, o, Back up etcd: the operation, then the snapshot kept on the taskbox.
