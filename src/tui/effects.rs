@@ -188,6 +188,16 @@ async fn history(plan: &crate::engine::plan::Plan, journals: &[PathBuf]) -> Acti
     }
 }
 
+/// An operation's ETA start: its earlier runs' durations, and the install's for the steps they
+/// share (the re-wiring steps).
+async fn op_history(op: &crate::ops::Operation) -> Action {
+    let journals = [
+        executor::journal_path(&op.options.state_dir),
+        executor::journal_of(&op.options),
+    ];
+    history(&op.plan, &journals).await
+}
+
 /// Take `node` out of the cluster of the conf directory `dir`: the remove operation
 /// (`ops::prepare`, its plan and journal), run by the install's engine, its events forwarded.
 /// When it ends well, as `kswizard remove` does: the conf without the node (reported as `Saved`,
@@ -208,14 +218,7 @@ async fn remove(
         let state = state_dir(&dir, None);
         remove::write_pending(&state, &names)
             .map_err(|e| format!("{}: {e}", remove::pending_path(&state).display()))?;
-        // Earlier removes' steps, and the install's for the re-wiring steps they share.
-        let journals = [
-            executor::journal_path(&state),
-            executor::journal_of(&op.options),
-        ];
-        let _ = sender
-            .send(Msg::Action(history(&op.plan, &journals).await))
-            .await;
+        let _ = sender.send(Msg::Action(op_history(&op).await)).await;
         let opts = Options {
             confirm_warnings: Some(confirm),
             ..op.options
@@ -294,13 +297,7 @@ async fn run_op(cluster: Cluster, dir: PathBuf, op: Operation, force: bool, tx: 
         let mut prepared =
             crate::ops::prepare(&dir, None, &cluster, name, &leaving).map_err(|e| e.to_string())?;
         let state = prepared.options.state_dir.clone();
-        let journals = [
-            executor::journal_path(&state),
-            executor::journal_of(&prepared.options),
-        ];
-        let _ = sender
-            .send(Msg::Action(history(&prepared.plan, &journals).await))
-            .await;
+        let _ = sender.send(Msg::Action(op_history(&prepared).await)).await;
         if let Operation::Restore(backup) = &op {
             let given = backup.clone();
             let snapshot = blocking(move || etcd_io::open_snapshot(&given)).await?;
