@@ -29,6 +29,19 @@ fn on(screen: Screen) -> State {
     s
 }
 
+/// `o`, then the third entry: reset the cluster (its question, waiting for the name).
+fn open_reset_of_the_cluster(s: &mut State) {
+    send(
+        s,
+        [
+            Action::Operations,
+            Action::Down,
+            Action::Down,
+            Action::Confirm,
+        ],
+    );
+}
+
 fn dialog(s: &State) -> &Dialog {
     match &s.modal {
         Some(Modal::Ops(d)) => d,
@@ -362,15 +375,7 @@ fn a_restore_without_quorum_asks_y_and_a_cut_one_is_asked_again_with_i() {
 #[test]
 fn a_reset_needs_the_clusters_address_typed_and_wrong_text_refuses() {
     let mut s = on(Screen::Review);
-    send(
-        &mut s,
-        [
-            Action::Operations,
-            Action::Down,
-            Action::Down,
-            Action::Confirm,
-        ],
-    );
+    open_reset_of_the_cluster(&mut s);
     assert!(matches!(dialog(&s), Dialog::Reset { hosts, .. } if hosts.len() == 6));
     type_text(&mut s, "lb.kubesphere.local");
     let effects = send(&mut s, [Action::Confirm]);
@@ -388,15 +393,7 @@ fn a_reset_needs_the_clusters_address_typed_and_wrong_text_refuses() {
     assert!(s.modal.is_none());
     assert_eq!(s.screen, Screen::Review);
     // The address: the reset of every host runs, titled for it.
-    send(
-        &mut s,
-        [
-            Action::Operations,
-            Action::Down,
-            Action::Down,
-            Action::Confirm,
-        ],
-    );
+    open_reset_of_the_cluster(&mut s);
     type_text(&mut s, "192.168.0.253");
     let effects = send(&mut s, [Action::Confirm]);
     assert!(
@@ -482,15 +479,7 @@ fn snapshot_restore_refused_then_forced() {
 #[test]
 fn snapshot_reset_question() {
     let mut s = on(Screen::Review);
-    send(
-        &mut s,
-        [
-            Action::Operations,
-            Action::Down,
-            Action::Down,
-            Action::Confirm,
-        ],
-    );
+    open_reset_of_the_cluster(&mut s);
     type_text(&mut s, "192.168.0.2");
     check("ops_reset_question", &s);
 }
