@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Subcommand;
 
 use super::Outcome;
-use super::install_cmd::{ask, outcome, run_reported};
+use super::install_cmd::{ask, outcome, run_operation};
 use crate::conf::{self, ConfError};
 use crate::engine::executor;
 use crate::engine::journal;
@@ -114,15 +114,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, Outcome> {
 /// Run the operation with the engine, its events printed as `kswizard install` prints them;
 /// `again` is the command that resumes it.
 fn run_op(op: &Operation, again: &str, json: bool) -> Outcome {
-    let ran = run_reported(
-        op.cluster.clone(),
-        op.plan.clone(),
-        op.options.clone(),
-        json,
-        false,
-        Some(again.to_string()),
-    );
-    outcome(ran, json, again)
+    outcome(run_operation(op.clone(), json, again), json, again)
 }
 
 fn backup(
@@ -143,7 +135,7 @@ fn backup(
         Ok(rt) => rt,
         Err(o) => return o,
     };
-    let again = format!("kswizard etcd backup --conf {}", conf_dir.display());
+    let again = op.resume_command(Some(conf_dir));
     let o = run_op(&op, &again, json);
     if o != Outcome::Ok {
         return o;
@@ -270,11 +262,7 @@ fn restore(
         return refuse(e);
     }
     let started = Instant::now();
-    let again = format!(
-        "kswizard etcd restore {} --conf {}",
-        snapshot.file.display(),
-        conf_dir.display()
-    );
+    let again = op.resume_command(Some(conf_dir));
     let o = run_op(&op, &again, json);
     if o == Outcome::Ok && !json {
         let id = journal::replay(&executor::journal_for(&state, RESTORE))

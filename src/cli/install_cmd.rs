@@ -287,6 +287,23 @@ pub(super) type Ran = (
     TextReport,
 );
 
+/// Run day-2 operation `op` as `run_reported` runs the install; `again` is the command that goes
+/// on with it after a failure (`Operation::resume_command`).
+pub(super) fn run_operation(
+    op: crate::ops::Operation,
+    json: bool,
+    again: &str,
+) -> Result<Ran, Outcome> {
+    run_reported(
+        op.cluster,
+        op.plan,
+        op.options,
+        json,
+        false,
+        Some(again.to_string()),
+    )
+}
+
 /// Run the engine (the install or a day-2 operation: `opts.operation`) with its report printed
 /// as it goes, text or JSON lines; Ctrl-C stops kswizard, not the steps. `ask_warnings`: preflight
 /// warnings ask "continue anyway?" on the terminal. `resumed_by`: the command that goes on with

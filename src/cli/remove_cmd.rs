@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_reported};
+use super::install_cmd::{ask, decisions, load_cluster, outcome, report_error, run_operation};
 use super::{OpArgs, Outcome};
 use crate::conf;
 use crate::engine::installed::Installed;
@@ -144,19 +144,8 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
         op.options.resume = true;
         op.options.decisions = skips;
     }
-    let resume_hint = format!(
-        "kswizard remove {} --conf {}",
-        names.join(" "),
-        a.conf.display()
-    );
-    match run_reported(
-        op.cluster,
-        op.plan,
-        op.options,
-        a.json,
-        false,
-        Some(resume_hint.clone()),
-    ) {
+    let resume_hint = op.resume_command(Some(&a.conf));
+    match run_operation(op, a.json, &resume_hint) {
         // Steps skipped by the operator's choice (`--skip`, the wizard's `s`: only skippable
         // ones) do not keep the hosts in; a failure, an abort or a broken journal does.
         Ok((Some(Ok(s)), ..)) if s.ended_as_chosen() => {

@@ -6,7 +6,7 @@
 
 use std::io::IsTerminal;
 
-use super::install_cmd::{load_cluster, outcome, run_reported};
+use super::install_cmd::{load_cluster, outcome, run_operation};
 use super::{OpArgs, Outcome};
 use crate::engine::paths::state_dir;
 use crate::ops::{self, reset, reset_io};
@@ -53,19 +53,8 @@ pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
         }
     };
     let state = state_dir(&a.conf, a.state.as_deref());
-    let resume_hint = format!(
-        "kswizard reset --yes --conf {} {}",
-        a.conf.display(),
-        names.join(" ")
-    );
-    let ran = run_reported(
-        op.cluster,
-        op.plan,
-        op.options,
-        a.json,
-        false,
-        Some(resume_hint.clone()),
-    );
+    let resume_hint = op.resume_command(Some(&a.conf));
+    let ran = run_operation(op, a.json, &resume_hint);
 
     // What was reset, as the operation's journal says (also after a failure on some hosts).
     let done = match reset_io::record(&state, &cluster, &hosts) {

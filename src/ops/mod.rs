@@ -30,6 +30,20 @@ pub struct Operation {
     pub options: Options,
 }
 
+impl Operation {
+    /// The command that runs it again (`resume_command`): its hosts are those it takes out, a
+    /// restore's snapshot the one it was given.
+    pub fn resume_command(&self, conf: Option<&Path>) -> String {
+        let hosts: Vec<String> = self.cluster.leaving.iter().cloned().collect();
+        let snapshot = self
+            .options
+            .snapshot
+            .as_ref()
+            .map(|f| f.display().to_string());
+        resume_command(&self.name, &hosts, snapshot.as_deref(), conf)
+    }
+}
+
 /// Why an operation cannot be prepared.
 #[derive(Debug)]
 pub enum OpError {
@@ -52,6 +66,30 @@ impl std::fmt::Display for OpError {
 }
 
 impl std::error::Error for OpError {}
+
+/// The command that runs operation `operation` again on `hosts` (a restore: with `snapshot`, the
+/// file it began with), which goes on where it stopped: for the commands' own "run this again",
+/// `status`, and the wizard (which leaves out the conf it runs on). Pure.
+pub fn resume_command(
+    operation: &str,
+    hosts: &[String],
+    snapshot: Option<&str>,
+    conf: Option<&Path>,
+) -> String {
+    let mut words = vec!["kswizard".to_string()];
+    match operation {
+        "etcd-restore" => words.extend(["etcd restore".into(), snapshot.unwrap_or("FILE").into()]),
+        "etcd-backup" => words.push("etcd backup".into()),
+        other => {
+            words.push(other.into());
+            words.extend(hosts.iter().cloned());
+        }
+    }
+    if let Some(conf) = conf {
+        words.push(format!("--conf {}", conf.display()));
+    }
+    words.join(" ")
+}
 
 /// Prepare operation `name` on `cluster` (as read from `conf_dir`), taking `leaving` out of it;
 /// the state directory is `state` (`--state`) or the conf's.

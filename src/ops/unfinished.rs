@@ -41,24 +41,6 @@ impl Unfinished {
     }
 }
 
-/// The command that goes on with `operation` on `hosts` (a restore: with `snapshot`, the file
-/// it began with). Pure.
-pub fn resume_command(
-    operation: &str,
-    hosts: &[String],
-    snapshot: Option<&str>,
-    conf: &Path,
-) -> String {
-    let what = match operation {
-        "remove" => format!("remove {}", hosts.join(" ")),
-        "reset" => format!("reset {}", hosts.join(" ")),
-        "etcd-restore" => format!("etcd restore {}", snapshot.unwrap_or("FILE")),
-        "etcd-backup" => "etcd backup".to_string(),
-        other => other.to_string(),
-    };
-    format!("kswizard {what} --conf {}", conf.display())
-}
-
 /// What one operation's journal (and, for a remove, its pending hosts) says. Pure.
 pub fn of(
     operation: &str,
@@ -86,7 +68,7 @@ pub fn of(
         .count();
     Some(Unfinished {
         operation: operation.to_string(),
-        resume: resume_command(operation, &hosts, snapshot, conf),
+        resume: super::resume_command(operation, &hosts, snapshot, Some(conf)),
         hosts,
         done,
     })

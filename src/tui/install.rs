@@ -54,20 +54,19 @@ impl Operation {
         }
     }
 
-    /// The command that resumes it from a shell.
+    /// The command that resumes it from a shell (`ops::resume_command`, on the conf the wizard
+    /// runs on).
     pub fn command(&self) -> String {
-        match self {
-            Operation::Remove(node) => format!("kswizard remove {node}"),
-            Operation::Backup => "kswizard etcd backup".into(),
-            Operation::Restore(dir) => format!("kswizard etcd restore {}", dir.display()),
-            Operation::Reset { all: true, .. } => "kswizard reset".into(),
-            Operation::Reset { hosts, .. } => {
-                format!(
-                    "kswizard reset {}",
-                    hosts.iter().cloned().collect::<Vec<_>>().join(" ")
-                )
+        let (name, hosts, snapshot) = match self {
+            Operation::Remove(node) => ("remove", vec![node.clone()], None),
+            Operation::Backup => ("etcd-backup", Vec::new(), None),
+            Operation::Restore(dir) => {
+                ("etcd-restore", Vec::new(), Some(dir.display().to_string()))
             }
-        }
+            Operation::Reset { all: true, .. } => ("reset", Vec::new(), None),
+            Operation::Reset { hosts, .. } => ("reset", hosts.iter().cloned().collect(), None),
+        };
+        crate::ops::resume_command(name, &hosts, snapshot.as_deref(), None)
     }
 }
 
