@@ -81,7 +81,7 @@ impl Etcdctl {
     }
 
     fn run(&self, args: &[&str]) -> (bool, String) {
-        etcdctl(&self.pki, &self.endpoints, args)
+        etcdctl(&self.pki, "client", &self.endpoints, args)
     }
 
     /// The value of `key`, if it is there.

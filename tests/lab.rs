@@ -505,31 +505,13 @@ fn plan_installs_ha_cluster_on_lab() {
         .map(|n| format!("https://{}:2379", n.ip))
         .collect();
     let etcdctl = |args: &[&str]| {
-        Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg("--endpoints")
-            .arg(endpoints.join(","))
-            .arg("--cacert")
-            .arg(pki.join("ca.crt"))
-            .arg("--cert")
-            .arg(pki.join("apiserver-etcd-client.crt"))
-            .arg("--key")
-            .arg(pki.join("apiserver-etcd-client.key"))
-            .args(args)
-            .output()
-            .unwrap()
+        common::lab::etcdctl(&pki, "apiserver-etcd-client", &endpoints.join(","), args)
     };
-    let health = etcdctl(&["endpoint", "health"]);
-    assert!(health.status.success(), "{}", text(&health));
-    let members = etcdctl(&["member", "list"]);
-    assert_eq!(
-        String::from_utf8_lossy(&members.stdout)
-            .matches("started")
-            .count(),
-        3,
-        "{}",
-        text(&members)
-    );
+    let (ok, health) = etcdctl(&["endpoint", "health"]);
+    assert!(ok, "{health}");
+    let (ok, members) = etcdctl(&["member", "list"]);
+    assert!(ok, "{members}");
+    assert_eq!(members.matches("started").count(), 3, "{members}");
 
     // The stand-in apiservers answer through the real haproxy, which sees every master UP.
     assert_eq!(curl_readyz_through_lb(&lab), "ok");

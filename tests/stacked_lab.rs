@@ -168,7 +168,12 @@ fn stacked_etcd_installs_with_its_members_on_exactly_the_masters() {
         .map(|h| format!("https://{}:2379", h.node_ip()))
         .collect::<Vec<_>>()
         .join(",");
-    let (ok, list) = etcdctl(&pki, &endpoints, &["member", "list", "-w", "json"]);
+    let (ok, list) = etcdctl(
+        &pki,
+        "client",
+        &endpoints,
+        &["member", "list", "-w", "json"],
+    );
     assert!(ok, "{list}");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     let mut members: Vec<(String, String, String)> = list["members"]
@@ -195,11 +200,11 @@ fn stacked_etcd_installs_with_its_members_on_exactly_the_masters() {
         })
         .collect();
     assert_eq!(members, want, "members named after the masters, on them");
-    let (ok, health) = etcdctl(&pki, &endpoints, &["endpoint", "health"]);
+    let (ok, health) = etcdctl(&pki, "client", &endpoints, &["endpoint", "health"]);
     assert!(ok, "{health}");
     assert_eq!(health.matches("is healthy").count(), 3, "{health}");
     // The human table too, as an operator would read it.
-    let (ok, table) = etcdctl(&pki, &endpoints, &["member", "list"]);
+    let (ok, table) = etcdctl(&pki, "client", &endpoints, &["member", "list"]);
     assert!(ok && table.lines().count() == 3, "{table}");
     println!("{table}");
 
@@ -228,7 +233,7 @@ fn stacked_etcd_installs_with_its_members_on_exactly_the_masters() {
     let m3 = &g.lab.nodes[2];
     m3.exec("systemctl stop kswizard-standin-etcd.service")
         .unwrap();
-    let (ok, health) = etcdctl(&pki, &endpoints, &["endpoint", "health"]);
+    let (ok, health) = etcdctl(&pki, "client", &endpoints, &["endpoint", "health"]);
     assert!(!ok, "{health}");
     assert_eq!(health.matches("is healthy").count(), 2, "{health}");
     assert_eq!(readyz(&format!("{}:6443", masters[0].node_ip())), 200);

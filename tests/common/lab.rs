@@ -190,17 +190,23 @@ pub fn readyz_within(addr: &str, secs: u32) -> u32 {
         .unwrap_or(0)
 }
 
-/// The taskbox's etcdctl against `endpoints` with the certificates in `pki`: (ok, stdout+stderr).
-pub fn etcdctl(pki: &std::path::Path, endpoints: &str, args: &[&str]) -> (bool, String) {
+/// The taskbox's etcdctl against `endpoints` with the certificates in `pki`: `ca.crt` and the
+/// client's `<client>.crt` / `.key`. (ok, stdout+stderr).
+pub fn etcdctl(
+    pki: &std::path::Path,
+    client: &str,
+    endpoints: &str,
+    args: &[&str],
+) -> (bool, String) {
     let out = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .args(["--endpoints", endpoints, "--dial-timeout", "3s"])
         .arg("--cacert")
         .arg(pki.join("ca.crt"))
         .arg("--cert")
-        .arg(pki.join("client.crt"))
+        .arg(pki.join(format!("{client}.crt")))
         .arg("--key")
-        .arg(pki.join("client.key"))
+        .arg(pki.join(format!("{client}.key")))
         .args(args)
         .output()
         .expect("etcdctl on the taskbox (Debian's etcd-client)");
