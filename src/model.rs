@@ -367,6 +367,21 @@ impl Cluster {
 }
 
 #[cfg(test)]
+impl Cluster {
+    /// For tests: `n` hosts n1.. at 10.0.0.1.. with the preset roles (the first three masters
+    /// and etcd, the rest workers).
+    pub fn numbered(n: usize) -> Cluster {
+        let mut c = Cluster::default();
+        for i in 1..=n {
+            c.hosts
+                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
+        }
+        c.apply_preset();
+        c
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

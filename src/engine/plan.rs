@@ -584,13 +584,7 @@ mod tests {
     }
 
     fn cluster() -> Cluster {
-        let mut c = Cluster::default();
-        for i in 1..=5 {
-            c.hosts
-                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
-        }
-        c.apply_preset();
-        c
+        Cluster::numbered(5)
     }
 
     #[test]

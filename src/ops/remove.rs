@@ -185,12 +185,7 @@ mod tests {
     #[test]
     fn the_remove_and_reset_plans_load_and_select_the_leaving_and_staying_hosts() {
         use crate::engine::paths::{load_plan, op_plan};
-        let mut c = Cluster::default();
-        for i in 1..=5 {
-            c.hosts
-                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
-        }
-        c.apply_preset();
+        let mut c = Cluster::numbered(5);
         c.leaving.insert("n1".into());
         c.leaving.insert("n5".into());
         let nowhere = Path::new("/nonexistent/conf");
@@ -233,12 +228,7 @@ mod tests {
     /// The pre-check is POSIX sh (the transport runs `sh -s`): its inputs quoted in front of it.
     #[test]
     fn the_pre_check_asks_every_member_with_its_inputs_in_front() {
-        let mut c = Cluster::default();
-        for i in 1..=4 {
-            c.hosts
-                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
-        }
-        c.apply_preset();
+        let c = Cluster::numbered(4);
         let s = member_health_script(&c);
         assert!(s.starts_with(
             "KSW_ETCD_URLS='https://10.0.0.1:2379,https://10.0.0.2:2379,https://10.0.0.3:2379'\nKSW_ETCD_TOPOLOGY=external\n"

@@ -120,21 +120,10 @@ pub fn record(cluster: &Cluster, done: &BTreeSet<String>) -> Record {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Host;
-
-    fn cluster() -> Cluster {
-        let mut c = Cluster::default();
-        for i in 1..=4 {
-            c.hosts
-                .push(Host::new(format!("n{i}"), format!("10.0.0.{i}")));
-        }
-        c.apply_preset();
-        c
-    }
 
     #[test]
     fn every_host_by_default_or_the_named_ones() {
-        let c = cluster();
+        let c = Cluster::numbered(4);
         assert_eq!(targets(&c, &[]).unwrap().len(), 4);
         assert_eq!(
             targets(&c, &["n2".into(), "x".into()]).unwrap_err(),
@@ -155,7 +144,7 @@ mod tests {
 
     #[test]
     fn the_name_to_type_is_the_clusters_address() {
-        let mut c = cluster();
+        let mut c = Cluster::numbered(4);
         assert_eq!(cluster_name(&c), "10.0.0.1");
         c.lb.mode = crate::model::LbMode::BuiltIn;
         c.lb.address = Some("10.0.0.200".into());
@@ -169,7 +158,7 @@ mod tests {
 
     #[test]
     fn a_reset_of_every_host_says_so_in_the_journal() {
-        let c = cluster();
+        let c = Cluster::numbered(4);
         let some = BTreeSet::from(["n4".to_string()]);
         assert!(matches!(
             record(&c, &some),
