@@ -504,6 +504,7 @@ fn remove_a_master_with_stacked_etcd_takes_its_member_out() {
     assert!(hosts_ini(&conf).contains("worker1"));
     let (code, out) = remove(&conf, &["worker1", "--yes", "--skip", "worker1:node-reset"]);
     assert_eq!(code, 0, "{out}");
+    assert!(out.contains("wipe it before it is used again"), "{out}");
     assert_eq!(k8s_nodes(m1), ["master1", "master2"]);
     assert!(!hosts_ini(&conf).contains("worker1"));
     eprintln!(

@@ -1145,7 +1145,9 @@ fn an_operation_has_a_journal_of_its_own_and_leaves_the_installed_record() {
 #[test]
 fn a_host_with_nothing_to_run_is_never_contacted() {
     let mut b = Bench::new(3);
-    // n3 cannot be reached: nothing listens on loopback port 1 (as a host that is down).
+    // n2 answers, n3 is down (nothing listens on loopback port 1); neither has a step. A node
+    // contacted sends its facts first, so n2's missing facts show it was left alone; n3 checks
+    // that a host that is down and has nothing to run fails nothing.
     b.cluster.hosts[2].auth = Auth::Key { file: None };
     b.cluster.hosts[2].port = Some(1);
     let plan = b.plan(&format!(
