@@ -29,7 +29,14 @@ pub struct Finding {
 pub const ACCEPTABLE: &[&str] = &["etcd-on-worker"];
 
 pub fn has_errors(findings: &[Finding]) -> bool {
-    findings.iter().any(|f| f.severity == Severity::Error)
+    has_errors_but(findings, &[])
+}
+
+/// Whether `findings` hold an error whose code is not one of `tolerated`.
+pub fn has_errors_but(findings: &[Finding], tolerated: &[&str]) -> bool {
+    findings
+        .iter()
+        .any(|f| f.severity == Severity::Error && !tolerated.contains(&f.code))
 }
 
 /// The names in their first order, each once.

@@ -10,14 +10,12 @@ use std::time::Instant;
 use clap::Subcommand;
 
 use super::Outcome;
-use super::install_cmd::{ask, outcome, run_operation};
-use crate::conf::{self, ConfError};
+use super::install_cmd::{ask, load_cluster, outcome, run_operation};
 use crate::engine::executor;
 use crate::engine::journal;
 use crate::ops::Operation;
 use crate::ops::etcd as decide;
 use crate::ops::etcd_io::{self, BACKUP, RESTORE};
-use crate::validate::{has_errors, validate};
 
 #[derive(Subcommand, Debug)]
 pub enum EtcdAction {
@@ -84,20 +82,10 @@ pub fn run(action: EtcdAction) -> Outcome {
     }
 }
 
-fn bad(e: &ConfError) -> Outcome {
-    eprintln!("kswizard: {e}");
-    Outcome::BadInput
-}
-
-/// The conf, validated, and the operation `op` prepared on it.
-fn load(conf_dir: &Path, state: Option<&Path>, op: &str) -> Result<Operation, Outcome> {
-    let (cluster, _) = conf::load(conf_dir).map_err(|e| bad(&e))?;
-    let found = validate(&cluster);
-    if has_errors(&found) {
-        eprint!("{}", super::findings::text(&found));
-        eprintln!("kswizard: {}", super::findings::summary(&cluster, &found));
-        return Err(Outcome::Failed);
-    }
+/// The conf, validated (as remove and reset: an even etcd count goes), and the operation `op`
+/// prepared on it.
+fn load(conf_dir: &Path, state: Option<&Path>, op: &str, json: bool) -> Result<Operation, Outcome> {
+    let (cluster, _) = load_cluster(conf_dir, json, crate::ops::TOLERATED)?;
     crate::ops::prepare(conf_dir, state, &cluster, op, &[]).map_err(|e| {
         eprintln!("kswizard: {e}");
         Outcome::BadInput
@@ -125,7 +113,7 @@ fn backup(
     json: bool,
 ) -> Outcome {
     let started = Instant::now();
-    let op = match load(conf_dir, state, BACKUP) {
+    let op = match load(conf_dir, state, BACKUP, json) {
         Ok(x) => x,
         Err(o) => return o,
     };
@@ -207,7 +195,7 @@ fn restore(
             return Outcome::BadInput;
         }
     };
-    let mut op = match load(conf_dir, state, RESTORE) {
+    let mut op = match load(conf_dir, state, RESTORE, json) {
         Ok(x) => x,
         Err(o) => return o,
     };

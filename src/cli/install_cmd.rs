@@ -42,13 +42,8 @@ pub(super) fn load_cluster(
 ) -> Result<(Cluster, conf::Source), Outcome> {
     let (cluster, source) = conf::load(conf_dir).map_err(|e| report_error(&e, json))?;
     let found = validate(&cluster);
-    let error = |f: &&crate::validate::Finding| f.severity == crate::validate::Severity::Error;
-    if !found
-        .iter()
-        .filter(error)
-        .any(|f| !tolerated.contains(&f.code))
-    {
-        if found.iter().any(|f| error(&f)) {
+    if !crate::validate::has_errors_but(&found, tolerated) {
+        if crate::validate::has_errors(&found) {
             eprint!("{}", findings::text(&found));
         }
         return Ok((cluster, source));

@@ -16,11 +16,6 @@ use crate::engine::paths::state_dir;
 use crate::ops::remove::{other_pending, pending_path, read_pending, write_pending};
 use crate::ops::{self, quorum};
 
-/// Conf errors a remove goes on with: removing a master of three (stacked etcd, or etcd on the
-/// masters) leaves two members, an even count that install refuses until a host is added or
-/// removed; a remove (or reset) must still be possible then.
-pub(super) const TOLERATED: &[&str] = &["etcd-count-even"];
-
 fn refuse(why: &str, json: bool) -> Outcome {
     if json {
         println!(
@@ -40,7 +35,7 @@ pub fn run(nodes: &[String], skip: &[String], a: &OpArgs) -> Outcome {
             return Outcome::BadInput;
         }
     };
-    let (cluster, source) = match load_cluster(&a.conf, a.json, TOLERATED) {
+    let (cluster, source) = match load_cluster(&a.conf, a.json, ops::TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };

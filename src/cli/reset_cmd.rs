@@ -12,7 +12,7 @@ use crate::engine::paths::state_dir;
 use crate::ops::{self, reset, reset_io};
 
 pub fn run(nodes: &[String], a: &OpArgs) -> Outcome {
-    let (cluster, _) = match load_cluster(&a.conf, a.json, super::remove_cmd::TOLERATED) {
+    let (cluster, _) = match load_cluster(&a.conf, a.json, crate::ops::TOLERATED) {
         Ok(x) => x,
         Err(o) => return o,
     };

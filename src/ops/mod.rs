@@ -20,6 +20,11 @@ use crate::engine::paths;
 use crate::engine::plan::Plan;
 use crate::model::Cluster;
 
+/// Conf errors a day-2 operation goes on with: removing a master of three (stacked etcd, or etcd
+/// on the masters) leaves two members, an even count that install refuses until a host is added
+/// or removed; removing, resetting, backing up and restoring must still be possible then.
+pub const TOLERATED: &[&str] = &["etcd-count-even"];
+
 /// A day-2 operation ready to run: `executor::install_with(&op.cluster, &op.plan, &op.options, ..)`.
 #[derive(Debug, Clone)]
 pub struct Operation {

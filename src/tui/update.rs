@@ -18,7 +18,7 @@ use crate::engine::events::{Event, Summary};
 use crate::engine::installed::Change;
 use crate::lb_status::LbStatus;
 use crate::model::{Cluster, DEFAULT_LB_DOMAIN, EtcdTopology, LbMode};
-use crate::validate::has_errors;
+use crate::validate::{has_errors, has_errors_but};
 
 /// The longest failure reason the status line shows itself (with the node, the step and the
 /// hint to resume, it still fits 80 columns).
@@ -1111,7 +1111,8 @@ fn ask_ops(state: &mut State) {
         );
         return;
     }
-    if has_errors(state.findings()) {
+    // As the commands: an even etcd count (what removing a master of three leaves) goes.
+    if has_errors_but(state.findings(), crate::ops::TOLERATED) {
         state.refuse_for_errors("No operation");
         return;
     }

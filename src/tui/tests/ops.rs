@@ -272,6 +272,29 @@ fn backed_up(s: &mut State) {
     );
 }
 
+/// Removing a master of three leaves two etcd members, an error install refuses; the
+/// operations go on, as `kswizard reset` and `etcd backup` do.
+#[test]
+fn o_goes_on_with_the_even_etcd_count_a_removal_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut c, source) = crate::conf::load(std::path::Path::new("conf")).unwrap();
+    c.hosts.retain(|h| h.name != "master3");
+    let conf_dir = dir.path().join("conf");
+    crate::conf::save(&c, &source, &conf_dir).unwrap();
+    let mut s = State::new(conf_dir.clone(), crate::tui::theme::Theme::color());
+    let mut disk = crate::tui::effects::load(&conf_dir).unwrap();
+    disk.installed = Ok(Some(Installed::of(&c, INSTALL_ID)));
+    update(&mut s, Action::Loaded(Box::new(Ok(disk))));
+    send(&mut s, [Action::Confirm, Action::GoTo(Screen::Review)]);
+    assert!(
+        s.findings().iter().any(|f| f.code == "etcd-count-even"),
+        "{:?}",
+        s.findings()
+    );
+    send(&mut s, [Action::Operations]);
+    assert!(matches!(dialog(&s), Dialog::Menu { .. }), "{:?}", s.status);
+}
+
 #[test]
 fn a_restore_lists_the_backups_newest_first_and_checks_the_one_chosen() {
     let s = choosing_a_backup();
